@@ -1,0 +1,147 @@
+"""`python bot.py generate PROMPT ...`: one prediction with no Discord, to check a key and try models.
+
+Progress goes to stderr, the written file paths to stdout (one a line). Exit status: 0 done,
+1 the prediction failed or timed out, 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from services.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input
+from services.config import Settings, configure_logging, load_settings
+from services.errors import (
+    AuthError,
+    BadInput,
+    ConfigError,
+    Rejected,
+    ServiceError,
+)
+from services.generation import ImageService, Result
+from services.images import as_image, encode_data_uri
+from services.predictions import PROCESSING, STARTING
+from services.waiting import Update
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python bot.py generate", description="Make images with one FLUX prediction.")
+    p.add_argument("prompt")
+    p.add_argument("--model", help=f"model id or short name ({', '.join(sorted(SHORT_NAMES))})")
+    p.add_argument("--aspect-ratio")
+    p.add_argument("--output-format")
+    p.add_argument("--output-quality")
+    p.add_argument("--seed")
+    p.add_argument("--num-outputs")
+    p.add_argument("--image", action="append", default=[], help="input image: a file path or an https URL")
+    p.add_argument("--out", default="out", help="folder for the images (default ./out)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)  # exits 2 itself on a usage error
+    try:
+        settings = load_settings(require_discord=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level, settings.secrets(), stream=sys.stderr)
+    try:
+        model, model_input = _build(args, settings)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outcome = asyncio.run(_run(settings, model, model_input))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    if isinstance(outcome, int):
+        return outcome
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for index, image in enumerate(outcome.images):
+        path = out / f"{outcome.prediction.id}-{index}.{image.extension}"
+        path.write_bytes(image.data)
+        print(path)
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str, object]]:
+    images = [_input_image(ref, settings.max_input_image_bytes) for ref in args.image]
+    options = {
+        "aspect_ratio": args.aspect_ratio,
+        "output_format": args.output_format,
+        "output_quality": args.output_quality,
+        "num_outputs": args.num_outputs,
+        # Always send a seed, so the user can repeat a result they like.
+        "seed": args.seed if args.seed is not None else random.randint(0, MAX_SEED),
+    }
+    return build_input(
+        args.model or settings.default_model,
+        Request(args.prompt, {k: v for k, v in options.items() if v is not None}, tuple(images)),
+        allow_unknown=settings.allow_unknown_models,
+    )
+
+
+async def _run(settings: Settings, model: str, model_input: dict[str, object]) -> Result | int:
+    progress = ProgressLine(sys.stderr, model.rsplit("/", maxsplit=1)[-1], model_input.get("seed"))
+    async with ImageService.open(settings) as service:
+        try:
+            result = await service.run(model, model_input, on_update=progress.update)
+        except (AuthError, Rejected) as exc:
+            progress.end(f"error: {exc}")
+            return EXIT_USAGE
+        except ServiceError as exc:
+            progress.end(f"failed: {exc}")
+            return EXIT_FAILED
+    progress.end(f"done in {result.seconds:.1f} s ({result.prediction.id})")
+    return result
+
+
+def _input_image(ref: str, max_bytes: int) -> str:
+    """A URL is passed on as it is (the API fetches it); a file is sent inline as a data: URI."""
+    if ref.startswith("https://"):
+        return ref
+    if "://" in ref:
+        raise BadInput(f"--image {ref}: only https URLs or local files are accepted.")
+    path = Path(ref)
+    if not path.is_file():
+        raise BadInput(f"--image {ref}: no such file.")
+    if path.stat().st_size > max_bytes:
+        raise BadInput(f"--image {ref}: larger than {max_bytes // (1024 * 1024)} MiB.")
+    try:
+        return encode_data_uri(as_image(path.read_bytes(), f"--image {ref}"))
+    except ValueError as exc:
+        raise BadInput(f"{exc}.") from None
+
+
+class ProgressLine:
+    """One line redrawn in place on a terminal; plain lines when stderr is a file or a pipe."""
+
+    def __init__(self, stream: TextIO, label: str, seed: object) -> None:
+        self._stream = stream
+        self._label = f"{label} (seed {seed})"
+        self._tty = stream.isatty()
+        self._started = time.monotonic()
+
+    async def update(self, update: Update) -> None:
+        stage = {STARTING: "starting", PROCESSING: "generating"}.get(update.status, update.status)
+        percent = f" {update.progress.percent}%" if update.progress.percent is not None else ""
+        text = f"{self._label}: {stage}{percent} · {update.elapsed:.1f} s"
+        if self._tty:
+            self._stream.write("\r\x1b[2K" + text)
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+    def end(self, text: str) -> None:
+        self._stream.write(("\r\x1b[2K" if self._tty else "") + f"{self._label}: {text}\n")
+        self._stream.flush()

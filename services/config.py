@@ -1,0 +1,227 @@
+"""Settings read once from the environment (and `.env`) into one typed object.
+
+Every problem is reported as a `ConfigError` naming the variable; `bot.py` turns it into one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO, TypeVar
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+
+from services.errors import ConfigError
+from services.secrets import RedactingFilter, Secret
+
+T = TypeVar("T", int, float)
+
+DEFAULT_COMETAPI_BASE_URL = "https://api.cometapi.com"
+DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+INPUT_IMAGE_MODES = ("url", "data_uri")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    cometapi_key: Secret
+    discord_token: Secret | None = None
+    cometapi_base_url: str = DEFAULT_COMETAPI_BASE_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: str = "INFO"
+    discord_api_base_url: str | None = None
+    discord_gateway_url: str | None = None
+    # Per-request timeouts. CometAPI's query endpoint has been seen to take 45 s, hence the generous read.
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    # The longest we wait for one prediction before cancelling it.
+    prediction_deadline: float = 600.0
+    max_concurrent_predictions: int = 8
+    max_jobs_per_user: int = 2
+    user_cooldown: float = 10.0
+    max_download_bytes: int = 25 * MIB
+    download_timeout: float = 60.0
+    max_input_image_bytes: int = 10 * MIB
+    input_image_mode: str = "url"
+    allow_unknown_models: bool = False
+    default_model: str = "black-forest-labs/flux-schnell"
+    # Opt-in Replicate "sync mode" (`Prefer: wait=N` on create); unverified on CometAPI, so off by default.
+    sync_wait_seconds: int = 0
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    extra_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        values = [self.cometapi_key.reveal()]
+        if self.discord_token:
+            values.append(self.discord_token.reveal())
+        return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    require_discord: bool = True,
+    dotenv_path: str | None = ".env",
+) -> Settings:
+    """Read the settings. `environ` defaults to os.environ after loading `.env` (which never overrides)."""
+    if environ is None:
+        if dotenv_path:
+            load_dotenv(dotenv_path, override=False)
+        environ = os.environ
+    env = _Reader(environ)
+
+    key = env.required("COMETAPI_KEY")
+    token = env.required("DISCORD_TOKEN") if require_discord else env.optional("DISCORD_TOKEN")
+
+    shard_count = env.integer("SHARD_COUNT", None, minimum=1)
+    shard_ids = env.int_list("SHARD_IDS")
+    if shard_ids is not None:
+        if shard_count is None:
+            raise ConfigError("SHARD_IDS", "needs SHARD_COUNT to be set too")
+        bad = [i for i in shard_ids if i >= shard_count]
+        if bad:
+            raise ConfigError("SHARD_IDS", f"shard ids must be below SHARD_COUNT ({shard_count}), got {bad}")
+
+    return Settings(
+        cometapi_key=Secret(key),
+        discord_token=Secret(token) if token else None,
+        cometapi_base_url=env.url("COMETAPI_BASE_URL", DEFAULT_COMETAPI_BASE_URL, schemes=("http", "https")),
+        database_url=env.database_url("DATABASE_URL", DEFAULT_DATABASE_URL),
+        log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        discord_api_base_url=env.optional_url("DISCORD_API_BASE_URL", schemes=("http", "https")),
+        discord_gateway_url=env.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
+        connect_timeout=env.number("COMETAPI_CONNECT_TIMEOUT", 10.0, minimum=0.1),
+        read_timeout=env.number("COMETAPI_READ_TIMEOUT", 60.0, minimum=0.1),
+        prediction_deadline=env.number("PREDICTION_DEADLINE", 600.0, minimum=1.0),
+        max_concurrent_predictions=env.integer("MAX_CONCURRENT_PREDICTIONS", 8, minimum=1) or 8,
+        max_jobs_per_user=env.integer("MAX_JOBS_PER_USER", 2, minimum=1) or 2,
+        user_cooldown=env.number("USER_COOLDOWN", 10.0, minimum=0.0),
+        max_download_bytes=int(env.number("MAX_DOWNLOAD_MB", 25.0, minimum=0.01) * MIB),
+        download_timeout=env.number("DOWNLOAD_TIMEOUT", 60.0, minimum=0.1),
+        max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01) * MIB),
+        input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
+        allow_unknown_models=env.boolean("ALLOW_UNKNOWN_MODELS", False),
+        default_model=env.optional("DEFAULT_MODEL") or "black-forest-labs/flux-schnell",
+        sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
+    )
+
+
+def configure_logging(level: str, secrets: list[str], *, stream: TextIO | None = None) -> None:
+    """One handler on the root logger, with the secret-redacting filter. The bot logs to stdout;
+    `generate` logs to stderr because its stdout is the list of written files."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class _Reader:
+    """Small typed accessors that raise ConfigError naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigError(name, "is not set (put it in the environment or in .env)")
+        if any(c.isspace() for c in value):
+            raise ConfigError(name, "contains whitespace; check that it was pasted whole")
+        return value
+
+    def _parse(self, name: str, default: T | None, kind: Callable[[str], T], what: str) -> T | None:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be {what}, got {raw!r}") from None
+
+    def integer(
+        self, name: str, default: int | None, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
+        value = self._parse(name, default, int, "a whole number")
+        if value is not None:
+            _check_range(name, value, minimum, maximum)
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        value = self._parse(name, default, float, "a number")
+        assert value is not None
+        _check_range(name, value, minimum, None)
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise ConfigError(name, f"must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    def int_list(self, name: str) -> tuple[int, ...] | None:
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        try:
+            values = tuple(int(part) for part in raw.replace(" ", "").split(",") if part)
+        except ValueError:
+            raise ConfigError(name, f"must be comma-separated whole numbers, got {raw!r}") from None
+        if not values or any(v < 0 for v in values):
+            raise ConfigError(name, f"must list at least one shard id >= 0, got {raw!r}")
+        return values
+
+    def url(self, name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+        return self.optional_url(name, schemes=schemes) or default
+
+    def optional_url(self, name: str, *, schemes: tuple[str, ...]) -> str | None:
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ConfigError(name, f"must be a {' or '.join(schemes)} URL with a host, got {raw!r}")
+        return raw.rstrip("/")
+
+    def database_url(self, name: str, default: str) -> str:
+        raw = self.optional(name) or default
+        scheme = urlsplit(raw).scheme
+        if scheme not in ("sqlite", "postgres", "postgresql"):
+            raise ConfigError(name, f"must start with sqlite:/// or postgresql://, got scheme {scheme!r}")
+        return raw
+
+
+def _check_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be at most {maximum}, got {value}")

@@ -1,0 +1,135 @@
+"""Fetch image files: concurrently, streamed, capped in size and time, from allowed places only.
+
+Allowed: `data:` URIs, `https:` URLs (any host, or only trusted ones when `https_any_host` is off), and
+plain `http:` only to the trusted hosts (the configured API base, for tests and proxies). Redirects are
+followed by hand so each hop passes the same check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from services.cometapi import RetryPolicy, Sleep
+from services.errors import DownloadError
+from services.images import ImageFile, as_image, decode_data_uri
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+MAX_REDIRECTS = 3
+EXPIRED = frozenset({404, 410})
+
+
+def host_of(url: str) -> str:
+    """`host:port` as compared against the trusted list."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{(parts.hostname or '').lower()}:{port}"
+
+
+class Downloader:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        max_bytes: int,
+        timeout: float,
+        trusted_urls: Iterable[str] = (),
+        https_any_host: bool = True,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self._max = max_bytes
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._trusted = {host_of(url) for url in trusted_urls}
+        self._https_any_host = https_any_host
+        self._retry = retry or RetryPolicy(attempts=3, max_delay=4.0)
+        self._sleep = sleep
+
+    def check_url(self, url: str) -> None:
+        """Raise DownloadError unless `url` is one we are willing to fetch."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "data":
+            return
+        trusted = host_of(url) in self._trusted
+        if scheme == "https" and (self._https_any_host or trusted):
+            return
+        if scheme == "http" and trusted:
+            return
+        raise DownloadError(f"Refusing to fetch {scheme or 'a relative'}: URL from {urlsplit(url).hostname!r}.")
+
+    async def fetch_all(self, urls: Sequence[str]) -> list[ImageFile]:
+        """All of them at once; the first failure cancels the rest and is raised as it is."""
+        tasks = [asyncio.ensure_future(self.fetch(url)) for url in urls]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def fetch(self, url: str) -> ImageFile:
+        self.check_url(url)
+        if url.startswith("data:"):
+            try:
+                data = decode_data_uri(url, self._max)
+            except ValueError as exc:
+                raise DownloadError(f"The image data is unusable: {exc}.") from None
+        else:
+            data = await self._fetch_with_retries(url)
+        try:
+            return as_image(data, "The downloaded file")
+        except ValueError as exc:
+            raise DownloadError(f"{exc}.") from None
+
+    async def _fetch_with_retries(self, url: str) -> bytes:
+        for attempt in range(self._retry.attempts):
+            try:
+                return await self._fetch_once(url)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                failure = DownloadError(f"Downloading the image failed ({type(exc).__name__ or 'timeout'}).")
+            except _Transient as exc:
+                failure = DownloadError(str(exc))
+            if attempt + 1 < self._retry.attempts:
+                log.info("%s; retrying", failure)
+                await self._sleep(self._retry.backoff(attempt))
+        raise failure
+
+    async def _fetch_once(self, url: str) -> bytes:
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as response:
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    url = urljoin(url, response.headers["Location"])
+                    self.check_url(url)
+                    continue
+                if response.status in EXPIRED:
+                    raise DownloadError(
+                        f"The image file is gone (HTTP {response.status}); the API deletes outputs after an hour."
+                    )
+                if response.status >= 500:
+                    raise _Transient(f"The image host answered HTTP {response.status}.")
+                if response.status != 200:
+                    raise DownloadError(f"The image host answered HTTP {response.status}.")
+                if response.content_length is not None and response.content_length > self._max:
+                    raise DownloadError(self._too_large())
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    body += chunk
+                    if len(body) > self._max:
+                        raise DownloadError(self._too_large())
+                return bytes(body)
+        raise DownloadError("The image URL redirects too many times.")
+
+    def _too_large(self) -> str:
+        return f"The image is larger than the {self._max / 1024 / 1024:g} MiB limit."
+
+
+class _Transient(Exception):
+    """A server-side failure worth another try."""

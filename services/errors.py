@@ -1,0 +1,90 @@
+"""Typed errors of the prediction service.
+
+Each error carries a message a person can act on; the bot shows it (or a summary of it) to the user,
+and the operator-facing detail goes to the log. Nothing here ever contains the API key.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class BadInput(ServiceError):
+    """The request is wrong and we can tell without asking the API: nothing was sent, nothing charged."""
+
+
+class ConfigError(ServiceError):
+    """A setting is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class ApiError(ServiceError):
+    """The API answered with an error or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(ApiError):
+    """401/403: the API key is wrong or lacks access."""
+
+
+class BillingError(ApiError):
+    """402: the account is out of credit."""
+
+
+class Rejected(ApiError):
+    """400/404/422: the API refused the request; its detail says why."""
+
+
+class RateLimited(ApiError):
+    """429 that outlasted our retries (or a create we chose not to delay further)."""
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class Unavailable(ApiError):
+    """5xx, timeouts or dropped connections that outlasted our retries."""
+
+
+class UncertainCreate(Unavailable):
+    """A create may have reached the server but no answer came back.
+
+    It is never repeated: a second create would be a second charge.
+    """
+
+
+class GenerationFailed(ServiceError):
+    """The prediction ended without images (the model's error, `aborted`, or outputs removed)."""
+
+    def __init__(self, message: str, *, prediction_id: str | None = None) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+
+
+class TimedOut(ServiceError):
+    """The prediction did not finish before its deadline; it was cancelled."""
+
+    def __init__(self, message: str, *, prediction_id: str | None = None) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+
+
+class Canceled(ServiceError):
+    """The prediction was cancelled (by a user, or on the API's side)."""
+
+    def __init__(self, message: str = "The generation was cancelled.", *, prediction_id: str | None = None) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+
+
+class DownloadError(ServiceError):
+    """An image could not be fetched: expired, too large, not an image, or a URL we refuse."""

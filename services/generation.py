@@ -1,0 +1,115 @@
+"""The prediction service: one object that creates, waits for, resumes, cancels and downloads predictions.
+
+It owns one aiohttp session for the API and the file downloads, and the learned poll timings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from services.catalogue import CATALOGUE
+from services.cometapi import CometClient, RetryPolicy
+from services.config import Settings
+from services.downloads import Downloader
+from services.images import ImageFile
+from services.polling import DurationStats, PollTuning
+from services.predictions import Prediction
+from services.waiting import OnUpdate, wait_for
+
+
+@dataclass(frozen=True)
+class Result:
+    prediction: Prediction
+    images: list[ImageFile]
+    seconds: float
+
+
+class ImageService:
+    def __init__(
+        self,
+        client: CometClient,
+        downloader: Downloader,
+        *,
+        deadline_seconds: float,
+        stats: DurationStats | None = None,
+    ) -> None:
+        self.client = client
+        self.downloader = downloader
+        self.deadline_seconds = deadline_seconds
+        self.stats = stats or DurationStats({spec.id: spec.typical_seconds for spec in CATALOGUE.values()})
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, retry: RetryPolicy | None = None, tuning: PollTuning | None = None
+    ) -> AsyncIterator[ImageService]:
+        connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            client = CometClient(
+                session,
+                base_url=settings.cometapi_base_url,
+                api_key=settings.cometapi_key,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+                retry=retry,
+                sync_wait=settings.sync_wait_seconds,
+            )
+            downloader = Downloader(
+                session,
+                max_bytes=settings.max_download_bytes,
+                timeout=settings.download_timeout,
+                trusted_urls=[settings.cometapi_base_url],
+                retry=retry,
+            )
+            stats = DurationStats({spec.id: spec.typical_seconds for spec in CATALOGUE.values()}, tuning)
+            yield cls(client, downloader, deadline_seconds=settings.prediction_deadline, stats=stats)
+
+    async def create(self, model: str, model_input: dict[str, object]) -> Prediction:
+        return await self.client.create(model, model_input)
+
+    async def wait(
+        self,
+        prediction: Prediction,
+        model: str,
+        *,
+        started: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> Prediction:
+        """Wait for a prediction made at monotonic time `started` (default: now)."""
+        started = time.monotonic() if started is None else started
+        return await wait_for(
+            self.client,
+            prediction,
+            model=model,
+            stats=self.stats,
+            started=started,
+            deadline=started + self.deadline_seconds,
+            on_update=on_update,
+        )
+
+    async def resume(
+        self, prediction_id: str, model: str, *, age: float, on_update: OnUpdate | None = None
+    ) -> Prediction:
+        """Pick up a prediction created `age` seconds ago (e.g. before a restart): poll it, never recreate it."""
+        started = time.monotonic() - age
+        current = await self.client.get(prediction_id)
+        return await self.wait(current, model, started=started, on_update=on_update)
+
+    async def fetch_outputs(self, prediction: Prediction) -> list[ImageFile]:
+        return await self.downloader.fetch_all(prediction.output)
+
+    async def cancel(self, prediction_id: str) -> None:
+        await self.client.cancel(prediction_id)
+
+    async def run(self, model: str, model_input: dict[str, object], *, on_update: OnUpdate | None = None) -> Result:
+        """Create, wait and download: the whole job, for callers that keep no records (the CLI)."""
+        started = time.monotonic()
+        prediction = await self.create(model, model_input)
+        done = await self.wait(prediction, model, started=started, on_update=on_update)
+        images = await self.fetch_outputs(done)
+        return Result(done, images, time.monotonic() - started)
