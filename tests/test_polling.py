@@ -1,0 +1,63 @@
+import random
+
+import pytest
+
+from services.polling import DurationStats, PollTuning
+from services.predictions import Progress
+
+TUNING = PollTuning(fine_interval=0.4, min_interval=0.1, max_interval=5.0)
+
+
+def test_prior_window_until_enough_observations():
+    stats = DurationStats({"m": (5.0, 15.0)}, TUNING)
+    assert stats.window("m") == (5.0, 15.0)
+    assert stats.window("unknown") == TUNING.default_window
+    rng = random.Random(1)
+    for _ in range(60):
+        stats.observe("m", rng.uniform(1.0, 2.0))
+    low, high = stats.window("m")
+    assert 1.0 <= low < 1.2
+    assert 1.8 < high <= 2.0
+
+
+def test_plan_waits_for_the_window_then_polls_finely_then_backs_off():
+    plan = DurationStats({"m": (3.0, 6.0)}, TUNING).plan("m")
+    assert plan.next_delay(0.0) == pytest.approx(3.0)
+    assert plan.next_delay(4.0) == pytest.approx(0.4)
+    tail = [plan.next_delay(7.0) for _ in range(10)]
+    assert tail[0] == pytest.approx(0.4)
+    assert tail == sorted(tail)
+    assert tail[-1] == pytest.approx(5.0)
+
+
+def test_first_poll_never_later_than_max_interval():
+    plan = DurationStats({"slow": (60.0, 120.0)}, TUNING).plan("slow")
+    assert plan.next_delay(0.0) == pytest.approx(5.0)
+
+
+def test_tqdm_eta_jumps_ahead_but_not_past_max():
+    plan = DurationStats({"m": (1.0, 30.0)}, TUNING).plan("m")
+    assert plan.next_delay(2.0, Progress(percent=10, step=3, total=28, seconds_left=2.5)) == pytest.approx(2.5)
+    assert plan.next_delay(2.0, Progress(percent=10, step=3, total=28, seconds_left=50)) == pytest.approx(5.0)
+    assert plan.next_delay(2.0, Progress(percent=99, step=27, total=28, seconds_left=0.05)) == pytest.approx(0.4)
+
+
+def test_fixed_interval_costs_more_gets_than_the_plan():
+    """The plan polls less than a 0.5 s fixed interval on the same durations, with a similar mean delay."""
+    rng = random.Random(7)
+    stats = DurationStats({"m": (5.0, 15.0)}, TUNING)
+    plan_gets, plan_delay, fixed_gets, fixed_delay = 0, 0.0, 0, 0.0
+    for _ in range(500):
+        done = rng.uniform(5.0, 15.0)
+        plan, t = stats.plan("m"), 0.0
+        while t < done:
+            t += plan.next_delay(t)
+            plan_gets += 1
+        plan_delay += t - done
+        t = 0.0
+        while t < done:
+            t += 0.5
+            fixed_gets += 1
+        fixed_delay += t - done
+    assert plan_gets < 0.7 * fixed_gets
+    assert plan_delay <= fixed_delay * 1.05
