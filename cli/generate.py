@@ -25,10 +25,11 @@ from services.errors import (
 )
 from services.generation import ImageService, Result
 from services.images import as_image, encode_data_uri
-from services.predictions import PROCESSING, STARTING
+from services.predictions import PROCESSING, STARTING, SUCCEEDED
 from services.waiting import Update
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STAGES = {STARTING: "starting", PROCESSING: "generating", SUCCEEDED: "finished"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,7 +134,7 @@ class ProgressLine:
         self._started = time.monotonic()
 
     async def update(self, update: Update) -> None:
-        stage = {STARTING: "starting", PROCESSING: "generating"}.get(update.status, update.status)
+        stage = STAGES.get(update.status, update.status)
         percent = f" {update.progress.percent}%" if update.progress.percent is not None else ""
         text = f"{self._label}: {stage}{percent} · {update.elapsed:.1f} s"
         if self._tty:
