@@ -17,6 +17,7 @@ COPY bot.py ./
 COPY cli ./cli
 COPY cogs ./cogs
 COPY services ./services
+COPY migrations ./migrations
 # The SQLite file lives here (DATABASE_URL defaults to sqlite:///data/bot.db): mount a volume on it.
 RUN mkdir -p /app/data && chown bot:bot /app/data
 VOLUME ["/app/data"]

@@ -1,20 +1,174 @@
-"""Entry point.
+"""Entry point and the bot itself.
 
 python bot.py                      run the Discord bot
+python bot.py sync [--guild ID]    push the slash commands to Discord now
 python bot.py generate PROMPT ...  one prediction without Discord (see --help)
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
 import sys
 
-from cli import generate, run
+import discord
+import yarl
+from discord.ext import commands
+
+from cli import generate
+from cogs.display import DiscordDisplay
+from cogs.tree import FluxTree
+from services.config import Settings, configure_logging, load_settings
+from services.errors import ConfigError
+from services.generation import ImageService
+from services.jobs import JobRunner
+from services.store import Store, open_store
+
+log = logging.getLogger("bot")
+
+EXTENSIONS = ("cogs.imagine",)
+FINGERPRINT_KEY = "command_fingerprint"
+
+
+class FluxBot(commands.AutoShardedBot):
+    """Owns the shared resources: the store, the prediction service and the job runner."""
+
+    store: Store
+    service: ImageService
+    runner: JobRunner
+    display: DiscordDisplay
+
+    def __init__(self, settings: Settings, *, sync_only: bool = False) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_reactions = True  # 🔄 rerolls; no message content, no members
+        intents.dm_reactions = True
+        shard_count = settings.shard_count
+        if shard_count is None and settings.discord_gateway_url:
+            shard_count = 1  # with a gateway URL given, don't take the one /gateway/bot returns
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=FluxTree,
+            shard_count=shard_count,
+            shard_ids=list(settings.shard_ids) if settings.shard_ids else None,  # type: ignore[arg-type]
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            max_messages=None,  # reactions are read from raw events; no message cache needed
+            chunk_guilds_at_startup=False,
+        )
+        self.settings = settings
+        self.sync_only = sync_only
+        self._resources = contextlib.AsyncExitStack()
+
+    async def setup_hook(self) -> None:
+        self.store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
+        self.service = await self._resources.enter_async_context(ImageService.open(self.settings))
+        self.display = DiscordDisplay(self)
+        self.runner = JobRunner(
+            self.service, self.store, self.display, max_concurrent=self.settings.max_concurrent_predictions
+        )
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.sync_only:
+            return
+        await self.sync_if_changed()
+        asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")  # noqa: RUF006
+
+    def command_fingerprint(self) -> str:
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    async def sync_if_changed(self) -> None:
+        """Sync application commands only when they changed since the last sync (Discord rate-limits syncs)."""
+        fingerprint = self.command_fingerprint()
+        if await self.store.get_meta(FINGERPRINT_KEY) == fingerprint:
+            log.info("Application commands unchanged; not syncing")
+            return
+        synced = await self.tree.sync()
+        await self.store.set_meta(FINGERPRINT_KEY, fingerprint)
+        log.info("Synced %d application command(s)", len(synced))
+
+    def shard_of(self, guild_id: int | None) -> int:
+        if guild_id is None or not self.shard_count:
+            return 0
+        return (guild_id >> 22) % self.shard_count
+
+    async def on_ready(self) -> None:
+        log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
+
+    async def close(self) -> None:
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            await runner.shutdown()
+        await super().close()
+        await self._resources.aclose()
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Send REST and gateway traffic to a proxy or a Discord-compatible server when configured."""
+    if settings.discord_api_base_url:
+        discord.http.Route.BASE = settings.discord_api_base_url
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+async def run_bot(settings: Settings) -> None:
+    point_discord_at(settings)
+    assert settings.discord_token is not None
+    async with FluxBot(settings) as bot:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        await bot.start(settings.discord_token.reveal())
+
+
+async def sync_commands(settings: Settings, guild_id: int | None) -> int:
+    point_discord_at(settings)
+    assert settings.discord_token is not None
+    async with FluxBot(settings, sync_only=True) as bot:
+        await bot.login(settings.discord_token.reveal())  # runs setup_hook, which loads the cogs
+        guild = discord.Object(guild_id) if guild_id else None
+        if guild is not None:
+            bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+        if guild is None:
+            await bot.store.set_meta(FINGERPRINT_KEY, bot.command_fingerprint())
+        print(f"Synced {len(synced)} command(s) {'to guild ' + str(guild_id) if guild_id else 'globally'}.")
+    return 0
 
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "generate":
         return generate.main(argv[1:])
-    return run.main(argv)
+    parser = argparse.ArgumentParser(prog="python bot.py", description="Run the FLUX image bot.")
+    sub = parser.add_subparsers(dest="command")
+    sync = sub.add_parser("sync", help="push the slash commands to Discord now")
+    sync.add_argument("--guild", type=int, help="sync to one server only (instant), for testing")
+    sub.add_parser("generate", help="one prediction without Discord; see `python bot.py generate --help`")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(require_discord=True)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout)
+    try:
+        if args.command == "sync":
+            return asyncio.run(sync_commands(settings, args.guild))
+        asyncio.run(run_bot(settings))
+    except discord.LoginFailure:
+        print("error: DISCORD_TOKEN was refused by Discord; check it in the developer portal.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class Downloader:
         self._retry = retry or RetryPolicy(attempts=3, max_delay=4.0)
         self._sleep = sleep
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._session
+
     def check_url(self, url: str) -> None:
         """Raise DownloadError unless `url` is one we are willing to fetch."""
         scheme = urlsplit(url).scheme.lower()

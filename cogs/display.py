@@ -1,0 +1,193 @@
+"""Shows jobs in Discord: throttled progress edits, then the result (or the failure) in the same message.
+
+While the interaction token is fresh, edits go through the interaction webhook (its own rate-limit bucket
+per interaction, so many jobs in one channel don't queue behind each other); after ~14 minutes, or for
+jobs resumed after a restart, through the channel message endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from cogs.buttons import progress_view, result_view
+from cogs.render import failure_text, progress_text, result_embed
+from services.jobs import Delivery, JobProgress, MessageGone
+from services.store.models import Job
+from services.throttle import Coalescer
+
+if TYPE_CHECKING:
+    from bot import FluxBot
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL = 1.5  # seconds between two progress edits of one job
+TOKEN_LIFETIME = 14 * 60  # interaction tokens last 15 minutes; keep a margin
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+MAX_FILES = 10
+GONE_CODES = frozenset({10003, 10008})  # Unknown Channel, Unknown Message
+TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
+DELIVERY_ATTEMPTS = 4
+
+
+@dataclass
+class _Live:
+    coalescer: Coalescer[str]
+    interaction: discord.Interaction[Any] | None = None
+    opened: float = field(default_factory=time.monotonic)
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    notes: list[str] = field(default_factory=list)
+
+
+class DiscordDisplay:
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+        self._live: dict[str, _Live] = {}
+
+    def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[str] = ()) -> None:
+        live = self._entry(job)
+        live.interaction = interaction
+        live.notes = list(notes)
+        if interaction is not None:
+            live.upload_limit = interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT
+
+    def _entry(self, job: Job) -> _Live:
+        live = self._live.get(job.id)
+        if live is None:
+
+            async def send(text: str) -> None:
+                await self._edit(job, content=text, embeds=[], view=progress_view(job.id))
+
+            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL))
+            if job.guild_id is not None:
+                guild = self.bot.get_guild(job.guild_id)
+                if guild is not None:
+                    live.upload_limit = guild.filesize_limit
+        return live
+
+    async def progress(self, job: Job, progress: JobProgress) -> None:
+        try:
+            await self._entry(job).coalescer.push(progress_text(job, progress))
+        except discord.HTTPException as exc:
+            # A progress line is not worth failing the job for; the final edit will try again.
+            log.warning("Job %s: progress edit failed: %s", job.id, exc)
+
+    async def deliver(self, job: Job, delivery: Delivery) -> None:
+        live = self._entry(job)
+        live.coalescer.discard()
+        groups, skipped = _pack(job, delivery, live.upload_limit)
+        notes = list(live.notes)
+        if skipped:
+            notes.append(f"{skipped} image(s) were over this server's upload limit and could not be attached.")
+        if len(groups) > 1:
+            notes.append(f"The images did not fit in one message, so they follow in {len(groups) - 1} more.")
+        embed = result_embed(job, delivery.seconds, notes)
+        try:
+            first, rest = groups[0], groups[1:]
+
+            async def edit_result() -> None:
+                await self._edit(job, content=None, embeds=[embed], attachments=_files(first), view=result_view(job.id))
+
+            await self._retrying(edit_result)
+            for group in rest:
+
+                async def send_group(group: list[tuple[str, bytes]] = group) -> None:
+                    await self._send_more(job, group)
+
+                await self._retrying(send_group)
+        except discord.Forbidden as exc:
+            if exc.code != 50013:
+                raise MessageGone() from exc
+            await self._edit(
+                job, content="I need the **Attach Files** permission in this channel to post the images.",
+                embeds=[embed], attachments=[], view=result_view(job.id),
+            )  # fmt: skip
+        finally:
+            self._live.pop(job.id, None)
+
+    async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
+        live = self._live.get(job.id)
+        if live is not None:
+            live.coalescer.discard()
+        try:
+            await self._edit(job, content=failure_text(job, message, canceled=canceled), embeds=[], view=None)
+        finally:
+            self._live.pop(job.id, None)
+
+    async def _edit(self, job: Job, **fields: Any) -> None:
+        live = self._live.get(job.id)
+        interaction = live.interaction if live else None
+        if interaction is not None and live is not None and time.monotonic() - live.opened < TOKEN_LIFETIME:
+            try:
+                await interaction.edit_original_response(allowed_mentions=discord.AllowedMentions.none(), **fields)
+            except discord.NotFound as exc:
+                if exc.code not in TOKEN_CODES:
+                    raise MessageGone() from exc
+                live.interaction = None  # the token expired: use the channel endpoints from now on
+            else:
+                return
+        if job.message_id is None:
+            raise MessageGone()
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            await channel.get_partial_message(job.message_id).edit(
+                allowed_mentions=discord.AllowedMentions.none(), **fields
+            )
+        except discord.NotFound as exc:
+            raise MessageGone() from exc
+        except discord.Forbidden as exc:
+            if exc.code == 50001:  # Missing Access: the bot can no longer see the channel
+                raise MessageGone() from exc
+            raise
+
+    async def _send_more(self, job: Job, group: list[tuple[str, bytes]]) -> None:
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        mentions = discord.AllowedMentions.none()
+        if job.message_id is None:
+            await channel.send(files=_files(group), allowed_mentions=mentions)
+            return
+        reference = discord.MessageReference(
+            message_id=job.message_id, channel_id=job.channel_id, fail_if_not_exists=False
+        )
+        await channel.send(files=_files(group), reference=reference, allowed_mentions=mentions)
+
+    @staticmethod
+    async def _retrying(action: Callable[[], Awaitable[None]]) -> None:
+        """Discord's 5xx are retried by discord.py a few times; a result is worth a few more, spaced out."""
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                await action()
+            except discord.DiscordServerError:
+                if attempt + 1 == DELIVERY_ATTEMPTS:
+                    raise
+                await asyncio.sleep(2**attempt)
+            else:
+                return
+
+
+def _pack(job: Job, delivery: Delivery, limit: int) -> tuple[list[list[tuple[str, bytes]]], int]:
+    """Group files so each message stays within the upload limit and 10 files; count those too large alone."""
+    groups: list[list[tuple[str, bytes]]] = [[]]
+    size, skipped = 0, 0
+    for index, image in enumerate(delivery.images):
+        name = f"flux-{job.id[:8]}-{index + 1}.{image.extension}"
+        if image.size > limit:
+            skipped += 1
+            continue
+        if groups[-1] and (size + image.size > limit or len(groups[-1]) >= MAX_FILES):
+            groups.append([])
+            size = 0
+        groups[-1].append((name, image.data))
+        size += image.size
+    return groups, skipped
+
+
+def _files(group: list[tuple[str, bytes]]) -> list[discord.File]:
+    return [discord.File(io.BytesIO(data), filename=name) for name, data in group]

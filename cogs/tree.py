@@ -1,0 +1,45 @@
+"""The command tree: one place where every command's unexpected error is turned into a short reply."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from services.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+
+async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Answer privately, whether or not the interaction was already acknowledged."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        else:
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+    except discord.HTTPException:
+        log.warning("Could not send an error reply for interaction %s", interaction.id)
+
+
+class FluxTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, BadInput):
+            await reply_ephemeral(interaction, str(original))
+            return
+        if isinstance(error, app_commands.NoPrivateMessage):
+            await reply_ephemeral(interaction, "This command works in servers only.")
+            return
+        if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+            await reply_ephemeral(interaction, "You don't have permission to use this command.")
+            return
+        if isinstance(error, app_commands.CommandOnCooldown):
+            await reply_ephemeral(interaction, f"Slow down: try again in {error.retry_after:.0f} s.")
+            return
+        command = interaction.command.qualified_name if interaction.command else "?"
+        log.error("Command %s failed", command, exc_info=original)
+        await reply_ephemeral(interaction, "Something went wrong on the bot's side. It has been logged.")

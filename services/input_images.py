@@ -1,0 +1,44 @@
+"""Input images for the models that edit (Kontext): checked, then passed as a URL or a data: URI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.downloads import Downloader
+from services.errors import BadInput, DownloadError
+from services.images import encode_data_uri
+
+ACCEPTED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An attachment as the chat platform describes it (nothing platform-specific)."""
+
+    url: str
+    filename: str
+    size: int
+    content_type: str | None
+
+
+def precheck(refs: list[ImageRef], max_bytes: int) -> None:
+    """What can be judged from the description alone, before acknowledging the command."""
+    for ref in refs:
+        kind = (ref.content_type or "").split(";")[0].strip().lower()
+        if kind not in ACCEPTED_TYPES:
+            raise BadInput(f"`{ref.filename}` is not an image I can use: attach a PNG, JPEG, GIF or WebP file.")
+        if ref.size > max_bytes:
+            raise BadInput(
+                f"`{ref.filename}` is {ref.size / 1048576:.1f} MiB; the limit is {max_bytes / 1048576:g} MiB."
+            )
+
+
+async def prepare(refs: list[ImageRef], downloader: Downloader, *, mode: str) -> list[str]:
+    """Fetch each image (capped) to check it really is one; return what to send: its URL or a data: URI."""
+    try:
+        images = await downloader.fetch_all([ref.url for ref in refs])
+    except DownloadError as exc:
+        raise BadInput(f"Could not use the attached image: {exc}") from None
+    if mode == "data_uri":
+        return [encode_data_uri(image) for image in images]
+    return [ref.url for ref in refs]

@@ -1,0 +1,303 @@
+"""Run image jobs from stored record to delivered message, and resume them after a restart.
+
+The job record exists (status "queued") before any API call. Every step is a compare-and-set in the
+store, so a job is never submitted twice, even by two processes:
+
+    queued -> submitting -> running -> delivering -> succeeded
+                 |             |           |
+                 +-------------+-----------+--> failed / canceled
+
+A job found in "submitting" after a crash may or may not have reached the API; it is failed with a
+message rather than sent again. "running" jobs are polled by their prediction id; "delivering" ones
+are fetched again and delivered.
+
+How a job is shown (Discord messages) is the `JobDisplay` given by the caller; this module knows nothing
+of Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from services.errors import Canceled, ServiceError
+from services.failures import describe
+from services.fairqueue import FairLimiter
+from services.generation import ImageService
+from services.images import ImageFile
+from services.predictions import PROCESSING, STARTING, Prediction
+from services.store.base import Store
+from services.store.models import ACTIVE, Job
+from services.waiting import Update
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["queued", "starting", "generating", "downloading", "uploading"]
+QUEUE_REPORT_SECONDS = 1.5
+INTERRUPTED = (
+    "The bot restarted while starting this job. To avoid charging twice it was not sent again; please try again."
+)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    stage: Stage
+    elapsed: float
+    queue_position: int | None = None
+    percent: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    images: list[ImageFile]
+    prediction: Prediction
+    seconds: float
+
+
+class MessageGone(Exception):
+    """Raised by a display when the job's message no longer exists: the job is cancelled."""
+
+
+class JobDisplay(Protocol):
+    async def progress(self, job: Job, progress: JobProgress) -> None: ...
+
+    async def deliver(self, job: Job, delivery: Delivery) -> None: ...
+
+    async def failed(self, job: Job, message: str, *, canceled: bool) -> None: ...
+
+
+class JobRunner:
+    def __init__(self, service: ImageService, store: Store, display: JobDisplay, *, max_concurrent: int) -> None:
+        self.service = service
+        self.store = store
+        self.display = display
+        self.limiter = FairLimiter(max_concurrent)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: set[str] = set()
+        self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def start(self, job: Job) -> asyncio.Task[None]:
+        """Run a stored job in the background."""
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        return task
+
+    def running(self, job_id: str) -> bool:
+        return job_id in self._tasks
+
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def resume(self, shard_ids: Sequence[int] | None) -> int:
+        """Start every unfinished job of these shards (None: all). Returns how many."""
+        jobs = await self.store.active_jobs(shard_ids)
+        for job in jobs:
+            if job.id not in self._tasks:
+                self.start(job)
+        if jobs:
+            log.info("Resumed %d unfinished job(s)", len(jobs))
+        return len(jobs)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job of this process: withdraw it from the queue or cancel its prediction."""
+        task = self._tasks.get(job_id)
+        if task is None:
+            return False
+        self._cancel_requested.add(job_id)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def cancel_elsewhere(self, job: Job) -> None:
+        """Cancel a job this process is not running (another process's, or one not resumed yet)."""
+        if job.prediction_id:
+            try:
+                await self.service.cancel(job.prediction_id)
+            except ServiceError as exc:
+                log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
+        ended = await self.store.transition(job.id, ACTIVE, "canceled", error="Canceled", completed_at=time.time())
+        if ended is not None:
+            await self.display.failed(ended, describe(Canceled()), canceled=True)
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop local work, leaving every job resumable in the store.
+
+        Creates already sent are given `grace` seconds to come back, so their prediction ids are recorded
+        and the jobs resume by polling instead of being failed as interrupted.
+        """
+        if self._creating:
+            await asyncio.wait(list(self._creating.values()), timeout=grace)
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, job: Job) -> None:
+        prediction: Prediction | None = None
+        try:
+            if job.status == "submitting":
+                await self._end(job, ServiceError("interrupted while starting"), message=INTERRUPTED)
+                return
+            if job.status == "queued":
+                job, prediction = await self._submit_and_wait(job)
+            elif job.status == "running":
+                job, prediction = await self._wait_existing(job)
+            if job.status == "delivering":
+                await self._deliver(job, prediction)
+        except asyncio.CancelledError:
+            if job.id not in self._cancel_requested:
+                raise  # shutdown: leave the job as it is, to be resumed
+            self._cancel_requested.discard(job.id)
+            await self._end(job, Canceled(), stop_prediction=True)
+        except MessageGone:
+            log.info("Job %s: its message was deleted; cancelling", job.id)
+            await self._end(job, Canceled(), stop_prediction=True, show=False)
+        except ServiceError as exc:
+            log.info("Job %s failed: %s", job.id, exc)
+            await self._end(job, exc)
+        except Exception as exc:
+            log.exception("Job %s crashed", job.id)
+            await self._end(job, exc, stop_prediction=True)
+
+    async def _submit_and_wait(self, job: Job) -> tuple[Job, Prediction]:
+        waiter = self.limiter.enqueue(job.user_id)
+        try:
+            await self._wait_for_slot(job, waiter)
+        except BaseException:
+            self.limiter.abandon(job.user_id, waiter)
+            raise
+        try:
+            claimed = await self.store.transition(job.id, ["queued"], "submitting", submitted_at=time.time())
+            if claimed is None:
+                raise asyncio.CancelledError()  # another process or task owns this job now
+            job = claimed
+            await self._show(job, "starting")
+            self.counts["create"] += 1
+            prediction = await self.service.create(job.model, job.input)
+            running = await self.store.transition(job.id, ["submitting"], "running", prediction_id=prediction.id)
+            assert running is not None, "a submitting job is only moved on by its own task"
+            job = running
+            done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
+            return await self._delivering(job), done
+        finally:
+            self.limiter.release()
+
+    async def _create(self, job: Job) -> tuple[Job, Prediction]:
+        """Create the prediction and record its id, even if this task is cancelled meanwhile.
+
+        A create interrupted half-way would be paid for and then lost; so the create and the recording of
+        its id run to the end, and the cancellation is raised after (the job then has a prediction id to
+        cancel, or to resume after a shutdown).
+        """
+
+        async def create_and_record() -> tuple[Job, Prediction]:
+            self.counts["create"] += 1
+            prediction = await self.service.create(job.model, job.input)
+            running = await self.store.transition(job.id, ["submitting"], "running", prediction_id=prediction.id)
+            assert running is not None, "a submitting job is only moved on by its own task"
+            return running, prediction
+
+        inner = asyncio.ensure_future(create_and_record())
+        self._creating[job.id] = inner
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            await asyncio.gather(inner, return_exceptions=True)
+            raise
+        finally:
+            del self._creating[job.id]
+
+    async def _wait_existing(self, job: Job) -> tuple[Job, Prediction]:
+        assert job.prediction_id is not None
+        age = time.time() - (job.submitted_at or job.created_at)
+        current = await self.service.client.get(job.prediction_id)
+        done = await self._wait(job, current, started_wall=time.time() - age)
+        return await self._delivering(job), done
+
+    async def _wait(self, job: Job, prediction: Prediction, *, started_wall: float) -> Prediction:
+        async def report(update: Update) -> None:
+            stage: Stage = "generating" if update.status == PROCESSING else "starting"
+            if update.status not in (STARTING, PROCESSING) and not update.prediction.terminal:
+                stage = "generating"  # an unknown status: the API is working on it
+            await self._show(job, stage, percent=update.progress.percent)
+
+        started = time.monotonic() - (time.time() - started_wall)
+        return await self.service.wait(prediction, job.model, started=started, on_update=report)
+
+    async def _delivering(self, job: Job) -> Job:
+        moved = await self.store.transition(job.id, ["running"], "delivering", completed_at=time.time())
+        assert moved is not None
+        return moved
+
+    async def _deliver(self, job: Job, prediction: Prediction | None) -> None:
+        if prediction is None:  # resumed in "delivering": the outputs may still be there
+            assert job.prediction_id is not None
+            prediction = await self.service.client.get(job.prediction_id)
+            if not prediction.output:
+                raise ServiceError("The images were no longer available after the restart.")
+        await self._show(job, "downloading")
+        images = await self.service.fetch_outputs(prediction)
+        await self._show(job, "uploading")
+        seconds = (job.completed_at or time.time()) - job.created_at
+        await self.display.deliver(job, Delivery(images, prediction, seconds))
+        done = await self.store.transition(
+            job.id, ["delivering"], "succeeded", delivered_at=time.time(), image_count=len(images)
+        )
+        if done is not None:
+            self.counts["delivered"] += 1
+
+    async def _wait_for_slot(self, job: Job, waiter: asyncio.Future[None]) -> None:
+        while not waiter.done():
+            position = self.limiter.position(job.user_id, waiter)
+            if position is not None:
+                await self._show(job, "queued", position=position)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), QUEUE_REPORT_SECONDS)
+            except TimeoutError:
+                continue
+        await waiter
+
+    async def _show(self, job: Job, stage: Stage, *, percent: int | None = None, position: int | None = None) -> None:
+        await self.display.progress(job, JobProgress(stage, time.time() - job.created_at, position, percent))
+
+    async def _end(
+        self,
+        job: Job,
+        error: BaseException,
+        *,
+        message: str | None = None,
+        show: bool = True,
+        stop_prediction: bool = False,
+    ) -> None:
+        canceled = isinstance(error, Canceled)
+        status = "canceled" if canceled else "failed"
+        current = await self.store.get_job(job.id)
+        if stop_prediction and current is not None and current.prediction_id and current.status == "running":
+            # The prediction may still be running on the API: stop paying for it.
+            try:
+                await self.service.cancel(current.prediction_id)
+            except ServiceError as exc:
+                log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
+        ended = await self.store.transition(
+            job.id,
+            ACTIVE,
+            status,
+            error=str(error)[:500] or type(error).__name__,
+            completed_at=time.time(),
+        )
+        self.counts[status] += 1
+        if ended is None or not show:
+            return
+        try:
+            await self.display.failed(ended, message or describe(error), canceled=canceled)
+        except MessageGone:
+            pass
+        except Exception:
+            log.exception("Job %s: could not show the failure", job.id)

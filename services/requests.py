@@ -1,0 +1,147 @@
+"""Turn what a user asked for into a job's model and input, and decide whether they may run it now.
+
+Precedence for every option: given in the command > the user's own preference > the server's default >
+built-in. Preferences and defaults that the chosen model does not take are skipped (with a note when a
+value had to be changed, e.g. a server default of webp for a Kontext model that only writes jpg/png).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from services.catalogue import CATALOGUE, MAX_SEED, Choice, ModelSpec, Request, build_input, resolve_model
+from services.errors import BadInput
+from services.store.base import Store
+from services.store.models import GuildSettings
+
+OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs")
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    cooldown_seconds: float
+    jobs_in_flight: int
+    images_per_user_per_day: int | None = None
+    images_per_guild_per_day: int | None = None
+
+    def merged(self, overrides: Mapping[str, float | int]) -> Limits:
+        values = {**self.__dict__, **{k: v for k, v in overrides.items() if k in self.__dict__}}
+        return Limits(
+            cooldown_seconds=float(values["cooldown_seconds"]),
+            jobs_in_flight=int(values["jobs_in_flight"]),
+            images_per_user_per_day=_opt_int(values["images_per_user_per_day"]),
+            images_per_guild_per_day=_opt_int(values["images_per_guild_per_day"]),
+        )
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None or value == 0 else int(value)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    model: str
+    input: dict[str, object]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def image_count(self) -> int:
+        count = self.input.get("num_outputs", 1)
+        return count if isinstance(count, int) else 1
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything besides the command's own options that shapes a request."""
+
+    default_model: str
+    allow_unknown_models: bool = False
+    guild: GuildSettings | None = None
+    user_prefs: Mapping[str, object] = field(default_factory=dict)
+
+
+def allowed_models(context: Context) -> list[ModelSpec]:
+    allowed = context.guild.allowed_models if context.guild else None
+    return [spec for spec in CATALOGUE.values() if allowed is None or spec.id in allowed]
+
+
+def resolve(
+    prompt: str,
+    given: Mapping[str, object],
+    image_urls: Sequence[str],
+    context: Context,
+    *,
+    seed: int | None = None,
+) -> Resolved:
+    """Validate and merge; raises BadInput with a message for the user."""
+    guild_defaults = context.guild.defaults if context.guild else {}
+    layers = [given, context.user_prefs, guild_defaults]
+    model_name = next((str(layer["model"]) for layer in layers if layer.get("model")), context.default_model)
+    spec = resolve_model(model_name, allow_unknown=context.allow_unknown_models)
+    model_id = spec.id if spec else model_name
+    if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
+        names = ", ".join(m.name for m in allowed_models(context)) or "none"
+        raise BadInput(f"This server does not allow {model_id.split('/')[-1]}. Allowed here: {names}.")
+
+    options: dict[str, object] = {k: v for k, v in given.items() if k != "model" and v is not None}
+    notes: list[str] = []
+    for layer in layers[1:]:
+        for name in OPTION_NAMES:
+            if name in options or layer.get(name) is None:
+                continue
+            value, note = _fit(spec, name, layer[name])
+            if value is not None:
+                options[name] = value
+            if note:
+                notes.append(note)
+    options["seed"] = seed if seed is not None else options.get("seed", random.randint(0, MAX_SEED))
+    model, model_input = build_input(
+        model_id, Request(prompt, options, tuple(image_urls)), allow_unknown=context.allow_unknown_models
+    )
+    return Resolved(model, model_input, tuple(notes))
+
+
+def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | None, str | None]:
+    """A stored default as this model can take it: kept, mapped (with a note), or dropped."""
+    if spec is None:
+        return value, None
+    param = spec.params.get(name)
+    if param is None:
+        return None, None
+    if isinstance(param, Choice) and str(value) not in param.values:
+        if name == "output_format" and value == "webp" and "png" in param.values:
+            return "png", f"{spec.name} does not write webp, so png was used."
+        return None, None
+    if name == "num_outputs" and isinstance(value, int) and value > spec.max_outputs:
+        return spec.max_outputs, None
+    return value, None
+
+
+async def check_admission(
+    store: Store, *, user_id: int, guild_id: int | None, limits: Limits, images: int, now: float | None = None
+) -> None:
+    """Raise BadInput naming the limit when this user may not start `images` more images now."""
+    now = time.time() if now is None else now
+    last = await store.last_job_at(user_id)
+    if last is not None and now - last < limits.cooldown_seconds:
+        raise BadInput(
+            f"Slow down a little: you can start another image in {limits.cooldown_seconds - (now - last):.0f} s."
+        )
+    active = await store.count_active(user_id)
+    if active >= limits.jobs_in_flight:
+        raise BadInput(
+            f"You already have {active} image job(s) running; wait for one to finish (limit {limits.jobs_in_flight})."
+        )
+    day_start = now - DAY
+    if limits.images_per_user_per_day is not None:
+        used = await store.images_since(day_start, user_id=user_id)
+        if used + images > limits.images_per_user_per_day:
+            raise BadInput(f"You have used {used} of your {limits.images_per_user_per_day} images for today.")
+    if guild_id is not None and limits.images_per_guild_per_day is not None:
+        used = await store.images_since(day_start, guild_id=guild_id)
+        if used + images > limits.images_per_guild_per_day:
+            raise BadInput(f"This server has used {used} of its {limits.images_per_guild_per_day} images for today.")

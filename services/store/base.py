@@ -1,0 +1,437 @@
+"""The `Store` interface, the helpers both backends share, and the migration file reader.
+
+Migration files
+---------------
+The schema lives in `migrations/NNN_name.sql` at the repository root (`NNN` a positive integer, zero-padded
+by convention; `name` lower-case letters, digits and underscores). `open_store` applies the files whose
+version is not yet in `schema_migrations`, in ascending order, each in its own transaction together with
+its `schema_migrations` row, so a failing file leaves nothing behind and applying twice is a no-op.
+PostgreSQL holds an advisory lock while migrating; SQLite takes its write lock (`BEGIN IMMEDIATE`) for
+each file and re-checks the version inside it, so several processes starting together do not race.
+
+Files are plain SQL that both engines accept (TEXT, BIGINT, INTEGER, DOUBLE PRECISION; JSON is TEXT).
+Where a statement truly must differ, write it once per engine on lines carrying a dialect prefix:
+
+    -- sqlite:   CREATE INDEX jobs_x ON jobs (x) WHERE x IS NOT NULL;
+    -- postgres: CREATE INDEX jobs_x ON jobs USING brin (x);
+
+A line starting with `-- sqlite:` contributes the rest of the line to the SQLite script only, and one
+starting with `-- postgres:` to the PostgreSQL script only; a multi-line variant uses several prefixed
+lines. Every other line (plain comments included) goes to both. Statements end with `;`. Files must not
+contain their own BEGIN/COMMIT, nor statements that cannot run inside a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+from services.errors import ServiceError
+from services.store.models import JOB_KINDS, JOB_STATUSES, MUTABLE_JOB_FIELDS, GuildSettings, Job
+
+log = logging.getLogger(__name__)
+
+Dialect = Literal["sqlite", "postgres"]
+
+# The repository's `migrations/` folder (services/store/base.py -> repository root).
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+SCHEMA_MIGRATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+)
+
+# The columns of `jobs`, in the order every SELECT lists them.
+JOB_COLUMNS: tuple[str, ...] = (
+    "id",
+    "kind",
+    "user_id",
+    "channel_id",
+    "guild_id",
+    "shard_id",
+    "model",
+    "input",
+    "status",
+    "created_at",
+    "parent_id",
+    "message_id",
+    "prediction_id",
+    "error",
+    "submitted_at",
+    "completed_at",
+    "delivered_at",
+    "image_count",
+    "extra",
+)
+JOB_SELECT = ", ".join(JOB_COLUMNS)
+
+_MIGRATION_NAME = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
+_VARIANT = re.compile(r"^\s*--\s*(sqlite|postgres):(.*)$")
+
+
+class StoreError(ServiceError):
+    """The database refused or could not do what was asked."""
+
+
+class DuplicateJob(StoreError):
+    """`create_job` was given an id that is already stored."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"a job with id {job_id!r} already exists")
+        self.job_id = job_id
+
+
+class MigrationError(StoreError):
+    """The migration files are missing or malformed, or one of them failed."""
+
+
+class Store(ABC):
+    """Where jobs, guild settings, user preferences and a little metadata live.
+
+    Every method is a coroutine. Every write that changes a job's status is a compare-and-set
+    (`transition`), so two tasks or two processes can never both move the same job forward.
+    Use `open_store(database_url)` to get one; it has applied the migrations. Close it with `close()`
+    or use it as `async with await open_store(url) as store: ...`.
+    """
+
+    # Jobs
+
+    @abstractmethod
+    async def create_job(self, job: Job) -> None:
+        """Insert a new job. Raises `DuplicateJob` if its id is already stored."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+
+    @abstractmethod
+    async def job_by_message(self, message_id: int) -> Job | None:
+        """The job whose reply is this message (the newest if several), or None."""
+
+    @abstractmethod
+    async def transition(
+        self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
+    ) -> Job | None:
+        """Atomically move a job to `to_status` if its current status is one of `from_statuses`.
+
+        `fields` may set any of message_id, prediction_id, error, submitted_at, completed_at,
+        delivered_at, image_count and extra in the same write; an unknown name or a status outside
+        `JOB_STATUSES` raises ValueError. Returns the updated job, or None if the job does not exist
+        or its status was not in `from_statuses` (someone else moved it first). A single status may be
+        passed as a plain string.
+        """
+
+    @abstractmethod
+    async def update_job(self, job_id: str, **fields: object) -> None:
+        """Set non-status fields (the same names `transition` accepts). A missing job is ignored."""
+
+    @abstractmethod
+    async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
+        """Jobs whose status is in ACTIVE, oldest first; only those of `shard_ids` unless it is None."""
+
+    @abstractmethod
+    async def count_active(self, user_id: int) -> int:
+        """How many of this user's jobs are in ACTIVE states."""
+
+    @abstractmethod
+    async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        """Sum of `image_count` over jobs created at or after `since` that did not fail or get canceled.
+
+        Restricted to one user and/or one guild when given (for daily quotas).
+        """
+
+    @abstractmethod
+    async def last_job_at(self, user_id: int) -> float | None:
+        """`created_at` of the user's newest job of any status (for cooldowns), or None."""
+
+    # Guild settings
+
+    @abstractmethod
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
+        """The guild's settings, or None if it never saved any."""
+
+    @abstractmethod
+    async def save_guild_settings(self, settings: GuildSettings) -> None:
+        """Insert or replace the guild's settings."""
+
+    @abstractmethod
+    async def delete_guild_settings(self, guild_id: int) -> None:
+        """Forget the guild's settings (no error if there are none)."""
+
+    # User preferences
+
+    @abstractmethod
+    async def get_user_prefs(self, user_id: int) -> dict[str, object]:
+        """The user's saved preferences; an empty dict if none."""
+
+    @abstractmethod
+    async def save_user_prefs(self, user_id: int, prefs: Mapping[str, object]) -> None:
+        """Insert or replace the user's preferences."""
+
+    @abstractmethod
+    async def delete_user_prefs(self, user_id: int) -> None:
+        """Forget the user's preferences (no error if there are none)."""
+
+    # Metadata
+
+    @abstractmethod
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the small key/value table, or None."""
+
+    @abstractmethod
+    async def set_meta(self, key: str, value: str) -> None:
+        """Insert or replace a value of the key/value table."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The highest applied migration version (0 if none), e.g. for a health check."""
+
+    # Lifetime
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the connection(s). Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# Helpers shared by the backends.
+
+
+class RowLike(Protocol):
+    """A result row addressable by column name (sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def dump_json(value: Mapping[str, object] | Sequence[object]) -> str:
+    """Compact JSON text; raises ValueError for values JSON cannot hold (NaN included)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except TypeError as exc:
+        raise ValueError(f"not JSON-serialisable: {exc}") from exc
+
+
+def load_json_object(text: str) -> dict[str, object]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise StoreError(f"expected a JSON object in the database, got {type(value).__name__}")
+    return value
+
+
+def job_params(job: Job) -> tuple[object, ...]:
+    """The values of `JOB_COLUMNS` for inserting `job`, after checking it."""
+    if job.status not in JOB_STATUSES:
+        raise ValueError(f"unknown job status {job.status!r}")
+    if job.kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+    if not job.id:
+        raise ValueError("a job needs an id")
+    return (
+        job.id,
+        job.kind,
+        job.user_id,
+        job.channel_id,
+        job.guild_id,
+        job.shard_id,
+        job.model,
+        dump_json(job.input),
+        job.status,
+        float(job.created_at),
+        job.parent_id,
+        job.message_id,
+        job.prediction_id,
+        job.error,
+        _opt_float(job.submitted_at),
+        _opt_float(job.completed_at),
+        _opt_float(job.delivered_at),
+        job.image_count,
+        dump_json(job.extra),
+    )
+
+
+def job_from_row(row: RowLike) -> Job:
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        user_id=row["user_id"],
+        channel_id=row["channel_id"],
+        guild_id=row["guild_id"],
+        shard_id=row["shard_id"],
+        model=row["model"],
+        input=load_json_object(row["input"]),
+        status=row["status"],
+        created_at=row["created_at"],
+        parent_id=row["parent_id"],
+        message_id=row["message_id"],
+        prediction_id=row["prediction_id"],
+        error=row["error"],
+        submitted_at=row["submitted_at"],
+        completed_at=row["completed_at"],
+        delivered_at=row["delivered_at"],
+        image_count=row["image_count"],
+        extra=load_json_object(row["extra"]),
+    )
+
+
+_INT_FIELDS = frozenset({"message_id", "image_count"})
+_STR_FIELDS = frozenset({"prediction_id", "error"})
+_TIME_FIELDS = frozenset({"submitted_at", "completed_at", "delivered_at"})
+_NULLABLE = frozenset({"message_id", "prediction_id", "error", "submitted_at", "completed_at", "delivered_at"})
+
+
+def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
+    """Check the names and types of the fields `transition`/`update_job` set and encode them as columns.
+
+    Raises ValueError for a name outside `MUTABLE_JOB_FIELDS` and TypeError for a value of the wrong type.
+    """
+    unknown = sorted(set(fields) - MUTABLE_JOB_FIELDS)
+    if unknown:
+        hint = " (change the status with transition())" if "status" in unknown else ""
+        raise ValueError(f"cannot set job field(s) {', '.join(unknown)}{hint}")
+    encoded: dict[str, object] = {}
+    for name, value in fields.items():
+        if value is None:
+            if name not in _NULLABLE:
+                raise TypeError(f"job field {name} cannot be None")
+            encoded[name] = None
+        elif name in _INT_FIELDS:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"job field {name} must be an int, got {type(value).__name__}")
+            encoded[name] = value
+        elif name in _STR_FIELDS:
+            if not isinstance(value, str):
+                raise TypeError(f"job field {name} must be a str, got {type(value).__name__}")
+            encoded[name] = value
+        elif name in _TIME_FIELDS:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                raise TypeError(f"job field {name} must be a finite number of seconds, got {value!r}")
+            encoded[name] = float(value)
+        else:  # extra
+            if not isinstance(value, Mapping):
+                raise TypeError(f"job field extra must be a dict, got {type(value).__name__}")
+            encoded[name] = dump_json(value)
+    return encoded
+
+
+def check_statuses(from_statuses: Sequence[str] | str, to_status: str) -> tuple[str, ...]:
+    """Validate a transition's statuses; a lone string means one status (not its characters)."""
+    froms = (from_statuses,) if isinstance(from_statuses, str) else tuple(from_statuses)
+    if not froms:
+        raise ValueError("from_statuses is empty")
+    for status in (*froms, to_status):
+        if status not in JOB_STATUSES:
+            raise ValueError(f"unknown job status {status!r}")
+    return froms
+
+
+def guild_settings_params(settings: GuildSettings) -> tuple[object, ...]:
+    allowed = None if settings.allowed_models is None else dump_json(list(settings.allowed_models))
+    return (
+        settings.guild_id,
+        dump_json(settings.defaults),
+        allowed,
+        dump_json(settings.limits),
+        float(settings.updated_at),
+    )
+
+
+def guild_settings_from_row(row: RowLike) -> GuildSettings:
+    allowed_text = row["allowed_models"]
+    allowed: list[str] | None = None
+    if allowed_text is not None:
+        value = json.loads(allowed_text)
+        if not isinstance(value, list):
+            raise StoreError("expected a JSON list of allowed models in the database")
+        allowed = [str(item) for item in value]
+    limits: dict[str, float | int] = {}
+    for key, limit in load_json_object(row["limits"]).items():
+        if isinstance(limit, int | float) and not isinstance(limit, bool):
+            limits[key] = limit
+    return GuildSettings(
+        guild_id=row["guild_id"],
+        defaults=load_json_object(row["defaults"]),
+        allowed_models=allowed,
+        limits=limits,
+        updated_at=row["updated_at"],
+    )
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+# Migrations
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str  # the script for one dialect
+
+
+def load_migrations(dialect: Dialect, directory: Path | None = None) -> list[Migration]:
+    """Read `NNN_name.sql` files from `directory` (default: the repository's `migrations/`), in order.
+
+    Raises MigrationError if the folder has none, a `.sql` file is misnamed, or two share a version.
+    """
+    folder = directory or MIGRATIONS_DIR
+    if not folder.is_dir():
+        raise MigrationError(f"migrations folder {folder} does not exist")
+    found: dict[int, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file {path.name!r} is not named NNN_name.sql")
+        version = int(match.group(1))
+        if version <= 0:
+            raise MigrationError(f"migration {path.name!r}: version must be positive")
+        if version in found:
+            raise MigrationError(f"migrations {found[version].name!r} and {path.name!r} share version {version}")
+        sql = dialect_script(path.read_text(encoding="utf-8"), dialect)
+        found[version] = Migration(version=version, name=path.name, sql=sql)
+    if not found:
+        raise MigrationError(f"no migration files in {folder}")
+    return [found[v] for v in sorted(found)]
+
+
+def dialect_script(text: str, dialect: Dialect) -> str:
+    """Resolve `-- sqlite:` / `-- postgres:` variant lines for one dialect."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        match = _VARIANT.match(line)
+        if match is None:
+            lines.append(line)
+        elif match.group(1) == dialect:
+            lines.append(match.group(2))
+    return "\n".join(lines) + "\n"
+
+
+def pending(migrations: Sequence[Migration], applied: set[int]) -> list[Migration]:
+    """The migrations not yet applied; warns when the database knows versions the files do not."""
+    known = {m.version for m in migrations}
+    unknown = sorted(applied - known)
+    if unknown:
+        log.warning(
+            "The database has migration version(s) %s that this code does not know: is an older release running?",
+            unknown,
+        )
+    return [m for m in migrations if m.version not in applied]

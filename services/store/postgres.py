@@ -1,0 +1,348 @@
+"""The PostgreSQL backend: an asyncpg pool, with one retry after a dropped connection.
+
+Retrying
+--------
+Every public operation is a single statement on a connection taken from the pool. If the connection
+turns out to be dead (ConnectionDoesNotExistError, InterfaceError, PostgresConnectionError, an admin or
+crash shutdown of the server, asyncpg's InternalClientError for a killed idle connection, OSError), that
+connection is discarded and the operation runs once more on a fresh one. This is safe
+for each of them, for these reasons:
+
+* reads (get_job, job_by_message, active_jobs, count_active, images_since, last_job_at, get_*): no effect;
+* update_job, save_*/delete_*, set_meta: idempotent (plain UPDATE, upsert, DELETE of fixed values);
+* transition: a compare-and-set, so it can never apply twice. If the first attempt committed but its
+  answer was lost, the retry finds the status already moved and returns None, i.e. it reports a lost
+  race; the job then sits in `to_status` and is picked up by start-up recovery like any interrupted job.
+  It never reports success for a write that did not happen, and never lets two callers both win;
+* create_job: the id is fixed by the caller, so a first attempt that did land shows up on the retry as a
+  unique violation; if the stored row is identical to the job, that is our own insert and counts as
+  success, otherwise DuplicateJob is raised.
+
+Migrations are not retried: they run under an advisory lock, each file in a transaction, and a failure
+stops start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from services.store.base import (
+    JOB_COLUMNS,
+    JOB_SELECT,
+    SCHEMA_MIGRATIONS_DDL,
+    DuplicateJob,
+    Migration,
+    MigrationError,
+    Store,
+    StoreError,
+    check_statuses,
+    dump_json,
+    encode_job_fields,
+    guild_settings_from_row,
+    guild_settings_params,
+    job_from_row,
+    job_params,
+    load_json_object,
+    load_migrations,
+    pending,
+)
+from services.store.models import ACTIVE, NOT_COUNTED, GuildSettings, Job
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# pg_advisory_lock key held while migrating: "FLUXBOT1" as a big-endian 64-bit integer.
+MIGRATION_LOCK_KEY = int.from_bytes(b"FLUXBOT1", "big", signed=True)
+MIGRATION_TIMEOUT = 600.0
+COMMAND_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 10.0
+
+# The errors after which a connection is assumed dead and a safe operation is retried once.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    # A pooled connection whose backend was terminated while idle can fail with "cannot switch to
+    # state N; another operation (2) is in progress" before asyncpg notices the socket closed
+    # (MagicStack/asyncpg#1069); the connection is unusable, so treat it like a dropped one.
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+_INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join(f'${i}' for i in range(1, len(JOB_COLUMNS) + 1))})"  # noqa: S608
+_SELECT_JOB = f"SELECT {JOB_SELECT} FROM jobs WHERE id = $1"  # noqa: S608
+
+Operation = Callable[[Any, bool], Awaitable[T]]  # (connection, is_retry) -> result
+
+
+class PostgresStore(Store):
+    """A `Store` in a PostgreSQL database (in the connection's `search_path` schema)."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 5,
+        server_settings: Mapping[str, str] | None = None,
+        migrations_dir: Path | None = None,
+        command_timeout: float = COMMAND_TIMEOUT,
+    ) -> PostgresStore:
+        """Create the pool and apply the migrations.
+
+        `server_settings` are sent on every connection (e.g. {"search_path": "bot"}); unknown query
+        parameters of the DSN are treated the same way by asyncpg.
+        """
+        migrations = load_migrations("postgres", migrations_dir)
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=command_timeout,
+            server_settings=dict(server_settings) if server_settings else None,
+        )
+        store = cls(pool)
+        try:
+            await store._migrate(migrations)
+        except BaseException:
+            pool.terminate()
+            raise
+        return store
+
+    async def _migrate(self, migrations: Sequence[Migration]) -> None:
+        async with self._pool.acquire() as conn:
+            # Several bot processes may start together: one migrates, the others wait, then find nothing to do.
+            await conn.execute("SELECT pg_advisory_lock($1::bigint)", MIGRATION_LOCK_KEY, timeout=MIGRATION_TIMEOUT)
+            try:
+                await conn.execute(SCHEMA_MIGRATIONS_DDL)
+                applied = {int(row["version"]) for row in await conn.fetch("SELECT version FROM schema_migrations")}
+                for migration in pending(migrations, applied):
+                    try:
+                        async with conn.transaction():
+                            await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT)
+                            await conn.execute(
+                                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                                migration.version,
+                                migration.name,
+                                time.time(),
+                            )
+                    except asyncpg.PostgresError as exc:
+                        raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
+                    log.info("Applied migration %s", migration.name)
+            finally:
+                if not conn.is_closed():
+                    await conn.execute("SELECT pg_advisory_unlock($1::bigint)", MIGRATION_LOCK_KEY)
+
+    async def _run(self, operation: Operation[T]) -> T:
+        """Run `operation` on a pooled connection; once more on a fresh one if the connection died."""
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    return await operation(conn, False)
+                except CONNECTION_ERRORS as exc:
+                    if not isinstance(exc, TimeoutError):
+                        conn.terminate()  # never hand a broken connection back to the pool
+                    raise
+        except CONNECTION_ERRORS as exc:
+            # TimeoutError is an OSError, but a command that timed out is not retried (it would wait again).
+            if isinstance(exc, TimeoutError):
+                raise
+            log.warning("PostgreSQL connection lost (%s); retrying once", type(exc).__name__)
+        async with self._pool.acquire() as conn:
+            return await operation(conn, True)
+
+    async def _fetch_jobs(self, sql: str, *params: object) -> list[Job]:
+        async def op(conn: Any, _retry: bool) -> list[Any]:
+            return list(await conn.fetch(sql, *params))
+
+        return [job_from_row(row) for row in await self._run(op)]
+
+    async def _fetch_value(self, sql: str, *params: object) -> Any:
+        async def op(conn: Any, _retry: bool) -> Any:
+            return await conn.fetchval(sql, *params)
+
+        return await self._run(op)
+
+    async def _execute(self, sql: str, *params: object) -> None:
+        async def op(conn: Any, _retry: bool) -> None:
+            await conn.execute(sql, *params)
+
+        await self._run(op)
+
+    # Jobs
+
+    async def create_job(self, job: Job) -> None:
+        params = job_params(job)
+
+        async def op(conn: Any, retry: bool) -> None:
+            try:
+                await conn.execute(_INSERT_JOB, *params)
+            except asyncpg.UniqueViolationError as exc:
+                if retry:
+                    stored = await conn.fetchrow(_SELECT_JOB, job.id)
+                    if stored is not None and job_params(job_from_row(stored)) == params:
+                        return  # our first attempt landed before the connection dropped
+                raise DuplicateJob(job.id) from exc
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise StoreError(f"job {job.id!r} was refused: {exc}") from exc
+
+        await self._run(op)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        jobs = await self._fetch_jobs(_SELECT_JOB, job_id)
+        return jobs[0] if jobs else None
+
+    async def job_by_message(self, message_id: int) -> Job | None:
+        jobs = await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE message_id = $1 ORDER BY created_at DESC LIMIT 1",  # noqa: S608
+            message_id,
+        )
+        return jobs[0] if jobs else None
+
+    async def transition(
+        self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
+    ) -> Job | None:
+        froms = check_statuses(from_statuses, to_status)
+        columns = encode_job_fields(fields)
+        assignments = ", ".join(["status = $1", *(f"{name} = ${i}" for i, name in enumerate(columns, start=2))])
+        n = len(columns) + 2
+        sql = (
+            f"UPDATE jobs SET {assignments} WHERE id = ${n} AND status = ANY(${n + 1}::text[]) "  # noqa: S608 (whitelisted columns)
+            f"RETURNING {JOB_SELECT}"
+        )
+        jobs = await self._fetch_jobs(sql, to_status, *columns.values(), job_id, list(froms))
+        return jobs[0] if jobs else None
+
+    async def update_job(self, job_id: str, **fields: object) -> None:
+        columns = encode_job_fields(fields)
+        if not columns:
+            return
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=1))
+        sql = f"UPDATE jobs SET {assignments} WHERE id = ${len(columns) + 1}"  # noqa: S608 (whitelisted columns)
+        await self._execute(sql, *columns.values(), job_id)
+
+    async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
+        if shard_ids is None:
+            return await self._fetch_jobs(
+                f"SELECT {JOB_SELECT} FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_at, id",  # noqa: S608
+                list(ACTIVE),
+            )
+        shards = list(dict.fromkeys(shard_ids))
+        if not shards:
+            return []
+        return await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE status = ANY($1::text[]) AND shard_id = ANY($2::integer[]) "  # noqa: S608
+            "ORDER BY created_at, id",
+            list(ACTIVE),
+            shards,
+        )
+
+    async def count_active(self, user_id: int) -> int:
+        value = await self._fetch_value(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])", user_id, list(ACTIVE)
+        )
+        return int(value or 0)
+
+    async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        sql = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
+        params: list[object] = [float(since), list(NOT_COUNTED)]
+        if user_id is not None:
+            params.append(user_id)
+            sql += f" AND user_id = ${len(params)}"
+        if guild_id is not None:
+            params.append(guild_id)
+            sql += f" AND guild_id = ${len(params)}"
+        return int(await self._fetch_value(sql, *params) or 0)
+
+    async def last_job_at(self, user_id: int) -> float | None:
+        value = await self._fetch_value("SELECT MAX(created_at) FROM jobs WHERE user_id = $1", user_id)
+        return None if value is None else float(value)
+
+    # Guild settings
+
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
+        async def op(conn: Any, _retry: bool) -> Any:
+            return await conn.fetchrow(
+                "SELECT guild_id, defaults, allowed_models, limits, updated_at FROM guild_settings WHERE guild_id = $1",
+                guild_id,
+            )
+
+        row = await self._run(op)
+        return None if row is None else guild_settings_from_row(row)
+
+    async def save_guild_settings(self, settings: GuildSettings) -> None:
+        await self._execute(
+            "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO UPDATE SET defaults = EXCLUDED.defaults, "
+            "allowed_models = EXCLUDED.allowed_models, limits = EXCLUDED.limits, updated_at = EXCLUDED.updated_at",
+            *guild_settings_params(settings),
+        )
+
+    async def delete_guild_settings(self, guild_id: int) -> None:
+        await self._execute("DELETE FROM guild_settings WHERE guild_id = $1", guild_id)
+
+    # User preferences
+
+    async def get_user_prefs(self, user_id: int) -> dict[str, object]:
+        value = await self._fetch_value("SELECT prefs FROM user_prefs WHERE user_id = $1", user_id)
+        return {} if value is None else load_json_object(value)
+
+    async def save_user_prefs(self, user_id: int, prefs: Mapping[str, object]) -> None:
+        await self._execute(
+            "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (user_id) DO UPDATE SET prefs = EXCLUDED.prefs, updated_at = EXCLUDED.updated_at",
+            user_id,
+            dump_json(prefs),
+            time.time(),
+        )
+
+    async def delete_user_prefs(self, user_id: int) -> None:
+        await self._execute("DELETE FROM user_prefs WHERE user_id = $1", user_id)
+
+    # Metadata
+
+    async def get_meta(self, key: str) -> str | None:
+        value = await self._fetch_value("SELECT value FROM meta WHERE key = $1", key)
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._execute(
+            "INSERT INTO meta (key, value, updated_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+            key,
+            value,
+            time.time(),
+        )
+
+    async def schema_version(self) -> int:
+        return int(await self._fetch_value("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") or 0)
+
+    # Lifetime
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("PostgreSQL pool did not close within %.0f s; terminating it", CLOSE_TIMEOUT)
+            self._pool.terminate()

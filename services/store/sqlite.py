@@ -1,0 +1,309 @@
+"""The SQLite backend: one aiosqlite connection, WAL journal, every operation serialised by a lock.
+
+The connection runs in autocommit mode (`isolation_level=None`): a single statement is its own
+transaction, so a compare-and-set `UPDATE ... WHERE status IN (...) RETURNING ...` is atomic even
+against other processes using the same file, and migrations manage their own BEGIN/COMMIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from services.store.base import (
+    JOB_COLUMNS,
+    JOB_SELECT,
+    SCHEMA_MIGRATIONS_DDL,
+    DuplicateJob,
+    Migration,
+    MigrationError,
+    Store,
+    StoreError,
+    check_statuses,
+    dump_json,
+    encode_job_fields,
+    guild_settings_from_row,
+    guild_settings_params,
+    job_from_row,
+    job_params,
+    load_json_object,
+    load_migrations,
+    pending,
+)
+from services.store.models import ACTIVE, NOT_COUNTED, GuildSettings, Job
+
+log = logging.getLogger(__name__)
+
+MEMORY = ":memory:"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+_INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)})"  # noqa: S608 (constant columns)
+_ACTIVE_IN = ", ".join("?" for _ in ACTIVE)
+_NOT_COUNTED_IN = ", ".join("?" for _ in NOT_COUNTED)
+_IMAGES_SINCE = (
+    f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
+)
+
+
+class SqliteStore(Store):
+    """A `Store` in one SQLite file (or in memory, for tests)."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        migrations_dir: Path | None = None,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> SqliteStore:
+        """Open (creating the file and its folder if needed), configure and migrate the database."""
+        target = str(path)
+        if target != MEMORY:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        migrations = load_migrations("sqlite", migrations_dir)
+        conn = await aiosqlite.connect(target, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            if target != MEMORY:
+                rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+                mode = next(iter(rows))[0] if rows else None
+                if str(mode).lower() != "wal":
+                    log.warning("SQLite refused WAL journal mode for %s (got %s)", target, mode)
+                await conn.execute("PRAGMA synchronous = NORMAL")
+            store = cls(conn, target)
+            await store._migrate(migrations)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _migrate(self, migrations: Sequence[Migration]) -> None:
+        conn = self._conn
+        async with self._lock:
+            await conn.execute(SCHEMA_MIGRATIONS_DDL)
+            applied = {int(row[0]) for row in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
+            for migration in pending(migrations, applied):
+                # BEGIN IMMEDIATE takes the write lock now, so another process migrating the same file
+                # waits here (busy_timeout) and then sees the version already applied.
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = await conn.execute(
+                        "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                    )
+                    if await cursor.fetchone() is None:
+                        for statement in split_statements(migration.sql):
+                            await conn.execute(statement)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                            (migration.version, migration.name, time.time()),
+                        )
+                        log.info("Applied migration %s", migration.name)
+                    await conn.execute("COMMIT")
+                except BaseException as exc:
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
+                    if isinstance(exc, sqlite3.Error):
+                        raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
+                    raise
+
+    # Jobs
+
+    async def create_job(self, job: Job) -> None:
+        params = job_params(job)
+        async with self._lock:
+            try:
+                await self._conn.execute(_INSERT_JOB, params)
+            except sqlite3.IntegrityError as exc:
+                message = str(exc)
+                if "UNIQUE" in message and "jobs.id" in message:
+                    raise DuplicateJob(job.id) from exc
+                if "FOREIGN KEY" in message:
+                    raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
+                raise StoreError(f"job {job.id!r} was refused: {message}") from exc
+
+    async def get_job(self, job_id: str) -> Job | None:
+        return await self._one_job(f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
+
+    async def job_by_message(self, message_id: int) -> Job | None:
+        return await self._one_job(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE message_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",  # noqa: S608
+            (message_id,),
+        )
+
+    async def transition(
+        self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
+    ) -> Job | None:
+        froms = check_statuses(from_statuses, to_status)
+        columns = encode_job_fields(fields)
+        assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in columns)])
+        guard = ", ".join("?" for _ in froms)
+        sql = (
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND status IN ({guard}) "  # noqa: S608 (whitelisted columns)
+            f"RETURNING {JOB_SELECT}"
+        )
+        return await self._one_job(sql, (to_status, *columns.values(), job_id, *froms))
+
+    async def update_job(self, job_id: str, **fields: object) -> None:
+        columns = encode_job_fields(fields)
+        if not columns:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        async with self._lock:
+            await self._conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ?",  # noqa: S608 (whitelisted columns)
+                (*columns.values(), job_id),
+            )
+
+    async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
+        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE status IN ({_ACTIVE_IN})"  # noqa: S608
+        params: list[object] = list(ACTIVE)
+        if shard_ids is not None:
+            shards = list(dict.fromkeys(shard_ids))
+            if not shards:
+                return []
+            sql += f" AND shard_id IN ({', '.join('?' for _ in shards)})"
+            params.extend(shards)
+        sql += " ORDER BY created_at, rowid"
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, params)
+        return [job_from_row(row) for row in rows]
+
+    async def count_active(self, user_id: int) -> int:
+        return int(
+            await self._scalar(
+                f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})",  # noqa: S608
+                (user_id, *ACTIVE),
+            )
+            or 0
+        )
+
+    async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        sql = _IMAGES_SINCE
+        params: list[object] = [float(since), *NOT_COUNTED]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        if guild_id is not None:
+            sql += " AND guild_id = ?"
+            params.append(guild_id)
+        return int(await self._scalar(sql, params) or 0)
+
+    async def last_job_at(self, user_id: int) -> float | None:
+        value = await self._scalar("SELECT MAX(created_at) FROM jobs WHERE user_id = ?", (user_id,))
+        return None if value is None else float(value)
+
+    # Guild settings
+
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "SELECT guild_id, defaults, allowed_models, limits, updated_at FROM guild_settings WHERE guild_id = ?",
+                (guild_id,),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else guild_settings_from_row(row)
+
+    async def save_guild_settings(self, settings: GuildSettings) -> None:
+        params = guild_settings_params(settings)
+        async with self._lock:
+            await self._conn.execute(
+                "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET defaults = excluded.defaults, "
+                "allowed_models = excluded.allowed_models, limits = excluded.limits, updated_at = excluded.updated_at",
+                params,
+            )
+
+    async def delete_guild_settings(self, guild_id: int) -> None:
+        async with self._lock:
+            await self._conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+
+    # User preferences
+
+    async def get_user_prefs(self, user_id: int) -> dict[str, object]:
+        value = await self._scalar("SELECT prefs FROM user_prefs WHERE user_id = ?", (user_id,))
+        return {} if value is None else load_json_object(value)
+
+    async def save_user_prefs(self, user_id: int, prefs: Mapping[str, object]) -> None:
+        text = dump_json(prefs)
+        async with self._lock:
+            await self._conn.execute(
+                "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET prefs = excluded.prefs, updated_at = excluded.updated_at",
+                (user_id, text, time.time()),
+            )
+
+    async def delete_user_prefs(self, user_id: int) -> None:
+        async with self._lock:
+            await self._conn.execute("DELETE FROM user_prefs WHERE user_id = ?", (user_id,))
+
+    # Metadata
+
+    async def get_meta(self, key: str) -> str | None:
+        value = await self._scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, time.time()),
+            )
+
+    async def schema_version(self) -> int:
+        return int(await self._scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", ()) or 0)
+
+    # Lifetime
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            await self._conn.close()
+
+    # Internals
+
+    async def _one_job(self, sql: str, params: Sequence[object]) -> Job | None:
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, params)
+        for row in rows:
+            return job_from_row(row)
+        return None
+
+    async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
+        async with self._lock:
+            cursor = await self._conn.execute(sql, params)
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration script into statements (comment-only lines dropped; triggers kept whole)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines():
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise MigrationError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]!r}")
+    return statements

@@ -1,0 +1,70 @@
+"""Coalesce a stream of display updates: at most one send per interval, only when the value changed.
+
+Used for progress edits so that hundreds of jobs respect Discord's rate limits: an update that comes too
+soon after the last send is held, and replaced by any newer one, until the interval has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class Coalescer(Generic[V]):
+    def __init__(self, send: Callable[[V], Awaitable[None]], interval: float) -> None:
+        self._send = send
+        self._interval = interval
+        self._last_value: V | None = None
+        self._last_time = float("-inf")
+        self._pending: V | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self._lock = asyncio.Lock()
+        self.sends = 0
+
+    async def push(self, value: V) -> None:
+        """Send `value` now if allowed, else hold it. Raises what a held send raised since the last call."""
+        self._raise_pending_error()
+        if value == self._last_value:
+            self._pending = None
+            return
+        wait = self._last_time + self._interval - time.monotonic()
+        if wait <= 0 and self._timer is None:
+            await self._deliver(value)
+            return
+        self._pending = value
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._later(max(0.0, wait)))
+
+    def discard(self) -> None:
+        """Forget any held update (the final message replaces it)."""
+        self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._timer = None
+        value, self._pending = self._pending, None
+        if value is not None and value != self._last_value:
+            try:
+                await self._deliver(value)
+            except Exception as exc:  # surfaced to the job on its next push
+                self._error = exc
+
+    async def _deliver(self, value: V) -> None:
+        async with self._lock:
+            self._last_time = time.monotonic()
+            self._last_value = value
+            self.sends += 1
+            await self._send(value)
+
+    def _raise_pending_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

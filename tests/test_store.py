@@ -1,0 +1,583 @@
+"""The store: one suite, run against SQLite and PostgreSQL through the `store` fixture."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.store import (
+    ACTIVE,
+    DuplicateJob,
+    GuildSettings,
+    Job,
+    MigrationError,
+    PostgresStore,
+    SqliteStore,
+    Store,
+    StoreError,
+    open_store,
+    sqlite_path,
+)
+from services.store.base import MIGRATIONS_DIR, dialect_script, load_migrations
+from services.store.sqlite import split_statements
+from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
+
+SNOWFLAKE = 1_234_567_890_123_456_789  # Discord ids need 64 bits
+T0 = 1_760_000_000.125
+
+
+def make_job(**overrides: Any) -> Job:
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "kind": "imagine",
+        "user_id": 11,
+        "channel_id": 22,
+        "guild_id": 33,
+        "shard_id": 0,
+        "model": "black-forest-labs/flux-schnell",
+        "input": {"prompt": "a cat", "seed": 42},
+        "status": "queued",
+        "created_at": T0,
+    }
+    values.update(overrides)
+    return Job(**values)
+
+
+def latest_migration_version() -> int:
+    return max(m.version for m in load_migrations("sqlite"))
+
+
+# Jobs
+
+
+async def test_job_round_trip_every_field(store: Store) -> None:
+    parent = make_job(user_id=SNOWFLAKE)
+    await store.create_job(parent)
+    job = make_job(
+        kind="edit",
+        user_id=SNOWFLAKE,
+        channel_id=SNOWFLAKE + 1,
+        guild_id=SNOWFLAKE + 2,
+        shard_id=7,
+        model="black-forest-labs/flux-kontext-pro",
+        input={
+            "prompt": "un chat « noir » 🐈",
+            "seed": 2**31 - 1,
+            "aspect_ratio": "16:9",
+            "num_outputs": 4,
+            "guidance": 3.5,
+            "go_fast": True,
+            "negative": None,
+            "loras": [{"url": "https://example.com/x", "scale": 0.8}],
+        },
+        status="succeeded",
+        created_at=T0 + 0.333333333333,
+        parent_id=parent.id,
+        message_id=SNOWFLAKE + 3,
+        prediction_id="pred_abc123",
+        error="partial: 1 of 4 images missing",
+        submitted_at=T0 + 1.1,
+        completed_at=T0 + 9.9,
+        delivered_at=T0 + 10.5,
+        image_count=3,
+        extra={"application_id": SNOWFLAKE + 4, "notes": ["nsfw filtered"], "ratio": 0.75},
+    )
+    await store.create_job(job)
+    assert await store.get_job(job.id) == job
+    assert await store.get_job(parent.id) == parent
+
+
+async def test_dm_job_keeps_none_guild_and_defaults(store: Store) -> None:
+    job = make_job(guild_id=None, input={})
+    await store.create_job(job)
+    stored = await store.get_job(job.id)
+    assert stored == job
+    assert stored is not None
+    assert stored.guild_id is None
+    assert stored.extra == {}
+    assert stored.image_count == 0
+    assert stored.parent_id is None
+    assert stored.message_id is None
+    assert await store.get_job("no-such-job") is None
+
+
+async def test_create_job_rejects_duplicates_and_bad_values(store: Store) -> None:
+    job = make_job()
+    await store.create_job(job)
+    with pytest.raises(DuplicateJob):
+        await store.create_job(job)
+    with pytest.raises(DuplicateJob):
+        await store.create_job(make_job(id=job.id, user_id=99))
+    with pytest.raises(ValueError, match="status"):
+        await store.create_job(make_job(status="paused"))
+    with pytest.raises(ValueError, match="kind"):
+        await store.create_job(make_job(kind="upscale"))
+    with pytest.raises(StoreError, match="parent"):
+        await store.create_job(make_job(parent_id="missing-parent"))
+    assert await store.get_job(job.id) == job
+
+
+async def test_transition_is_a_compare_and_set(store: Store) -> None:
+    job = make_job()
+    await store.create_job(job)
+
+    moved = await store.transition(job.id, ["queued"], "submitting", submitted_at=T0 + 1)
+    assert moved is not None
+    assert moved.status == "submitting"
+    assert moved.submitted_at == T0 + 1
+    assert moved.input == job.input
+
+    # The guard: the job is no longer queued.
+    assert await store.transition(job.id, ["queued"], "submitting") is None
+    assert await store.transition("no-such-job", ACTIVE, "canceled") is None
+
+    running = await store.transition(job.id, "submitting", "running", prediction_id="p1", message_id=SNOWFLAKE)
+    assert running is not None
+    assert (running.status, running.prediction_id, running.message_id) == ("running", "p1", SNOWFLAKE)
+
+    done = await store.transition(
+        job.id,
+        ["running", "delivering"],
+        "succeeded",
+        completed_at=T0 + 5,
+        delivered_at=T0 + 6,
+        image_count=2,
+        extra={"urls": 2},
+        error=None,
+    )
+    assert done is not None
+    assert done == await store.get_job(job.id)
+    assert (done.completed_at, done.delivered_at, done.image_count, done.extra) == (T0 + 5, T0 + 6, 2, {"urls": 2})
+    assert done.submitted_at == T0 + 1  # untouched fields stay
+
+
+async def test_transition_and_update_reject_bad_fields(store: Store) -> None:
+    job = make_job()
+    await store.create_job(job)
+    with pytest.raises(ValueError, match="bogus"):
+        await store.transition(job.id, ["queued"], "running", bogus=1)
+    with pytest.raises(ValueError, match="status"):
+        await store.update_job(job.id, status="running")
+    with pytest.raises(ValueError, match="input"):
+        await store.update_job(job.id, input={})
+    with pytest.raises(ValueError, match="unknown job status"):
+        await store.transition(job.id, ["queued"], "done")
+    with pytest.raises(ValueError, match="unknown job status"):
+        await store.transition(job.id, ["waiting"], "running")
+    with pytest.raises(ValueError, match="empty"):
+        await store.transition(job.id, [], "running")
+    with pytest.raises(TypeError):
+        await store.update_job(job.id, message_id="123")
+    with pytest.raises(TypeError):
+        await store.update_job(job.id, image_count=None)
+    assert await store.get_job(job.id) == job  # nothing changed
+
+
+@pytest.mark.parametrize("second_store", [False, True], ids=["same-store", "two-stores"])
+async def test_concurrent_transitions_exactly_one_wins(
+    store: Store, store_target: StoreTarget, second_store: bool
+) -> None:
+    other = await store_target.open() if second_store else store
+    try:
+        for _ in range(5):
+            job = make_job()
+            await store.create_job(job)
+            results = await asyncio.gather(
+                store.transition(job.id, ["queued"], "submitting", prediction_id="a"),
+                other.transition(job.id, ["queued"], "submitting", prediction_id="b"),
+            )
+            winners = [r for r in results if r is not None]
+            assert len(winners) == 1
+            stored = await store.get_job(job.id)
+            assert stored == winners[0]
+    finally:
+        if other is not store:
+            await other.close()
+
+
+async def test_update_job_sets_fields_without_touching_status(store: Store) -> None:
+    job = make_job()
+    await store.create_job(job)
+    await store.update_job(job.id, message_id=SNOWFLAKE, extra={"application_id": 5})
+    await store.update_job(job.id)  # nothing to do
+    await store.update_job("no-such-job", message_id=1)  # ignored
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert (stored.status, stored.message_id, stored.extra) == ("queued", SNOWFLAKE, {"application_id": 5})
+
+
+async def test_active_jobs_by_shard_oldest_first(store: Store) -> None:
+    jobs = [
+        make_job(shard_id=1, status="running", created_at=T0 + 3),
+        make_job(shard_id=0, status="queued", created_at=T0 + 2),
+        make_job(shard_id=1, status="delivering", created_at=T0 + 1),
+        make_job(shard_id=2, status="submitting", created_at=T0 + 4),
+        make_job(shard_id=0, status="succeeded", created_at=T0),
+        make_job(shard_id=1, status="failed", created_at=T0),
+        make_job(shard_id=2, status="canceled", created_at=T0),
+    ]
+    for job in jobs:
+        await store.create_job(job)
+    a_run, b_queued, c_deliv, d_sub = jobs[:4]
+    assert await store.active_jobs(None) == [c_deliv, b_queued, a_run, d_sub]
+    assert await store.active_jobs([1]) == [c_deliv, a_run]
+    assert await store.active_jobs([0, 2]) == [b_queued, d_sub]
+    assert await store.active_jobs((2, 2)) == [d_sub]
+    assert await store.active_jobs([5]) == []
+    assert await store.active_jobs([]) == []
+
+
+async def test_job_by_message_returns_newest(store: Store) -> None:
+    older = make_job(message_id=SNOWFLAKE, created_at=T0)
+    newer = make_job(message_id=SNOWFLAKE, created_at=T0 + 60, kind="reroll", parent_id=older.id)
+    unrelated = make_job(message_id=SNOWFLAKE + 1, created_at=T0 + 120)
+    for job in (older, newer, unrelated):
+        await store.create_job(job)
+    assert await store.job_by_message(SNOWFLAKE) == newer
+    assert await store.job_by_message(SNOWFLAKE + 1) == unrelated
+    assert await store.job_by_message(42) is None
+
+
+async def test_quotas_count_images_since_by_user_and_guild(store: Store) -> None:
+    since = T0 + 100
+    for job in (
+        make_job(user_id=1, guild_id=10, created_at=since - 1, status="succeeded", image_count=4),  # too old
+        make_job(user_id=1, guild_id=10, created_at=since, status="succeeded", image_count=2),
+        make_job(user_id=1, guild_id=10, created_at=since + 5, status="running", image_count=1),
+        make_job(user_id=1, guild_id=10, created_at=since + 6, status="failed", image_count=4),  # excluded
+        make_job(user_id=1, guild_id=10, created_at=since + 7, status="canceled", image_count=4),  # excluded
+        make_job(user_id=1, guild_id=None, created_at=since + 8, status="succeeded", image_count=3),  # DM
+        make_job(user_id=2, guild_id=10, created_at=since + 9, status="delivering", image_count=5),
+        make_job(user_id=2, guild_id=20, created_at=since + 9, status="succeeded", image_count=7),
+    ):
+        await store.create_job(job)
+    assert await store.images_since(since, user_id=1) == 2 + 1 + 3
+    assert await store.images_since(since, user_id=2) == 5 + 7
+    assert await store.images_since(since, guild_id=10) == 2 + 1 + 5
+    assert await store.images_since(since, guild_id=20) == 7
+    assert await store.images_since(since, user_id=1, guild_id=10) == 2 + 1
+    assert await store.images_since(since) == 2 + 1 + 3 + 5 + 7
+    assert await store.images_since(since, user_id=3) == 0
+    assert await store.images_since(since + 1000) == 0
+    assert await store.images_since(0, user_id=1) == 4 + 2 + 1 + 3
+
+
+async def test_count_active_and_last_job_at(store: Store) -> None:
+    assert await store.count_active(1) == 0
+    assert await store.last_job_at(1) is None
+    for job in (
+        make_job(user_id=1, status="queued", created_at=T0 + 1),
+        make_job(user_id=1, status="running", created_at=T0 + 2),
+        make_job(user_id=1, status="failed", created_at=T0 + 3),
+        make_job(user_id=2, status="running", created_at=T0 + 9),
+    ):
+        await store.create_job(job)
+    assert await store.count_active(1) == 2
+    assert await store.count_active(2) == 1
+    assert await store.last_job_at(1) == T0 + 3  # any status counts for the cooldown
+    assert await store.last_job_at(2) == T0 + 9
+
+
+# Settings, preferences, metadata
+
+
+async def test_guild_settings_upsert_and_delete(store: Store) -> None:
+    assert await store.get_guild_settings(SNOWFLAKE) is None
+    first = GuildSettings(
+        guild_id=SNOWFLAKE,
+        defaults={"model": "black-forest-labs/flux-dev", "aspect_ratio": "1:1", "num_outputs": 2},
+        allowed_models=["black-forest-labs/flux-dev", "black-forest-labs/flux-schnell"],
+        limits={"cooldown_seconds": 2.5, "jobs_in_flight": 3, "images_per_user_per_day": 50},
+        updated_at=T0,
+    )
+    await store.save_guild_settings(first)
+    assert await store.get_guild_settings(SNOWFLAKE) == first
+
+    second = GuildSettings(guild_id=SNOWFLAKE, defaults={}, allowed_models=None, limits={}, updated_at=T0 + 1)
+    await store.save_guild_settings(second)
+    assert await store.get_guild_settings(SNOWFLAKE) == second
+
+    empty_list = GuildSettings(guild_id=5, defaults={}, allowed_models=[], limits={"x": 1}, updated_at=T0)
+    await store.save_guild_settings(empty_list)
+    assert await store.get_guild_settings(5) == empty_list  # [] (nothing allowed) is not None (everything)
+
+    await store.delete_guild_settings(SNOWFLAKE)
+    await store.delete_guild_settings(SNOWFLAKE)  # no error
+    assert await store.get_guild_settings(SNOWFLAKE) is None
+    assert await store.get_guild_settings(5) == empty_list
+
+
+async def test_user_prefs(store: Store) -> None:
+    assert await store.get_user_prefs(SNOWFLAKE) == {}
+    await store.save_user_prefs(SNOWFLAKE, {"model": "black-forest-labs/flux-dev", "output_quality": 90})
+    assert await store.get_user_prefs(SNOWFLAKE) == {"model": "black-forest-labs/flux-dev", "output_quality": 90}
+    await store.save_user_prefs(SNOWFLAKE, {"aspect_ratio": "3:2"})
+    assert await store.get_user_prefs(SNOWFLAKE) == {"aspect_ratio": "3:2"}
+    assert await store.get_user_prefs(SNOWFLAKE + 1) == {}
+    with pytest.raises(ValueError):
+        await store.save_user_prefs(1, {"bad": object()})
+    await store.delete_user_prefs(SNOWFLAKE)
+    await store.delete_user_prefs(SNOWFLAKE)
+    assert await store.get_user_prefs(SNOWFLAKE) == {}
+
+
+async def test_meta(store: Store) -> None:
+    assert await store.get_meta("command_fingerprint") is None
+    await store.set_meta("command_fingerprint", "abc")
+    await store.set_meta("command_fingerprint", "def")
+    await store.set_meta("other", "")
+    assert await store.get_meta("command_fingerprint") == "def"
+    assert await store.get_meta("other") == ""
+
+
+# Migrations
+
+
+async def test_migrations_are_idempotent(store: Store, store_target: StoreTarget) -> None:
+    version = latest_migration_version()
+    assert await store.schema_version() == version
+    job = make_job()
+    await store.create_job(job)
+    await store.set_meta("k", "v")
+    async with await store_target.open() as again:
+        assert await again.schema_version() == version
+        assert await again.get_job(job.id) == job
+        assert await again.get_meta("k") == "v"
+    assert await store.get_job(job.id) == job  # the first store still works
+
+
+def copy_migrations(tmp_path: Path, name: str, **extra_files: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        shutil.copy(path, folder / path.name)
+    for filename, text in extra_files.items():
+        (folder / filename).write_text(text)
+    return folder
+
+
+VARIANT_MIGRATION = """\
+-- A later migration with per-engine statements.
+CREATE TABLE later (id INTEGER PRIMARY KEY, note TEXT);
+-- sqlite:   INSERT INTO meta (key, value, updated_at) VALUES ('dialect', 'sqlite', 0);
+-- postgres: INSERT INTO meta (key, value, updated_at)
+-- postgres:     VALUES ('dialect', 'postgres', 0);
+"""
+
+
+async def test_later_migrations_apply_once_with_dialect_variants(
+    store: Store, store_target: StoreTarget, tmp_path: Path
+) -> None:
+    folder = copy_migrations(tmp_path, "later", **{"900_later.sql": VARIANT_MIGRATION})
+    # Three "processes" start together: exactly one applies 900, the others find it done.
+    opened = await asyncio.gather(*(store_target.open(migrations_dir=folder) for _ in range(3)))
+    try:
+        for each in opened:
+            assert await each.schema_version() == 900
+            assert await each.get_meta("dialect") == store_target.backend
+    finally:
+        for each in opened:
+            await each.close()
+    assert await store.get_meta("dialect") == store_target.backend
+
+
+async def test_failed_migration_rolls_back(store: Store, store_target: StoreTarget, tmp_path: Path) -> None:
+    broken = (
+        "INSERT INTO meta (key, value, updated_at) VALUES ('half', 'done', 0);\n"
+        "CREATE TABLE jobs (id TEXT);\n"  # already exists: fails
+    )
+    folder = copy_migrations(tmp_path, "broken", **{"901_broken.sql": broken})
+    with pytest.raises(MigrationError, match="901_broken"):
+        await store_target.open(migrations_dir=folder)
+    assert await store.get_meta("half") is None
+    assert await store.schema_version() == latest_migration_version()
+
+
+def test_migration_files_are_read_in_order(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "010_b.sql").write_text("SELECT 10;")
+    (folder / "002_a.sql").write_text("-- postgres: SELECT 'pg';\n-- sqlite: SELECT 'lite';\nSELECT 2;")
+    (folder / "README.txt").write_text("ignored")
+    sqlite = load_migrations("sqlite", folder)
+    assert [(m.version, m.name) for m in sqlite] == [(2, "002_a.sql"), (10, "010_b.sql")]
+    assert split_statements(sqlite[0].sql) == ["SELECT 'lite';", "SELECT 2;"]
+    assert "SELECT 'pg';" in load_migrations("postgres", folder)[0].sql
+    assert "lite" not in dialect_script((folder / "002_a.sql").read_text(), "postgres")
+
+    (folder / "2_dup.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="share version"):
+        load_migrations("sqlite", folder)
+    with pytest.raises(MigrationError, match="no migration files"):
+        load_migrations("sqlite", tmp_path)
+    with pytest.raises(MigrationError, match="does not exist"):
+        load_migrations("sqlite", tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "initial.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="NNN_name"):
+        load_migrations("sqlite", tmp_path / "bad")
+
+
+# Opening
+
+
+async def test_sqlite_urls_and_folder_creation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with await open_store("sqlite:///data/deeper/bot.db") as relative:
+        assert isinstance(relative, SqliteStore)
+        assert (tmp_path / "data" / "deeper" / "bot.db").is_file()
+        await relative.set_meta("k", "relative")
+
+    absolute = tmp_path / "abs" / "x" / "bot.db"
+    async with await open_store(f"sqlite:///{absolute}") as store:
+        assert absolute.is_file()
+        assert await store.get_meta("k") is None
+
+    async with await open_store("sqlite://:memory:") as memory:
+        await memory.set_meta("k", "memory")
+        assert await memory.get_meta("k") == "memory"
+    assert not (tmp_path / ":memory:").exists()
+
+    assert sqlite_path("sqlite:///data/bot.db") == "data/bot.db"
+    assert sqlite_path("sqlite:////srv/bot.db") == "/srv/bot.db"
+    assert sqlite_path("sqlite:///:memory:") == ":memory:"
+    for bad in ("sqlite://host/bot.db", "sqlite:///", "sqlite:///data/", "sqlite:///x.db?mode=ro"):
+        with pytest.raises(ValueError):
+            sqlite_path(bad)
+    with pytest.raises(ValueError, match="scheme"):
+        await open_store("mysql://localhost/bot")
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "p.db") as store:
+        conn = store._conn
+        assert (await (await conn.execute("PRAGMA journal_mode")).fetchone())[0] == "wal"  # type: ignore[index]
+        assert (await (await conn.execute("PRAGMA foreign_keys")).fetchone())[0] == 1  # type: ignore[index]
+        assert (await (await conn.execute("PRAGMA busy_timeout")).fetchone())[0] == 5000  # type: ignore[index]
+
+
+async def test_open_store_postgres_urls() -> None:
+    async with postgres_schema() as schema:
+        base = postgres_test_url()
+        alias = "postgres://" + base.split("://", 1)[1]
+        for url in (base, alias):
+            async with await open_store(f"{url}?search_path={schema}") as store:
+                assert isinstance(store, PostgresStore)
+                assert await store.schema_version() == latest_migration_version()
+        admin = await connect_postgres_or_skip()
+        try:
+            tables = await admin.fetchval(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'jobs'", schema
+            )
+        finally:
+            await admin.close()
+        assert tables == 1
+
+
+async def test_postgres_unreachable_fails_in_ci_and_skips_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    nowhere = "postgresql://postgres@127.0.0.1:1/test"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="not reachable"):
+        await connect_postgres_or_skip(nowhere)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not reachable"):
+        await connect_postgres_or_skip(nowhere)
+
+
+# PostgreSQL: dropped connections
+
+
+POSTGRES_ONLY = pytest.mark.parametrize("store", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
+async def test_postgres_survives_killed_connections(store: Store, store_target: StoreTarget) -> None:
+    assert isinstance(store, PostgresStore)
+    job = make_job()
+    await store.create_job(job)
+    admin = await connect_postgres_or_skip()
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            store_target.schema,
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    assert await store.get_job(job.id) == job
+    assert await store.transition(job.id, ["queued"], "running") is not None
+
+
+class _DropAfterExecute:
+    """A pool whose next `execute` loses the connection: after the write (the reply never came) or before it."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.drops_after = 1
+        self.drops_before = 0
+
+    def acquire(self) -> Any:
+        outer = self
+
+        class Acquire:
+            async def __aenter__(self) -> Any:
+                self.cm = outer.pool.acquire()
+                conn = await self.cm.__aenter__()
+                return _Conn(conn, outer)
+
+            async def __aexit__(self, *exc: object) -> None:
+                await self.cm.__aexit__(*exc)
+
+        return Acquire()
+
+
+class _Conn:
+    def __init__(self, conn: Any, owner: _DropAfterExecute) -> None:
+        self.conn = conn
+        self.owner = owner
+
+    async def execute(self, *args: Any) -> Any:
+        if self.owner.drops_before:
+            self.owner.drops_before -= 1
+            raise asyncpg.ConnectionDoesNotExistError("simulated: connection lost before the write")
+        result = await self.conn.execute(*args)
+        if self.owner.drops_after:
+            self.owner.drops_after -= 1
+            raise asyncpg.ConnectionDoesNotExistError("simulated: connection lost after the write")
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+@POSTGRES_ONLY
+async def test_postgres_retry_treats_own_insert_as_success(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(store, PostgresStore)
+    job = make_job()
+    flaky = _DropAfterExecute(store._pool)
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_pool", flaky)
+        await store.create_job(job)  # lands, "drops", is retried, finds its own row
+        assert flaky.drops_after == 0
+        assert await store.get_job(job.id) == job
+        with pytest.raises(DuplicateJob):
+            await store.create_job(job)  # a plain duplicate (no drop) still raises
+
+        other = make_job()
+        await store.create_job(make_job(id=other.id, user_id=999))  # someone else's row with that id
+        flaky.drops_before = 1
+        with pytest.raises(DuplicateJob):
+            await store.create_job(other)  # the retry finds a different row: not ours
+
+        flaky.drops_after = 1  # an idempotent update is simply retried
+        await store.update_job(job.id, message_id=SNOWFLAKE)
+        assert flaky.drops_after == 0
+        stored = await store.get_job(job.id)
+        assert stored is not None
+        assert stored.message_id == SNOWFLAKE
