@@ -1,0 +1,603 @@
+"""A fake Discord (REST + gateway + CDN) on loopback, for running the real discord.py client in tests.
+
+Usage (see tests/test_fake_discord.py and /work/shared/docs/discord-testing.md)::
+
+    fake = FakeDiscord()
+    guild = fake.add_guild("g")
+    channel = fake.add_channel(guild, "general")
+    alice = fake.add_user("alice")
+    fake.add_member(guild, alice, permissions=["manage_guild"])
+    await fake.start()
+    discord.http.Route.BASE = fake.api_base_url
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    ...  # start the bot, then drive users:
+    handle = await fake.slash_command(guild, channel, alice, "imagine", {"prompt": "a cat"})
+    await handle.wait_response()
+
+Run standalone with ``python -m tests.fakes.discord --port 8788``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from aiohttp import web
+
+from tests.fakes.discord_actions import InteractionActions
+from tests.fakes.discord_cli import main, register_control
+from tests.fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
+from tests.fakes.discord_interactions import (
+    InteractionHandle,
+    InteractionResponse,
+    find_command,
+)
+from tests.fakes.discord_messages import MessageStore
+from tests.fakes.discord_models import (
+    API_PREFIX,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_EVERYONE_PERMISSIONS,
+    DEFAULT_UPLOAD_LIMIT,
+    FLAG_SUPPRESS_EMBEDS,
+    JSON,
+    DiscordHTTPError,
+    FakeChannel,
+    FakeGuild,
+    FakeMember,
+    FakeRole,
+    FakeUser,
+    Fault,
+    IdLike,
+    MessageEdit,
+    Overwrite,
+    PermissionsLike,
+    RecordedRequest,
+    SnowflakeGenerator,
+    StoredAttachment,
+    StoredMessage,
+    UploadedFile,
+    as_id,
+    emoji_key,
+    make_fault,
+    permissions_value,
+    safe_filename,
+)
+from tests.fakes.discord_rest import RestApi
+
+__all__ = [
+    "DiscordHTTPError",
+    "DispatchedEvent",
+    "FakeChannel",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeMember",
+    "FakeRole",
+    "FakeUser",
+    "Fault",
+    "GatewayConnection",
+    "GatewaySession",
+    "InteractionHandle",
+    "InteractionResponse",
+    "MessageEdit",
+    "RecordedRequest",
+    "StoredAttachment",
+    "StoredMessage",
+]
+
+T = TypeVar("T")
+
+DEFAULT_APPLICATION_ID = 1_200_000_000_000_000_001
+DEFAULT_BOT_USER_ID = 1_200_000_000_000_000_002
+DEFAULT_OWNER_ID = 1_200_000_000_000_000_003
+# GATEWAY_MESSAGE_CONTENT_LIMITED: the app may ask for the message content intent
+DEFAULT_APPLICATION_FLAGS = 1 << 19
+
+
+class FakeDiscord(InteractionActions):
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        application_id: int = DEFAULT_APPLICATION_ID,
+        bot_user_id: int = DEFAULT_BOT_USER_ID,
+        bot_name: str = "FakeBot",
+        token: str | None = None,
+        shard_count: int = 1,
+        heartbeat_interval_ms: int = 41_250,
+        compress_gateway: bool = False,
+        guild_create_delay: float = 0.0,
+        interaction_deadline: float | None = 3.0,
+        token_ttl: float = 15 * 60,
+        rate_limit: tuple[int, float] | None = (50, 1.0),
+        upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+        application_flags: int = DEFAULT_APPLICATION_FLAGS,
+        control_api: bool = True,
+    ) -> None:
+        """
+        token: when set, REST Authorization and gateway IDENTIFY must carry it (else 401 / close 4004).
+        shard_count: what GET /gateway/bot recommends (AutoShardedClient uses it).
+        compress_gateway: answer ``compress=zlib-stream`` with real zlib frames instead of plain text.
+        interaction_deadline: seconds the bot has for the first callback (Discord: 3), None for no limit.
+        rate_limit: (limit, window seconds) reported in X-RateLimit-* headers, None to send no headers.
+        """
+        self.host = host
+        self._port = port
+        self.application_id = application_id
+        self.application_flags = application_flags
+        self.token = token
+        self.shard_count = shard_count
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.compress_gateway = compress_gateway
+        self.guild_create_delay = guild_create_delay
+        self.interaction_deadline = interaction_deadline
+        self.token_ttl = token_ttl
+        self.rate_limit = rate_limit
+        self.upload_limit = upload_limit
+        self.control_api = control_api
+
+        self._snowflakes = SnowflakeGenerator()
+        self.bot = FakeUser(bot_user_id, bot_name, bot=True)
+        self.owner = FakeUser(DEFAULT_OWNER_ID, "app-owner")
+        self.users: dict[int, FakeUser] = {self.bot.id: self.bot, self.owner.id: self.owner}
+        self.guilds: dict[int, FakeGuild] = {}
+        self.channels: dict[int, FakeChannel] = {}
+        self.messages: dict[int, StoredMessage] = {}
+        self.attachments: dict[int, StoredAttachment] = {}  # everything the CDN serves
+        self.uploads: dict[int, StoredAttachment] = {}  # user uploads for attachment options
+        self.requests: list[RecordedRequest] = []
+        self.unhandled: list[RecordedRequest] = []  # requests to routes the fake does not know
+        self.cdn_requests: list[str] = []
+        self.internal_errors: list[Exception] = []  # bugs in the fake itself; tests should assert it stays empty
+        self.faults: list[Fault] = []
+        self.interactions: dict[int, InteractionHandle] = {}
+        self._by_token: dict[str, InteractionHandle] = {}
+        self.global_commands: list[JSON] = []
+        self.guild_commands: dict[int, list[JSON]] = {}
+        self.modals: dict[str, InteractionHandle] = {}  # open modals by custom_id -> the interaction that opened it
+        self._dm_channels: dict[int, FakeChannel] = {}
+        self._gateway = Gateway(self)
+        self._msgs = MessageStore(self)
+        self._rest = RestApi(self)
+        self._runner: web.AppRunner | None = None
+        self._change = asyncio.Event()
+        self._abort: BaseException | None = None
+        self.default_ids: dict[str, int] = {}  # used by the control API when a request omits ids
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # client_max_size above Discord's upload limit so the fake, not aiohttp, answers oversized uploads
+        app = web.Application(middlewares=[self._rest.middleware], client_max_size=256 * 1024 * 1024)
+        self._rest.register(app)
+        app.router.add_get("/gateway", self._gateway.handle)
+        if self.control_api:
+            register_control(app, self)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        """Close the bot first (gotcha 7): a connected client would keep reconnecting."""
+        await self._gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def api_base_url(self) -> str:
+        return self.base_url + API_PREFIX
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.host}:{self._port}/gateway"
+
+    def cdn_url(self, path: str) -> str:
+        # real attachment URLs carry signed expiry parameters; keep their shape so URL handling is tested
+        now = int(time.time())
+        sig = hashlib.sha256(f"{path}{now}".encode()).hexdigest()
+        return f"{self.base_url}{path}?ex={now + 86_400:x}&is={now:x}&hm={sig}&"
+
+    # ---- world building ------------------------------------------------------------------------
+
+    def add_user(
+        self, name: str, *, bot: bool = False, user_id: int | None = None, global_name: str | None = None
+    ) -> FakeUser:
+        user = FakeUser(user_id or self._snowflakes.next(), name, bot=bot, global_name=global_name)
+        self.users[user.id] = user
+        return user
+
+    def add_guild(
+        self,
+        name: str = "Fake Guild",
+        *,
+        guild_id: int | None = None,
+        shard_id: int | None = None,
+        owner_id: IdLike | None = None,
+        bot_permissions: PermissionsLike = DEFAULT_BOT_PERMISSIONS,
+        everyone_permissions: PermissionsLike = DEFAULT_EVERYONE_PERMISSIONS,
+        locale: str = "en-US",
+    ) -> FakeGuild:
+        """A guild with @everyone, a bot role and the bot as member. ``shard_id`` picks an id on that shard."""
+        if guild_id is None:
+            if shard_id is not None:
+                guild_id = self._snowflakes.next_for_shard(shard_id, self.shard_count)
+            else:
+                guild_id = self._snowflakes.next()
+        owner = self.users[as_id(owner_id)] if owner_id is not None else self.owner
+        guild = FakeGuild(guild_id, name, owner.id, locale=locale)
+        guild.roles[guild_id] = FakeRole(guild_id, guild_id, "@everyone", permissions_value(everyone_permissions))
+        bot_role = FakeRole(self._snowflakes.next(), guild_id, self.bot.name, permissions_value(bot_permissions), 1)
+        guild.roles[bot_role.id] = bot_role
+        guild.members[self.bot.id] = FakeMember(guild_id, self.bot, [bot_role.id])
+        guild.members[owner.id] = FakeMember(guild_id, owner, [])
+        self.guilds[guild_id] = guild
+        session = self._gateway.session_for_guild(guild_id)
+        if session is not None:
+            self._gateway._send_guild_create(session, guild_id)  # the bot was added to a new guild
+        return guild
+
+    def add_channel(self, guild_id: IdLike, name: str = "general", *, topic: str | None = None) -> FakeChannel:
+        guild = self.guilds[as_id(guild_id)]
+        channel = FakeChannel(self._snowflakes.next(), guild.id, name, position=len(guild.channels), topic=topic)
+        guild.channels[channel.id] = channel
+        self.channels[channel.id] = channel
+        self._gateway.dispatch("CHANNEL_CREATE", channel.payload(), guild_id=guild.id)
+        return channel
+
+    def add_role(self, guild_id: IdLike, name: str, permissions: PermissionsLike = None) -> FakeRole:
+        guild = self.guilds[as_id(guild_id)]
+        role = FakeRole(self._snowflakes.next(), guild.id, name, permissions_value(permissions), len(guild.roles))
+        guild.roles[role.id] = role
+        self._gateway.dispatch(
+            "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild_id=guild.id
+        )
+        return role
+
+    def add_member(
+        self,
+        guild_id: IdLike,
+        user_id: IdLike,
+        *,
+        permissions: PermissionsLike = None,
+        roles: Iterable[IdLike] = (),
+        nick: str | None = None,
+    ) -> FakeMember:
+        """Add a user to a guild. ``permissions`` (int, names or discord.Permissions) become a role of their own."""
+        guild = self.guilds[as_id(guild_id)]
+        user = self.users[as_id(user_id)]
+        role_ids = [as_id(r) for r in roles]
+        if permissions is not None:
+            role_ids.append(self.add_role(guild, f"{user.name}-permissions", permissions).id)
+        member = FakeMember(guild.id, user, role_ids, nick=nick)
+        guild.members[user.id] = member
+        self._gateway.dispatch("GUILD_MEMBER_ADD", member.payload() | {"guild_id": str(guild.id)}, guild_id=guild.id)
+        return member
+
+    def set_channel_permissions(
+        self, channel_id: IdLike, target_id: IdLike, *, allow: PermissionsLike = None, deny: PermissionsLike = None
+    ) -> None:
+        """A channel overwrite for a user or role (the guild id means @everyone), e.g. deny the bot attach_files."""
+        channel = self.channels[as_id(channel_id)]
+        assert channel.guild_id is not None, "DM channels have no permission overwrites"
+        guild = self.guilds[channel.guild_id]
+        target = as_id(target_id)
+        kind = 0 if target in guild.roles else 1
+        channel.overwrites[target] = Overwrite(target, kind, permissions_value(allow), permissions_value(deny))
+        self._gateway.dispatch("CHANNEL_UPDATE", channel.payload(), guild_id=guild.id)
+
+    def bot_permissions(self, channel_id: IdLike) -> int:
+        """The bot's permissions in a channel, overwrites applied (what app_permissions carries)."""
+        return self._msgs.bot_permissions(self.channels[as_id(channel_id)])
+
+    def dm_channel(self, user_id: IdLike) -> FakeChannel:
+        user = self.users[as_id(user_id)]
+        channel = self._dm_channels.get(user.id)
+        if channel is None:
+            channel = FakeChannel(self._snowflakes.next(), None, "", type=1, recipients=[user])
+            self._dm_channels[user.id] = channel
+            self.channels[channel.id] = channel
+        return channel
+
+    def add_attachment(self, filename: str, data: bytes, content_type: str | None = None) -> JSON:
+        """A file a user uploads into an attachment option; pass the returned payload as the option value."""
+        att_id = self._snowflakes.next()
+        name = safe_filename(filename)
+        url = self.cdn_url(f"/ephemeral-attachments/{self.application_id}/{att_id}/{quote(name)}")
+        ctype = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        att = StoredAttachment(att_id, name, data, ctype, url, url, ephemeral=True)
+        self.uploads[att_id] = att
+        self.attachments[att_id] = att
+        return att.payload()
+
+    def shard_of(self, guild_id: IdLike, shard_count: int | None = None) -> int:
+        return (as_id(guild_id) >> 22) % (shard_count or self.shard_count)
+
+    def application_payload(self) -> JSON:
+        return {
+            "id": str(self.application_id),
+            "name": self.bot.name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": self.owner.payload(),
+            "team": None,
+            "verify_key": "0" * 64,
+            "flags": self.application_flags,
+            "bot": self.bot.payload(),
+            "rpc_origins": [],
+            "tags": [],
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "approximate_guild_count": len(self.guilds),
+        }
+
+    # ---- commands ------------------------------------------------------------------------------
+
+    def commands(self, guild_id: IdLike | None = None) -> list[JSON]:
+        """What the bot synced: global commands, or those of one guild."""
+        if guild_id is None:
+            return list(self.global_commands)
+        return list(self.guild_commands.get(as_id(guild_id), []))
+
+    def command(self, name: str, *, guild_id: IdLike | None = None, command_type: int = 1) -> JSON | None:
+        found = None
+        if guild_id is not None:
+            found = find_command(self.guild_commands.get(as_id(guild_id), []), name, command_type)
+        return found or find_command(self.global_commands, name, command_type)
+
+    # ---- other user actions --------------------------------------------------------------------
+
+    async def post_message(
+        self,
+        channel_id: IdLike,
+        author_id: IdLike,
+        content: str = "",
+        *,
+        embeds: Sequence[JSON] = (),
+        components: Sequence[JSON] = (),
+        files: Sequence[tuple[str, bytes]] = (),
+        reply_to: IdLike | None = None,
+    ) -> StoredMessage:
+        """Another user (or bot: add_user(bot=True)) posts a message; dispatches MESSAGE_CREATE."""
+        channel = self.channels[as_id(channel_id)]
+        author = self.users[as_id(author_id)]
+        uploads = [UploadedFile(f"files[{i}]", name, None, data) for i, (name, data) in enumerate(files)]
+        body: JSON = {"content": content, "embeds": list(embeds), "components": list(components)}
+        if reply_to is not None:
+            body["message_reference"] = {"message_id": str(as_id(reply_to))}
+        msg = self._msgs.create_message(
+            channel, author, body, uploads, upload_limit=self.upload_limit, flags_mask=FLAG_SUPPRESS_EMBEDS
+        )
+        self._msgs.dispatch_message("MESSAGE_CREATE", msg)
+        return msg
+
+    async def add_reaction(
+        self, channel_id: IdLike, message_id: IdLike, user_id: IdLike, emoji: str = "🔄", *, burst: bool = False
+    ) -> None:
+        """A user reacts; dispatches MESSAGE_REACTION_ADD (type 0, or 1 for a super reaction)."""
+        msg = self._message_in(channel_id, message_id)
+        key, uid = emoji_key(emoji), as_id(user_id)
+        users = msg.reactions.setdefault(key, [])
+        if uid not in users:
+            users.append(uid)
+        self._msgs.reaction_event(msg, uid, key, add=True, burst=burst)
+
+    async def remove_reaction(self, channel_id: IdLike, message_id: IdLike, user_id: IdLike, emoji: str = "🔄") -> None:
+        msg = self._message_in(channel_id, message_id)
+        key, uid = emoji_key(emoji), as_id(user_id)
+        if uid in msg.reactions.get(key, []):
+            msg.reactions[key].remove(uid)
+        self._msgs.reaction_event(msg, uid, key, add=False)
+
+    async def delete_message(self, channel_id: IdLike, message_id: IdLike) -> None:
+        """Someone deletes a message: MESSAGE_DELETE, and REST calls on it answer 404 / 10008 from now on."""
+        self._msgs.delete_message(self._message_in(channel_id, message_id))
+
+    def _message_in(self, channel_id: IdLike, message_id: IdLike) -> StoredMessage:
+        msg = self._live_message(as_id(message_id))
+        if msg.channel_id != as_id(channel_id):
+            raise LookupError(f"message {msg.id} is not in channel {as_id(channel_id)}")
+        return msg
+
+    def dispatch(self, event: str, data: JSON, *, guild_id: IdLike | None = None) -> bool:
+        """Escape hatch: send any gateway event to the shard owning ``guild_id`` (shard 0 if None)."""
+        return self._gateway.dispatch(event, data, guild_id=None if guild_id is None else as_id(guild_id))
+
+    # ---- gateway control -----------------------------------------------------------------------
+
+    async def drop_gateway(
+        self,
+        resumable: bool = True,
+        *,
+        shard_id: int | None = None,
+        code: int | None = None,
+        reconnect_op: bool = False,
+    ) -> int:
+        """Close the bot's gateway socket(s). Resumable: the client RESUMEs and gets missed events replayed;
+        otherwise its RESUME gets INVALID_SESSION and it identifies again. ``reconnect_op`` sends op 7 instead.
+        Returns the number of sessions dropped; await wait_for_gateway() to know they are back."""
+        return await self._gateway.drop(resumable=resumable, shard_id=shard_id, code=code, reconnect_op=reconnect_op)
+
+    async def wait_for_gateway(
+        self, *, shard_ids: Iterable[int] | None = None, timeout: float = 5.0
+    ) -> list[GatewaySession]:
+        """Wait until every shard (default: all of the identified shard count) has a live session."""
+
+        def live() -> list[GatewaySession] | None:
+            sessions = self._gateway.active
+            if not sessions:
+                return None
+            count = max(s.shard_count for s in sessions.values())
+            wanted = list(shard_ids) if shard_ids is not None else list(range(count))
+            found = [sessions[s] for s in wanted if s in sessions and sessions[s].live]
+            return found if len(found) == len(wanted) else None
+
+        return await self.wait_for(live, timeout=timeout, what="live gateway sessions")
+
+    @property
+    def gateway_sessions(self) -> dict[int, GatewaySession]:
+        """Current session per shard id."""
+        return dict(self._gateway.active)
+
+    @property
+    def gateway_connections(self) -> list[GatewayConnection]:
+        return list(self._gateway.connections)
+
+    def dispatched_events(self, event: str | None = None) -> list[DispatchedEvent]:
+        return [e for e in self._gateway.dispatched if event is None or e.event == event]
+
+    # ---- faults --------------------------------------------------------------------------------
+
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        status: int | None = 429,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = 1,
+        delay: float = 0.0,
+    ) -> Fault:
+        """Make the next ``times`` requests matching ``method`` ("*" for any) and ``path_regex`` (searched in
+        the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay."""
+        fault = make_fault(method, path_regex, status, json=json, headers=headers, times=times, delay=delay)
+        self.faults.append(fault)
+        return fault
+
+    def inject_rate_limit(
+        self, method: str, path_regex: str, retry_after: float = 0.2, *, is_global: bool = False, times: int | None = 1
+    ) -> Fault:
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+        return self.inject(method, path_regex, 429, json=body, times=times)
+
+    def inject_error(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        code: int = 0,
+        message: str | None = None,
+        *,
+        times: int | None = 1,
+    ) -> Fault:
+        """E.g. (403, 50013) Missing Permissions, (403, 50001) Missing Access, (500, 0), (404, 10008)."""
+        body = None if message is None and code == 0 else {"message": message or "", "code": code}
+        return self.inject(method, path_regex, status, json=body, times=times)  # None: Discord's default body
+
+    def inject_delay(self, method: str, path_regex: str, seconds: float, *, times: int | None = 1) -> Fault:
+        return self.inject(method, path_regex, None, times=times, delay=seconds)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, path):
+                fault.hits += 1
+                return fault
+        return None
+
+    # ---- inspection and waiting ----------------------------------------------------------------
+
+    def requests_matching(self, method: str, path_regex: str) -> list[RecordedRequest]:
+        pattern = re.compile(path_regex)
+        return [r for r in self.requests if method in ("*", r.method) and pattern.search(r.path)]
+
+    def message(self, message_id: IdLike) -> StoredMessage:
+        return self.messages[as_id(message_id)]
+
+    def messages_in(self, channel_id: IdLike, *, include_deleted: bool = False) -> list[StoredMessage]:
+        cid = as_id(channel_id)
+        found = [m for m in self.messages.values() if m.channel_id == cid and (include_deleted or not m.deleted)]
+        return sorted(found, key=lambda m: m.id)
+
+    def edits_of(self, message_id: IdLike) -> list[MessageEdit]:
+        return list(self.messages[as_id(message_id)].edits)
+
+    def abort_waits(self, error: BaseException | None) -> None:
+        """Make every pending and later wait_for() raise at once (None: stop doing so). Hook it to the bot's
+        error handlers so a crash in a command fails the test immediately instead of after a wait's timeout."""
+        if self._abort is None or error is None:
+            self._abort = error
+        self._changed()
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """Abort waits when ``task`` (the bot's start()) ends: the bot can no longer answer anything."""
+
+        def done(t: asyncio.Task[Any]) -> None:
+            error = None if t.cancelled() else t.exception()
+            self.abort_waits(error or RuntimeError(f"task {t.get_name()!r} ended"))
+
+        task.add_done_callback(done)
+
+    def _changed(self) -> None:
+        """Wake every wait_for(): state changed."""
+        event, self._change = self._change, asyncio.Event()
+        event.set()
+
+    async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
+        """Re-check ``predicate`` on every change until it returns something other than None/False."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self._abort is not None:
+                        raise RuntimeError(
+                            f"fake Discord: gave up waiting for {what}: {self._abort!r}"
+                        ) from self._abort
+                    result = predicate()
+                    if result is not None and result is not False:
+                        return result
+                    await self._change.wait()
+        except TimeoutError:
+            raise TimeoutError(f"fake Discord: timed out after {timeout}s waiting for {what}") from None
+
+    async def wait_for_requests(
+        self, method: str, path_regex: str, *, count: int = 1, timeout: float = 5.0
+    ) -> list[RecordedRequest]:
+        """Wait until ``count`` matching requests have been answered."""
+
+        def done() -> list[RecordedRequest] | None:
+            found = [r for r in self.requests_matching(method, path_regex) if r.status]
+            return found if len(found) >= count else None
+
+        return await self.wait_for(done, timeout=timeout, what=f"{count}x {method} {path_regex}")
+
+    async def wait_for_message(
+        self, predicate: Callable[[StoredMessage], bool], *, timeout: float = 5.0
+    ) -> StoredMessage:
+        def found() -> StoredMessage | None:
+            return next((m for m in self.messages.values() if predicate(m)), None)
+
+        return await self.wait_for(found, timeout=timeout, what="a matching message")
+
+
+if __name__ == "__main__":
+    main()
