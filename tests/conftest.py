@@ -110,3 +110,34 @@ def store_target(request: pytest.FixtureRequest, store: Store) -> StoreTarget:
     """Where `store` lives: `await store_target.open()` gives a second store on the same database."""
     target: StoreTarget = request.node.stash[STORE_TARGET]
     return target
+
+
+# --- end-to-end: the real bot against the fake Discord and the fake CometAPI --------------------------------
+
+
+@pytest.fixture
+async def comet():
+    from tests.fakes.cometapi import FakeCometAPI
+    from tests.e2e import KEY
+
+    fake = FakeCometAPI(api_key=KEY, speed=0.02, seed=1, image_size=30_000)
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def discord_fake():
+    from tests.fakes.discord import FakeDiscord
+
+    fake = FakeDiscord()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def world(tmp_path, discord_fake, comet):
+    from tests.e2e import World
+
+    yield World(discord_fake, comet, f"sqlite:///{tmp_path}/bot.db")

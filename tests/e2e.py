@@ -1,0 +1,100 @@
+"""End-to-end harness: the real FluxBot, through the real discord.py, against the two fakes.
+
+Only Discord and CometAPI are fakes; the store is real (SQLite file or PostgreSQL), and so is everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+import yarl
+
+from bot import FluxBot
+from services.config import Settings, load_settings
+from services.polling import DurationStats, PollTuning
+from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.discord import FakeDiscord
+
+TOKEN = "bot-token-abcdefghijklmnopqrstuvwxyz"
+KEY = "comet-key-0123456789abcdef"
+FAST_POLL = PollTuning(fine_interval=0.03, min_interval=0.01, max_interval=0.2)
+FAST_PRIORS = (0.01, 0.5)
+
+
+class TestBot(FluxBot):
+    """FluxBot with test-speed polling; nothing else differs."""
+
+    async def setup_hook(self) -> None:
+        await super().setup_hook()
+        self.service.stats = DurationStats({}, PollTuning(**{**FAST_POLL.__dict__, "default_window": FAST_PRIORS}))
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None  # discord.py waits 5 s between identifies; the fake has no such limit
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    comet: FakeCometAPI
+    database_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    bots: list[FluxBot] = field(default_factory=list)
+
+    def settings(self, **overrides: str) -> Settings:
+        environ = {
+            "DISCORD_TOKEN": TOKEN,
+            "COMETAPI_KEY": KEY,
+            "COMETAPI_BASE_URL": self.comet.base_url,
+            "DISCORD_API_BASE_URL": self.discord.api_base_url,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "DATABASE_URL": self.database_url,
+            "USER_COOLDOWN": "0",
+            "MAX_JOBS_PER_USER": "10",
+            "COMETAPI_READ_TIMEOUT": "5",
+            **self.env,
+            **overrides,
+        }
+        return load_settings(environ)
+
+    @contextlib.asynccontextmanager
+    async def bot(self, **overrides: str) -> AsyncIterator[FluxBot]:
+        """Start a bot process-alike; closed (jobs left resumable) on exit."""
+        settings = self.settings(**overrides)
+        saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.discord.api_base_url
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.discord.gateway_url)
+        bot = TestBot(settings)
+        task = asyncio.create_task(bot.start(TOKEN))
+        self.discord.watch(task)
+        try:
+            async with asyncio.timeout(10):
+                while not bot.is_ready():
+                    if task.done():
+                        task.result()
+                    await asyncio.sleep(0.01)
+            self.bots.append(bot)
+            yield bot
+        finally:
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def option_map(**options: Any) -> Mapping[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+async def wait_status(bot: FluxBot, job_id: str, *statuses: str, timeout: float = 10.0) -> Any:
+    """The job once it reaches one of `statuses` (the store is written just after Discord is)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            job = await bot.store.get_job(job_id)
+            if job is not None and job.status in statuses:
+                return job
+            await asyncio.sleep(0.01)
