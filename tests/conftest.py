@@ -117,8 +117,8 @@ def store_target(request: pytest.FixtureRequest, store: Store) -> StoreTarget:
 
 @pytest.fixture
 async def comet():
-    from tests.fakes.cometapi import FakeCometAPI
     from tests.e2e import KEY
+    from tests.fakes.cometapi import FakeCometAPI
 
     fake = FakeCometAPI(api_key=KEY, speed=0.02, seed=1, image_size=30_000)
     await fake.start()
@@ -140,4 +140,4 @@ async def discord_fake():
 async def world(tmp_path, discord_fake, comet):
     from tests.e2e import World
 
-    yield World(discord_fake, comet, f"sqlite:///{tmp_path}/bot.db")
+    return World(discord_fake, comet, f"sqlite:///{tmp_path}/bot.db")

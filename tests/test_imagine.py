@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 
@@ -51,7 +53,7 @@ async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
     assert any("Generating" in text or "Starting" in text for text in progress), progress
     edit_times = [e.at for e in world.discord.edits_of(final.id)]
     progress_times = edit_times[:-1]
-    assert all(b - a >= 1.4 for a, b in zip(progress_times, progress_times[1:], strict=False))
+    assert all(b - a >= 1.4 for a, b in itertools.pairwise(progress_times))
 
 
 def prediction_outputs(world, prediction_id):
