@@ -36,7 +36,8 @@ def test_lenient_parse_of_partial_and_odd_objects():
     )
     assert done.server_seconds == 2.5
     assert Prediction.from_api({"id": "a", "status": "failed", "error": {"detail": "NSFW"}}).error == "NSFW"
-    for bad in (None, [], {"status": "succeeded"}, {"id": ""}):
+    bad_objects: list[object] = [None, [], {"status": "succeeded"}, {"id": ""}]
+    for bad in bad_objects:
         with pytest.raises(Unavailable):
             Prediction.from_api(bad)
 
