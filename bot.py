@@ -31,7 +31,7 @@ from services.store import Store, open_store
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine",)
+EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.prefs", "cogs.reroll")
 FINGERPRINT_KEY = "command_fingerprint"
 
 

@@ -19,6 +19,7 @@ from services.downloads import Downloader
 from services.errors import BadInput
 from services.input_images import ImageRef, precheck, prepare
 from services.requests import Context, Limits, Resolved, allowed_models, check_admission, resolve
+from services.rerolls import reroll_request
 from services.store.models import Job
 
 if TYPE_CHECKING:
@@ -186,8 +187,8 @@ class Imagine(commands.Cog):
         message_id = response.message_id if response is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
-        job = self._new_job(kind, interaction.user.id, interaction.channel_id, interaction.guild_id, resolved, parent)
-        return await self._store_and_start(job, message_id, interaction, resolved)
+        job = self.new_job(kind, interaction.user.id, interaction.channel_id, interaction.guild_id, resolved, parent)
+        return await self.store_and_start(job, message_id, interaction, resolved)
 
     async def _refuse(self, interaction: discord.Interaction[Any], message: str) -> None:
         """Replace the public "thinking…" with a private answer: nothing was started."""
@@ -195,7 +196,7 @@ class Imagine(commands.Cog):
             await interaction.delete_original_response()
         await reply_ephemeral(interaction, message)
 
-    def _new_job(
+    def new_job(
         self,
         kind: str,
         user_id: int,
@@ -219,7 +220,7 @@ class Imagine(commands.Cog):
             extra={"notes": list(resolved.notes)} if resolved.notes else {},
         )
 
-    async def _store_and_start(
+    async def store_and_start(
         self, job: Job, message_id: int, interaction: discord.Interaction[Any] | None, resolved: Resolved
     ) -> Job:
         job = Job(**{**job.__dict__, "message_id": message_id})
@@ -237,14 +238,15 @@ class Imagine(commands.Cog):
 
     async def reroll(self, interaction: discord.Interaction[Any], parent: Job) -> Job | None:
         """Same model and inputs as `parent`, a new random seed, for whoever asked."""
-        model_input = dict(parent.input)
-        prompt = str(model_input.pop("prompt", ""))
-        model_input.pop("seed", None)
-        images = [str(model_input.pop(k)) for k in ("input_image",) if k in model_input]
-        images += [str(u) for u in model_input.pop("input_images", []) or []]  # type: ignore[attr-defined]
-        given = {"model": parent.model, **model_input}
+        request = reroll_request(parent)
         return await self.launch(
-            interaction, prompt=prompt, given=given, refs=[], kind="reroll", parent=parent, image_urls=images
+            interaction,
+            prompt=request.prompt,
+            given=request.given,
+            refs=[],
+            kind="reroll",
+            parent=parent,
+            image_urls=request.image_urls,
         )
 
 

@@ -1,0 +1,195 @@
+"""/imagine-settings: a server's defaults, allowed models and limits. Manage Server only.
+
+Hidden from other members by default permissions, and checked again when run, since server owners can
+change who sees a command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.tree import reply_ephemeral
+from services.catalogue import CATALOGUE
+from services.errors import BadInput
+from services.requests import allowed_models
+from services.server_settings import (
+    allowed_after,
+    describe_limits,
+    effective,
+    empty,
+    limits_after,
+    model_list,
+    validated_defaults,
+)
+
+if TYPE_CHECKING:
+    from bot import FluxBot
+    from cogs.imagine import Imagine
+
+Interaction = discord.Interaction[Any]
+
+
+def model_choices(current: str) -> list[app_commands.Choice[str]]:
+    needle = current.lower()
+    return [
+        app_commands.Choice(name=spec.label, value=spec.id)
+        for spec in CATALOGUE.values()
+        if needle in spec.id.lower() or needle in spec.label.lower()
+    ][:25]
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class Admin(commands.GroupCog, group_name="imagine-settings", group_description="Server settings for /imagine"):
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        # Checked at run time too: the default permission only hides the command, and owners can change that.
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        if not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    async def _load(self, guild_id: int) -> Any:
+        return await self.bot.store.get_guild_settings(guild_id) or empty(guild_id)
+
+    async def _save(self, settings: Any, **changes: Any) -> None:
+        await self.bot.store.save_guild_settings(dataclasses.replace(settings, updated_at=time.time(), **changes))
+
+    @app_commands.command(name="show", description="This server's settings and where each comes from")
+    async def show(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        guild = await self.bot.store.get_guild_settings(interaction.guild_id)
+        rows = effective(guild, default_model=self.bot.settings.default_model)
+        lines = [f"**{row.name}**: `{row.value}` ({row.source})" for row in rows]
+        imagine: Imagine = self.bot.get_cog("Imagine")  # type: ignore[assignment]
+        context = await imagine.context(interaction.guild_id, interaction.user.id)
+        lines.append(f"**Allowed models**: {model_list(allowed_models(context))}")
+        lines += describe_limits(imagine.limits(context))
+        await reply_ephemeral(interaction, "\n".join(lines))
+
+    @app_commands.command(name="set", description="Set this server's defaults for /imagine")
+    @app_commands.describe(
+        model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
+        output_quality="0-100", num_outputs="Images per request (1-4, schnell/dev)",
+    )  # fmt: skip
+    async def set_defaults(
+        self,
+        interaction: Interaction,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        output_format: str | None = None,
+        output_quality: app_commands.Range[int, 0, 100] | None = None,
+        num_outputs: app_commands.Range[int, 1, 4] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        changes = {
+            "model": model, "aspect_ratio": aspect_ratio, "output_format": output_format,
+            "output_quality": output_quality, "num_outputs": num_outputs,
+        }  # fmt: skip
+        given = {k: v for k, v in changes.items() if v is not None}
+        if not given:
+            await reply_ephemeral(interaction, "Nothing to change: give at least one option.")
+            return
+        current = await self._load(interaction.guild_id)
+        try:
+            defaults = validated_defaults(current.defaults, given, default_model=self.bot.settings.default_model)
+        except BadInput as exc:
+            await reply_ephemeral(interaction, f"Not saved: {exc}")
+            return
+        await self._save(current, defaults=defaults)
+        changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in given.items())
+        await reply_ephemeral(interaction, f"Server defaults updated: {changed}.")
+
+    @set_defaults.autocomplete("model")
+    async def _set_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_choices(current)
+
+    @app_commands.command(name="reset", description="Back to the built-in defaults")
+    async def reset(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        current = await self._load(interaction.guild_id)
+        await self._save(current, defaults={})
+        await reply_ephemeral(interaction, "Server defaults reset to the built-in ones.")
+
+    @app_commands.command(name="models", description="Which models members may use")
+    @app_commands.describe(
+        allow="Allow this model", deny="Stop allowing this model",
+        everything="Allow every model", only_standard="Allow only the non-premium models (no pro/ultra/max)",
+    )  # fmt: skip
+    async def models(
+        self,
+        interaction: Interaction,
+        allow: str | None = None,
+        deny: str | None = None,
+        everything: bool = False,
+        only_standard: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        current = await self._load(interaction.guild_id)
+        if allow or deny or everything or only_standard:
+            try:
+                allowed = allowed_after(
+                    current.allowed_models, allow=allow, deny=deny, everything=everything, only_standard=only_standard
+                )
+            except BadInput as exc:
+                await reply_ephemeral(interaction, f"Not saved: {exc}")
+                return
+            await self._save(current, allowed_models=allowed)
+            current = dataclasses.replace(current, allowed_models=allowed)
+        specs = [
+            spec for spec in CATALOGUE.values() if current.allowed_models is None or spec.id in current.allowed_models
+        ]
+        await reply_ephemeral(interaction, f"Models members may use: {model_list(specs)}.")
+
+    @models.autocomplete("allow")
+    async def _allow(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_choices(current)
+
+    @models.autocomplete("deny")
+    async def _deny(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_choices(current)
+
+    @app_commands.command(name="limits", description="Cooldown, jobs in flight and daily image quotas (0 = no quota)")
+    @app_commands.describe(
+        cooldown_seconds="Seconds between two images of one user",
+        jobs_in_flight="Jobs one user may have running at once",
+        images_per_user_per_day="Images one user may make per day (0 = no limit)",
+        images_per_guild_per_day="Images the whole server may make per day (0 = no limit)",
+    )
+    async def limits(
+        self,
+        interaction: Interaction,
+        cooldown_seconds: app_commands.Range[float, 0, 3600] | None = None,
+        jobs_in_flight: app_commands.Range[int, 1, 20] | None = None,
+        images_per_user_per_day: app_commands.Range[int, 0, 10000] | None = None,
+        images_per_guild_per_day: app_commands.Range[int, 0, 1000000] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        current = await self._load(interaction.guild_id)
+        changes = {
+            "cooldown_seconds": cooldown_seconds, "jobs_in_flight": jobs_in_flight,
+            "images_per_user_per_day": images_per_user_per_day, "images_per_guild_per_day": images_per_guild_per_day,
+        }  # fmt: skip
+        try:
+            limits = limits_after(current.limits, changes)
+        except BadInput as exc:
+            await reply_ephemeral(interaction, f"Not saved: {exc}")
+            return
+        await self._save(current, limits=limits)
+        imagine: Imagine = self.bot.get_cog("Imagine")  # type: ignore[assignment]
+        context = await imagine.context(interaction.guild_id, interaction.user.id)
+        await reply_ephemeral(interaction, "Limits now:\n" + "\n".join(describe_limits(imagine.limits(context))))
+
+
+async def setup(bot: FluxBot) -> None:
+    await bot.add_cog(Admin(bot))

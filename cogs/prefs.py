@@ -1,0 +1,80 @@
+"""/imagine-prefs: a user's own defaults, used before the server's (but after what a command gives)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.admin import model_choices
+from cogs.tree import reply_ephemeral
+from services.errors import BadInput
+from services.requests import OPTION_NAMES
+from services.server_settings import validated_defaults
+
+if TYPE_CHECKING:
+    from bot import FluxBot
+
+Interaction = discord.Interaction[Any]
+
+
+class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Your own defaults for /imagine"):
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="show", description="Your saved defaults")
+    async def show(self, interaction: Interaction) -> None:
+        prefs = await self.bot.store.get_user_prefs(interaction.user.id)
+        if not prefs:
+            await reply_ephemeral(interaction, "You have no saved defaults; the server's apply.")
+            return
+        lines = [f"**{name}**: `{prefs[name]}`" for name in ("model", *OPTION_NAMES) if name in prefs]
+        await reply_ephemeral(interaction, "Your defaults:\n" + "\n".join(lines))
+
+    @app_commands.command(name="set", description="Save your own defaults for /imagine")
+    async def set_prefs(
+        self,
+        interaction: Interaction,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        output_format: str | None = None,
+        output_quality: app_commands.Range[int, 0, 100] | None = None,
+        num_outputs: app_commands.Range[int, 1, 4] | None = None,
+    ) -> None:
+        given = {
+            k: v
+            for k, v in {
+                "model": model, "aspect_ratio": aspect_ratio, "output_format": output_format,
+                "output_quality": output_quality, "num_outputs": num_outputs,
+            }.items()
+            if v is not None
+        }  # fmt: skip
+        if not given:
+            await reply_ephemeral(interaction, "Nothing to save: give at least one option.")
+            return
+        current = await self.bot.store.get_user_prefs(interaction.user.id)
+        try:
+            prefs = validated_defaults(current, given, default_model=self.bot.settings.default_model)
+        except BadInput as exc:
+            await reply_ephemeral(interaction, f"Not saved: {exc}")
+            return
+        await self.bot.store.save_user_prefs(interaction.user.id, prefs)
+        await reply_ephemeral(
+            interaction, "Saved: " + ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in given.items())
+        )
+
+    @set_prefs.autocomplete("model")
+    async def _model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_choices(current)
+
+    @app_commands.command(name="clear", description="Forget your saved defaults")
+    async def clear(self, interaction: Interaction) -> None:
+        await self.bot.store.delete_user_prefs(interaction.user.id)
+        await reply_ephemeral(interaction, "Your saved defaults are cleared.")
+
+
+async def setup(bot: FluxBot) -> None:
+    await bot.add_cog(Prefs(bot))

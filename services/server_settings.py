@@ -1,0 +1,116 @@
+"""Server defaults, allowed models, limits and user preferences: validated edits and effective values.
+
+Plain data in and out; the Discord commands that call this live in cogs/admin.py and cogs/prefs.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.catalogue import CATALOGUE, ModelSpec, Request, build_input, resolve_model
+from services.errors import BadInput
+from services.requests import OPTION_NAMES, Limits
+from services.store.models import GuildSettings
+
+LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")
+
+
+@dataclass(frozen=True)
+class Effective:
+    name: str
+    value: object
+    source: str  # "server", "built-in"
+
+
+def empty(guild_id: int) -> GuildSettings:
+    return GuildSettings(guild_id=guild_id, defaults={}, allowed_models=None, limits={}, updated_at=time.time())
+
+
+def validated_defaults(
+    current: Mapping[str, object], changes: Mapping[str, object], *, default_model: str
+) -> dict[str, object]:
+    """`current` updated with `changes`, each value checked against the model it will apply to."""
+    merged = {**current, **{k: v for k, v in changes.items() if v is not None}}
+    if "model" in changes and changes["model"] is not None:
+        spec = resolve_model(str(changes["model"]))
+        assert spec is not None
+        merged["model"] = spec.id
+    model = str(merged.get("model") or default_model)
+    options = {k: merged[k] for k in OPTION_NAMES if k in merged}
+    # Reuse the catalogue's checks; a placeholder image stands in for models that require one.
+    spec = resolve_model(model)
+    images = ("https://cdn.discordapp.com/placeholder.png",) if spec and spec.images == "required" else ()
+    _, checked = build_input(model, Request("placeholder", options, images))
+    return {**({"model": merged["model"]} if "model" in merged else {}), **{k: checked[k] for k in options}}
+
+
+def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effective]:
+    defaults = guild.defaults if guild else {}
+    model_id = str(defaults.get("model") or default_model)
+    spec = CATALOGUE.get(model_id)
+    rows = [Effective("model", model_id, "server" if "model" in defaults else "built-in")]
+    for name in OPTION_NAMES:
+        if name in defaults:
+            rows.append(Effective(name, defaults[name], "server"))
+            continue
+        param = spec.params.get(name) if spec else None
+        rows.append(Effective(name, param.default if param else "—", "built-in"))
+    return rows
+
+
+def allowed_after(
+    current: list[str] | None, *, allow: str | None, deny: str | None, everything: bool, only_standard: bool
+) -> list[str] | None:
+    """The new allow-list (None = every catalogue model)."""
+    if everything:
+        return None
+    if only_standard:
+        return [spec.id for spec in CATALOGUE.values() if not spec.premium]
+    allowed = list(current) if current is not None else list(CATALOGUE)
+    for name, adding in ((allow, True), (deny, False)):
+        if name is None:
+            continue
+        spec = resolve_model(name)
+        assert spec is not None
+        if adding and spec.id not in allowed:
+            allowed.append(spec.id)
+        if not adding and spec.id in allowed:
+            allowed.remove(spec.id)
+    if not allowed:
+        raise BadInput("That would leave no model allowed; allow another one first.")
+    return None if set(allowed) == set(CATALOGUE) else sorted(allowed)
+
+
+def limits_after(
+    current: Mapping[str, float | int], changes: Mapping[str, float | int | None]
+) -> dict[str, float | int]:
+    updated = dict(current)
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name not in LIMIT_NAMES:
+            raise BadInput(f"Unknown limit `{name}`.")
+        if value < 0:
+            raise BadInput(f"{name} cannot be negative.")
+        if name == "jobs_in_flight" and value < 1:
+            raise BadInput("jobs_in_flight must be at least 1.")
+        updated[name] = value
+    return updated
+
+
+def describe_limits(limits: Limits) -> list[str]:
+    def per_day(value: int | None) -> str:
+        return "no limit" if value is None else f"{value} per day"
+
+    return [
+        f"Cooldown between a user's images: {limits.cooldown_seconds:g} s",
+        f"Jobs in flight per user: {limits.jobs_in_flight}",
+        f"Images per user: {per_day(limits.images_per_user_per_day)}",
+        f"Images for the whole server: {per_day(limits.images_per_guild_per_day)}",
+    ]
+
+
+def model_list(specs: list[ModelSpec]) -> str:
+    return ", ".join(spec.name for spec in specs) or "none"
