@@ -174,16 +174,12 @@ class JobRunner:
             self.limiter.abandon(job.user_id, waiter)
             raise
         try:
+            # Shown before the claim: a stop before the claim leaves the job "queued", to be submitted on restart.
+            await self._show(job, "starting")
             claimed = await self.store.transition(job.id, ["queued"], "submitting", submitted_at=time.time())
             if claimed is None:
                 raise asyncio.CancelledError()  # another process or task owns this job now
-            job = claimed
-            await self._show(job, "starting")
-            self.counts["create"] += 1
-            prediction = await self.service.create(job.model, job.input)
-            running = await self.store.transition(job.id, ["submitting"], "running", prediction_id=prediction.id)
-            assert running is not None, "a submitting job is only moved on by its own task"
-            job = running
+            job, prediction = await self._create(claimed)
             done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
             return await self._delivering(job), done
         finally:

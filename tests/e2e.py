@@ -27,7 +27,13 @@ FAST_PRIORS = (0.01, 0.5)
 
 
 class TestBot(FluxBot):
-    """FluxBot with test-speed polling; nothing else differs."""
+    """FluxBot with test-speed polling and a short wait for GUILD_CREATEs; nothing else differs."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        # discord.py waits guild_ready_timeout (2 s) after the last GUILD_CREATE before on_ready; the fake
+        # sends them at once after READY, so 2 s per start would only slow every test down.
+        self._connection.guild_ready_timeout = 0.1
 
     async def setup_hook(self) -> None:
         await super().setup_hook()
@@ -83,6 +89,7 @@ class World:
             await bot.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self.discord.abort_waits(None)  # a deliberate stop, not a crash: later waits carry on
             discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 

@@ -1,0 +1,144 @@
+"""🔄 rerolls (reaction and button) and jobs that survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from services.store.models import Job
+from tests.e2e import wait_status
+from tests.fakes.cometapi import Outcome
+
+
+def setup_guild(world):
+    d = world.discord
+    guild = d.add_guild("art club")
+    channel = d.add_channel(guild, "images")
+    alice = d.add_user("alice")
+    d.add_member(guild, alice)
+    bob = d.add_user("bob")
+    d.add_member(guild, bob)
+    return guild, channel, alice, bob
+
+
+async def first_result(world, bot, guild, channel, user, prompt="a lighthouse", **options):
+    handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": prompt, **options})
+    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+    job = await bot.store.job_by_message(final.id)
+    return final, await wait_status(bot, job.id, "succeeded")
+
+
+async def test_reaction_reroll_after_a_restart_replies_with_a_new_seed(world):
+    guild, channel, alice, bob = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await first_result(world, bot, guild, channel, alice, seed=7, aspect_ratio="3:2")
+    # A new process: nothing cached; the job is found by message id in the store.
+    async with world.bot() as bot:
+        await world.discord.add_reaction(channel, result.id, bob, "🔄")
+        reply = await world.discord.wait_for_message(
+            lambda m: bool(m.attachments) and (m.message_reference or {}).get("message_id") == str(result.id),
+            timeout=10,
+        )
+        child = await bot.store.job_by_message(reply.id)
+        child = await wait_status(bot, child.id, "succeeded")
+    assert child.kind == "reroll"
+    assert child.parent_id == parent.id
+    assert child.user_id == bob.id
+    assert child.input["aspect_ratio"] == "3:2"
+    assert child.input["prompt"] == parent.input["prompt"]
+    assert child.input["seed"] != 7
+    assert len(world.comet.creates()) == 2
+    # The reaction was acknowledged with ⏳ (added, then taken away once the job was posted).
+    assert world.discord.requests_matching("PUT", r"/reactions/(⏳|%E2%8F%B3)/@me")
+
+
+async def test_reactions_that_are_not_rerolls_are_ignored(world):
+    guild, channel, alice, bob = setup_guild(world)
+    other_bot = world.discord.add_user("otherbot", bot=True)
+    async with world.bot() as bot:
+        result, _ = await first_result(world, bot, guild, channel, alice)
+        foreign = await world.discord.post_message(channel, other_bot, "not ours")
+        await world.discord.add_reaction(channel, foreign.id, bob, "🔄")  # another bot's message
+        await world.discord.add_reaction(channel, result.id, bob, "👍")  # another emoji
+        await world.discord.add_reaction(channel, result.id, world.discord.bot, "🔄")  # the bot itself
+        await asyncio.sleep(0.5)
+    assert len(world.comet.creates()) == 1
+
+
+async def test_refused_reroll_says_why(world):
+    guild, channel, alice, bob = setup_guild(world)
+    async with world.bot(MAX_JOBS_PER_USER="1") as bot:
+        result, _ = await first_result(world, bot, guild, channel, alice)
+        world.comet.default_outcome = Outcome(duration=5)
+        await world.discord.slash_command(guild, channel, bob, "imagine", {"prompt": "slow one"})
+        await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
+        await world.discord.add_reaction(channel, result.id, bob, "🔄")
+        reply = await world.discord.wait_for_message(lambda m: "can't reroll" in m.content, timeout=10)
+    assert "already have 1 image job" in reply.content
+    assert len(world.comet.creates()) == 2
+
+
+async def test_reroll_button_works_on_a_result_from_before_a_restart(world):
+    guild, channel, alice, bob = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await first_result(world, bot, guild, channel, alice, num_outputs=2)
+    async with world.bot() as bot:
+        handle = await world.discord.click_button(result, f"flux:reroll:{parent.id}", bob)
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+        child = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+    assert child.parent_id == parent.id
+    assert child.input["num_outputs"] == 2
+    assert len(final.attachments) == 2
+
+
+async def test_a_job_in_flight_at_shutdown_resumes_with_the_same_prediction(world):
+    guild, channel, alice, _ = setup_guild(world)
+    world.comet.queue_outcome(Outcome(duration=2.0))
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "slow"})
+        await world.discord.wait_for(lambda: len(world.comet.creates()) == 1, timeout=10)
+        message = await handle.wait_original(lambda m: "Starting" in m.content or "Generating" in m.content)
+        job = await bot.store.job_by_message(message.id)
+        job = await wait_status(bot, job.id, "running")
+    # The bot stopped mid-job; a new process picks the job up by its prediction id.
+    async with world.bot() as bot:
+        job = await wait_status(bot, job.id, "succeeded", "failed")
+    assert job.status == "succeeded"
+    assert len(world.comet.creates()) == 1
+    final = world.discord.message(message.id)
+    assert len(final.attachments) == 1
+    # After the restart there is no interaction: the message was finished through the channel endpoint.
+    assert world.discord.requests_matching("PATCH", rf"/channels/{channel.id}/messages/{message.id}")
+
+
+async def test_a_stop_while_the_create_is_in_the_air_records_it_and_resumes(world):
+    guild, channel, alice, _ = setup_guild(world)
+    world.comet.inject("create", status=None, delay=1.0)  # answered normally, but slowly
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
+        message = await handle.wait_original(lambda m: "Starting" in m.content, timeout=10)
+        job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "submitting")
+        await asyncio.sleep(0.3)  # the create is on its way (sent right after the claim); answered after 1 s
+    # Shutdown waited for the create's answer, so the prediction id was recorded and the job resumes by polling.
+    async with world.bot() as bot:
+        job = await wait_status(bot, job.id, "succeeded", "failed")
+    assert job.status == "succeeded"
+    assert len(world.comet.creates()) == 1
+    assert world.discord.message(message.id).attachments
+
+
+async def test_a_job_found_mid_create_after_a_crash_is_failed_not_sent_again(world):
+    guild, channel, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        message = await world.discord.post_message(channel, world.discord.bot, "🚀 Starting")
+        # What a killed process leaves behind when it died between claiming the job and hearing back from the API.
+        job = Job(
+            id="0" * 32, kind="imagine", user_id=alice.id, channel_id=channel.id, guild_id=guild.id, shard_id=0,
+            model="black-forest-labs/flux-schnell", input={"prompt": "unlucky", "seed": 1}, status="submitting",
+            created_at=time.time(), message_id=message.id, submitted_at=time.time(),
+        )  # fmt: skip
+        await bot.store.create_job(job)
+    async with world.bot() as bot:
+        job = await wait_status(bot, job.id, "failed")
+        await world.discord.wait_for(lambda: "restarted while starting" in world.discord.message(message.id).content)
+    assert world.comet.creates() == []

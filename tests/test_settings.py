@@ -1,0 +1,147 @@
+"""Server defaults, user preferences and their precedence, end to end."""
+
+from __future__ import annotations
+
+from tests.e2e import wait_status
+from tests.fakes.cometapi import Outcome
+
+
+def setup_guild(world):
+    d = world.discord
+    guild = d.add_guild("art club")
+    channel = d.add_channel(guild, "images")
+    admin = d.add_user("admin")
+    d.add_member(guild, admin, permissions=["manage_guild"])
+    member = d.add_user("member")
+    d.add_member(guild, member)
+    return guild, channel, admin, member
+
+
+async def ephemeral_text(handle) -> str:
+    await handle.wait_response()
+    message = handle.original_message()
+    assert message is not None
+    assert message.ephemeral
+    return message.content
+
+
+async def imagine(world, bot, guild, channel, user, **options):
+    handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a lighthouse", **options})
+    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+    job = await bot.store.job_by_message(final.id)
+    return await wait_status(bot, job.id, "succeeded")
+
+
+async def test_server_defaults_are_shown_and_used(world):
+    guild, channel, admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        text = await ephemeral_text(
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings set", {"aspect_ratio": "16:9", "output_format": "png"}
+            )
+        )
+        assert "16:9" in text
+        shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
+        assert "**aspect_ratio**: `16:9` (server)" in shown
+        assert "**output_format**: `png` (server)" in shown
+        assert "**num_outputs**: `1` (built-in)" in shown
+
+        job = await imagine(world, bot, guild, channel, member)
+    sent = world.comet.creates()[-1].json["input"]
+    assert sent["aspect_ratio"] == "16:9"
+    assert sent["output_format"] == "png"
+    assert job.input["aspect_ratio"] == "16:9"
+
+
+async def test_precedence_command_then_user_then_server_then_builtin(world):
+    guild, channel, admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        await (
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings set", {"aspect_ratio": "16:9", "output_quality": 50}
+            )
+        ).wait_response()
+        await (
+            await world.discord.slash_command(guild, channel, member, "imagine-prefs set", {"aspect_ratio": "3:2"})
+        ).wait_response()
+        job = await imagine(world, bot, guild, channel, member)
+        assert job.input["aspect_ratio"] == "3:2"  # user preference beats the server default
+        assert job.input["output_quality"] == 50  # server default beats built-in 80
+        assert job.input["output_format"] == "webp"  # built-in
+        job = await imagine(world, bot, guild, channel, member, aspect_ratio="9:16")
+        assert job.input["aspect_ratio"] == "9:16"  # the command beats everything
+        await (await world.discord.slash_command(guild, channel, member, "imagine-prefs clear")).wait_response()
+        job = await imagine(world, bot, guild, channel, member)
+        assert job.input["aspect_ratio"] == "16:9"
+
+
+async def test_settings_refused_without_manage_server_even_if_the_command_is_shown(world):
+    guild, channel, _admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        command = world.discord.command("imagine-settings")
+        assert command is not None
+        assert int(command["default_member_permissions"]) & (1 << 5)  # hidden: Manage Server only
+        command["default_member_permissions"] = None  # as if the server owner showed it to everyone
+        text = await ephemeral_text(
+            await world.discord.slash_command(guild, channel, member, "imagine-settings set", {"aspect_ratio": "1:1"})
+        )
+        assert "permission" in text
+        assert await bot.store.get_guild_settings(guild.id) is None
+
+
+async def test_set_validates_against_the_model_and_saves_nothing_when_wrong(world):
+    guild, channel, admin, _member = setup_guild(world)
+    async with world.bot() as bot:
+        text = await ephemeral_text(
+            await world.discord.slash_command(
+                guild,
+                channel,
+                admin,
+                "imagine-settings set",
+                {"model": "black-forest-labs/flux-1.1-pro-ultra", "output_format": "webp"},
+            )
+        )
+        assert "Not saved" in text
+        assert "jpg, png" in text
+        assert await bot.store.get_guild_settings(guild.id) is None
+
+
+async def test_models_not_allowed_are_refused_before_any_prediction(world):
+    guild, channel, admin, member = setup_guild(world)
+    async with world.bot():
+        text = await ephemeral_text(
+            await world.discord.slash_command(guild, channel, admin, "imagine-settings models", {"only_standard": True})
+        )
+        assert "flux-1.1-pro" not in text
+        assert "flux-schnell" in text
+        handle = await world.discord.slash_command(
+            guild, channel, member, "imagine", {"prompt": "x", "model": "black-forest-labs/flux-1.1-pro"}
+        )
+        refusal = await handle.wait_followups(1)
+        assert refusal[0].ephemeral
+        assert "does not allow" in refusal[0].content
+    assert world.comet.creates() == []
+
+
+async def test_daily_quota_and_cooldown_from_server_limits(world):
+    guild, channel, admin, member = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=0.05)
+    async with world.bot() as bot:
+        await (
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings limits", {"images_per_user_per_day": 2}
+            )
+        ).wait_response()
+        await imagine(world, bot, guild, channel, member, num_outputs=2)
+        handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one more"})
+        [refusal] = await handle.wait_followups(1)
+        assert "2 of your 2 images" in refusal.content
+        await (
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings limits", {"images_per_user_per_day": 0, "cooldown_seconds": 60}
+            )
+        ).wait_response()
+        handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "again"})
+        [refusal] = await handle.wait_followups(1)
+        assert "Slow down" in refusal.content
+    assert len(world.comet.creates()) == 1
