@@ -141,3 +141,13 @@ async def world(tmp_path, discord_fake, comet):
     from tests.e2e import World
 
     return World(discord_fake, comet, f"sqlite:///{tmp_path}/bot.db")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def world_any_store(request, tmp_path, discord_fake, comet):
+    """A world whose bots use SQLite, then (second run) PostgreSQL in a schema of its own."""
+    from tests.e2e import World
+
+    async with store_location(request.param, tmp_path) as target:
+        url = target.url if target.schema is None else f"{target.url}?search_path={target.schema}"
+        yield World(discord_fake, comet, url)

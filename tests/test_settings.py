@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
+
+
+@pytest.fixture
+def world(world_any_store):
+    """These tests run once with SQLite and once with PostgreSQL."""
+    return world_any_store
 
 
 def setup_guild(world):
