@@ -44,11 +44,14 @@ class DurationStats:
 
     def window(self, model: str) -> tuple[float, float]:
         """Roughly the 5th and 95th percentile of how long the model takes."""
+        prior = self._priors.get(model, self.tuning.default_window)
         seen = self._seen.get(model)
         if seen is None or len(seen) < self.tuning.samples_needed:
-            return self._priors.get(model, self.tuning.default_window)
+            return prior
         cuts = statistics.quantiles(seen, n=20, method="inclusive")
-        return cuts[0], cuts[-1]
+        # With many jobs in flight the first to finish are the fast ones, so the learned high end starts out
+        # too low. A low end that is too early costs a few GETs; a high end that is too early costs delay.
+        return cuts[0], max(cuts[-1], prior[1])
 
     def plan(self, model: str) -> PollPlan:
         return PollPlan(self.window(model), self.tuning)

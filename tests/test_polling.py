@@ -17,7 +17,20 @@ def test_prior_window_until_enough_observations():
         stats.observe("m", rng.uniform(1.0, 2.0))
     low, high = stats.window("m")
     assert 1.0 <= low < 1.2
-    assert 1.8 < high <= 2.0
+    assert high == 15.0  # never below the prior's high end
+
+
+def test_learned_window_shrinks_the_low_end_but_keeps_the_prior_high_end():
+    """The first predictions to finish are the fast ones: they must not make the poller give up early."""
+    stats = DurationStats({"m": (2.0, 10.0)}, TUNING)
+    for seconds in (5.0, 5.2, 5.4, 5.5, 5.6, 5.8, 6.0, 6.1):
+        stats.observe("m", seconds)
+    low, high = stats.window("m")
+    assert 5.0 <= low < 5.3
+    assert high == 10.0
+    for _ in range(64):
+        stats.observe("m", 14.0)
+    assert stats.window("m")[1] == pytest.approx(14.0)
 
 
 def test_plan_waits_for_the_window_then_polls_finely_then_backs_off():
