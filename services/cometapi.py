@@ -89,7 +89,13 @@ class CometClient:
             "POST", f"/models/{owner}/{name}/predictions", "create", body={"input": dict(model_input)},
             headers=headers, repeatable=False,
         )  # fmt: skip
-        return Prediction.from_api(data)
+        try:
+            return Prediction.from_api(data)
+        except Unavailable:  # accepted (and maybe charged), but the answer names no prediction
+            raise UncertainCreate(
+                "The API accepted the generation but its answer named no prediction; it was not repeated, so "
+                "nothing is charged twice."
+            ) from None
 
     async def get(self, prediction_id: str, *, deadline: float | None = None) -> Prediction:
         data = await self._send("GET", f"/predictions/{_safe_id(prediction_id)}", "get", deadline=deadline)

@@ -58,15 +58,19 @@ class Downloader:
 
     def check_url(self, url: str) -> None:
         """Raise DownloadError unless `url` is one we are willing to fetch."""
-        scheme = urlsplit(url).scheme.lower()
-        if scheme == "data":
-            return
-        trusted = host_of(url) in self._trusted
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            if scheme == "data":
+                return
+            trusted = host_of(url) in self._trusted
+        except ValueError:  # a malformed host or port: urlsplit and SplitResult.port raise ValueError
+            raise DownloadError("Refusing to fetch a malformed URL.") from None
         if scheme == "https" and (self._https_any_host or trusted):
             return
         if scheme == "http" and trusted:
             return
-        raise DownloadError(f"Refusing to fetch {scheme or 'a relative'}: URL from {urlsplit(url).hostname!r}.")
+        raise DownloadError(f"Refusing to fetch {scheme or 'a relative'}: URL from {parts.hostname!r}.")
 
     async def fetch_all(self, urls: Sequence[str]) -> list[ImageFile]:
         """All of them at once; the first failure cancels the rest and is raised as it is."""
@@ -110,7 +114,10 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                    url = urljoin(url, response.headers["Location"])
+                    try:
+                        url = urljoin(url, response.headers["Location"])
+                    except ValueError:
+                        raise DownloadError("The image URL redirects to a malformed URL.") from None
                     self.check_url(url)
                     continue
                 if response.status in EXPIRED:

@@ -73,12 +73,13 @@ async def wait_for(
         delay = plan.next_delay(clock() - started, progress)
         if clock() + delay >= deadline:
             await asyncio.sleep(max(0.0, deadline - clock()))
-            current = await _poll_once(client, current, deadline=None)
+            # One last look (no retries: the deadline has passed) so a job that just finished is not cancelled.
+            current = await _poll_once(client, current, deadline=clock())
             if current.terminal:
                 continue
             await _cancel_quietly(client, current.id)
             raise TimedOut(
-                f"The generation did not finish within {deadline - started:.0f} s and was cancelled.",
+                f"The generation did not finish within {deadline - started:.3g} s and was cancelled.",
                 prediction_id=current.id,
             )
         await asyncio.sleep(delay)

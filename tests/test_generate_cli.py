@@ -1,0 +1,168 @@
+"""`python bot.py generate` as a real subprocess against the fake CometAPI.
+
+The fake serves from this test's event loop while the child runs (asyncio subprocess, not subprocess.run).
+Exit statuses: 0 done, 1 the prediction failed, 2 bad input or configuration (nothing sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+import sys
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.images import sniff
+from tests.fakes.cometapi import FakeCometAPI, Outcome
+
+KEY = "sk-test-cometapi-0123456789abcdef"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x80\x00")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeCometAPI]:
+    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def generate(fake: FakeCometAPI, cwd: Path, *args: str, key: str = KEY, **env_extra: str) -> Run:
+    """Run `python bot.py generate ARGS` in `cwd` with a clean environment pointing at the fake."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(cwd),
+        "PYTHONPATH": str(REPO),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "COMETAPI_BASE_URL": fake.base_url,
+        **env_extra,
+    }
+    if key:
+        env["COMETAPI_KEY"] = key
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO / "bot.py"),
+        "generate",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def test_success_writes_the_files_and_lists_them(fake: FakeCometAPI, tmp_path: Path) -> None:
+    run = await generate(
+        fake, tmp_path, "a lighthouse at dusk", "--model", "flux-schnell", "--num-outputs", "2",
+        "--output-format", "png", "--seed", "42", "--out", "pics", LOG_LEVEL="DEBUG",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    (pred_id,) = fake.predictions
+    (create,) = fake.creates()
+    assert create.path == "/replicate/v1/models/black-forest-labs/flux-schnell/predictions"
+    assert isinstance(create.json, dict)
+    sent = create.json["input"]
+    assert sent["prompt"] == "a lighthouse at dusk"
+    assert (sent["num_outputs"], sent["output_format"], sent["seed"]) == (2, "png", 42)
+
+    lines = run.stdout.splitlines()
+    assert lines == [str(Path("pics") / f"{pred_id}-{n}.png") for n in range(2)]
+    urls = fake.predictions[pred_id].file_urls(fake.base_url)
+    for line, url in zip(lines, urls, strict=True):
+        data = (tmp_path / line).read_bytes()
+        assert data == fake.file_bytes(url)
+        assert sniff(data) == ("image/png", "png")
+    assert "done in" in run.stderr
+    assert KEY not in run.stderr and KEY not in run.stdout  # even at LOG_LEVEL=DEBUG
+
+
+async def test_a_local_image_goes_to_kontext_as_a_data_uri(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "in.png").write_bytes(tiny_png())
+    run = await generate(
+        fake, tmp_path, "make it night", "--model", "flux-kontext-pro", "--image", "in.png", "--output-format", "jpg"
+    )
+    assert run.code == 0, run.stderr
+    (create,) = fake.creates()
+    assert create.path == "/replicate/v1/models/black-forest-labs/flux-kontext-pro/predictions"
+    assert isinstance(create.json, dict)
+    sent = create.json["input"]["input_image"]
+    assert sent.startswith("data:image/png;base64,")
+    assert base64.b64decode(sent.split(",", 1)[1]) == tiny_png()
+    (line,) = run.stdout.splitlines()
+    (pred_id,) = fake.predictions
+    (url,) = fake.predictions[pred_id].file_urls(fake.base_url)
+    assert (tmp_path / line).read_bytes() == fake.file_bytes(url)
+    assert line.endswith(".jpg")
+
+
+async def test_a_failed_prediction_exits_1_with_the_reason(fake: FakeCometAPI, tmp_path: Path) -> None:
+    fake.queue_outcome(Outcome(status="failed", error="NSFW content detected. Try a different prompt."))
+    run = await generate(fake, tmp_path, "a fox", "--model", "flux-schnell")
+    assert run.code == 1
+    assert "NSFW content detected. Try a different prompt." in run.stderr
+    assert run.stdout == ""
+    assert not (tmp_path / "out").exists()
+    assert len(fake.creates()) == 1
+
+
+async def test_bad_input_exits_2_and_sends_nothing(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    cases: list[tuple[tuple[str, ...], str, str]] = [
+        (("a fox", "--aspect-ratio", "7:3"), KEY, "aspect_ratio"),
+        (("a fox", "--num-outputs", "9"), KEY, "num_outputs must be between 1 and 4"),
+        (("",), KEY, "prompt is empty"),
+        (("a fox", "--model", "flux-kontext-pro", "--image", "notes.txt"), KEY, "not a PNG, JPEG, GIF or WebP"),
+        (("a fox", "--model", "flux-9000"), KEY, "Unknown model"),
+        (("a fox",), "", "COMETAPI_KEY"),
+    ]
+    runs = await asyncio.gather(*(generate(fake, tmp_path, *args, key=key) for args, key, _ in cases))
+    for (args, _, reason), run in zip(cases, runs, strict=True):
+        assert run.code == 2, (args, run.stderr)
+        assert reason in run.stderr, (args, run.stderr)
+        assert run.stdout == ""
+    assert fake.requests == []
+    assert not (tmp_path / "out").exists()
+
+
+async def test_a_wrong_key_exits_2(fake: FakeCometAPI, tmp_path: Path) -> None:
+    wrong = "sk-wrong-key-fedcba9876543210"
+    run = await generate(fake, tmp_path, "a fox", key=wrong)
+    assert run.code == 2
+    assert "refused the key (HTTP 401)" in run.stderr
+    assert wrong not in run.stderr and wrong not in run.stdout
+    assert run.stdout == ""
+    (create,) = fake.creates()
+    assert create.headers["Authorization"] == f"Bearer {wrong}"
+    assert fake.predictions == {}
