@@ -1,0 +1,222 @@
+"""/imagine when something is wrong: bad input (private answer, nothing sent), failed jobs (a short reason in
+the same reply), and unexpected errors (the command tree's handler)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+import services.requests
+from tests.e2e import KEY, wait_status
+from tests.fakes.cometapi import Outcome
+from tests.test_imagine import (
+    EPHEMERAL,
+    assert_refused_privately,
+    cancel_requests,
+    imagine,
+    png_bytes,
+    private_reply,
+    setup_guild,
+)
+
+KONTEXT = "flux-kontext-pro"
+
+
+def _attachment(world, filename, data, content_type):
+    return world.discord.add_attachment(filename, data, content_type)
+
+
+# (id, options for /imagine given the world, bot settings, words the answer must contain)
+BAD_INPUT = [
+    ("whitespace-prompt", lambda w: {"prompt": "  \t  "}, {}, ["prompt", "empty"]),
+    ("zero-width-prompt", lambda w: {"prompt": "\u200b\u200c\u2060\ufeff"}, {}, ["prompt", "empty"]),
+    ("unknown-model", lambda w: {"prompt": "a cat", "model": "flux-9000"}, {}, ["unknown model", "flux-schnell"]),
+    (
+        "ultra-refuses-webp",
+        lambda w: {"prompt": "a cat", "model": "flux-1.1-pro-ultra", "output_format": "webp"},
+        {},
+        ["output_format", "jpg, png"],
+    ),
+    (
+        "schnell-refuses-7:3",
+        lambda w: {"prompt": "a cat", "model": "flux-schnell", "aspect_ratio": "7:3"},
+        {},
+        ["aspect_ratio", "16:9", "7:3"],
+    ),
+    (
+        "pro-makes-one-image",
+        lambda w: {"prompt": "a cat", "model": "flux-1.1-pro", "num_outputs": 3},
+        {},
+        ["one image", "num_outputs"],
+    ),
+    (
+        "schnell-takes-no-image",
+        lambda w: {
+            "prompt": "a cat",
+            "model": "flux-schnell",
+            "image": _attachment(w, "cat.png", png_bytes(), "image/png"),
+        },
+        {},
+        ["text only", "remove the attachment|kontext"],
+    ),
+    ("kontext-needs-an-image", lambda w: {"prompt": "make it blue", "model": KONTEXT}, {}, ["attach", "image"]),
+    (
+        "text-attachment",
+        lambda w: {
+            "prompt": "make it blue",
+            "model": KONTEXT,
+            "image": _attachment(w, "notes.txt", b"hello, not an image", "text/plain"),
+        },
+        {},
+        ["notes.txt", "PNG, JPEG"],
+    ),
+    (
+        "oversized-attachment",
+        lambda w: {
+            "prompt": "make it blue",
+            "model": KONTEXT,
+            "image": _attachment(w, "big.png", png_bytes() + b"\0" * 20_000, "image/png"),
+        },
+        {"MAX_INPUT_IMAGE_MB": "0.01"},
+        ["big.png", "limit"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "settings", "words"), [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+async def test_bad_input_gets_a_private_answer_and_nothing_is_sent(world, options, settings, words):
+    guild, channel, alice = setup_guild(world)
+    async with world.bot(**settings) as bot:
+        handle = await imagine(world, guild, channel, alice, **options(world))
+        await assert_refused_privately(world, bot, handle, alice, *words)
+        assert world.discord.internal_errors == []
+
+
+async def test_a_non_image_attachment_is_caught_after_the_download(world):
+    """The declared type says PNG; only the bytes tell, so the bot fetched it (deferring first) and then refused."""
+    guild, channel, alice = setup_guild(world)
+    fake_png = world.discord.add_attachment("x.png", b"GIF? no. just text", "image/png")
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="make it blue", model=KONTEXT, image=fake_png)
+        await assert_refused_privately(world, bot, handle, alice, "not a PNG")
+    assert handle.response_type == 5  # deferred: the download happened after acknowledging
+    assert any("x.png" in path for path in world.discord.cdn_requests)
+
+
+# --- jobs that fail: the reason replaces the progress in the same reply -------------------------------------
+
+
+async def failed_reply(world, bot, handle, *statuses, timeout=10.0):
+    job = None
+    msg = await handle.wait_original(lambda m: not m.loading and bool(m.content), timeout=timeout)
+    job = await bot.store.job_by_message(msg.id)
+    assert job is not None
+    job = await wait_status(bot, job.id, "failed", "canceled", "succeeded", timeout=timeout)
+    assert job.status in statuses, (job.status, job.error)
+    msg = world.discord.message(msg.id)
+    return job, msg
+
+
+def assert_short_human_text(text):
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert 2 <= len(lines) <= 3, text  # the prompt, then one or two lines of reason
+    for bad in ("Traceback", "Error:", "Exception", "HTTP 4", "HTTP 5", 'File "'):
+        assert bad not in text, text
+
+
+async def test_model_failure_is_shown_in_the_reply(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(status="failed", error="NSFW content detected", duration=0.1))
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="something spicy")
+        _, msg = await failed_reply(world, bot, handle, "failed")
+    assert "NSFW content detected" in msg.content
+    assert "something spicy" in msg.content
+    assert_short_human_text(msg.content)
+    assert not msg.ephemeral and msg.attachments == []
+    assert list(msg.components) == []  # no Cancel button left on a finished job
+    assert len(world.comet.creates()) == 1
+
+
+async def test_deadline_cancels_the_prediction_and_says_it_timed_out(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(status="never"))
+    async with world.bot(PREDICTION_DEADLINE="1") as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a slow cat")
+        job, msg = await failed_reply(world, bot, handle, "failed")
+    assert "too long" in msg.content
+    assert_short_human_text(msg.content)
+    assert job.prediction_id is not None
+    assert cancel_requests(world, job.prediction_id), "the prediction was left running on the API"
+    assert world.comet.predictions[job.prediction_id].cancel_requested
+
+
+async def test_wrong_api_key_asks_for_the_admins_and_never_shows_the_key(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.api_key = "other"
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        _, msg = await failed_reply(world, bot, handle, "failed")
+    assert "admins" in msg.content
+    assert_short_human_text(msg.content)
+    assert world.comet.predictions == {}
+    sent = [repr(r.json) for r in world.discord.requests] + [
+        repr((m.content, m.embeds)) for m in world.discord.messages.values()
+    ]
+    assert not [s for s in sent if KEY in s], "the API key reached Discord"
+
+
+async def test_out_of_credit(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.inject("create", status=402)
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        _, msg = await failed_reply(world, bot, handle, "failed")
+    assert "out of credit" in msg.content
+    assert_short_human_text(msg.content)
+    assert world.comet.predictions == {}
+
+
+async def test_rate_limiting_that_outlasts_the_retries_says_to_try_again(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.inject("create", status=429, headers={"Retry-After": "0"}, times=1000)
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        _, msg = await failed_reply(world, bot, handle, "failed")
+    assert re.search(r"try again", msg.content, re.IGNORECASE)
+    assert_short_human_text(msg.content)
+    assert len(world.comet.creates()) > 1  # it did retry
+    assert world.comet.predictions == {}
+
+
+# --- the command tree's error handler ----------------------------------------------------------------------
+
+
+async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_traceback(world, monkeypatch, caplog):
+    guild, channel, alice = setup_guild(world)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("resolve exploded (injected by the test)")
+
+    # Injecting a fault into our own code is deliberate here: the unit under test is the error handler.
+    # The cog module is executed afresh by load_extension, so patching the source module before the bot
+    # starts is what makes the cog see the broken function.
+    monkeypatch.setattr(services.requests, "resolve", broken)
+    caplog.set_level(logging.ERROR)
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        msg = await private_reply(world, handle)
+        assert msg.flags & EPHEMERAL, msg.content
+        assert "Something went wrong" in msg.content
+        assert "resolve exploded" not in msg.content
+        assert "Traceback" not in msg.content
+        public = [m for m in world.discord.messages_in(channel) if not m.ephemeral and not m.deleted]
+        assert public == [], [(m.content, m.flags) for m in public]
+        assert world.comet.creates() == []
+        assert await bot.store.last_job_at(alice.id) is None
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert errors, caplog.text
+    assert any(isinstance(r.exc_info[1], RuntimeError) for r in errors)
+    assert "Traceback" in caplog.text and "resolve exploded" in caplog.text

@@ -1,0 +1,176 @@
+"""/imagine under limits: the shared queue (position shown, round robin between users), per-user limits and
+cooldown, and results that do not fit in one Discord message."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from tests.e2e import wait_status
+from tests.fakes.cometapi import Outcome
+from tests.test_imagine import (
+    EPHEMERAL,
+    add_member,
+    imagine,
+    prediction_outputs,
+    private_reply,
+    setup_guild,
+    started_job,
+)
+
+
+async def delivered(bot, handle, timeout=10.0):
+    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=timeout)
+    job = await bot.store.job_by_message(final.id)
+    assert job is not None
+    return await wait_status(bot, job.id, "succeeded", "failed", "canceled", timeout=timeout), final
+
+
+async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(world):
+    guild, channel, alice = setup_guild(world)
+    bob = add_member(world, guild, "bob")
+    world.comet.queue_outcome(Outcome(duration=0.8, queue_time=0.0), times=2)
+    async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:
+        first = await imagine(world, guild, channel, alice, prompt="alice's fox")
+        first_job, _ = await started_job(world, bot, first)
+        await wait_status(bot, first_job.id, "running")
+        second = await imagine(world, guild, channel, bob, prompt="bob's owl")
+        queued = await second.wait_original(lambda m: "in line" in m.content)
+        assert re.search(r"Queued — #1 in line", queued.content), queued.content
+        second_job = await bot.store.job_by_message(queued.id)
+        assert second_job is not None and second_job.status == "queued"
+        assert len(world.comet.creates()) == 1  # bob's waits for the one slot
+
+        job_a, _ = await delivered(bot, first)
+        job_b, final_b = await delivered(bot, second)
+    assert (job_a.status, job_b.status) == ("succeeded", "succeeded")
+    assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["alice's fox", "bob's owl"]
+    # bob's create came only after alice's prediction had finished
+    alice_done = world.comet.predictions[job_a.prediction_id].done_at_wall
+    assert alice_done is not None and world.comet.creates()[1].wall >= alice_done
+    assert final_b.attachment_bytes() == [
+        world.comet.file_bytes(u) for u in prediction_outputs(world, job_b.prediction_id)
+    ]
+    edits_b = [e.content for e in world.discord.edits_of(final_b.id)]
+    assert "in line" in edits_b[0], edits_b  # the place in line came before anything else
+
+
+async def test_queue_is_round_robin_between_users(world):
+    guild, channel, alice = setup_guild(world)
+    bob = add_member(world, guild, "bob")
+    world.comet.queue_outcome(Outcome(duration=0.4, queue_time=0.0), times=4)
+    async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:
+        handles = []
+        for user, prompt in ((alice, "a1"), (alice, "a2"), (alice, "a3"), (bob, "b1")):
+            handle = await imagine(world, guild, channel, user, prompt=prompt)
+            await started_job(world, bot, handle)  # stored and queued in this order
+            handles.append(handle)
+        jobs = [await delivered(bot, h, timeout=15) for h in handles]
+    assert [job.status for job, _ in jobs] == ["succeeded"] * 4
+    order = [c.json["input"]["prompt"] for c in world.comet.creates()]
+    # a1 took the free slot; then one job per user in turn: a2 (alice was first in line), b1, a3
+    assert order.index("b1") < order.index("a3"), order
+    assert order == ["a1", "a2", "b1", "a3"]
+
+
+async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(status="never"))
+    async with world.bot(MAX_JOBS_PER_USER="1") as bot:
+        first = await imagine(world, guild, channel, alice, prompt="one")
+        job, _ = await started_job(world, bot, first)
+        await wait_status(bot, job.id, "running")
+
+        second = await imagine(world, guild, channel, alice, prompt="two")
+        refusal = await private_reply(world, second)
+        assert refusal.flags & EPHEMERAL
+        assert re.search(r"already have 1 .*running", refusal.content), refusal.content
+        await asyncio.sleep(0.05)
+        assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
+        assert second.original_message() is None or second.original_message().deleted
+        assert (await bot.store.get_job(job.id)).status == "running"  # the first is untouched
+
+
+async def test_cooldown_asks_to_slow_down(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(duration=0.1))
+    async with world.bot(USER_COOLDOWN="30") as bot:
+        first = await imagine(world, guild, channel, alice, prompt="one")
+        await delivered(bot, first)
+
+        second = await imagine(world, guild, channel, alice, prompt="two")
+        refusal = await private_reply(world, second)
+        assert refusal.flags & EPHEMERAL
+        assert "Slow down" in refusal.content
+        wait = re.search(r"in (\d+) s", refusal.content)
+        assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.content
+        await asyncio.sleep(0.05)
+        assert len(world.comet.creates()) == 1
+
+
+# --- results over the upload limit -------------------------------------------------------------------------
+
+
+async def test_images_that_do_not_fit_one_message_follow_in_more_messages(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.image_size = 30_000
+    world.comet.queue_outcome(Outcome(duration=0.2))
+    async with world.bot() as bot:
+        # 4 x 30 kB against a 70 kB limit: two per message
+        handle = await imagine(
+            world, guild, channel, alice, prompt="four foxes", num_outputs=4, attachment_size_limit=70_000
+        )
+        job, final = await delivered(bot, handle)
+        rest = await world.discord.wait_for(
+            lambda: [m for m in world.discord.messages_in(channel) if m.id != final.id and m.attachments] or None
+        )
+    assert job.status == "succeeded"
+    served = [world.comet.file_bytes(u) for u in prediction_outputs(world, job.prediction_id)]
+    assert len(final.attachments) == 2
+    assert sum(a.size for a in final.attachments) <= 70_000
+    assert [b for m in [final, *rest] for b in m.attachment_bytes()] == served
+    for msg in rest:
+        assert msg.message_reference is not None and int(msg.message_reference["message_id"]) == final.id
+    note = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", "")
+    assert "did not fit in one message" in note and "1 more" in note, final.embeds[0]
+
+
+async def test_an_image_over_the_limit_on_its_own_is_noted_not_attached(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.image_size = 100_000
+    world.comet.queue_outcome(Outcome(duration=0.2))
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a big fox", attachment_size_limit=70_000)
+        final = await handle.wait_original(lambda m: bool(m.embeds), timeout=10)
+        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
+    assert final.attachments == []
+    note = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", "")
+    assert "could not be attached" in note, final.embeds[0]
+    assert job.status == "succeeded"
+    too_big = [r for r in world.discord.requests if r.status == 413]
+    assert too_big == [], "the bot should not try an upload Discord refuses"
+
+
+async def test_cancelling_a_queued_job_frees_its_place_and_creates_nothing(world):
+    guild, channel, alice = setup_guild(world)
+    bob = add_member(world, guild, "bob")
+    world.comet.queue_outcome(Outcome(duration=0.6, queue_time=0.0), times=3)
+    async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:
+        first = await imagine(world, guild, channel, alice, prompt="alice's fox")
+        first_job, _ = await started_job(world, bot, first)
+        await wait_status(bot, first_job.id, "running")
+        second = await imagine(world, guild, channel, bob, prompt="bob's owl")
+        queued = await second.wait_original(lambda m: "in line" in m.content)
+        bob_job = await bot.store.job_by_message(queued.id)
+        click = await world.discord.click_button(queued.id, f"flux:cancel:{bob_job.id}", bob)
+        await click.wait_response()
+        bob_job = await wait_status(bot, bob_job.id, "canceled", "failed", "succeeded")
+        assert bob_job.status == "canceled" and bob_job.prediction_id is None
+        await second.wait_original(lambda m: "Cancelled" in m.content)
+
+        # the slot is not leaked: alice's finishes, and a third job still gets to run
+        job_a, _ = await delivered(bot, first)
+        third = await imagine(world, guild, channel, bob, prompt="bob's second owl")
+        job_c, _ = await delivered(bot, third)
+    assert (job_a.status, job_c.status) == ("succeeded", "succeeded")
+    assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["alice's fox", "bob's second owl"]
