@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from services.errors import Canceled, ServiceError
 from services.failures import describe
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Stage = Literal["queued", "starting", "generating", "downloading", "uploading"]
 QUEUE_REPORT_SECONDS = 1.5
+REFRESH_SECONDS = 10.0
 INTERRUPTED = (
     "The bot restarted while starting this job. To avoid charging twice it was not sent again; please try again."
 )
@@ -81,6 +82,8 @@ class JobRunner:
         self._cancel_requested: set[str] = set()
         self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
         self.counts: Counter[str] = Counter()
+        # Seconds without news after which the progress line is refreshed anyway.
+        self.refresh_seconds = REFRESH_SECONDS
 
     def start(self, job: Job) -> asyncio.Task[None]:
         """Run a stored job in the background."""
@@ -218,14 +221,29 @@ class JobRunner:
         return await self._delivering(job), done
 
     async def _wait(self, job: Job, prediction: Prediction, *, started_wall: float) -> Prediction:
+        shown: dict[str, Any] = {"stage": "starting", "percent": None}
+
         async def report(update: Update) -> None:
             stage: Stage = "generating" if update.status == PROCESSING else "starting"
             if update.status not in (STARTING, PROCESSING) and not update.prediction.terminal:
                 stage = "generating"  # an unknown status: the API is working on it
+            shown.update(stage=stage, percent=update.progress.percent)
             await self._show(job, stage, percent=update.progress.percent)
 
         started = time.monotonic() - (time.time() - started_wall)
-        return await self.service.wait(prediction, job.model, started=started, on_update=report)
+        waiting = asyncio.ensure_future(self.service.wait(prediction, job.model, started=started, on_update=report))
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=self.refresh_seconds)
+                if done:
+                    return waiting.result()
+                # No news from the API for a while: refresh the elapsed time. This is also how a deleted
+                # message is noticed (the edit fails) when a model reports no progress.
+                await self._show(job, shown["stage"], percent=shown["percent"])
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
 
     async def _delivering(self, job: Job) -> Job:
         moved = await self.store.transition(job.id, ["running"], "delivering", completed_at=time.time())

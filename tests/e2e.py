@@ -37,6 +37,8 @@ class TestBot(FluxBot):
 
     async def setup_hook(self) -> None:
         await super().setup_hook()
+        if not self.sync_only:
+            self.runner.refresh_seconds = 1.0
         self.service.stats = DurationStats({}, PollTuning(**{**FAST_POLL.__dict__, "default_window": FAST_PRIORS}))
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:

@@ -13,8 +13,6 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.e2e import option_map, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.fakes.discord_interactions import find_component
@@ -276,15 +274,6 @@ async def test_deleting_the_reply_cancels_the_job_and_the_bot_carries_on(world):
     assert not [m for m in world.discord.messages_in(channel) if "Cancelled" in m.content]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a deleted reply is only noticed by the next progress edit. When the prediction's progress "
-        "stalls (no tqdm logs, or a stuck bar) there is no next edit, so the job runs on until "
-        "PREDICTION_DEADLINE (10 min by default) and ends 'failed', not 'canceled'. The bot gets no "
-        "MESSAGE_DELETE (no guild_messages intent) and sends no periodic edit."
-    ),
-)
 async def test_deleting_the_reply_of_a_stalled_job_cancels_it_promptly(world):
     guild, channel, alice = setup_guild(world)
     world.comet.queue_outcome(Outcome(status="never", queue_time=0.0))

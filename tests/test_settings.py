@@ -30,7 +30,7 @@ async def ephemeral_text(handle) -> str:
     message = handle.original_message()
     assert message is not None
     assert message.ephemeral
-    return message.content
+    return str(message.content)
 
 
 async def imagine(world, bot, guild, channel, user, **options):
