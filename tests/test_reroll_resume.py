@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
@@ -150,3 +151,53 @@ async def test_a_job_found_mid_create_after_a_crash_is_failed_not_sent_again(wor
         job = await wait_status(bot, job.id, "failed")
         await world.discord.wait_for(lambda: "restarted while starting" in world.discord.message(message.id).content)
     assert world.comet.creates() == []
+
+
+def stored_job(guild, channel, user, message_id, *, status, shard_id=0, prompt="resumed"):
+    return Job(
+        id=uuid.uuid4().hex, kind="imagine", user_id=user.id, channel_id=channel.id, guild_id=guild.id,
+        shard_id=shard_id, model="black-forest-labs/flux-schnell", input={"prompt": prompt, "seed": 5},
+        status=status, created_at=time.time(), message_id=message_id,
+    )  # fmt: skip
+
+
+async def test_a_queued_job_left_by_a_crash_is_submitted_once_on_restart(world):
+    guild, channel, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        message = await world.discord.post_message(channel, world.discord.bot, "⏳ Queued")
+        # A crash after the record was written but before the job was claimed: nothing reached the API.
+        job = stored_job(guild, channel, alice, message.id, status="queued")
+        await bot.store.create_job(job)
+    async with world.bot() as bot:
+        job = await wait_status(bot, job.id, "succeeded")
+    assert len(world.comet.creates()) == 1
+    assert world.discord.message(message.id).attachments
+
+
+async def test_each_process_resumes_only_the_jobs_of_its_own_shards(world):
+    d = world.discord
+    # (id >> 22) % SHARD_COUNT picks a guild's shard; these two land on shards 0 and 1.
+    guilds = [d.add_guild(f"g{shard}", guild_id=(1000 + shard) << 22) for shard in (0, 1)]
+    channels = [d.add_channel(g, "images") for g in guilds]
+    alice = d.add_user("alice")
+    for g in guilds:
+        d.add_member(g, alice)
+    assert [d.shard_of(g, 2) for g in guilds] == [0, 1]
+    async with world.bot(SHARD_COUNT="2", SHARD_IDS="0") as bot:
+        messages = [await d.post_message(c, d.bot, "⏳ Queued") for c in channels]
+        jobs = [
+            stored_job(g, c, alice, m.id, status="queued", shard_id=s, prompt=f"shard {s}")
+            for s, (g, c, m) in enumerate(zip(guilds, channels, messages, strict=True))
+        ]
+        for job in jobs:
+            await bot.store.create_job(job)
+    # Process A (shard 0) resumes its job only; process B (shard 1) then resumes the other.
+    async with world.bot(SHARD_COUNT="2", SHARD_IDS="0") as bot:
+        assert bot.shard_of(guilds[1].id) == 1
+        await wait_status(bot, jobs[0].id, "succeeded")
+        await asyncio.sleep(0.3)
+        assert (await bot.store.get_job(jobs[1].id)).status == "queued"
+    async with world.bot(SHARD_COUNT="2", SHARD_IDS="1") as bot:
+        await wait_status(bot, jobs[1].id, "succeeded")
+    prompts = [c.json["input"]["prompt"] for c in world.comet.creates()]
+    assert prompts == ["shard 0", "shard 1"]
