@@ -27,11 +27,12 @@ from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
 from services.generation import ImageService
 from services.jobs import JobRunner
+from services.loopwatch import LoopWatch
 from services.store import Store, open_store
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.prefs", "cogs.reroll")
+EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.admin", "cogs.prefs", "cogs.reroll")
 FINGERPRINT_KEY = "command_fingerprint"
 
 
@@ -77,6 +78,8 @@ class FluxBot(commands.AutoShardedBot):
             await self.load_extension(extension)
         if self.sync_only:
             return
+        self.loopwatch = LoopWatch()  # logs event-loop stalls (a blocked loop delays every interaction)
+        self.loopwatch.start()
         await self.sync_if_changed()
         asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")  # noqa: RUF006
 
@@ -106,6 +109,8 @@ class FluxBot(commands.AutoShardedBot):
         runner = getattr(self, "runner", None)
         if runner is not None:
             await runner.shutdown()
+        if (watch := getattr(self, "loopwatch", None)) is not None:
+            watch.stop()
         await super().close()
         await self._resources.aclose()
 

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
+from cogs.edit import image_refs
 from cogs.tree import reply_ephemeral
 from services.store.models import ACTIVE
 
 if TYPE_CHECKING:
     from bot import FluxBot
+    from cogs.edit import Edit
     from cogs.imagine import Imagine
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,29 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"f
         await imagine.reroll_from_button(interaction, self.job_id)
 
 
+class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"flux:edit:{JOB_ID}"):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Edit", emoji="✏️", style=discord.ButtonStyle.secondary, custom_id=f"flux:edit:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> EditButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot = cast("FluxBot", interaction.client)
+        edit = cast("Edit", bot.get_cog("Edit"))
+        parent = await bot.store.get_job(self.job_id)
+        images = image_refs(interaction.message) if interaction.message is not None else []
+        await edit.open(interaction, images, parent)
+
+
 def progress_view(job_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(CancelButton(job_id))
@@ -83,7 +108,8 @@ def progress_view(job_id: str) -> discord.ui.View:
 def result_view(job_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(RerollButton(job_id))
+    view.add_item(EditButton(job_id))
     return view
 
 
-DYNAMIC_ITEMS = (CancelButton, RerollButton)
+DYNAMIC_ITEMS = (CancelButton, RerollButton, EditButton)

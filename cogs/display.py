@@ -83,7 +83,9 @@ class DiscordDisplay:
         live = self._entry(job)
         live.coalescer.discard()
         groups, skipped = _pack(job, delivery, live.upload_limit)
-        notes = list(live.notes)
+        # Notes come from the live job, or from the record when the job was resumed after a restart.
+        stored = job.extra.get("notes")
+        notes = list(live.notes) or (list(stored) if isinstance(stored, list) else [])
         if skipped:
             notes.append(f"{skipped} image(s) were over this server's upload limit and could not be attached.")
         if len(groups) > 1:

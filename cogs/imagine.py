@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -14,11 +13,11 @@ from discord.ext import commands
 
 from cogs.buttons import DYNAMIC_ITEMS
 from cogs.tree import reply_ephemeral
-from services.catalogue import MAX_SEED, clean_prompt, resolve_model
+from services.catalogue import MAX_SEED, Request, build_input, clean_prompt, resolve_model
 from services.downloads import Downloader
 from services.errors import BadInput
 from services.input_images import ImageRef, precheck, prepare
-from services.requests import Context, Limits, Resolved, allowed_models, check_admission, resolve
+from services.requests import Context, Limits, Resolved, allowed_models, check_admission, edit_model, resolve
 from services.rerolls import reroll_request
 from services.store.models import Job
 
@@ -93,7 +92,13 @@ class Imagine(commands.Cog):
             clean_prompt(prompt)
             precheck(refs, self.bot.settings.max_input_image_bytes)
             if model:
-                resolve_model(model, allow_unknown=self.bot.settings.allow_unknown_models)
+                # The model is named, so what was given can be checked against it now (the stored defaults
+                # are merged, and checked again, after the acknowledgement).
+                options = {k: v for k, v in given.items() if k != "model" and v is not None}
+                placeholders = tuple(f"https://cdn.discordapp.com/{ref.filename}" for ref in refs)
+                build_input(
+                    model, Request(prompt, options, placeholders), allow_unknown=self.bot.settings.allow_unknown_models
+                )
         except BadInput as exc:
             await reply_ephemeral(interaction, str(exc))
             return
@@ -168,11 +173,17 @@ class Imagine(commands.Cog):
         parent: Job | None,
         image_urls: list[str] | None = None,
         seed: int | None = None,
+        edit: bool = False,
     ) -> Job | None:
-        """Acknowledge, then validate, store and start a job whose progress replaces the "thinking…" reply."""
+        """Acknowledge, then validate, store and start a job whose progress replaces the "thinking…" reply.
+
+        `edit`: run the server's image-editing model on the given image, matching its shape.
+        """
         response = await interaction.response.defer(thinking=True)
         try:
             context = await self.context(interaction.guild_id, interaction.user.id)
+            if edit:
+                given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
             urls = image_urls if image_urls is not None else await prepare(
                 refs, self.attachments, mode=self.bot.settings.input_image_mode
             )  # fmt: skip
@@ -191,9 +202,7 @@ class Imagine(commands.Cog):
         return await self.store_and_start(job, message_id, interaction, resolved)
 
     async def _refuse(self, interaction: discord.Interaction[Any], message: str) -> None:
-        """Replace the public "thinking…" with a private answer: nothing was started."""
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.delete_original_response()
+        """A private answer in place of the public "thinking…": nothing was started."""
         await reply_ephemeral(interaction, message)
 
     def new_job(

@@ -153,3 +153,18 @@ async def check_admission(
         used = await store.images_since(day_start, guild_id=guild_id)
         if used + images > limits.images_per_guild_per_day:
             raise BadInput(f"This server has used {used} of its {limits.images_per_guild_per_day} images for today.")
+
+
+PREFERRED_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
+
+
+def edit_model(context: Context) -> str:
+    """The model that runs ✏️ Edit: the server's default if it edits images, else an allowed Kontext model."""
+    default = context.guild.defaults.get("model") if context.guild else None
+    editors = [spec for spec in allowed_models(context) if spec.images != "none"]
+    if default and any(spec.id == default for spec in editors):
+        return str(default)
+    if not editors:
+        raise BadInput("This server allows no model that edits images; an admin can allow flux-kontext-pro.")
+    preferred = [spec for spec in editors if spec.id == PREFERRED_EDIT_MODEL]
+    return (preferred or editors)[0].id
