@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.choices import given, model_choices
 from cogs.tree import reply_ephemeral
 from services.catalogue import CATALOGUE
 from services.errors import BadInput
@@ -33,15 +34,6 @@ if TYPE_CHECKING:
     from cogs.imagine import Imagine
 
 Interaction = discord.Interaction[Any]
-
-
-def model_choices(current: str) -> list[app_commands.Choice[str]]:
-    needle = current.lower()
-    return [
-        app_commands.Choice(name=spec.label, value=spec.id)
-        for spec in CATALOGUE.values()
-        if needle in spec.id.lower() or needle in spec.label.lower()
-    ][:25]
 
 
 @app_commands.guild_only()
@@ -92,27 +84,26 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         num_outputs: app_commands.Range[int, 1, 4] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        changes = {
-            "model": model, "aspect_ratio": aspect_ratio, "output_format": output_format,
-            "output_quality": output_quality, "num_outputs": num_outputs,
-        }  # fmt: skip
-        given = {k: v for k, v in changes.items() if v is not None}
-        if not given:
+        options = given(
+            model=model, aspect_ratio=aspect_ratio, output_format=output_format,
+            output_quality=output_quality, num_outputs=num_outputs,
+        )  # fmt: skip
+        if not options:
             await reply_ephemeral(interaction, "Nothing to change: give at least one option.")
             return
         current = await self._load(interaction.guild_id)
         try:
-            defaults = validated_defaults(current.defaults, given, default_model=self.bot.settings.default_model)
+            defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
         except BadInput as exc:
             await reply_ephemeral(interaction, f"Not saved: {exc}")
             return
         await self._save(current, defaults=defaults)
-        changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in given.items())
+        changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in options.items())
         await reply_ephemeral(interaction, f"Server defaults updated: {changed}.")
 
     @set_defaults.autocomplete("model")
     async def _set_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(current)
+        return model_choices(CATALOGUE.values(), current)
 
     @app_commands.command(name="reset", description="Back to the built-in defaults")
     async def reset(self, interaction: Interaction) -> None:
@@ -153,11 +144,11 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
 
     @models.autocomplete("allow")
     async def _allow(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(current)
+        return model_choices(CATALOGUE.values(), current)
 
     @models.autocomplete("deny")
     async def _deny(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(current)
+        return model_choices(CATALOGUE.values(), current)
 
     @app_commands.command(name="limits", description="Cooldown, jobs in flight and daily image quotas (0 = no quota)")
     @app_commands.describe(

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.buttons import DYNAMIC_ITEMS
+from cogs.choices import model_choices
 from cogs.tree import reply_ephemeral
 from services.catalogue import MAX_SEED, Request, build_input, clean_prompt, resolve_model
 from services.downloads import Downloader
@@ -109,12 +110,7 @@ class Imagine(commands.Cog):
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
         context = await self.context(interaction.guild_id, interaction.user.id)
-        needle = current.lower()
-        return [
-            app_commands.Choice(name=spec.label, value=spec.id)
-            for spec in allowed_models(context)
-            if needle in spec.id.lower() or needle in spec.label.lower()
-        ][:25]
+        return model_choices(allowed_models(context), current)
 
     @imagine.autocomplete("aspect_ratio")
     async def ratio_autocomplete(

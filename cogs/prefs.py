@@ -8,8 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.admin import model_choices
+from cogs.choices import given, model_choices
 from cogs.tree import reply_ephemeral
+from services.catalogue import CATALOGUE
 from services.errors import BadInput
 from services.requests import OPTION_NAMES
 from services.server_settings import validated_defaults
@@ -44,31 +45,27 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
         output_quality: app_commands.Range[int, 0, 100] | None = None,
         num_outputs: app_commands.Range[int, 1, 4] | None = None,
     ) -> None:
-        given = {
-            k: v
-            for k, v in {
-                "model": model, "aspect_ratio": aspect_ratio, "output_format": output_format,
-                "output_quality": output_quality, "num_outputs": num_outputs,
-            }.items()
-            if v is not None
-        }  # fmt: skip
-        if not given:
+        options = given(
+            model=model, aspect_ratio=aspect_ratio, output_format=output_format,
+            output_quality=output_quality, num_outputs=num_outputs,
+        )  # fmt: skip
+        if not options:
             await reply_ephemeral(interaction, "Nothing to save: give at least one option.")
             return
         current = await self.bot.store.get_user_prefs(interaction.user.id)
         try:
-            prefs = validated_defaults(current, given, default_model=self.bot.settings.default_model)
+            prefs = validated_defaults(current, options, default_model=self.bot.settings.default_model)
         except BadInput as exc:
             await reply_ephemeral(interaction, f"Not saved: {exc}")
             return
         await self.bot.store.save_user_prefs(interaction.user.id, prefs)
         await reply_ephemeral(
-            interaction, "Saved: " + ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in given.items())
+            interaction, "Saved: " + ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in options.items())
         )
 
     @set_prefs.autocomplete("model")
     async def _model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(current)
+        return model_choices(CATALOGUE.values(), current)
 
     @app_commands.command(name="clear", description="Forget your saved defaults")
     async def clear(self, interaction: Interaction) -> None:

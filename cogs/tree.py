@@ -12,8 +12,13 @@ from services.errors import BadInput
 log = logging.getLogger(__name__)
 
 
+MAX_CONTENT = 2000  # Discord refuses a longer message, and the user would get no answer at all
+
+
 async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
     """Answer privately, whether or not the interaction was already acknowledged."""
+    if len(text) > MAX_CONTENT:
+        text = text[: MAX_CONTENT - 1] + "…"
     try:
         if interaction.response.is_done():
             await _drop_thinking(interaction)
