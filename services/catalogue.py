@@ -18,6 +18,7 @@ from services.errors import BadInput
 OWNER = "black-forest-labs"
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**31 - 1
+ONE_IMAGE_OPTION = "num_outputs"
 ImagePolicy = Literal["none", "optional", "required"]
 
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
@@ -200,19 +201,30 @@ def resolve_model(model: str, *, allow_unknown: bool = False) -> ModelSpec | Non
     spec = CATALOGUE.get(full)
     if spec is not None:
         return spec
-    if allow_unknown and re.fullmatch(r"[\w.-]+/[\w.-]+", full):
+    # Each part starts with a letter, digit or underscore: "." and ".." would climb out of /models/ in the URL.
+    if allow_unknown and re.fullmatch(r"\w[\w.-]*/\w[\w.-]*", full, re.ASCII):
         return None
     known = ", ".join(sorted(SHORT_NAMES))
-    raise BadInput(f"Unknown model `{model}`. Choose one of: {known}.")
+    raise BadInput(f"Unknown model `{shown(model)}`. Choose one of: {known}.")
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A user's value quoted back in a message: one line, cut short, no backticks (it goes in a code span)."""
+    text = " ".join(str(value).replace("`", "'").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]")
+# Letters that draw nothing, used to pass a blank prompt off as a real one (Hangul fillers, a blank braille cell).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def clean_prompt(prompt: str) -> str:
-    """Drop control and zero-width characters (they only confuse the model) and outer whitespace."""
+    """Drop control, format (zero-width, bidi, tag) and blank characters, and outer whitespace."""
     text = _INVISIBLE.sub("", prompt)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = "".join(
+        ch for ch in text if ch in "\n\t" or (unicodedata.category(ch) not in ("Cc", "Cf") and ch not in _BLANK_LETTERS)
+    )
     text = text.strip()
     if not text:
         raise BadInput("The prompt is empty: describe the image you want.")
@@ -239,6 +251,14 @@ def build_input(model: str, request: Request, *, allow_unknown: bool = False) ->
         if raw is None:
             continue
         param = spec.params.get(name)
+        if param is None and name == ONE_IMAGE_OPTION:
+            # Offered for every model; the one-image models don't take the parameter at all, so 1 is dropped.
+            if _number(name, raw, integer=True) != 1:
+                raise BadInput(
+                    f"{spec.name} makes one image per request: leave out num_outputs, or pick flux-schnell or "
+                    "flux-dev for up to 4."
+                )
+            continue
         if param is None:
             raise BadInput(f"{spec.name} does not take `{name}`.")
         result[name] = _coerce(spec, name, param, raw)
@@ -279,17 +299,17 @@ def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
         if name == "output_format" and value == "jpeg":
             value = "jpg"
         if value not in param.values:
-            raise BadInput(f"{spec.name} takes {name} {', '.join(param.values)}; got `{raw}`.")
+            raise BadInput(f"{spec.name} takes {name} {', '.join(param.values)}; got `{shown(raw)}`.")
         return value
     if isinstance(param, IntRange):
         number = _number(name, raw, integer=True)
         if not param.low <= number <= param.high:
-            raise BadInput(f"{name} must be between {param.low} and {param.high}; got {raw}.")
+            raise BadInput(f"{name} must be between {param.low} and {param.high}; got {shown(raw)}.")
         return int(number)
     if isinstance(param, FloatRange):
         number = _number(name, raw, integer=False)
         if not param.low <= number <= param.high:
-            raise BadInput(f"{name} must be between {param.low:g} and {param.high:g}; got {raw}.")
+            raise BadInput(f"{name} must be between {param.low:g} and {param.high:g}; got {shown(raw)}.")
         return number
     if isinstance(param, Flag):
         if isinstance(raw, bool):
@@ -299,22 +319,22 @@ def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
             return True
         if text in ("false", "no", "0", "off"):
             return False
-        raise BadInput(f"{name} must be true or false; got `{raw}`.")
+        raise BadInput(f"{name} must be true or false; got `{shown(raw)}`.")
     return str(raw)
 
 
 def _number(name: str, raw: object, *, integer: bool) -> float:
     if isinstance(raw, bool):
-        raise BadInput(f"{name} must be a number; got `{raw}`.")
+        raise BadInput(f"{name} must be a number; got `{shown(raw)}`.")
     if isinstance(raw, int | float):
         value = float(raw)
     else:
         try:
             value = float(str(raw).strip())
         except ValueError:
-            raise BadInput(f"{name} must be a number; got `{raw}`.") from None
+            raise BadInput(f"{name} must be a number; got `{shown(raw)}`.") from None
     if not math.isfinite(value):  # NaN would slip through the range checks
-        raise BadInput(f"{name} must be a finite number; got `{raw}`.")
+        raise BadInput(f"{name} must be a finite number; got `{shown(raw)}`.")
     if integer and not value.is_integer():
-        raise BadInput(f"{name} must be a whole number; got `{raw}`.")
+        raise BadInput(f"{name} must be a whole number; got `{shown(raw)}`.")
     return value

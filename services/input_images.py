@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.catalogue import shown
 from services.downloads import Downloader
 from services.errors import BadInput, DownloadError
 from services.images import encode_data_uri
@@ -24,13 +25,12 @@ class ImageRef:
 def precheck(refs: list[ImageRef], max_bytes: int) -> None:
     """What can be judged from the description alone, before acknowledging the command."""
     for ref in refs:
+        name = shown(ref.filename, 80)
         kind = (ref.content_type or "").split(";")[0].strip().lower()
         if kind not in ACCEPTED_TYPES:
-            raise BadInput(f"`{ref.filename}` is not an image I can use: attach a PNG, JPEG, GIF or WebP file.")
+            raise BadInput(f"`{name}` is not an image I can use: attach a PNG, JPEG, GIF or WebP file.")
         if ref.size > max_bytes:
-            raise BadInput(
-                f"`{ref.filename}` is {ref.size / 1048576:.1f} MiB; the limit is {max_bytes / 1048576:g} MiB."
-            )
+            raise BadInput(f"`{name}` is {ref.size / 1048576:.1f} MiB; the limit is {max_bytes / 1048576:g} MiB.")
 
 
 async def prepare(refs: list[ImageRef], downloader: Downloader, *, mode: str) -> list[str]:

@@ -88,14 +88,6 @@ def resolve(
         raise BadInput(f"This server does not allow {model_id.split('/')[-1]}. Allowed here: {names}.")
 
     options: dict[str, object] = {k: v for k, v in given.items() if k != "model" and v is not None}
-    if spec is not None and "num_outputs" in options and "num_outputs" not in spec.params:
-        # /imagine offers num_outputs for every model; the one-image models don't take the parameter at all.
-        if options["num_outputs"] != 1:
-            raise BadInput(
-                f"{spec.name} makes one image per request: leave out num_outputs, or pick flux-schnell or "
-                "flux-dev for up to 4."
-            )
-        del options["num_outputs"]
     notes: list[str] = []
     for layer in layers[1:]:
         for name in OPTION_NAMES:
