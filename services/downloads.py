@@ -139,7 +139,7 @@ class Downloader:
         raise DownloadError("The image URL redirects too many times.")
 
     def _too_large(self) -> str:
-        return f"The image is larger than the {self._max / 1024 / 1024:g} MiB limit."
+        return f"The image is larger than the {self._max / 1024 / 1024:.3g} MiB limit."  # 0.1, not 0.0999994
 
 
 class _Transient(Exception):

@@ -5,6 +5,8 @@ Operator details (status codes, request ids) go to the log, not to the user.
 
 from __future__ import annotations
 
+import re
+
 from services.errors import (
     AuthError,
     BadInput,
@@ -48,8 +50,14 @@ def describe(error: BaseException) -> str:
     if isinstance(error, Canceled):
         return "Cancelled."
     if isinstance(error, DownloadError):
-        return f"The finished image could not be fetched: {_short(str(error))}"
+        return f"The finished image could not be fetched: {_short(_without_status(str(error)))}"
     return "Something went wrong on the bot's side. It has been logged."
+
+
+def _without_status(text: str) -> str:
+    """Drop HTTP status codes (kept in the log) from a message shown to the user."""
+    text = re.sub(r"\s*\(HTTP \d{3}\)", "", text)
+    return re.sub(r"answered HTTP \d{3}", "answered with an error", text)
 
 
 def _short(text: str, limit: int = 300) -> str:

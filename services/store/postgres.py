@@ -11,9 +11,11 @@ for each of them, for these reasons:
 * reads (get_job, job_by_message, active_jobs, count_active, images_since, last_job_at, get_*): no effect;
 * update_job, save_*/delete_*, set_meta: idempotent (plain UPDATE, upsert, DELETE of fixed values);
 * transition: a compare-and-set, so it can never apply twice. If the first attempt committed but its
-  answer was lost, the retry finds the status already moved and returns None, i.e. it reports a lost
-  race; the job then sits in `to_status` and is picked up by start-up recovery like any interrupted job.
-  It never reports success for a write that did not happen, and never lets two callers both win;
+  answer was lost, the retry finds the status already moved; it then reads the row, and if the row holds
+  exactly what this call wrote (the new status and every field, which include a time or a prediction id
+  no other writer would set to the same value), that was our own write and the job is returned as moved.
+  Otherwise (or when the call sets no fields, so it could not tell) it returns None, a lost race. It never
+  reports success for a write that did not happen, and never lets two callers both win;
 * create_job: the id is fixed by the caller, so a first attempt that did land shows up on the retry as a
   unique violation; if the stored row is identical to the job, that is our own insert and counts as
   success, otherwise DuplicateJob is raised.
@@ -228,8 +230,21 @@ class PostgresStore(Store):
             f"UPDATE jobs SET {assignments} WHERE id = ${n} AND status = ANY(${n + 1}::text[]) "  # noqa: S608 (whitelisted columns)
             f"RETURNING {JOB_SELECT}"
         )
-        jobs = await self._fetch_jobs(sql, to_status, *columns.values(), job_id, list(froms))
-        return jobs[0] if jobs else None
+        params = (to_status, *columns.values(), job_id, list(froms))
+
+        async def op(conn: Any, retry: bool) -> Any:
+            row = await conn.fetchrow(sql, *params)
+            if row is None and retry and columns:
+                # Did the first attempt commit before its connection died? Then the row holds what we wrote.
+                stored = await conn.fetchrow(_SELECT_JOB, job_id)
+                if stored is not None and all(
+                    stored[name] == value for name, value in {"status": to_status, **columns}.items()
+                ):
+                    return stored
+            return row
+
+        row = await self._run(op)
+        return None if row is None else job_from_row(row)
 
     async def update_job(self, job_id: str, **fields: object) -> None:
         columns = encode_job_fields(fields)

@@ -1,0 +1,287 @@
+"""Fault campaign, Discord side: several /imagine jobs in flight while Discord misbehaves.
+
+Same bar as test_faults_api.py: each job is delivered or its reply says what happened (when the reply can still
+be reached), no job is left active, nothing is created twice, and a new /imagine is delivered afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakes.cometapi import Outcome
+from tests.fakes.discord import Fault
+from tests.fakes.discord_models import make_fault
+from tests.test_faults_api import (
+    Sent,
+    assert_delivered,
+    assert_nothing_lost,
+    assert_still_serving,
+    burst,
+    creates_by_prompt,
+    ended,
+    job_of,
+    until,
+)
+from tests.test_imagine import setup_guild
+
+WEBHOOK_EDIT = r"^/webhooks/\d+/[^/]+/messages/@original$"
+
+
+def original_of(sent: Sent) -> str:
+    """The path of the interaction's own reply (the one every edit of a fresh job goes to)."""
+    return rf"^/webhooks/\d+/{re.escape(sent.handle.token)}/messages/@original$"
+
+
+@dataclass
+class UploadFault(Fault):
+    """A fault for requests that upload files only (the result), not the progress edits to the same path."""
+
+    fake: Any = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if not super().matches(method, path):
+            return False
+        # The request being answered was recorded (with its files) just before the fake looks for a fault.
+        pending = [r for r in self.fake.requests if r.method == method and r.path == path and not r.status]
+        return bool(pending and pending[-1].files)
+
+
+def inject_on_upload(world, path_regex: str, status: int, *, json: Any = None, times: int | None = 1) -> Fault:
+    d = world.discord
+    base = make_fault("PATCH", path_regex, status, json=json, times=times)
+    fault = UploadFault(**vars(base), fake=d)
+    d.faults.append(fault)
+    return fault
+
+
+def answered(world, fault: Fault) -> list[Any]:
+    return [r for r in world.discord.requests if r.fault is fault]
+
+
+def assert_waited_after(world, fault: Fault, seconds: float) -> None:
+    """Each request the fault refused was tried again, no sooner than `seconds` later."""
+    refused = answered(world, fault)
+    assert refused, "the fault was never hit"
+    for request in refused:
+        again = next(r for r in world.discord.requests if r.path == request.path and r.at > request.at)
+        assert again.at - request.at >= seconds, (request.path, again.at - request.at)
+
+
+# --- rate limits and server errors --------------------------------------------------------------------------
+
+
+async def test_rate_limited_edits_are_retried_after_retry_after(world):
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=0.5)
+    progress = world.discord.inject_rate_limit("PATCH", WEBHOOK_EDIT, retry_after=0.3, times=4)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 4, "ratelimit")
+        upload = inject_on_upload(world, original_of(sent[1]), 429, json=_rate_limited(0.4), times=2)
+        jobs = await ended(bot, sent)
+        for s in sent:
+            await assert_delivered(world, s, jobs[s.prompt])
+        assert_waited_after(world, progress, 0.3)
+        assert_waited_after(world, upload, 0.4)
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
+def _rate_limited(seconds: float) -> dict[str, Any]:
+    return {"message": "You are being rate limited.", "retry_after": seconds, "global": False}
+
+
+async def test_a_429_storm_on_the_result_upload_longer_than_discord_py_retries(world):
+    """discord.py tries a request 5 times; a result is worth waiting longer for than a progress line."""
+    guild, channel, _ = setup_guild(world)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 3, "upload429")
+        upload = inject_on_upload(world, original_of(sent[0]), 429, json=_rate_limited(0.1), times=7)
+        jobs = await ended(bot, sent, timeout=30)
+        for s in sent:
+            await assert_delivered(world, s, jobs[s.prompt])
+        assert len(answered(world, upload)) == 7
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
+async def test_server_errors_on_edits_are_retried(world):
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=0.3)
+    progress = world.discord.inject_error("PATCH", WEBHOOK_EDIT, 500)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 3, "discord5xx")
+        upload = inject_on_upload(world, original_of(sent[2]), 502)
+        jobs = await ended(bot, sent, timeout=30)
+        for s in sent:
+            await assert_delivered(world, s, jobs[s.prompt])
+        assert_waited_after(world, progress, 1.0)  # discord.py waits 1 s before its first retry of a 5xx
+        assert_waited_after(world, upload, 1.0)
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
+# --- the reply deleted ---------------------------------------------------------------------------------------
+
+
+async def test_replies_deleted_mid_job_cancel_those_jobs_only(world):
+    guild, channel, _ = setup_guild(world)
+    world.comet.queue_outcome(Outcome(duration=2.0), times=2)  # the first two run while the others wait
+    world.comet.default_outcome = Outcome(duration=0.3)
+    async with world.bot(MAX_CONCURRENT_PREDICTIONS="2") as bot:
+        sent = await burst(world, guild, channel, 5, "deleted")
+        stored = {s.prompt: await job_of(bot, s) for s in sent}
+        # One job generating, one waiting in the queue: both replies deleted.
+        running = await until(lambda: _first_with_status(bot, stored, "running"), what="a running job", timeout=10)
+        queued = await until(lambda: _first_with_status(bot, stored, "queued"), what="a queued job", timeout=10)
+        for job in (running, queued):
+            await world.discord.delete_message(channel, job.message_id)
+        jobs = await ended(bot, sent, timeout=30)
+        gone = {running.id, queued.id}
+        for s in sent:
+            job = jobs[s.prompt]
+            if job.id in gone:
+                assert job.status == "canceled", (job.status, job.error)
+                if job.prediction_id is not None:  # a prediction is not left running (and paid for) uselessly
+                    assert world.comet.predictions[job.prediction_id].cancel_requested
+            else:
+                await assert_delivered(world, s, job)
+        assert jobs[running.input["prompt"]].prediction_id is not None
+        assert not [m for m in world.discord.messages_in(channel) if "Cancelled" in m.content]
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
+async def _first_with_status(bot, stored, status):
+    for job in stored.values():
+        current = await bot.store.get_job(job.id)
+        if current.status == status:
+            return current
+    return None
+
+
+# --- permissions ------------------------------------------------------------------------------------------
+
+
+async def test_missing_attach_files_says_so_in_the_reply(world):
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=0.3)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 3, "noattach")
+        refusal = {"message": "Missing Permissions", "code": 50013}
+        upload = inject_on_upload(world, original_of(sent[1]), 403, json=refusal, times=None)
+        jobs = await ended(bot, sent)
+        for n, s in enumerate(sent):
+            if n == 1:
+                job = jobs[s.prompt]
+                assert job.status == "succeeded"  # the images were made; the reply explains why they are not shown
+                msg = await s.handle.wait_original(lambda m: "Attach Files" in m.content)
+                assert msg.attachments == []
+                assert msg.embeds and s.prompt in msg.embeds[0]["description"]
+            else:
+                await assert_delivered(world, s, jobs[s.prompt])
+        assert len(answered(world, upload)) == 1  # a refusal is not retried
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
+async def test_missing_attach_files_for_a_job_resumed_after_a_restart(world):
+    """After a restart the reply is edited through the channel, where the fake itself checks Attach Files."""
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=1.5)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 3, "resumed")
+        stored = [await job_of(bot, s) for s in sent]
+        await until(lambda: _all_running(bot, stored), what="all jobs running")
+    world.discord.set_channel_permissions(channel, world.discord.bot.id, deny=["attach_files"])
+    async with world.bot() as bot:
+        jobs = await ended(bot, sent)
+        for s in sent:
+            job = jobs[s.prompt]
+            assert job.status == "succeeded"
+            msg = await s.handle.wait_original(lambda m: "Attach Files" in m.content)
+            assert msg.attachments == []
+        refused = world.discord.requests_matching("PATCH", rf"^/channels/{channel.id}/messages/\d+$")
+        assert Counter(r.status for r in refused if r.files)[403] == 3
+        await assert_nothing_lost(world, bot, jobs)
+        world.discord.set_channel_permissions(channel, world.discord.bot.id)
+        await assert_still_serving(world, bot, guild, channel)
+    assert len(world.comet.creates()) == 4
+
+
+async def _all_running(bot, stored) -> bool:
+    for job in stored:
+        current = await bot.store.get_job(job.id)
+        if current.status != "running":
+            return False
+    return True
+
+
+async def test_losing_access_to_the_channel_ends_its_jobs_and_spares_the_rest(world):
+    """50001 Missing Access: nothing can be shown there any more, so its jobs stop (and stop their predictions);
+    jobs in another channel are untouched."""
+    guild, channel, _ = setup_guild(world)
+    other = world.discord.add_channel(guild, "elsewhere")
+    world.comet.queue_outcome(Outcome(duration=3.0), times=3)
+    world.comet.default_outcome = Outcome(duration=0.5)
+    async with world.bot() as bot:
+        lost = await burst(world, guild, channel, 3, "noaccess")
+        kept = await burst(world, guild, other, 2, "kept")
+        stored = [await job_of(bot, s) for s in lost]
+        await until(lambda: _all_running(bot, stored), what="the jobs running")
+        world.discord.set_channel_permissions(channel, world.discord.bot.id, deny=["view_channel"])
+        for s in lost:
+            world.discord.inject_error("*", original_of(s), 403, 50001, "Missing Access", times=None)
+        jobs = await ended(bot, lost + kept, timeout=30)
+        for s in lost:
+            job = jobs[s.prompt]
+            assert job.status == "canceled", (job.status, job.error)
+            # Noticed on the next progress edit: the prediction is stopped rather than paid to the end.
+            assert world.comet.predictions[job.prediction_id].cancel_requested
+        for s in kept:
+            await assert_delivered(world, s, jobs[s.prompt])
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, other)
+
+
+# --- the gateway ---------------------------------------------------------------------------------------------
+
+
+async def test_a_resumed_gateway_mid_job_loses_nothing(world):
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=1.0)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 4, "resume")
+        stored = [await job_of(bot, s) for s in sent]
+        await until(lambda: _all_running(bot, stored), what="the jobs running")
+        assert await world.discord.drop_gateway(resumable=True) == 1
+        # An interaction while the bot is away waits in the session and is replayed on RESUME.
+        sent += await burst(world, guild, channel, 1, "during-the-gap")
+        await world.discord.wait_for_gateway()
+        jobs = await ended(bot, sent)
+        for s in sent:
+            await assert_delivered(world, s, jobs[s.prompt])
+        assert len(world.discord.gateway_connections) == 2
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
+async def test_a_new_gateway_session_mid_job_loses_nothing(world):
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=1.0)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 4, "reidentify")
+        stored = [await job_of(bot, s) for s in sent]
+        await until(lambda: _all_running(bot, stored), what="the jobs running")
+        before = world.discord.gateway_sessions[0]
+        assert await world.discord.drop_gateway(resumable=False) == 1
+        await world.discord.wait_for_gateway()
+        assert world.discord.gateway_sessions[0] is not before  # identified afresh
+        jobs = await ended(bot, sent)
+        for s in sent:
+            await assert_delivered(world, s, jobs[s.prompt])
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+        assert sum(creates_by_prompt(world).values()) == 5
