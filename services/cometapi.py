@@ -167,6 +167,14 @@ class CometClient:
                         failure, wait = Unavailable("The API sent an unreadable answer."), self._retry.backoff(attempt)
                 else:
                     failure = _error_for(status, raw, content_type, retry_after, self._key)
+                    if not repeatable and status >= 500 and isinstance(failure, Unavailable):
+                        # A gateway error or a server fault on a create says nothing of whether the prediction
+                        # was made (a 524 often means it was): say so, and never send it again.
+                        raise UncertainCreate(
+                            f"The API answered HTTP {status} to the request to start the generation; it may have "
+                            "started anyway. It was not repeated, so nothing is charged twice.",
+                            status=status,
+                        )
                     if not _should_retry(status, failure, repeatable):
                         raise failure
                     wait = retry_after if retry_after is not None else self._retry.backoff(attempt)

@@ -26,7 +26,6 @@ from tests.fakes.discord import FakeUser, InteractionHandle
 from tests.test_imagine import add_member, imagine, setup_guild
 
 UNCONFIRMED = "did not confirm"  # UncertainCreate: the create may have reached the API; never repeated
-NOT_ANSWERING = "not answering right now"  # Unavailable
 
 
 # --- shared helpers ---------------------------------------------------------------------------------------
@@ -234,7 +233,8 @@ async def test_5xx_on_create_fails_that_job_with_a_message_and_is_never_repeated
         assert len(failed) == 3, {p: j.status for p, j in jobs.items()}
         for s in sent:
             if s in failed:
-                await assert_told(world, s, jobs[s.prompt], "failed", NOT_ANSWERING)
+                # It may have been made (the 524 one was), so the reply says it was not confirmed, not resent.
+                await assert_told(world, s, jobs[s.prompt], "failed", UNCONFIRMED, "not charged twice")
                 assert jobs[s.prompt].prediction_id is None
             else:
                 await assert_delivered(world, s, jobs[s.prompt])
