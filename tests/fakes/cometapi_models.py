@@ -363,6 +363,8 @@ class FakePrediction:
         return {
             "id": self.id,
             "model": self.model,
+            "prompt": self.input.get("prompt"),  # lets a benchmark match predictions to the jobs it started
+            "seed": self.seed,
             "status": self.status,
             "outcome": self.outcome.status,
             "created_wall": self.created_wall,

@@ -229,7 +229,12 @@ class RestApi:
             return
         limit, window = self.fake.rate_limit
         major = _MAJOR.match(path)
-        key = (method, route, major.group(2) if major else "")
+        scope = major.group(2) if major else ""
+        if hook := _WEBHOOK_PATH.match(path):
+            # The id of an interaction webhook is the application's, shared by every interaction; Discord
+            # limits these routes per interaction (token), as discord.py assumes (the token is a major parameter).
+            scope += "/" + hook.group(1)
+        key = (method, route, scope)
         now = time.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None or now >= bucket.reset_at:
