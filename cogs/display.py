@@ -20,7 +20,7 @@ import discord
 
 from cogs.buttons import progress_view, result_view
 from cogs.render import failure_text, progress_text, result_embed
-from services.jobs import Delivery, JobProgress, MessageGone
+from services.jobs import Delivery, JobProgress, MessageGone, NotDelivered
 from services.store.models import Job
 from services.throttle import Coalescer
 
@@ -109,10 +109,9 @@ class DiscordDisplay:
         except discord.Forbidden as exc:
             if exc.code != 50013:
                 raise MessageGone() from exc
-            await self._edit(
-                job, content="I need the **Attach Files** permission in this channel to post the images.",
-                embeds=[embed], attachments=[], view=result_view(job.id),
-            )  # fmt: skip
+            reason = "I need the **Attach Files** permission in this channel to post the images."
+            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id))
+            raise NotDelivered(reason) from exc
         finally:
             self._live.pop(job.id, None)
 

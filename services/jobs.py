@@ -65,6 +65,10 @@ class MessageGone(Exception):
     """Raised by a display when the job's message no longer exists: the job is cancelled."""
 
 
+class NotDelivered(Exception):
+    """Raised by a display that could not post the images and has already told the user why."""
+
+
 class JobDisplay(Protocol):
     async def progress(self, job: Job, progress: JobProgress) -> None: ...
 
@@ -163,6 +167,10 @@ class JobRunner:
         except MessageGone:
             log.info("Job %s: its message was deleted; cancelling", job.id)
             await self._end(job, Canceled(), stop_prediction=True, show=False)
+        except NotDelivered as exc:
+            # The user was told why; the job is not a success (its images don't count against quotas).
+            log.info("Job %s: images not posted: %s", job.id, exc)
+            await self._end(job, ServiceError(str(exc)), show=False)
         except ServiceError as exc:
             log.info("Job %s failed: %s", job.id, exc)
             await self._end(job, exc)
@@ -309,20 +317,26 @@ class JobRunner:
     ) -> None:
         canceled = isinstance(error, Canceled)
         status = "canceled" if canceled else "failed"
-        current = await self.store.get_job(job.id)
-        if stop_prediction and current is not None and current.prediction_id and current.status == "running":
-            # The prediction may still be running on the API: stop paying for it.
-            try:
-                await self.service.cancel(current.prediction_id)
-            except ServiceError as exc:
-                log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
-        ended = await self.store.transition(
-            job.id,
-            ACTIVE,
-            status,
-            error=str(error)[:500] or type(error).__name__,
-            completed_at=time.time(),
-        )
+        try:
+            current = await self.store.get_job(job.id)
+            if stop_prediction and current is not None and current.prediction_id and current.status == "running":
+                # The prediction may still be running on the API: stop paying for it.
+                try:
+                    await self.service.cancel(current.prediction_id)
+                except ServiceError as exc:
+                    log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
+            ended = await self.store.transition(
+                job.id,
+                ACTIVE,
+                status,
+                error=str(error)[:500] or type(error).__name__,
+                completed_at=time.time(),
+            )
+        except Exception:
+            # The store is unreachable too: leave the job as it stands, to be picked up again at the next
+            # start, rather than lose it or crash the runner.
+            log.exception("Job %s: could not record its end (%s); it will be resumed at restart", job.id, status)
+            return
         self.counts[status] += 1
         if ended is None or not show:
             return

@@ -176,7 +176,9 @@ async def test_missing_attach_files_says_so_in_the_reply(world):
         for n, s in enumerate(sent):
             if n == 1:
                 job = jobs[s.prompt]
-                assert job.status == "succeeded"  # the images were made; the reply explains why they are not shown
+                # The images were made but could not be posted: the reply explains why, and the job is not
+                # counted as a success (nor against the user's daily images).
+                assert (job.status, job.image_count) == ("failed", 0)
                 msg = await s.handle.wait_original(lambda m: "Attach Files" in m.content)
                 assert msg.attachments == []
                 assert msg.embeds and s.prompt in msg.embeds[0]["description"]
@@ -200,7 +202,7 @@ async def test_missing_attach_files_for_a_job_resumed_after_a_restart(world):
         jobs = await ended(bot, sent)
         for s in sent:
             job = jobs[s.prompt]
-            assert job.status == "succeeded"
+            assert (job.status, job.image_count) == ("failed", 0)
             msg = await s.handle.wait_original(lambda m: "Attach Files" in m.content)
             assert msg.attachments == []
         refused = world.discord.requests_matching("PATCH", rf"^/channels/{channel.id}/messages/\d+$")
