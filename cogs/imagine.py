@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -18,7 +19,16 @@ from services.catalogue import MAX_SEED, Request, build_input, clean_prompt, res
 from services.downloads import Downloader
 from services.errors import BadInput
 from services.input_images import ImageRef, precheck, prepare
-from services.requests import Context, Limits, Resolved, allowed_models, check_admission, edit_model, resolve
+from services.requests import (
+    Context,
+    Limits,
+    Resolved,
+    allowed_models,
+    check_admission,
+    chosen_model,
+    edit_model,
+    resolve,
+)
 from services.rerolls import reroll_request
 from services.store.models import Job
 
@@ -129,11 +139,8 @@ class Imagine(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         """The values the chosen (or default) model accepts for `param`."""
         context = await self.context(interaction.guild_id, interaction.user.id)
-        chosen = getattr(interaction.namespace, "model", None) or context.user_prefs.get("model")
-        if not chosen and context.guild:
-            chosen = context.guild.defaults.get("model")
         try:
-            spec = resolve_model(str(chosen or context.default_model))
+            spec = resolve_model(chosen_model(getattr(interaction.namespace, "model", None), context))
         except BadInput:
             return []
         if spec is None:
@@ -157,6 +164,25 @@ class Imagine(commands.Cog):
             cooldown_seconds=self.bot.settings.user_cooldown, jobs_in_flight=self.bot.settings.max_jobs_per_user
         )
         return base.merged(context.guild.limits) if context.guild else base
+
+    async def admit(
+        self,
+        context: Context,
+        prompt: str,
+        given: Mapping[str, object],
+        image_urls: Sequence[str],
+        *,
+        user_id: int,
+        guild_id: int | None,
+        seed: int | None = None,
+    ) -> Resolved:
+        """The request as it will be sent, once it and the user's limits allow it; else BadInput saying why."""
+        resolved = resolve(prompt, given, image_urls, context, seed=seed)
+        await check_admission(
+            self.bot.store, user_id=user_id, guild_id=guild_id, limits=self.limits(context),
+            images=resolved.image_count,
+        )  # fmt: skip
+        return resolved
 
     async def launch(
         self,
@@ -183,11 +209,9 @@ class Imagine(commands.Cog):
             urls = image_urls if image_urls is not None else await prepare(
                 refs, self.attachments, mode=self.bot.settings.input_image_mode
             )  # fmt: skip
-            resolved = resolve(prompt, given, urls, context, seed=seed)
-            await check_admission(
-                self.bot.store, user_id=interaction.user.id, guild_id=interaction.guild_id,
-                limits=self.limits(context), images=resolved.image_count,
-            )  # fmt: skip
+            resolved = await self.admit(
+                context, prompt, given, urls, user_id=interaction.user.id, guild_id=interaction.guild_id, seed=seed
+            )
         except BadInput as exc:
             await self._refuse(interaction, str(exc))
             return None

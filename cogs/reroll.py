@@ -14,7 +14,6 @@ import discord
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.requests import check_admission, resolve
 from services.rerolls import reroll_request
 from services.store.models import Job
 
@@ -62,10 +61,9 @@ class Reroll(commands.Cog):
         mentions = discord.AllowedMentions.none()
         try:
             context = await imagine.context(event.guild_id, event.user_id)
-            resolved = resolve(request.prompt, request.given, request.image_urls, context)
-            await check_admission(
-                self.bot.store, user_id=event.user_id, guild_id=event.guild_id,
-                limits=imagine.limits(context), images=resolved.image_count,
+            resolved = await imagine.admit(
+                context, request.prompt, request.given, request.image_urls,
+                user_id=event.user_id, guild_id=event.guild_id,
             )  # fmt: skip
         except BadInput as exc:
             await result.reply(f"<@{event.user_id}> can't reroll this: {exc}", allowed_mentions=mentions)

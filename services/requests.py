@@ -69,6 +69,15 @@ def allowed_models(context: Context) -> list[ModelSpec]:
     return [spec for spec in CATALOGUE.values() if allowed is None or spec.id in allowed]
 
 
+def chosen_model(given_model: object, context: Context) -> str:
+    """The model a request will use: given > the user's preference > the server's default > built-in."""
+    guild_defaults = context.guild.defaults if context.guild else {}
+    for candidate in (given_model, context.user_prefs.get("model"), guild_defaults.get("model")):
+        if candidate:
+            return str(candidate)
+    return context.default_model
+
+
 def resolve(
     prompt: str,
     given: Mapping[str, object],
@@ -80,7 +89,7 @@ def resolve(
     """Validate and merge; raises BadInput with a message for the user."""
     guild_defaults = context.guild.defaults if context.guild else {}
     layers = [given, context.user_prefs, guild_defaults]
-    model_name = next((str(layer["model"]) for layer in layers if layer.get("model")), context.default_model)
+    model_name = chosen_model(given.get("model"), context)
     spec = resolve_model(model_name, allow_unknown=context.allow_unknown_models)
     model_id = spec.id if spec else model_name
     if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
