@@ -19,7 +19,7 @@ COPY cogs ./cogs
 COPY services ./services
 COPY migrations ./migrations
 # The SQLite file lives here (DATABASE_URL defaults to sqlite:///data/bot.db): mount a volume on it.
-RUN mkdir -p /app/data && chown bot:bot /app/data
+RUN mkdir -p /app/data && chown 10001:10001 /app/data
 VOLUME ["/app/data"]
-USER bot
+USER 10001
 CMD ["python", "bot.py"]
