@@ -21,18 +21,18 @@ import yarl
 from discord.ext import commands
 
 from cli import generate
-from cogs.display import DiscordDisplay
-from cogs.tree import FluxTree
+from services.cometapi.service import PredictionService
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
-from services.generation import ImageService
-from services.jobs import JobRunner
+from services.jobs.runner import JobRunner
 from services.loopwatch import LoopWatch
 from services.store import Store, open_store
+from ui.display import DiscordDisplay
+from ui.errors import FluxTree
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.admin", "cogs.prefs", "cogs.reroll")
+EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.settings", "cogs.prefs", "cogs.reroll")
 FINGERPRINT_KEY = "command_fingerprint"
 
 
@@ -40,7 +40,7 @@ class FluxBot(commands.AutoShardedBot):
     """Owns the shared resources: the store, the prediction service and the job runner."""
 
     store: Store
-    service: ImageService
+    service: PredictionService
     runner: JobRunner
     display: DiscordDisplay
 
@@ -69,7 +69,7 @@ class FluxBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
-        self.service = await self._resources.enter_async_context(ImageService.open(self.settings))
+        self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
         self.display = DiscordDisplay(self)
         self.runner = JobRunner(
             self.service, self.store, self.display, max_concurrent=self.settings.max_concurrent_predictions

@@ -31,8 +31,8 @@ import aiohttp
 import httpx
 from replicate.client import Client as ReplicateClient
 
+from services.cometapi.service import PredictionService
 from services.config import Settings
-from services.generation import ImageService
 from services.secrets import Secret
 from tests.fakes.cometapi_models import MODELS, QUEUE_RANGE
 
@@ -174,11 +174,11 @@ class Contender(Protocol):
 
 
 class Ours:
-    """ImageService as the bot wires it: CometClient + wait_for + DurationStats seeded from the catalogue."""
+    """PredictionService as the bot wires it: CometClient + wait_for + DurationStats seeded from the catalogue."""
 
     name = "ours"
 
-    def __init__(self, service: ImageService) -> None:
+    def __init__(self, service: PredictionService) -> None:
         self.service = service
 
     async def create(self, job: Job) -> tuple[str, Waiter]:
@@ -227,7 +227,7 @@ class Official:
 @contextlib.asynccontextmanager
 async def open_ours(url: str) -> AsyncIterator[Ours]:
     settings = Settings(cometapi_key=Secret(KEY), cometapi_base_url=url)
-    async with ImageService.open(settings) as service:
+    async with PredictionService.open(settings) as service:
         yield Ours(service)
 
 

@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from services.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input
+from services.cometapi.files import as_image, encode_data_uri
+from services.cometapi.polling import Update
+from services.cometapi.predictions import PROCESSING, STARTING, SUCCEEDED
+from services.cometapi.service import PredictionService, Result
 from services.config import Settings, configure_logging, load_settings
 from services.errors import (
     AuthError,
@@ -23,10 +26,7 @@ from services.errors import (
     Rejected,
     ServiceError,
 )
-from services.generation import ImageService, Result
-from services.images import as_image, encode_data_uri
-from services.predictions import PROCESSING, STARTING, SUCCEEDED
-from services.waiting import Update
+from services.rules.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STAGES = {STARTING: "starting", PROCESSING: "generating", SUCCEEDED: "finished"}
@@ -94,7 +94,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str,
 
 async def _run(settings: Settings, model: str, model_input: dict[str, object]) -> Result | int:
     progress = ProgressLine(sys.stderr, model.rsplit("/", maxsplit=1)[-1], model_input.get("seed"))
-    async with ImageService.open(settings) as service:
+    async with PredictionService.open(settings) as service:
         try:
             result = await service.run(model, model_input, on_update=progress.update)
         except (AuthError, Rejected) as exc:

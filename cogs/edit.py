@@ -13,11 +13,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.tree import reply_ephemeral
-from services.catalogue import MAX_PROMPT_CHARS, clean_prompt
 from services.errors import BadInput
-from services.input_images import ACCEPTED_TYPES, ImageRef, precheck
+from services.rules.catalogue import MAX_PROMPT_CHARS, clean_prompt
+from services.rules.input_images import ACCEPTED_TYPES, ImageRef, precheck
 from services.store.models import Job
+from ui.errors import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot

@@ -12,16 +12,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.buttons import DYNAMIC_ITEMS
-from cogs.choices import model_choices
-from cogs.tree import reply_ephemeral
-from services.catalogue import MAX_SEED, Request, build_input, clean_prompt, resolve_model
-from services.downloads import Downloader
+from services.cometapi.files import Downloader
 from services.errors import BadInput
-from services.input_images import ImageRef, precheck, prepare
-from services.requests import (
-    Context,
+from services.jobs.rerolls import reroll_request
+from services.rules.catalogue import MAX_SEED, Request, build_input, clean_prompt, resolve_model
+from services.rules.input_images import ImageRef, precheck, prepare
+from services.rules.options import (
     Limits,
+    RequestContext,
     Resolved,
     allowed_models,
     check_admission,
@@ -29,8 +27,10 @@ from services.requests import (
     edit_model,
     resolve,
 )
-from services.rerolls import reroll_request
 from services.store.models import Job
+from ui.choices import model_choices
+from ui.errors import reply_ephemeral
+from ui.views import DYNAMIC_ITEMS
 
 if TYPE_CHECKING:
     from bot import FluxBot
@@ -149,17 +149,17 @@ class Imagine(commands.Cog):
 
     # --- shared by /imagine, the buttons and reactions -------------------------------------------------
 
-    async def context(self, guild_id: int | None, user_id: int) -> Context:
+    async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
         store = self.bot.store
         guild = await store.get_guild_settings(guild_id) if guild_id else None
-        return Context(
+        return RequestContext(
             default_model=self.bot.settings.default_model,
             allow_unknown_models=self.bot.settings.allow_unknown_models,
             guild=guild,
             user_prefs=await store.get_user_prefs(user_id),
         )
 
-    def limits(self, context: Context) -> Limits:
+    def limits(self, context: RequestContext) -> Limits:
         base = Limits(
             cooldown_seconds=self.bot.settings.user_cooldown, jobs_in_flight=self.bot.settings.max_jobs_per_user
         )
@@ -167,7 +167,7 @@ class Imagine(commands.Cog):
 
     async def admit(
         self,
-        context: Context,
+        context: RequestContext,
         prompt: str,
         given: Mapping[str, object],
         image_urls: Sequence[str],

@@ -8,12 +8,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.choices import given, model_choices
-from cogs.tree import reply_ephemeral
-from services.catalogue import CATALOGUE
 from services.errors import BadInput
-from services.requests import OPTION_NAMES
-from services.server_settings import validated_defaults
+from services.rules.catalogue import CATALOGUE
+from services.rules.options import OPTION_NAMES
+from services.rules.server_settings import validated_defaults
+from ui.choices import given, model_choices
+from ui.errors import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot

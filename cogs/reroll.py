@@ -14,7 +14,7 @@ import discord
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.rerolls import reroll_request
+from services.jobs.rerolls import reroll_request
 from services.store.models import Job
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ import discord
 import yarl
 
 from bot import FluxBot
+from services.cometapi.polling import DurationStats, PollTuning
 from services.config import Settings, load_settings
-from services.polling import DurationStats, PollTuning
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord
 

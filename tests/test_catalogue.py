@@ -1,7 +1,7 @@
 import pytest
 
-from services.catalogue import CATALOGUE, Request, build_input, clean_prompt, resolve_model
 from services.errors import BadInput
+from services.rules.catalogue import CATALOGUE, Request, build_input, clean_prompt, resolve_model
 
 SCHNELL = "black-forest-labs/flux-schnell"
 KONTEXT = "black-forest-labs/flux-kontext-pro"

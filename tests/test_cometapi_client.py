@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from services.cometapi import CometClient, RetryPolicy
+from services.cometapi.client import CometClient, RetryPolicy
+from services.cometapi.predictions import Prediction
 from services.errors import (
     ApiError,
     AuthError,
@@ -25,7 +26,6 @@ from services.errors import (
     Unavailable,
     UncertainCreate,
 )
-from services.predictions import Prediction
 from services.secrets import Secret
 from tests.fakes.cometapi import FakeCometAPI, Outcome
 

@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.cometapi import CometClient, RetryPolicy
-from services.downloads import MAX_REDIRECTS, Downloader
+from services.cometapi.client import CometClient, RetryPolicy
+from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
 from services.errors import DownloadError
-from services.images import sniff
 from services.secrets import Secret
 from tests.fakes.cometapi import FakeCometAPI, Outcome
 

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from services.fairqueue import FairLimiter
+from services.jobs.fairqueue import FairLimiter
 
 
 async def test_round_robin_between_users_and_positions():

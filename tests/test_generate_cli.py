@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from services.images import sniff
+from services.cometapi.files import sniff
 from tests.fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "sk-test-cometapi-0123456789abcdef"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from services.catalogue import MAX_PROMPT_CHARS
+from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from services.polling import DurationStats, PollTuning
-from services.predictions import Progress
+from services.cometapi.polling import DurationStats, PollTuning
+from services.cometapi.predictions import Progress
 
 TUNING = PollTuning(fine_interval=0.4, min_interval=0.1, max_interval=5.0)
 

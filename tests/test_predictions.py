@@ -1,7 +1,7 @@
 import pytest
 
+from services.cometapi.predictions import Prediction, normalise_output, parse_progress
 from services.errors import Unavailable
-from services.predictions import Prediction, normalise_output, parse_progress
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from services.throttle import Coalescer
+from services.jobs.throttle import Coalescer
 
 
 async def test_sends_at_most_once_per_interval_and_only_changes():

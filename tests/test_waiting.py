@@ -1,4 +1,4 @@
-"""The prediction service end to end against the fake CometAPI: ImageService.run / wait / resume.
+"""The prediction service end to end against the fake CometAPI: PredictionService.run / wait / resume.
 
 Covers every model family, every final status, progress callbacks, the deadline (with its cancel), resuming
 without recreating, and that the API key never leaks. Real objects throughout; only CometAPI is faked.
@@ -21,8 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.catalogue import CATALOGUE, Request, build_input
-from services.cometapi import CometClient, RetryPolicy
+from services.cometapi.client import CometClient, RetryPolicy
+from services.cometapi.files import encode_data_uri, sniff
+from services.cometapi.polling import DurationStats, PollTuning, Update, wait_for
+from services.cometapi.predictions import Prediction
+from services.cometapi.service import PredictionService, Result
 from services.config import Settings, load_settings
 from services.errors import (
     AuthError,
@@ -33,12 +36,8 @@ from services.errors import (
     Unavailable,
     UncertainCreate,
 )
-from services.generation import ImageService, Result
-from services.images import encode_data_uri, sniff
-from services.polling import DurationStats, PollTuning
-from services.predictions import Prediction
+from services.rules.catalogue import CATALOGUE, Request, build_input
 from services.secrets import Secret
-from services.waiting import Update, wait_for
 from tests.fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "sk-test-cometapi-0123456789abcdef"
@@ -86,14 +85,14 @@ def settings_for(fake: FakeCometAPI, **changes: Any) -> Settings:
 
 
 @asynccontextmanager
-async def open_service(fake: FakeCometAPI, **changes: Any) -> AsyncIterator[ImageService]:
-    async with ImageService.open(settings_for(fake, **changes), retry=FAST, tuning=TUNING) as service:
+async def open_service(fake: FakeCometAPI, **changes: Any) -> AsyncIterator[PredictionService]:
+    async with PredictionService.open(settings_for(fake, **changes), retry=FAST, tuning=TUNING) as service:
         service.stats = DurationStats(PRIORS, TUNING)  # the catalogue's priors are real-world seconds
         yield service
 
 
 @pytest.fixture
-async def service(fake: FakeCometAPI) -> AsyncIterator[ImageService]:
+async def service(fake: FakeCometAPI) -> AsyncIterator[PredictionService]:
     async with open_service(fake) as opened:
         yield opened
 
@@ -133,7 +132,13 @@ def assert_images_match(fake: FakeCometAPI, result: Result, count: int, ext: str
     ],
 )
 async def test_text_models_end_to_end(
-    fake: FakeCometAPI, service: ImageService, model: str, options: dict[str, object], count: int, ext: str, shape: str
+    fake: FakeCometAPI,
+    service: PredictionService,
+    model: str,
+    options: dict[str, object],
+    count: int,
+    ext: str,
+    shape: str,
 ) -> None:
     full, model_input = build_input(model, Request("a lighthouse at dusk", options))
     result = await service.run(full, model_input)
@@ -148,7 +153,7 @@ async def test_text_models_end_to_end(
 
 @pytest.mark.parametrize("model", ["flux-kontext-pro", "flux-kontext-max"])
 async def test_kontext_edits_an_input_image_sent_as_a_data_uri(
-    fake: FakeCometAPI, service: ImageService, model: str
+    fake: FakeCometAPI, service: PredictionService, model: str
 ) -> None:
     image = png_data_uri()
     full, model_input = build_input(model, Request("make it night", {"output_format": "jpg"}, (image,)))
@@ -168,7 +173,7 @@ async def test_kontext_edits_an_input_image_sent_as_a_data_uri(
     ],
 )
 async def test_outputs_as_data_uris(
-    fake: FakeCometAPI, service: ImageService, model: str, options: dict[str, object], count: int, ext: str
+    fake: FakeCometAPI, service: PredictionService, model: str, options: dict[str, object], count: int, ext: str
 ) -> None:
     fake.queue_outcome(Outcome(output_shape="data_uri"))
     full, model_input = build_input(model, Request("a red fox", options))
@@ -181,7 +186,7 @@ async def test_outputs_as_data_uris(
 # -- final statuses ----------------------------------------------------------------------------------------
 
 
-async def test_failed_carries_the_models_error(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_failed_carries_the_models_error(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(status="failed", error="NSFW content detected. Try a different prompt."))
     with pytest.raises(GenerationFailed, match=r"^NSFW content detected\. Try a different prompt\.$") as caught:
         await service.run(SCHNELL, {"prompt": "a fox"})
@@ -189,21 +194,21 @@ async def test_failed_carries_the_models_error(fake: FakeCometAPI, service: Imag
     assert fake.requests_for("file") == []
 
 
-async def test_canceled_raises_canceled(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_canceled_raises_canceled(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(status="canceled"))
     with pytest.raises(Canceled) as caught:
         await service.run(SCHNELL, {"prompt": "a fox"})
     assert caught.value.prediction_id in fake.predictions
 
 
-async def test_aborted_is_a_failure_that_was_not_billed(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_aborted_is_a_failure_that_was_not_billed(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(status="aborted"))
     with pytest.raises(GenerationFailed, match="not billed") as caught:
         await service.run(SCHNELL, {"prompt": "a fox"})
     assert caught.value.prediction_id in fake.predictions
 
 
-async def test_an_unknown_status_is_shown_then_success(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_an_unknown_status_is_shown_then_success(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(unknown_status="queued_for_gpu", unknown_status_time=0.3, queue_time=0.05))
     recorder = Recorder()
     result = await service.run(SCHNELL, {"prompt": "a fox"}, on_update=recorder)
@@ -213,7 +218,7 @@ async def test_an_unknown_status_is_shown_then_success(fake: FakeCometAPI, servi
     assert_images_match(fake, result, 1, "webp")
 
 
-async def test_data_removed_is_a_failure_saying_so(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_data_removed_is_a_failure_saying_so(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(data_removed=True))
     with pytest.raises(GenerationFailed, match="removed"):
         await service.run(SCHNELL, {"prompt": "a fox"})
@@ -221,7 +226,9 @@ async def test_data_removed_is_a_failure_saying_so(fake: FakeCometAPI, service: 
 
 
 @pytest.mark.parametrize("output", [None, [], ""])
-async def test_succeeded_without_output_is_a_failure(fake: FakeCometAPI, service: ImageService, output: object) -> None:
+async def test_succeeded_without_output_is_a_failure(
+    fake: FakeCometAPI, service: PredictionService, output: object
+) -> None:
     created = await service.create(SCHNELL, {"prompt": "a fox"})
     fake.inject("get", status=200, json={"id": created.id, "status": "succeeded", "output": output})
     with pytest.raises(GenerationFailed, match="without returning an image") as caught:
@@ -230,7 +237,7 @@ async def test_succeeded_without_output_is_a_failure(fake: FakeCometAPI, service
 
 
 async def test_odd_and_failing_poll_answers_are_ridden_out(
-    fake: FakeCometAPI, service: ImageService, caplog: pytest.LogCaptureFixture
+    fake: FakeCometAPI, service: PredictionService, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="services")
     fake.queue_outcome(Outcome(queue_time=0.05, duration=0.3))
@@ -250,7 +257,7 @@ async def test_odd_and_failing_poll_answers_are_ridden_out(
 
 @pytest.mark.parametrize("model", ["flux-schnell", "flux-dev"])
 async def test_on_update_reports_each_change_with_a_rising_percent(
-    fake: FakeCometAPI, service: ImageService, model: str
+    fake: FakeCometAPI, service: PredictionService, model: str
 ) -> None:
     fake.queue_outcome(Outcome(queue_time=0.1, duration=1.0))
     recorder = Recorder()
@@ -274,7 +281,7 @@ async def test_on_update_reports_each_change_with_a_rising_percent(
 
 
 @pytest.mark.parametrize("model", ["flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro"])
-async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: ImageService, model: str) -> None:
+async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: PredictionService, model: str) -> None:
     fake.queue_outcome(Outcome(queue_time=0.05, duration=0.4))
     recorder = Recorder()
     images = (png_data_uri(),) if "kontext" in model else ()
@@ -286,7 +293,7 @@ async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: Image
     assert any(u.progress.stage == "Generating image..." for u in recorder.updates if u.status == "processing")
 
 
-async def test_tqdm_lines_without_a_total_give_no_percent(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_tqdm_lines_without_a_total_give_no_percent(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(logs_style="no_total", queue_time=0.05, duration=0.5))
     recorder = Recorder()
     await service.run(SCHNELL, {"prompt": "a fox"}, on_update=recorder)
@@ -358,7 +365,9 @@ async def create_elsewhere(fake: FakeCometAPI, model_input: dict[str, object]) -
         return await earlier.create(SCHNELL, model_input)
 
 
-async def test_resume_polls_an_existing_prediction_and_never_creates(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_resume_polls_an_existing_prediction_and_never_creates(
+    fake: FakeCometAPI, service: PredictionService
+) -> None:
     fake.queue_outcome(Outcome(queue_time=0.05, duration=0.3))
     created = await create_elsewhere(fake, {"prompt": "a fox", "num_outputs": 2})
     recorder = Recorder()
@@ -372,7 +381,7 @@ async def test_resume_polls_an_existing_prediction_and_never_creates(fake: FakeC
     assert [image.data for image in images] == [fake.file_bytes(url) for url in done.output]
 
 
-async def test_resume_of_a_finished_prediction_takes_one_get(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_resume_of_a_finished_prediction_takes_one_get(fake: FakeCometAPI, service: PredictionService) -> None:
     created = await create_elsewhere(fake, {"prompt": "a fox"})
     pred = fake.predictions[created.id]
     assert pred.end_offset is not None
@@ -384,7 +393,7 @@ async def test_resume_of_a_finished_prediction_takes_one_get(fake: FakeCometAPI,
     assert len(fake.creates()) == 1
 
 
-async def test_resume_past_the_deadline_cancels(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_resume_past_the_deadline_cancels(fake: FakeCometAPI, service: PredictionService) -> None:
     fake.queue_outcome(Outcome(status="never"))
     created = await create_elsewhere(fake, {"prompt": "a fox"})
     with pytest.raises(TimedOut):
@@ -394,7 +403,7 @@ async def test_resume_past_the_deadline_cancels(fake: FakeCometAPI, service: Ima
     assert cancel.path.endswith(f"/{created.id}/cancel")
 
 
-async def test_resume_of_an_unknown_prediction_is_rejected(fake: FakeCometAPI, service: ImageService) -> None:
+async def test_resume_of_an_unknown_prediction_is_rejected(fake: FakeCometAPI, service: PredictionService) -> None:
     with pytest.raises(Rejected, match="404"):
         await service.resume("doesnotexist0000000000000a", SCHNELL, age=1.0)
     assert fake.creates() == []
@@ -466,7 +475,7 @@ async def test_the_api_key_never_shows_in_logs_errors_or_settings(
 
 
 def test_encoded_input_images_are_data_uris() -> None:
-    from services.images import as_image
+    from services.cometapi.files import as_image
 
     uri = encode_data_uri(as_image(tiny_png(), "test"))
     assert uri == png_data_uri()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from services.jobs import JobProgress
+from services.jobs.runner import JobProgress
 from services.store.models import Job
 
 PROMPT_PREVIEW = 180

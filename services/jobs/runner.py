@@ -25,15 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from services.cometapi.files import ImageFile
+from services.cometapi.polling import Update
+from services.cometapi.predictions import PROCESSING, STARTING, Prediction
+from services.cometapi.service import PredictionService
 from services.errors import Canceled, ServiceError
 from services.failures import describe
-from services.fairqueue import FairLimiter
-from services.generation import ImageService
-from services.images import ImageFile
-from services.predictions import PROCESSING, STARTING, Prediction
+from services.jobs.fairqueue import FairLimiter
 from services.store.base import Store
 from services.store.models import ACTIVE, Job
-from services.waiting import Update
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class JobDisplay(Protocol):
 
 
 class JobRunner:
-    def __init__(self, service: ImageService, store: Store, display: JobDisplay, *, max_concurrent: int) -> None:
+    def __init__(self, service: PredictionService, store: Store, display: JobDisplay, *, max_concurrent: int) -> None:
         self.service = service
         self.store = store
         self.display = display

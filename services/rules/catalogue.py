@@ -29,7 +29,7 @@ NO_WEBP = ("jpg", "png")
 
 
 @dataclass(frozen=True)
-class Choice:
+class OneOf:
     values: tuple[str, ...]
     default: str | None = None
 
@@ -58,7 +58,7 @@ class Text:
     default: str | None = None
 
 
-Param = Choice | IntRange | FloatRange | Flag | Text
+Param = OneOf | IntRange | FloatRange | Flag | Text
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,14 @@ class ModelSpec:
 
     def choices(self, param: str) -> tuple[str, ...]:
         spec = self.params.get(param)
-        return spec.values if isinstance(spec, Choice) else ()
+        return spec.values if isinstance(spec, OneOf) else ()
 
 
 def _common(formats: tuple[str, ...], format_default: str, ratios: tuple[str, ...] = ASPECT_RATIOS,
             ratio_default: str = "1:1") -> dict[str, Param]:  # fmt: skip
     return {
-        "aspect_ratio": Choice(ratios, ratio_default),
-        "output_format": Choice(formats, format_default),
+        "aspect_ratio": OneOf(ratios, ratio_default),
+        "output_format": OneOf(formats, format_default),
         "seed": IntRange(0, MAX_SEED),
     }
 
@@ -104,7 +104,7 @@ _SCHNELL_DEV: dict[str, Param] = {
     "num_outputs": IntRange(1, 4, 1),
     "output_quality": IntRange(0, 100, 80),
     "go_fast": Flag(),
-    "megapixels": Choice(("1", "0.25")),
+    "megapixels": OneOf(("1", "0.25")),
     "disable_safety_checker": Flag(),
 }
 
@@ -294,7 +294,7 @@ def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, obj
 
 
 def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
-    if isinstance(param, Choice):
+    if isinstance(param, OneOf):
         value = str(raw).strip().lower()
         if name == "output_format" and value == "jpeg":
             value = "jpg"

@@ -14,12 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.choices import given, model_choices
-from cogs.tree import reply_ephemeral
-from services.catalogue import CATALOGUE
 from services.errors import BadInput
-from services.requests import allowed_models
-from services.server_settings import (
+from services.rules.catalogue import CATALOGUE
+from services.rules.options import allowed_models
+from services.rules.server_settings import (
     allowed_after,
     describe_limits,
     effective,
@@ -28,6 +26,8 @@ from services.server_settings import (
     model_list,
     validated_defaults,
 )
+from ui.choices import given, model_choices
+from ui.errors import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot

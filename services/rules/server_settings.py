@@ -9,9 +9,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.catalogue import CATALOGUE, ModelSpec, Request, build_input, resolve_model
 from services.errors import BadInput
-from services.requests import OPTION_NAMES, Limits
+from services.rules.catalogue import CATALOGUE, ModelSpec, Request, build_input, resolve_model
+from services.rules.options import OPTION_NAMES, Limits
 from services.store.models import GuildSettings
 
 LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services.catalogue import CATALOGUE
-from services.cometapi import CometClient, RetryPolicy
+from services.cometapi.client import CometClient, RetryPolicy
+from services.cometapi.files import Downloader, ImageFile
+from services.cometapi.polling import DurationStats, OnUpdate, PollTuning, wait_for
+from services.cometapi.predictions import Prediction
 from services.config import Settings
-from services.downloads import Downloader
-from services.images import ImageFile
-from services.polling import DurationStats, PollTuning
-from services.predictions import Prediction
-from services.waiting import OnUpdate, wait_for
+from services.rules.catalogue import CATALOGUE
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class Result:
     seconds: float
 
 
-class ImageService:
+class PredictionService:
     def __init__(
         self,
         client: CometClient,
@@ -47,7 +45,7 @@ class ImageService:
     @asynccontextmanager
     async def open(
         cls, settings: Settings, *, retry: RetryPolicy | None = None, tuning: PollTuning | None = None
-    ) -> AsyncIterator[ImageService]:
+    ) -> AsyncIterator[PredictionService]:
         connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             client = CometClient(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.catalogue import shown
-from services.downloads import Downloader
+from services.cometapi.files import Downloader, encode_data_uri
 from services.errors import BadInput, DownloadError
-from services.images import encode_data_uri
+from services.rules.catalogue import shown
 
 ACCEPTED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 

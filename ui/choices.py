@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from discord import app_commands
 
-from services.catalogue import ModelSpec
+from services.rules.catalogue import ModelSpec
 
 
 def model_choices(specs: Iterable[ModelSpec], current: str) -> list[app_commands.Choice[str]]:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs.buttons import progress_view, result_view
-from cogs.render import failure_text, progress_text, result_embed
-from services.jobs import Delivery, JobProgress, MessageGone, NotDelivered
+from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
+from services.jobs.throttle import Coalescer
 from services.store.models import Job
-from services.throttle import Coalescer
+from ui.render import failure_text, progress_text, result_embed
+from ui.views import progress_view, result_view
 
 if TYPE_CHECKING:
     from bot import FluxBot

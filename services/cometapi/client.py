@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from services.cometapi.predictions import Prediction
 from services.errors import (
     ApiError,
     AuthError,
@@ -35,7 +36,6 @@ from services.errors import (
     Unavailable,
     UncertainCreate,
 )
-from services.predictions import Prediction
 from services.secrets import Secret, redact
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from services.catalogue import CATALOGUE, MAX_SEED, Choice, ModelSpec, Request, build_input, resolve_model
 from services.errors import BadInput
+from services.rules.catalogue import CATALOGUE, MAX_SEED, ModelSpec, OneOf, Request, build_input, resolve_model
 from services.store.base import Store
 from services.store.models import GuildSettings
 
@@ -55,7 +55,7 @@ class Resolved:
 
 
 @dataclass(frozen=True)
-class Context:
+class RequestContext:
     """Everything besides the command's own options that shapes a request."""
 
     default_model: str
@@ -64,12 +64,12 @@ class Context:
     user_prefs: Mapping[str, object] = field(default_factory=dict)
 
 
-def allowed_models(context: Context) -> list[ModelSpec]:
+def allowed_models(context: RequestContext) -> list[ModelSpec]:
     allowed = context.guild.allowed_models if context.guild else None
     return [spec for spec in CATALOGUE.values() if allowed is None or spec.id in allowed]
 
 
-def chosen_model(given_model: object, context: Context) -> str:
+def chosen_model(given_model: object, context: RequestContext) -> str:
     """The model a request will use: given > the user's preference > the server's default > built-in."""
     guild_defaults = context.guild.defaults if context.guild else {}
     for candidate in (given_model, context.user_prefs.get("model"), guild_defaults.get("model")):
@@ -82,7 +82,7 @@ def resolve(
     prompt: str,
     given: Mapping[str, object],
     image_urls: Sequence[str],
-    context: Context,
+    context: RequestContext,
     *,
     seed: int | None = None,
 ) -> Resolved:
@@ -121,7 +121,7 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
     param = spec.params.get(name)
     if param is None:
         return None, None
-    if isinstance(param, Choice) and str(value) not in param.values:
+    if isinstance(param, OneOf) and str(value) not in param.values:
         if name == "output_format" and value == "webp" and "png" in param.values:
             return "png", f"{spec.name} does not write webp, so png was used."
         return None, None
@@ -159,7 +159,7 @@ async def check_admission(
 PREFERRED_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
 
 
-def edit_model(context: Context) -> str:
+def edit_model(context: RequestContext) -> str:
     """The model that runs ✏️ Edit: the server's default if it edits images, else an allowed Kontext model."""
     default = context.guild.defaults.get("model") if context.guild else None
     editors = [spec for spec in allowed_models(context) if spec.images != "none"]

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from cogs.edit import image_refs
-from cogs.tree import reply_ephemeral
 from services.store.models import ACTIVE
+from ui.errors import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot
