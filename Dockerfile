@@ -16,6 +16,7 @@ WORKDIR /app
 COPY bot.py ./
 COPY cli ./cli
 COPY cogs ./cogs
+COPY ui ./ui
 COPY services ./services
 COPY migrations ./migrations
 # The SQLite file lives here (DATABASE_URL defaults to sqlite:///data/bot.db): mount a volume on it.

@@ -21,28 +21,35 @@ import yarl
 from discord.ext import commands
 
 from cli import generate
+from services.cometapi.files import Downloader
 from services.cometapi.service import PredictionService
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
+from services.jobs.admission import Admission
 from services.jobs.runner import JobRunner
 from services.loopwatch import LoopWatch
 from services.store import Store, open_store
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
+from ui.launch import Launcher
+from ui.views import JobButton, JobButtons
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.settings", "cogs.prefs", "cogs.reroll")
+EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.reroll", "cogs.cancel", "cogs.settings", "cogs.prefs")
+DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
 
 
 class FluxBot(commands.AutoShardedBot):
-    """Owns the shared resources: the store, the prediction service and the job runner."""
+    """Owns what the cogs share: the store, the prediction service, admission, the job runner and display."""
 
     store: Store
     service: PredictionService
     runner: JobRunner
     display: DiscordDisplay
+    admission: Admission
+    launcher: Launcher
 
     def __init__(self, settings: Settings, *, sync_only: bool = False) -> None:
         intents = discord.Intents.none()
@@ -66,6 +73,7 @@ class FluxBot(commands.AutoShardedBot):
         self.settings = settings
         self.sync_only = sync_only
         self._resources = contextlib.AsyncExitStack()
+        self.job_buttons = JobButtons()  # what each button on a job message does, filled by the cogs
 
     async def setup_hook(self) -> None:
         self.store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
@@ -74,6 +82,9 @@ class FluxBot(commands.AutoShardedBot):
         self.runner = JobRunner(
             self.service, self.store, self.display, max_concurrent=self.settings.max_concurrent_predictions
         )
+        self.admission = Admission(self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of)
+        self.launcher = Launcher(self.admission, self.runner, self.display)
+        self.add_dynamic_items(JobButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_only:
@@ -82,6 +93,18 @@ class FluxBot(commands.AutoShardedBot):
         self.loopwatch.start()
         await self.sync_if_changed()
         asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")  # noqa: RUF006
+
+    def attachment_downloader(self) -> Downloader:
+        """Fetches input images from Discord's CDN only (the API's own downloads may go anywhere on https)."""
+        settings = self.settings
+        trusted = [*DISCORD_CDN, *([settings.discord_api_base_url] if settings.discord_api_base_url else [])]
+        return Downloader(
+            self.service.downloader.session,
+            max_bytes=settings.max_input_image_bytes,
+            timeout=settings.download_timeout,
+            trusted_urls=trusted,
+            https_any_host=False,
+        )
 
     def command_fingerprint(self) -> str:
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]

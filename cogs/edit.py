@@ -1,12 +1,13 @@
 """Editing images with FLUX Kontext: ✏️ Edit on results and "Edit with FLUX" on any message with an image.
 
 Both open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
-live progress, and linked to the job whose result it edits (when the image is one of ours).
+live progress, and linked to the job whose result it edits (when the image is one of ours). The store is
+read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -14,18 +15,17 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.rules.catalogue import MAX_PROMPT_CHARS, clean_prompt
-from services.rules.input_images import ACCEPTED_TYPES, ImageRef, precheck
-from services.store.models import Job
-from ui.errors import reply_ephemeral
+from services.rules.catalogue import MAX_PROMPT_CHARS
+from services.rules.input_images import ACCEPTED_TYPES, ImageRef
+from services.store.models import Job, JobKind
+from ui.errors import report_error
+from ui.launch import ask_from
 
 if TYPE_CHECKING:
     from bot import FluxBot
-    from cogs.imagine import Imagine
-
-log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction[Any]
+FindParent = Callable[[], Awaitable[Job | None]]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
@@ -47,9 +47,9 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
         custom_id="instruction",
     )
 
-    def __init__(self, edit: Edit, images: list[ImageRef], parent: Job | None) -> None:
+    def __init__(self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent) -> None:
         super().__init__(timeout=900)
-        self.edit, self.images, self.parent = edit, images, parent
+        self.bot, self.images, self.find_parent = bot, images, find_parent
         self.which: discord.ui.TextInput[EditModal] | None = None
         if len(images) > 1:
             self.which = discord.ui.TextInput(
@@ -57,22 +57,27 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
             )
             self.add_item(self.which)
 
+    def chosen_image(self) -> ImageRef:
+        if self.which is None or not self.which.value.strip():
+            return self.images[0]
+        text = self.which.value.strip()
+        index = int(text) if text.isdigit() else 0
+        if not 1 <= index <= len(self.images):
+            raise BadInput(f"Pick an image number from 1 to {len(self.images)}.")
+        return self.images[index - 1]
+
     async def on_submit(self, interaction: Interaction) -> None:
-        index = 1
-        if self.which is not None and self.which.value.strip():
-            try:
-                index = int(self.which.value)
-            except ValueError:
-                index = 0
-            if not 1 <= index <= len(self.images):
-                await reply_ephemeral(interaction, f"Pick an image number from 1 to {len(self.images)}.")
-                return
-        await self.edit.start(interaction, self.instruction.value, self.images[index - 1], self.parent)
+        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, images=[self.chosen_image()], edit=True)
+        self.bot.admission.check_early(ask)
+        message_id = await self.bot.launcher.acknowledge(interaction)
+        ask = ask_from(
+            interaction, JobKind.EDIT, ask.prompt, images=ask.images, edit=True, parent=await self.find_parent()
+        )
+        await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 
     # discord.py's Modal narrows BaseView.on_error (no item argument); mypy sees that as an override clash.
     async def on_error(self, interaction: Interaction, error: Exception, /) -> None:  # type: ignore[override]
-        log.error("Edit modal failed", exc_info=error)
-        await reply_ephemeral(interaction, "Something went wrong on the bot's side. It has been logged.")
+        await report_error(interaction, error, where="Edit modal")
 
 
 class Edit(commands.Cog):
@@ -81,34 +86,35 @@ class Edit(commands.Cog):
         self.menu = app_commands.ContextMenu(name="Edit with FLUX", callback=self.edit_message)
         self.bot.tree.add_command(self.menu)
 
+    async def cog_load(self) -> None:
+        self.bot.job_buttons.handle("edit", self.on_button)
+
     async def cog_unload(self) -> None:
+        self.bot.job_buttons.forget("edit")
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def edit_message(self, interaction: Interaction, message: discord.Message) -> None:
         """The "Edit with FLUX" message command."""
-        parent = None
-        if self.bot.user is not None and message.author.id == self.bot.user.id:
-            parent = await self.bot.store.job_by_message(message.id)
+        ours = self.bot.user is not None and message.author.id == self.bot.user.id
+
+        async def parent() -> Job | None:
+            return await self.bot.store.job_by_message(message.id) if ours else None
+
         await self.open(interaction, image_refs(message), parent)
 
-    async def open(self, interaction: Interaction, images: list[ImageRef], parent: Job | None) -> None:
-        """Ask what to change (a modal must be the interaction's first answer, so no defer here)."""
-        if not images:
-            await reply_ephemeral(interaction, "That message has no image to edit: attach a PNG, JPEG, GIF or WebP.")
-            return
-        await interaction.response.send_modal(EditModal(self, images, parent))
+    async def on_button(self, interaction: Interaction, job_id: str) -> None:
+        """✏️ Edit on a result."""
+        images = image_refs(interaction.message) if interaction.message is not None else []
 
-    async def start(self, interaction: Interaction, instruction: str, image: ImageRef, parent: Job | None) -> None:
-        try:
-            clean_prompt(instruction)
-            precheck([image], self.bot.settings.max_input_image_bytes)
-        except BadInput as exc:
-            await reply_ephemeral(interaction, str(exc))
-            return
-        imagine: Imagine = self.bot.get_cog("Imagine")  # type: ignore[assignment]
-        await imagine.launch(
-            interaction, prompt=instruction, given={}, refs=[image], kind="edit", parent=parent, edit=True
-        )
+        async def parent() -> Job | None:
+            return await self.bot.store.get_job(job_id)
+
+        await self.open(interaction, images, parent)
+
+    async def open(self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent) -> None:
+        if not images:
+            raise BadInput("That message has no image to edit: attach a PNG, JPEG, GIF or WebP.")
+        await interaction.response.send_modal(EditModal(self.bot, images, find_parent))
 
 
 async def setup(bot: FluxBot) -> None:

@@ -8,17 +8,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE
 from services.rules.options import OPTION_NAMES
 from services.rules.server_settings import validated_defaults
 from ui.choices import given, model_choices
-from ui.errors import reply_ephemeral
+from ui.replies import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot
 
 Interaction = discord.Interaction[Any]
+SAVES = {"refused": "Not saved: "}  # how the error path words a refusal
 
 
 class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Your own defaults for /imagine"):
@@ -35,7 +35,9 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
         lines = [f"**{name}**: `{prefs[name]}`" for name in ("model", *OPTION_NAMES) if name in prefs]
         await reply_ephemeral(interaction, "Your defaults:\n" + "\n".join(lines))
 
-    @app_commands.command(name="set", description="Save your own defaults for /imagine")
+    @app_commands.command(
+        name="set", description="Save your own defaults for /imagine", extras={"refused": "Not saved: "}
+    )
     async def set_prefs(
         self,
         interaction: Interaction,
@@ -53,11 +55,7 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
             await reply_ephemeral(interaction, "Nothing to save: give at least one option.")
             return
         current = await self.bot.store.get_user_prefs(interaction.user.id)
-        try:
-            prefs = validated_defaults(current, options, default_model=self.bot.settings.default_model)
-        except BadInput as exc:
-            await reply_ephemeral(interaction, f"Not saved: {exc}")
-            return
+        prefs = validated_defaults(current, options, default_model=self.bot.settings.default_model)
         await self.bot.store.save_user_prefs(interaction.user.id, prefs)
         await reply_ephemeral(
             interaction, "Saved: " + ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in options.items())

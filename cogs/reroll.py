@@ -1,25 +1,25 @@
-"""🔄 on a result: a new job with the same settings and a new seed, posted as a reply to that result.
+"""Rerolls: the same settings with a new seed, from the 🔄 Reroll button or a 🔄/🔁 reaction on a result.
 
-Works from raw events, so it needs no message cache and works on results from before a restart: the job is
-found by message id in the store.
+Reactions are read from raw events, so no message cache is needed and results from before a restart
+work too: the job is found by message id in the store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.jobs.rerolls import reroll_request
-from services.store.models import Job
+from services.jobs.rerolls import reroll_ask
+from services.store.models import Job, JobStatus
+from ui.replies import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot
-    from cogs.imagine import Imagine
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,23 @@ class Reroll(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
 
+    async def cog_load(self) -> None:
+        self.bot.job_buttons.handle("reroll", self.on_button)
+
+    async def cog_unload(self) -> None:
+        self.bot.job_buttons.forget("reroll")
+
+    async def on_button(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        message_id = await self.bot.launcher.acknowledge(interaction)  # first: the store may be slow
+        parent = await self.bot.store.get_job(job_id)
+        if parent is None:
+            await reply_ephemeral(interaction, "That image is no longer in my records, so I can't reroll it.")
+            return
+        ask = reroll_ask(
+            parent, user_id=interaction.user.id, channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id
+        )
+        await self.bot.launcher.launch(interaction, ask, message_id=message_id)
+
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         me = self.bot.user
@@ -41,36 +58,35 @@ class Reroll(commands.Cog):
         if event.message_author_id is not None and event.message_author_id != me.id:
             return  # someone else's message: not ours to reroll
         parent = await self.bot.store.job_by_message(event.message_id)
-        if parent is None or parent.status != "succeeded":
+        if parent is None or parent.status != JobStatus.SUCCEEDED:
             return
         channel = self.bot.get_partial_messageable(event.channel_id, guild_id=event.guild_id)
         result = channel.get_partial_message(event.message_id)
         with contextlib.suppress(discord.HTTPException):
             await result.add_reaction(TAKEN)  # seen and taken
         try:
-            await self._start(event, parent, result)
+            await self._reroll(event, parent, result)
         except discord.HTTPException as exc:
             log.warning("Reroll of job %s could not be posted: %s", parent.id, exc)
         finally:
             with contextlib.suppress(discord.HTTPException):
                 await result.remove_reaction(TAKEN, discord.Object(me.id))
 
-    async def _start(self, event: discord.RawReactionActionEvent, parent: Job, result: discord.PartialMessage) -> None:
-        imagine: Imagine = self.bot.get_cog("Imagine")  # type: ignore[assignment]
-        request = reroll_request(parent)
+    async def _reroll(self, event: discord.RawReactionActionEvent, parent: Job, result: discord.PartialMessage) -> None:
         mentions = discord.AllowedMentions.none()
+        ask = reroll_ask(parent, user_id=event.user_id, channel_id=event.channel_id, guild_id=event.guild_id)
         try:
-            context = await imagine.context(event.guild_id, event.user_id)
-            resolved = await imagine.admit(
-                context, request.prompt, request.given, request.image_urls,
-                user_id=event.user_id, guild_id=event.guild_id,
-            )  # fmt: skip
+            job = await self.bot.admission.admit(ask)
         except BadInput as exc:
             await result.reply(f"<@{event.user_id}> can't reroll this: {exc}", allowed_mentions=mentions)
             return
-        message = await result.reply("⏳ Queued", allowed_mentions=mentions)
-        job = imagine.new_job("reroll", event.user_id, event.channel_id, event.guild_id, resolved, parent)
-        await imagine.store_and_start(job, message.id, None, resolved)
+        try:
+            message = await result.reply("⏳ Queued", allowed_mentions=mentions)
+        except discord.HTTPException:
+            await self.bot.admission.withdraw(job, "its message could not be posted")
+            raise
+        job = await self.bot.admission.attach_message(job, message.id)
+        self.bot.launcher.start(job, None)
 
 
 async def setup(bot: FluxBot) -> None:

@@ -14,7 +14,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE
 from services.rules.options import allowed_models
 from services.rules.server_settings import (
@@ -27,13 +26,13 @@ from services.rules.server_settings import (
     validated_defaults,
 )
 from ui.choices import given, model_choices
-from ui.errors import reply_ephemeral
+from ui.replies import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot import FluxBot
-    from cogs.imagine import Imagine
 
 Interaction = discord.Interaction[Any]
+SAVES = {"refused": "Not saved: "}  # how the error path words a refusal of these commands
 
 
 @app_commands.guild_only()
@@ -63,13 +62,12 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         guild = await self.bot.store.get_guild_settings(interaction.guild_id)
         rows = effective(guild, default_model=self.bot.settings.default_model)
         lines = [f"**{row.name}**: `{row.value}` ({row.source})" for row in rows]
-        imagine: Imagine = self.bot.get_cog("Imagine")  # type: ignore[assignment]
-        context = await imagine.context(interaction.guild_id, interaction.user.id)
+        context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         lines.append(f"**Allowed models**: {model_list(allowed_models(context))}")
-        lines += describe_limits(imagine.limits(context))
+        lines += describe_limits(self.bot.admission.limits(context))
         await reply_ephemeral(interaction, "\n".join(lines))
 
-    @app_commands.command(name="set", description="Set this server's defaults for /imagine")
+    @app_commands.command(name="set", description="Set this server's defaults for /imagine", extras=SAVES)
     @app_commands.describe(
         model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
         output_quality="0-100", num_outputs="Images per request (1-4, schnell/dev)",
@@ -92,11 +90,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             await reply_ephemeral(interaction, "Nothing to change: give at least one option.")
             return
         current = await self._load(interaction.guild_id)
-        try:
-            defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
-        except BadInput as exc:
-            await reply_ephemeral(interaction, f"Not saved: {exc}")
-            return
+        defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
         await self._save(current, defaults=defaults)
         changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in options.items())
         await reply_ephemeral(interaction, f"Server defaults updated: {changed}.")
@@ -112,7 +106,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         await self._save(current, defaults={})
         await reply_ephemeral(interaction, "Server defaults reset to the built-in ones.")
 
-    @app_commands.command(name="models", description="Which models members may use")
+    @app_commands.command(name="models", description="Which models members may use", extras=SAVES)
     @app_commands.describe(
         allow="Allow this model", deny="Stop allowing this model",
         everything="Allow every model", only_standard="Allow only the non-premium models (no pro/ultra/max)",
@@ -128,13 +122,9 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         assert interaction.guild_id is not None
         current = await self._load(interaction.guild_id)
         if allow or deny or everything or only_standard:
-            try:
-                allowed = allowed_after(
-                    current.allowed_models, allow=allow, deny=deny, everything=everything, only_standard=only_standard
-                )
-            except BadInput as exc:
-                await reply_ephemeral(interaction, f"Not saved: {exc}")
-                return
+            allowed = allowed_after(
+                current.allowed_models, allow=allow, deny=deny, everything=everything, only_standard=only_standard
+            )
             await self._save(current, allowed_models=allowed)
             current = dataclasses.replace(current, allowed_models=allowed)
         specs = [
@@ -150,7 +140,9 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     async def _deny(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
         return model_choices(CATALOGUE.values(), current)
 
-    @app_commands.command(name="limits", description="Cooldown, jobs in flight and daily image quotas (0 = no quota)")
+    @app_commands.command(
+        name="limits", description="Cooldown, jobs in flight and daily image quotas (0 = no quota)", extras=SAVES
+    )
     @app_commands.describe(
         cooldown_seconds="Seconds between two images of one user",
         jobs_in_flight="Jobs one user may have running at once",
@@ -171,15 +163,11 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             "cooldown_seconds": cooldown_seconds, "jobs_in_flight": jobs_in_flight,
             "images_per_user_per_day": images_per_user_per_day, "images_per_guild_per_day": images_per_guild_per_day,
         }  # fmt: skip
-        try:
-            limits = limits_after(current.limits, changes)
-        except BadInput as exc:
-            await reply_ephemeral(interaction, f"Not saved: {exc}")
-            return
+        limits = limits_after(current.limits, changes)
         await self._save(current, limits=limits)
-        imagine: Imagine = self.bot.get_cog("Imagine")  # type: ignore[assignment]
-        context = await imagine.context(interaction.guild_id, interaction.user.id)
-        await reply_ephemeral(interaction, "Limits now:\n" + "\n".join(describe_limits(imagine.limits(context))))
+        context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
+        limits_now = describe_limits(self.bot.admission.limits(context))
+        await reply_ephemeral(interaction, "Limits now:\n" + "\n".join(limits_now))
 
 
 async def setup(bot: FluxBot) -> None:

@@ -50,7 +50,9 @@ async def private_reply(world, handle, timeout=5.0):
     """
 
     def answered():
-        candidates = [handle.original_message(), *handle.followups()]
+        # After a deferred update, @original is the clicked message itself: not an answer.
+        original = handle.original_message() if handle.original_message_id != handle.source_message_id else None
+        candidates = [original, *handle.followups()]
         for msg in reversed(candidates):
             if msg is not None and not msg.deleted and not msg.loading and msg.content:
                 return msg

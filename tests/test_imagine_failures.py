@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-import services.rules.options
+import services.jobs.admission
 from tests.e2e import KEY, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import (
@@ -203,7 +203,7 @@ async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_trac
     # Injecting a fault into our own code is deliberate here: the unit under test is the error handler.
     # The cog module is executed afresh by load_extension, so patching the source module before the bot
     # starts is what makes the cog see the broken function.
-    monkeypatch.setattr(services.rules.options, "resolve", broken)
+    monkeypatch.setattr(services.jobs.admission, "resolve", broken)
     caplog.set_level(logging.ERROR)
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")

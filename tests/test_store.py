@@ -581,3 +581,20 @@ async def test_postgres_retry_treats_own_insert_as_success(store: Store, monkeyp
         stored = await store.get_job(job.id)
         assert stored is not None
         assert stored.message_id == SNOWFLAKE
+
+
+async def test_the_jobs_table_has_exactly_the_fields_of_job(store):
+    """The schema is declared once, by `Job`; the migrations must build the same columns."""
+    from services.store.models import JOB_COLUMNS
+
+    if isinstance(store, SqliteStore):
+        rows = await store._conn.execute_fetchall("PRAGMA table_info(jobs)")
+        columns = {row[1] for row in rows}
+    else:
+        async with store._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs' "
+                "AND table_schema = current_schema()"
+            )
+        columns = {row[0] for row in rows}
+    assert columns == set(JOB_COLUMNS)

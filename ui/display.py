@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
@@ -23,9 +23,6 @@ from services.jobs.throttle import Coalescer
 from services.store.models import Job
 from ui.render import failure_text, progress_text, result_embed
 from ui.views import progress_view, result_view
-
-if TYPE_CHECKING:
-    from bot import FluxBot
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +45,8 @@ class _Live:
 
 
 class DiscordDisplay:
-    def __init__(self, bot: FluxBot) -> None:
-        self.bot = bot
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
         self._live: dict[str, _Live] = {}
 
     def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[str] = ()) -> None:
@@ -68,7 +65,7 @@ class DiscordDisplay:
 
             live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL))
             if job.guild_id is not None:
-                guild = self.bot.get_guild(job.guild_id)
+                guild = self.client.get_guild(job.guild_id)
                 if guild is not None:
                     live.upload_limit = guild.filesize_limit
         return live
@@ -142,7 +139,7 @@ class DiscordDisplay:
                 return
         if job.message_id is None:
             raise MessageGone()
-        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
             await channel.get_partial_message(job.message_id).edit(
                 allowed_mentions=discord.AllowedMentions.none(), **fields
@@ -155,7 +152,7 @@ class DiscordDisplay:
             raise
 
     async def _send_more(self, job: Job, group: list[tuple[str, bytes]]) -> None:
-        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         mentions = discord.AllowedMentions.none()
         with _files(group) as files:
             if job.message_id is None:
@@ -204,9 +201,9 @@ def _files(group: list[tuple[str, bytes]]) -> Iterator[list[discord.File]]:
     """The files to upload; their buffers are freed as soon as the upload is over.
 
     discord.File replaces `fp.close` with a bound method of `fp` itself, a reference cycle, so a BytesIO
-    given to it is freed only by the cyclic garbage collector. And aiohttp's upload copies the image into
-    the BytesIO (`getbuffer()` unshares it). Under load those copies outlived their jobs in old GC
-    generations: hundreds of MB of resident memory. Closing each buffer releases its bytes at once.
+    given to it is freed only by the cyclic garbage collector, and aiohttp's upload copies the image into
+    the BytesIO (`getbuffer()` unshares it), so the copies would outlive their jobs. Closing each buffer
+    releases its bytes at once.
     """
     buffers = [io.BytesIO(data) for _, data in group]
     try:

@@ -1,67 +1,46 @@
-"""The command tree: one place where every command's unexpected error is turned into a short reply."""
+"""The one error path: commands, buttons and modals all end here when their callback raises.
+
+BadInput (and every refusal built on it) becomes its own message, privately; permission and context
+failures get a short sentence; anything else is logged with its traceback and the user is told it was.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from services.errors import BadInput
+from ui.replies import reply_ephemeral
 
 log = logging.getLogger(__name__)
 
-
-MAX_CONTENT = 2000  # Discord refuses a longer message, and the user would get no answer at all
-
-
-async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer privately, whether or not the interaction was already acknowledged."""
-    if len(text) > MAX_CONTENT:
-        text = text[: MAX_CONTENT - 1] + "…"
-    try:
-        if interaction.response.is_done():
-            await _drop_thinking(interaction)
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
-        else:
-            await interaction.response.send_message(
-                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
-    except discord.HTTPException:
-        log.warning("Could not send an error reply for interaction %s", interaction.id)
+GENERIC = "Something went wrong on the bot's side. It has been logged."
 
 
-async def _drop_thinking(interaction: discord.Interaction) -> None:
-    """Delete a public "thinking…" placeholder that nothing has replaced yet.
-
-    Discord turns the first follow-up after a deferral into an edit of that placeholder, keeping it public
-    whatever the follow-up's flags say; deleting it first lets the follow-up be a private message.
-    """
-    if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+async def report_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str) -> None:
+    original = getattr(error, "original", error)
+    if isinstance(original, BadInput):
+        # A command that saves settings says so: extras={"refused": "Not saved: "}.
+        prefix = interaction.command.extras.get("refused", "") if interaction.command else ""
+        await reply_ephemeral(interaction, f"{prefix}{original}")
         return
-    try:
-        original = await interaction.original_response()
-        if original.flags.loading and not original.flags.ephemeral:
-            await interaction.delete_original_response()
-    except discord.HTTPException:
-        pass  # already gone, or not ours to delete: the follow-up still goes out
+    if isinstance(error, app_commands.NoPrivateMessage):
+        await reply_ephemeral(interaction, "This command works in servers only.")
+        return
+    if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+        await reply_ephemeral(interaction, "You don't have permission to use this command.")
+        return
+    if isinstance(error, app_commands.CommandOnCooldown):
+        await reply_ephemeral(interaction, f"Slow down: try again in {error.retry_after:.0f} s.")
+        return
+    log.error("%s failed", where, exc_info=original)
+    await reply_ephemeral(interaction, GENERIC)
 
 
 class FluxTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        original = getattr(error, "original", error)
-        if isinstance(original, BadInput):
-            await reply_ephemeral(interaction, str(original))
-            return
-        if isinstance(error, app_commands.NoPrivateMessage):
-            await reply_ephemeral(interaction, "This command works in servers only.")
-            return
-        if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-            await reply_ephemeral(interaction, "You don't have permission to use this command.")
-            return
-        if isinstance(error, app_commands.CommandOnCooldown):
-            await reply_ephemeral(interaction, f"Slow down: try again in {error.retry_after:.0f} s.")
-            return
         command = interaction.command.qualified_name if interaction.command else "?"
-        log.error("Command %s failed", command, exc_info=original)
-        await reply_ephemeral(interaction, "Something went wrong on the bot's side. It has been logged.")
+        await report_error(interaction, error, where=f"Command {command}")

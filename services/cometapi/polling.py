@@ -33,6 +33,8 @@ from services.errors import (
     Unavailable,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class PollTuning:
@@ -92,9 +94,6 @@ class PollPlan:
             delay = t.fine_interval * t.tail_growth**self._tail_polls
             self._tail_polls += 1
         return min(t.max_interval, max(t.min_interval, delay))
-
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ class PredictionService:
         current = await self.client.get(prediction_id)
         return await self.wait(current, model, started=started, on_update=on_update)
 
+    async def get(self, prediction_id: str) -> Prediction:
+        return await self.client.get(prediction_id)
+
     async def fetch_outputs(self, prediction: Prediction) -> list[ImageFile]:
         return await self.downloader.fetch_all(prediction.output)
 

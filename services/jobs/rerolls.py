@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from services.store.models import Job
+from services.jobs.admission import Ask
+from services.store.models import Job, JobKind
 
 IMAGE_KEYS = ("input_image",)
 IMAGES_KEY = "input_images"
 
 
-@dataclass(frozen=True)
-class RerollRequest:
-    prompt: str
-    given: dict[str, object]
-    image_urls: list[str]
-
-
-def reroll_request(parent: Job) -> RerollRequest:
-    """Same settings as `parent` (including its input image, for edits), and no seed."""
+def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | None) -> Ask:
+    """Same settings as `parent` (including its input images, for edits) and no seed, asked by `user_id`."""
     model_input = dict(parent.input)
     prompt = str(model_input.pop("prompt", ""))
     model_input.pop("seed", None)
@@ -26,4 +18,13 @@ def reroll_request(parent: Job) -> RerollRequest:
     several = model_input.pop(IMAGES_KEY, None)
     if isinstance(several, list):
         images += [str(url) for url in several]
-    return RerollRequest(prompt, {"model": parent.model, **model_input}, images)
+    return Ask(
+        kind=JobKind.REROLL,
+        user_id=user_id,
+        channel_id=channel_id,
+        guild_id=guild_id,
+        prompt=prompt,
+        given={"model": parent.model, **model_input},
+        image_urls=images,
+        parent=parent,
+    )

@@ -33,7 +33,7 @@ from services.errors import Canceled, ServiceError
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.store.base import Store
-from services.store.models import ACTIVE, Job
+from services.store.models import ACTIVE, Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,9 @@ class JobRunner:
                 await self.service.cancel(job.prediction_id)
             except ServiceError as exc:
                 log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
-        ended = await self.store.transition(job.id, ACTIVE, "canceled", error="Canceled", completed_at=time.time())
+        ended = await self.store.transition(
+            job.id, ACTIVE, JobStatus.CANCELED, error="Canceled", completed_at=time.time(), image_count=0
+        )
         if ended is not None:
             await self.display.failed(ended, describe(Canceled()), canceled=True)
 
@@ -150,18 +152,23 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         prediction: Prediction | None = None
         try:
-            if job.status == "submitting":
+            if job.status == JobStatus.SUBMITTING:
                 await self._end(job, ServiceError("interrupted while starting"), message=INTERRUPTED)
                 return
-            if job.status == "queued":
-                job, prediction = await self._submit_and_wait(job)
-            elif job.status == "running":
+            if job.status == JobStatus.QUEUED:
+                submitted = await self._submit_and_wait(job)
+                if submitted is None:
+                    return  # another process or task claimed the job first: it is theirs
+                job, prediction = submitted
+            elif job.status == JobStatus.RUNNING:
                 job, prediction = await self._wait_existing(job)
-            if job.status == "delivering":
+            if job.status == JobStatus.DELIVERING:
                 await self._deliver(job, prediction)
         except asyncio.CancelledError:
+            # Two reasons: a Cancel from a user (stop the job), or the process shutting down (leave the job
+            # as it stands, to be resumed).
             if job.id not in self._cancel_requested:
-                raise  # shutdown: leave the job as it is, to be resumed
+                raise
             self._cancel_requested.discard(job.id)
             await self._end(job, Canceled(), stop_prediction=True)
         except MessageGone:
@@ -178,7 +185,7 @@ class JobRunner:
             log.exception("Job %s crashed", job.id)
             await self._end(job, exc, stop_prediction=True)
 
-    async def _submit_and_wait(self, job: Job) -> tuple[Job, Prediction]:
+    async def _submit_and_wait(self, job: Job) -> tuple[Job, Prediction] | None:
         waiter = self.limiter.enqueue(job.user_id)
         try:
             await self._wait_for_slot(job, waiter)
@@ -188,9 +195,11 @@ class JobRunner:
         try:
             # Shown before the claim: a stop before the claim leaves the job "queued", to be submitted on restart.
             await self._show(job, "starting")
-            claimed = await self.store.transition(job.id, ["queued"], "submitting", submitted_at=time.time())
+            claimed = await self.store.transition(
+                job.id, [JobStatus.QUEUED], JobStatus.SUBMITTING, submitted_at=time.time()
+            )
             if claimed is None:
-                raise asyncio.CancelledError()  # another process or task owns this job now
+                return None
             job, prediction = await self._create(claimed)
             done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
             return await self._delivering(job), done
@@ -208,7 +217,9 @@ class JobRunner:
         async def create_and_record() -> tuple[Job, Prediction]:
             self.counts["create"] += 1
             prediction = await self.service.create(job.model, job.input)
-            running = await self.store.transition(job.id, ["submitting"], "running", prediction_id=prediction.id)
+            running = await self.store.transition(
+                job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, prediction_id=prediction.id
+            )
             assert running is not None, "a submitting job is only moved on by its own task"
             return running, prediction
 
@@ -224,19 +235,18 @@ class JobRunner:
 
     async def _wait_existing(self, job: Job) -> tuple[Job, Prediction]:
         assert job.prediction_id is not None
-        age = time.time() - (job.submitted_at or job.created_at)
-        current = await self.service.client.get(job.prediction_id)
-        done = await self._wait(job, current, started_wall=time.time() - age)
+        done = await self._wait(job, None, started_wall=job.submitted_at or job.created_at)
         return await self._delivering(job), done
 
-    async def _wait(self, job: Job, prediction: Prediction, *, started_wall: float) -> Prediction:
+    async def _wait(self, job: Job, prediction: Prediction | None, *, started_wall: float) -> Prediction:
+        """Wait for `prediction` (None: the job's, made before a restart, picked up by its id)."""
         shown: dict[str, Any] = {"stage": "starting", "percent": None}
 
         async def report(update: Update) -> None:
             if update.prediction.terminal:
                 # The result (or the failure) replaces the progress line right away. An edit now would show
                 # "Starting" again (a finished status is neither starting nor processing) and hold up the
-                # delivery by a Discord round trip: under load, 3 jobs in 10 sent one.
+                # delivery by a Discord round trip.
                 return
             stage: Stage = "generating" if update.status == PROCESSING else "starting"
             if update.status not in (STARTING, PROCESSING):
@@ -244,8 +254,13 @@ class JobRunner:
             shown.update(stage=stage, percent=update.progress.percent)
             await self._show(job, stage, percent=update.progress.percent)
 
-        started = time.monotonic() - (time.time() - started_wall)
-        waiting = asyncio.ensure_future(self.service.wait(prediction, job.model, started=started, on_update=report))
+        age = time.time() - started_wall
+        if prediction is None:
+            assert job.prediction_id is not None
+            wait = self.service.resume(job.prediction_id, job.model, age=age, on_update=report)
+        else:
+            wait = self.service.wait(prediction, job.model, started=time.monotonic() - age, on_update=report)
+        waiting = asyncio.ensure_future(wait)
         try:
             while True:
                 done, _ = await asyncio.wait({waiting}, timeout=self.refresh_seconds)
@@ -260,18 +275,18 @@ class JobRunner:
                 await asyncio.gather(waiting, return_exceptions=True)
 
     async def _delivering(self, job: Job) -> Job:
-        moved = await self.store.transition(job.id, ["running"], "delivering", completed_at=time.time())
+        moved = await self.store.transition(job.id, [JobStatus.RUNNING], JobStatus.DELIVERING, completed_at=time.time())
         assert moved is not None
         return moved
 
     async def _deliver(self, job: Job, prediction: Prediction | None) -> None:
         if prediction is None:  # resumed in "delivering": the outputs may still be there
             assert job.prediction_id is not None
-            prediction = await self.service.client.get(job.prediction_id)
+            prediction = await self.service.get(job.prediction_id)
             if not prediction.output:
                 raise ServiceError("The images were no longer available after the restart.")
         # A quick download gets no "downloading"/"uploading" edits: each would hold the result up by a Discord
-        # round trip (under load 3 jobs in 10 sent one) for a line replaced a moment later anyway.
+        # round trip for a line replaced a moment later anyway.
         fetch = asyncio.ensure_future(self.service.fetch_outputs(prediction))
         try:
             fetched, _ = await asyncio.wait({fetch}, timeout=SLOW_TRANSFER_SECONDS)
@@ -287,7 +302,7 @@ class JobRunner:
         seconds = (job.completed_at or time.time()) - job.created_at
         await self.display.deliver(job, Delivery(images, prediction, seconds))
         done = await self.store.transition(
-            job.id, ["delivering"], "succeeded", delivered_at=time.time(), image_count=len(images)
+            job.id, [JobStatus.DELIVERING], JobStatus.SUCCEEDED, delivered_at=time.time(), image_count=len(images)
         )
         if done is not None:
             self.counts["delivered"] += 1
@@ -316,13 +331,14 @@ class JobRunner:
         stop_prediction: bool = False,
     ) -> None:
         canceled = isinstance(error, Canceled)
-        status = "canceled" if canceled else "failed"
+        status = JobStatus.CANCELED if canceled else JobStatus.FAILED
         try:
             current = await self.store.get_job(job.id)
-            if stop_prediction and current is not None and current.prediction_id and current.status == "running":
+            prediction_id = current.prediction_id if current and current.status == JobStatus.RUNNING else None
+            if stop_prediction and prediction_id:
                 # The prediction may still be running on the API: stop paying for it.
                 try:
-                    await self.service.cancel(current.prediction_id)
+                    await self.service.cancel(prediction_id)
                 except ServiceError as exc:
                     log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
             ended = await self.store.transition(
@@ -331,6 +347,7 @@ class JobRunner:
                 status,
                 error=str(error)[:500] or type(error).__name__,
                 completed_at=time.time(),
+                image_count=0,  # its reserved images are given back to the quotas
             )
         except Exception:
             # The store is unreachable too: leave the job as it stands, to be picked up again at the next

@@ -248,20 +248,9 @@ def build_input(model: str, request: Request, *, allow_unknown: bool = False) ->
 
     result: dict[str, object] = {"prompt": prompt}
     for name, raw in request.options.items():
-        if raw is None:
-            continue
-        param = spec.params.get(name)
-        if param is None and name == ONE_IMAGE_OPTION:
-            # Offered for every model; the one-image models don't take the parameter at all, so 1 is dropped.
-            if _number(name, raw, integer=True) != 1:
-                raise BadInput(
-                    f"{spec.name} makes one image per request: leave out num_outputs, or pick flux-schnell or "
-                    "flux-dev for up to 4."
-                )
-            continue
-        if param is None:
-            raise BadInput(f"{spec.name} does not take `{name}`.")
-        result[name] = _coerce(spec, name, param, raw)
+        value = check_option(spec, name, raw)
+        if value is not None:
+            result[name] = value
     for name, param in spec.params.items():
         if name not in result and param.default is not None:
             result[name] = param.default
@@ -269,19 +258,44 @@ def build_input(model: str, request: Request, *, allow_unknown: bool = False) ->
     count = result.get("num_outputs", 1)
     if isinstance(count, int) and count > spec.max_outputs:
         raise BadInput(f"{spec.name} makes {spec.max_outputs} image per request; ask for 1.")
+    check_images(spec, len(request.image_urls))
     _attach_images(spec, request.image_urls, result)
     return spec.id, result
 
 
-def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, object]) -> None:
-    if not urls:
+def check_option(spec: ModelSpec, name: str, raw: object) -> object | None:
+    """One option's value as `spec` takes it; None when it is to be left out. Raises BadInput."""
+    if raw is None:
+        return None
+    param = spec.params.get(name)
+    if param is None and name == ONE_IMAGE_OPTION:
+        # Offered for every model; the one-image models don't take the parameter at all, so 1 is dropped.
+        if _number(name, raw, integer=True) != 1:
+            raise BadInput(
+                f"{spec.name} makes one image per request: leave out num_outputs, or pick flux-schnell or "
+                "flux-dev for up to 4."
+            )
+        return None
+    if param is None:
+        raise BadInput(f"{spec.name} does not take `{name}`.")
+    return _coerce(spec, name, param, raw)
+
+
+def check_images(spec: ModelSpec, count: int) -> None:
+    """Whether `spec` takes `count` input images. Raises BadInput."""
+    if count == 0:
         if spec.images == "required":
             raise BadInput(f"{spec.name} edits an image: attach one with `image`.")
         return
     if spec.images == "none":
         raise BadInput(f"{spec.name} makes images from text only; remove the attachment or pick a Kontext model.")
-    if len(urls) > spec.max_images:
-        raise BadInput(f"{spec.name} takes {spec.max_images} input image(s), got {len(urls)}.")
+    if count > spec.max_images:
+        raise BadInput(f"{spec.name} takes {spec.max_images} input image(s), got {count}.")
+
+
+def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, object]) -> None:
+    if not urls:
+        return
     if len(urls) > 1 and spec.multi_image_param:
         result[spec.multi_image_param] = list(urls)
     else:

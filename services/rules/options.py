@@ -1,4 +1,4 @@
-"""Turn what a user asked for into a job's model and input, and decide whether they may run it now.
+"""Turn what a user asked for into a job's model and input.
 
 Precedence for every option: given in the command > the user's own preference > the server's default >
 built-in. Preferences and defaults that the chosen model does not take are skipped (with a note when a
@@ -8,38 +8,14 @@ value had to be changed, e.g. a server default of webp for a Kontext model that 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE, MAX_SEED, ModelSpec, OneOf, Request, build_input, resolve_model
-from services.store.base import Store
 from services.store.models import GuildSettings
 
 OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs")
-DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    cooldown_seconds: float
-    jobs_in_flight: int
-    images_per_user_per_day: int | None = None
-    images_per_guild_per_day: int | None = None
-
-    def merged(self, overrides: Mapping[str, float | int]) -> Limits:
-        values = {**self.__dict__, **{k: v for k, v in overrides.items() if k in self.__dict__}}
-        return Limits(
-            cooldown_seconds=float(values["cooldown_seconds"]),
-            jobs_in_flight=int(values["jobs_in_flight"]),
-            images_per_user_per_day=_opt_int(values["images_per_user_per_day"]),
-            images_per_guild_per_day=_opt_int(values["images_per_guild_per_day"]),
-        )
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None or value == 0 else int(value)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -128,32 +104,6 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
     if name == "num_outputs" and isinstance(value, int) and value > spec.max_outputs:
         return spec.max_outputs, None
     return value, None
-
-
-async def check_admission(
-    store: Store, *, user_id: int, guild_id: int | None, limits: Limits, images: int, now: float | None = None
-) -> None:
-    """Raise BadInput naming the limit when this user may not start `images` more images now."""
-    now = time.time() if now is None else now
-    last = await store.last_job_at(user_id)
-    if last is not None and now - last < limits.cooldown_seconds:
-        raise BadInput(
-            f"Slow down a little: you can start another image in {limits.cooldown_seconds - (now - last):.0f} s."
-        )
-    active = await store.count_active(user_id)
-    if active >= limits.jobs_in_flight:
-        raise BadInput(
-            f"You already have {active} image job(s) running; wait for one to finish (limit {limits.jobs_in_flight})."
-        )
-    day_start = now - DAY
-    if limits.images_per_user_per_day is not None:
-        used = await store.images_since(day_start, user_id=user_id)
-        if used + images > limits.images_per_user_per_day:
-            raise BadInput(f"You have used {used} of your {limits.images_per_user_per_day} images for today.")
-    if guild_id is not None and limits.images_per_guild_per_day is not None:
-        used = await store.images_since(day_start, guild_id=guild_id)
-        if used + images > limits.images_per_guild_per_day:
-            raise BadInput(f"This server has used {used} of its {limits.images_per_guild_per_day} images for today.")
 
 
 PREFERRED_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.errors import BadInput
-from services.rules.catalogue import CATALOGUE, ModelSpec, Request, build_input, resolve_model
-from services.rules.options import OPTION_NAMES, Limits
+from services.limits import Limits
+from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
+from services.rules.options import OPTION_NAMES
 from services.store.models import GuildSettings
 
 LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")
@@ -37,13 +38,14 @@ def validated_defaults(
         spec = resolve_model(str(changes["model"]))
         assert spec is not None
         merged["model"] = spec.id
-    model = str(merged.get("model") or default_model)
-    options = {k: merged[k] for k in OPTION_NAMES if k in merged}
-    # Reuse the catalogue's checks; a placeholder image stands in for models that require one.
-    spec = resolve_model(model)
-    images = ("https://cdn.discordapp.com/placeholder.png",) if spec and spec.images == "required" else ()
-    _, checked = build_input(model, Request("placeholder", options, images))
-    return {**({"model": merged["model"]} if "model" in merged else {}), **{k: checked[k] for k in options}}
+    spec = resolve_model(str(merged.get("model") or default_model))
+    checked: dict[str, object] = {"model": merged["model"]} if "model" in merged else {}
+    for name in OPTION_NAMES:
+        if name in merged:
+            value = check_option(spec, name, merged[name]) if spec else merged[name]
+            if value is not None:
+                checked[name] = value
+    return checked
 
 
 def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effective]:

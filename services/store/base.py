@@ -32,10 +32,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
-from services.store.models import JOB_KINDS, JOB_STATUSES, MUTABLE_JOB_FIELDS, GuildSettings, Job
+from services.limits import Limits, Refusal
+from services.store.models import (
+    JOB_COLUMNS,
+    JOB_FIELDS,
+    JOB_KINDS,
+    JOB_STATUSES,
+    MUTABLE_JOB_FIELDS,
+    GuildSettings,
+    Job,
+    JobKind,
+    JobStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +60,6 @@ SCHEMA_MIGRATIONS_DDL = (
     "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
 )
 
-# The columns of `jobs`, in the order every SELECT lists them.
-JOB_COLUMNS: tuple[str, ...] = (
-    "id",
-    "kind",
-    "user_id",
-    "channel_id",
-    "guild_id",
-    "shard_id",
-    "model",
-    "input",
-    "status",
-    "created_at",
-    "parent_id",
-    "message_id",
-    "prediction_id",
-    "error",
-    "submitted_at",
-    "completed_at",
-    "delivered_at",
-    "image_count",
-    "extra",
-)
 JOB_SELECT = ", ".join(JOB_COLUMNS)
 
 _MIGRATION_NAME = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
@@ -107,6 +96,16 @@ class Store(ABC):
     @abstractmethod
     async def create_job(self, job: Job) -> None:
         """Insert a new job. Raises `DuplicateJob` if its id is already stored."""
+
+    @abstractmethod
+    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+        """Insert `job` if its user (and server) are within `limits`, in one atomic step; else say which limit.
+
+        The cooldown, the jobs in flight and the daily quotas are counted and the job inserted in one
+        transaction that concurrent admissions of the same user or server wait for (across processes on
+        PostgreSQL), so commands that race each other can never exceed a limit together. The job's
+        `image_count` is the number of images it reserves.
+        """
 
     @abstractmethod
     async def get_job(self, job_id: str) -> Job | None:
@@ -236,6 +235,15 @@ def load_json_object(text: str) -> dict[str, object]:
     return value
 
 
+_HINTS = get_type_hints(Job)
+_JSON_FIELDS = frozenset(name for name, hint in _HINTS.items() if getattr(hint, "__origin__", None) is dict)
+_TIME_FIELDS = frozenset(name for name, hint in _HINTS.items() if float in getattr(hint, "__args__", (hint,)))
+_INT_FIELDS = frozenset(
+    name for name, hint in _HINTS.items() if int in getattr(hint, "__args__", (hint,)) and name not in _TIME_FIELDS
+)
+_NULLABLE = frozenset(name for name, hint in _HINTS.items() if type(None) in getattr(hint, "__args__", ()))
+
+
 def job_params(job: Job) -> tuple[object, ...]:
     """The values of `JOB_COLUMNS` for inserting `job`, after checking it."""
     if job.status not in JOB_STATUSES:
@@ -244,57 +252,28 @@ def job_params(job: Job) -> tuple[object, ...]:
         raise ValueError(f"unknown job kind {job.kind!r}")
     if not job.id:
         raise ValueError("a job needs an id")
-    return (
-        job.id,
-        job.kind,
-        job.user_id,
-        job.channel_id,
-        job.guild_id,
-        job.shard_id,
-        job.model,
-        dump_json(job.input),
-        job.status,
-        float(job.created_at),
-        job.parent_id,
-        job.message_id,
-        job.prediction_id,
-        job.error,
-        _opt_float(job.submitted_at),
-        _opt_float(job.completed_at),
-        _opt_float(job.delivered_at),
-        job.image_count,
-        dump_json(job.extra),
-    )
+    return tuple(_column(f.name, getattr(job, f.name)) for f in JOB_FIELDS)
+
+
+def _column(name: str, value: object) -> object:
+    if value is None:
+        return None
+    if name in _JSON_FIELDS:
+        return dump_json(value)  # type: ignore[arg-type]
+    if name in _TIME_FIELDS:
+        return float(value)  # type: ignore[arg-type]
+    if name in ("status", "kind"):
+        return str(value)
+    return value
 
 
 def job_from_row(row: RowLike) -> Job:
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        user_id=row["user_id"],
-        channel_id=row["channel_id"],
-        guild_id=row["guild_id"],
-        shard_id=row["shard_id"],
-        model=row["model"],
-        input=load_json_object(row["input"]),
-        status=row["status"],
-        created_at=row["created_at"],
-        parent_id=row["parent_id"],
-        message_id=row["message_id"],
-        prediction_id=row["prediction_id"],
-        error=row["error"],
-        submitted_at=row["submitted_at"],
-        completed_at=row["completed_at"],
-        delivered_at=row["delivered_at"],
-        image_count=row["image_count"],
-        extra=load_json_object(row["extra"]),
-    )
-
-
-_INT_FIELDS = frozenset({"message_id", "image_count"})
-_STR_FIELDS = frozenset({"prediction_id", "error"})
-_TIME_FIELDS = frozenset({"submitted_at", "completed_at", "delivered_at"})
-_NULLABLE = frozenset({"message_id", "prediction_id", "error", "submitted_at", "completed_at", "delivered_at"})
+    values: dict[str, Any] = {name: row[name] for name in JOB_COLUMNS}
+    for name in _JSON_FIELDS:
+        values[name] = load_json_object(values[name])
+    values["status"] = JobStatus(values["status"])
+    values["kind"] = JobKind(values["kind"])
+    return Job(**values)
 
 
 def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
@@ -312,22 +291,22 @@ def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
             if name not in _NULLABLE:
                 raise TypeError(f"job field {name} cannot be None")
             encoded[name] = None
-        elif name in _INT_FIELDS:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"job field {name} must be an int, got {type(value).__name__}")
-            encoded[name] = value
-        elif name in _STR_FIELDS:
-            if not isinstance(value, str):
-                raise TypeError(f"job field {name} must be a str, got {type(value).__name__}")
-            encoded[name] = value
+        elif name in _JSON_FIELDS:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"job field {name} must be a dict, got {type(value).__name__}")
+            encoded[name] = dump_json(value)
         elif name in _TIME_FIELDS:
             if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
                 raise TypeError(f"job field {name} must be a finite number of seconds, got {value!r}")
             encoded[name] = float(value)
-        else:  # extra
-            if not isinstance(value, Mapping):
-                raise TypeError(f"job field extra must be a dict, got {type(value).__name__}")
-            encoded[name] = dump_json(value)
+        elif name in _INT_FIELDS:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"job field {name} must be an int, got {type(value).__name__}")
+            encoded[name] = value
+        else:
+            if not isinstance(value, str):
+                raise TypeError(f"job field {name} must be a str, got {type(value).__name__}")
+            encoded[name] = value
     return encoded
 
 
@@ -372,10 +351,6 @@ def guild_settings_from_row(row: RowLike) -> GuildSettings:
         limits=limits,
         updated_at=row["updated_at"],
     )
-
-
-def _opt_float(value: float | None) -> float | None:
-    return None if value is None else float(value)
 
 
 # Migrations

@@ -1,46 +1,52 @@
 """The records the store keeps: generation jobs and per-guild settings.
 
+`Job` is the one declaration of the job schema: the column list, the insert parameters, the row mapping
+and the checks of the fields a transition may set are all derived from its fields. The SQL table lives in
+`migrations/` (a history of changes, not a second declaration); a test checks the two agree.
+
 Times are epoch seconds (float), ids of Discord objects are ints, and the `dict` fields are stored as
 JSON text, so their values must be JSON-compatible (a tuple comes back as a list, an int key as a str).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from enum import StrEnum
+from typing import Final
 
-JobStatus = Literal["queued", "submitting", "running", "delivering", "succeeded", "failed", "canceled"]
-JobKind = Literal["imagine", "reroll", "edit"]
 
-JOB_STATUSES: Final[tuple[str, ...]] = (
-    "queued",
-    "submitting",
-    "running",
-    "delivering",
-    "succeeded",
-    "failed",
-    "canceled",
-)
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    RUNNING = "running"
+    DELIVERING = "delivering"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class JobKind(StrEnum):
+    IMAGINE = "imagine"
+    REROLL = "reroll"
+    EDIT = "edit"
+
+
+JOB_STATUSES: Final[tuple[str, ...]] = tuple(JobStatus)
+JOB_KINDS: Final[tuple[str, ...]] = tuple(JobKind)
 # A job in one of these states still needs work from the bot that owns its shard.
-ACTIVE: Final[tuple[str, ...]] = ("queued", "submitting", "running", "delivering")
-TERMINAL: Final[tuple[str, ...]] = ("succeeded", "failed", "canceled")
-# Jobs in these states never produced images, so they do not count against quotas.
-NOT_COUNTED: Final[tuple[str, ...]] = ("failed", "canceled")
-JOB_KINDS: Final[tuple[str, ...]] = ("imagine", "reroll", "edit")
-
-# The fields `Store.transition` and `Store.update_job` may change (never id, status, input, ...).
-MUTABLE_JOB_FIELDS: Final[frozenset[str]] = frozenset(
-    {
-        "message_id",
-        "prediction_id",
-        "error",
-        "submitted_at",
-        "completed_at",
-        "delivered_at",
-        "image_count",
-        "extra",
-    }
+ACTIVE: Final[tuple[JobStatus, ...]] = (
+    JobStatus.QUEUED,
+    JobStatus.SUBMITTING,
+    JobStatus.RUNNING,
+    JobStatus.DELIVERING,
 )
+TERMINAL: Final[tuple[JobStatus, ...]] = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+# Jobs that ended like this gave their reserved images back: they do not count against quotas.
+NOT_COUNTED: Final[tuple[JobStatus, ...]] = (JobStatus.FAILED, JobStatus.CANCELED)
+
+# Field metadata: `transition` and `update_job` may set it (never id, status, input, ...).
+_MUTABLE = {"mutable": True}
 
 
 @dataclass(frozen=True)
@@ -48,28 +54,34 @@ class Job:
     """One request to make images, from the moment we accept it until its reply shows the result."""
 
     id: str  # uuid4 hex, made by us BEFORE any API call
-    kind: str  # "imagine" | "reroll" | "edit"
+    kind: JobKind
     user_id: int
     channel_id: int
     guild_id: int | None  # None in DMs
     shard_id: int  # which bot shard owns it (a process resumes only its own shards' jobs)
     model: str  # full model id "owner/name"
     input: dict[str, object]  # the full `input` object sent to the API (incl. seed, prompt)
-    status: str
+    status: JobStatus
     created_at: float
     parent_id: str | None = None  # the job this one rerolls or edits
-    message_id: int | None = None  # the bot's reply showing progress/result
-    prediction_id: str | None = None
-    error: str | None = None
-    submitted_at: float | None = None
-    completed_at: float | None = None  # prediction ended
-    delivered_at: float | None = None  # final message edited
-    image_count: int = 0
-    extra: dict[str, object] = field(default_factory=dict)  # small display data
+    message_id: int | None = field(default=None, metadata=_MUTABLE)  # the bot's reply showing progress/result
+    prediction_id: str | None = field(default=None, metadata=_MUTABLE)
+    error: str | None = field(default=None, metadata=_MUTABLE)
+    submitted_at: float | None = field(default=None, metadata=_MUTABLE)
+    completed_at: float | None = field(default=None, metadata=_MUTABLE)  # prediction ended
+    delivered_at: float | None = field(default=None, metadata=_MUTABLE)  # final message edited
+    # Images reserved at admission, then the number delivered; what the daily quotas count.
+    image_count: int = field(default=0, metadata=_MUTABLE)
+    extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)  # small display data
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+
+JOB_FIELDS: Final = dataclasses.fields(Job)
+JOB_COLUMNS: Final[tuple[str, ...]] = tuple(f.name for f in JOB_FIELDS)
+MUTABLE_JOB_FIELDS: Final[frozenset[str]] = frozenset(f.name for f in JOB_FIELDS if f.metadata.get("mutable"))
 
 
 @dataclass(frozen=True)

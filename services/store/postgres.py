@@ -16,6 +16,8 @@ for each of them, for these reasons:
   no other writer would set to the same value), that was our own write and the job is returned as moved.
   Otherwise (or when the call sets no fields, so it could not tell) it returns None, a lost race. It never
   reports success for a write that did not happen, and never lets two callers both win;
+* admit_job: one transaction under advisory locks; a retry first looks for the job, and if the stored row
+  is identical, the first attempt committed and the job was admitted;
 * create_job: the id is fixed by the caller, so a first attempt that did land shows up on the retry as a
   unique violation; if the stored row is identical to the job, that is our own insert and counts as
   success, otherwise DuplicateJob is raised.
@@ -35,8 +37,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from services.limits import DAY, Limits, Refusal, Usage, judge
 from services.store.base import (
-    JOB_COLUMNS,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     DuplicateJob,
@@ -55,7 +57,7 @@ from services.store.base import (
     load_migrations,
     pending,
 )
-from services.store.models import ACTIVE, NOT_COUNTED, GuildSettings, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, Job
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join(f'${i}' for i in range(1, len(JOB_COLUMNS) + 1))})"  # noqa: S608
 _SELECT_JOB = f"SELECT {JOB_SELECT} FROM jobs WHERE id = $1"  # noqa: S608
+_COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])"
+_LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = $1"
+_IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
+_USER_IMAGES = _IMAGES_SINCE + " AND user_id = $3"
+_GUILD_IMAGES = _IMAGES_SINCE + " AND guild_id = $3"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 Operation = Callable[[Any, bool], Awaitable[T]]  # (connection, is_retry) -> result
 
@@ -208,6 +216,38 @@ class PostgresStore(Store):
 
         await self._run(op)
 
+    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+        params = job_params(job)
+        in_guild = job.guild_id is not None
+
+        async def op(conn: Any, retry: bool) -> Refusal | None:
+            async with conn.transaction():
+                # Admissions of one user (and of one server, for its quota) wait for each other here, in
+                # every process; always user first, then server, so two of them can never deadlock.
+                await conn.execute(_LOCK, f"admit:user:{job.user_id}")
+                if in_guild and limits.images_per_guild_per_day is not None:
+                    await conn.execute(_LOCK, f"admit:guild:{job.guild_id}")
+                if retry:
+                    stored = await conn.fetchrow(_SELECT_JOB, job.id)
+                    if stored is not None and job_params(job_from_row(stored)) == params:
+                        return None  # our first attempt committed before the connection dropped
+                last = await conn.fetchval(_LAST_JOB, job.user_id)
+                since, counted_out = now - DAY, list(NOT_COUNTED)
+                usage = Usage(
+                    seconds_since_last=None if last is None else now - float(last),
+                    jobs_in_flight=int(await conn.fetchval(_COUNT_ACTIVE, job.user_id, list(ACTIVE)) or 0),
+                    user_images_today=int(await conn.fetchval(_USER_IMAGES, since, counted_out, job.user_id) or 0),
+                    guild_images_today=int(await conn.fetchval(_GUILD_IMAGES, since, counted_out, job.guild_id) or 0)
+                    if in_guild
+                    else 0,
+                )
+                refusal = judge(limits, usage, job.image_count, in_guild=in_guild)
+                if refusal is None:
+                    await conn.execute(_INSERT_JOB, *params)
+                return refusal
+
+        return await self._run(op)
+
     async def get_job(self, job_id: str) -> Job | None:
         jobs = await self._fetch_jobs(_SELECT_JOB, job_id)
         return jobs[0] if jobs else None
@@ -271,13 +311,11 @@ class PostgresStore(Store):
         )
 
     async def count_active(self, user_id: int) -> int:
-        value = await self._fetch_value(
-            "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])", user_id, list(ACTIVE)
-        )
+        value = await self._fetch_value(_COUNT_ACTIVE, user_id, list(ACTIVE))
         return int(value or 0)
 
     async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        sql = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
+        sql = _IMAGES_SINCE
         params: list[object] = [float(since), list(NOT_COUNTED)]
         if user_id is not None:
             params.append(user_id)
@@ -288,7 +326,7 @@ class PostgresStore(Store):
         return int(await self._fetch_value(sql, *params) or 0)
 
     async def last_job_at(self, user_id: int) -> float | None:
-        value = await self._fetch_value("SELECT MAX(created_at) FROM jobs WHERE user_id = $1", user_id)
+        value = await self._fetch_value(_LAST_JOB, user_id)
         return None if value is None else float(value)
 
     # Guild settings

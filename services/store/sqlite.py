@@ -17,8 +17,8 @@ from typing import Any
 
 import aiosqlite
 
+from services.limits import DAY, Limits, Refusal, Usage, judge
 from services.store.base import (
-    JOB_COLUMNS,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     DuplicateJob,
@@ -37,7 +37,7 @@ from services.store.base import (
     load_migrations,
     pending,
 )
-from services.store.models import ACTIVE, NOT_COUNTED, GuildSettings, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, Job
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,13 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)})"  # noqa: S608 (constant columns)
 _ACTIVE_IN = ", ".join("?" for _ in ACTIVE)
 _NOT_COUNTED_IN = ", ".join("?" for _ in NOT_COUNTED)
+_COUNT_ACTIVE = f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})"  # noqa: S608
+_LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = ?"
 _IMAGES_SINCE = (
     f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
 )
+_USER_IMAGES = _IMAGES_SINCE + " AND user_id = ?"
+_GUILD_IMAGES = _IMAGES_SINCE + " AND guild_id = ?"
 
 
 class SqliteStore(Store):
@@ -126,15 +130,39 @@ class SqliteStore(Store):
     async def create_job(self, job: Job) -> None:
         params = job_params(job)
         async with self._lock:
+            await self._insert(job, params)
+
+    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+        params = job_params(job)
+        conn = self._conn
+        async with self._lock:
+            # BEGIN IMMEDIATE takes the write lock before counting, so another process admitting at the
+            # same moment waits (busy_timeout) and then counts this job too.
+            await conn.execute("BEGIN IMMEDIATE")
             try:
-                await self._conn.execute(_INSERT_JOB, params)
-            except sqlite3.IntegrityError as exc:
-                message = str(exc)
-                if "UNIQUE" in message and "jobs.id" in message:
-                    raise DuplicateJob(job.id) from exc
-                if "FOREIGN KEY" in message:
-                    raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
-                raise StoreError(f"job {job.id!r} was refused: {message}") from exc
+                usage = Usage(
+                    seconds_since_last=_since(now, await self._value(_LAST_JOB, (job.user_id,))),
+                    jobs_in_flight=int(await self._value(_COUNT_ACTIVE, (job.user_id, *ACTIVE)) or 0),
+                    user_images_today=int(
+                        await self._value(_IMAGES_SINCE + " AND user_id = ?", (now - DAY, *NOT_COUNTED, job.user_id))
+                        or 0
+                    ),
+                    guild_images_today=int(
+                        await self._value(_IMAGES_SINCE + " AND guild_id = ?", (now - DAY, *NOT_COUNTED, job.guild_id))
+                        or 0
+                    )
+                    if job.guild_id is not None
+                    else 0,
+                )
+                refusal = judge(limits, usage, job.image_count, in_guild=job.guild_id is not None)
+                if refusal is None:
+                    await self._insert(job, params)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+        return refusal
 
     async def get_job(self, job_id: str) -> Job | None:
         return await self._one_job(f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
@@ -184,13 +212,7 @@ class SqliteStore(Store):
         return [job_from_row(row) for row in rows]
 
     async def count_active(self, user_id: int) -> int:
-        return int(
-            await self._scalar(
-                f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})",  # noqa: S608
-                (user_id, *ACTIVE),
-            )
-            or 0
-        )
+        return int(await self._scalar(_COUNT_ACTIVE, (user_id, *ACTIVE)) or 0)
 
     async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
         sql = _IMAGES_SINCE
@@ -204,7 +226,7 @@ class SqliteStore(Store):
         return int(await self._scalar(sql, params) or 0)
 
     async def last_job_at(self, user_id: int) -> float | None:
-        value = await self._scalar("SELECT MAX(created_at) FROM jobs WHERE user_id = ?", (user_id,))
+        value = await self._scalar(_LAST_JOB, (user_id,))
         return None if value is None else float(value)
 
     # Guild settings
@@ -286,11 +308,32 @@ class SqliteStore(Store):
             return job_from_row(row)
         return None
 
+    async def _insert(self, job: Job, params: Sequence[object]) -> None:
+        try:
+            await self._conn.execute(_INSERT_JOB, params)
+        except sqlite3.IntegrityError as exc:
+            message = str(exc)
+            if "UNIQUE" in message and "jobs.id" in message:
+                raise DuplicateJob(job.id) from exc
+            if "FOREIGN KEY" in message:
+                raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
+            raise StoreError(f"job {job.id!r} was refused: {message}") from exc
+
+    async def _value(self, sql: str, params: Sequence[object]) -> Any:
+        """The first column of the first row; the caller holds the lock."""
+        cursor = await self._conn.execute(sql, params)
+        row = await cursor.fetchone()
+        return None if row is None else row[0]
+
     async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
         async with self._lock:
             cursor = await self._conn.execute(sql, params)
             row = await cursor.fetchone()
         return None if row is None else row[0]
+
+
+def _since(now: float, last: object) -> float | None:
+    return None if last is None else now - float(last)  # type: ignore[arg-type]
 
 
 def split_statements(script: str) -> list[str]:

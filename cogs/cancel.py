@@ -1,0 +1,46 @@
+"""The Cancel button on a job in progress: for the person who asked, and moderators (Manage Messages)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from ui.replies import reply_ephemeral
+
+if TYPE_CHECKING:
+    from bot import FluxBot
+
+
+class Cancel(commands.Cog):
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.job_buttons.handle("cancel", self.on_cancel)
+
+    async def cog_unload(self) -> None:
+        self.bot.job_buttons.forget("cancel")
+
+    async def on_cancel(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        await interaction.response.defer()  # first: Discord wants an answer within 3 s, the store may be slow
+        job = await self.bot.store.get_job(job_id)
+        if job is None:
+            await reply_ephemeral(interaction, "That image job no longer exists.")
+            return
+        if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
+            await reply_ephemeral(
+                interaction, "Only the person who asked for this image (or a moderator) can cancel it."
+            )
+            return
+        if not job.active:
+            await reply_ephemeral(interaction, "This job has already finished.")
+            return
+        if not await self.bot.runner.cancel(job.id):
+            # Not running in this process (another shard's, or from before a restart): stop it here.
+            await self.bot.runner.cancel_elsewhere(job)
+
+
+async def setup(bot: FluxBot) -> None:
+    await bot.add_cog(Cancel(bot))

@@ -1,0 +1,138 @@
+"""Admission: from what someone asked for to a stored job, the same way for every way of asking.
+
+/imagine, the Reroll and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu all
+describe their request as an `Ask` and go through the same two steps:
+
+1. `check_early(ask)`: what can be judged with no I/O (the prompt, the attachments' descriptions, the
+   options given for a named model, one by one). A mistake is answered before acknowledging.
+2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked,
+   the model's input assembled, and the job inserted by the store in one atomic step with the limits
+   (cooldown, jobs in flight, daily quotas). The job exists before any API call; a refusal raises
+   `LimitReached` naming the limit, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from services.cometapi.files import Downloader
+from services.config import Settings
+from services.errors import BadInput
+from services.limits import Limits, Refusal
+from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
+from services.rules.input_images import ImageRef, precheck, prepare
+from services.rules.options import RequestContext, edit_model, resolve
+from services.store.base import Store
+from services.store.models import Job, JobKind, JobStatus
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What someone asked for, in plain values."""
+
+    kind: JobKind
+    user_id: int
+    channel_id: int
+    guild_id: int | None
+    prompt: str
+    given: Mapping[str, object] = field(default_factory=dict)  # options as given (None: not given)
+    images: Sequence[ImageRef] = ()  # attachments, fetched and checked on admission
+    image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
+    parent: Job | None = None
+    edit: bool = False  # run the server's editing model on the image, keeping its shape
+
+
+class LimitReached(BadInput):
+    """The user or the server is at a limit; the message says which."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.text())
+        self.refusal = refusal
+
+
+class Admission:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        attachments: Downloader,
+        *,
+        shard_of: Callable[[int | None], int],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.attachments = attachments
+        self.shard_of = shard_of
+
+    def check_early(self, ask: Ask) -> None:
+        """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
+        clean_prompt(ask.prompt)
+        precheck(list(ask.images), self.settings.max_input_image_bytes)
+        model = ask.given.get("model")
+        if not model or ask.edit:
+            return  # the model comes from stored settings: judged on admission
+        spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
+        if spec is None:
+            return  # an allowed model we don't know: passed through unchecked
+        for name, value in ask.given.items():
+            if name != "model":
+                check_option(spec, name, value)
+        check_images(spec, len(ask.images))
+
+    async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
+        guild = await self.store.get_guild_settings(guild_id) if guild_id else None
+        return RequestContext(
+            default_model=self.settings.default_model,
+            allow_unknown_models=self.settings.allow_unknown_models,
+            guild=guild,
+            user_prefs=await self.store.get_user_prefs(user_id),
+        )
+
+    def limits(self, context: RequestContext) -> Limits:
+        base = Limits(cooldown_seconds=self.settings.user_cooldown, jobs_in_flight=self.settings.max_jobs_per_user)
+        return base.merged(context.guild.limits) if context.guild else base
+
+    async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
+        """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
+        context = await self.context(ask.guild_id, ask.user_id)
+        given = ask.given
+        if ask.edit:
+            given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
+        urls = ask.image_urls
+        if urls is None:
+            urls = await prepare(list(ask.images), self.attachments, mode=self.settings.input_image_mode)
+        resolved = resolve(ask.prompt, given, urls, context)
+        job = Job(
+            id=uuid.uuid4().hex,
+            kind=ask.kind,
+            user_id=ask.user_id,
+            channel_id=ask.channel_id,
+            guild_id=ask.guild_id,
+            shard_id=self.shard_of(ask.guild_id),
+            model=resolved.model,
+            input=resolved.input,
+            status=JobStatus.QUEUED,
+            created_at=time.time(),
+            parent_id=ask.parent.id if ask.parent else None,
+            message_id=message_id,
+            image_count=resolved.image_count,  # reserved now, so racing commands count it
+            extra={"notes": list(resolved.notes)} if resolved.notes else {},
+        )
+        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
+        if refusal is not None:
+            raise LimitReached(refusal)
+        return job
+
+    async def withdraw(self, job: Job, reason: str) -> None:
+        """End a job that was admitted but never started (nothing was sent): its images are given back."""
+        await self.store.transition(
+            job.id, [JobStatus.QUEUED], JobStatus.CANCELED, error=reason, completed_at=time.time(), image_count=0
+        )
+
+    async def attach_message(self, job: Job, message_id: int) -> Job:
+        """Record the message that shows `job` (posted after admission, as for 🔄 reactions)."""
+        await self.store.update_job(job.id, message_id=message_id)
+        return replace(job, message_id=message_id)

@@ -1,0 +1,57 @@
+"""The Discord side of admission: acknowledge at once, admit, then show and start the job.
+
+Used the same way by /imagine, the Reroll button and the edit modal. A refusal (BadInput) is raised to the
+caller's error path, which answers privately in place of the public "thinking…".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from services.jobs.admission import Admission, Ask
+from services.jobs.runner import JobRunner
+from services.store.models import Job, JobKind
+from ui.display import DiscordDisplay
+
+Interaction = discord.Interaction[Any]
+
+
+def ask_from(interaction: Interaction, kind: JobKind, prompt: str, **fields: Any) -> Ask:
+    """An `Ask` by the interaction's user, in its channel and server."""
+    return Ask(
+        kind=kind,
+        user_id=interaction.user.id,
+        channel_id=interaction.channel_id or 0,
+        guild_id=interaction.guild_id,
+        prompt=prompt,
+        **fields,
+    )
+
+
+class Launcher:
+    def __init__(self, admission: Admission, runner: JobRunner, display: DiscordDisplay) -> None:
+        self.admission = admission
+        self.runner = runner
+        self.display = display
+
+    async def acknowledge(self, interaction: Interaction) -> int:
+        """Answer within Discord's 3 s with a public "thinking…"; the id of the message that will show the job."""
+        response = await interaction.response.defer(thinking=True)
+        message_id = response.message_id if response is not None else None
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+        return message_id
+
+    async def launch(self, interaction: Interaction, ask: Ask, *, message_id: int | None = None) -> Job:
+        """Acknowledge (unless done already, giving `message_id`), admit and start `ask`."""
+        if message_id is None:
+            message_id = await self.acknowledge(interaction)
+        job = await self.admission.admit(ask, message_id=message_id)
+        self.start(job, interaction)
+        return job
+
+    def start(self, job: Job, interaction: Interaction | None) -> None:
+        self.display.track(job, interaction)
+        self.runner.start(job)
