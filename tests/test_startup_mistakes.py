@@ -104,39 +104,50 @@ async def test_sqlite_path_under_a_file(refusing_discord, tmp_path):
 
 
 @contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[tuple[tuple[str, ...], str]]:
-    """A command prefix under which `folder` cannot be written, and the reason the bot should give.
+def read_only(folder: Path, how: str) -> Iterator[tuple[str, ...]]:
+    """A command prefix under which `folder` cannot be written, by mode bits or by a read-only mount.
 
-    As a user, chmod 555 does it (EACCES). Root writes through any mode bits, so as root the bot runs in a
-    private mount namespace where `folder` is bind-mounted read-only (EROFS), as a Docker volume mounted
-    with `:ro` would be. When neither is possible here, the test is skipped, saying so.
+    mode: chmod 555. Root writes through mode bits, so as root the bot runs with the capabilities that let it
+    (DAC override, file owner) dropped, as an unprivileged user would be.
+    mount: the bot runs in a private mount namespace where `folder` is bind-mounted read-only, as a Docker
+    volume mounted with `:ro` is; that stops root too.
+    When this machine allows neither trick, the test is skipped and says why.
     """
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield (), "permission denied"
-        finally:
-            folder.chmod(0o755)
-        return
-    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(folder))
+    if how == "mode":
+        drop = ("capsh", "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--", "-c", 'exec "$0" "$@"')
+        prefix: tuple[str, ...] = drop if os.geteuid() == 0 else ()
+        expected = "Permission denied"
+    else:
+        script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        user = () if os.geteuid() == 0 else ("--user", "--map-root-user")
+        prefix = ("unshare", *user, "--mount", "--propagation", "private", "sh", "-c", script, str(folder))
+        expected = "Read-only file system"
+    folder.chmod(0o555 if how == "mode" else 0o755)
     try:
-        probe = subprocess.run([*prefix, "touch", str(folder / "probe")], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        pytest.skip("running as root without `unshare`: cannot make a folder read-only for root")
-    if probe.returncode == 0 or "Read-only file system" not in probe.stderr:
-        pytest.skip(f"running as root and no read-only bind mount is allowed here: {probe.stderr.strip()}")
-    yield prefix, "read-only file system"
+        try:
+            probe = subprocess.run(
+                [*prefix, "touch", str(folder / "probe")], capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError as exc:
+            pytest.skip(f"cannot make a folder read-only by {how} here: {exc}")
+        if probe.returncode == 0 or expected not in probe.stderr:
+            pytest.skip(f"cannot make a folder read-only by {how} here: {probe.stderr.strip()}")
+        yield prefix
+    finally:
+        folder.chmod(0o755)
 
 
-async def test_sqlite_read_only_data_folder(refusing_discord, tmp_path):
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("mode", "permission denied for this user"), ("mount", "it is on a read-only file system")],
+)
+async def test_sqlite_read_only_data_folder(refusing_discord, tmp_path, how, reason):
     data = tmp_path / "data"
     data.mkdir()
-    with read_only(data) as (prefix, reason):
-        code, out, err = await run_bot(
-            refusing_discord, tmp_path, prefix=prefix, DATABASE_URL=f"sqlite:///{data}/bot.db"
-        )
-    assert_one_line(code, out, err, "DATABASE_URL", f"cannot write in the folder {data}", reason)
+    with read_only(data, how) as prefix:
+        url = f"sqlite:///{data}/bot.db"
+        code, out, err = await run_bot(refusing_discord, tmp_path, prefix=prefix, DATABASE_URL=url)
+    assert_one_line(code, out, err, "DATABASE_URL", f"cannot write in the folder {data}: {reason}")
     assert refusing_discord.requests == []
     assert list(data.iterdir()) == []
 
