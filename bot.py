@@ -29,6 +29,7 @@ from services.jobs.admission import Admission
 from services.jobs.runner import JobRunner
 from services.loopwatch import LoopWatch
 from services.store import Store, open_store
+from services.store.preflight import check_database
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
 from ui.launch import Launcher
@@ -183,16 +184,17 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(require_discord=True)
+        configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout)
+        asyncio.run(check_database(settings.database_url))  # before login: a bad DATABASE_URL is a start-up mistake
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout)
     try:
         if args.command == "sync":
             return asyncio.run(sync_commands(settings, args.guild))
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:
-        print("error: DISCORD_TOKEN was refused by Discord; check it in the developer portal.", file=sys.stderr)
+        print("error: DISCORD_TOKEN: refused by Discord; check it in the developer portal.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

@@ -7,6 +7,7 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -16,16 +17,20 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
-from services.errors import ConfigError
+from services.errors import BadInput, ConfigError
+from services.rules.catalogue import SHORT_NAMES, resolve_model
 from services.secrets import RedactingFilter, Secret
+from services.store import sqlite_path
 
 T = TypeVar("T", int, float)
 
 DEFAULT_COMETAPI_BASE_URL = "https://api.cometapi.com"
 DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
+DEFAULT_MODEL = "black-forest-labs/flux-schnell"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INPUT_IMAGE_MODES = ("url", "data_uri")
 MIB = 1024 * 1024
+MAX_MB = 1024 * 1024  # 1 TiB: far above any real limit, and keeps `MB * MIB` from overflowing int()
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Settings:
     max_input_image_bytes: int = 10 * MIB
     input_image_mode: str = "url"
     allow_unknown_models: bool = False
-    default_model: str = "black-forest-labs/flux-schnell"
+    default_model: str = DEFAULT_MODEL
     # Opt-in Replicate "sync mode" (`Prefer: wait=N` on create); unverified on CometAPI, so off by default.
     sync_wait_seconds: int = 0
     shard_count: int | None = None
@@ -90,6 +95,7 @@ def load_settings(
         if bad:
             raise ConfigError("SHARD_IDS", f"shard ids must be below SHARD_COUNT ({shard_count}), got {bad}")
 
+    allow_unknown_models = env.boolean("ALLOW_UNKNOWN_MODELS", False)
     return Settings(
         cometapi_key=Secret(key),
         discord_token=Secret(token) if token else None,
@@ -104,12 +110,12 @@ def load_settings(
         max_concurrent_predictions=env.integer("MAX_CONCURRENT_PREDICTIONS", 8, minimum=1) or 8,
         max_jobs_per_user=env.integer("MAX_JOBS_PER_USER", 2, minimum=1) or 2,
         user_cooldown=env.number("USER_COOLDOWN", 10.0, minimum=0.0),
-        max_download_bytes=int(env.number("MAX_DOWNLOAD_MB", 25.0, minimum=0.01) * MIB),
+        max_download_bytes=int(env.number("MAX_DOWNLOAD_MB", 25.0, minimum=0.01, maximum=MAX_MB) * MIB),
         download_timeout=env.number("DOWNLOAD_TIMEOUT", 60.0, minimum=0.1),
-        max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01) * MIB),
+        max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01, maximum=MAX_MB) * MIB),
         input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
-        allow_unknown_models=env.boolean("ALLOW_UNKNOWN_MODELS", False),
-        default_model=env.optional("DEFAULT_MODEL") or "black-forest-labs/flux-schnell",
+        allow_unknown_models=allow_unknown_models,
+        default_model=env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models),
         sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
         shard_count=shard_count,
         shard_ids=shard_ids,
@@ -162,10 +168,13 @@ class _Reader:
             _check_range(name, value, minimum, maximum)
         return value
 
-    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+    def number(self, name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
         value = self._parse(name, default, float, "a number")
         assert value is not None
-        _check_range(name, value, minimum, None)
+        # float() accepts "inf" and "nan", and nan passes every comparison (USER_COOLDOWN=nan would turn it off).
+        if not math.isfinite(value):
+            raise ConfigError(name, f"must be a finite number, got {self.optional(name)!r}")
+        _check_range(name, value, minimum, maximum)
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -213,11 +222,33 @@ class _Reader:
         return raw.rstrip("/")
 
     def database_url(self, name: str, default: str) -> str:
+        """The form only; whether the database can be opened is checked at start-up (services.store.preflight)."""
         raw = self.optional(name) or default
         scheme = urlsplit(raw).scheme
         if scheme not in ("sqlite", "postgres", "postgresql"):
             raise ConfigError(name, f"must start with sqlite:/// or postgresql://, got scheme {scheme!r}")
+        if scheme == "sqlite":
+            try:
+                sqlite_path(raw)
+            except ValueError as exc:
+                raise ConfigError(name, f"{exc}, got {raw!r}") from None
         return raw
+
+    def model(self, name: str, default: str, *, allow_unknown: bool) -> str:
+        """A model every /imagine can use: a catalogue model, or any owner/name when unknown ones are allowed."""
+        value = self.optional(name) or default
+        try:
+            resolve_model(value, allow_unknown=allow_unknown)
+        except BadInput:
+            if allow_unknown:
+                raise ConfigError(name, f"must be a model id like owner/name, got {value!r}") from None
+            known = ", ".join(sorted(SHORT_NAMES))
+            raise ConfigError(
+                name,
+                f"{value!r} is not a known model; choose one of {known} "
+                "(or set ALLOW_UNKNOWN_MODELS=true to use another owner/name model)",
+            ) from None
+        return value
 
 
 def _check_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:

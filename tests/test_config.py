@@ -44,6 +44,76 @@ def test_bad_values_name_the_variable(env, variable):
     assert variable in str(info.value)
 
 
+FLOAT_SETTINGS = (
+    "COMETAPI_CONNECT_TIMEOUT",
+    "COMETAPI_READ_TIMEOUT",
+    "PREDICTION_DEADLINE",
+    "USER_COOLDOWN",
+    "MAX_DOWNLOAD_MB",
+    "DOWNLOAD_TIMEOUT",
+    "MAX_INPUT_IMAGE_MB",
+)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan", "NaN"])
+@pytest.mark.parametrize("variable", FLOAT_SETTINGS)
+def test_float_settings_must_be_finite(variable, value):
+    # nan passes every range check (USER_COOLDOWN=nan turned the cooldown off); inf has no end.
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, variable: value})
+    assert info.value.variable == variable
+    assert "finite" in str(info.value)
+
+
+def test_finite_float_settings_are_read():
+    settings = load_settings({**BASE, "PREDICTION_DEADLINE": "1e3", "USER_COOLDOWN": "0", "MAX_DOWNLOAD_MB": "1.5"})
+    assert settings.prediction_deadline == 1000.0
+    assert settings.user_cooldown == 0.0
+    assert settings.max_download_bytes == int(1.5 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("variable", ["MAX_DOWNLOAD_MB", "MAX_INPUT_IMAGE_MB"])
+def test_sizes_too_large_to_count_in_bytes_are_refused(variable):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, variable: "1e308"})  # finite, but times 2**20 it is not
+    assert info.value.variable == variable
+
+
+@pytest.mark.parametrize("url", ["sqlite://data/bot.db", "sqlite:///", "sqlite:///data/", "sqlite:///d.db?mode=ro"])
+def test_sqlite_urls_that_name_no_file_are_refused(url):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "DATABASE_URL": url})
+    assert info.value.variable == "DATABASE_URL"
+    assert repr(url) in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///data/bot.db", "sqlite:////srv/bot.db", "sqlite://:memory:"])
+def test_sqlite_urls_that_name_a_file_are_read(url):
+    assert load_settings({**BASE, "DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("env", "accepted"),
+    [
+        ({"DEFAULT_MODEL": "black-forest-labs/flux-dev"}, True),
+        ({"DEFAULT_MODEL": "flux-dev"}, True),  # a short name, as /imagine's model option takes
+        ({"DEFAULT_MODEL": "flux-9000"}, False),
+        ({"DEFAULT_MODEL": "someone/their-model"}, False),  # not in the catalogue, unknown models not allowed
+        ({"DEFAULT_MODEL": "someone/their-model", "ALLOW_UNKNOWN_MODELS": "true"}, True),
+        ({"DEFAULT_MODEL": "flux-9000", "ALLOW_UNKNOWN_MODELS": "true"}, False),  # not owner/name
+        ({"DEFAULT_MODEL": "../../account", "ALLOW_UNKNOWN_MODELS": "true"}, False),
+    ],
+)
+def test_default_model_must_be_usable(env, accepted):
+    if accepted:
+        assert load_settings({**BASE, **env}).default_model == env["DEFAULT_MODEL"]
+        return
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, **env})
+    assert info.value.variable == "DEFAULT_MODEL"
+    assert repr(env["DEFAULT_MODEL"]) in str(info.value)
+
+
 def test_generate_needs_no_discord_token():
     settings = load_settings({"COMETAPI_KEY": "k" * 20}, require_discord=False)
     assert settings.discord_token is None

@@ -1,0 +1,211 @@
+"""Start-up mistakes, through the real `python bot.py`: one line on stderr naming the setting, exit status 2,
+no traceback, and nothing sent to Discord.
+
+The fake Discord refuses the bot's token. A check that ran only after login would therefore show up as a
+request to the fake (and as the DISCORD_TOKEN line instead of the expected one), never as a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from services.errors import ConfigError
+from services.store.preflight import check_database
+from tests.conftest import connect_postgres_or_skip, postgres_test_url
+from tests.e2e import KEY, TOKEN
+from tests.fakes.discord import FakeDiscord
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "pw-that-must-never-be-printed"
+
+
+@pytest.fixture
+async def refusing_discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(token="not-the-token-the-bot-has") as fake:
+        yield fake
+
+
+async def run_bot(
+    discord: FakeDiscord, cwd: Path, *args: str, prefix: tuple[str, ...] = (), **env: str
+) -> tuple[int, str, str]:
+    """Run `python bot.py ARGS` (under `prefix`, if given); its exit status, stdout and stderr."""
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": TOKEN,
+        "COMETAPI_KEY": KEY,
+        "COMETAPI_BASE_URL": "http://127.0.0.1:9",  # never reached: everything here ends before login
+        "DISCORD_API_BASE_URL": discord.api_base_url,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "DATABASE_URL": f"sqlite:///{cwd}/bot.db",
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        *prefix, sys.executable, str(ROOT / "bot.py"), *args, cwd=cwd, env=environ,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def assert_one_line(code: int, out: str, err: str, variable: str, *fragments: str) -> str:
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    [line] = lines
+    assert line.startswith(f"error: {variable}: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    assert "Traceback" not in out + err
+    assert TOKEN not in out + err
+    assert KEY not in out + err
+    return line
+
+
+# --- settings: refused by load_settings ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("DATABASE_URL", "sqlite://data/bot.db", "(no host)"),
+        ("DEFAULT_MODEL", "flux-9000", "not a known model"),
+        ("PREDICTION_DEADLINE", "inf", "finite"),
+        ("USER_COOLDOWN", "nan", "finite"),
+    ],
+)
+async def test_bad_setting_is_one_line_before_discord(refusing_discord, tmp_path, variable, value, fragment):
+    code, out, err = await run_bot(refusing_discord, tmp_path, **{variable: value})
+    assert_one_line(code, out, err, variable, fragment, repr(value))
+    assert refusing_discord.requests == []
+
+
+# --- SQLite: the folder cannot hold the database ------------------------------------------------------------
+
+
+async def test_sqlite_path_under_a_file(refusing_discord, tmp_path):
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    url = f"sqlite:///{tmp_path}/data/db/bot.db"
+    code, out, err = await run_bot(refusing_discord, tmp_path, DATABASE_URL=url)
+    assert_one_line(code, out, err, "DATABASE_URL", f"{tmp_path / 'data'} is a file, not a folder")
+    assert refusing_discord.requests == []
+
+
+@contextlib.contextmanager
+def read_only(folder: Path, how: str) -> Iterator[tuple[str, ...]]:
+    """A command prefix under which `folder` cannot be written, by mode bits or by a read-only mount.
+
+    mode: chmod 555. Root writes through mode bits, so as root the bot runs with the capabilities that let it
+    (DAC override, file owner) dropped, as an unprivileged user would be.
+    mount: the bot runs in a private mount namespace where `folder` is bind-mounted read-only, as a Docker
+    volume mounted with `:ro` is; that stops root too.
+    When this machine allows neither trick, the test is skipped and says why.
+    """
+    if how == "mode":
+        drop = ("capsh", "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--", "-c", 'exec "$0" "$@"')
+        prefix: tuple[str, ...] = drop if os.geteuid() == 0 else ()
+        expected = "Permission denied"
+    else:
+        script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        user = () if os.geteuid() == 0 else ("--user", "--map-root-user")
+        prefix = ("unshare", *user, "--mount", "--propagation", "private", "sh", "-c", script, str(folder))
+        expected = "Read-only file system"
+    folder.chmod(0o555 if how == "mode" else 0o755)
+    try:
+        try:
+            probe = subprocess.run(
+                [*prefix, "touch", str(folder / "probe")], capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError as exc:
+            pytest.skip(f"cannot make a folder read-only by {how} here: {exc}")
+        if probe.returncode == 0 or expected not in probe.stderr:
+            pytest.skip(f"cannot make a folder read-only by {how} here: {probe.stderr.strip()}")
+        yield prefix
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("mode", "permission denied for this user"), ("mount", "it is on a read-only file system")],
+)
+async def test_sqlite_read_only_data_folder(refusing_discord, tmp_path, how, reason):
+    data = tmp_path / "data"
+    data.mkdir()
+    with read_only(data, how) as prefix:
+        url = f"sqlite:///{data}/bot.db"
+        code, out, err = await run_bot(refusing_discord, tmp_path, prefix=prefix, DATABASE_URL=url)
+    assert_one_line(code, out, err, "DATABASE_URL", f"cannot write in the folder {data}: {reason}")
+    assert refusing_discord.requests == []
+    assert list(data.iterdir()) == []
+
+
+# --- PostgreSQL: not listening, database missing, role unknown -----------------------------------------------
+
+
+def postgres_url(*, user: str | None = None, database: str | None = None) -> str:
+    """The test server's URL with another user, database or port, and always a password (to check it is hidden)."""
+    parts = urlsplit(postgres_test_url())
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user or parts.username or 'postgres'}:{PASSWORD}@{host}:{parts.port or 5432}"
+    return urlunsplit((parts.scheme, netloc, f"/{database}" if database else parts.path, "", ""))
+
+
+async def test_postgres_not_listening(refusing_discord, tmp_path):
+    # A port bound but not listening refuses connections, and nothing else can take it meanwhile.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed.getsockname()[1]}/bot"
+        code, out, err = await run_bot(refusing_discord, tmp_path, DATABASE_URL=url)
+    assert_one_line(code, out, err, "DATABASE_URL", "nothing is listening", "connection refused")
+    assert PASSWORD not in out + err
+    assert refusing_discord.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [("database", "the database is missing"), ("user", "does not accept the role")],
+)
+async def test_postgres_refuses(refusing_discord, tmp_path, kind, fragment):
+    conn = await connect_postgres_or_skip()  # the server must be there for it to refuse the name
+    await conn.close()
+    name = f"flux_missing_{uuid.uuid4().hex[:10]}"
+    code, out, err = await run_bot(refusing_discord, tmp_path, DATABASE_URL=postgres_url(**{kind: name}))
+    assert_one_line(code, out, err, "DATABASE_URL", fragment, name)
+    assert PASSWORD not in out + err
+    assert refusing_discord.requests == []
+
+
+# --- Discord refuses the token ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [(), ("sync",)], ids=["run", "sync"])
+async def test_rejected_token_exits_2_with_one_line(refusing_discord, tmp_path, args):
+    code, out, err = await run_bot(refusing_discord, tmp_path, *args)
+    assert_one_line(code, out, err, "DISCORD_TOKEN", "refused by Discord")
+    assert refusing_discord.requests_matching("GET", r"/users/@me$")[0].status == 401
+
+
+async def test_postgres_message_never_holds_the_password():
+    """Even when the server's own message would: here the password is also the missing database's name."""
+    conn = await connect_postgres_or_skip()
+    await conn.close()
+    name = f"flux_missing_{uuid.uuid4().hex[:10]}"
+    url = postgres_url(database=name).replace(PASSWORD, name)
+    with pytest.raises(ConfigError) as info:
+        await check_database(url)
+    assert info.value.variable == "DATABASE_URL"
+    assert "the database is missing" in str(info.value)
+    assert name not in str(info.value)
