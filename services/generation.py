@@ -5,6 +5,7 @@ It owns one aiohttp session for the API and the file downloads, and the learned 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from services.catalogue import CATALOGUE
-from services.cometapi import CometClient, RetryPolicy
+from services.cometapi import CometClient, RetryPolicy, Sleep
 from services.config import Settings
 from services.downloads import Downloader
 from services.images import ImageFile
@@ -46,8 +47,14 @@ class ImageService:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, settings: Settings, *, retry: RetryPolicy | None = None, tuning: PollTuning | None = None
+        cls,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        tuning: PollTuning | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> AsyncIterator[ImageService]:
+        """`sleep` is the API client's wait between retries (the CLI makes it end early on Ctrl-C)."""
         connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             client = CometClient(
@@ -58,6 +65,7 @@ class ImageService:
                 read_timeout=settings.read_timeout,
                 retry=retry,
                 sync_wait=settings.sync_wait_seconds,
+                sleep=sleep,
             )
             downloader = Downloader(
                 session,
