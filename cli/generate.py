@@ -1,7 +1,8 @@
 """`python bot.py generate PROMPT ...`: one prediction with no Discord, to check a key and try models.
 
 Progress goes to stderr, the written file paths to stdout (one a line). Exit status: 0 done,
-1 the prediction failed or timed out, 2 bad input or configuration.
+1 the prediction failed or timed out, 2 bad input or configuration (nothing sent), 130/143 stopped by
+SIGINT/SIGTERM (the prediction, if one was made, is cancelled and its id printed; see cli/interrupt.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from cli.interrupt import CREATE_GRACE, Interrupted, StopSignal, run_stoppable
+from cli.out_dir import check_out_dir
 from services.cometapi.files import as_image, encode_data_uri
 from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, SUCCEEDED
@@ -48,30 +51,41 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # exits 2 itself on a usage error
+    with StopSignal().installed() as stop:
+        return _main(args, stop)
+
+
+def _main(args: argparse.Namespace, stop: StopSignal) -> int:
     try:
         settings = load_settings(require_discord=False)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level, settings.secrets(), stream=sys.stderr)
+    out = Path(args.out)
     try:
         model, model_input = _build(args, settings)
+        check_out_dir(out)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        outcome = asyncio.run(_run(settings, model, model_input))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+    outcome = asyncio.run(_run(settings, model, model_input, stop))
     if isinstance(outcome, int):
         return outcome
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for index, image in enumerate(outcome.images):
-        path = out / f"{outcome.prediction.id}-{index}.{image.extension}"
-        path.write_bytes(image.data)
-        print(path)
+    return _save(outcome, out)
+
+
+def _save(result: Result, out: Path) -> int:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for index, image in enumerate(result.images):
+            path = out / f"{result.prediction.id}-{index}.{image.extension}"
+            path.write_bytes(image.data)
+            print(path)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc.strerror or exc}; prediction {result.prediction.id}'s images were "
+              "not all saved", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -92,17 +106,24 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str,
     )
 
 
-async def _run(settings: Settings, model: str, model_input: dict[str, object]) -> Result | int:
+async def _run(settings: Settings, model: str, model_input: dict[str, object], stop: StopSignal) -> Result | int:
     progress = ProgressLine(sys.stderr, model.rsplit("/", maxsplit=1)[-1], model_input.get("seed"))
-    async with PredictionService.open(settings) as service:
-        try:
-            result = await service.run(model, model_input, on_update=progress.update)
-        except (AuthError, Rejected) as exc:
-            progress.end(f"error: {exc}")
-            return EXIT_USAGE
-        except ServiceError as exc:
-            progress.end(f"failed: {exc}")
-            return EXIT_FAILED
+    with stop.in_loop():
+        async with PredictionService.open(settings, sleep=stop.retry_sleep) as service:
+            try:
+                result = await run_stoppable(
+                    service, stop, model, model_input, on_update=progress.update, notice=progress.end,
+                    create_grace=CREATE_GRACE + settings.sync_wait_seconds,  # a create with "Prefer: wait" holds
+                )  # fmt: skip
+            except Interrupted as exc:
+                progress.end(str(exc))
+                return exc.exit_code
+            except (AuthError, Rejected) as exc:
+                progress.end(f"error: {exc}")
+                return EXIT_USAGE
+            except ServiceError as exc:
+                progress.end(f"failed: {exc}")
+                return EXIT_FAILED
     progress.end(f"done in {result.seconds:.1f} s ({result.prediction.id})")
     return result
 

@@ -5,6 +5,7 @@ It owns one aiohttp session for the API and the file downloads, and the learned 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services.cometapi.client import CometClient, RetryPolicy
+from services.cometapi.client import CometClient, RetryPolicy, Sleep
 from services.cometapi.files import Downloader, ImageFile
 from services.cometapi.polling import DurationStats, OnUpdate, PollTuning, wait_for
 from services.cometapi.predictions import Prediction
@@ -44,8 +45,14 @@ class PredictionService:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, settings: Settings, *, retry: RetryPolicy | None = None, tuning: PollTuning | None = None
+        cls,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        tuning: PollTuning | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> AsyncIterator[PredictionService]:
+        """`sleep` is the API client's wait between retries (the CLI makes it end early on Ctrl-C)."""
         connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             client = CometClient(
@@ -56,6 +63,7 @@ class PredictionService:
                 read_timeout=settings.read_timeout,
                 retry=retry,
                 sync_wait=settings.sync_wait_seconds,
+                sleep=sleep,
             )
             downloader = Downloader(
                 session,
