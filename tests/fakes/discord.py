@@ -1,6 +1,6 @@
 """A fake Discord (REST + gateway + CDN) on loopback, for running the real discord.py client in tests.
 
-Usage (see tests/test_fake_discord.py and /work/shared/docs/discord-testing.md)::
+Usage (see tests/test_fake_discord.py and ../shared/docs/discord-testing.md)::
 
     fake = FakeDiscord()
     guild = fake.add_guild("g")
