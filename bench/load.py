@@ -631,6 +631,8 @@ def figures(run: Run) -> Figures:
     gets = sum(p["gets"] for p in run.predictions)
     if stats["internal_errors"]:
         problems.append(f"fake Discord internal errors: {stats['internal_errors'][:3]}")
+    if stats["spec_violations"]:
+        problems.append(f"bodies Discord would refuse: {stats['spec_violations'][:3]}")
     if run.bot_exit != "exited":
         problems.append(f"bot {run.bot_exit}")
     for line in run.bot_log.splitlines():

@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from services.store import PostgresStore, Store, open_store
+
+if TYPE_CHECKING:
+    from tests.fakes.discord import FakeDiscord
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -134,6 +137,13 @@ async def discord_fake():
     await fake.start()
     yield fake
     await fake.close()
+    assert_no_spec_violations(fake)
+
+
+def assert_no_spec_violations(fake: FakeDiscord) -> None:
+    """Fail the test if the bot sent a body Discord's OpenAPI description forbids (the fake answered 400)."""
+    found = "\n".join(f"  {v}" for v in fake.spec_violations)
+    assert not fake.spec_violations, f"the bot sent request bodies Discord would refuse:\n{found}"
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,11 +19,16 @@ import aiohttp
 import discord
 import pytest
 import yarl
+from aiohttp import web
 from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
+from tests.conftest import assert_no_spec_violations
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_models import API_PREFIX, JSON
+from tests.fakes.discord_openapi import request_bodies
+from tests.fakes.discord_rest import RestApi
 
 T = TypeVar("T")
 AnyBot = commands.Bot | commands.AutoShardedBot
@@ -250,6 +257,7 @@ async def serving(fake: FakeDiscord) -> AsyncIterator[FakeDiscord]:
         discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway
         await fake.close()
     assert fake.internal_errors == []
+    assert_no_spec_violations(fake)
 
 
 @contextlib.asynccontextmanager
@@ -749,3 +757,152 @@ async def test_acknowledged_twice_and_expired_token(fake: FakeDiscord, world: Wo
         async with http.patch(original, json={"content": "too late"}) as resp:
             assert resp.status == 401 and (await resp.json())["code"] == 50027
     assert [e.content for e in fake.edits_of(handle.original_message_id or 0)] == ["edited"]
+
+
+# ---- request bodies checked against Discord's OpenAPI description --------------------------------------------
+
+
+async def send_raw(
+    fake: FakeDiscord, method: str, path: str, body: Any, *, files: dict[str, bytes] | None = None
+) -> tuple[int, Any]:
+    """A request as a client would send it: JSON, or multipart with payload_json when there are files."""
+    data: Any = None
+    if files:
+        data = aiohttp.FormData()
+        data.add_field("payload_json", json.dumps(body), content_type="application/json")
+        for n, (name, content) in enumerate(files.items()):
+            data.add_field(f"files[{n}]", content, filename=name, content_type="image/png")
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": "Bot x"}) as http,
+        http.request(method, fake.api_base_url + path, json=None if files else body, data=data) as resp,
+    ):
+        return resp.status, await resp.json() if resp.status != 204 else None
+
+
+async def answered_ping(fake: FakeDiscord, world: World) -> tuple[str, str]:
+    """(callback path, webhook path) of an interaction the bot has answered; its token stays valid."""
+    handle = await fake.slash_command(world.guild, world.channel, world.alice, "ping")
+    await handle.wait_response()
+    return f"/interactions/{handle.id}/{handle.token}/callback", f"/webhooks/{fake.application_id}/{handle.token}"
+
+
+def buttons(count: int) -> list[JSON]:
+    return [{"type": 2, "style": 1, "label": str(n), "custom_id": f"b{n}"} for n in range(count)]
+
+
+async def test_bodies_that_fit_discords_description_pass(fake: FakeDiscord, world: World, bot: Harness) -> None:
+    callback, webhook = await answered_ping(fake, world)
+    anchor = await fake.post_message(world.channel, world.bob, "anchor")
+    rich: JSON = {
+        "content": "x" * 2000,
+        "embeds": [
+            {
+                "title": "t" * 256,
+                "color": 0xFFFFFF,
+                "fields": [{"name": "n" * 256, "value": "v", "inline": True}] * 25,
+                "image": {"url": "attachment://out.png"},  # not a URL Discord's "uri" format would take
+            }
+        ],
+        "components": [{"type": 1, "components": buttons(5)}],
+        "allowed_mentions": {"parse": []},
+        "attachments": [{"id": 0, "filename": "out.png"}],  # a snowflake field given an integer
+        "flags": "4096",  # an integer field given a string of digits
+    }
+    channel_message = rich | {
+        "message_reference": {"message_id": anchor.id},
+        "nonce": "1234",  # fits both the integer and the string shape: oneOf would refuse it, anyOf takes it
+    }
+    channel = f"/channels/{world.channel.id}/messages"
+    status, answer = await send_raw(fake, "POST", channel, channel_message, files={"out.png": IMAGE})
+    assert status == 200, answer
+    status, _ = await send_raw(fake, "POST", webhook + "?wait=true", rich, files={"out.png": IMAGE})
+    assert status == 200
+    status, body = await send_raw(fake, "POST", callback, {"type": 4, "data": rich})
+    assert (status, body["code"]) == (400, 40060)  # past the body check, refused only for being a second answer
+    assert fake.spec_violations == []
+
+
+REFUSED = {
+    "content over 2000 in a follow-up": ("POST", "webhook", {"content": "x" * 2001}, "content", "BASE_TYPE_MAX_LENGTH"),
+    "payload_json of a multipart follow-up": (
+        "POST",
+        "webhook+file",
+        {"content": "x" * 2001, "attachments": [{"id": 0, "filename": "a.png"}]},
+        "content",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    "embed field name over 256": (
+        "POST",
+        "channel",
+        {"embeds": [{"fields": [{"name": "n" * 257, "value": "v"}]}]},
+        "embeds.0.fields.0.name",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    "six buttons in an action row": (
+        "PATCH",
+        "original",
+        {"components": [{"type": 1, "components": buttons(6)}]},
+        "components.0.components",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    "unknown component type": (
+        "POST",
+        "channel",
+        {"components": [{"type": 99}]},
+        "components.0.type",
+        "UNION_TYPE_CHOICES",
+    ),
+    "unknown callback type": ("POST", "callback", {"type": 42}, "type", "UNION_TYPE_CHOICES"),
+    "command description over 100": (
+        "PUT",
+        "commands",
+        [{"name": "ping", "description": "d" * 101}],
+        "0.description",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+}
+
+
+@pytest.mark.parametrize(("method", "route", "body", "where", "code"), REFUSED.values(), ids=REFUSED.keys())
+async def test_bodies_discord_would_refuse_get_50035_and_fail_the_test(
+    fake: FakeDiscord, world: World, bot: Harness, method: str, route: str, body: Any, where: str, code: str
+) -> None:
+    callback, webhook = await answered_ping(fake, world)
+    paths = {
+        "webhook": webhook,
+        "webhook+file": webhook,
+        "original": webhook + "/messages/@original",
+        "channel": f"/channels/{world.channel.id}/messages",
+        "callback": callback,
+        "commands": f"/applications/{fake.application_id}/commands",
+    }
+    before = [(m.id, m.content, len(m.edits)) for m in fake.messages.values()]
+    files = {"a.png": IMAGE} if route.endswith("+file") else None
+    status, answer = await send_raw(fake, method, paths[route], body, files=files)
+
+    assert (status, answer["code"], answer["message"]) == (400, 50035, "Invalid Form Body")
+    node = answer["errors"]
+    for part in where.split("."):
+        node = node[part]
+    assert node["_errors"][0]["code"] == code
+    assert [(v.method, v.field, v.code) for v in fake.spec_violations] == [(method, where, code)]
+    assert [(m.id, m.content, len(m.edits)) for m in fake.messages.values()] == before  # refused: nothing changed
+    with pytest.raises(AssertionError, match="would refuse") as failure:
+        assert_no_spec_violations(fake)  # what every test using the fake runs at teardown
+    assert where in str(failure.value)
+    fake.spec_violations.clear()  # refused on purpose: let this test's own teardown pass
+
+
+async def test_every_route_of_the_fake_is_in_the_extracted_description() -> None:
+    """extract.py lists the fake's routes by hand: a route added to the fake must be added there too."""
+    app = web.Application()
+    RestApi(FakeDiscord()).register(app)
+    missing = []
+    for route in app.router.routes():
+        template = route.resource.canonical if route.resource is not None else ""
+        if route.method == "HEAD" or not template.startswith(API_PREFIX):
+            continue
+        path = re.sub(r"\{\w+\}", "1", template[len(API_PREFIX) :])
+        if request_bodies().operation(route.method, path) is None:
+            missing.append(f"{route.method} {template}")
+    assert missing == []

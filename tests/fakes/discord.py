@@ -1,6 +1,6 @@
 """A fake Discord (REST + gateway + CDN) on loopback, for running the real discord.py client in tests.
 
-Usage (see tests/test_fake_discord.py and /work/shared/docs/discord-testing.md)::
+Usage (see tests/test_fake_discord.py and ../shared/docs/discord-testing.md)::
 
     fake = FakeDiscord()
     guild = fake.add_guild("g")
@@ -68,6 +68,7 @@ from tests.fakes.discord_models import (
     permissions_value,
     safe_filename,
 )
+from tests.fakes.discord_openapi import Violation
 from tests.fakes.discord_rest import RestApi
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "RecordedRequest",
     "StoredAttachment",
     "StoredMessage",
+    "Violation",
 ]
 
 T = TypeVar("T")
@@ -155,6 +157,8 @@ class FakeDiscord(InteractionActions):
         self.unhandled: list[RecordedRequest] = []  # requests to routes the fake does not know
         self.cdn_requests: list[str] = []
         self.internal_errors: list[Exception] = []  # bugs in the fake itself; tests should assert it stays empty
+        # request bodies Discord's OpenAPI description forbids (answered 400 / 50035); tests assert it stays empty
+        self.spec_violations: list[Violation] = []
         self.faults: list[Fault] = []
         self.interactions: dict[int, InteractionHandle] = {}
         self._by_token: dict[str, InteractionHandle] = {}

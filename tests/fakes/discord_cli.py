@@ -176,6 +176,7 @@ class _Control:
                 "per_interaction": {iid: dict(c) for iid, c in per_interaction.items()},
                 "unhandled": len(self.fake.unhandled),
                 "internal_errors": [repr(e) for e in self.fake.internal_errors],
+                "spec_violations": [str(v) for v in self.fake.spec_violations],
                 "faults": [
                     {"method": f.method, "path": f.path_regex.pattern, "status": f.status, "hits": f.hits}
                     for f in self.fake.faults

@@ -48,6 +48,7 @@ from tests.fakes.discord_models import (
     permissions_value,
     unknown,
 )
+from tests.fakes.discord_openapi import invalid_form_body, request_bodies
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
@@ -180,6 +181,7 @@ class RestApi:
         try:
             rec.json, rec.files = await read_body(request)
             request[REC] = rec
+            self._check_body(rec)
             fault = self.fake._take_fault(request.method, path)
             rec.fault = fault
             if fault is not None and fault.delay:
@@ -204,6 +206,14 @@ class RestApi:
         rec.response = resp.get(BODY_JSON)
         self.fake._changed()
         return resp
+
+    def _check_body(self, rec: RecordedRequest) -> None:
+        """Refuse, as Discord would, a body its OpenAPI description forbids, and keep it for the test to fail on."""
+        violations = request_bodies().check(rec.method, rec.path, rec.json, has_files=bool(rec.files))
+        if violations:
+            _log.warning("fake Discord refused a request body: %s", "; ".join(map(str, violations)))
+            self.fake.spec_violations.extend(violations)
+            raise invalid_form_body(violations)
 
     def _annotate(self, rec: RecordedRequest) -> None:
         """Tie the request to the interaction / message it concerns, for assertions."""
