@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from services.jobs.throttle import Coalescer
+from services.jobs.edit_budget import EditBudget
+from services.jobs.throttle import Coalescer, Permit
 
 
 async def test_sends_at_most_once_per_interval_and_only_changes():
@@ -49,3 +50,64 @@ async def test_error_of_a_held_send_reaches_the_next_push():
     await asyncio.sleep(0.1)
     with pytest.raises(LookupError):
         await c.push("c")
+
+
+async def test_coalescers_sharing_a_budget_take_turns_and_send_only_the_newest_value():
+    budget: EditBudget[int] = EditBudget(1, 0.2)
+    sent: list[str] = []
+    arrived = asyncio.Event()
+
+    async def send(value: str) -> None:
+        sent.append(value)
+        arrived.set()
+
+    first = Coalescer(send, 0.01, InChannel(budget))
+    second_gate = InChannel(budget)
+    second = Coalescer(send, 0.01, second_gate)
+    await first.push("first: #1")
+    await second.push("second: #2")  # no slot left in the channel: held
+    async with asyncio.timeout(5):
+        await second_gate.in_line.wait()
+    await second.push("second: #3")  # replaces the held one while it waits
+    assert sent == ["first: #1"]
+    arrived.clear()
+    async with asyncio.timeout(5):
+        await arrived.wait()
+    assert sent == ["first: #1", "second: #3"]
+    assert first.sends == 1 and second.sends == 1
+
+
+async def test_a_discarded_update_gives_up_its_turn():
+    budget: EditBudget[int] = EditBudget(1, 0.1)
+    sent: list[str] = []
+
+    async def send(value: str) -> None:
+        sent.append(value)
+
+    first = Coalescer(send, 0.01, InChannel(budget))
+    second_gate = InChannel(budget)
+    second = Coalescer(send, 0.01, second_gate)
+    await first.push("a")
+    await second.push("b")
+    async with asyncio.timeout(5):
+        await second_gate.in_line.wait()
+    second.discard()  # its job ended: the final message replaces it
+    async with asyncio.timeout(5):
+        slot = await budget.take(1)  # the turn passed on (a forgotten wait would hold it for ever)
+    slot.used()
+    assert sent == ["a"]
+
+
+class InChannel:
+    """A gate putting a coalescer in line for turns in channel 1 of `budget`."""
+
+    def __init__(self, budget: EditBudget[int]) -> None:
+        self.budget = budget
+        self.in_line = asyncio.Event()
+
+    def try_enter(self) -> Permit | None:
+        return self.budget.try_take(1)
+
+    async def enter(self) -> Permit:
+        self.in_line.set()  # take() joins the line before it first waits
+        return await self.budget.take(1)

@@ -2,7 +2,9 @@
 
 While the interaction token is fresh, edits go through the interaction webhook (its own rate-limit bucket
 per interaction, so many jobs in one channel don't queue behind each other); after ~14 minutes, or for
-jobs resumed after a restart, through the channel message endpoints.
+jobs resumed after a restart, through the channel message endpoints. Those share one bucket per channel, so
+the progress edits of every job in a channel take turns in one `EditBudget`; results and failures are
+counted in it but never wait.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 import discord
 
+from services.jobs.edit_budget import EditBudget, Slot
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
-from services.jobs.throttle import Coalescer
+from services.jobs.throttle import OPEN, Coalescer, Permit
 from services.store.models import Job
 from ui.render import failure_text, progress_text, result_embed
 from ui.views import progress_view, result_view
@@ -27,6 +30,10 @@ from ui.views import progress_view, result_view
 log = logging.getLogger(__name__)
 
 EDIT_INTERVAL = 1.5  # seconds between two progress edits of one job
+# Progress edits through the channel endpoints, per channel: Discord allows about 5 edits per 5 s in a
+# channel; one is left for the results, failures and other edits, which are counted but never held back.
+CHANNEL_EDITS = 4
+CHANNEL_WINDOW = 5.0
 TOKEN_LIFETIME = 14 * 60  # interaction tokens last 15 minutes; keep a margin
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_FILES = 10
@@ -35,9 +42,34 @@ TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Toke
 DELIVERY_ATTEMPTS = 4
 
 
+class _ProgressGate:
+    """When a job's progress edit may go: at once through the webhook, else on its turn in the channel's budget."""
+
+    def __init__(self, budget: EditBudget[int], channel_id: int, via_webhook: Callable[[], bool]) -> None:
+        self._budget = budget
+        self._channel_id = channel_id
+        self._via_webhook = via_webhook
+        self.slot: Slot | None = None  # the channel slot held by the edit being sent, if it goes that way
+
+    def try_enter(self) -> Permit | None:
+        if self._via_webhook():
+            self.slot = None
+            return OPEN
+        self.slot = self._budget.try_take(self._channel_id)
+        return self.slot
+
+    async def enter(self) -> Permit:
+        if self._via_webhook():
+            self.slot = None
+            return OPEN
+        self.slot = await self._budget.take(self._channel_id)
+        return self.slot
+
+
 @dataclass
 class _Live:
     coalescer: Coalescer[str]
+    gate: _ProgressGate
     interaction: discord.Interaction[Any] | None = None
     opened: float = field(default_factory=time.monotonic)
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
@@ -48,6 +80,7 @@ class DiscordDisplay:
     def __init__(self, client: discord.Client) -> None:
         self.client = client
         self._live: dict[str, _Live] = {}
+        self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
 
     def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[str] = ()) -> None:
         live = self._entry(job)
@@ -61,9 +94,10 @@ class DiscordDisplay:
         if live is None:
 
             async def send(text: str) -> None:
-                await self._edit(job, content=text, embeds=[], view=progress_view(job.id))
+                await self._edit(job, slot=gate.slot, content=text, embeds=[], view=progress_view(job.id))
 
-            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL))
+            gate = _ProgressGate(self.budget, job.channel_id, lambda: self._webhook(job.id) is not None)
+            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate), gate)
             if job.guild_id is not None:
                 guild = self.client.get_guild(job.guild_id)
                 if guild is not None:
@@ -121,10 +155,19 @@ class DiscordDisplay:
         finally:
             self._live.pop(job.id, None)
 
-    async def _edit(self, job: Job, **fields: Any) -> None:
+    def _webhook(self, job_id: str) -> discord.Interaction[Any] | None:
+        """The interaction to edit the job's message through while its token is fresh, else None."""
+        live = self._live.get(job_id)
+        if live is not None and live.interaction is not None and time.monotonic() - live.opened < TOKEN_LIFETIME:
+            return live.interaction
+        return None
+
+    async def _edit(self, job: Job, *, slot: Slot | None = None, **fields: Any) -> None:
+        """Edit the job's message. Through the channel endpoints it takes `slot` in the channel's budget (a
+        progress edit's, taken in turn) or, for anything else, spends one at once."""
         live = self._live.get(job.id)
-        interaction = live.interaction if live else None
-        if interaction is not None and live is not None and time.monotonic() - live.opened < TOKEN_LIFETIME:
+        interaction = self._webhook(job.id)
+        if interaction is not None and live is not None:
             try:
                 await interaction.edit_original_response(allowed_mentions=discord.AllowedMentions.none(), **fields)
             except discord.NotFound as exc:
@@ -140,6 +183,7 @@ class DiscordDisplay:
         if job.message_id is None:
             raise MessageGone()
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        spent = self.budget.spend(job.channel_id) if slot is None else None
         try:
             await channel.get_partial_message(job.message_id).edit(
                 allowed_mentions=discord.AllowedMentions.none(), **fields
@@ -150,6 +194,9 @@ class DiscordDisplay:
             if exc.code == 50001:  # Missing Access: the bot can no longer see the channel
                 raise MessageGone() from exc
             raise
+        finally:
+            if spent is not None:
+                spent.used()
 
     async def _send_more(self, job: Job, group: list[tuple[str, bytes]]) -> None:
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)

@@ -38,7 +38,9 @@ from services.store.models import ACTIVE, Job, JobStatus
 log = logging.getLogger(__name__)
 
 Stage = Literal["queued", "starting", "generating", "downloading", "uploading"]
-QUEUE_REPORT_SECONDS = 1.5
+QUEUE_REPORT_SECONDS = 1.5  # how often a queued job looks at its place in line (an edit only when it is due)
+QUEUE_MOVE_SECONDS = 5.0  # a new place in line is shown at most this often
+QUEUE_REFRESH_SECONDS = 15.0  # an unchanged place in line is shown again this often (the elapsed time moved on)
 REFRESH_SECONDS = 10.0
 SLOW_TRANSFER_SECONDS = 1.0  # a download taking longer than this is shown as a stage of its own
 INTERRUPTED = (
@@ -89,6 +91,8 @@ class JobRunner:
         self.counts: Counter[str] = Counter()
         # Seconds without news after which the progress line is refreshed anyway.
         self.refresh_seconds = REFRESH_SECONDS
+        self.queue_move_seconds = QUEUE_MOVE_SECONDS
+        self.queue_refresh_seconds = QUEUE_REFRESH_SECONDS
 
     def start(self, job: Job) -> asyncio.Task[None]:
         """Run a stored job in the background."""
@@ -308,9 +312,19 @@ class JobRunner:
             self.counts["delivered"] += 1
 
     async def _wait_for_slot(self, job: Job, waiter: asyncio.Future[None]) -> None:
+        """Wait in line, showing the place in line when it changes, and now and then the elapsed time.
+
+        Each edit of a waiting job is a request to Discord for little news: a job queued for 17 minutes used
+        to make one every 1.5 s (622 in all), and a few queued jobs filled their channel's edit budget.
+        """
+        shown: int | None = None
+        shown_at = float("-inf")
         while not waiter.done():
             position = self.limiter.position(job.user_id, waiter)
-            if position is not None:
+            since = time.monotonic() - shown_at
+            moved = position != shown and since >= self.queue_move_seconds
+            if position is not None and (moved or since >= self.queue_refresh_seconds):
+                shown, shown_at = position, time.monotonic()
                 await self._show(job, "queued", position=position)
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), QUEUE_REPORT_SECONDS)
