@@ -1,0 +1,55 @@
+"""Buttons acknowledge before they read the store: Discord wants an answer within 3 s, and a slow or locked
+database must not turn a Cancel into "This interaction failed" (the fake Discord enforces the 3 s)."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from tests.conftest import postgres_test_url, store_location
+from tests.e2e import World, wait_status
+from tests.fakes.cometapi import Outcome
+from tests.test_imagine import imagine, running_job_with_cancel_button, setup_guild
+from tests.test_reroll_resume import first_result
+
+
+@pytest.fixture
+async def pg_world(tmp_path, discord_fake, comet):
+    async with store_location("postgres", tmp_path) as target:
+        yield World(discord_fake, comet, f"{target.url}?search_path={target.schema}"), target.schema
+
+
+async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_locked(pg_world):
+    world, schema = pg_world
+    guild, channel, alice = setup_guild(world)
+    async with world.bot(USER_COOLDOWN="0", MAX_JOBS_PER_USER="5") as bot:
+        result, parent = await first_result(world, bot, guild, channel, alice)
+        world.comet.queue_outcome(Outcome(duration=30.0))
+        slow = await imagine(world, guild, channel, alice, prompt="a very slow cat")
+        job, progress, cancel_id = await running_job_with_cancel_button(world, bot, slow)
+
+        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
+        locked = locker.transaction()
+        await locked.start()
+        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # no one reads or writes jobs now
+        try:
+            clicks = [
+                await world.discord.click_button(progress.id, cancel_id, alice),
+                await world.discord.click_button(result.id, f"flux:reroll:{parent.id}", alice),
+                await world.discord.click_button(result.id, f"flux:edit:{parent.id}", alice),
+            ]
+            for click in clicks:
+                await click.wait_response(timeout=2.5)  # within Discord's 3 s, while the table stays locked
+        finally:
+            await locked.rollback()
+            await locker.close()
+
+        cancel, reroll, edit = clicks
+        assert edit.modal is not None  # the edit asks what to change; the store is read once it is submitted
+        canceled = await wait_status(bot, job.id, "canceled", "failed", "succeeded", timeout=10)
+        assert canceled.status == "canceled"  # the Cancel was not lost
+        assert world.comet.predictions[job.prediction_id].cancel_requested
+        rerolled = await reroll.wait_original(lambda m: bool(m.attachments), timeout=15)
+        child = await bot.store.job_by_message(rerolled.id)
+        assert child is not None and child.parent_id == parent.id
+    assert world.discord.internal_errors == []
