@@ -5,7 +5,6 @@ The helpers at the top are shared with test_imagine_failures.py and test_imagine
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import struct
@@ -62,6 +61,7 @@ async def private_reply(world, handle, timeout=5.0):
 async def assert_refused_privately(world, bot, handle, user, *pattern_words):
     """An ephemeral answer naming what to change, no public message left behind, nothing created or stored."""
     msg = await private_reply(world, handle)
+    await bot.interaction_handled(handle.id)  # whatever the command was going to do, it has done
     assert msg.flags & EPHEMERAL, f"not ephemeral: {msg.content!r}"
     text = msg.content
     for word in pattern_words:
@@ -70,7 +70,6 @@ async def assert_refused_privately(world, bot, handle, user, *pattern_words):
     # the public "thinking…" (when the bot deferred first) is gone, no other public message was posted
     public = [m for m in world.discord.messages_in(handle.channel_id) if not m.ephemeral]
     assert public == [], [m.content for m in public]
-    await asyncio.sleep(0.05)  # a create would have been sent by now
     assert world.comet.creates() == []
     assert await bot.store.last_job_at(user.id) is None
     return text
