@@ -81,6 +81,24 @@ async def test_reactions_that_are_not_rerolls_are_ignored(world):
     assert replies == [], [m.content for m in replies]
 
 
+async def test_the_repeat_reaction_rerolls_too(world):
+    guild, channel, alice, bob = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await first_result(world, bot, guild, channel, alice)
+        await world.discord.add_reaction(channel, result.id, bob, "🔁")
+        await bot.reaction_handled(result.id, bob.id, "🔁")
+        replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
+        assert len(replies) == 1, "🔁 on a result started no reroll"
+        final = await world.discord.wait_for(
+            lambda: m if (m := world.discord.message(replies[0].id)).attachments else None, timeout=10
+        )
+        child = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+    assert int(final.message_reference["message_id"]) == result.id
+    assert (child.kind, child.parent_id, child.user_id) == ("reroll", parent.id, bob.id)
+    assert child.input["prompt"] == parent.input["prompt"]
+    assert len(world.comet.creates()) == 2
+
+
 async def test_refused_reroll_says_why(world):
     guild, channel, alice, bob = setup_guild(world)
     async with world.bot(MAX_JOBS_PER_USER="1") as bot:
