@@ -3,7 +3,6 @@ cooldown, and results that do not fit in one Discord message."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from tests.e2e import wait_status
@@ -85,7 +84,7 @@ async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
         refusal = await private_reply(world, second)
         assert refusal.flags & EPHEMERAL
         assert re.search(r"already have 1 .*running", refusal.content), refusal.content
-        await asyncio.sleep(0.05)
+        await bot.interaction_handled(second.id)
         assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
         assert second.original_message() is None or second.original_message().deleted
         assert (await bot.store.get_job(job.id)).status == "running"  # the first is untouched
@@ -104,8 +103,9 @@ async def test_cooldown_asks_to_slow_down(world):
         assert "Slow down" in refusal.content
         wait = re.search(r"in (\d+) s", refusal.content)
         assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.content
-        await asyncio.sleep(0.05)
+        await bot.interaction_handled(second.id)
         assert len(world.comet.creates()) == 1
+        assert second.original_message() is None or second.original_message().deleted
 
 
 # --- results over the upload limit -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
     fake.queue_outcome(Outcome(status="failed", error="NSFW content detected"), times=1)
     fake.inject("get", status=503, headers={"Retry-After": "1"})
     fake.requests, fake.creates(), fake.predictions[pred_id].done_at_wall, fake.file_bytes(url)
+    await fake.wait_for(fake.creates)       # re-checked at every request until it returns something truthy
     await fake.close()
 
 Routes: POST /replicate/v1/models/{owner}/{name}/predictions, GET /replicate/v1/predictions/{id},
@@ -37,7 +38,7 @@ import string
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -59,6 +60,8 @@ from tests.fakes.cometapi_models import (
 )
 
 __all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Outcome", "RecordedRequest"]
+
+T = TypeVar("T")
 
 ROUTES = ("create", "get", "cancel", "file")
 DEFAULT_IMAGE_SIZES = {"png": 1_400_000, "jpg": 400_000, "webp": 120_000}
@@ -94,6 +97,7 @@ class FakeCometAPI:
         self._images = ImageFactory(seed)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
+        self._change = asyncio.Event()
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -188,6 +192,23 @@ class FakeCometAPI:
     def requests_for(self, route: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.route == route]
 
+    async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
+        """Re-check ``predicate`` whenever a request arrives or is answered, until it returns something other
+        than None/False; e.g. ``await fake.wait_for(fake.creates)``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    result = predicate()
+                    if result is not None and result is not False:
+                        return result
+                    await self._change.wait()
+        except TimeoutError:
+            raise TimeoutError(f"fake CometAPI: timed out after {timeout}s waiting for {what}") from None
+
+    def _changed(self) -> None:
+        event, self._change = self._change, asyncio.Event()
+        event.set()
+
     def file_bytes(self, url: str) -> bytes:
         """The bytes the fake serves (or embeds, for a data: URI) at ``url``."""
         if url.startswith("data:"):
@@ -235,7 +256,11 @@ class FakeCometAPI:
             )
             self.requests.append(rec)
             request[_REC] = rec
-        return await handler(request)
+            self._changed()
+        try:
+            return await handler(request)
+        finally:
+            self._changed()
 
     def _take(self, q: deque[list[Any]]) -> Any:
         if not q:

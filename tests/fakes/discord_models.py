@@ -565,13 +565,14 @@ class RecordedRequest:
     query: dict[str, str]
     json: Any
     files: list[UploadedFile]
-    at: float  # time.monotonic()
+    at: float  # time.monotonic(), when it arrived
     route: str = ""  # the matched route template
     status: int = 0
     response: Any = None
     fault: Fault | None = None
     interaction_id: int | None = None
     message_id: int | None = None
+    answered_at: float | None = None  # time.monotonic(), when the answer was handed back (after any delay)
 
     def summary(self) -> JSON:
         return {
@@ -581,6 +582,7 @@ class RecordedRequest:
             "json": self.json,
             "files": [{"field": f.field, "filename": f.filename, "size": len(f.data)} for f in self.files],
             "at": self.at,
+            "answered_at": self.answered_at,
             "status": self.status,
             "interaction_id": str(self.interaction_id) if self.interaction_id else None,
             "message_id": str(self.message_id) if self.message_id else None,

@@ -204,6 +204,7 @@ class RestApi:
             resp = json_response({"message": f"fake Discord internal error: {exc!r}", "code": 0}, 400)
         rec.status = resp.status
         rec.response = resp.get(BODY_JSON)
+        rec.answered_at = time.monotonic()
         self.fake._changed()
         return resp
 
