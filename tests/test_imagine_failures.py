@@ -249,6 +249,8 @@ async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world)
     assert "503" not in msg.content
     assert len(world.comet.requests_for("get")) - gets_before == RetryPolicy().attempts  # every retry was made
     assert len(world.comet.creates()) == 1
+    # The prediction may still be running (and billed): the bot asked the API to stop it.
+    assert world.comet.predictions[job.prediction_id].cancel_requested
 
 
 async def test_a_request_the_api_refuses_says_why(world):
@@ -273,13 +275,13 @@ async def test_a_request_the_api_refuses_says_why(world):
     assert world.comet.predictions == {}
 
 
-async def test_an_api_answer_the_bot_does_not_expect_gets_the_generic_text(world):
+async def test_an_api_answer_the_bot_has_no_rule_for_is_blamed_on_the_service_not_the_bot(world):
     guild, channel, alice = setup_guild(world)
     world.comet.inject("create", status=409)  # none of the statuses the client knows what to make of
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert "Something went wrong on the bot's side" in msg.content
+    assert "The image service could not take this request" in msg.content
     assert_short_human_text(msg.content)
     assert "409" not in msg.content
     assert len(world.comet.creates()) == 1

@@ -29,7 +29,7 @@ from services.cometapi.files import ImageFile
 from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, Prediction
 from services.cometapi.service import PredictionService
-from services.errors import Canceled, ServiceError
+from services.errors import ApiError, Canceled, ServiceError
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.store.base import Store
@@ -184,7 +184,8 @@ class JobRunner:
             await self._end(job, ServiceError(str(exc)), show=False)
         except ServiceError as exc:
             log.info("Job %s failed: %s", job.id, exc)
-            await self._end(job, exc)
+            # The API stopped answering our polls: the prediction may still run (and be billed), so stop it.
+            await self._end(job, exc, stop_prediction=isinstance(exc, ApiError))
         except Exception as exc:
             log.exception("Job %s crashed", job.id)
             await self._end(job, exc, stop_prediction=True)
