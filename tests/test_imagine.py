@@ -443,3 +443,30 @@ async def test_kontext_edits_an_attached_image(world):
     assert create.json["input"]["input_image"] == picture["url"]
     assert job.input["input_image"] == picture["url"]
     assert job.model.endswith("flux-kontext-pro")
+
+
+# --- the interaction token ------------------------------------------------------------------------------------
+
+
+async def test_the_token_is_timed_from_the_interaction_not_from_when_the_job_started(world):
+    """The case from the issue: a Kontext edit whose interaction was already old when its job started (there, a
+    slow attachment download; here, an interaction made 14 min 57 s before it reaches the bot). The token dies 15
+    minutes after the interaction, during the job: the bot must have moved to the channel endpoints before that,
+    never meeting a refused token, and the user gets the result."""
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(duration=4.0))  # outlives the 3 s left of the token
+    picture = world.discord.add_attachment("cat.png", png_bytes(), "image/png")
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(
+            guild, channel, alice, "imagine", {"prompt": "make it night", "model": "flux-kontext-pro", "image": picture},
+            created_ago=15 * 60 - 3,
+        )  # fmt: skip
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
+        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
+    assert handle.response_type == 5  # the first answer came in time, with the token
+    assert (job.status, job.image_count) == ("succeeded", 1)
+    refused = [r.route for r in world.discord.requests if r.status == 401]
+    assert refused == [], f"the bot used a token it should have known was dead: {refused}"
+    [result] = [e for e in world.discord.edits_of(final.id) if e.new_attachments]
+    assert result.route.startswith(f"PATCH /channels/{channel.id}/messages/"), result.route
+    assert "make it night" in final.embeds[0]["description"]

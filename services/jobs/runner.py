@@ -32,6 +32,7 @@ from services.cometapi.service import PredictionService
 from services.errors import ApiError, Canceled, ServiceError
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
+from services.jobs.posted_images import PostedImages
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
 
@@ -61,6 +62,7 @@ class Delivery:
     images: list[ImageFile]
     prediction: Prediction
     seconds: float
+    posted: PostedImages  # what an earlier, interrupted attempt already posted; the display adds to it
 
 
 class MessageGone(Exception):
@@ -68,13 +70,15 @@ class MessageGone(Exception):
 
 
 class NotDelivered(Exception):
-    """Raised by a display that could not post the images and has already told the user why."""
+    """Raised by a display that could not post any image and has already told the user why."""
 
 
 class JobDisplay(Protocol):
     async def progress(self, job: Job, progress: JobProgress) -> None: ...
 
-    async def deliver(self, job: Job, delivery: Delivery) -> None: ...
+    async def deliver(self, job: Job, delivery: Delivery) -> int:
+        """Post the images; returns how many the user can see (raises NotDelivered rather than return 0)."""
+        ...
 
     async def failed(self, job: Job, message: str, *, canceled: bool) -> None: ...
 
@@ -305,9 +309,11 @@ class JobRunner:
                 fetch.cancel()
                 await asyncio.gather(fetch, return_exceptions=True)
         seconds = (job.completed_at or time.time()) - job.created_at
-        await self.display.deliver(job, Delivery(images, prediction, seconds))
+        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, PostedImages(self.store, job)))
+        if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
+            raise ServiceError("None of the images could be posted.")
         done = await self.store.transition(
-            job.id, [JobStatus.DELIVERING], JobStatus.SUCCEEDED, delivered_at=time.time(), image_count=len(images)
+            job.id, [JobStatus.DELIVERING], JobStatus.SUCCEEDED, delivered_at=time.time(), image_count=shown
         )
         if done is not None:
             self.counts["delivered"] += 1

@@ -160,18 +160,19 @@ class FakeCometAPI:
         drop: bool = False,
         times: int = 1,
         side_effects: bool = False,
+        body: bytes | None = None,
     ) -> None:
         """Override the next ``times`` answers on ``route`` (create, get, cancel, file).
 
         status=None answers normally (after ``delay``, with ``headers`` added). ``drop`` closes the
         connection without an answer after the real handler ran (so a dropped create DID create).
-        ``side_effects`` runs the real handler before sending the injected status.
+        ``side_effects`` runs the real handler before sending the injected status. ``body``: these raw bytes.
         """
         if route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, not {route!r}")
         if times < 1:
             raise ValueError("times must be at least 1")
-        injection = Injection(status, json, text, content_type, headers, delay, drop, side_effects)
+        injection = Injection(status, json, text, content_type, headers, delay, drop, side_effects, body)
         self._injections[route].append([injection, times])
 
     def reset(self) -> None:
@@ -293,6 +294,9 @@ class FakeCometAPI:
     def _injected(inj: Injection) -> web.Response:
         status = inj.status or 500
         headers = dict(inj.headers or {})
+        if inj.body is not None:
+            headers.setdefault("Content-Type", inj.content_type or "application/octet-stream")
+            return web.Response(status=status, body=inj.body, headers=headers)
         if inj.text is not None:
             headers.setdefault("Content-Type", inj.content_type or "text/plain; charset=utf-8")
             return web.Response(status=status, body=inj.text.encode(), headers=headers)

@@ -489,10 +489,12 @@ class FakeDiscord(InteractionActions):
         headers: Mapping[str, str] | None = None,
         times: int | None = 1,
         delay: float = 0.0,
+        hold: float = 0.0,
     ) -> Fault:
         """Make the next ``times`` requests matching ``method`` ("*" for any) and ``path_regex`` (searched in
-        the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay."""
-        fault = make_fault(method, path_regex, status, json=json, headers=headers, times=times, delay=delay)
+        the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay, and/or
+        ``hold`` the answer that long after the request took effect (its RecordedRequest is marked ``held``)."""
+        fault = make_fault(method, path_regex, status, json=json, headers=headers, times=times, delay=delay, hold=hold)
         self.faults.append(fault)
         return fault
 
