@@ -7,6 +7,7 @@ read only after the modal is submitted: a modal must be the interaction's first 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +70,8 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
     async def on_submit(self, interaction: Interaction) -> None:
         ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, images=[self.chosen_image()], edit=True)
         self.bot.admission.check_early(ask)
-        message_id = await self.bot.launcher.acknowledge(interaction)
-        ask = ask_from(
-            interaction, JobKind.EDIT, ask.prompt, images=ask.images, edit=True, parent=await self.find_parent()
-        )
+        message_id = await self.bot.launcher.acknowledge(interaction)  # before the store is read for the parent
+        ask = dataclasses.replace(ask, parent=await self.find_parent())
         await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 
     # discord.py's Modal narrows BaseView.on_error (no item argument); mypy sees that as an override clash.
