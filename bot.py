@@ -81,7 +81,11 @@ class FluxBot(commands.AutoShardedBot):
         self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
         self.display = DiscordDisplay(self)
         self.runner = JobRunner(
-            self.service, self.store, self.display, max_concurrent=self.settings.max_concurrent_predictions
+            self.service,
+            self.store,
+            self.display,
+            max_concurrent=self.settings.max_concurrent_predictions,
+            input_image_mode=self.settings.input_image_mode,
         )
         self.admission = Admission(self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of)
         self.launcher = Launcher(self.admission, self.runner, self.display)

@@ -5,8 +5,9 @@ describe their request as an `Ask` and go through the same two steps:
 
 1. `check_early(ask)`: what can be judged with no I/O (the prompt, the attachments' descriptions, the
    options given for a named model, one by one). A mistake is answered before acknowledging.
-2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked,
-   the model's input assembled, and the job inserted by the store in one atomic step with the limits
+2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked
+   (and kept once in the store, the job referring to them: services/jobs/input_refs.py), the model's input
+   assembled, and the job inserted by the store in one atomic step with the limits
    (cooldown, jobs in flight, daily quotas). The job exists before any API call; a refusal raises
    `LimitReached` naming the limit, and nothing is stored.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
+from services.jobs.input_refs import EXTRA_KEY, KeptImages, keep
 from services.limits import Limits, Refusal
 from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
@@ -41,6 +43,7 @@ class Ask:
     given: Mapping[str, object] = field(default_factory=dict)  # options as given (None: not given)
     images: Sequence[ImageRef] = ()  # attachments, fetched and checked on admission
     image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
+    image_sha256: Mapping[str, str] = field(default_factory=dict)  # of image_urls: stored copies of links
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
 
@@ -101,10 +104,15 @@ class Admission:
         given = ask.given
         if ask.edit:
             given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
-        urls = ask.image_urls
-        if urls is None:
-            urls = await prepare(list(ask.images), self.attachments, mode=self.settings.input_image_mode)
-        resolved = resolve(ask.prompt, given, urls, context)
+        if ask.image_urls is None:
+            files = await prepare(list(ask.images), self.attachments)
+            kept = keep([ref.url for ref in ask.images], files, mode=self.settings.input_image_mode)
+        else:  # a reroll: the same references, nothing new to store
+            kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
+        resolved = resolve(ask.prompt, given, kept.values, context)
+        extra: dict[str, object] = {"notes": list(resolved.notes)} if resolved.notes else {}
+        if kept.sha256:
+            extra[EXTRA_KEY] = kept.sha256
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -119,9 +127,9 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra={"notes": list(resolved.notes)} if resolved.notes else {},
+            extra=extra,
         )
-        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
+        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
         if refusal is not None:
             raise LimitReached(refusal)
         return job

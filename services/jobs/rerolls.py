@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from services.jobs.admission import Ask
+from services.jobs.input_refs import IMAGE_KEYS, IMAGES_KEY, image_values, stored_links
 from services.store.models import Job, JobKind
-
-IMAGE_KEYS = ("input_image",)
-IMAGES_KEY = "input_images"
 
 
 def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | None) -> Ask:
-    """Same settings as `parent` (including its input images, for edits) and no seed, asked by `user_id`."""
+    """Same settings as `parent` (including its input images, for edits) and no seed, asked by `user_id`.
+
+    The input images are the parent's references to the stored bytes (or links to them): nothing is stored anew.
+    """
     model_input = dict(parent.input)
     prompt = str(model_input.pop("prompt", ""))
     model_input.pop("seed", None)
-    images = [str(model_input.pop(key)) for key in IMAGE_KEYS if key in model_input]
-    several = model_input.pop(IMAGES_KEY, None)
-    if isinstance(several, list):
-        images += [str(url) for url in several]
+    images = image_values(model_input)
+    for key in (*IMAGE_KEYS, IMAGES_KEY):
+        model_input.pop(key, None)
+    links = stored_links(parent.extra)
     return Ask(
         kind=JobKind.REROLL,
         user_id=user_id,
@@ -26,5 +27,6 @@ def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | No
         prompt=prompt,
         given={"model": parent.model, **model_input},
         image_urls=images,
+        image_sha256={value: links[value] for value in images if value in links},
         parent=parent,
     )

@@ -32,6 +32,7 @@ from services.cometapi.service import PredictionService
 from services.errors import ApiError, Canceled, ServiceError
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
+from services.jobs.input_refs import api_input
 from services.jobs.posted_images import PostedImages
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
@@ -84,10 +85,19 @@ class JobDisplay(Protocol):
 
 
 class JobRunner:
-    def __init__(self, service: PredictionService, store: Store, display: JobDisplay, *, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        service: PredictionService,
+        store: Store,
+        display: JobDisplay,
+        *,
+        max_concurrent: int,
+        input_image_mode: str = "url",
+    ) -> None:
         self.service = service
         self.store = store
         self.display = display
+        self.input_image_mode = input_image_mode  # how stored input images are sent (services/jobs/input_refs.py)
         self.limiter = FairLimiter(max_concurrent)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
@@ -204,19 +214,23 @@ class JobRunner:
         try:
             # Shown before the claim: a stop before the claim leaves the job "queued", to be submitted on restart.
             await self._show(job, "starting")
+            # Stored input images become what the API gets (a link, or the bytes once it has expired). Done
+            # before the claim: if it fails, or the process stops meanwhile, nothing was sent and the job is
+            # still "queued" (failed with the reason, or resumed at restart), never "interrupted".
+            model_input = await api_input(job, self.store, mode=self.input_image_mode, now=time.time())
             claimed = await self.store.transition(
                 job.id, [JobStatus.QUEUED], JobStatus.SUBMITTING, submitted_at=time.time()
             )
             if claimed is None:
                 return None
-            job, prediction = await self._create(claimed)
+            job, prediction = await self._create(claimed, model_input)
             done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
             return await self._delivering(job), done
         finally:
             self.limiter.release()
 
-    async def _create(self, job: Job) -> tuple[Job, Prediction]:
-        """Create the prediction and record its id, even if this task is cancelled meanwhile.
+    async def _create(self, job: Job, model_input: dict[str, object]) -> tuple[Job, Prediction]:
+        """Create the prediction for `model_input` (`job.input` as sent) and record its id, even if cancelled.
 
         A create interrupted half-way would be paid for and then lost; so the create and the recording of
         its id run to the end, and the cancellation is raised after (the job then has a prediction id to
@@ -225,7 +239,7 @@ class JobRunner:
 
         async def create_and_record() -> tuple[Job, Prediction]:
             self.counts["create"] += 1
-            prediction = await self.service.create(job.model, job.input)
+            prediction = await self.service.create(job.model, model_input)
             running = await self.store.transition(
                 job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, prediction_id=prediction.id
             )

@@ -43,6 +43,7 @@ from services.store.models import (
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
     GuildSettings,
+    InputImage,
     Job,
     JobKind,
     JobStatus,
@@ -98,13 +99,16 @@ class Store(ABC):
         """Insert a new job. Raises `DuplicateJob` if its id is already stored."""
 
     @abstractmethod
-    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+    async def admit_job(
+        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+    ) -> Refusal | None:
         """Insert `job` if its user (and server) are within `limits`, in one atomic step; else say which limit.
 
         The cooldown, the jobs in flight and the daily quotas are counted and the job inserted in one
         transaction that concurrent admissions of the same user or server wait for (across processes on
         PostgreSQL), so commands that race each other can never exceed a limit together. The job's
-        `image_count` is the number of images it reserves.
+        `image_count` is the number of images it reserves. `images` (the input images its `input` refers
+        to) are stored in the same transaction as by `put_input_image`, and only if the job is admitted.
         """
 
     @abstractmethod
@@ -150,6 +154,16 @@ class Store(ABC):
     @abstractmethod
     async def last_job_at(self, user_id: int) -> float | None:
         """`created_at` of the user's newest job of any status (for cooldowns), or None."""
+
+    # Input images
+
+    @abstractmethod
+    async def put_input_image(self, image: InputImage) -> None:
+        """Keep an input image under its sha256. The same bytes again change nothing (one row per content)."""
+
+    @abstractmethod
+    async def get_input_image(self, sha256: str) -> InputImage | None:
+        """The input image stored under this sha256, or None."""
 
     # Guild settings
 

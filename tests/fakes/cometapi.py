@@ -10,6 +10,7 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
     fake.inject("get", status=503, headers={"Retry-After": "1"})
     fake.requests, fake.creates(), fake.predictions[pred_id].done_at_wall, fake.file_bytes(url)
     await fake.wait_for(fake.creates)       # re-checked at every request until it returns something truthy
+    fake.check_input_images = True          # fetch/decode input images like the API; see cometapi_inputs.py
     await fake.close()
 
 Routes: POST /replicate/v1/models/{owner}/{name}/predictions, GET /replicate/v1/predictions/{id},
@@ -38,12 +39,14 @@ import string
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from tests.fakes.cometapi_images import FileBody, ImageFactory
+from tests.fakes.cometapi_inputs import look_at_inputs
 from tests.fakes.cometapi_models import (
     MODELS,
     NOT_IMAGE_HTML,
@@ -90,6 +93,10 @@ class FakeCometAPI:
         self.default_outcome = Outcome()
         self.cancel_status: int | None = None  # 404 or 405: the cancel route answers that (not supported)
         self.prefer_wait = True  # honour "Prefer: wait[=N]" on create as Replicate does
+        # Fetch (URL) or decode (data: URI) every input image on create, as the API does, failing the prediction
+        # when one is unusable; what it got goes in prediction.extra["inputs"]. Off by default: many tests
+        # send made-up URLs that no server answers.
+        self.check_input_images = False
         self.base_url = ""
         self._rng = random.Random(seed)
         self._outcomes: deque[list[Any]] = deque()  # [Outcome, times left]
@@ -185,6 +192,7 @@ class FakeCometAPI:
         self.default_outcome = Outcome()
         self.cancel_status = None
         self.prefer_wait = True
+        self.check_input_images = False
         self._rng = random.Random(self.seed)
 
     def creates(self) -> list[RecordedRequest]:
@@ -367,6 +375,8 @@ class FakeCometAPI:
         wait = self._prefer_wait_seconds(request) if self.prefer_wait else None
 
         async def answer(headers: dict[str, str]) -> web.StreamResponse:
+            if self.check_input_images:
+                await self._check_input_images(pred)
             if wait is not None:
                 end = pred.end_offset
                 until = wait if end is None else min(wait, end)
@@ -374,6 +384,14 @@ class FakeCometAPI:
             return self._render(pred, 201, headers)
 
         return answer
+
+    @staticmethod
+    async def _check_input_images(pred: FakePrediction) -> None:
+        seen = await look_at_inputs(pred.input)
+        pred.extra["inputs"] = [each.as_json() for each in seen]
+        problems = [each.problem for each in seen if each.problem]
+        if problems:
+            pred.outcome = replace(pred.outcome, status="failed", error=problems[0])
 
     @staticmethod
     def _prefer_wait_seconds(request: web.Request) -> float | None:
@@ -551,7 +569,15 @@ class FakeCometAPI:
     async def _ctl_config(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             data = await self._json_body(request)
-            allowed = {"api_key", "speed", "image_size", "cancel_status", "prefer_wait", "default_outcome"}
+            allowed = {
+                "api_key",
+                "speed",
+                "image_size",
+                "cancel_status",
+                "prefer_wait",
+                "check_input_images",
+                "default_outcome",
+            }
             if set(data) - allowed:
                 return self._bad(f"unknown settings: {sorted(set(data) - allowed)}; allowed: {sorted(allowed)}")
             try:
@@ -568,6 +594,7 @@ class FakeCometAPI:
                 "image_size": self.image_size,
                 "cancel_status": self.cancel_status,
                 "prefer_wait": self.prefer_wait,
+                "check_input_images": self.check_input_images,
                 "default_outcome": self.default_outcome.to_json(),
                 "base_url": self.base_url,
             }

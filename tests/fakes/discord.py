@@ -99,6 +99,7 @@ DEFAULT_BOT_USER_ID = 1_200_000_000_000_000_002
 DEFAULT_OWNER_ID = 1_200_000_000_000_000_003
 # GATEWAY_MESSAGE_CONTENT_LIMITED: the app may ask for the message content intent
 DEFAULT_APPLICATION_FLAGS = 1 << 19
+CDN_LINK_SECONDS = 86_400  # how long a CDN link lasts (Discord: about a day)
 
 
 class FakeDiscord(InteractionActions):
@@ -156,6 +157,9 @@ class FakeDiscord(InteractionActions):
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []  # requests to routes the fake does not know
         self.cdn_requests: list[str] = []
+        # Seconds added to the clock the CDN signs links with and checks their expiry against: a test sets it
+        # to -2 days to post an image "two days ago", then back to 0, and its links have expired.
+        self.cdn_time_shift = 0.0
         self.internal_errors: list[Exception] = []  # bugs in the fake itself; tests should assert it stays empty
         # request bodies Discord's OpenAPI description forbids (answered 400 / 50035); tests assert it stays empty
         self.spec_violations: list[Violation] = []
@@ -220,10 +224,14 @@ class FakeDiscord(InteractionActions):
         return f"ws://{self.host}:{self._port}/gateway"
 
     def cdn_url(self, path: str) -> str:
-        # real attachment URLs carry signed expiry parameters; keep their shape so URL handling is tested
-        now = int(time.time())
+        # real attachment URLs carry signed expiry parameters (ex: expiry, is: issued, hex epoch seconds); the
+        # CDN refuses a link past its `ex` (see RestApi.cdn)
+        now = int(self.cdn_now())
         sig = hashlib.sha256(f"{path}{now}".encode()).hexdigest()
-        return f"{self.base_url}{path}?ex={now + 86_400:x}&is={now:x}&hm={sig}&"
+        return f"{self.base_url}{path}?ex={now + CDN_LINK_SECONDS:x}&is={now:x}&hm={sig}&"
+
+    def cdn_now(self) -> float:
+        return time.time() + self.cdn_time_shift
 
     # ---- world building ------------------------------------------------------------------------
 

@@ -760,6 +760,12 @@ class RestApi:
             att = self.fake.attachments[int(request.match_info["attachment_id"])]
         except (KeyError, ValueError):
             return web.Response(status=404, text="Not Found")
+        try:
+            expired = int(request.query.get("ex", ""), 16) < self.fake.cdn_now()
+        except ValueError:
+            expired = False  # an unsigned link, as links were before 2024: served
+        if expired:  # Discord's answer to a signed link past its expiry
+            return web.Response(status=404, text="This content is no longer available.")
         if att.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
         return web.Response(body=att.data, content_type=att.content_type)
