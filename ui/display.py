@@ -122,13 +122,15 @@ class DiscordDisplay:
             notes.append(f"{skipped} image(s) were over this server's upload limit and could not be attached.")
         if len(groups) > 1:
             notes.append(f"The images did not fit in one message, so they follow in {len(groups) - 1} more.")
-        embed = result_embed(job, delivery.seconds, notes)
+        first, rest = groups[0], groups[1:]
+        # The per-image buttons (V1, E1, ...) name images by their place in this message: only those in it.
+        embed = result_embed(job, delivery.seconds, notes, shown=len(first))
         try:
-            first, rest = groups[0], groups[1:]
 
             async def edit_result() -> None:
                 with _files(first) as files:
-                    await self._edit(job, content=None, embeds=[embed], attachments=files, view=result_view(job.id))
+                    view = result_view(job.id, len(first))
+                    await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
 
             await self._retrying(edit_result)
             for group in rest:
@@ -141,7 +143,8 @@ class DiscordDisplay:
             if exc.code != 50013:
                 raise MessageGone() from exc
             reason = "I need the **Attach Files** permission in this channel to post the images."
-            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id))
+            embed = result_embed(job, delivery.seconds, notes, shown=0)
+            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id, 0))
             raise NotDelivered(reason) from exc
         finally:
             self._live.pop(job.id, None)

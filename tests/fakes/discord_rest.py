@@ -751,8 +751,8 @@ class RestApi:
             att = self.fake.attachments[int(request.match_info["attachment_id"])]
         except (KeyError, ValueError):
             return web.Response(status=404, text="Not Found")
-        if att.filename != request.match_info["filename"]:
-            return web.Response(status=404, text="Not Found")
+        if att.filename != request.match_info["filename"] or not self.fake.link_is_current(att, request.query):
+            return web.Response(status=404, text="Not Found")  # also what Discord's CDN answers for an expired link
         return web.Response(body=att.data, content_type=att.content_type)
 
 
