@@ -43,6 +43,7 @@ EXTENSIONS = (
     "cogs.vary",
     "cogs.reroll",
     "cogs.cancel",
+    "cogs.history",
     "cogs.settings",
     "cogs.prefs",
 )
