@@ -35,15 +35,25 @@ def setup_guild(world):
     return guild, channel, admin, alice, bob
 
 
-async def delivered(bot, handle):
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+async def delivered(world, bot, handle):
+    """The result a click or command led to, failing at once with what the bot said if it refused or failed."""
+
+    def outcome():
+        original = handle.original_message()
+        if original is not None and (original.attachments or "⚠️" in original.content or "🛑" in original.content):
+            return original
+        refusals = [m for m in handle.followups() if m.content]
+        return refusals[-1] if refusals else None
+
+    final = await world.discord.wait_for(outcome, timeout=10, what=f"the outcome of {handle!r}")
+    assert final.attachments, f"no images; the bot said: {final.content!r}"
     job = await bot.store.job_by_message(final.id)
     return final, await wait_status(bot, job.id, "succeeded")
 
 
 async def result_of(world, bot, guild, channel, user, prompt="a lighthouse at dusk", **options):
     handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": prompt, **options})
-    return await delivered(bot, handle)
+    return await delivered(world, bot, handle)
 
 
 def rows(message):
@@ -57,7 +67,7 @@ def link_to(message):
 
 async def click_vary(world, bot, result, custom_id, user):
     handle = await world.discord.click_button(result, custom_id, user)
-    return await delivered(bot, handle)
+    return await delivered(world, bot, handle)
 
 
 async def click_edit(world, bot, result, custom_id, user, instruction="add snow"):
@@ -68,7 +78,7 @@ async def click_edit(world, bot, result, custom_id, user, instruction="add snow"
     fields = [c["custom_id"] for row in modal["components"] for c in row["components"]]
     assert fields == ["instruction"], "an edit of one named image does not ask which image"
     submitted = await world.discord.submit_modal(click, {"instruction": instruction}, user_id=user.id)
-    return await delivered(bot, submitted)
+    return await delivered(world, bot, submitted)
 
 
 def assert_variation_of(child, parent, result, n, strength, user):
@@ -101,7 +111,7 @@ async def test_every_button_under_one_image(world):
         _, strong = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:strong", alice)
         _, edit = await click_edit(world, bot, result, f"flux:edit:{parent.id}", alice)
         reroll_handle = await world.discord.click_button(result, f"flux:reroll:{parent.id}", alice)
-        _, reroll = await delivered(bot, reroll_handle)
+        _, reroll = await delivered(world, bot, reroll_handle)
     assert_variation_of(subtle, parent, result, 1, SUBTLE, alice)
     assert_variation_of(strong, parent, result, 1, STRONG, alice)
     assert_edit_of(edit, parent, result, 1)
@@ -130,7 +140,9 @@ async def test_every_button_under_several_images(world, count):
         assert f"V1-V{count}" in result.embeds[0]["footer"]["text"]
         variations = [await click_vary(world, bot, result, f"flux:vary:{parent.id}:{n}:strong", alice) for n in numbers]
         edits = [await click_edit(world, bot, result, f"flux:edit:{parent.id}:{n}", alice) for n in numbers]
-        _, reroll = await delivered(bot, await world.discord.click_button(result, f"flux:reroll:{parent.id}", alice))
+        _, reroll = await delivered(
+            world, bot, await world.discord.click_button(result, f"flux:reroll:{parent.id}", alice)
+        )
     for n, (message, child) in zip(numbers, variations, strict=True):
         assert_variation_of(child, parent, result, n, STRONG, alice)
         assert child.input["num_outputs"] == count  # a grid varies into a grid
@@ -220,7 +232,7 @@ async def test_a_reroll_of_a_variation_varies_the_same_image_again(world):
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         varied, variation = await click_vary(world, bot, result, f"flux:vary:{parent.id}:2:strong", alice)
         handle = await world.discord.click_button(varied, f"flux:reroll:{variation.id}", alice)
-        again_message, again = await delivered(bot, handle)
+        again_message, again = await delivered(world, bot, handle)
         # V1 on the variation's own grid: a variation of a variation, from the variation's image.
         _, deeper = await click_vary(world, bot, varied, f"flux:vary:{variation.id}:1:strong", alice)
     assert (again.kind, again.parent_id, again.model) == ("reroll", variation.id, DEV)
@@ -300,7 +312,7 @@ async def test_a_variation_whose_parent_message_is_deleted_meanwhile_still_arriv
         handle = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:subtle", alice)
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
         await world.discord.delete_message(channel.id, result.id)
-        _, child = await delivered(bot, handle)
+        _, child = await delivered(world, bot, handle)
     assert child.parent_id == parent.id
 
 
