@@ -109,12 +109,13 @@ async def test_every_button_under_one_image(world):
         ]
         subtle_msg, subtle = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:subtle", alice)
         _, strong = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:strong", alice)
-        _, edit = await click_edit(world, bot, result, f"flux:edit:{parent.id}", alice)
+        edit_msg, edit = await click_edit(world, bot, result, f"flux:edit:{parent.id}", alice)
         reroll_handle = await world.discord.click_button(result, f"flux:reroll:{parent.id}", alice)
         _, reroll = await delivered(world, bot, reroll_handle)
     assert_variation_of(subtle, parent, result, 1, SUBTLE, alice)
     assert_variation_of(strong, parent, result, 1, STRONG, alice)
     assert_edit_of(edit, parent, result, 1)
+    assert {"name": "Aspect ratio", "value": "as the input", "inline": True} in edit_msg.embeds[0]["fields"]
     assert (reroll.kind, reroll.parent_id, reroll.model) == ("reroll", parent.id, SCHNELL)
     assert len({job.input["seed"] for job in (parent, subtle, strong, reroll)}) == 4
     assert len(world.comet.creates()) == 5  # exactly one create per click

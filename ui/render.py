@@ -90,7 +90,7 @@ def result_embed(job: Job, seconds: float, notes: list[str], *, shown: int = 1) 
     embed.add_field(name="Seed", value=str(job.input.get("seed", "?")))
     ratio = job.input.get("aspect_ratio")
     if ratio:
-        embed.add_field(name="Aspect ratio", value=str(ratio))
+        embed.add_field(name="Aspect ratio", value="as the input" if ratio == "match_input_image" else str(ratio))
     embed.add_field(name="Time", value=f"{seconds:.1f} s")
     # A mention inside an embed never pings; allowed_mentions is also none on every message.
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
