@@ -37,7 +37,16 @@ from ui.views import JobButton, JobButtons
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.reroll", "cogs.cancel", "cogs.settings", "cogs.prefs")
+EXTENSIONS = (
+    "cogs.imagine",
+    "cogs.edit",
+    "cogs.vary",
+    "cogs.reroll",
+    "cogs.cancel",
+    "cogs.history",
+    "cogs.settings",
+    "cogs.prefs",
+)
 DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
 

@@ -1,6 +1,7 @@
-"""Editing images with FLUX Kontext: ✏️ Edit on results and "Edit with FLUX" on any message with an image.
+"""Editing images with FLUX Kontext: ✏️ Edit and E1..En on results, and "Edit with FLUX" on any message with an
+image.
 
-Both open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
+All open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
 live progress, and linked to the job whose result it edits (when the image is one of ours). The store is
 read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
 """
@@ -17,26 +18,18 @@ from discord.ext import commands
 
 from services.errors import BadInput
 from services.rules.catalogue import MAX_PROMPT_CHARS
-from services.rules.input_images import ACCEPTED_TYPES, ImageRef
+from services.rules.input_images import ImageRef
 from services.store.models import Job, JobKind
+from ui.attachments import image_at, image_refs
 from ui.errors import report_error
 from ui.launch import ask_from
+from ui.views import Press
 
 if TYPE_CHECKING:
     from bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 FindParent = Callable[[], Awaitable[Job | None]]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-
-
-def image_refs(message: discord.Message) -> list[ImageRef]:
-    """The message's attachments that look like images (they are checked again once downloaded)."""
-    return [
-        ImageRef(a.url, a.filename, a.size, a.content_type)
-        for a in message.attachments
-        if (a.content_type or "").split(";")[0] in ACCEPTED_TYPES or a.filename.lower().endswith(IMAGE_SUFFIXES)
-    ]
 
 
 class EditModal(discord.ui.Modal, title="Edit with FLUX"):
@@ -48,27 +41,35 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
         custom_id="instruction",
     )
 
-    def __init__(self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent) -> None:
+    def __init__(
+        self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent, *, chosen: int | None = None
+    ) -> None:
         super().__init__(timeout=900)
-        self.bot, self.images, self.find_parent = bot, images, find_parent
+        self.bot, self.images, self.find_parent, self.chosen = bot, images, find_parent, chosen
         self.which: discord.ui.TextInput[EditModal] | None = None
-        if len(images) > 1:
+        if chosen is None and len(images) > 1:
             self.which = discord.ui.TextInput(
                 label=f"Which image (1-{len(images)})", default="1", max_length=2, required=False, custom_id="which"
             )
             self.add_item(self.which)
 
-    def chosen_image(self) -> ImageRef:
+    def chosen_position(self) -> int:
+        """The image's place in the message (1-based): the button's, or the one typed in "Which image"."""
+        if self.chosen is not None:
+            return self.chosen
         if self.which is None or not self.which.value.strip():
-            return self.images[0]
+            return 1
         text = self.which.value.strip()
         index = int(text) if text.isdigit() else 0
         if not 1 <= index <= len(self.images):
             raise BadInput(f"Pick an image number from 1 to {len(self.images)}.")
-        return self.images[index - 1]
+        return index
 
     async def on_submit(self, interaction: Interaction) -> None:
-        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, images=[self.chosen_image()], edit=True)
+        position = self.chosen_position()
+        image = image_at(self.images, position, doing="edit")
+        fields: dict[str, Any] = {"images": [image], "edit": True, "of_image": position}
+        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, **fields)
         self.bot.admission.check_early(ask)
         message_id = await self.bot.launcher.acknowledge(interaction)  # before the store is read for the parent
         ask = dataclasses.replace(ask, parent=await self.find_parent())
@@ -101,19 +102,20 @@ class Edit(commands.Cog):
 
         await self.open(interaction, image_refs(message), parent)
 
-    async def on_button(self, interaction: Interaction, job_id: str) -> None:
-        """✏️ Edit on a result."""
-        images = image_refs(interaction.message) if interaction.message is not None else []
+    async def on_button(self, interaction: Interaction, press: Press) -> None:
+        """✏️ Edit (asks which image when there are several) or E1..En (that image) on a result."""
+        images = image_refs(interaction.message)
 
         async def parent() -> Job | None:
-            return await self.bot.store.get_job(job_id)
+            return await self.bot.store.get_job(press.job_id)
 
-        await self.open(interaction, images, parent)
+        await self.open(interaction, images, parent, chosen=press.image)
 
-    async def open(self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent) -> None:
-        if not images:
-            raise BadInput("That message has no image to edit: attach a PNG, JPEG, GIF or WebP.")
-        await interaction.response.send_modal(EditModal(self.bot, images, find_parent))
+    async def open(
+        self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent, *, chosen: int | None = None
+    ) -> None:
+        image_at(images, chosen or 1, doing="edit")  # refused now, before the modal, if it is not there
+        await interaction.response.send_modal(EditModal(self.bot, images, find_parent, chosen=chosen))
 
 
 async def setup(bot: FluxBot) -> None:

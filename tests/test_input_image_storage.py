@@ -122,8 +122,9 @@ async def test_data_uri_mode_stores_an_edit_image_once_for_the_edit_and_three_re
         sent, seen = sent_image(world, job)
         assert sent.startswith("data:image/png;base64,")
         assert (seen["source"], seen["sha256"]) == ("data_uri", sha(picture))
-    # One copy of the picture (and four small job rows), where each row used to hold it as a data: URI.
-    assert len(picture) <= grown < 1.5 * len(picture), f"the database grew by {grown} bytes"
+    # One copy of the picture (and four small job rows), where each row used to hold it as a data: URI. (A little
+    # under one copy is possible: SQLite reuses pages the migrations freed.)
+    assert 0.9 * len(picture) <= grown < 1.5 * len(picture), f"the database grew by {grown} bytes"
 
 
 async def test_url_mode_rerolls_send_a_fresh_link_and_the_stored_bytes_of_an_expired_one(world_any_store):

@@ -147,7 +147,7 @@ class DiscordDisplay:
         if job.message_id is None or job.message_id not in shown.values():
             first = groups.pop(0) if groups else []
             split = [f"The images did not fit in one message, so they follow in {len(groups)} more."] if groups else []
-            await self._edit_result(job, result_embed(job, delivery.seconds, notes + split), first)
+            await self._edit_result(job, result_embed(job, delivery.seconds, notes + split, shown=len(first)), first)
             count += len(first)
             if groups and job.message_id is not None:  # (a lone message is simply edited again on a resume)
                 await record.add([index for index, _, _ in first], job.message_id, upload_limit=limit)
@@ -172,7 +172,8 @@ class DiscordDisplay:
 
         async def edit_result() -> None:
             with _files(first) as files:
-                await self._edit(job, content=None, embeds=[embed], attachments=files, view=result_view(job.id))
+                view = result_view(job.id, len(first))  # V1, E1... name images by their place in this message
+                await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
 
         try:
             await self._retrying(edit_result)
@@ -180,7 +181,7 @@ class DiscordDisplay:
             if exc.code != 50013:
                 raise MessageGone() from exc
             reason = "I need the **Attach Files** permission in this channel to post the images."
-            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id))
+            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id, 0))
             raise NotDelivered(reason) from exc
         if not first:  # every image was left out (the embed's note says why)
             reason = "None of the images could be posted."

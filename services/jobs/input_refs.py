@@ -27,7 +27,7 @@ from services.errors import BadInput
 from services.store.base import Store
 from services.store.models import InputImage, Job
 
-IMAGE_KEYS = ("input_image",)  # parameters holding one input image
+IMAGE_KEYS = ("input_image", "image", "image_prompt")  # parameters holding one input image (edits, variations)
 IMAGES_KEY = "input_images"  # the parameter holding a list of them
 EXTRA_KEY = "input_sha256"  # in Job.extra: {CDN link: sha256 of the stored bytes}
 REF_PREFIX = "stored:"

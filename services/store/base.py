@@ -28,7 +28,7 @@ import logging
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -118,6 +118,19 @@ class Store(ABC):
     @abstractmethod
     async def job_by_message(self, message_id: int) -> Job | None:
         """The job whose reply is this message (the newest if several), or None."""
+
+    @abstractmethod
+    async def recent_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+    ) -> list[Job]:
+        """The jobs of one user and/or one server, newest first: `limit` of them after the first `offset`.
+
+        At least one of `user_id` and `guild_id` must be given (ValueError otherwise).
+        """
+
+    @abstractmethod
+    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        """How many jobs `recent_jobs` pages through for the same filter."""
 
     @abstractmethod
     async def transition(
@@ -322,6 +335,26 @@ def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
                 raise TypeError(f"job field {name} must be a str, got {type(value).__name__}")
             encoded[name] = value
     return encoded
+
+
+def history_filter(
+    user_id: int | None, guild_id: int | None, placeholder: Callable[[int], str]
+) -> tuple[str, list[object]]:
+    """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based)."""
+    conditions: list[str] = []
+    params: list[object] = []
+    for column, value in (("user_id", user_id), ("guild_id", guild_id)):
+        if value is not None:
+            params.append(value)
+            conditions.append(f"{column} = {placeholder(len(params))}")
+    if not conditions:
+        raise ValueError("a job history needs a user_id or a guild_id")
+    return " AND ".join(conditions), params
+
+
+def check_paging(limit: int, offset: int) -> None:
+    if limit < 1 or offset < 0:
+        raise ValueError(f"bad page: limit {limit}, offset {offset}")
 
 
 def check_statuses(from_statuses: Sequence[str] | str, to_status: str) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ class JobKind(StrEnum):
     IMAGINE = "imagine"
     REROLL = "reroll"
     EDIT = "edit"
+    VARIATION = "variation"
 
 
 JOB_STATUSES: Final[tuple[str, ...]] = tuple(JobStatus)
@@ -64,7 +65,7 @@ class Job:
     input: dict[str, object]  # the full `input` object sent to the API (incl. seed, prompt)
     status: JobStatus
     created_at: float
-    parent_id: str | None = None  # the job this one rerolls or edits
+    parent_id: str | None = None  # the job this one rerolls, edits or varies
     message_id: int | None = field(default=None, metadata=_MUTABLE)  # the bot's reply showing progress/result
     prediction_id: str | None = field(default=None, metadata=_MUTABLE)
     error: str | None = field(default=None, metadata=_MUTABLE)

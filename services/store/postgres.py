@@ -47,11 +47,13 @@ from services.store.base import (
     MigrationError,
     Store,
     StoreError,
+    check_paging,
     check_statuses,
     dump_json,
     encode_job_fields,
     guild_settings_from_row,
     guild_settings_params,
+    history_filter,
     job_from_row,
     job_params,
     load_json_object,
@@ -267,6 +269,24 @@ class PostgresStore(Store):
             message_id,
         )
         return jobs[0] if jobs else None
+
+    async def recent_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+    ) -> list[Job]:
+        check_paging(limit, offset)
+        where, params = history_filter(user_id, guild_id, lambda n: f"${n}")
+        n = len(params)
+        return await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC "  # noqa: S608
+            f"LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params,
+            limit,
+            offset,
+        )
+
+    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        where, params = history_filter(user_id, guild_id, lambda n: f"${n}")
+        return int(await self._fetch_value(f"SELECT COUNT(*) FROM jobs WHERE {where}", *params) or 0)  # noqa: S608
 
     async def transition(
         self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object

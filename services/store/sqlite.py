@@ -26,11 +26,13 @@ from services.store.base import (
     MigrationError,
     Store,
     StoreError,
+    check_paging,
     check_statuses,
     dump_json,
     encode_job_fields,
     guild_settings_from_row,
     guild_settings_params,
+    history_filter,
     job_from_row,
     job_params,
     load_json_object,
@@ -180,6 +182,20 @@ class SqliteStore(Store):
             f"SELECT {JOB_SELECT} FROM jobs WHERE message_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",  # noqa: S608
             (message_id,),
         )
+
+    async def recent_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+    ) -> list[Job]:
+        check_paging(limit, offset)
+        where, params = history_filter(user_id, guild_id, lambda _: "?")
+        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # noqa: S608
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, [*params, limit, offset])
+        return [job_from_row(row) for row in rows]
+
+    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        where, params = history_filter(user_id, guild_id, lambda _: "?")
+        return int(await self._scalar(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
         self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object

@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
@@ -177,6 +177,7 @@ class FakeDiscord(InteractionActions):
         self._change = asyncio.Event()
         self._abort: BaseException | None = None
         self.default_ids: dict[str, int] = {}  # used by the control API when a request omits ids
+        self._link_generation = 0  # bumped by renew_attachment_links(): older signed links stop working
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -225,13 +226,25 @@ class FakeDiscord(InteractionActions):
 
     def cdn_url(self, path: str) -> str:
         # real attachment URLs carry signed expiry parameters (ex: expiry, is: issued, hex epoch seconds); the
-        # CDN refuses a link past its `ex` (see RestApi.cdn)
+        # CDN refuses a link past its `ex`, or one whose signature was renewed since (see RestApi.cdn)
         now = int(self.cdn_now())
-        sig = hashlib.sha256(f"{path}{now}".encode()).hexdigest()
+        sig = hashlib.sha256(f"{path}{now}:{self._link_generation}".encode()).hexdigest()
         return f"{self.base_url}{path}?ex={now + CDN_LINK_SECONDS:x}&is={now:x}&hm={sig}&"
 
     def cdn_now(self) -> float:
         return time.time() + self.cdn_time_shift
+
+    def renew_attachment_links(self) -> None:
+        """A day passes: every attachment link Discord handed out expires (its CDN answers 404 for it), and
+        messages are served from now on with newly signed links, as Discord does."""
+        self._link_generation += 1
+        for att in self.attachments.values():
+            att.url = att.proxy_url = self.cdn_url(urlsplit(att.url).path)
+
+    def link_is_current(self, att: StoredAttachment, query: Mapping[str, str]) -> bool:
+        """Whether a CDN request's signature is the attachment's current one (unsigned requests pass)."""
+        signature = query.get("hm")
+        return signature is None or parse_qs(urlsplit(att.url).query).get("hm") == [signature]
 
     # ---- world building ------------------------------------------------------------------------
 

@@ -766,7 +766,7 @@ class RestApi:
             expired = False  # an unsigned link, as links were before 2024: served
         if expired:  # Discord's answer to a signed link past its expiry
             return web.Response(status=404, text="This content is no longer available.")
-        if att.filename != request.match_info["filename"]:
+        if att.filename != request.match_info["filename"] or not self.fake.link_is_current(att, request.query):
             return web.Response(status=404, text="Not Found")
         return web.Response(body=att.data, content_type=att.content_type)
 
