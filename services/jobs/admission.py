@@ -6,9 +6,10 @@ describe their request as an `Ask` and go through the same two steps:
 1. `check_early(ask)`: what can be judged with no I/O (the prompt, the attachments' descriptions, the
    options given for a named model, one by one). A mistake is answered before acknowledging.
 2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked,
-   the model's input assembled, and the job inserted by the store in one atomic step with the limits
-   (cooldown, jobs in flight, daily quotas). The job exists before any API call; a refusal raises
-   `LimitReached` naming the limit, and nothing is stored.
+   the model's input assembled and held to the server's moderation rules (blocked words, safety settings by
+   channel), its cost estimated, and the job inserted by the store in one atomic step with the limits
+   (cooldown, jobs in flight, daily quotas, budgets in dollars). The job exists before any API call; a
+   refusal raises `LimitReached` naming the limit, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
+from services.jobs.leases import LeaseTerms
 from services.limits import Limits, Refusal
 from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
+from services.rules.moderation import Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, edit_model, resolve
+from services.rules.pricing import estimate_cost, to_micros
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
 
@@ -43,6 +47,7 @@ class Ask:
     image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
+    age_restricted: bool = False  # asked in an age-restricted (NSFW) channel: permissive settings may be allowed
 
 
 class LimitReached(BadInput):
@@ -61,11 +66,15 @@ class Admission:
         attachments: Downloader,
         *,
         shard_of: Callable[[int | None], int],
+        lease: LeaseTerms | None = None,
+        on_admitted: Callable[[Job], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.attachments = attachments
         self.shard_of = shard_of
+        self.lease = lease or LeaseTerms()
+        self.on_admitted = on_admitted  # e.g. metrics: counted once the job is stored
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
@@ -98,6 +107,8 @@ class Admission:
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id, ask.user_id)
+        moderation = Moderation.of(context.guild)
+        check_prompt(ask.prompt, moderation)  # before the attachments are fetched: a refusal costs nothing
         given = ask.given
         if ask.edit:
             given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
@@ -105,6 +116,9 @@ class Admission:
         if urls is None:
             urls = await prepare(list(ask.images), self.attachments, mode=self.settings.input_image_mode)
         resolved = resolve(ask.prompt, given, urls, context)
+        model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
+        cost = to_micros(estimate_cost(resolved.model, model_input, self.settings.model_prices))
+        now = time.time()
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -113,17 +127,22 @@ class Admission:
             guild_id=ask.guild_id,
             shard_id=self.shard_of(ask.guild_id),
             model=resolved.model,
-            input=resolved.input,
+            input=model_input,
             status=JobStatus.QUEUED,
-            created_at=time.time(),
+            created_at=now,
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
             extra={"notes": list(resolved.notes)} if resolved.notes else {},
+            cost_microusd=cost,  # counted by the budgets from now on, like the images
+            lease_owner=self.lease.owner,
+            lease_expires_at=now + self.lease.seconds,
         )
         refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
         if refusal is not None:
             raise LimitReached(refusal)
+        if self.on_admitted is not None:
+            self.on_admitted(job)
         return job
 
     async def withdraw(self, job: Job, reason: str) -> None:

@@ -9,7 +9,9 @@ IMAGE_KEYS = ("input_image",)
 IMAGES_KEY = "input_images"
 
 
-def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | None) -> Ask:
+def reroll_ask(
+    parent: Job, *, user_id: int, channel_id: int, guild_id: int | None, age_restricted: bool = False
+) -> Ask:
     """Same settings as `parent` (including its input images, for edits) and no seed, asked by `user_id`."""
     model_input = dict(parent.input)
     prompt = str(model_input.pop("prompt", ""))
@@ -27,4 +29,5 @@ def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | No
         given={"model": parent.model, **model_input},
         image_urls=images,
         parent=parent,
+        age_restricted=age_restricted,
     )
