@@ -71,11 +71,12 @@ def to_micros(cost: Decimal) -> int:
 
 
 def dollars(micros: int) -> str:
-    """Millionths of a dollar as text for people: $0.003, $1.25, $12.50."""
+    """Millionths of a dollar as text for people: $0.003, $0.052, $1.25, $12.50 (cents from $1 up)."""
     value = Decimal(micros) / MICROS
-    if value != 0 and abs(value) < Decimal("0.01"):
-        return f"${value.normalize():f}"
-    return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if cents == value or abs(value) >= 1:
+        return f"${cents:,}"
+    return f"${value.quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP).normalize():f}"
 
 
 def parse_prices(text: str, known: Mapping[str, Price] = DEFAULT_PRICES) -> dict[str, Price]:
