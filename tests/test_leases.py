@@ -38,7 +38,10 @@ async def test_of_many_processes_claiming_an_expired_lease_exactly_one_gets_it(s
     try:
         owners = [f"process-{n}" for n in range(10)]
         claims = await asyncio.gather(
-            *(s.claim_lease(job.id, owner, now + LEASE, now=now) for s, owner in zip([store, other] * 5, owners))
+            *(
+                s.claim_lease(job.id, owner, now + LEASE, now=now)
+                for s, owner in zip([store, other] * 5, owners, strict=True)
+            )
         )
     finally:
         await other.close()
@@ -68,7 +71,7 @@ async def test_a_live_lease_is_kept_by_its_owner_and_refused_to_others(store):
 
 
 async def pg_jobs(admin, schema: str, sent: list[Sent]) -> dict[str, Job]:
-    rows = await admin.fetch(f'SELECT * FROM "{schema}".jobs')  # noqa: S608 (a schema the test made)
+    rows = await admin.fetch(f'SELECT * FROM "{schema}".jobs')  # (a schema the test made)
     by_message = {job.message_id: job for job in map(job_from_row, rows)}
     return {s.prompt: by_message[mid] for s in sent if (mid := s.handle.original_message_id) in by_message}
 
