@@ -31,7 +31,7 @@ from services.jobs.leases import LeaseTerms
 from services.jobs.runner import JobRunner
 from services.loopwatch import LoopWatch
 from services.metrics import Metrics
-from services.metrics_server import start_metrics_server
+from services.metrics_server import check_port, start_metrics_server
 from services.store import Store, open_store
 from services.store.preflight import check_database
 from ui.display import DiscordDisplay
@@ -248,6 +248,8 @@ def main(argv: list[str]) -> int:
         settings = load_settings(require_discord=True)
         configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout, log_format=settings.log_format)
         asyncio.run(check_database(settings.database_url))  # before login: a bad DATABASE_URL is a start-up mistake
+        if settings.metrics_port is not None and args.command != "sync":
+            check_port(settings.metrics_host, settings.metrics_port)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,15 +7,29 @@ answers) and 503 with the reason otherwise.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services.errors import ConfigError
 from services.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+def check_port(host: str, port: int) -> None:
+    """Before login: a METRICS_PORT that cannot be listened on is a start-up mistake (ConfigError)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError("METRICS_PORT", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 async def start_metrics_server(host: str, port: int, metrics: Metrics, health: Health) -> web.AppRunner:
