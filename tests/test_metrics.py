@@ -15,6 +15,7 @@ from services.config import configure_logging
 from tests.conftest import connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.e2e import KEY, World
 from tests.fakes.cometapi import Outcome
+from tests.test_faults_api import until
 from tests.test_imagine import imagine, setup_guild
 from tests.test_startup_mistakes import refusing_discord, run_bot  # noqa: F401 (a fixture)
 
@@ -49,9 +50,17 @@ async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
         assert await get(port, "/healthz") == (200, "ok\n")
         handle = await imagine(world, guild, channel, alice, prompt="a lighthouse", num_outputs=2)
         await handle.wait_original(lambda m: len(m.attachments) == 2, timeout=10)
-        status, text = await get(port, "/metrics")
-    assert status == 200
-    found = samples(text)
+        succeeded = ("flux_jobs_total", (("model", "flux-schnell"), ("status", "succeeded")))
+
+        async def scraped() -> (
+            dict[tuple[str, tuple[tuple[str, str], ...]], float] | None
+        ):  # the job is counted just after its images are posted
+            status, text = await get(port, "/metrics")
+            assert status == 200
+            found = samples(text)
+            return found if succeeded in found else None
+
+        found = await until(scraped, timeout=5, what="the job counted as succeeded")
     schnell = (("model", "flux-schnell"),)
     assert found[("flux_jobs_total", (("model", "flux-schnell"), ("status", "admitted")))] == 1
     assert found[("flux_jobs_total", (("model", "flux-schnell"), ("status", "succeeded")))] == 1

@@ -184,9 +184,9 @@ class JobRunner:
                 await self.renew()
                 if adopt:
                     await self.adopt()
-            except Exception:
+            except Exception as exc:
                 # The store is unreachable for now: try again next time (leases last three renewals).
-                log.exception("Could not renew or adopt job leases")
+                log.warning("Could not renew or adopt job leases (%s: %s); trying again", type(exc).__name__, exc)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job of this process: withdraw it from the queue or cancel its prediction."""
