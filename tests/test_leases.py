@@ -133,3 +133,76 @@ async def test_a_process_killed_for_good_has_its_jobs_adopted_and_finished_by_th
         await admin.close()
     assert "Adopted" in log_b.read_text()
     assert_clean_log(log_b)
+
+
+# --- a process that stalled past its lease ----------------------------------------------------------------
+
+
+class Shown:
+    """Stands in for Discord: what each process showed."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+        self.failed: list[str] = []
+
+    async def progress(self, job: Job, progress: object) -> None:
+        pass
+
+    async def deliver(self, job: Job, delivery: object) -> None:
+        self.delivered.append(job.id)
+
+    async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
+        self.failed.append(job.id)
+
+
+async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with_one_create():
+    """Process A works on a job but stalls past its lease; B adopts it. When A renews, it finds the job taken
+    over and stops its own work without ending the job; B polls the same prediction and delivers it."""
+    from services.cometapi.service import PredictionService
+    from services.config import load_settings
+    from services.jobs.leases import LeaseTerms
+    from services.jobs.runner import JobRunner
+    from tests.conftest import StoreTarget
+    from tests.e2e import KEY
+    from tests.fakes.cometapi import FakeCometAPI
+
+    comet = FakeCometAPI(api_key=KEY, image_size=1000)
+    await comet.start()
+    comet.queue_outcome(Outcome(duration=1.5))
+    try:
+        async with postgres_schema() as schema:
+            target = StoreTarget("postgres", postgres_test_url(), schema)
+            store_a, store_b = await target.open(), await target.open()
+            settings = load_settings({"COMETAPI_KEY": KEY, "COMETAPI_BASE_URL": comet.base_url}, require_discord=False)
+            shown_a, shown_b = Shown(), Shown()
+            try:
+                async with PredictionService.open(settings) as service:
+                    a = JobRunner(service, store_a, shown_a, max_concurrent=2, lease=LeaseTerms(LEASE, "A"))
+                    b = JobRunner(service, store_b, shown_b, max_concurrent=2, lease=LeaseTerms(LEASE, "B"))
+                    job = replace(new_job(1), lease_owner="A", lease_expires_at=time.time() + LEASE)
+                    await store_a.create_job(job)
+                    task = a.start(job)
+
+                    async def running() -> bool:
+                        current = await store_a.get_job(job.id)
+                        return current is not None and current.status == "running"
+
+                    await until(running, what="the job running in A")
+                    await store_a.update_job(job.id, lease_expires_at=time.time() - 1)  # A stalled past its lease
+                    assert await b.adopt() == 1
+                    await a.renew()
+                    await asyncio.gather(task, return_exceptions=True)
+                    assert task.cancelled()  # stopped by the renewal, while the prediction still ran
+                    assert not a.running(job.id)
+                    await until(lambda: shown_b.delivered, what="B's delivery")
+                    done = await store_b.get_job(job.id)
+                    await b.shutdown()
+                    await a.shutdown()
+            finally:
+                await store_a.close()
+                await store_b.close()
+    finally:
+        await comet.close()
+    assert (done.status, done.lease_owner) == ("succeeded", "B")
+    assert (shown_a.delivered, shown_a.failed, shown_b.failed) == ([], [], [])
+    assert len(comet.creates()) == 1
