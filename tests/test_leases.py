@@ -143,7 +143,7 @@ class Shown:
 
     def __init__(self) -> None:
         self.delivered: list[str] = []
-        self.failed: list[str] = []
+        self.failures: list[str] = []
 
     async def progress(self, job: Job, progress: object) -> None:
         pass
@@ -152,7 +152,7 @@ class Shown:
         self.delivered.append(job.id)
 
     async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
-        self.failed.append(job.id)
+        self.failures.append(job.id)
 
 
 async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with_one_create():
@@ -203,6 +203,6 @@ async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with
                 await store_b.close()
     finally:
         await comet.close()
-    assert (done.status, done.lease_owner) == ("succeeded", "B")
-    assert (shown_a.delivered, shown_a.failed, shown_b.failed) == ([], [], [])
+    assert done is not None and (done.status, done.lease_owner) == ("succeeded", "B")
+    assert (shown_a.delivered, shown_a.failures, shown_b.failures) == ([], [], [])
     assert len(comet.creates()) == 1
