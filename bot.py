@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 
+import aiohttp
 import discord
 import yarl
 from discord.ext import commands
@@ -26,12 +27,16 @@ from services.cometapi.service import PredictionService
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
 from services.jobs.admission import Admission
+from services.jobs.leases import LeaseTerms
 from services.jobs.runner import JobRunner
 from services.loopwatch import LoopWatch
+from services.metrics import Metrics
+from services.metrics_server import check_port, start_metrics_server
 from services.store import Store, open_store
 from services.store.preflight import check_database
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
+from ui.job_log import JobLog
 from ui.launch import Launcher
 from ui.views import JobButton, JobButtons
 
@@ -49,6 +54,7 @@ EXTENSIONS = (
 )
 DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
+HEALTH_STORE_TIMEOUT = 3.0
 
 
 class FluxBot(commands.AutoShardedBot):
@@ -69,6 +75,8 @@ class FluxBot(commands.AutoShardedBot):
         shard_count = settings.shard_count
         if shard_count is None and settings.discord_gateway_url:
             shard_count = 1  # with a gateway URL given, don't take the one /gateway/bot returns
+        self.metrics = Metrics()
+        self.lease = LeaseTerms(settings.lease_seconds)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -79,6 +87,7 @@ class FluxBot(commands.AutoShardedBot):
             help_command=None,
             max_messages=None,  # reactions are read from raw events; no message cache needed
             chunk_guilds_at_startup=False,
+            http_trace=self._discord_trace(),
         )
         self.settings = settings
         self.sync_only = sync_only
@@ -95,9 +104,14 @@ class FluxBot(commands.AutoShardedBot):
             self.display,
             max_concurrent=self.settings.max_concurrent_predictions,
             input_image_mode=self.settings.input_image_mode,
+            lease=self.lease,
+            metrics=self.metrics,
         )
-        self.admission = Admission(self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of)
-        self.launcher = Launcher(self.admission, self.runner, self.display)
+        self.admission = Admission(
+            self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of, lease=self.lease,
+            on_admitted=lambda job: self.metrics.job_admitted(job.model, job.cost_microusd),
+        )  # fmt: skip
+        self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self, self.store))
         self.add_dynamic_items(JobButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -105,8 +119,53 @@ class FluxBot(commands.AutoShardedBot):
             return
         self.loopwatch = LoopWatch()  # logs event-loop stalls (a blocked loop delays every interaction)
         self.loopwatch.start()
+        await self.start_metrics()
         await self.sync_if_changed()
         asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")  # noqa: RUF006
+        # Renew this process's leases; on PostgreSQL also adopt the jobs of processes that died.
+        self.lease_keeper = asyncio.create_task(
+            self.runner.keep_leases(adopt=not self.store.single_process), name="job-leases"
+        )
+
+    def _discord_trace(self) -> aiohttp.TraceConfig:
+        """Counts Discord's 429s for the metrics (discord.py waits and retries them itself)."""
+        trace = aiohttp.TraceConfig()
+
+        async def on_request_end(_session: object, _context: object, params: aiohttp.TraceRequestEndParams) -> None:
+            if params.response.status == 429:
+                self.metrics.discord_rate_limited()
+
+        trace.on_request_end.append(on_request_end)
+        return trace
+
+    async def start_metrics(self) -> None:
+        port = self.settings.metrics_port
+        if port is None:
+            return
+        self.metrics.watch(
+            queue_depth=lambda: self.runner.limiter.waiting,
+            in_flight=self.runner.in_flight,
+            api_errors=lambda: self.service.client.errors,
+        )
+        host = self.settings.metrics_host
+        try:
+            runner = await start_metrics_server(host, port, self.metrics, self.health)
+        except OSError as exc:
+            raise ConfigError("METRICS_PORT", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self._resources.push_async_callback(runner.cleanup)
+
+    async def health(self) -> tuple[bool, str]:
+        """Healthy when every gateway shard is connected and the store answers."""
+        if self.is_closed() or not self.is_ready():
+            return False, "not connected to Discord"
+        down = [shard_id for shard_id, shard in self.shards.items() if shard.is_closed()]
+        if down:
+            return False, f"gateway shard(s) {down} disconnected"
+        try:
+            await asyncio.wait_for(self.store.schema_version(), HEALTH_STORE_TIMEOUT)
+        except Exception as exc:
+            return False, f"the database does not answer ({type(exc).__name__})"
+        return True, "ok"
 
     def attachment_downloader(self) -> Downloader:
         """Fetches input images from Discord's CDN only (the API's own downloads may go anywhere on https)."""
@@ -143,6 +202,10 @@ class FluxBot(commands.AutoShardedBot):
         log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
 
     async def close(self) -> None:
+        keeper = getattr(self, "lease_keeper", None)
+        if keeper is not None:
+            keeper.cancel()  # no adoptions while shutting down
+            await asyncio.gather(keeper, return_exceptions=True)
         runner = getattr(self, "runner", None)
         if runner is not None:
             await runner.shutdown()
@@ -197,8 +260,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(require_discord=True)
-        configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout)
+        configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout, log_format=settings.log_format)
         asyncio.run(check_database(settings.database_url))  # before login: a bad DATABASE_URL is a start-up mistake
+        if settings.metrics_port is not None and args.command != "sync":
+            check_port(settings.metrics_host, settings.metrics_port)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -208,6 +273,9 @@ def main(argv: list[str]) -> int:
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN: refused by Discord; check it in the developer portal.", file=sys.stderr)
+        return 2
+    except ConfigError as exc:  # found while starting, e.g. a METRICS_PORT already in use
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

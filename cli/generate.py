@@ -61,7 +61,7 @@ def _main(args: argparse.Namespace, stop: StopSignal) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level, settings.secrets(), stream=sys.stderr)
+    configure_logging(settings.log_level, settings.secrets(), stream=sys.stderr, log_format=settings.log_format)
     out = Path(args.out)
     try:
         model, model_input = _build(args, settings)

@@ -40,6 +40,7 @@ class Imagine(commands.Cog):
         output_quality="0-100, for jpg and webp",
         seed="Repeat a result: same prompt + same seed",
         num_outputs="How many images (1-4, schnell/dev)",
+        safety_tolerance="1 strictest to 6 most permissive (pro models; above 2 only in age-restricted channels)",
         image="An image to edit (Kontext models)",
         image2="Another reference image",
         image3="Another reference image",
@@ -55,6 +56,7 @@ class Imagine(commands.Cog):
         output_quality: app_commands.Range[int, 0, 100] | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         num_outputs: app_commands.Range[int, 1, 4] | None = None,
+        safety_tolerance: app_commands.Range[int, 0, 6] | None = None,
         image: discord.Attachment | None = None,
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
@@ -67,6 +69,7 @@ class Imagine(commands.Cog):
             "output_quality": output_quality,
             "seed": seed,
             "num_outputs": num_outputs,
+            "safety_tolerance": safety_tolerance,
         }
         images = [image_ref(a) for a in (image, image2, image3, image4) if a is not None]
         ask = ask_from(interaction, JobKind.IMAGINE, prompt, given=given, images=images)

@@ -16,6 +16,7 @@ from discord.ext import commands
 from services.errors import BadInput
 from services.jobs.rerolls import reroll_ask
 from services.store.models import Job, JobStatus
+from ui.launch import age_restricted
 from ui.replies import reply_ephemeral
 from ui.views import Press
 
@@ -45,8 +46,9 @@ class Reroll(commands.Cog):
             await reply_ephemeral(interaction, "That image is no longer in my records, so I can't reroll it.")
             return
         ask = reroll_ask(
-            parent, user_id=interaction.user.id, channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id
-        )
+            parent, user_id=interaction.user.id, channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
+            age_restricted=age_restricted(interaction.channel),
+        )  # fmt: skip
         await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 
     @commands.Cog.listener()
@@ -75,7 +77,10 @@ class Reroll(commands.Cog):
 
     async def _reroll(self, event: discord.RawReactionActionEvent, parent: Job, result: discord.PartialMessage) -> None:
         mentions = discord.AllowedMentions.none()
-        ask = reroll_ask(parent, user_id=event.user_id, channel_id=event.channel_id, guild_id=event.guild_id)
+        ask = reroll_ask(
+            parent, user_id=event.user_id, channel_id=event.channel_id, guild_id=event.guild_id,
+            age_restricted=age_restricted(self.bot.get_channel(event.channel_id)),
+        )  # fmt: skip
         try:
             job = await self.bot.admission.admit(ask)
         except BadInput as exc:

@@ -1,4 +1,4 @@
-"""/imagine-settings: a server's defaults, allowed models and limits. Manage Server only.
+"""/imagine-settings: a server's defaults, allowed models, limits, budgets, moderation and usage. Manage Server only.
 
 Hidden from other members by default permissions, and checked again when run, since server owners can
 change who sees a command.
@@ -16,6 +16,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.errors import BadInput
+from services.rules import moderation as mod
+from services.rules import usage
 from services.rules.catalogue import CATALOGUE
 from services.rules.options import RequestContext, allowed_models, edit_model, variation_model
 from services.rules.server_settings import (
@@ -179,6 +181,78 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         limits_now = describe_limits(self.bot.admission.limits(context))
         await reply_ephemeral(interaction, "Limits now:\n" + "\n".join(limits_now))
+
+    @app_commands.command(
+        name="budgets", description="Spending caps in US dollars, from estimated costs (0 = no budget)", extras=SAVES
+    )
+    @app_commands.describe(
+        usd_per_user_per_day="Dollars one member may spend in 24 hours (0 = no budget)",
+        usd_per_user_per_month="Dollars one member may spend in 30 days (0 = no budget)",
+        usd_per_guild_per_day="Dollars the whole server may spend in 24 hours (0 = no budget)",
+        usd_per_guild_per_month="Dollars the whole server may spend in 30 days (0 = no budget)",
+    )
+    async def budgets(
+        self,
+        interaction: Interaction,
+        usd_per_user_per_day: app_commands.Range[float, 0, 1_000_000] | None = None,
+        usd_per_user_per_month: app_commands.Range[float, 0, 1_000_000] | None = None,
+        usd_per_guild_per_day: app_commands.Range[float, 0, 1_000_000] | None = None,
+        usd_per_guild_per_month: app_commands.Range[float, 0, 1_000_000] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        current = await self._load(interaction.guild_id)
+        changes = {
+            "usd_per_user_per_day": usd_per_user_per_day, "usd_per_user_per_month": usd_per_user_per_month,
+            "usd_per_guild_per_day": usd_per_guild_per_day, "usd_per_guild_per_month": usd_per_guild_per_month,
+        }  # fmt: skip
+        await self._save(current, limits=limits_after(current.limits, changes))
+        context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
+        limits_now = describe_limits(self.bot.admission.limits(context))[-2:]
+        await reply_ephemeral(interaction, "Budgets now:\n" + "\n".join(limits_now))
+
+    @app_commands.command(name="usage", description="Images and estimated cost: today, 7 and 30 days")
+    async def usage(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        now = time.time()
+        periods = [
+            usage.summarize(label, await self.bot.store.spend_since(interaction.guild_id, usage.since(now, days)))
+            for label, days in usage.PERIODS
+        ]
+        await reply_ephemeral(interaction, usage.report(periods))
+
+    @app_commands.command(
+        name="moderation", description="Blocked words, safety settings and a log channel for jobs", extras=SAVES
+    )
+    @app_commands.describe(
+        block="Words or phrases to refuse in prompts, separated by commas",
+        unblock="Words or phrases to stop refusing, separated by commas",
+        max_safety_tolerance="Most permissive safety_tolerance in age-restricted channels (2 = the default)",
+        log_channel="Post a line about every job here",
+        stop_logging="Stop posting jobs to the log channel",
+    )
+    async def moderation(
+        self,
+        interaction: Interaction,
+        block: str | None = None,
+        unblock: str | None = None,
+        max_safety_tolerance: app_commands.Range[int, 1, mod.MAX_TOLERANCE] | None = None,
+        log_channel: discord.TextChannel | None = None,
+        stop_logging: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        current = await self._load(interaction.guild_id)
+        rules = mod.Moderation.of(current)
+        if block or unblock or max_safety_tolerance is not None or log_channel or stop_logging:
+            rules = dataclasses.replace(
+                rules,
+                blocked=mod.blocked_after(rules.blocked, add=block, remove=unblock),
+                max_safety_tolerance=rules.max_safety_tolerance
+                if max_safety_tolerance is None
+                else max_safety_tolerance,
+                log_channel_id=None if stop_logging else (log_channel.id if log_channel else rules.log_channel_id),
+            )
+            await self._save(current, moderation=rules.stored())
+        await reply_ephemeral(interaction, "Moderation:\n" + "\n".join(mod.describe(rules)))
 
 
 def _model_or_reason(choose: Callable[[RequestContext], str], context: RequestContext) -> str:

@@ -6,19 +6,23 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
 from services.errors import BadInput, ConfigError
+from services.jobs.leases import DEFAULT_LEASE_SECONDS
 from services.rules.catalogue import SHORT_NAMES, resolve_model
+from services.rules.pricing import DEFAULT_PRICES, Price, parse_prices
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
 
@@ -29,6 +33,7 @@ DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
 DEFAULT_MODEL = "black-forest-labs/flux-schnell"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INPUT_IMAGE_MODES = ("url", "data_uri")
+LOG_FORMATS = ("text", "json")
 MIB = 1024 * 1024
 MAX_MB = 1024 * 1024  # 1 TiB: far above any real limit, and keeps `MB * MIB` from overflowing int()
 
@@ -60,6 +65,14 @@ class Settings:
     sync_wait_seconds: int = 0
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
+    # Dollars per model (MODEL_PRICES changes the defaults), for the estimated cost of each job.
+    model_prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # How long a process's claim on a job lasts without renewal (another process adopts it after that).
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    # Prometheus /metrics and /healthz on this port (None: off), on METRICS_HOST.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def secrets(self) -> list[str]:
@@ -96,6 +109,10 @@ def load_settings(
             raise ConfigError("SHARD_IDS", f"shard ids must be below SHARD_COUNT ({shard_count}), got {bad}")
 
     allow_unknown_models = env.boolean("ALLOW_UNKNOWN_MODELS", False)
+    try:
+        model_prices = parse_prices(env.optional("MODEL_PRICES") or "")
+    except ValueError as exc:
+        raise ConfigError("MODEL_PRICES", str(exc)) from None
     return Settings(
         cometapi_key=Secret(key),
         discord_token=Secret(token) if token else None,
@@ -119,18 +136,46 @@ def load_settings(
         sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
         shard_count=shard_count,
         shard_ids=shard_ids,
+        model_prices=model_prices,
+        lease_seconds=env.number("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1.0, maximum=3600.0),
+        metrics_port=env.integer("METRICS_PORT", None, minimum=1, maximum=65535),
+        metrics_host=env.optional("METRICS_HOST") or "127.0.0.1",
+        log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
     )
 
 
-def configure_logging(level: str, secrets: list[str], *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str, secrets: list[str], *, stream: TextIO | None = None, log_format: str = "text"
+) -> None:
     """One handler on the root logger, with the secret-redacting filter. The bot logs to stdout;
-    `generate` logs to stderr because its stdout is the list of written files."""
+    `generate` logs to stderr because its stdout is the list of written files. `log_format="json"` writes one
+    JSON object per line (time, level, logger, message, and the traceback if any)."""
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class JsonFormatter(logging.Formatter):
+    """A log record as one JSON line. The redacting filter has already scrubbed the message and traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class _Reader:

@@ -15,6 +15,7 @@ IMAGINE_OPTIONS = [
     "output_quality",
     "seed",
     "num_outputs",
+    "safety_tolerance",
     "image",
     "image2",
     "image3",

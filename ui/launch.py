@@ -14,8 +14,15 @@ from services.jobs.admission import Admission, Ask
 from services.jobs.runner import JobRunner
 from services.store.models import Job, JobKind
 from ui.display import DiscordDisplay
+from ui.job_log import JobLog
 
 Interaction = discord.Interaction[Any]
+
+
+def age_restricted(channel: object) -> bool:
+    """Whether a channel (of any kind discord.py gives) is age-restricted; a thread follows its parent."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def ask_from(interaction: Interaction, kind: JobKind, prompt: str, **fields: Any) -> Ask:
@@ -26,15 +33,19 @@ def ask_from(interaction: Interaction, kind: JobKind, prompt: str, **fields: Any
         channel_id=interaction.channel_id or 0,
         guild_id=interaction.guild_id,
         prompt=prompt,
+        age_restricted=age_restricted(interaction.channel),
         **fields,
     )
 
 
 class Launcher:
-    def __init__(self, admission: Admission, runner: JobRunner, display: DiscordDisplay) -> None:
+    def __init__(
+        self, admission: Admission, runner: JobRunner, display: DiscordDisplay, job_log: JobLog | None = None
+    ) -> None:
         self.admission = admission
         self.runner = runner
         self.display = display
+        self.job_log = job_log
 
     async def acknowledge(self, interaction: Interaction) -> int:
         """Answer within Discord's 3 s with a public "thinking…"; the id of the message that will show the job."""
@@ -55,3 +66,5 @@ class Launcher:
     def start(self, job: Job, interaction: Interaction | None) -> None:
         self.display.track(job, interaction)
         self.runner.start(job)
+        if self.job_log is not None:
+            self.job_log.record_soon(job)

@@ -81,6 +81,9 @@ class CometClient:
         self._sync_wait = sync_wait
         self._sleep = sleep
         self.counts: Counter[str] = Counter()  # requests sent, by kind: "create", "get", "cancel", "retry"
+        # Failed requests (retried or not), by kind: connect, timeout, connection, unreadable, rate_limited,
+        # server_error, rejected, auth, billing, other.
+        self.errors: Counter[str] = Counter()
 
     async def create(self, model: str, model_input: Mapping[str, object]) -> Prediction:
         owner, _, name = model.partition("/")
@@ -143,10 +146,12 @@ class CometClient:
                     content_type = response.headers.get("Content-Type", "")
             except aiohttp.ClientConnectorError as exc:
                 # The connection was never made, so the request never left: safe to retry, even a create.
+                self.errors["connect"] += 1
                 failure: ApiError = Unavailable(f"Could not connect to the API ({type(exc).__name__}).")
                 wait = self._retry.backoff(attempt)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
+                self.errors["timeout" if isinstance(exc, TimeoutError) else "connection"] += 1
                 if not repeatable:
                     raise UncertainCreate(
                         f"The request to start the generation {what} after it was sent. It was not repeated, "
@@ -159,6 +164,7 @@ class CometClient:
                     try:
                         return json.loads(raw)
                     except ValueError:
+                        self.errors["unreadable"] += 1
                         if not repeatable:
                             raise UncertainCreate(
                                 "The API accepted the generation but its answer was unreadable; it was not "
@@ -167,6 +173,7 @@ class CometClient:
                         failure, wait = Unavailable("The API sent an unreadable answer."), self._retry.backoff(attempt)
                 else:
                     failure = _error_for(status, raw, content_type, retry_after, self._key)
+                    self.errors[_error_kind(failure)] += 1
                     if not repeatable and status >= 500 and isinstance(failure, Unavailable):
                         # A gateway error or a server fault on a create says nothing of whether the prediction
                         # was made (a 524 often means it was): say so, and never send it again.
@@ -187,6 +194,16 @@ class CometClient:
             log.info("%s %s: %s; retrying in %.1f s", method, path, failure, wait)
             await self._sleep(wait)
         raise AssertionError("unreachable: the loop always returns or raises")
+
+
+def _error_kind(failure: ApiError) -> str:
+    for kind, name in (
+        (RateLimited, "rate_limited"), (AuthError, "auth"), (BillingError, "billing"), (Rejected, "rejected"),
+        (Unavailable, "server_error"),
+    ):  # fmt: skip
+        if isinstance(failure, kind):
+            return name
+    return "other"
 
 
 def _should_retry(status: int, failure: ApiError, repeatable: bool) -> bool:

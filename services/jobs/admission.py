@@ -7,9 +7,10 @@ describe their request as an `Ask` and go through the same two steps:
    options given for a named model, one by one). A mistake is answered before acknowledging.
 2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked
    (and kept once in the store, the job referring to them: services/jobs/input_refs.py), the model's input
-   assembled, and the job inserted by the store in one atomic step with the limits
-   (cooldown, jobs in flight, daily quotas). The job exists before any API call; a refusal raises
-   `LimitReached` naming the limit, and nothing is stored.
+   assembled and held to the server's moderation rules (blocked words, safety settings by channel), its cost
+   estimated, and the job inserted by the store in one atomic step with the limits (cooldown, jobs in flight,
+   daily quotas, budgets in dollars). The job exists before any API call; a refusal raises `LimitReached`
+   naming the limit, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
 from services.jobs.input_refs import EXTRA_KEY, KeptImages, keep
+from services.jobs.leases import LeaseTerms
 from services.limits import Limits, Refusal
 from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
+from services.rules.moderation import Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, edit_model, resolve, variation_model
+from services.rules.pricing import estimate_cost, to_micros
 from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
@@ -51,6 +55,7 @@ class Ask:
     # unless `given` names one (a reroll of a variation keeps its model).
     vary: Strength | None = None
     of_image: int | None = None  # the image's position in the parent's message (1-based), for display
+    age_restricted: bool = False  # asked in an age-restricted (NSFW) channel: permissive settings may be allowed
 
 
 class LimitReached(BadInput):
@@ -69,11 +74,15 @@ class Admission:
         attachments: Downloader,
         *,
         shard_of: Callable[[int | None], int],
+        lease: LeaseTerms | None = None,
+        on_admitted: Callable[[Job], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.attachments = attachments
         self.shard_of = shard_of
+        self.lease = lease or LeaseTerms()
+        self.on_admitted = on_admitted  # e.g. metrics: counted once the job is stored
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
@@ -106,6 +115,8 @@ class Admission:
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id, ask.user_id)
+        moderation = Moderation.of(context.guild)
+        check_prompt(ask.prompt, moderation)  # before the attachments are fetched: a refusal costs nothing
         given = ask.given
         if ask.edit:
             given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
@@ -128,6 +139,9 @@ class Admission:
         extra = _extra(ask, resolved.notes)
         if kept.sha256:
             extra[EXTRA_KEY] = kept.sha256
+        model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
+        cost = to_micros(estimate_cost(resolved.model, model_input, self.settings.model_prices))
+        now = time.time()
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -136,17 +150,22 @@ class Admission:
             guild_id=ask.guild_id,
             shard_id=self.shard_of(ask.guild_id),
             model=resolved.model,
-            input=resolved.input,
+            input=model_input,
             status=JobStatus.QUEUED,
-            created_at=time.time(),
+            created_at=now,
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
             extra=extra,
+            cost_microusd=cost,  # counted by the budgets from now on, like the images
+            lease_owner=self.lease.owner,
+            lease_expires_at=now + self.lease.seconds,
         )
         refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
         if refusal is not None:
             raise LimitReached(refusal)
+        if self.on_admitted is not None:
+            self.on_admitted(job)
         return job
 
     async def withdraw(self, job: Job, reason: str) -> None:

@@ -11,7 +11,9 @@ from services.rules.variation_models import split_reference
 from services.store.models import Job, JobKind
 
 
-def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | None) -> Ask:
+def reroll_ask(
+    parent: Job, *, user_id: int, channel_id: int, guild_id: int | None, age_restricted: bool = False
+) -> Ask:
     """Same settings as `parent` (its input images for edits, its reference and strength for variations) and
     no seed, asked by `user_id`."""
     model_input = dict(parent.input)
@@ -37,4 +39,5 @@ def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | No
         image_sha256={value: links[value] for value in images if value in links},
         parent=parent,
         vary=variation[2] if variation is not None else None,
+        age_restricted=age_restricted,
     )

@@ -11,6 +11,10 @@ A job found in "submitting" after a crash may or may not have reached the API; i
 message rather than sent again. "running" jobs are polled by their prediction id; "delivering" ones
 are fetched again and delivered.
 
+Each job this process works on holds a lease in the store (services/jobs/leases.py), renewed by
+`keep_leases`; the same loop adopts jobs whose process died (their lease ran out) and stops local work on a
+job whose lease another process took over.
+
 How a job is shown (Discord messages) is the `JobDisplay` given by the caller; this module knows nothing
 of Discord.
 """
@@ -18,6 +22,7 @@ of Discord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -33,7 +38,9 @@ from services.errors import ApiError, Canceled, ServiceError
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
+from services.jobs.leases import LeaseTerms
 from services.jobs.posted_images import PostedImages
+from services.metrics import Metrics
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
 
@@ -66,6 +73,10 @@ class Delivery:
     posted: PostedImages  # what an earlier, interrupted attempt already posted; the display adds to it
 
 
+class Superseded(Exception):
+    """Another process moved the job on while this one worked on it (it took over an expired lease)."""
+
+
 class MessageGone(Exception):
     """Raised by a display when the job's message no longer exists: the job is cancelled."""
 
@@ -93,12 +104,16 @@ class JobRunner:
         *,
         max_concurrent: int,
         input_image_mode: str = "url",
+        lease: LeaseTerms | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self.store = store
         self.display = display
         self.input_image_mode = input_image_mode  # how stored input images are sent (services/jobs/input_refs.py)
         self.limiter = FairLimiter(max_concurrent)
+        self.lease = lease or LeaseTerms()
+        self.metrics = metrics or Metrics()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
@@ -122,14 +137,63 @@ class JobRunner:
         return len(self._tasks)
 
     async def resume(self, shard_ids: Sequence[int] | None) -> int:
-        """Start every unfinished job of these shards (None: all). Returns how many."""
-        jobs = await self.store.active_jobs(shard_ids)
-        for job in jobs:
-            if job.id not in self._tasks:
-                self.start(job)
-        if jobs:
-            log.info("Resumed %d unfinished job(s)", len(jobs))
-        return len(jobs)
+        """Start every unfinished job of these shards (None: all) that no live process holds. Returns how many.
+
+        With a one-process store every lease left in it is a dead process's; on PostgreSQL a lease still
+        running is left to run out (its process may be alive), after which `keep_leases` adopts the job.
+        """
+        started = 0
+        for job in await self.store.active_jobs(shard_ids):
+            if job.id not in self._tasks and await self._take(job, force=self.store.single_process):
+                started += 1
+        if started:
+            log.info("Resumed %d unfinished job(s)", started)
+        return started
+
+    async def adopt(self) -> int:
+        """Take over the unfinished jobs whose process stopped renewing their lease. Returns how many."""
+        adopted = 0
+        for job in await self.store.expired_leases(time.time()):
+            if job.id not in self._tasks and await self._take(job):
+                adopted += 1
+        if adopted:
+            log.info("Adopted %d job(s) whose process stopped renewing their lease", adopted)
+        return adopted
+
+    async def _take(self, job: Job, *, force: bool = False) -> bool:
+        now = time.time()
+        claimed = await self.store.claim_lease(job.id, self.lease.owner, now + self.lease.seconds, now=now, force=force)
+        if claimed is None or claimed.id in self._tasks:
+            return False
+        self.start(claimed)
+        return True
+
+    async def renew(self) -> None:
+        """Renew the leases of the jobs running here; stop the ones another process took over meanwhile."""
+        running = list(self._tasks)
+        now = time.time()
+        held = await self.store.renew_leases(self.lease.owner, running, now + self.lease.seconds, now=now)
+        for job_id in running:
+            if job_id in held or job_id not in self._tasks:
+                continue
+            current = await self.store.get_job(job_id)
+            if current is not None and current.active and current.lease_owner != self.lease.owner:
+                log.warning("Job %s: another process took it over; stopping here", job_id)
+                task = self._tasks.get(job_id)
+                if task is not None:
+                    task.cancel()  # like a shutdown: the job is left as it stands, to its new owner
+
+    async def keep_leases(self, *, adopt: bool) -> None:
+        """Renew this process's leases for as long as it runs; with `adopt`, also take over dead processes' jobs."""
+        while True:
+            await asyncio.sleep(self.lease.renew_every)
+            try:
+                await self.renew()
+                if adopt:
+                    await self.adopt()
+            except Exception as exc:
+                # The store is unreachable for now: try again next time (leases last three renewals).
+                log.warning("Could not renew or adopt job leases (%s: %s); trying again", type(exc).__name__, exc)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job of this process: withdraw it from the queue or cancel its prediction."""
@@ -166,6 +230,11 @@ class JobRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            # Handed over at once: another live process (or this one's restart) need not wait for them to run out.
+            await self.store.release_leases(self.lease.owner)
+        except Exception as exc:
+            log.warning("Could not release job leases at shutdown (they will run out): %s", exc)
 
     async def _run(self, job: Job) -> None:
         prediction: Prediction | None = None
@@ -189,6 +258,8 @@ class JobRunner:
                 raise
             self._cancel_requested.discard(job.id)
             await self._end(job, Canceled(), stop_prediction=True)
+        except Superseded:
+            log.info("Job %s: another process moved it on; leaving it to them", job.id)
         except MessageGone:
             log.info("Job %s: its message was deleted; cancelling", job.id)
             await self._end(job, Canceled(), stop_prediction=True, show=False)
@@ -243,7 +314,12 @@ class JobRunner:
             running = await self.store.transition(
                 job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, prediction_id=prediction.id
             )
-            assert running is not None, "a submitting job is only moved on by its own task"
+            if running is None:
+                # Only another process ends a submitting job: it took this one over (its lease had run out) and
+                # failed it as interrupted. Stop paying for the prediction nobody will deliver.
+                with contextlib.suppress(ServiceError):
+                    await self.service.cancel(prediction.id)
+                raise Superseded()
             return running, prediction
 
         inner = asyncio.ensure_future(create_and_record())
@@ -299,7 +375,10 @@ class JobRunner:
 
     async def _delivering(self, job: Job) -> Job:
         moved = await self.store.transition(job.id, [JobStatus.RUNNING], JobStatus.DELIVERING, completed_at=time.time())
-        assert moved is not None
+        if moved is None:
+            raise Superseded()
+        if moved.completed_at is not None and moved.submitted_at is not None:
+            self.metrics.prediction_done(moved.model, moved.completed_at - moved.submitted_at)
         return moved
 
     async def _deliver(self, job: Job, prediction: Prediction | None) -> None:
@@ -331,6 +410,9 @@ class JobRunner:
         )
         if done is not None:
             self.counts["delivered"] += 1
+            self.metrics.job_ended(JobStatus.SUCCEEDED, job.model)
+            if done.delivered_at is not None and done.completed_at is not None:
+                self.metrics.delivered(job.model, done.delivered_at - done.completed_at)
 
     async def _wait_for_slot(self, job: Job, waiter: asyncio.Future[None]) -> None:
         """Wait in line, showing the place in line when it changes, and now and then the elapsed time.
@@ -390,6 +472,8 @@ class JobRunner:
             log.exception("Job %s: could not record its end (%s); it will be resumed at restart", job.id, status)
             return
         self.counts[status] += 1
+        if ended is not None:
+            self.metrics.job_ended(status, job.model)
         if ended is None or not show:
             return
         try:

@@ -5,18 +5,27 @@ Plain data in and out; the Discord commands that call this live in cogs/admin.py
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.errors import BadInput
-from services.limits import Limits
+from services.limits import BUDGET_SETTINGS, Limits
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
 from services.rules.options import OPTION_NAMES, VARIATION_MODEL_SETTING
+from services.rules.pricing import dollars
 from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
 
-LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")
+LIMIT_NAMES = (
+    "cooldown_seconds",
+    "jobs_in_flight",
+    "images_per_user_per_day",
+    "images_per_guild_per_day",
+    *BUDGET_SETTINGS,
+)
+MAX_BUDGET_USD = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,11 @@ def limits_after(
             raise BadInput(f"{name} cannot be negative.")
         if name == "jobs_in_flight" and value < 1:
             raise BadInput("jobs_in_flight must be at least 1.")
+        if name in BUDGET_SETTINGS:
+            if not math.isfinite(value) or value > MAX_BUDGET_USD:
+                raise BadInput(f"{name} must be a number of US dollars up to {MAX_BUDGET_USD}.")
+            updated[name] = round(float(value), 6)  # to the millionth of a dollar, as costs are counted
+            continue
         updated[name] = value
     return updated
 
@@ -121,11 +135,17 @@ def describe_limits(limits: Limits) -> list[str]:
     def per_day(value: int | None) -> str:
         return "no limit" if value is None else f"{value} per day"
 
+    def budget(day: int | None, month: int | None) -> str:
+        parts = [f"{dollars(day)} per day" if day else "", f"{dollars(month)} per 30 days" if month else ""]
+        return ", ".join(p for p in parts if p) or "no budget"
+
     return [
         f"Cooldown between a user's images: {limits.cooldown_seconds:g} s",
         f"Jobs in flight per user: {limits.jobs_in_flight}",
         f"Images per user: {per_day(limits.images_per_user_per_day)}",
         f"Images for the whole server: {per_day(limits.images_per_guild_per_day)}",
+        f"Budget per user: {budget(limits.user_budget_day, limits.user_budget_month)}",
+        f"Budget for the whole server: {budget(limits.guild_budget_day, limits.guild_budget_month)}",
     ]
 
 

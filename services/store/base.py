@@ -83,6 +83,16 @@ class MigrationError(StoreError):
     """The migration files are missing or malformed, or one of them failed."""
 
 
+@dataclass(frozen=True)
+class SpendRow:
+    """One user's images and estimated cost (millionths of a dollar) with one model."""
+
+    user_id: int
+    model: str
+    images: int
+    cost_microusd: int
+
+
 class Store(ABC):
     """Where jobs, guild settings, user preferences and a little metadata live.
 
@@ -177,6 +187,38 @@ class Store(ABC):
     @abstractmethod
     async def get_input_image(self, sha256: str) -> InputImage | None:
         """The input image stored under this sha256, or None."""
+
+    @abstractmethod
+    async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
+        """Images and estimated cost of the guild's jobs created at or after `since`, by user and model.
+
+        Failed and canceled jobs are left out, as in the quotas and budgets.
+        """
+
+    # Leases (see services/jobs/leases.py)
+
+    single_process: bool = False  # True where only one process may use the database (SQLite)
+
+    @abstractmethod
+    async def claim_lease(
+        self, job_id: str, owner: str, until: float, *, now: float, force: bool = False
+    ) -> Job | None:
+        """Give `owner` the lease of an unfinished job, if it has none, it ran out before `now`, or `owner`
+        holds it already (`force`: whoever holds it). A compare-and-set: of several processes claiming the
+        same job, one gets it. Returns the job, or None if it is finished, gone, or someone else's."""
+
+    @abstractmethod
+    async def renew_leases(self, owner: str, job_ids: Sequence[str], until: float, *, now: float) -> set[str]:
+        """Extend to `until` the leases of these unfinished jobs that `owner` holds or may claim (as
+        `claim_lease`). Returns the ids now held by `owner`; a missing id is finished or someone else's."""
+
+    @abstractmethod
+    async def expired_leases(self, now: float, *, limit: int = 100) -> list[Job]:
+        """Unfinished jobs whose lease ran out before `now` (their process died), oldest first."""
+
+    @abstractmethod
+    async def release_leases(self, owner: str) -> int:
+        """End `owner`'s leases at once (a clean shutdown): a live process may take the jobs over now."""
 
     # Guild settings
 
@@ -376,6 +418,7 @@ def guild_settings_params(settings: GuildSettings) -> tuple[object, ...]:
         allowed,
         dump_json(settings.limits),
         float(settings.updated_at),
+        dump_json(settings.moderation),
     )
 
 
@@ -397,6 +440,7 @@ def guild_settings_from_row(row: RowLike) -> GuildSettings:
         allowed_models=allowed,
         limits=limits,
         updated_at=row["updated_at"],
+        moderation=load_json_object(row["moderation"]),
     )
 
 

@@ -76,6 +76,12 @@ class Job:
     image_count: int = field(default=0, metadata=_MUTABLE)
     # Small data: display notes, and the stored copies of linked input images (services/jobs/input_refs.py).
     extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)
+    # Estimated price in millionths of a US dollar, fixed at admission; what the budgets count.
+    cost_microusd: int = 0
+    # Which process is working on the job, and until when: it renews the lease while it lives, and a live
+    # process adopts a job whose lease ran out (its owner died). None: no lease (resumed by its shard's process).
+    lease_owner: str | None = field(default=None, metadata=_MUTABLE)
+    lease_expires_at: float | None = field(default=None, metadata=_MUTABLE)
 
     @property
     def active(self) -> bool:
@@ -96,6 +102,8 @@ class GuildSettings:
     allowed_models: list[str] | None  # None = every catalogue model
     limits: dict[str, float | int]  # e.g. cooldown_seconds, jobs_in_flight, images_per_user_per_day
     updated_at: float
+    # blocked_words (list of str), max_safety_tolerance (int), log_channel_id (int)
+    moderation: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from services.limits import DAY, Limits, Refusal, Usage, judge
+from services.limits import DAY, MONTH, Limits, Refusal, Usage, judge
 from services.store.base import (
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     DuplicateJob,
     Migration,
     MigrationError,
+    SpendRow,
     Store,
     StoreError,
     check_paging,
@@ -92,8 +93,14 @@ _SELECT_JOB = f"SELECT {JOB_SELECT} FROM jobs WHERE id = $1"  # noqa: S608
 _COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])"
 _LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = $1"
 _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
-_USER_IMAGES = _IMAGES_SINCE + " AND user_id = $3"
-_GUILD_IMAGES = _IMAGES_SINCE + " AND guild_id = $3"
+# Images of the last day, spend of the last day and of the last month, of one user or one server.
+_SCOPE_USAGE = (
+    "SELECT COALESCE(SUM(CASE WHEN created_at >= $1 THEN image_count ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN created_at >= $1 THEN cost_microusd ELSE 0 END), 0), COALESCE(SUM(cost_microusd), 0) "
+    "FROM jobs WHERE created_at >= $2 AND status <> ALL($3::text[])"
+)
+_USER_USAGE = _SCOPE_USAGE + " AND user_id = $4"
+_GUILD_USAGE = _SCOPE_USAGE + " AND guild_id = $4"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES ($1, $2, $3, $4) "
@@ -234,23 +241,27 @@ class PostgresStore(Store):
                 # Admissions of one user (and of one server, for its quota) wait for each other here, in
                 # every process; always user first, then server, so two of them can never deadlock.
                 await conn.execute(_LOCK, f"admit:user:{job.user_id}")
-                if in_guild and limits.images_per_guild_per_day is not None:
+                if in_guild and limits.guild_wide:
                     await conn.execute(_LOCK, f"admit:guild:{job.guild_id}")
                 if retry:
                     stored = await conn.fetchrow(_SELECT_JOB, job.id)
                     if stored is not None and job_params(job_from_row(stored)) == params:
                         return None  # our first attempt committed before the connection dropped
                 last = await conn.fetchval(_LAST_JOB, job.user_id)
-                since, counted_out = now - DAY, list(NOT_COUNTED)
+                day, month, counted_out = now - DAY, now - MONTH, list(NOT_COUNTED)
+                user = await conn.fetchrow(_USER_USAGE, day, month, counted_out, job.user_id)
+                guild = await conn.fetchrow(_GUILD_USAGE, day, month, counted_out, job.guild_id) if in_guild else None
                 usage = Usage(
                     seconds_since_last=None if last is None else now - float(last),
                     jobs_in_flight=int(await conn.fetchval(_COUNT_ACTIVE, job.user_id, list(ACTIVE)) or 0),
-                    user_images_today=int(await conn.fetchval(_USER_IMAGES, since, counted_out, job.user_id) or 0),
-                    guild_images_today=int(await conn.fetchval(_GUILD_IMAGES, since, counted_out, job.guild_id) or 0)
-                    if in_guild
-                    else 0,
+                    user_images_today=int(user[0]),
+                    guild_images_today=int(guild[0]) if guild else 0,
+                    user_spend_day=int(user[1]),
+                    user_spend_month=int(user[2]),
+                    guild_spend_day=int(guild[1]) if guild else 0,
+                    guild_spend_month=int(guild[2]) if guild else 0,
                 )
-                refusal = judge(limits, usage, job.image_count, in_guild=in_guild)
+                refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None:
                     for image in images:
                         await conn.execute(_PUT_IMAGE, image.sha256, image.content_type, image.data, time.time())
@@ -370,12 +381,90 @@ class PostgresStore(Store):
         row = await self._run(op)
         return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
 
+    async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
+        async def op(conn: Any, _retry: bool) -> list[Any]:
+            return list(
+                await conn.fetch(
+                    "SELECT user_id, model, COALESCE(SUM(image_count), 0), COALESCE(SUM(cost_microusd), 0) FROM jobs "
+                    "WHERE guild_id = $1 AND created_at >= $2 AND status <> ALL($3::text[]) GROUP BY user_id, model",
+                    guild_id,
+                    float(since),
+                    list(NOT_COUNTED),
+                )
+            )
+
+        return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in await self._run(op)]
+
+    # Leases
+
+    async def claim_lease(
+        self, job_id: str, owner: str, until: float, *, now: float, force: bool = False
+    ) -> Job | None:
+        guard = "" if force else " AND (lease_expires_at IS NULL OR lease_expires_at < $5 OR lease_owner = $1)"
+        params: list[object] = [owner, float(until), job_id, list(ACTIVE)]
+        if not force:
+            params.append(float(now))
+        jobs = await self._fetch_jobs(
+            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2 WHERE id = $3 AND status = ANY($4::text[])"  # noqa: S608
+            f"{guard} RETURNING {JOB_SELECT}",
+            *params,
+        )
+        if jobs:
+            return jobs[0]
+        # A retry after a lost answer finds the lease already ours: that is a success too.
+        job = await self.get_job(job_id)
+        return job if job is not None and job.active and job.lease_owner == owner else None
+
+    async def renew_leases(self, owner: str, job_ids: Sequence[str], until: float, *, now: float) -> set[str]:
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return set()
+
+        async def op(conn: Any, _retry: bool) -> list[Any]:
+            return list(
+                await conn.fetch(
+                    "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2 WHERE id = ANY($3::text[]) "
+                    "AND status = ANY($4::text[]) AND (lease_expires_at IS NULL OR lease_expires_at < $5 "
+                    "OR lease_owner = $1) RETURNING id",
+                    owner,
+                    float(until),
+                    ids,
+                    list(ACTIVE),
+                    float(now),
+                )
+            )
+
+        return {str(row[0]) for row in await self._run(op)}
+
+    async def expired_leases(self, now: float, *, limit: int = 100) -> list[Job]:
+        return await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE status = ANY($1::text[]) AND lease_expires_at < $2 "  # noqa: S608
+            "ORDER BY created_at, id LIMIT $3",
+            list(ACTIVE),
+            float(now),
+            int(limit),
+        )
+
+    async def release_leases(self, owner: str) -> int:
+        async def op(conn: Any, _retry: bool) -> str:
+            return str(
+                await conn.execute(
+                    "UPDATE jobs SET lease_expires_at = 0 WHERE lease_owner = $1 AND status = ANY($2::text[])",
+                    owner,
+                    list(ACTIVE),
+                )
+            )
+
+        status = await self._run(op)  # "UPDATE n"
+        return int(status.rsplit(" ", 1)[-1]) if status.rsplit(" ", 1)[-1].isdigit() else 0
+
     # Guild settings
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
         async def op(conn: Any, _retry: bool) -> Any:
             return await conn.fetchrow(
-                "SELECT guild_id, defaults, allowed_models, limits, updated_at FROM guild_settings WHERE guild_id = $1",
+                "SELECT guild_id, defaults, allowed_models, limits, updated_at, moderation FROM guild_settings "
+                "WHERE guild_id = $1",
                 guild_id,
             )
 
@@ -384,9 +473,10 @@ class PostgresStore(Store):
 
     async def save_guild_settings(self, settings: GuildSettings) -> None:
         await self._execute(
-            "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO UPDATE SET defaults = EXCLUDED.defaults, "
-            "allowed_models = EXCLUDED.allowed_models, limits = EXCLUDED.limits, updated_at = EXCLUDED.updated_at",
+            "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at, moderation) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (guild_id) DO UPDATE SET defaults = EXCLUDED.defaults, "
+            "allowed_models = EXCLUDED.allowed_models, limits = EXCLUDED.limits, updated_at = EXCLUDED.updated_at, "
+            "moderation = EXCLUDED.moderation",
             *guild_settings_params(settings),
         )
 

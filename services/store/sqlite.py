@@ -17,13 +17,14 @@ from typing import Any
 
 import aiosqlite
 
-from services.limits import DAY, Limits, Refusal, Usage, judge
+from services.limits import DAY, MONTH, Limits, Refusal, Usage, judge
 from services.store.base import (
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     DuplicateJob,
     Migration,
     MigrationError,
+    SpendRow,
     Store,
     StoreError,
     check_paging,
@@ -60,10 +61,18 @@ _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (sha256) DO NOTHING"
 )
+# Images of the last day, spend of the last day and of the last month, of one user or one server.
+_SCOPE_USAGE = (
+    "SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN image_count ELSE 0 END), 0), "  # noqa: S608 (constants)
+    "COALESCE(SUM(CASE WHEN created_at >= ? THEN cost_microusd ELSE 0 END), 0), COALESCE(SUM(cost_microusd), 0) "
+    f"FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"
+)
 
 
 class SqliteStore(Store):
     """A `Store` in one SQLite file (or in memory, for tests)."""
+
+    single_process = True
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
@@ -148,21 +157,20 @@ class SqliteStore(Store):
             # same moment waits (busy_timeout) and then counts this job too.
             await conn.execute("BEGIN IMMEDIATE")
             try:
+                in_guild = job.guild_id is not None
+                user = await self._scope_usage("user_id", job.user_id, now)
+                guild = await self._scope_usage("guild_id", job.guild_id, now) if in_guild else (0, 0, 0)
                 usage = Usage(
                     seconds_since_last=_since(now, await self._value(_LAST_JOB, (job.user_id,))),
                     jobs_in_flight=int(await self._value(_COUNT_ACTIVE, (job.user_id, *ACTIVE)) or 0),
-                    user_images_today=int(
-                        await self._value(_IMAGES_SINCE + " AND user_id = ?", (now - DAY, *NOT_COUNTED, job.user_id))
-                        or 0
-                    ),
-                    guild_images_today=int(
-                        await self._value(_IMAGES_SINCE + " AND guild_id = ?", (now - DAY, *NOT_COUNTED, job.guild_id))
-                        or 0
-                    )
-                    if job.guild_id is not None
-                    else 0,
+                    user_images_today=user[0],
+                    guild_images_today=guild[0],
+                    user_spend_day=user[1],
+                    user_spend_month=user[2],
+                    guild_spend_day=guild[1],
+                    guild_spend_month=guild[2],
                 )
-                refusal = judge(limits, usage, job.image_count, in_guild=job.guild_id is not None)
+                refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None:
                     for image in images:
                         await conn.execute(_PUT_IMAGE, _image_params(image))
@@ -267,12 +275,68 @@ class SqliteStore(Store):
             row = await cursor.fetchone()
         return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
 
+    async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
+        sql = (
+            "SELECT user_id, model, COALESCE(SUM(image_count), 0), COALESCE(SUM(cost_microusd), 0) FROM jobs "  # noqa: S608
+            f"WHERE guild_id = ? AND created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN}) "
+            "GROUP BY user_id, model"
+        )
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, (guild_id, float(since), *NOT_COUNTED))
+        return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    # Leases
+
+    async def claim_lease(
+        self, job_id: str, owner: str, until: float, *, now: float, force: bool = False
+    ) -> Job | None:
+        guard = "" if force else " AND (lease_expires_at IS NULL OR lease_expires_at < ? OR lease_owner = ?)"
+        params: list[object] = [owner, float(until), job_id, *ACTIVE]
+        if not force:
+            params += [float(now), owner]
+        return await self._one_job(
+            f"UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id = ? AND status IN ({_ACTIVE_IN})"  # noqa: S608
+            f"{guard} RETURNING {JOB_SELECT}",
+            params,
+        )
+
+    async def renew_leases(self, owner: str, job_ids: Sequence[str], until: float, *, now: float) -> set[str]:
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return set()
+        sql = (
+            f"UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ({', '.join('?' for _ in ids)}) "  # noqa: S608
+            f"AND status IN ({_ACTIVE_IN}) AND (lease_expires_at IS NULL OR lease_expires_at < ? OR lease_owner = ?) "
+            "RETURNING id"
+        )
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, (owner, float(until), *ids, *ACTIVE, float(now), owner))
+        return {str(row[0]) for row in rows}
+
+    async def expired_leases(self, now: float, *, limit: int = 100) -> list[Job]:
+        sql = (
+            f"SELECT {JOB_SELECT} FROM jobs WHERE status IN ({_ACTIVE_IN}) AND lease_expires_at < ? "  # noqa: S608
+            "ORDER BY created_at, rowid LIMIT ?"
+        )
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, (*ACTIVE, float(now), int(limit)))
+        return [job_from_row(row) for row in rows]
+
+    async def release_leases(self, owner: str) -> int:
+        async with self._lock:
+            cursor = await self._conn.execute(
+                f"UPDATE jobs SET lease_expires_at = 0 WHERE lease_owner = ? AND status IN ({_ACTIVE_IN})",  # noqa: S608
+                (owner, *ACTIVE),
+            )
+        return int(cursor.rowcount or 0)
+
     # Guild settings
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
         async with self._lock:
             cursor = await self._conn.execute(
-                "SELECT guild_id, defaults, allowed_models, limits, updated_at FROM guild_settings WHERE guild_id = ?",
+                "SELECT guild_id, defaults, allowed_models, limits, updated_at, moderation FROM guild_settings "
+                "WHERE guild_id = ?",
                 (guild_id,),
             )
             row = await cursor.fetchone()
@@ -282,9 +346,10 @@ class SqliteStore(Store):
         params = guild_settings_params(settings)
         async with self._lock:
             await self._conn.execute(
-                "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET defaults = excluded.defaults, "
-                "allowed_models = excluded.allowed_models, limits = excluded.limits, updated_at = excluded.updated_at",
+                "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at, moderation) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET defaults = excluded.defaults, "
+                "allowed_models = excluded.allowed_models, limits = excluded.limits, updated_at = excluded.updated_at, "
+                "moderation = excluded.moderation",
                 params,
             )
 
@@ -356,6 +421,15 @@ class SqliteStore(Store):
             if "FOREIGN KEY" in message:
                 raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
             raise StoreError(f"job {job.id!r} was refused: {message}") from exc
+
+    async def _scope_usage(self, column: str, value: object, now: float) -> tuple[int, int, int]:
+        """(images in the last day, spend in the last day, spend in the last month); the caller holds the lock."""
+        cursor = await self._conn.execute(
+            f"{_SCOPE_USAGE} AND {column} = ?",  # (column is one of two constants)
+            (now - DAY, now - DAY, now - MONTH, *NOT_COUNTED, value),
+        )
+        row = await cursor.fetchone()
+        return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
     async def _value(self, sql: str, params: Sequence[object]) -> Any:
         """The first column of the first row; the caller holds the lock."""

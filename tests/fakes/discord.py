@@ -285,9 +285,13 @@ class FakeDiscord(InteractionActions):
             self._gateway._send_guild_create(session, guild_id)  # the bot was added to a new guild
         return guild
 
-    def add_channel(self, guild_id: IdLike, name: str = "general", *, topic: str | None = None) -> FakeChannel:
+    def add_channel(
+        self, guild_id: IdLike, name: str = "general", *, topic: str | None = None, nsfw: bool = False
+    ) -> FakeChannel:
         guild = self.guilds[as_id(guild_id)]
-        channel = FakeChannel(self._snowflakes.next(), guild.id, name, position=len(guild.channels), topic=topic)
+        channel = FakeChannel(
+            self._snowflakes.next(), guild.id, name, position=len(guild.channels), topic=topic, nsfw=nsfw
+        )
         guild.channels[channel.id] = channel
         self.channels[channel.id] = channel
         self._gateway.dispatch("CHANNEL_CREATE", channel.payload(), guild_id=guild.id)

@@ -280,6 +280,7 @@ class FakeChannel:
     overwrites: dict[int, Overwrite] = field(default_factory=dict)
     recipients: list[FakeUser] = field(default_factory=list)
     last_message_id: int | None = None
+    nsfw: bool = False  # age-restricted
 
     def payload(self) -> JSON:
         if self.type == 1:
@@ -297,7 +298,7 @@ class FakeChannel:
             "name": self.name,
             "position": self.position,
             "permission_overwrites": [o.payload() for o in self.overwrites.values()],
-            "nsfw": False,
+            "nsfw": self.nsfw,
             "topic": self.topic,
             "last_message_id": str(self.last_message_id) if self.last_message_id else None,
             "rate_limit_per_user": 0,

@@ -1,0 +1,78 @@
+"""A server's usage for `/imagine-settings usage`: images and estimated cost today, over 7 and 30 days, by model
+and by member. Plain text in and out; the cost figures are the estimates recorded at admission."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from services.limits import DAY
+from services.rules.pricing import dollars
+from services.store.base import SpendRow
+
+PERIODS = (("Today (24 h)", 1), ("7 days", 7), ("30 days", 30))
+TOP_USERS = 5
+K = TypeVar("K", str, int)
+BAR = 12  # characters of the widest bar
+
+
+@dataclass(frozen=True)
+class Totals:
+    images: int
+    cost_microusd: int
+
+
+@dataclass(frozen=True)
+class Period:
+    label: str
+    total: Totals
+    by_model: list[tuple[str, Totals]]  # most expensive first
+    top_users: list[tuple[int, Totals]]  # most expensive first
+
+
+def summarize(label: str, rows: Iterable[SpendRow]) -> Period:
+    models: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    users: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        for bucket in (models[row.model], users[row.user_id]):
+            bucket[0] += row.images
+            bucket[1] += row.cost_microusd
+
+    by_model = _ranked(models)
+    total = Totals(sum(t.images for _, t in by_model), sum(t.cost_microusd for _, t in by_model))
+    return Period(label, total, by_model, _ranked(users)[:TOP_USERS])
+
+
+def _ranked(totals: Mapping[K, list[int]]) -> list[tuple[K, Totals]]:
+    items = [(key, Totals(v[0], v[1])) for key, v in totals.items()]
+    return sorted(items, key=lambda item: (-item[1].cost_microusd, -item[1].images, str(item[0])))
+
+
+def since(now: float, days: int) -> float:
+    return now - days * DAY
+
+
+def report(periods: Sequence[Period]) -> str:
+    """Each period with a bar per model (its share of the period's cost) and the top members."""
+    lines: list[str] = []
+    for period in periods:
+        lines.append(f"**{period.label}**: {period.total.images} image(s), about {dollars(period.total.cost_microusd)}")
+        widest = max((t.cost_microusd for _, t in period.by_model), default=0)
+        for model, totals in period.by_model:
+            bar = _bar(totals.cost_microusd, widest)
+            lines.append(f"`{bar}` {model.split('/')[-1]}: {totals.images} image(s), {dollars(totals.cost_microusd)}")
+        if period.top_users:
+            tops = ", ".join(
+                f"<@{user}> {t.images} image(s) {dollars(t.cost_microusd)}" for user, t in period.top_users
+            )
+            lines.append(f"Top members: {tops}")
+        lines.append("")
+    lines.append("Costs are estimates from the list prices; failed and canceled jobs are not counted.")
+    return "\n".join(lines)
+
+
+def _bar(value: int, widest: int) -> str:
+    filled = round(BAR * value / widest) if widest else 0
+    return "█" * filled + "·" * (BAR - filled)

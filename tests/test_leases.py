@@ -1,0 +1,210 @@
+"""Processes that cover for each other: job leases in the store (a compare-and-set claim, renewal, expiry), and two
+real `python bot.py` processes on PostgreSQL where one is killed for good with jobs in every stage and the other
+adopts and finishes them, each created exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from dataclasses import replace
+
+import asyncpg
+
+from services.jobs.runner import Delivery
+from services.store.base import job_from_row
+from services.store.models import TERMINAL, Job
+from tests.conftest import postgres_schema, postgres_test_url
+from tests.fakes.cometapi import Outcome
+from tests.test_admission import new_job
+from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, until
+from tests.test_faults_process import assert_clean_log, assert_one_create_each, start_bot, stop_bot
+
+LEASE = 30.0
+
+
+def leased(owner: str, expires_at: float) -> Job:
+    return replace(new_job(1), lease_owner=owner, lease_expires_at=expires_at)
+
+
+# --- the store --------------------------------------------------------------------------------------------
+
+
+async def test_of_many_processes_claiming_an_expired_lease_exactly_one_gets_it(store, store_target):
+    other = await store_target.open()
+    now = time.time()
+    job = leased("dead-process", now - 1)
+    await store.create_job(job)
+    try:
+        owners = [f"process-{n}" for n in range(10)]
+        claims = await asyncio.gather(
+            *(
+                s.claim_lease(job.id, owner, now + LEASE, now=now)
+                for s, owner in zip([store, other] * 5, owners, strict=True)
+            )
+        )
+    finally:
+        await other.close()
+    winners = [c for c in claims if c is not None]
+    assert len(winners) == 1
+    assert (await store.get_job(job.id)).lease_owner == winners[0].lease_owner
+
+
+async def test_a_live_lease_is_kept_by_its_owner_and_refused_to_others(store):
+    now = time.time()
+    live, expired, no_lease = leased("a", now + LEASE), leased("b", now - 5), new_job(2)
+    for job in (live, expired, no_lease):
+        await store.create_job(job)
+    assert await store.claim_lease(live.id, "c", now + LEASE, now=now) is None
+    assert await store.renew_leases("c", [live.id], now + LEASE, now=now) == set()
+    assert await store.renew_leases("a", [live.id], now + 2 * LEASE, now=now) == {live.id}
+    assert [j.id for j in await store.expired_leases(now)] == [expired.id]  # no lease is not an expired one
+    assert await store.claim_lease(no_lease.id, "c", now + LEASE, now=now) is not None
+    assert await store.claim_lease(live.id, "c", now + LEASE, now=now, force=True) is not None  # one process: ours
+    await store.transition(expired.id, ["queued"], "succeeded")
+    assert await store.claim_lease(expired.id, "c", now + LEASE, now=now) is None  # finished jobs are nobody's
+    assert await store.release_leases("c") == 2
+    assert {j.id for j in await store.expired_leases(now)} == {live.id, no_lease.id}
+
+
+# --- two real processes on PostgreSQL ---------------------------------------------------------------------
+
+
+async def pg_jobs(admin, schema: str, sent: list[Sent]) -> dict[str, Job]:
+    rows = await admin.fetch(f'SELECT * FROM "{schema}".jobs')  # (a schema the test made)
+    by_message = {job.message_id: job for job in map(job_from_row, rows)}
+    return {s.prompt: by_message[mid] for s in sent if (mid := s.handle.original_message_id) in by_message}
+
+
+async def test_a_process_killed_for_good_has_its_jobs_adopted_and_finished_by_the_other(world, tmp_path):
+    d = world.discord
+    guild = d.add_guild("g0", guild_id=1000 << 22)  # on shard 0 of 2: process A's
+    channel = d.add_channel(guild, "images")
+    world.comet.default_outcome = Outcome(duration=3.0)
+    world.comet.inject("create", status=None, times=2)
+    world.comet.inject("create", status=None, delay=5.0)  # the third create is made, but A dies before its answer
+    admin = await asyncpg.connect(postgres_test_url())
+    try:
+        async with postgres_schema() as schema:
+            env = {
+                "DATABASE_URL": f"{postgres_test_url()}?search_path={schema}",
+                "SHARD_COUNT": "2",
+                "MAX_CONCURRENT_PREDICTIONS": "3",
+                "JOB_LEASE_SECONDS": "3",
+            }
+            log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+            a = await start_bot(world, tmp_path, log_a, SHARD_IDS="0", **env)
+            b = await start_bot(world, tmp_path, log_b, SHARD_IDS="1", **env)
+            try:
+                sent = await burst(world, guild, channel, 5, "adopted")
+
+                async def stages() -> bool:
+                    jobs = await pg_jobs(admin, schema, sent)
+                    found = Counter(j.status for j in jobs.values())
+                    return found == Counter({"running": 2, "submitting": 1, "queued": 2})
+
+                await until(stages, timeout=15, what="jobs in every stage")
+                await until(lambda: len(world.comet.creates()) == 3, what="the third create")
+                jobs = await pg_jobs(admin, schema, sent)
+                assert {j.lease_owner for j in jobs.values()} == {jobs[sent[0].prompt].lease_owner}  # all A's
+                a.send_signal(signal.SIGKILL)
+                assert await a.wait() == -signal.SIGKILL
+                in_the_air = next(p for p, j in jobs.items() if j.status == "submitting")
+                world.comet.default_outcome = Outcome()
+
+                async def all_ended() -> dict[str, Job] | None:
+                    jobs = await pg_jobs(admin, schema, sent)
+                    return jobs if all(j.status in TERMINAL for j in jobs.values()) else None
+
+                ended = await until(all_ended, timeout=60, what="every job ended by the other process")
+                for s in sent:
+                    if s.prompt == in_the_air:
+                        await assert_told(world, s, ended[s.prompt], "failed", "while starting", "not sent again")
+                    else:
+                        await assert_delivered(world, s, ended[s.prompt])
+                assert_one_create_each(world, ended)
+                assert {j.lease_owner for j in ended.values()} != {jobs[sent[0].prompt].lease_owner}
+            finally:
+                if a.returncode is None:
+                    a.kill()
+                    await a.wait()
+                await stop_bot(b, log_b)
+    finally:
+        await admin.close()
+    assert "Adopted" in log_b.read_text()
+    assert_clean_log(log_b)
+
+
+# --- a process that stalled past its lease ----------------------------------------------------------------
+
+
+class Shown:
+    """Stands in for Discord: what each process showed."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+        self.failures: list[str] = []
+
+    async def progress(self, job: Job, progress: object) -> None:
+        pass
+
+    async def deliver(self, job: Job, delivery: Delivery) -> int:
+        self.delivered.append(job.id)
+        return len(delivery.images)  # every image shown
+
+    async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
+        self.failures.append(job.id)
+
+
+async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with_one_create():
+    """Process A works on a job but stalls past its lease; B adopts it. When A renews, it finds the job taken
+    over and stops its own work without ending the job; B polls the same prediction and delivers it."""
+    from services.cometapi.service import PredictionService
+    from services.config import load_settings
+    from services.jobs.leases import LeaseTerms
+    from services.jobs.runner import JobRunner
+    from tests.conftest import StoreTarget
+    from tests.e2e import KEY
+    from tests.fakes.cometapi import FakeCometAPI
+
+    comet = FakeCometAPI(api_key=KEY, image_size=1000)
+    await comet.start()
+    comet.queue_outcome(Outcome(duration=1.5))
+    try:
+        async with postgres_schema() as schema:
+            target = StoreTarget("postgres", postgres_test_url(), schema)
+            store_a, store_b = await target.open(), await target.open()
+            settings = load_settings({"COMETAPI_KEY": KEY, "COMETAPI_BASE_URL": comet.base_url}, require_discord=False)
+            shown_a, shown_b = Shown(), Shown()
+            try:
+                async with PredictionService.open(settings) as service:
+                    a = JobRunner(service, store_a, shown_a, max_concurrent=2, lease=LeaseTerms(LEASE, "A"))
+                    b = JobRunner(service, store_b, shown_b, max_concurrent=2, lease=LeaseTerms(LEASE, "B"))
+                    job = replace(new_job(1), lease_owner="A", lease_expires_at=time.time() + LEASE)
+                    await store_a.create_job(job)
+                    task = a.start(job)
+
+                    async def running() -> bool:
+                        current = await store_a.get_job(job.id)
+                        return current is not None and current.status == "running"
+
+                    await until(running, what="the job running in A")
+                    await store_a.update_job(job.id, lease_expires_at=time.time() - 1)  # A stalled past its lease
+                    assert await b.adopt() == 1
+                    await a.renew()
+                    await asyncio.gather(task, return_exceptions=True)
+                    assert task.cancelled()  # stopped by the renewal, while the prediction still ran
+                    assert not a.running(job.id)
+                    await until(lambda: shown_b.delivered, what="B's delivery")
+                    done = await store_b.get_job(job.id)
+                    await b.shutdown()
+                    await a.shutdown()
+            finally:
+                await store_a.close()
+                await store_b.close()
+    finally:
+        await comet.close()
+    assert done is not None and (done.status, done.lease_owner) == ("succeeded", "B")
+    assert (shown_a.delivered, shown_a.failures, shown_b.failures) == ([], [], [])
+    assert len(comet.creates()) == 1

@@ -1,0 +1,122 @@
+"""Metrics and health: the opt-in METRICS_PORT serves Prometheus text (read back with prometheus_client's own parser)
+and /healthz; a port that cannot be listened on is a start-up mistake; logs as JSON lines on request."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.config import configure_logging
+from tests.conftest import connect_postgres_or_skip, postgres_schema, postgres_test_url
+from tests.e2e import KEY, World
+from tests.fakes.cometapi import Outcome
+from tests.test_faults_api import until
+from tests.test_imagine import imagine, setup_guild
+from tests.test_startup_mistakes import refusing_discord, run_bot  # noqa: F401 (a fixture)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
+        return response.status, await response.text()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition, by name and labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
+    guild, channel, alice = setup_guild(world)
+    port = free_port()
+    world.comet.inject("get", status=503)  # one poll fails and is retried
+    world.comet.queue_outcome(Outcome(duration=0.3))
+    world.discord.inject_rate_limit("PATCH", r"/messages/", retry_after=0.1)  # Discord answers one edit with 429
+    async with world.bot(METRICS_PORT=str(port)):
+        assert await get(port, "/healthz") == (200, "ok\n")
+        handle = await imagine(world, guild, channel, alice, prompt="a lighthouse", num_outputs=2)
+        await handle.wait_original(lambda m: len(m.attachments) == 2, timeout=10)
+        succeeded = ("flux_jobs_total", (("model", "flux-schnell"), ("status", "succeeded")))
+
+        async def scraped() -> (
+            dict[tuple[str, tuple[tuple[str, str], ...]], float] | None
+        ):  # the job is counted just after its images are posted
+            status, text = await get(port, "/metrics")
+            assert status == 200
+            found = samples(text)
+            return found if succeeded in found else None
+
+        found = await until(scraped, timeout=5, what="the job counted as succeeded")
+    schnell = (("model", "flux-schnell"),)
+    assert found[("flux_jobs_total", (("model", "flux-schnell"), ("status", "admitted")))] == 1
+    assert found[("flux_jobs_total", (("model", "flux-schnell"), ("status", "succeeded")))] == 1
+    assert found[("flux_estimated_spend_usd_total", schnell)] == 0.006
+    assert found[("flux_prediction_seconds_count", schnell)] == 1
+    assert found[("flux_delivery_seconds_count", schnell)] == 1
+    assert found[("flux_cometapi_errors_total", (("kind", "server_error"),))] == 1
+    assert found[("flux_discord_rate_limited_total", ())] >= 1
+    assert found[("flux_queue_depth", ())] == 0
+    assert ("flux_jobs_in_flight", ()) in found
+
+
+async def test_healthz_is_503_when_the_database_does_not_answer(tmp_path, discord_fake, comet):
+    admin = await connect_postgres_or_skip()
+    port = free_port()
+    try:
+        async with postgres_schema() as schema:
+            world = World(discord_fake, comet, f"{postgres_test_url()}?search_path={schema}")
+            async with world.bot(METRICS_PORT=str(port)):
+                assert (await get(port, "/healthz"))[0] == 200
+                await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+                status, reason = await get(port, "/healthz")
+                assert (status, reason.strip()) == (503, "the database does not answer (UndefinedTableError)")
+    finally:
+        await admin.close()
+
+
+async def test_a_metrics_port_in_use_is_one_line_and_exit_2(refusing_discord, tmp_path):  # noqa: F811
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await run_bot(refusing_discord, tmp_path, METRICS_PORT=str(port))
+    assert code == 2, (out, err)
+    assert err.strip().splitlines() == [
+        f"error: METRICS_PORT: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert refusing_discord.requests == []  # found before login
+
+
+def test_json_log_lines_carry_the_message_and_traceback_with_secrets_scrubbed():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", [KEY], stream=stream, log_format="json")
+        logging.getLogger("bot").info("job %s for key %s", "j1", KEY)
+        try:
+            raise RuntimeError(f"boom {KEY}")
+        except RuntimeError:
+            logging.getLogger("runner").exception("crashed")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["level"], first["logger"], first["message"]) == ("INFO", "bot", "job j1 for key [redacted]")
+    assert second["message"] == "crashed"
+    assert "RuntimeError: boom [redacted]" in second["exception"]
+    assert KEY not in stream.getvalue()

@@ -1,0 +1,61 @@
+"""A server's job log: one line per job in the channel its managers chose (who, prompt, model, estimated cost, link).
+
+Posted in the background when a job starts; a log that cannot be posted (channel gone, no permission) is
+logged for the operator and never holds up or fails the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+
+from services.rules.moderation import Moderation
+from services.rules.pricing import dollars
+from services.store.base import Store
+from services.store.models import Job
+from ui.render import quote, short_model
+
+log = logging.getLogger(__name__)
+
+PROMPT_CHARS = 300
+
+
+def log_line(job: Job) -> str:
+    prompt = quote(str(job.input.get("prompt", "")), PROMPT_CHARS)
+    link = (
+        f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.message_id}"
+        if job.message_id is not None
+        else f"<#{job.channel_id}>"
+    )
+    return (
+        f"<@{job.user_id}> · {job.kind} · {short_model(job.model)} · about {dollars(job.cost_microusd)} · "
+        f"{link}\n> {prompt}"
+    )
+
+
+class JobLog:
+    def __init__(self, client: discord.Client, store: Store) -> None:
+        self.client = client
+        self.store = store
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def record_soon(self, job: Job) -> None:
+        if job.guild_id is None:
+            return
+        task = asyncio.create_task(self.record(job), name=f"job-log-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def record(self, job: Job) -> None:
+        if job.guild_id is None:
+            return
+        try:
+            rules = Moderation.of(await self.store.get_guild_settings(job.guild_id))
+            if rules.log_channel_id is None:
+                return
+            channel = self.client.get_partial_messageable(rules.log_channel_id, guild_id=job.guild_id)
+            await channel.send(log_line(job), allowed_mentions=discord.AllowedMentions.none())
+        except Exception as exc:  # a log line is never worth failing a job for
+            log.warning("Job %s: could not post to the server's job log: %s", job.id, exc)
