@@ -37,7 +37,9 @@ from ui.views import JobButton, JobButtons
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.reroll", "cogs.cancel", "cogs.settings", "cogs.prefs")
+EXTENSIONS = (
+    "cogs.imagine", "cogs.blend", "cogs.edit", "cogs.reroll", "cogs.cancel", "cogs.settings", "cogs.prefs",
+)  # fmt: skip
 DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
 

@@ -1,6 +1,7 @@
-"""Editing images with FLUX Kontext: ✏️ Edit on results and "Edit with FLUX" on any message with an image.
+"""Editing images: ✏️ Edit on results and "Edit with FLUX" on any message with an image.
 
-Both open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
+Both open the same modal asking what to change; the edit then runs the server's editing model (Kontext, or a
+FLUX.2 model, which can take all the message's images as references) like any job, posted as a new reply with
 live progress, and linked to the job whose result it edits (when the image is one of ours). The store is
 read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
 """
@@ -53,26 +54,34 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
         self.which: discord.ui.TextInput[EditModal] | None = None
         if len(images) > 1:
             self.which = discord.ui.TextInput(
-                label=f"Which image (1-{len(images)})", default="1", max_length=2, required=False, custom_id="which"
+                label=f"Which images (1-{len(images)}, e.g. 2 or 1,3, or all)",
+                placeholder="Blank: as many as the editing model takes, from the first",
+                max_length=40,
+                required=False,
+                custom_id="which",
             )
             self.add_item(self.which)
 
-    def chosen_image(self) -> ImageRef:
-        if self.which is None or not self.which.value.strip():
-            return self.images[0]
-        text = self.which.value.strip()
-        index = int(text) if text.isdigit() else 0
-        if not 1 <= index <= len(self.images):
-            raise BadInput(f"Pick an image number from 1 to {len(self.images)}.")
-        return self.images[index - 1]
+    def chosen_images(self) -> tuple[list[ImageRef], bool]:
+        """The images picked, and whether to send only as many of them as the model takes (nothing said)."""
+        text = self.which.value.strip().lower() if self.which is not None else ""
+        if not text:
+            return self.images, True
+        if text == "all":
+            return self.images, False
+        numbers = text.replace(",", " ").split()
+        if not all(n.isdigit() and 1 <= int(n) <= len(self.images) for n in numbers):
+            raise BadInput(f"Pick an image number from 1 to {len(self.images)} (several like 1,3, or all).")
+        picked = dict.fromkeys(int(n) for n in numbers)  # in the order given, each once
+        return [self.images[n - 1] for n in picked], False
 
     async def on_submit(self, interaction: Interaction) -> None:
-        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, images=[self.chosen_image()], edit=True)
+        images, fit = self.chosen_images()
+        fields: dict[str, Any] = {"images": images, "edit": True, "fit_images": fit}
+        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, **fields)
         self.bot.admission.check_early(ask)
         message_id = await self.bot.launcher.acknowledge(interaction)
-        ask = ask_from(
-            interaction, JobKind.EDIT, ask.prompt, images=ask.images, edit=True, parent=await self.find_parent()
-        )
+        ask = ask_from(interaction, JobKind.EDIT, ask.prompt, **fields, parent=await self.find_parent())
         await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 
     # discord.py's Modal narrows BaseView.on_error (no item argument); mypy sees that as an override clash.

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from services.errors import BadInput, ConfigError
-from services.rules.catalogue import SHORT_NAMES, resolve_model
+from services.rules.catalogue import SHORT_NAMES, install, resolve_model
+from services.rules.catalogue_file import CatalogueError, load_catalogue
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
 
@@ -55,6 +56,7 @@ class Settings:
     max_input_image_bytes: int = 10 * MIB
     input_image_mode: str = "url"
     allow_unknown_models: bool = False
+    models_file: str | None = None  # the operator's catalogue file, over the built-in models.toml
     default_model: str = DEFAULT_MODEL
     # Opt-in Replicate "sync mode" (`Prefer: wait=N` on create); unverified on CometAPI, so off by default.
     sync_wait_seconds: int = 0
@@ -96,6 +98,7 @@ def load_settings(
             raise ConfigError("SHARD_IDS", f"shard ids must be below SHARD_COUNT ({shard_count}), got {bad}")
 
     allow_unknown_models = env.boolean("ALLOW_UNKNOWN_MODELS", False)
+    models_file = env.models_file("MODELS_FILE")  # before DEFAULT_MODEL, which may name one of its models
     return Settings(
         cometapi_key=Secret(key),
         discord_token=Secret(token) if token else None,
@@ -115,6 +118,7 @@ def load_settings(
         max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01, maximum=MAX_MB) * MIB),
         input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
         allow_unknown_models=allow_unknown_models,
+        models_file=models_file,
         default_model=env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models),
         sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
         shard_count=shard_count,
@@ -233,6 +237,15 @@ class _Reader:
             except ValueError as exc:
                 raise ConfigError(name, f"{exc}, got {raw!r}") from None
         return raw
+
+    def models_file(self, name: str) -> str | None:
+        """The catalogue file, checked and put in use (the built-in catalogue alone when it is not set)."""
+        path = self.optional(name)
+        try:
+            install(load_catalogue(path))
+        except CatalogueError as exc:
+            raise ConfigError(name, str(exc)) from None
+        return path
 
     def model(self, name: str, default: str, *, allow_unknown: bool) -> str:
         """A model every /imagine can use: a catalogue model, or any owner/name when unknown ones are allowed."""

@@ -183,12 +183,17 @@ async def test_default_timings_scale_with_speed(session: aiohttp.ClientSession) 
         "flux-1.1-pro": (5, 15),
         "flux-1.1-pro-ultra": (5, 15),
         "flux-kontext-pro": (5, 15),
+        "flux-pro": (5, 15),
+        "flux-2-pro": (7, 30),
+        "flux-2-flex": (12, 38),
+        "flux-2-dev": (3, 12),
     }
     for speed in (1.0, 0.02):
         async with FakeCometAPI(KEY, speed=speed, image_size=5000) as f:
             for model, (low, high) in expected.items():
+                image = {"input_image": "https://example.com/a.png"} if "kontext" in model else {}
                 for _ in range(5):
-                    p = await create(session, f, model, input_image="https://example.com/a.png")
+                    p = await create(session, f, model, **image)
                     pred = f.predictions[p["id"]]
                     assert low * speed <= pred.duration <= high * speed
                     assert 0 <= pred.queue_time <= 0.5 * speed

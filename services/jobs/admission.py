@@ -22,9 +22,10 @@ from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
 from services.limits import Limits, Refusal
-from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
+from services.rules.catalogue import MATCH_INPUT, check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
-from services.rules.options import RequestContext, edit_model, resolve
+from services.rules.options import RequestContext, blend_model, chosen_model, edit_model, resolve
+from services.rules.prompt_params import Applied, apply
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
 
@@ -43,6 +44,8 @@ class Ask:
     image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
+    blend: bool = False  # /blend: several images into one; a model that takes several, the prompt optional
+    fit_images: bool = False  # send only as many of `images` as the model takes (an edit of a whole message)
 
 
 class LimitReached(BadInput):
@@ -69,18 +72,20 @@ class Admission:
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
-        clean_prompt(ask.prompt)
+        applied = _with_prompt_params(ask)
+        clean_prompt(applied.prompt)
         precheck(list(ask.images), self.settings.max_input_image_bytes)
-        model = ask.given.get("model")
-        if not model or ask.edit:
+        model = applied.given.get("model")
+        if not model:
             return  # the model comes from stored settings: judged on admission
         spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
         if spec is None:
             return  # an allowed model we don't know: passed through unchecked
-        for name, value in ask.given.items():
+        for name, value in applied.given.items():
             if name != "model":
                 check_option(spec, name, value)
-        check_images(spec, len(ask.images))
+        if not ask.fit_images:
+            check_images(spec, len(ask.images))
 
     async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
         guild = await self.store.get_guild_settings(guild_id) if guild_id else None
@@ -98,13 +103,23 @@ class Admission:
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id, ask.user_id)
-        given = ask.given
-        if ask.edit:
-            given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
+        applied = _with_prompt_params(ask)
+        given = {name: value for name, value in applied.given.items() if value is not None}
+        if ask.edit and "model" not in given:
+            given["model"] = edit_model(context)
+        if ask.blend and "model" not in given:
+            given["model"] = blend_model(context)
+        images = list(ask.images)
+        spec = resolve_model(str(given.get("model") or chosen_model(None, context)),
+                             allow_unknown=self.settings.allow_unknown_models)  # fmt: skip
+        if ask.edit and spec is not None and MATCH_INPUT in spec.choices("aspect_ratio"):
+            given.setdefault("aspect_ratio", MATCH_INPUT)  # an edit keeps the picture's shape
+        if ask.fit_images and spec is not None:
+            images = images[: max(spec.max_images, 1)]
         urls = ask.image_urls
         if urls is None:
-            urls = await prepare(list(ask.images), self.attachments, mode=self.settings.input_image_mode)
-        resolved = resolve(ask.prompt, given, urls, context)
+            urls = await prepare(images, self.attachments, mode=self.settings.input_image_mode)
+        resolved = resolve(applied.prompt, given, urls, context)
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -119,7 +134,7 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra={"notes": list(resolved.notes)} if resolved.notes else {},
+            extra={"notes": notes} if (notes := [*applied.notes, *resolved.notes]) else {},
         )
         refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
         if refusal is not None:
@@ -136,3 +151,14 @@ class Admission:
         """Record the message that shows `job` (posted after admission, as for 🔄 reactions)."""
         await self.store.update_job(job.id, message_id=message_id)
         return replace(job, message_id=message_id)
+
+
+BLEND_PROMPT = "Blend the reference images into one coherent picture."
+
+
+def _with_prompt_params(ask: Ask) -> Applied:
+    """The prompt's own parameters taken out and merged with the options given; /blend's prompt is optional."""
+    applied = apply(ask.prompt, ask.given)
+    if ask.blend and not applied.prompt.strip():
+        return replace(applied, prompt=BLEND_PROMPT)
+    return applied

@@ -54,6 +54,8 @@ class JobProgress:
     elapsed: float
     queue_position: int | None = None
     percent: int | None = None
+    # While generating without a percentage from the model: how long it usually takes, as (low, high) seconds.
+    usual: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,10 @@ class JobRunner:
         await waiter
 
     async def _show(self, job: Job, stage: Stage, *, percent: int | None = None, position: int | None = None) -> None:
-        await self.display.progress(job, JobProgress(stage, time.time() - job.created_at, position, percent))
+        # A model that logs no progress bar (the pro models, FLUX.2) gets its usual duration instead, so a
+        # 30 s FLUX.2 run does not look stuck; never an invented percentage.
+        usual = self.service.stats.window(job.model) if stage == "generating" and percent is None else None
+        await self.display.progress(job, JobProgress(stage, time.time() - job.created_at, position, percent, usual))
 
     async def _end(
         self,

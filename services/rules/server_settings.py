@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from services.errors import BadInput
 from services.limits import Limits
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
-from services.rules.options import OPTION_NAMES
+from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES
 from services.store.models import GuildSettings
 
 LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")
@@ -40,12 +40,23 @@ def validated_defaults(
         merged["model"] = spec.id
     spec = resolve_model(str(merged.get("model") or default_model))
     checked: dict[str, object] = {"model": merged["model"]} if "model" in merged else {}
+    if merged.get(EDIT_MODEL_SETTING) is not None:
+        checked[EDIT_MODEL_SETTING] = _editing_model(str(merged[EDIT_MODEL_SETTING]))
     for name in OPTION_NAMES:
         if name in merged:
             value = check_option(spec, name, merged[name]) if spec else merged[name]
             if value is not None:
                 checked[name] = value
     return checked
+
+
+def _editing_model(name: str) -> str:
+    spec = resolve_model(name)
+    assert spec is not None
+    if not spec.takes_images:
+        editors = ", ".join(other.name for other in CATALOGUE.values() if other.takes_images)
+        raise BadInput(f"{spec.name} does not edit images; the editing model can be one of: {editors}.")
+    return spec.id
 
 
 def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effective]:
@@ -59,6 +70,10 @@ def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effect
             continue
         param = spec.params.get(name) if spec else None
         rows.append(Effective(name, param.default if param else "—", "built-in"))
+    if EDIT_MODEL_SETTING in defaults:
+        rows.append(Effective(EDIT_MODEL_SETTING, defaults[EDIT_MODEL_SETTING], "server"))
+    else:
+        rows.append(Effective(EDIT_MODEL_SETTING, "the default model if it edits, else flux-kontext-pro", "built-in"))
     return rows
 
 
