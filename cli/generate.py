@@ -48,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output-quality")
     p.add_argument("--seed")
     p.add_argument("--num-outputs")
+    p.add_argument("--safety-tolerance", help="1 (strict) to 5 or 6, depending on the model")
     p.add_argument(
         "--image", action="append", default=[],
         help="input image, a file path or an https URL; repeat it for several reference images (FLUX.2)",
@@ -106,6 +107,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str,
         "output_format": args.output_format,
         "output_quality": args.output_quality,
         "num_outputs": args.num_outputs,
+        "safety_tolerance": args.safety_tolerance,
         "seed": args.seed,
     }
     applied = apply(args.prompt, given)  # --ar 16:9 and the like, typed in the prompt
