@@ -2,6 +2,8 @@ import pytest
 
 from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE, Request, build_input, clean_prompt, resolve_model
+from services.rules.options import RequestContext, resolve
+from services.store.models import GuildSettings
 
 SCHNELL = "black-forest-labs/flux-schnell"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
@@ -145,3 +147,10 @@ def test_flux_2_defaults_and_accepted_spellings():
     assert (flex["steps"], flex["guidance"], flex["prompt_upsampling"]) == (30, 4.5, True)
     _, matched = build_input(PRO2, Request("a cat", {"aspect_ratio": "match_input_image"}, URLS[:2]))
     assert matched["aspect_ratio"] == "match_input_image"
+
+
+def test_a_stored_default_shaped_by_an_input_image_is_skipped_without_one():
+    guild = GuildSettings(1, {"aspect_ratio": "match_input_image"}, None, {}, 0.0)
+    context = RequestContext(default_model=PRO2, guild=guild)
+    assert resolve("a cat", {}, [], context).input["aspect_ratio"] == "1:1"
+    assert resolve("a cat", {}, [URLS[0]], context).input["aspect_ratio"] == "match_input_image"
