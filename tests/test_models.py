@@ -150,3 +150,15 @@ async def test_a_refusal_at_admission_leaves_no_public_message(world):
         handle = await imagine(world, guild, channel, alice, prompt="a fox", attachments=files, **slots)
         await assert_refused_privately(world, bot, handle, alice, "flux-2-dev takes up to 4")
     assert world.comet.creates() == []
+
+
+async def test_a_flux_2_run_past_its_usual_time_says_so(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(duration=4.0, queue_time=0.0))
+    async with world.bot() as bot:
+        bot.service.stats = DurationStats({f"{BFL}/flux-2-dev": (0.2, 1.0)}, FAST_POLL)
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-dev")
+        final, job = await delivered_job(bot, handle)
+    edits = [e.content for e in progress_edits(world, final.id)]
+    assert any("(longer than the usual 0.2–1.0 s)" in text for text in edits), edits
+    assert job.status == "succeeded"

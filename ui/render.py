@@ -38,8 +38,7 @@ def progress_text(job: Job, progress: JobProgress) -> str:
     line += f" · {progress.elapsed:.0f} s"
     if progress.usual is not None:
         low, high = (_seconds(value) for value in progress.usual)
-        over = progress.elapsed > progress.usual[1]
-        line += f" (longer than the usual {low}–{high} s)" if over else f" (usually {low}–{high} s)"
+        line += f" (longer than the usual {low}–{high} s)" if progress.overdue else f" (usually {low}–{high} s)"
     prompt = quote(str(job.input.get("prompt", "")), PROMPT_PREVIEW)
     return f"**{prompt}**\n{line} · {short_model(job.model)}"
 

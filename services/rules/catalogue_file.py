@@ -64,13 +64,13 @@ def load_catalogue(extra: Path | str | None = None) -> dict[str, ModelSpec]:
     for model_id, table in tables.items():
         if table.get("enabled", True) is False:
             continue
-        where = f"{tables_origin(table)}: models.{_quoted(model_id)}"
+        where = f"{_origin(table)}: models.{_quoted(model_id)}"
         specs[model_id] = _build(model_id, table, where)
     _check_short_names(specs, str(extra or BUILTIN))
     return specs
 
 
-def tables_origin(table: Table) -> str:
+def _origin(table: Table) -> str:
     return str(table.get("_file", BUILTIN))
 
 
