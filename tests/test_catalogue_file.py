@@ -121,18 +121,30 @@ def test_default_model_may_name_a_model_of_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ('[models."black-forest-labs/flux-2-pro"]\nmax_image = 9\n', ['models."black-forest-labs/flux-2-pro"',
-                                                                      "unknown key `max_image`"]),
-        ('[models."black-forest-labs/flux-2-pro".params]\nseed = { type = "int", min = 5, max = 1 }\n',
-         [".params.seed.max", "at least 5"]),
-        ('[models."black-forest-labs/flux-2-pro".params]\nresolution = { type = "choice", values = ["1 MP"], '
-         'default = "8 MP" }\n', [".params.resolution.default", "'8 MP' is not one of its values"]),
-        ('[models."black-forest-labs/flux-2-pro".params]\nwidth = { type = "int", min = 256, max = 2048, '
-         'only_with = "aspect_ratio=square" }\n', ["only_with", "no aspect_ratio choice `square`"]),
+        (
+            '[models."black-forest-labs/flux-2-pro"]\nmax_image = 9\n',
+            ['models."black-forest-labs/flux-2-pro"', "unknown key `max_image`"],
+        ),
+        (
+            '[models."black-forest-labs/flux-2-pro".params]\nseed = { type = "int", min = 5, max = 1 }\n',
+            [".params.seed.max", "at least 5"],
+        ),
+        (
+            '[models."black-forest-labs/flux-2-pro".params]\nresolution = { type = "choice", values = ["1 MP"], '
+            'default = "8 MP" }\n',
+            [".params.resolution.default", "'8 MP' is not one of its values"],
+        ),
+        (
+            '[models."black-forest-labs/flux-2-pro".params]\nwidth = { type = "int", min = 256, max = 2048, '
+            'only_with = "aspect_ratio=square" }\n',
+            ["only_with", "no aspect_ratio choice `square`"],
+        ),
         ('[models."black-forest-labs/flux-2-pro"]\nprice = { per_run = -1 }\n', ["per_run", "cannot be negative"]),
         ('[models."black-forest-labs/flux-2-pro"]\ntypical_seconds = [40, 5]\n', ["typical_seconds", "0 < low < high"]),
-        ('[models."black-forest-labs/flux-2-pro"]\nimages = { param = "input_images", max = 8 }\n',
-         ["images.max", "takes at most 1"]),
+        (
+            '[models."black-forest-labs/flux-2-pro"]\nimages = { param = "input_images", max = 8 }\n',
+            ["images.max", "takes at most 1"],
+        ),
         ('[models."someone/flux-2-pro"]\nextends = "black-forest-labs/flux-2-pro"\n', ["share the short name"]),
         ('[models."someone/new"]\nextends = "someone/old"\n', ["extends `someone/old`", "not a model defined"]),
         ('[models."someone/new"]\nlabel = "New"\n', ['models."someone/new"', "`output` is missing"]),

@@ -7,6 +7,7 @@ Real bot, real discord.py, fake Discord and the fake CometAPI, which knows every
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from services.cometapi.polling import DurationStats
 from services.rules.catalogue import CATALOGUE
@@ -67,7 +68,7 @@ async def test_every_model_works_end_to_end_through_imagine(world):
 
 async def test_refusals_are_private_and_cost_nothing(world):
     guild, _, alice = setup_guild(world)
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         (
             {"model": "flux-2-pro"},
             9,

@@ -46,10 +46,12 @@ def test_flux_2_dev_costs_more_without_go_fast():
 
 def test_an_operator_price_is_used_and_unknown_models_have_none(tmp_path):
     path = tmp_path / "prices.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         [models."black-forest-labs/flux-schnell"]
         price = { per_image = 0.002 }
-    """))
+    """)
+    )
     try:
         install(load_catalogue(path))
         assert cost("flux-schnell", {"num_outputs": 2}) == pytest.approx(0.004)

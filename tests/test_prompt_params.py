@@ -18,7 +18,8 @@ def test_parameters_are_taken_out_of_the_prompt_and_become_options():
 
 
 @pytest.mark.parametrize(
-    ("typed", "resolution"), [("2", "2 MP"), ("0.5", "0.5 MP"), ("4mp", "4 MP"), ("1.0", "1 MP"), ("match", "match_input_image")]
+    ("typed", "resolution"),
+    [("2", "2 MP"), ("0.5", "0.5 MP"), ("4mp", "4 MP"), ("1.0", "1 MP"), ("match", "match_input_image")],
 )
 def test_res_names_megapixels(typed, resolution):
     assert parse(f"a fox --res {typed}").options == {"resolution": resolution}
