@@ -163,3 +163,27 @@ async def test_a_flux_2_run_past_its_usual_time_says_so(world):
     edits = [e.content for e in progress_edits(world, final.id)]
     assert any("(longer than the usual 0.2–1.0 s)" in text for text in edits), edits
     assert job.status == "succeeded"
+
+
+async def test_autocompletes_offer_what_the_chosen_model_takes(world):
+    guild, channel, alice = setup_guild(world)
+    d = world.discord
+
+    async def offered(command, options, focused):
+        handle = await d.autocomplete(guild, channel, alice, command, options, focused=focused)
+        await handle.wait_response()
+        return [c["value"] for c in handle.choices or []]
+
+    async with world.bot():
+        pro = {"prompt": "x", "model": f"{BFL}/flux-2-pro"}
+        assert await offered("imagine", {**pro, "resolution": ""}, "resolution") == [
+            "1 MP", "0.5 MP", "2 MP", "4 MP", "match_input_image",
+        ]  # fmt: skip
+        ratios = await offered("imagine", {**pro, "aspect_ratio": ""}, "aspect_ratio")
+        assert "match_input_image" in ratios and "custom" not in ratios  # custom needs width/height: generate only
+        assert (
+            await offered("imagine", {"prompt": "x", "model": f"{BFL}/flux-2-dev", "resolution": ""}, "resolution")
+            == []
+        )
+        blenders = await offered("blend", {"model": "flux"}, "model")
+        assert blenders == [f"{BFL}/flux-2-pro", f"{BFL}/flux-2-flex", f"{BFL}/flux-2-dev"]
