@@ -110,8 +110,7 @@ class Admission:
         if ask.blend and "model" not in given:
             given["model"] = blend_model(context)
         images = list(ask.images)
-        spec = resolve_model(str(given.get("model") or chosen_model(None, context)),
-                             allow_unknown=self.settings.allow_unknown_models)  # fmt: skip
+        spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
         if ask.edit and spec is not None and MATCH_INPUT in spec.choices("aspect_ratio"):
             given.setdefault("aspect_ratio", MATCH_INPUT)  # an edit keeps the picture's shape
         if ask.fit_images and spec is not None:
