@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from services.errors import (
+    ApiError,
     AuthError,
     BadInput,
     BillingError,
@@ -49,6 +50,8 @@ def describe(error: BaseException) -> str:
         return "It took too long and was cancelled. Try again, or pick a faster model."
     if isinstance(error, Canceled):
         return "Cancelled."
+    if isinstance(error, ApiError):  # an answer the client has no rule for
+        return "The image service could not take this request. Try again in a minute."
     if isinstance(error, DownloadError):
         return f"The finished image could not be fetched: {_short(_without_status(str(error)))}"
     return "Something went wrong on the bot's side. It has been logged."

@@ -1,12 +1,13 @@
 """Admission: from what someone asked for to a stored job, the same way for every way of asking.
 
-/imagine, the Reroll and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu all
+/imagine, the Reroll, Vary and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu all
 describe their request as an `Ask` and go through the same two steps:
 
 1. `check_early(ask)`: what can be judged with no I/O (the prompt, the attachments' descriptions, the
    options given for a named model, one by one). A mistake is answered before acknowledging.
-2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked,
-   the model's input assembled, and the job inserted by the store in one atomic step with the limits
+2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked
+   (and kept once in the store, the job referring to them: services/jobs/input_refs.py), the model's input
+   assembled, and the job inserted by the store in one atomic step with the limits
    (cooldown, jobs in flight, daily quotas). The job exists before any API call; a refusal raises
    `LimitReached` naming the limit, and nothing is stored.
 """
@@ -21,11 +22,13 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
+from services.jobs.input_refs import EXTRA_KEY, KeptImages, keep
 from services.limits import Limits, Refusal
 from services.rules.catalogue import MATCH_INPUT, check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
-from services.rules.options import RequestContext, blend_model, chosen_model, edit_model, resolve
+from services.rules.options import RequestContext, blend_model, chosen_model, edit_model, resolve, variation_model
 from services.rules.prompt_params import Applied, apply
+from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
 
@@ -42,10 +45,15 @@ class Ask:
     given: Mapping[str, object] = field(default_factory=dict)  # options as given (None: not given)
     images: Sequence[ImageRef] = ()  # attachments, fetched and checked on admission
     image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
+    image_sha256: Mapping[str, str] = field(default_factory=dict)  # of image_urls: stored copies of links
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
     blend: bool = False  # /blend: several images into one; a model that takes several, the prompt optional
     fit_images: bool = False  # send only as many of `images` as the model takes (an edit of a whole message)
+    # A variation of the one image (images or image_urls) at this strength, on the server's variation model
+    # unless `given` names one (a reroll of a variation keeps its model).
+    vary: Strength | None = None
+    of_image: int | None = None  # the image's position in the parent's message (1-based), for display
 
 
 class LimitReached(BadInput):
@@ -76,8 +84,8 @@ class Admission:
         clean_prompt(applied.prompt)
         precheck(list(ask.images), self.settings.max_input_image_bytes)
         model = applied.given.get("model")
-        if not model:
-            return  # the model comes from stored settings: judged on admission
+        if not model or ask.vary:
+            return  # the model comes from stored settings, or the options are fitted to it: judged on admission
         spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
         if spec is None:
             return  # an allowed model we don't know: passed through unchecked
@@ -109,16 +117,31 @@ class Admission:
             given["model"] = edit_model(context)
         if ask.blend and "model" not in given:
             given["model"] = blend_model(context)
-        images = list(ask.images)
+        if ask.vary:
+            model = str(given.get("model") or variation_model(context))
+            spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
+            given = {**carried_options(spec, {k: v for k, v in given.items() if k != "model"}), "model": model}
         spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
         if ask.edit and spec is not None and MATCH_INPUT in spec.choices("aspect_ratio"):
             given.setdefault("aspect_ratio", MATCH_INPUT)  # an edit keeps the picture's shape
+        images = list(ask.images)
         if ask.fit_images and spec is not None:
             images = images[: max(spec.max_images, 1)]
-        urls = ask.image_urls
-        if urls is None:
-            urls = await prepare(images, self.attachments, mode=self.settings.input_image_mode)
-        resolved = resolve(applied.prompt, given, urls, context)
+        if ask.image_urls is None:
+            files = await prepare(images, self.attachments)
+            kept = keep([ref.url for ref in images], files, mode=self.settings.input_image_mode)
+        else:  # a reroll: the same references, nothing new to store
+            kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
+        if ask.vary:
+            if len(kept.values) != 1:
+                raise BadInput("A variation starts from exactly one image.")
+            resolved = resolve(applied.prompt, given, [], context)
+            resolved = replace(resolved, input=with_reference(resolved.model, resolved.input, kept.values[0], ask.vary))
+        else:
+            resolved = resolve(applied.prompt, given, kept.values, context)
+        extra = _extra(ask, [*applied.notes, *resolved.notes])
+        if kept.sha256:
+            extra[EXTRA_KEY] = kept.sha256
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -133,9 +156,9 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra={"notes": notes} if (notes := [*applied.notes, *resolved.notes]) else {},
+            extra=extra,
         )
-        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
+        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
         if refusal is not None:
             raise LimitReached(refusal)
         return job
@@ -161,3 +184,20 @@ def _with_prompt_params(ask: Ask) -> Applied:
     if ask.blend and not applied.prompt.strip():
         return replace(applied, prompt=BLEND_PROMPT)
     return applied
+
+
+def _extra(ask: Ask, notes: Sequence[str]) -> dict[str, object]:
+    """What the result shows beside the input: notes, and where the job came from (to link back to it)."""
+    extra: dict[str, object] = {"notes": list(notes)} if notes else {}
+    parent = ask.parent
+    if parent is not None and parent.message_id is not None:
+        extra["parent_message"] = {
+            "guild_id": parent.guild_id,
+            "channel_id": parent.channel_id,
+            "message_id": parent.message_id,
+        }
+    if ask.of_image is not None:
+        extra["of_image"] = ask.of_image
+    if ask.vary is not None:
+        extra["strength"] = ask.vary
+    return extra

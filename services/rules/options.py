@@ -22,6 +22,7 @@ from services.rules.catalogue import (
     build_input,
     resolve_model,
 )
+from services.rules.variation_models import PREFERRED_VARIATION_MODEL, can_vary
 from services.store.models import GuildSettings
 
 OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs")
@@ -148,3 +149,19 @@ def blend_model(context: RequestContext) -> str:
         raise BadInput("This server allows no model that blends images; an admin can allow flux-2-pro.")
     preferred = [spec for spec in blenders if spec.id == PREFERRED_BLEND_MODEL]
     return (preferred or sorted(blenders, key=lambda spec: -spec.max_images))[0].id
+
+
+VARIATION_MODEL_SETTING = "variation_model"  # in a server's defaults, set with /imagine-settings set
+
+
+def variation_model(context: RequestContext) -> str:
+    """The model that makes variations: the one the server's admins chose, else the server's default model if
+    it can vary an image, else flux-dev, else any allowed model that can (each only while allowed)."""
+    defaults = context.guild.defaults if context.guild else {}
+    varying = [spec.id for spec in allowed_models(context) if can_vary(spec.id)]
+    for candidate in (defaults.get(VARIATION_MODEL_SETTING), defaults.get("model"), PREFERRED_VARIATION_MODEL):
+        if candidate in varying:
+            return str(candidate)
+    if not varying:
+        raise BadInput("This server allows no model that makes variations; an admin can allow flux-dev.")
+    return varying[0]

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from services.errors import BadInput
 from services.limits import Limits
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
-from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES
+from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_MODEL_SETTING
+from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
 
 LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")
@@ -42,6 +43,8 @@ def validated_defaults(
     checked: dict[str, object] = {"model": merged["model"]} if "model" in merged else {}
     if merged.get(EDIT_MODEL_SETTING) is not None:
         checked[EDIT_MODEL_SETTING] = _editing_model(str(merged[EDIT_MODEL_SETTING]))
+    if merged.get(VARIATION_MODEL_SETTING) is not None:
+        checked[VARIATION_MODEL_SETTING] = varying_model(str(merged[VARIATION_MODEL_SETTING]))
     for name in OPTION_NAMES:
         if name in merged:
             value = check_option(spec, name, merged[name]) if spec else merged[name]
@@ -59,6 +62,16 @@ def _editing_model(name: str) -> str:
     return spec.id
 
 
+def varying_model(name: str) -> str:
+    """The full id of a model that can make variations; BadInput naming those that can, for any other."""
+    spec = resolve_model(name)
+    assert spec is not None
+    if not can_vary(spec.id):
+        names = ", ".join(model_id.split("/")[-1] for model_id in MECHANISMS)
+        raise BadInput(f"{spec.name} cannot make variations of an image; choose one of: {names}.")
+    return spec.id
+
+
 def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effective]:
     defaults = guild.defaults if guild else {}
     model_id = str(defaults.get("model") or default_model)
@@ -70,10 +83,10 @@ def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effect
             continue
         param = spec.params.get(name) if spec else None
         rows.append(Effective(name, param.default if param else "—", "built-in"))
-    if EDIT_MODEL_SETTING in defaults:
-        rows.append(Effective(EDIT_MODEL_SETTING, defaults[EDIT_MODEL_SETTING], "server"))
-    else:
-        rows.append(Effective(EDIT_MODEL_SETTING, "the default model if it edits, else flux-kontext-pro", "built-in"))
+    edit = defaults.get(EDIT_MODEL_SETTING)
+    rows.append(Effective(EDIT_MODEL_SETTING, edit or "automatic", "server" if edit else "built-in"))
+    chosen = defaults.get(VARIATION_MODEL_SETTING)
+    rows.append(Effective(VARIATION_MODEL_SETTING, chosen or "automatic", "server" if chosen else "built-in"))
     return rows
 
 
