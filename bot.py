@@ -44,6 +44,7 @@ log = logging.getLogger("bot")
 
 EXTENSIONS = (
     "cogs.imagine",
+    "cogs.blend",
     "cogs.edit",
     "cogs.vary",
     "cogs.reroll",

@@ -41,12 +41,15 @@ REPO = Path(__file__).resolve().parent.parent
 OWNER = "black-forest-labs"
 # Share of each model in the workload: roughly how the bot is used.
 MIX: dict[str, float] = {
-    f"{OWNER}/flux-schnell": 0.40,
-    f"{OWNER}/flux-dev": 0.25,
-    f"{OWNER}/flux-1.1-pro": 0.20,
-    f"{OWNER}/flux-kontext-pro": 0.15,
+    f"{OWNER}/flux-schnell": 0.30,
+    f"{OWNER}/flux-dev": 0.20,
+    f"{OWNER}/flux-1.1-pro": 0.15,
+    f"{OWNER}/flux-kontext-pro": 0.10,
+    f"{OWNER}/flux-2-pro": 0.10,
+    f"{OWNER}/flux-2-dev": 0.10,
+    f"{OWNER}/flux-2-flex": 0.05,
 }
-INPUT_IMAGE = "https://example.com/bench/input.png"  # the fake only checks that kontext has one
+INPUT_IMAGE = "https://example.com/bench/input.png"  # the fake checks the form of the URL, never fetches it
 
 
 # -- the workload ------------------------------------------------------------------------------------
@@ -85,8 +88,11 @@ def make_workload(n: int, spread: float, seed: int) -> list[Job]:
     jobs = []
     for i, (model, arrival) in enumerate(zip(models, arrivals, strict=True)):
         inp: dict[str, Any] = {"prompt": f"bench job {i}: a lighthouse at dusk"}
-        if MODELS[model].needs_input_image:
+        spec = MODELS[model]
+        if spec.needs_input_image:
             inp["input_image"] = INPUT_IMAGE
+        elif spec.image_field == "input_images":  # FLUX.2: none to three reference images
+            inp["input_images"] = [f"{INPUT_IMAGE}?{n}" for n in range(rng.randint(0, 3))]
         queue = rng.uniform(*QUEUE_RANGE)
         duration = rng.uniform(*MODELS[model].duration)
         jobs.append(Job(i, model, inp, arrival, queue, duration))

@@ -30,6 +30,7 @@ from services.errors import (
     ServiceError,
 )
 from services.rules.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input
+from services.rules.prompt_params import apply
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STAGES = {STARTING: "starting", PROCESSING: "generating", SUCCEEDED: "finished"}
@@ -40,11 +41,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("prompt")
     p.add_argument("--model", help=f"model id or short name ({', '.join(sorted(SHORT_NAMES))})")
     p.add_argument("--aspect-ratio")
+    p.add_argument("--resolution", help="megapixels: 0.5, 1, 2, 4 or match_input_image (FLUX.2 pro and flex)")
+    p.add_argument("--width", help="with --aspect-ratio custom")
+    p.add_argument("--height", help="with --aspect-ratio custom")
     p.add_argument("--output-format")
     p.add_argument("--output-quality")
     p.add_argument("--seed")
     p.add_argument("--num-outputs")
-    p.add_argument("--image", action="append", default=[], help="input image: a file path or an https URL")
+    p.add_argument("--safety-tolerance", help="1 (strict) to 5 or 6, depending on the model")
+    p.add_argument(
+        "--image", action="append", default=[],
+        help="input image, a file path or an https URL; repeat it for several reference images (FLUX.2)",
+    )  # fmt: skip
     p.add_argument("--out", default="out", help="folder for the images (default ./out)")
     return p
 
@@ -90,19 +98,28 @@ def _save(result: Result, out: Path) -> int:
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str, object]]:
-    images = [_input_image(ref, settings.max_input_image_bytes) for ref in args.image]
-    options = {
+    given = {
+        "model": args.model,
         "aspect_ratio": args.aspect_ratio,
+        "resolution": args.resolution,
+        "width": args.width,
+        "height": args.height,
         "output_format": args.output_format,
         "output_quality": args.output_quality,
         "num_outputs": args.num_outputs,
-        # Always send a seed, so the user can repeat a result they like.
-        "seed": args.seed if args.seed is not None else random.randint(0, MAX_SEED),
+        "safety_tolerance": args.safety_tolerance,
+        "seed": args.seed,
     }
+    applied = apply(args.prompt, given)  # --ar 16:9 and the like, typed in the prompt
+    for note in applied.notes:
+        print(f"note: {note}", file=sys.stderr)
+    options = {k: v for k, v in applied.given.items() if v is not None}
+    model = str(options.pop("model", None) or settings.default_model)
+    # Always send a seed, so the user can repeat a result they like.
+    options.setdefault("seed", random.randint(0, MAX_SEED))
+    images = [_input_image(ref, settings.max_input_image_bytes) for ref in args.image]
     return build_input(
-        args.model or settings.default_model,
-        Request(args.prompt, {k: v for k, v in options.items() if v is not None}, tuple(images)),
-        allow_unknown=settings.allow_unknown_models,
+        model, Request(applied.prompt, options, tuple(images)), allow_unknown=settings.allow_unknown_models
     )
 
 

@@ -1,7 +1,7 @@
-"""Editing images with FLUX Kontext: ✏️ Edit and E1..En on results, and "Edit with FLUX" on any message with an
-image.
+"""Editing images: ✏️ Edit and E1..En on results, and "Edit with FLUX" on any message with an image.
 
-All open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
+All open the same modal asking what to change; the edit then runs the server's editing model (Kontext, or a
+FLUX.2 model, which can take all the message's images as references) like any job, posted as a new reply with
 live progress, and linked to the job whose result it edits (when the image is one of ours). The store is
 read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
 """
@@ -49,26 +49,33 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
         self.which: discord.ui.TextInput[EditModal] | None = None
         if chosen is None and len(images) > 1:
             self.which = discord.ui.TextInput(
-                label=f"Which image (1-{len(images)})", default="1", max_length=2, required=False, custom_id="which"
+                label=f"Which images (1-{len(images)}, e.g. 2 or 1,3, or all)",
+                placeholder="Blank: as many as the editing model takes, from the first",
+                max_length=40,
+                required=False,
+                custom_id="which",
             )
             self.add_item(self.which)
 
-    def chosen_position(self) -> int:
-        """The image's place in the message (1-based): the button's, or the one typed in "Which image"."""
-        if self.chosen is not None:
-            return self.chosen
-        if self.which is None or not self.which.value.strip():
-            return 1
-        text = self.which.value.strip()
-        index = int(text) if text.isdigit() else 0
-        if not 1 <= index <= len(self.images):
-            raise BadInput(f"Pick an image number from 1 to {len(self.images)}.")
-        return index
+    def chosen_images(self) -> tuple[list[ImageRef], bool, int | None]:
+        """The images picked; whether to send only as many of them as the model takes (nothing was said); and,
+        when one image was picked, its place in the message (1-based, for display)."""
+        if self.chosen is not None:  # E1..En: that image
+            return [image_at(self.images, self.chosen, doing="edit")], False, self.chosen
+        text = self.which.value.strip().lower() if self.which is not None else ""
+        if not text:
+            return self.images, True, 1 if len(self.images) == 1 else None
+        if text == "all":
+            return self.images, False, None
+        numbers = text.replace(",", " ").split()
+        if not all(n.isdigit() and 1 <= int(n) <= len(self.images) for n in numbers):
+            raise BadInput(f"Pick an image number from 1 to {len(self.images)} (several like 1,3, or all).")
+        picked = list(dict.fromkeys(int(n) for n in numbers))  # in the order given, each once
+        return [self.images[n - 1] for n in picked], False, picked[0] if len(picked) == 1 else None
 
     async def on_submit(self, interaction: Interaction) -> None:
-        position = self.chosen_position()
-        image = image_at(self.images, position, doing="edit")
-        fields: dict[str, Any] = {"images": [image], "edit": True, "of_image": position}
+        images, fit, position = self.chosen_images()
+        fields: dict[str, Any] = {"images": images, "edit": True, "fit_images": fit, "of_image": position}
         ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, **fields)
         self.bot.admission.check_early(ask)
         message_id = await self.bot.launcher.acknowledge(interaction)  # before the store is read for the parent

@@ -8,23 +8,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from services.errors import BadInput
-from services.rules.catalogue import MAX_SEED, resolve_model
-from services.rules.input_images import ImageRef
+from services.rules.catalogue import MAX_SEED
 from services.rules.options import allowed_models, chosen_model
 from services.store.models import JobKind
-from ui.choices import model_choices
-from ui.launch import ask_from
+from ui.choices import model_choices, param_choices
+from ui.launch import ask_from, image_ref
 
 if TYPE_CHECKING:
     from bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 Choices = list[app_commands.Choice[str]]
-
-
-def image_ref(attachment: discord.Attachment) -> ImageRef:
-    return ImageRef(attachment.url, attachment.filename, attachment.size, attachment.content_type)
 
 
 class Imagine(commands.Cog):
@@ -36,15 +30,14 @@ class Imagine(commands.Cog):
         prompt="What to draw",
         model="Which FLUX model (default: the server's)",
         aspect_ratio="Shape of the image, e.g. 16:9",
+        resolution="Megapixels, e.g. 1 MP (FLUX.2 pro and flex)",
         output_format="File type",
         output_quality="0-100, for jpg and webp",
         seed="Repeat a result: same prompt + same seed",
         num_outputs="How many images (1-4, schnell/dev)",
         safety_tolerance="1 strictest to 6 most permissive (pro models; above 2 only in age-restricted channels)",
-        image="An image to edit (Kontext models)",
-        image2="Another reference image",
-        image3="Another reference image",
-        image4="Another reference image",
+        image="An image to edit (Kontext) or a reference image (FLUX.2)",
+        **{f"image{n}": "Another reference image (FLUX.2: up to 4, 8 or 10)" for n in range(2, 11)},
     )
     async def imagine(
         self,
@@ -52,6 +45,7 @@ class Imagine(commands.Cog):
         prompt: str,
         model: str | None = None,
         aspect_ratio: str | None = None,
+        resolution: str | None = None,
         output_format: str | None = None,
         output_quality: app_commands.Range[int, 0, 100] | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
@@ -61,17 +55,25 @@ class Imagine(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        image7: discord.Attachment | None = None,
+        image8: discord.Attachment | None = None,
+        image9: discord.Attachment | None = None,
+        image10: discord.Attachment | None = None,
     ) -> None:
         given = {
             "model": model,
             "aspect_ratio": aspect_ratio,
+            "resolution": resolution,
             "output_format": output_format,
             "output_quality": output_quality,
             "seed": seed,
             "num_outputs": num_outputs,
             "safety_tolerance": safety_tolerance,
         }
-        images = [image_ref(a) for a in (image, image2, image3, image4) if a is not None]
+        attached = (image, image2, image3, image4, image5, image6, image7, image8, image9, image10)
+        images = [image_ref(a) for a in attached if a is not None]
         ask = ask_from(interaction, JobKind.IMAGINE, prompt, given=given, images=images)
         # A mistake that needs no I/O gets its private answer before any "thinking…".
         self.bot.admission.check_early(ask)
@@ -86,6 +88,10 @@ class Imagine(commands.Cog):
     async def ratio_autocomplete(self, interaction: Interaction, current: str) -> Choices:
         return await self._values_of(interaction, "aspect_ratio", current)
 
+    @imagine.autocomplete("resolution")
+    async def resolution_autocomplete(self, interaction: Interaction, current: str) -> Choices:
+        return await self._values_of(interaction, "resolution", current)
+
     @imagine.autocomplete("output_format")
     async def format_autocomplete(self, interaction: Interaction, current: str) -> Choices:
         return await self._values_of(interaction, "output_format", current)
@@ -93,13 +99,7 @@ class Imagine(commands.Cog):
     async def _values_of(self, interaction: Interaction, param: str, current: str) -> Choices:
         """The values the chosen (or default) model accepts for `param`."""
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
-        try:
-            spec = resolve_model(chosen_model(getattr(interaction.namespace, "model", None), context))
-        except BadInput:
-            return []
-        if spec is None:
-            return []
-        return [app_commands.Choice(name=v, value=v) for v in spec.choices(param) if current.lower() in v][:25]
+        return param_choices(chosen_model(getattr(interaction.namespace, "model", None), context), param, current)
 
 
 async def setup(bot: FluxBot) -> None:

@@ -78,6 +78,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @app_commands.describe(
         model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
         output_quality="0-100", num_outputs="Images per request (1-4, schnell/dev)",
+        edit_model="The model for ✏️ Edit and Edit with FLUX (Kontext or FLUX.2)",
         variation_model="The model behind Vary and V1-V4 (flux-dev or flux-1.1-pro-ultra)",
     )  # fmt: skip
     async def set_defaults(
@@ -88,12 +89,14 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         output_format: str | None = None,
         output_quality: app_commands.Range[int, 0, 100] | None = None,
         num_outputs: app_commands.Range[int, 1, 4] | None = None,
+        edit_model: str | None = None,
         variation_model: str | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         options = given(
             model=model, aspect_ratio=aspect_ratio, output_format=output_format,
-            output_quality=output_quality, num_outputs=num_outputs, variation_model=variation_model,
+            output_quality=output_quality, num_outputs=num_outputs, edit_model=edit_model,
+            variation_model=variation_model,
         )  # fmt: skip
         if not options:
             await reply_ephemeral(interaction, "Nothing to change: give at least one option.")
@@ -107,6 +110,10 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @set_defaults.autocomplete("model")
     async def _set_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
         return model_choices(CATALOGUE.values(), current)
+
+    @set_defaults.autocomplete("edit_model")
+    async def _set_edit_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_choices([spec for spec in CATALOGUE.values() if spec.takes_images], current)
 
     @set_defaults.autocomplete("variation_model")
     async def _set_variation_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:

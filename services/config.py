@@ -21,8 +21,10 @@ from dotenv import load_dotenv
 
 from services.errors import BadInput, ConfigError
 from services.jobs.leases import DEFAULT_LEASE_SECONDS
-from services.rules.catalogue import SHORT_NAMES, resolve_model
-from services.rules.pricing import DEFAULT_PRICES, Price, parse_prices
+from services.rules.catalogue import SHORT_NAMES, install, resolve_model
+from services.rules.catalogue_file import CatalogueError, load_catalogue
+from services.rules.model_spec import Price
+from services.rules.pricing import parse_prices
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
 
@@ -60,13 +62,14 @@ class Settings:
     max_input_image_bytes: int = 10 * MIB
     input_image_mode: str = "url"
     allow_unknown_models: bool = False
+    models_file: str | None = None  # the operator's catalogue file, over the built-in models.toml
     default_model: str = DEFAULT_MODEL
     # Opt-in Replicate "sync mode" (`Prefer: wait=N` on create); unverified on CometAPI, so off by default.
     sync_wait_seconds: int = 0
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
     # Dollars per model (MODEL_PRICES changes the defaults), for the estimated cost of each job.
-    model_prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    model_prices: Mapping[str, Price] = field(default_factory=dict)  # MODEL_PRICES: the operator's prices
     # How long a process's claim on a job lasts without renewal (another process adopts it after that).
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     # Prometheus /metrics and /healthz on this port (None: off), on METRICS_HOST.
@@ -109,6 +112,7 @@ def load_settings(
             raise ConfigError("SHARD_IDS", f"shard ids must be below SHARD_COUNT ({shard_count}), got {bad}")
 
     allow_unknown_models = env.boolean("ALLOW_UNKNOWN_MODELS", False)
+    models_file = env.models_file("MODELS_FILE")  # before DEFAULT_MODEL, which may name one of its models
     try:
         model_prices = parse_prices(env.optional("MODEL_PRICES") or "")
     except ValueError as exc:
@@ -132,6 +136,7 @@ def load_settings(
         max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01, maximum=MAX_MB) * MIB),
         input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
         allow_unknown_models=allow_unknown_models,
+        models_file=models_file,
         default_model=env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models),
         sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
         shard_count=shard_count,
@@ -278,6 +283,15 @@ class _Reader:
             except ValueError as exc:
                 raise ConfigError(name, f"{exc}, got {raw!r}") from None
         return raw
+
+    def models_file(self, name: str) -> str | None:
+        """The catalogue file, checked and put in use (the built-in catalogue alone when it is not set)."""
+        path = self.optional(name)
+        try:
+            install(load_catalogue(path))
+        except CatalogueError as exc:
+            raise ConfigError(name, str(exc)) from None
+        return path
 
     def model(self, name: str, default: str, *, allow_unknown: bool) -> str:
         """A model every /imagine can use: a catalogue model, or any owner/name when unknown ones are allowed."""

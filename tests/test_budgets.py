@@ -11,7 +11,8 @@ import pytest
 from services.config import load_settings
 from services.errors import ConfigError
 from services.limits import Limits, Refusal
-from services.rules.pricing import DEFAULT_PRICES, dollars, estimate_cost, parse_prices, to_micros
+from services.rules.catalogue import CATALOGUE
+from services.rules.pricing import dollars, estimate_cost, parse_prices, to_micros
 from services.store.models import JobStatus
 from tests.test_admission import admit_all, new_job
 
@@ -46,7 +47,9 @@ def test_flux2_is_priced_per_run_and_megapixel_in_and_out():
 
 
 def test_an_unknown_model_is_priced_like_the_dearest_per_image_model():
-    assert estimate_cost("someone/else", {}) == max(p.image for p in DEFAULT_PRICES.values())
+    dearest = max(spec.price.rates.per_image for spec in CATALOGUE.values() if spec.price is not None)
+    assert dearest > 0
+    assert estimate_cost("someone/else", {}) == Decimal(str(dearest))
 
 
 def test_the_operator_overrides_prices():
@@ -55,7 +58,7 @@ def test_the_operator_overrides_prices():
     assert estimate_cost(FLUX2, {"input_images": ["a"]}, prices) == Decimal("0.03")  # in_mp left out: 0
     assert estimate_cost(PRO, {}, prices) == Decimal("0.04")  # untouched
     settings = load_settings({"COMETAPI_KEY": "k" * 20, "MODEL_PRICES": "flux-dev=0.02"}, require_discord=False)
-    assert settings.model_prices["black-forest-labs/flux-dev"].image == Decimal("0.02")
+    assert settings.model_prices["black-forest-labs/flux-dev"].rates.per_image == 0.02
     for bad in ("flux-dev", "flux-dev=abc", "flux-dev=-1", "flux-dev=nan", "flux-2-pro=per_mp:0.1"):
         with pytest.raises(ConfigError, match="MODEL_PRICES"):
             load_settings({"COMETAPI_KEY": "k" * 20, "MODEL_PRICES": bad}, require_discord=False)

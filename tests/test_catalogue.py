@@ -2,6 +2,8 @@ import pytest
 
 from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE, Request, build_input, clean_prompt, resolve_model
+from services.rules.options import RequestContext, resolve
+from services.store.models import GuildSettings
 
 SCHNELL = "black-forest-labs/flux-schnell"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
@@ -89,3 +91,66 @@ def test_every_model_has_a_sane_spec():
         assert "aspect_ratio" in spec.params
         assert (spec.images == "none") == (spec.image_param is None)
         assert spec.list_output == (spec.max_outputs > 1)
+
+
+PRO2, FLEX2, DEV2 = (f"black-forest-labs/flux-2-{tier}" for tier in ("pro", "flex", "dev"))
+URLS = tuple(f"https://cdn.example/{n}.png" for n in range(10))
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "images", "fragment"),
+    [
+        (PRO2, {}, 9, "flux-2-pro takes up to 8 input image\\(s\\), got 9 \\(flux-2-flex takes up to 10\\)"),
+        (DEV2, {}, 5, "flux-2-dev takes up to 4"),
+        (KONTEXT, {}, 2, "flux-kontext-pro takes up to 1 input image"),
+        (DEV2, {"resolution": "1 MP"}, 0, "flux-2-dev does not take `resolution`"),
+        (DEV2, {"safety_tolerance": 2}, 0, "flux-2-dev does not take `safety_tolerance`"),
+        (PRO2, {"safety_tolerance": 6}, 0, "safety_tolerance must be between 1 and 5"),
+        (FLEX2, {"safety_tolerance": 6}, 0, "between 1 and 5"),
+        (PRO2, {"resolution": "3 MP"}, 0, "takes resolution 1 MP, 0.5 MP, 2 MP, 4 MP, match_input_image"),
+        (PRO2, {"aspect_ratio": "21:9"}, 0, "takes aspect_ratio 1:1, match_input_image, 16:9"),
+        (PRO2, {"num_outputs": 2}, 0, "one image per request"),
+        (PRO2, {"width": 1024, "height": 1024}, 0, "takes width only with aspect_ratio custom"),
+        (PRO2, {"aspect_ratio": "custom", "width": 1024}, 0, "aspect_ratio custom needs width and height"),
+        (PRO2, {"aspect_ratio": "custom", "width": 1000, "height": 1024}, 0, "width in steps of 16"),
+        (DEV2, {"aspect_ratio": "custom", "width": 2048, "height": 1024}, 0, "between 256 and 1440"),
+        (PRO2, {"aspect_ratio": "match_input_image"}, 0, "match_input_image takes the shape of an input image"),
+        (PRO2, {"resolution": "match_input_image"}, 0, "attach one"),
+        (FLEX2, {"steps": 51}, 0, "steps must be between 1 and 50"),
+        (FLEX2, {"guidance": 1}, 0, "guidance must be between 1.5 and 10"),
+        ("black-forest-labs/flux-pro", {"aspect_ratio": "match_input_image"}, 0, "takes aspect_ratio 1:1"),
+        ("black-forest-labs/flux-pro", {"guidance": 6}, 0, "between 2 and 5"),
+        ("black-forest-labs/flux-pro", {}, 1, "text only"),
+    ],
+)
+def test_flux_2_and_flux_pro_refusals_say_what_is_allowed(model, options, images, fragment):
+    with pytest.raises(BadInput, match=fragment):
+        build_input(model, Request("a cat", options, URLS[:images]))
+
+
+def test_flux_2_sends_its_references_as_a_list_even_one():
+    _, one = build_input(PRO2, Request("the cat", {}, URLS[:1]))
+    assert one["input_images"] == [URLS[0]]
+    _, ten = build_input(FLEX2, Request("the cat", {}, URLS))
+    assert ten["input_images"] == list(URLS)
+    assert "input_image" not in ten
+
+
+def test_flux_2_defaults_and_accepted_spellings():
+    _, sent = build_input(PRO2, Request("a cat", {"resolution": "2mp"}))
+    assert sent == {"prompt": "a cat", "resolution": "2 MP", "aspect_ratio": "1:1", "output_format": "webp",
+                    "output_quality": 80, "safety_tolerance": 2}  # fmt: skip
+    assert build_input(PRO2, Request("a cat", {"resolution": "4"}))[1]["resolution"] == "4 MP"
+    _, custom = build_input(DEV2, Request("a cat", {"aspect_ratio": "custom", "width": "1024", "height": 768}))
+    assert (custom["width"], custom["height"], custom["go_fast"]) == (1024, 768, True)
+    _, flex = build_input(FLEX2, Request("a cat"))
+    assert (flex["steps"], flex["guidance"], flex["prompt_upsampling"]) == (30, 4.5, True)
+    _, matched = build_input(PRO2, Request("a cat", {"aspect_ratio": "match_input_image"}, URLS[:2]))
+    assert matched["aspect_ratio"] == "match_input_image"
+
+
+def test_a_stored_default_shaped_by_an_input_image_is_skipped_without_one():
+    guild = GuildSettings(1, {"aspect_ratio": "match_input_image"}, None, {}, 0.0)
+    context = RequestContext(default_model=PRO2, guild=guild)
+    assert resolve("a cat", {}, [], context).input["aspect_ratio"] == "1:1"
+    assert resolve("a cat", {}, [URLS[0]], context).input["aspect_ratio"] == "match_input_image"

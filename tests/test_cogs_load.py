@@ -11,15 +11,14 @@ IMAGINE_OPTIONS = [
     "prompt",
     "model",
     "aspect_ratio",
+    "resolution",
     "output_format",
     "output_quality",
     "seed",
     "num_outputs",
     "safety_tolerance",
     "image",
-    "image2",
-    "image3",
-    "image4",
+    *(f"image{n}" for n in range(2, 11)),
 ]
 
 
@@ -43,6 +42,10 @@ async def test_every_extension_loads_and_imagine_is_synced_with_its_options(worl
     assert [o["name"] for o in imagine["options"]] == IMAGINE_OPTIONS
     required = {o["name"] for o in imagine["options"] if o.get("required")}
     assert required == {"prompt"}
+    blend = world.discord.command("blend")
+    assert blend is not None
+    assert {o["name"] for o in blend["options"] if o.get("required")} == {"image1", "image2"}
+    assert [o["name"] for o in blend["options"] if o["type"] == 11] == [f"image{n}" for n in range(1, 11)]
 
 
 EXTRA_EXTENSION = """

@@ -217,7 +217,7 @@ async def test_reroll_of_an_edit_reuses_its_input_image(world):
 async def test_edit_is_refused_where_no_editing_model_is_allowed(world):
     guild, channel, admin, alice = setup_guild(world)
     async with world.bot() as bot:
-        for model in ("flux-kontext-pro", "flux-kontext-max"):
+        for model in ("flux-kontext-pro", "flux-kontext-max", "flux-2-pro", "flux-2-flex", "flux-2-dev"):
             await (
                 await world.discord.slash_command(guild, channel, admin, "imagine-settings models", {"deny": model})
             ).wait_response()

@@ -183,12 +183,17 @@ async def test_default_timings_scale_with_speed(session: aiohttp.ClientSession) 
         "flux-1.1-pro": (5, 15),
         "flux-1.1-pro-ultra": (5, 15),
         "flux-kontext-pro": (5, 15),
+        "flux-pro": (5, 15),
+        "flux-2-pro": (7, 30),
+        "flux-2-flex": (12, 38),
+        "flux-2-dev": (3, 12),
     }
     for speed in (1.0, 0.02):
         async with FakeCometAPI(KEY, speed=speed, image_size=5000) as f:
             for model, (low, high) in expected.items():
+                image = {"input_image": "https://example.com/a.png"} if "kontext" in model else {}
                 for _ in range(5):
-                    p = await create(session, f, model, input_image="https://example.com/a.png")
+                    p = await create(session, f, model, **image)
                     pred = f.predictions[p["id"]]
                     assert low * speed <= pred.duration <= high * speed
                     assert 0 <= pred.queue_time <= 0.5 * speed
@@ -741,3 +746,60 @@ async def test_standalone_process() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# -- the models' schemas -----------------------------------------------------------------------------
+
+PNG_URI = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.mark.parametrize(
+    ("model", "inp", "field", "words"),
+    [
+        ("flux-2-pro", {"input_images": [PNG_URI] * 9}, "input.input_images", "at most 8 items"),
+        ("flux-2-flex", {"input_images": [PNG_URI] * 11}, "input.input_images", "at most 10 items"),
+        ("flux-2-dev", {"input_images": [PNG_URI] * 5}, "input.input_images", "at most 4 items"),
+        ("flux-2-pro", {"input_images": ["data:text/html;base64,PGI+"]}, "input.input_images", "data: URI of an image"),
+        ("flux-2-pro", {"input_images": PNG_URI}, "input.input_images", "Expected: array"),
+        ("flux-2-dev", {"resolution": "1 MP"}, "input", "Additional property resolution is not allowed"),
+        ("flux-2-dev", {"safety_tolerance": 2}, "input", "Additional property safety_tolerance"),
+        ("flux-2-pro", {"safety_tolerance": 6}, "input.safety_tolerance", "less than or equal to 5"),
+        ("flux-2-pro", {"resolution": "3 MP"}, "input.resolution", "must be one of"),
+        ("flux-2-pro", {"aspect_ratio": "custom", "width": 1000, "height": 1024}, "input.width", "multiple of 16"),
+        ("flux-2-dev", {"aspect_ratio": "custom", "width": 2048, "height": 1024}, "input.width", "1440"),
+        ("flux-2-pro", {"aspect_ratio": "match_input_image"}, "input.aspect_ratio", "needs an input image"),
+        ("flux-2-pro", {"num_outputs": 2}, "input", "Additional property num_outputs"),
+        ("flux-2-flex", {"steps": 51}, "input.steps", "less than or equal to 50"),
+        ("flux-2-flex", {"guidance": 1}, "input.guidance", "greater than or equal to 1.5"),
+        ("flux-pro", {"aspect_ratio": "21:9"}, "input.aspect_ratio", "must be one of"),
+        ("flux-pro", {"input_image": PNG_URI}, "input", "Additional property input_image"),
+        ("flux-kontext-pro", {"input_image": PNG_URI, "safety_tolerance": 4}, "input.safety_tolerance", "2"),
+        ("flux-1.1-pro-ultra", {"raw": "yes"}, "input.raw", "Expected: boolean"),
+    ],
+)
+async def test_the_fake_refuses_what_each_model_would(
+    fake: FakeCometAPI, session: aiohttp.ClientSession, model: str, inp: dict[str, Any], field: str, words: str
+) -> None:
+    async with session.post(create_url(fake, model), json={"input": {"prompt": "x", **inp}}, headers=AUTH) as r:
+        assert r.status == 422, await r.text()
+        body = await r.json()
+    assert any(f["field"] == field and words in f["description"] for f in body["invalid_fields"]), body
+    assert fake.predictions == {}
+
+
+async def test_the_fake_takes_a_full_flux_2_request_and_logs_no_progress_bar(
+    fake: FakeCometAPI, session: aiohttp.ClientSession
+) -> None:
+    fake.queue_outcome(Outcome(queue_time=0.0, duration=0.2))
+    inp = {
+        "input_images": [PNG_URI, "https://example.com/b.png", *([PNG_URI] * 6)], "aspect_ratio": "match_input_image",
+        "resolution": "4 MP", "safety_tolerance": 5, "seed": 7, "output_format": "png", "output_quality": 95,
+    }  # fmt: skip
+    p = await create(session, fake, "flux-2-pro", **inp)
+    seen = await poll(session, fake, p["id"])
+    assert seen[-1]["status"] == "succeeded"
+    assert isinstance(seen[-1]["output"], str) and seen[-1]["output"].endswith("/0.png")
+    during = [s["logs"] for s in seen if s["status"] == "processing"]
+    assert during and all("Using 8 reference image(s)" in log and "%" not in log for log in during)
+    custom = await create(session, fake, "flux-2-dev", aspect_ratio="custom", width=1024, height=768, go_fast=False)
+    assert custom["status"] == "starting"

@@ -166,3 +166,84 @@ async def test_a_wrong_key_exits_2(fake: FakeCometAPI, tmp_path: Path) -> None:
     (create,) = fake.creates()
     assert create.headers["Authorization"] == f"Bearer {wrong}"
     assert fake.predictions == {}
+
+
+TEN = [
+    "flux-schnell", "flux-dev", "flux-pro", "flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro",
+    "flux-kontext-max", "flux-2-pro", "flux-2-flex", "flux-2-dev",
+]  # fmt: skip
+
+
+async def test_every_model_works_end_to_end_through_generate(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    (tmp_path / "b.png").write_bytes(tiny_png())
+
+    def images(model: str) -> list[str]:
+        count = 1 if "kontext" in model else 2 if "flux-2" in model else 0
+        return [arg for name in ("a.png", "b.png")[:count] for arg in ("--image", name)]
+
+    runs = await asyncio.gather(*(
+        generate(fake, tmp_path, f"a lighthouse ({model})", "--model", model, *images(model), "--out", model)
+        for model in TEN
+    ))  # fmt: skip
+    for model, run in zip(TEN, runs, strict=True):
+        assert run.code == 0, (model, run.stderr)
+        [line] = run.stdout.splitlines()
+        assert line.startswith(f"{model}/")
+    by_model = {create.path.split("/")[-2]: create.json["input"] for create in fake.creates() if create.json}
+    assert sorted(by_model) == sorted(TEN)
+    for model, sent in by_model.items():
+        assert sent["prompt"] == f"a lighthouse ({model})"
+        if "flux-2" in model:
+            assert len(sent["input_images"]) == 2
+            assert all(uri.startswith("data:image/png;base64,") for uri in sent["input_images"])
+
+
+async def test_flux_2_takes_images_files_and_urls_and_a_resolution(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    url = "https://example.com/reference.png"
+    run = await generate(
+        fake, tmp_path, "the two of them on a bench", "--model", "flux-2-pro", "--image", "a.png", "--image", url,
+        "--resolution", "2", "--aspect-ratio", "match_input_image",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    (create,) = fake.creates()
+    assert isinstance(create.json, dict)
+    sent = create.json["input"]
+    assert sent["input_images"][0].startswith("data:image/png;base64,")
+    assert sent["input_images"][1] == url
+    assert (sent["resolution"], sent["aspect_ratio"]) == ("2 MP", "match_input_image")
+
+
+async def test_prompt_parameters_work_in_generate_and_an_option_wins(fake: FakeCometAPI, tmp_path: Path) -> None:
+    run = await generate(
+        fake, tmp_path, "a fox --ar 16:9 --m flux-2-dev --seed 5", "--aspect-ratio", "4:5", "--output-format", "png"
+    )
+    assert run.code == 0, run.stderr
+    assert "note: `--ar 16:9` in the prompt was not used: the aspect_ratio option (`4:5`) wins." in run.stderr
+    (create,) = fake.creates()
+    assert create.path.endswith("/flux-2-dev/predictions")
+    assert isinstance(create.json, dict)
+    sent = create.json["input"]
+    assert (sent["prompt"], sent["aspect_ratio"], sent["seed"], sent["output_format"]) == ("a fox", "4:5", 5, "png")
+
+
+async def test_what_a_model_would_refuse_exits_2_and_sends_nothing(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    nine = [arg for _ in range(9) for arg in ("--image", "a.png")]
+    cases: list[tuple[tuple[str, ...], str]] = [
+        (("a fox", "--model", "flux-2-pro", *nine), "flux-2-pro takes up to 8 input image(s), got 9"),
+        (("a fox", "--model", "flux-2-dev", *nine[:10]), "flux-2-dev takes up to 4"),
+        (("a fox", "--model", "flux-2-dev", "--resolution", "1"), "flux-2-dev does not take `resolution`"),
+        (("a fox", "--model", "flux-2-pro", "--safety-tolerance", "6"), "safety_tolerance must be between 1 and 5"),
+        (("a fox", "--model", "flux-2-pro", "--aspect-ratio", "21:9"), "flux-2-pro takes aspect_ratio 1:1"),
+        (("a fox", "--model", "flux-2-pro", "--width", "1024"), "takes width only with aspect_ratio custom"),
+        (("a fox --m flux-2-pro --ar custom --res 2",), "aspect_ratio custom needs width and height"),
+        (("a beach --no people",), "no negative prompt"),
+        (("a beach --stylize 100",), "`--stylize` is not a parameter I know"),
+    ]
+    runs = await asyncio.gather(*(generate(fake, tmp_path, *args) for args, _ in cases))
+    for (args, reason), run in zip(cases, runs, strict=True):
+        assert run.code == 2, (args, run.stderr)
+        assert reason in run.stderr, (args, run.stderr)
+    assert fake.requests == []

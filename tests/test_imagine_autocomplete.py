@@ -25,14 +25,16 @@ async def test_model_autocomplete_offers_the_models_this_server_allows(world):
     async with world.bot():
         assert await offered(world, guild, channel, alice, "model", model="kontext") == [KONTEXT_PRO, KONTEXT_MAX]
         everything = await offered(world, guild, channel, alice, "model", model="")
-        assert len(everything) == 6 and "black-forest-labs/flux-1.1-pro-ultra" in everything
+        assert len(everything) == 10 and "black-forest-labs/flux-1.1-pro-ultra" in everything
 
         allow = await world.discord.slash_command(
             guild, channel, admin, "imagine-settings models", {"only_standard": True}
         )
         await allow.wait_response()
         standard = await offered(world, guild, channel, alice, "model", model="")
-    assert standard == ["black-forest-labs/flux-schnell", "black-forest-labs/flux-dev", KONTEXT_PRO]
+    assert standard == [
+        "black-forest-labs/flux-schnell", "black-forest-labs/flux-dev", KONTEXT_PRO, "black-forest-labs/flux-2-dev",
+    ]  # fmt: skip
 
 
 async def test_aspect_ratio_autocomplete_follows_the_model_typed_else_the_default(world):

@@ -92,6 +92,15 @@ async def test_bad_setting_is_one_line_before_discord(refusing_discord, tmp_path
     assert refusing_discord.requests == []
 
 
+async def test_a_mistake_in_the_models_file_is_one_line_before_discord(refusing_discord, tmp_path):
+    models = tmp_path / "models.local.toml"
+    models.write_text('[models."black-forest-labs/flux-2-pro".params]\nsafety_tolerance = { type = "int", min = 1, '
+                      'max = 5, default = 9 }\n')  # fmt: skip
+    code, out, err = await run_bot(refusing_discord, tmp_path, MODELS_FILE=str(models))
+    assert_one_line(code, out, err, "MODELS_FILE", str(models), ".params.safety_tolerance.default", "at most 5")
+    assert refusing_discord.requests == []
+
+
 # --- SQLite: the folder cannot hold the database ------------------------------------------------------------
 
 

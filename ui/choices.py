@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from discord import app_commands
 
-from services.rules.catalogue import ModelSpec
+from services.errors import BadInput
+from services.rules.catalogue import ModelSpec, resolve_model
 
 
 def model_choices(specs: Iterable[ModelSpec], current: str) -> list[app_commands.Choice[str]]:
@@ -17,6 +18,19 @@ def model_choices(specs: Iterable[ModelSpec], current: str) -> list[app_commands
         for spec in specs
         if needle in spec.id.lower() or needle in spec.label.lower()
     ][:25]
+
+
+def param_choices(model: str, param: str, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete choices: the values `model` takes for `param` that contain what was typed. A custom ratio
+    is left out: it needs a width and height, which only `python bot.py generate` takes."""
+    try:
+        spec = resolve_model(model)
+    except BadInput:
+        return []
+    if spec is None:
+        return []
+    values = [v for v in spec.choices(param) if v != "custom" and current.lower() in v.lower()]
+    return [app_commands.Choice(name=v, value=v) for v in values][:25]
 
 
 def given(**options: object) -> dict[str, object]:

@@ -12,6 +12,7 @@ import discord
 
 from services.jobs.admission import Admission, Ask
 from services.jobs.runner import JobRunner
+from services.rules.input_images import ImageRef
 from services.store.models import Job, JobKind
 from ui.display import DiscordDisplay
 from ui.job_log import JobLog
@@ -36,6 +37,11 @@ def ask_from(interaction: Interaction, kind: JobKind, prompt: str, **fields: Any
         age_restricted=age_restricted(interaction.channel),
         **fields,
     )
+
+
+def image_ref(attachment: discord.Attachment) -> ImageRef:
+    """An attachment as the services see it."""
+    return ImageRef(attachment.url, attachment.filename, attachment.size, attachment.content_type)
 
 
 class Launcher:

@@ -36,8 +36,15 @@ def progress_text(job: Job, progress: JobProgress) -> str:
     if progress.stage == "generating" and progress.percent is not None:
         line += f" — {progress.percent}%"
     line += f" · {progress.elapsed:.0f} s"
+    if progress.usual is not None:
+        low, high = (_seconds(value) for value in progress.usual)
+        line += f" (longer than the usual {low}–{high} s)" if progress.overdue else f" (usually {low}–{high} s)"
     prompt = quote(str(job.input.get("prompt", "")), PROMPT_PREVIEW)
     return f"**{prompt}**\n{line} · {short_model(job.model)}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 3 else f"{value:.1f}"
 
 
 def message_link(guild_id: object, channel_id: object, message_id: object) -> str:

@@ -26,11 +26,12 @@ from services.errors import BadInput
 from services.jobs.input_refs import EXTRA_KEY, KeptImages, keep
 from services.jobs.leases import LeaseTerms
 from services.limits import Limits, Refusal
-from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
+from services.rules.catalogue import MATCH_INPUT, check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
 from services.rules.moderation import Moderation, apply_safety, check_prompt
-from services.rules.options import RequestContext, edit_model, resolve, variation_model
+from services.rules.options import RequestContext, blend_model, chosen_model, edit_model, resolve, variation_model
 from services.rules.pricing import estimate_cost, to_micros
+from services.rules.prompt_params import Applied, apply
 from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
@@ -51,6 +52,8 @@ class Ask:
     image_sha256: Mapping[str, str] = field(default_factory=dict)  # of image_urls: stored copies of links
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
+    blend: bool = False  # /blend: several images into one; a model that takes several, the prompt optional
+    fit_images: bool = False  # send only as many of `images` as the model takes (an edit of a whole message)
     # A variation of the one image (images or image_urls) at this strength, on the server's variation model
     # unless `given` names one (a reroll of a variation keeps its model).
     vary: Strength | None = None
@@ -86,18 +89,20 @@ class Admission:
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
-        clean_prompt(ask.prompt)
+        applied = _with_prompt_params(ask)
+        clean_prompt(applied.prompt)
         precheck(list(ask.images), self.settings.max_input_image_bytes)
-        model = ask.given.get("model")
-        if not model or ask.edit or ask.vary:
+        model = applied.given.get("model")
+        if not model or ask.vary:
             return  # the model comes from stored settings, or the options are fitted to it: judged on admission
         spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
         if spec is None:
             return  # an allowed model we don't know: passed through unchecked
-        for name, value in ask.given.items():
+        for name, value in applied.given.items():
             if name != "model":
                 check_option(spec, name, value)
-        check_images(spec, len(ask.images))
+        if not ask.fit_images:
+            check_images(spec, len(ask.images))
 
     async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
         guild = await self.store.get_guild_settings(guild_id) if guild_id else None
@@ -117,26 +122,35 @@ class Admission:
         context = await self.context(ask.guild_id, ask.user_id)
         moderation = Moderation.of(context.guild)
         check_prompt(ask.prompt, moderation)  # before the attachments are fetched: a refusal costs nothing
-        given = ask.given
-        if ask.edit:
-            given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
+        applied = _with_prompt_params(ask)
+        given = {name: value for name, value in applied.given.items() if value is not None}
+        if ask.edit and "model" not in given:
+            given["model"] = edit_model(context)
+        if ask.blend and "model" not in given:
+            given["model"] = blend_model(context)
         if ask.vary:
             model = str(given.get("model") or variation_model(context))
             spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
             given = {**carried_options(spec, {k: v for k, v in given.items() if k != "model"}), "model": model}
+        spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
+        if ask.edit and spec is not None and MATCH_INPUT in spec.choices("aspect_ratio"):
+            given.setdefault("aspect_ratio", MATCH_INPUT)  # an edit keeps the picture's shape
+        images = list(ask.images)
+        if ask.fit_images and spec is not None:
+            images = images[: max(spec.max_images, 1)]
         if ask.image_urls is None:
-            files = await prepare(list(ask.images), self.attachments)
-            kept = keep([ref.url for ref in ask.images], files, mode=self.settings.input_image_mode)
+            files = await prepare(images, self.attachments)
+            kept = keep([ref.url for ref in images], files, mode=self.settings.input_image_mode)
         else:  # a reroll: the same references, nothing new to store
             kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
         if ask.vary:
             if len(kept.values) != 1:
                 raise BadInput("A variation starts from exactly one image.")
-            resolved = resolve(ask.prompt, given, [], context)
+            resolved = resolve(applied.prompt, given, [], context)
             resolved = replace(resolved, input=with_reference(resolved.model, resolved.input, kept.values[0], ask.vary))
         else:
-            resolved = resolve(ask.prompt, given, kept.values, context)
-        extra = _extra(ask, resolved.notes)
+            resolved = resolve(applied.prompt, given, kept.values, context)
+        extra = _extra(ask, [*applied.notes, *resolved.notes])
         if kept.sha256:
             extra[EXTRA_KEY] = kept.sha256
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
@@ -178,6 +192,17 @@ class Admission:
         """Record the message that shows `job` (posted after admission, as for 🔄 reactions)."""
         await self.store.update_job(job.id, message_id=message_id)
         return replace(job, message_id=message_id)
+
+
+BLEND_PROMPT = "Blend the reference images into one coherent picture."
+
+
+def _with_prompt_params(ask: Ask) -> Applied:
+    """The prompt's own parameters taken out and merged with the options given; /blend's prompt is optional."""
+    applied = apply(ask.prompt, ask.given)
+    if ask.blend and not applied.prompt.strip():
+        return replace(applied, prompt=BLEND_PROMPT)
+    return applied
 
 
 def _extra(ask: Ask, notes: Sequence[str]) -> dict[str, object]:

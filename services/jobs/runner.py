@@ -63,6 +63,10 @@ class JobProgress:
     elapsed: float
     queue_position: int | None = None
     percent: int | None = None
+    # While generating without a percentage from the model: how long it usually takes, as (low, high) seconds,
+    # and whether its prediction has run longer than that (not counting the wait in our own queue).
+    usual: tuple[float, float] | None = None
+    overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -436,7 +440,13 @@ class JobRunner:
         await waiter
 
     async def _show(self, job: Job, stage: Stage, *, percent: int | None = None, position: int | None = None) -> None:
-        await self.display.progress(job, JobProgress(stage, time.time() - job.created_at, position, percent))
+        # A model that logs no progress bar (the pro models, FLUX.2) gets its usual duration instead, so a
+        # 30 s FLUX.2 run does not look stuck; never an invented percentage.
+        now = time.time()
+        usual = self.service.stats.window(job.model) if stage == "generating" and percent is None else None
+        overdue = usual is not None and now - (job.submitted_at or job.created_at) > usual[1]
+        progress = JobProgress(stage, now - job.created_at, position, percent, usual, overdue)
+        await self.display.progress(job, progress)
 
     async def _end(
         self,

@@ -1,4 +1,4 @@
-"""The FLUX models we know: their inputs, allowed values, defaults and output shapes.
+"""The FLUX models we know (kept as data in models.toml) and the checks of what is asked of them.
 
 `build_input` validates and normalises what a user asked for BEFORE anything is sent, so a value the
 model would refuse costs nothing and gets a message saying what is allowed.
@@ -11,178 +11,47 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from services.errors import BadInput
+from services.rules.catalogue_file import load_catalogue
+from services.rules.model_spec import (
+    MATCH_INPUT,
+    Flag,
+    FloatRange,
+    ImagePolicy,
+    IntRange,
+    ModelSpec,
+    OneOf,
+    Param,
+    Text,
+)
+
+__all__ = [
+    "CATALOGUE", "MATCH_INPUT", "SHORT_NAMES", "Flag", "FloatRange", "ImagePolicy", "IntRange", "ModelSpec",
+    "OneOf", "Param", "Request", "Text", "build_input", "check_images", "check_option", "clean_prompt", "install",
+    "resolve_model", "shown",
+]  # fmt: skip
 
 OWNER = "black-forest-labs"
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**31 - 1
 ONE_IMAGE_OPTION = "num_outputs"
-ImagePolicy = Literal["none", "optional", "required"]
 
-ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
-KONTEXT_ASPECT_RATIOS = ("match_input_image", "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3",
-                         "4:5", "5:4", "21:9", "9:21", "2:1", "1:2")  # fmt: skip
-ALL_FORMATS = ("webp", "jpg", "png")
-NO_WEBP = ("jpg", "png")
+# The catalogue in use: the built-in models.toml, plus the operator's MODELS_FILE once settings are loaded
+# (`install`). Both are changed in place, so every module that imported them sees the same models.
+CATALOGUE: dict[str, ModelSpec] = {}
+SHORT_NAMES: dict[str, str] = {}
 
 
-@dataclass(frozen=True)
-class OneOf:
-    values: tuple[str, ...]
-    default: str | None = None
+def install(models: Mapping[str, ModelSpec]) -> None:
+    """Make `models` the catalogue in use."""
+    CATALOGUE.clear()
+    CATALOGUE.update(models)
+    SHORT_NAMES.clear()
+    SHORT_NAMES.update({spec.name: spec.id for spec in models.values()})
 
 
-@dataclass(frozen=True)
-class IntRange:
-    low: int
-    high: int
-    default: int | None = None
-
-
-@dataclass(frozen=True)
-class FloatRange:
-    low: float
-    high: float
-    default: float | None = None
-
-
-@dataclass(frozen=True)
-class Flag:
-    default: bool | None = None
-
-
-@dataclass(frozen=True)
-class Text:
-    default: str | None = None
-
-
-Param = OneOf | IntRange | FloatRange | Flag | Text
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    id: str
-    label: str
-    params: Mapping[str, Param]
-    list_output: bool
-    max_outputs: int
-    images: ImagePolicy = "none"
-    image_param: str | None = None  # where one input image goes
-    multi_image_param: str | None = None  # where several reference images go, if the model takes them
-    max_images: int = 0
-    # Typical seconds from create to done, a prior for the poll schedule until it has observed the model.
-    typical_seconds: tuple[float, float] = (2.0, 15.0)
-    premium: bool = False  # costly; servers may choose not to allow it
-    # Safety tolerance is capped when an input image is given (Kontext: 2).
-    image_safety_cap: int | None = None
-
-    @property
-    def name(self) -> str:
-        return self.id.split("/", 1)[1]
-
-    @property
-    def takes_images(self) -> bool:
-        return self.images != "none"
-
-    def choices(self, param: str) -> tuple[str, ...]:
-        spec = self.params.get(param)
-        return spec.values if isinstance(spec, OneOf) else ()
-
-
-def _common(formats: tuple[str, ...], format_default: str, ratios: tuple[str, ...] = ASPECT_RATIOS,
-            ratio_default: str = "1:1") -> dict[str, Param]:  # fmt: skip
-    return {
-        "aspect_ratio": OneOf(ratios, ratio_default),
-        "output_format": OneOf(formats, format_default),
-        "seed": IntRange(0, MAX_SEED),
-    }
-
-
-_SCHNELL_DEV: dict[str, Param] = {
-    "num_outputs": IntRange(1, 4, 1),
-    "output_quality": IntRange(0, 100, 80),
-    "go_fast": Flag(),
-    "megapixels": OneOf(("1", "0.25")),
-    "disable_safety_checker": Flag(),
-}
-
-CATALOGUE: dict[str, ModelSpec] = {
-    spec.id: spec
-    for spec in (
-        ModelSpec(
-            id=f"{OWNER}/flux-schnell",
-            label="FLUX schnell (fast)",
-            params={**_common(ALL_FORMATS, "webp"), **_SCHNELL_DEV, "num_inference_steps": IntRange(1, 4)},
-            list_output=True,
-            max_outputs=4,
-            typical_seconds=(0.8, 2.5),
-        ),
-        ModelSpec(
-            id=f"{OWNER}/flux-dev",
-            label="FLUX dev",
-            params={
-                **_common(ALL_FORMATS, "webp"),
-                **_SCHNELL_DEV,
-                "num_inference_steps": IntRange(1, 50),
-                "guidance": FloatRange(0, 10),
-            },
-            list_output=True,
-            max_outputs=4,
-            typical_seconds=(2.5, 7.0),
-        ),
-        ModelSpec(
-            id=f"{OWNER}/flux-1.1-pro",
-            label="FLUX 1.1 pro",
-            params={
-                **_common(ALL_FORMATS, "webp"),
-                "output_quality": IntRange(0, 100, 80),
-                "safety_tolerance": IntRange(1, 6, 2),
-                "prompt_upsampling": Flag(),
-            },
-            list_output=False,
-            max_outputs=1,
-            typical_seconds=(4.0, 16.0),
-            premium=True,
-        ),
-        ModelSpec(
-            id=f"{OWNER}/flux-1.1-pro-ultra",
-            label="FLUX 1.1 pro ultra",
-            params={
-                **_common(NO_WEBP, "jpg"),
-                "safety_tolerance": IntRange(1, 6, 2),
-                "raw": Flag(),
-            },
-            list_output=False,
-            max_outputs=1,
-            typical_seconds=(4.0, 16.0),
-            premium=True,
-        ),
-        *(
-            ModelSpec(
-                id=f"{OWNER}/flux-kontext-{tier}",
-                label=f"FLUX Kontext {tier} (edits an image)",
-                params={
-                    **_common(NO_WEBP, "png", KONTEXT_ASPECT_RATIOS, "match_input_image"),
-                    "safety_tolerance": IntRange(0, 6, 2),
-                    "prompt_upsampling": Flag(),
-                },
-                list_output=False,
-                max_outputs=1,
-                images="required",
-                image_param="input_image",
-                max_images=1,
-                typical_seconds=(4.0, 16.0),
-                premium=tier == "max",
-                image_safety_cap=2,
-            )
-            for tier in ("pro", "max")
-        ),
-    )
-}
-
-SHORT_NAMES = {spec.name: spec.id for spec in CATALOGUE.values()}
+install(load_catalogue())
 
 
 @dataclass(frozen=True)
@@ -259,6 +128,7 @@ def build_input(model: str, request: Request, *, allow_unknown: bool = False) ->
     if isinstance(count, int) and count > spec.max_outputs:
         raise BadInput(f"{spec.name} makes {spec.max_outputs} image per request; ask for 1.")
     check_images(spec, len(request.image_urls))
+    check_together(spec, result, len(request.image_urls))
     _attach_images(spec, request.image_urls, result)
     return spec.id, result
 
@@ -288,19 +158,39 @@ def check_images(spec: ModelSpec, count: int) -> None:
             raise BadInput(f"{spec.name} edits an image: attach one with `image`.")
         return
     if spec.images == "none":
-        raise BadInput(f"{spec.name} makes images from text only; remove the attachment or pick a Kontext model.")
+        raise BadInput(
+            f"{spec.name} makes images from text only; remove the attachment or pick a Kontext or FLUX.2 model."
+        )
     if count > spec.max_images:
-        raise BadInput(f"{spec.name} takes {spec.max_images} input image(s), got {count}.")
+        more = max(CATALOGUE.values(), key=lambda other: other.max_images, default=spec)
+        hint = f" ({more.name} takes up to {more.max_images})" if more.max_images > spec.max_images else ""
+        raise BadInput(f"{spec.name} takes up to {spec.max_images} input image(s), got {count}{hint}.")
+
+
+def check_together(spec: ModelSpec, chosen: Mapping[str, object], image_count: int) -> None:
+    """The rules between values: width/height only with a custom ratio (and then both), and a shape matched
+    to an input image only when there is one. Raises BadInput."""
+    for name, param in spec.params.items():
+        if not isinstance(param, IntRange) or param.only_with is None:
+            continue
+        other, value = param.only_with
+        if name in chosen and chosen.get(other) != value:
+            raise BadInput(f"{spec.name} takes {name} only with {other} {value}.")
+        if name not in chosen and chosen.get(other) == value:
+            needed = " and ".join(n for n, p in spec.params.items() if isinstance(p, IntRange) and p.only_with)
+            raise BadInput(f"{other} {value} needs {needed} too.")
+    if image_count == 0:
+        for key, chosen_value in chosen.items():
+            if chosen_value == MATCH_INPUT:
+                raise BadInput(f"{key} {MATCH_INPUT} takes the shape of an input image: attach one, or pick "
+                               f"another {key}.")  # fmt: skip
 
 
 def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, object]) -> None:
     if not urls:
         return
-    if len(urls) > 1 and spec.multi_image_param:
-        result[spec.multi_image_param] = list(urls)
-    else:
-        assert spec.image_param is not None
-        result[spec.image_param] = urls[0]
+    assert spec.image_param is not None
+    result[spec.image_param] = list(urls) if spec.image_list else urls[0]
     tolerance = result.get("safety_tolerance")
     cap = spec.image_safety_cap
     if cap is not None and isinstance(tolerance, int) and tolerance > cap:
@@ -309,16 +199,16 @@ def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, obj
 
 def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
     if isinstance(param, OneOf):
-        value = str(raw).strip().lower()
-        if name == "output_format" and value == "jpeg":
-            value = "jpg"
-        if value not in param.values:
+        value = _choice(param, raw)
+        if value is None:
             raise BadInput(f"{spec.name} takes {name} {', '.join(param.values)}; got `{shown(raw)}`.")
         return value
     if isinstance(param, IntRange):
         number = _number(name, raw, integer=True)
         if not param.low <= number <= param.high:
             raise BadInput(f"{name} must be between {param.low} and {param.high}; got {shown(raw)}.")
+        if param.multiple_of and number % param.multiple_of:
+            raise BadInput(f"{spec.name} takes {name} in steps of {param.multiple_of}; got {shown(raw)}.")
         return int(number)
     if isinstance(param, FloatRange):
         number = _number(name, raw, integer=False)
@@ -335,6 +225,17 @@ def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
             return False
         raise BadInput(f"{name} must be true or false; got `{shown(raw)}`.")
     return str(raw)
+
+
+def _choice(param: OneOf, raw: object) -> str | None:
+    """The value as the model spells it: case and spaces don't matter ("2mp" is "2 MP"), jpeg is jpg, and a
+    bare number names megapixels where the values are megapixels ("2" is "2 MP")."""
+    key = "".join(str(raw).split()).lower()
+    spelled = {"".join(value.split()).lower(): value for value in param.values}
+    key = "jpg" if key == "jpeg" and "jpg" in spelled else key
+    if key not in spelled and f"{key}mp" in spelled:
+        key = f"{key}mp"
+    return spelled.get(key)
 
 
 def _number(name: str, raw: object, *, integer: bool) -> float:

@@ -12,7 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.errors import BadInput
-from services.rules.catalogue import CATALOGUE, MAX_SEED, ModelSpec, OneOf, Request, build_input, resolve_model
+from services.rules.catalogue import (
+    CATALOGUE,
+    MATCH_INPUT,
+    MAX_SEED,
+    ModelSpec,
+    OneOf,
+    Request,
+    build_input,
+    resolve_model,
+)
 from services.rules.variation_models import PREFERRED_VARIATION_MODEL, can_vary
 from services.store.models import GuildSettings
 
@@ -79,6 +88,8 @@ def resolve(
         for name in OPTION_NAMES:
             if name in options or layer.get(name) is None:
                 continue
+            if layer[name] == MATCH_INPUT and not image_urls:
+                continue  # a default shaped by an input image means nothing without one
             value, note = _fit(spec, name, layer[name])
             if value is not None:
                 options[name] = value
@@ -108,18 +119,36 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
 
 
 PREFERRED_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
+PREFERRED_BLEND_MODEL = "black-forest-labs/flux-2-pro"
+EDIT_MODEL_SETTING = "edit_model"
 
 
 def edit_model(context: RequestContext) -> str:
-    """The model that runs ✏️ Edit: the server's default if it edits images, else an allowed Kontext model."""
-    default = context.guild.defaults.get("model") if context.guild else None
-    editors = [spec for spec in allowed_models(context) if spec.images != "none"]
-    if default and any(spec.id == default for spec in editors):
-        return str(default)
+    """The model that runs ✏️ Edit: the server's editing model, else its default model if that edits images,
+    else an allowed Kontext model (any allowed model that takes images, failing that)."""
+    defaults = context.guild.defaults if context.guild else {}
+    editors = [spec for spec in allowed_models(context) if spec.takes_images]
+    for candidate in (defaults.get(EDIT_MODEL_SETTING), defaults.get("model")):
+        if candidate and any(spec.id == candidate for spec in editors):
+            return str(candidate)
     if not editors:
         raise BadInput("This server allows no model that edits images; an admin can allow flux-kontext-pro.")
     preferred = [spec for spec in editors if spec.id == PREFERRED_EDIT_MODEL]
     return (preferred or editors)[0].id
+
+
+def blend_model(context: RequestContext) -> str:
+    """The model /blend uses when none is named: the user's or the server's model if it takes several images,
+    else flux-2-pro, else the allowed model that takes the most."""
+    guild_defaults = context.guild.defaults if context.guild else {}
+    blenders = [spec for spec in allowed_models(context) if spec.max_images >= 2]
+    for candidate in (context.user_prefs.get("model"), guild_defaults.get("model")):
+        if candidate and any(spec.id == candidate for spec in blenders):
+            return str(candidate)
+    if not blenders:
+        raise BadInput("This server allows no model that blends images; an admin can allow flux-2-pro.")
+    preferred = [spec for spec in blenders if spec.id == PREFERRED_BLEND_MODEL]
+    return (preferred or sorted(blenders, key=lambda spec: -spec.max_images))[0].id
 
 
 VARIATION_MODEL_SETTING = "variation_model"  # in a server's defaults, set with /imagine-settings set

@@ -1,68 +1,119 @@
-"""What a job is estimated to cost, in US dollars, before it is sent.
+"""What a job costs at a model's default price (the `price` of its catalogue entry), estimated from its input.
 
-Defaults are Replicate's list prices (../shared/docs/cometapi.md, early 2026; CometAPI says it sells below
-them): most FLUX models cost a fixed amount per image, FLUX.2 per run and per megapixel in and out. An
-operator can change any of them with MODEL_PRICES (see `parse_prices`). Estimates are stored per job in
-millionths of a dollar (`to_micros`), so sums in the database are exact.
+Per-image models charge for each output image. FLUX.2 charges per megapixel of every input and output image
+(rounded up per image, 1 MP = 1024 x 1024), plus a fee per run for flux-2-pro. An input image whose size is
+not known is counted as 1 MP, and an output shaped like its input (match_input_image) as large as the first
+input image. These are estimates at list prices, not what CometAPI will bill.
+
+An operator may change prices in the catalogue file (MODELS_FILE) or, more simply, with MODEL_PRICES
+(`parse_prices`). Estimates are stored per job in millionths of a dollar (`to_micros`), so sums in the
+database are exact.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-OWNER = "black-forest-labs"
+from services.rules.catalogue import CATALOGUE, MATCH_INPUT, SHORT_NAMES
+from services.rules.model_spec import ModelSpec, Price, Rates
+
+MEGAPIXEL = 1024 * 1024
 MICROS = Decimal(1_000_000)
-BYTES_PER_MP = 1024 * 1024  # 1 MP = 1024x1024, rounded up per image
-RESOLUTION_MP = {"0.5 MP": 0.5, "1 MP": 1.0, "2 MP": 2.0, "4 MP": 4.0}
-PART_NAMES = ("image", "run", "in_mp", "out_mp")
+OWNER = "black-forest-labs"
+PARTS = {"image": "per_image", "run": "per_run", "in_mp": "per_input_mp", "out_mp": "per_output_mp"}
+_MP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MP\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Price:
-    """Dollars per output image, per run, per input megapixel and per output megapixel."""
+def job_cost(
+    model: str, model_input: Mapping[str, object], input_sizes: Sequence[tuple[int, int] | None] = ()
+) -> float | None:
+    """Dollars for one job of `model` with `model_input` (as sent to the API); None for a model with no price.
 
-    image: Decimal = Decimal(0)
-    run: Decimal = Decimal(0)
-    in_mp: Decimal = Decimal(0)
-    out_mp: Decimal = Decimal(0)
+    `input_sizes` are the (width, height) of the input images where known, in the order they are sent.
+    """
+    spec = CATALOGUE.get(SHORT_NAMES.get(model, model))
+    if spec is None or spec.price is None:
+        return None
+    return estimate(spec, model_input, input_sizes)
 
 
-def _d(text: str) -> Decimal:
-    return Decimal(text)
+def estimate(
+    spec: ModelSpec, model_input: Mapping[str, object], input_sizes: Sequence[tuple[int, int] | None] = ()
+) -> float:
+    assert spec.price is not None
+    rates = rates_for(spec.price, model_input)
+    images = model_input.get("num_outputs", 1)
+    outputs = images if isinstance(images, int) and images > 0 else 1
+    sizes = list(input_sizes) + [None] * (image_count(spec, model_input) - len(input_sizes))
+    input_mp = sum(_megapixels(size) for size in sizes)
+    output_mp = _output_megapixels(model_input, sizes)
+    cost = rates.per_run + outputs * (rates.per_image + rates.per_output_mp * output_mp)
+    return round(cost + rates.per_input_mp * input_mp, 6)
 
 
-DEFAULT_PRICES: dict[str, Price] = {
-    f"{OWNER}/flux-schnell": Price(image=_d("0.003")),
-    f"{OWNER}/flux-dev": Price(image=_d("0.025")),
-    f"{OWNER}/flux-pro": Price(image=_d("0.055")),
-    f"{OWNER}/flux-1.1-pro": Price(image=_d("0.04")),
-    f"{OWNER}/flux-1.1-pro-ultra": Price(image=_d("0.06")),
-    f"{OWNER}/flux-kontext-pro": Price(image=_d("0.04")),
-    f"{OWNER}/flux-kontext-max": Price(image=_d("0.08")),
-    f"{OWNER}/flux-2-pro": Price(run=_d("0.015"), in_mp=_d("0.015"), out_mp=_d("0.015")),
-    f"{OWNER}/flux-2-flex": Price(in_mp=_d("0.06"), out_mp=_d("0.06")),
-    # With go_fast, its default ($0.014 without).
-    f"{OWNER}/flux-2-dev": Price(in_mp=_d("0.012"), out_mp=_d("0.012")),
-}
+def rates_for(price: Price, model_input: Mapping[str, object]) -> Rates:
+    """The rates that apply: those of the first `when` variant whose input matches, else the model's own."""
+    for name, value, variant in price.when:
+        if _as_text(model_input.get(name)) == value.lower():
+            return variant
+    return price.rates
+
+
+def image_count(spec: ModelSpec, model_input: Mapping[str, object]) -> int:
+    if spec.image_param is None:
+        return 0
+    images = model_input.get(spec.image_param)
+    if isinstance(images, list):
+        return len(images)
+    return 1 if images else 0
+
+
+def _output_megapixels(model_input: Mapping[str, object], sizes: Sequence[tuple[int, int] | None]) -> int:
+    width, height = model_input.get("width"), model_input.get("height")
+    if model_input.get("aspect_ratio") == "custom" and isinstance(width, int) and isinstance(height, int):
+        return _megapixels((width, height))
+    resolution = model_input.get("resolution")
+    if resolution == MATCH_INPUT or (resolution is None and model_input.get("aspect_ratio") == MATCH_INPUT):
+        return _megapixels(sizes[0] if sizes else None)
+    match = _MP.match(str(resolution)) if resolution is not None else None
+    return max(1, math.ceil(float(match[1]))) if match else 1
+
+
+def _megapixels(size: tuple[int, int] | None) -> int:
+    if size is None:
+        return 1
+    return max(1, math.ceil(size[0] * size[1] / MEGAPIXEL))
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value).lower()
 
 
 def estimate_cost(model: str, model_input: Mapping[str, object], prices: Mapping[str, Price] | None = None) -> Decimal:
-    """The estimated price of one run of `model` with `model_input`, in US dollars.
+    """What admission records and the budgets count: `job_cost` at the operator's prices (MODEL_PRICES)
+    where given, in US dollars.
 
     A model with no price (an unknown model allowed by ALLOW_UNKNOWN_MODELS) is priced like the most
     expensive per-image model, so a budget still bounds it.
     """
-    table = DEFAULT_PRICES if prices is None else prices
-    price = table.get(model)
-    if price is None:
-        price = Price(image=max((p.image for p in table.values()), default=Decimal(0)))
-    images = _int(model_input.get("num_outputs"), 1)
-    out_mp = _output_megapixels(model_input)
-    in_mp = _input_images(model_input)  # each input image counted as 1 MP (its size is not known here)
-    return price.run + price.image * images + price.in_mp * in_mp + price.out_mp * out_mp * images
+    model_id = SHORT_NAMES.get(model, model)
+    spec = CATALOGUE.get(model_id)
+    override = (prices or {}).get(model_id)
+    images = model_input.get("num_outputs", 1)
+    outputs = images if isinstance(images, int) and images > 0 else 1
+    if spec is not None and (override or spec.price) is not None:
+        return Decimal(str(estimate(dataclasses.replace(spec, price=override or spec.price), model_input)))
+    if override is not None:
+        rates = override.rates
+        return Decimal(str(rates.per_run)) + Decimal(str(rates.per_image)) * outputs
+    dearest = max((s.price.rates.per_image for s in CATALOGUE.values() if s.price is not None), default=0.0)
+    return Decimal(str(dearest)) * outputs
 
 
 def to_micros(cost: Decimal) -> int:
@@ -79,57 +130,37 @@ def dollars(micros: int) -> str:
     return f"${value.quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP).normalize():f}"
 
 
-def parse_prices(text: str, known: Mapping[str, Price] = DEFAULT_PRICES) -> dict[str, Price]:
-    """The default prices with the changes of MODEL_PRICES applied.
+def parse_prices(text: str) -> dict[str, Price]:
+    """MODEL_PRICES: the prices an operator sets instead of the catalogue's.
 
     Entries are separated by spaces or semicolons: `model=0.02` is a price per image, and
     `model=run:0.015,in_mp:0.015,out_mp:0.015` names its parts (image, run, in_mp, out_mp; parts left
     out are 0). `model` is a short name (flux-dev) or a full id. Raises ValueError saying what is wrong.
     """
-    table = dict(known)
+    table: dict[str, Price] = {}
     for entry in text.replace(";", " ").split():
         name, sep, value = entry.partition("=")
         if not sep or not name or not value:
             raise ValueError(f"{entry!r} is not model=price")
         model = name if "/" in name else f"{OWNER}/{name}"
         if ":" not in value:
-            table[model] = Price(image=_amount(value, entry))
+            table[model] = Price(Rates(per_image=_amount(value, entry)))
             continue
-        parts: dict[str, Decimal] = {}
+        parts: dict[str, float] = {}
         for part in value.split(","):
             key, _, amount = part.partition(":")
-            if key not in PART_NAMES:
-                raise ValueError(f"{entry!r}: unknown part {key!r} (use {', '.join(PART_NAMES)})")
-            parts[key] = _amount(amount, entry)
-        table[model] = Price(**parts)
+            if key not in PARTS:
+                raise ValueError(f"{entry!r}: unknown part {key!r} (use {', '.join(PARTS)})")
+            parts[PARTS[key]] = _amount(amount, entry)
+        table[model] = Price(Rates(**parts))
     return table
 
 
-def _amount(text: str, entry: str) -> Decimal:
+def _amount(text: str, entry: str) -> float:
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"{entry!r}: {text!r} is not a number of dollars") from None
     if not value.is_finite() or value < 0:
         raise ValueError(f"{entry!r}: a price is a finite number of dollars, 0 or more")
-    return value
-
-
-def _int(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
-
-
-def _output_megapixels(model_input: Mapping[str, object]) -> int:
-    width, height = model_input.get("width"), model_input.get("height")
-    if model_input.get("aspect_ratio") == "custom" and isinstance(width, int) and isinstance(height, int):
-        return max(1, math.ceil(width * height / BYTES_PER_MP))
-    resolution = model_input.get("resolution")
-    mp = RESOLUTION_MP.get(str(resolution), 1.0) if resolution is not None else 1.0
-    return max(1, math.ceil(mp))
-
-
-def _input_images(model_input: Mapping[str, object]) -> int:
-    several = model_input.get("input_images")
-    if isinstance(several, list):
-        return len(several)
-    return 0
+    return float(value)

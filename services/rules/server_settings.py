@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from services.errors import BadInput
 from services.limits import BUDGET_SETTINGS, Limits
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
-from services.rules.options import OPTION_NAMES, VARIATION_MODEL_SETTING
+from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_MODEL_SETTING
 from services.rules.pricing import dollars
 from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
@@ -50,6 +50,8 @@ def validated_defaults(
         merged["model"] = spec.id
     spec = resolve_model(str(merged.get("model") or default_model))
     checked: dict[str, object] = {"model": merged["model"]} if "model" in merged else {}
+    if merged.get(EDIT_MODEL_SETTING) is not None:
+        checked[EDIT_MODEL_SETTING] = _editing_model(str(merged[EDIT_MODEL_SETTING]))
     if merged.get(VARIATION_MODEL_SETTING) is not None:
         checked[VARIATION_MODEL_SETTING] = varying_model(str(merged[VARIATION_MODEL_SETTING]))
     for name in OPTION_NAMES:
@@ -58,6 +60,15 @@ def validated_defaults(
             if value is not None:
                 checked[name] = value
     return checked
+
+
+def _editing_model(name: str) -> str:
+    spec = resolve_model(name)
+    assert spec is not None
+    if not spec.takes_images:
+        editors = ", ".join(other.name for other in CATALOGUE.values() if other.takes_images)
+        raise BadInput(f"{spec.name} does not edit images; the editing model can be one of: {editors}.")
+    return spec.id
 
 
 def varying_model(name: str) -> str:
@@ -81,6 +92,8 @@ def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effect
             continue
         param = spec.params.get(name) if spec else None
         rows.append(Effective(name, param.default if param else "—", "built-in"))
+    edit = defaults.get(EDIT_MODEL_SETTING)
+    rows.append(Effective(EDIT_MODEL_SETTING, edit or "automatic", "server" if edit else "built-in"))
     chosen = defaults.get(VARIATION_MODEL_SETTING)
     rows.append(Effective(VARIATION_MODEL_SETTING, chosen or "automatic", "server" if chosen else "built-in"))
     return rows

@@ -20,8 +20,13 @@ GET /_fake/predictions, POST /_fake/reset, GET|POST /_fake/config.
 
 Timing: a prediction is "starting" for its queue time, then shows Outcome.unknown_status (if any), then
 "processing" for its duration, then its outcome. Defaults at speed 1.0: queue 0-0.5 s; flux-schnell 1-2 s,
-flux-dev 3-6 s, the pro, ultra and kontext models 5-15 s; all multiplied by ``speed``, drawn from
-random.Random(seed). Outcome times are used as given. File formats: see tests/fakes/cometapi_images.py.
+flux-dev 3-6 s, the pro, ultra and kontext models 5-15 s, flux-2-pro 7-30 s, flux-2-flex 12-38 s, flux-2-dev
+3-12 s; all multiplied by ``speed``, drawn from random.Random(seed). Outcome times are used as given. File
+formats: see tests/fakes/cometapi_images.py.
+
+Inputs are checked against each model's schema (tests/fakes/cometapi_models.py: types, ranges, choices, how
+many reference images, multiples for custom sizes, match_input_image only with an image); a create the model
+would refuse gets Replicate's 422 with ``invalid_fields``, and no prediction is made.
 
     python -m tests.fakes.cometapi --port 8787 [--key KEY] [--speed 1.0] [--seed 0] [--image-size BYTES]
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -22,48 +23,190 @@ DEFAULT_ERROR = "NSFW content detected. Try running it again, or try a different
 QUEUE_RANGE = (0.0, 0.5)
 
 _RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+_KONTEXT_RATIOS = ("match_input_image", *_RATIOS, "2:1", "1:2")
+_FLUX2_RATIOS = ("match_input_image", "custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
+_PRO_RATIOS = ("custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MATCH_INPUT = "match_input_image"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of a model's schema (Replicate's OpenAPI input properties, as far as the fake needs them)."""
+
+    kind: str  # enum | integer | number | boolean | string | uri | uri_list
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    multiple_of: int | None = None
+    max_items: int | None = None
+    default: Any = None
+
+
+def _enum(*choices: str, default: str | None = None) -> Field:
+    return Field("enum", choices, default=default)
+
+
+def _int(low: int, high: int, default: int | None = None, multiple_of: int | None = None) -> Field:
+    return Field("integer", low=low, high=high, multiple_of=multiple_of, default=default)
+
+
+def _num(low: float, high: float, default: float | None = None) -> Field:
+    return Field("number", low=low, high=high, default=default)
+
+
+_BOOL = Field("boolean")
+_SEED = _int(-(2**63), 2**63 - 1)
+_QUALITY = _int(0, 100, 80)
+_ALL_FORMATS = _enum("webp", "jpg", "png", default="webp")
+
+
+def _schnell_dev(steps: Field, **more: Field) -> dict[str, Field]:
+    return {
+        "aspect_ratio": _enum(*_RATIOS, default="1:1"), "num_outputs": _int(1, 4, 1), "seed": _SEED,
+        "output_format": _ALL_FORMATS, "output_quality": _QUALITY, "num_inference_steps": steps, "go_fast": _BOOL,
+        "megapixels": _enum("1", "0.25", default="1"), "disable_safety_checker": _BOOL, **more,
+    }  # fmt: skip
+
+
+def _sized(side: int, step: int) -> dict[str, Field]:
+    return {"width": _int(256, side, multiple_of=step), "height": _int(256, side, multiple_of=step)}
+
+
+def _flux2(max_images: int, **more: Field) -> dict[str, Field]:
+    return {
+        "input_images": Field("uri_list", max_items=max_images), "aspect_ratio": _enum(*_FLUX2_RATIOS, default="1:1"),
+        "seed": _SEED, "output_format": _ALL_FORMATS, "output_quality": _QUALITY, **more,
+    }  # fmt: skip
+
+
+_FLUX2_PRO = {
+    "resolution": _enum("match_input_image", "0.5 MP", "1 MP", "2 MP", "4 MP", default="1 MP"),
+    **_sized(2048, 16),
+    "safety_tolerance": _int(1, 5, 2),
+}
+_KONTEXT = {
+    "input_image": Field("uri"), "aspect_ratio": _enum(*_KONTEXT_RATIOS, default="match_input_image"),
+    "output_format": _enum("jpg", "png", default="png"), "safety_tolerance": _int(0, 6, 2),
+    "prompt_upsampling": _BOOL, "seed": _SEED,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     output: str  # "list" or "string"
-    formats: tuple[str, ...]
-    default_format: str
     duration: tuple[float, float]  # seconds at speed 1.0
+    fields: dict[str, Field]  # every input besides prompt; anything else is refused
     steps: tuple[int, int, int] | None = None  # (min, max, default) of num_inference_steps; None: no tqdm
     max_outputs: int = 1
-    aspect_ratios: tuple[str, ...] = _RATIOS
+    image_field: str | None = None  # input_image (Kontext) or input_images (FLUX.2)
     needs_input_image: bool = False
+    image_safety_cap: int | None = None  # safety_tolerance allowed at most this with an input image
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return self.fields["output_format"].choices
+
+    @property
+    def default_format(self) -> str:
+        return str(self.fields["output_format"].default)
+
+    @property
+    def aspect_ratios(self) -> tuple[str, ...]:
+        return self.fields["aspect_ratio"].choices
+
+    @property
+    def max_images(self) -> int:
+        if self.image_field is None:
+            return 0
+        return self.fields[self.image_field].max_items or 1
 
 
-_KONTEXT_RATIOS = ("match_input_image", *_RATIOS, "2:1", "1:2")
 MODELS: dict[str, ModelSpec] = {
     f"{OWNER}/{spec.name}": spec
     for spec in (
-        ModelSpec("flux-schnell", "list", ("webp", "jpg", "png"), "webp", (1.0, 2.0), (1, 4, 4), 4),
-        ModelSpec("flux-dev", "list", ("webp", "jpg", "png"), "webp", (3.0, 6.0), (1, 50, 28), 4),
+        ModelSpec("flux-schnell", "list", (1.0, 2.0), _schnell_dev(_int(1, 4, 4)), (1, 4, 4), 4),
         ModelSpec(
-            "flux-1.1-pro", "string", ("webp", "jpg", "png"), "webp", (5.0, 15.0), aspect_ratios=(*_RATIOS, "custom")
-        ),
-        ModelSpec("flux-1.1-pro-ultra", "string", ("jpg", "png"), "jpg", (5.0, 15.0)),
-        ModelSpec(
-            "flux-kontext-pro",
-            "string",
-            ("jpg", "png"),
-            "png",
-            (5.0, 15.0),
-            aspect_ratios=_KONTEXT_RATIOS,
-            needs_input_image=True,
+            "flux-dev",
+            "list",
+            (3.0, 6.0),
+            _schnell_dev(_int(1, 50, 28), guidance=_num(0, 10, 3), image=Field("uri"), prompt_strength=_num(0, 1, 0.8)),
+            (1, 50, 28),
+            4,
         ),
         ModelSpec(
-            "flux-kontext-max",
+            "flux-pro",
             "string",
-            ("jpg", "png"),
-            "png",
             (5.0, 15.0),
-            aspect_ratios=_KONTEXT_RATIOS,
-            needs_input_image=True,
+            {
+                "aspect_ratio": _enum(*_PRO_RATIOS, default="1:1"),
+                **_sized(1440, 32),
+                "guidance": _num(2, 5, 3),
+                "safety_tolerance": _int(1, 6, 2),
+                "seed": _SEED,
+                "output_format": _ALL_FORMATS,
+                "output_quality": _QUALITY,
+                "prompt_upsampling": _BOOL,
+                "image_prompt": Field("uri"),
+            },
+        ),
+        ModelSpec(
+            "flux-1.1-pro",
+            "string",
+            (5.0, 15.0),
+            {
+                "aspect_ratio": _enum(*_RATIOS, "custom", default="1:1"),
+                **_sized(1440, 32),
+                "seed": _SEED,
+                "output_format": _ALL_FORMATS,
+                "output_quality": _QUALITY,
+                "safety_tolerance": _int(1, 6, 2),
+                "prompt_upsampling": _BOOL,
+                "image_prompt": Field("uri"),
+            },
+        ),
+        ModelSpec(
+            "flux-1.1-pro-ultra",
+            "string",
+            (5.0, 15.0),
+            {
+                "aspect_ratio": _enum(*_RATIOS, default="1:1"),
+                "raw": _BOOL,
+                "output_format": _enum("jpg", "png", default="jpg"),
+                "safety_tolerance": _int(1, 6, 2),
+                "image_prompt": Field("uri"),
+                "image_prompt_strength": _num(0, 1, 0.1),
+                "seed": _SEED,
+            },
+        ),
+        *(
+            ModelSpec(
+                f"flux-kontext-{tier}",
+                "string",
+                (5.0, 15.0),
+                _KONTEXT,
+                image_field="input_image",
+                needs_input_image=True,
+                image_safety_cap=2,
+            )
+            for tier in ("pro", "max")
+        ),
+        # FLUX.2: much slower than FLUX.1, and its logs carry no progress bar.
+        ModelSpec("flux-2-pro", "string", (7.0, 30.0), _flux2(8, **_FLUX2_PRO), image_field="input_images"),
+        ModelSpec(
+            "flux-2-flex",
+            "string",
+            (12.0, 38.0),
+            _flux2(10, **_FLUX2_PRO, steps=_int(1, 50, 30), guidance=_num(1.5, 10, 4.5), prompt_upsampling=_BOOL),
+            image_field="input_images",
+        ),
+        ModelSpec(
+            "flux-2-dev",
+            "string",
+            (3.0, 12.0),
+            _flux2(4, **_sized(1440, 32), go_fast=_BOOL, disable_safety_checker=_BOOL),
+            image_field="input_images",
         ),
     )
 }
@@ -283,6 +426,9 @@ class FakePrediction:
         done = self.final_status == "succeeded" and end is not None and e >= end
         text = f"Using seed: {self.seed}\n"
         if style == "plain":
+            references = self.input.get("input_images")
+            if isinstance(references, list) and references:  # FLUX.2 says what it was given
+                text += f"Using {len(references)} reference image(s)\n"
             text += "Running prediction\nGenerating image...\n"
             if done:
                 text += f"Generated image in {self.duration:.1f}sec\n"
@@ -377,59 +523,80 @@ class FakePrediction:
 
 
 def validate_input(spec: ModelSpec, inp: dict[str, Any]) -> list[dict[str, str]]:
-    """Replicate-style ``invalid_fields`` for an input; empty when it is acceptable."""
+    """Replicate-style ``invalid_fields`` for an input; empty when it is acceptable.
+
+    Stricter than Replicate in one way: an input the model's schema does not list is refused ("Additional
+    property"), where the real API may silently ignore it; so a field sent in vain shows up in tests.
+    """
     bad: list[dict[str, str]] = []
 
-    def enum(key: str, allowed: tuple[str, ...]) -> None:
-        value = inp.get(key)
-        if value is not None and value not in allowed:
-            choices = ", ".join(f'"{a}"' for a in allowed)
-            bad.append(
-                {
-                    "type": "enum",
-                    "field": f"input.{key}",
-                    "description": f"{key} must be one of the following: {choices}",
-                }
-            )
-
-    def int_range(key: str, low: int, high: int) -> None:
-        value = inp.get(key)
-        if value is None:
-            return
-        if not isinstance(value, int) or isinstance(value, bool):
-            bad.append(
-                {
-                    "type": "invalid_type",
-                    "field": f"input.{key}",
-                    "description": "Invalid type. Expected: integer, given: " + type(value).__name__,
-                }
-            )
-        elif value < low:
-            bad.append(
-                {
-                    "type": "number_gte",
-                    "field": f"input.{key}",
-                    "description": f"Must be greater than or equal to {low}",
-                }
-            )
-        elif value > high:
-            bad.append(
-                {"type": "number_lte", "field": f"input.{key}", "description": f"Must be less than or equal to {high}"}
-            )
+    def fail(kind: str, key: str, description: str) -> None:
+        bad.append({"type": kind, "field": f"input.{key}" if key else "input", "description": description})
 
     prompt = inp.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        bad.append({"type": "required", "field": "input", "description": "prompt is required"})
-    enum("output_format", spec.formats)
-    enum("aspect_ratio", spec.aspect_ratios)
-    if spec.max_outputs > 1:
-        int_range("num_outputs", 1, spec.max_outputs)
-    if spec.steps is not None:
-        int_range("num_inference_steps", spec.steps[0], spec.steps[1])
-    int_range("seed", -(2**63), 2**63 - 1)
-    if spec.needs_input_image and not inp.get("input_image"):
-        bad.append({"type": "required", "field": "input", "description": "input_image is required"})
+        fail("required", "", "prompt is required")
+    for key, value in inp.items():
+        if key == "prompt":
+            continue
+        field = spec.fields.get(key)
+        if field is None:
+            fail("additional_property_not_allowed", "", f"Additional property {key} is not allowed")
+        elif value is not None:
+            _check_field(key, field, value, fail)
+    images = inp.get(spec.image_field) if spec.image_field else None
+    if spec.needs_input_image and not images:
+        fail("required", "", f"{spec.image_field} is required")
+    if not images:
+        for key in ("aspect_ratio", "resolution"):
+            if inp.get(key) == MATCH_INPUT:
+                fail("invalid", key, f"{key} {MATCH_INPUT} needs an input image")
+    tolerance = inp.get("safety_tolerance")
+    cap = spec.image_safety_cap
+    if images and cap is not None and isinstance(tolerance, int) and tolerance > cap:
+        fail("number_lte", "safety_tolerance", f"Must be less than or equal to {cap} with an input image")
     return bad
+
+
+def _check_field(key: str, field: Field, value: Any, fail: Callable[[str, str, str], None]) -> None:
+    if field.kind == "enum":
+        if value not in field.choices:
+            choices = ", ".join(f'"{a}"' for a in field.choices)
+            fail("enum", key, f"{key} must be one of the following: {choices}")
+    elif field.kind in ("integer", "number"):
+        integer = field.kind == "integer"
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            fail("invalid_type", key, f"Invalid type. Expected: {field.kind}, given: {type(value).__name__}")
+        elif field.low is not None and value < field.low:
+            fail("number_gte", key, f"Must be greater than or equal to {field.low:g}")
+        elif field.high is not None and value > field.high:
+            fail("number_lte", key, f"Must be less than or equal to {field.high:g}")
+        elif field.multiple_of and value % field.multiple_of:
+            fail("multiple_of", key, f"Must be a multiple of {field.multiple_of}")
+    elif field.kind == "boolean":
+        if not isinstance(value, bool):
+            fail("invalid_type", key, f"Invalid type. Expected: boolean, given: {type(value).__name__}")
+    elif field.kind == "string":
+        if not isinstance(value, str):
+            fail("invalid_type", key, f"Invalid type. Expected: string, given: {type(value).__name__}")
+    elif field.kind == "uri":
+        if not _is_image_uri(value):
+            fail("format", key, "Does not match format 'uri' (an http(s) URL or a data: URI of an image)")
+    elif field.kind == "uri_list":
+        if not isinstance(value, list):
+            fail("invalid_type", key, f"Invalid type. Expected: array, given: {type(value).__name__}")
+        elif field.max_items is not None and len(value) > field.max_items:
+            fail("array_max_items", key, f"Array must have at most {field.max_items} items")
+        elif not all(_is_image_uri(item) for item in value):
+            fail("format", key, "Every item must be an http(s) URL or a data: URI of an image")
+
+
+def _is_image_uri(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value.startswith("data:"):
+        return any(value.startswith(f"data:{kind};base64,") for kind in IMAGE_TYPES)
+    return value.startswith(("https://", "http://"))
 
 
 # -- answer bodies ---------------------------------------------------------------------------------
