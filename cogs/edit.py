@@ -18,7 +18,9 @@ from services.errors import BadInput
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ACCEPTED_TYPES, ImageRef
 from services.store.models import Job, JobKind
+from services.text import _
 from ui.errors import report_error
+from ui.i18n import tr
 from ui.launch import ask_from
 
 if TYPE_CHECKING:
@@ -38,23 +40,34 @@ def image_refs(message: discord.Message) -> list[ImageRef]:
     ]
 
 
-class EditModal(discord.ui.Modal, title="Edit with FLUX"):
+# L10N: the title of the edit form and the name of the message menu command, at most 32 characters
+EDIT_WITH_FLUX = _("Edit with FLUX")
+# L10N: the label of the edit form's text box, at most 45 characters
+WHAT_TO_CHANGE = _("What should change?")
+# L10N: the example in the edit form's text box, at most 100 characters
+EXAMPLE = _("e.g. make it night, with snow falling")
+
+
+class EditModal(discord.ui.Modal):
     instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-        label="What should change?",
+        label=WHAT_TO_CHANGE.msgid,
         style=discord.TextStyle.paragraph,
-        placeholder="e.g. make it night, with snow falling",
+        placeholder=EXAMPLE.msgid,
         max_length=MAX_PROMPT_CHARS,
         custom_id="instruction",
     )
 
-    def __init__(self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent) -> None:
-        super().__init__(timeout=900)
+    def __init__(self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent, interaction: Interaction) -> None:
+        super().__init__(timeout=900, title=tr(interaction, EDIT_WITH_FLUX))
+        # The form is private: in the user's language.
+        self.instruction.label = tr(interaction, WHAT_TO_CHANGE)
+        self.instruction.placeholder = tr(interaction, EXAMPLE)
         self.bot, self.images, self.find_parent = bot, images, find_parent
         self.which: discord.ui.TextInput[EditModal] | None = None
         if len(images) > 1:
-            self.which = discord.ui.TextInput(
-                label=f"Which image (1-{len(images)})", default="1", max_length=2, required=False, custom_id="which"
-            )
+            # L10N: a label of the edit form, at most 45 characters
+            label = tr(interaction, _("Which image (1-{count})", count=len(images)))
+            self.which = discord.ui.TextInput(label=label, default="1", max_length=2, required=False, custom_id="which")
             self.add_item(self.which)
 
     def chosen_image(self) -> ImageRef:
@@ -63,7 +76,7 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
         text = self.which.value.strip()
         index = int(text) if text.isdigit() else 0
         if not 1 <= index <= len(self.images):
-            raise BadInput(f"Pick an image number from 1 to {len(self.images)}.")
+            raise BadInput(_("Pick an image number from 1 to {count}.", count=len(self.images)))
         return self.images[index - 1]
 
     async def on_submit(self, interaction: Interaction) -> None:
@@ -83,7 +96,7 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
 class Edit(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
-        self.menu = app_commands.ContextMenu(name="Edit with FLUX", callback=self.edit_message)
+        self.menu = app_commands.ContextMenu(name=EDIT_WITH_FLUX.msgid, callback=self.edit_message)
         self.bot.tree.add_command(self.menu)
 
     async def cog_load(self) -> None:
@@ -113,8 +126,8 @@ class Edit(commands.Cog):
 
     async def open(self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent) -> None:
         if not images:
-            raise BadInput("That message has no image to edit: attach a PNG, JPEG, GIF or WebP.")
-        await interaction.response.send_modal(EditModal(self.bot, images, find_parent))
+            raise BadInput(_("That message has no image to edit: attach a PNG, JPEG, GIF or WebP."))
+        await interaction.response.send_modal(EditModal(self.bot, images, find_parent, interaction))
 
 
 async def setup(bot: FluxBot) -> None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from services.text import Text, _, _n
+
 DAY = 86400.0
 LimitName = Literal["cooldown", "jobs_in_flight", "user_quota", "guild_quota"]
 
@@ -53,17 +55,22 @@ class Refusal:
     used: float
     allowed: float
 
-    def text(self) -> str:
+    def text(self) -> Text:
+        used, allowed = round(self.used), round(self.allowed)
         if self.limit == "cooldown":
-            return f"Slow down a little: you can start another image in {max(self.allowed - self.used, 1):.0f} s."
+            seconds = max(round(self.allowed - self.used), 1)
+            return _("Slow down a little: you can start another image in {seconds} s.", seconds=seconds)
         if self.limit == "jobs_in_flight":
-            return (
-                f"You already have {self.used:.0f} image job(s) running; wait for one to finish "
-                f"(limit {self.allowed:.0f})."
+            return _n(
+                "You already have {count} image job running; wait for it to finish (limit {limit}).",
+                "You already have {count} image jobs running; wait for one to finish (limit {limit}).",
+                used,
+                count=used,
+                limit=allowed,
             )
         if self.limit == "user_quota":
-            return f"You have used {self.used:.0f} of your {self.allowed:.0f} images for today."
-        return f"This server has used {self.used:.0f} of its {self.allowed:.0f} images for today."
+            return _("You have used {used} of your {allowed} images for today.", used=used, allowed=allowed)
+        return _("This server has used {used} of its {allowed} images for today.", used=used, allowed=allowed)
 
 
 def judge(limits: Limits, usage: Usage, images: int, *, in_guild: bool) -> Refusal | None:

@@ -5,6 +5,10 @@ per interaction, so many jobs in one channel don't queue behind each other); aft
 jobs resumed after a restart, through the channel message endpoints. Those share one bucket per channel, so
 the progress edits of every job in a channel take turns in one `EditBudget`; results and failures are
 counted in it but never wait.
+
+A job the bot can reach only through its interaction (`Job.reply_by`: a user install where the bot is not
+a member, a private reply) never uses the channel endpoints: its message is edited through the token, also
+after a restart (the token is stored with the job), and extra images go as follow-ups, at most 5.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import discord
 from services.jobs.edit_budget import EditBudget, Slot
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
 from services.jobs.throttle import OPEN, Coalescer, Permit
+from services.locales import render
 from services.store.models import Job
-from ui.render import failure_text, progress_text, result_embed
+from services.text import Text, _, _n
+from ui.render import failure_text, progress_text, result_embed, stored_notes
 from ui.views import progress_view, result_view
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ MAX_FILES = 10
 GONE_CODES = frozenset({10003, 10008})  # Unknown Channel, Unknown Message
 TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
 DELIVERY_ATTEMPTS = 4
+MAX_FOLLOWUPS = 5  # Discord's limit per interaction
 
 
 class _ProgressGate:
@@ -73,7 +80,7 @@ class _Live:
     interaction: discord.Interaction[Any] | None = None
     opened: float = field(default_factory=time.monotonic)
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
-    notes: list[str] = field(default_factory=list)
+    notes: list[Text] = field(default_factory=list)
 
 
 class DiscordDisplay:
@@ -82,7 +89,7 @@ class DiscordDisplay:
         self._live: dict[str, _Live] = {}
         self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
 
-    def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[str] = ()) -> None:
+    def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[Text] = ()) -> None:
         live = self._entry(job)
         live.interaction = interaction
         live.notes = list(notes)
@@ -94,9 +101,13 @@ class DiscordDisplay:
         if live is None:
 
             async def send(text: str) -> None:
-                await self._edit(job, slot=gate.slot, content=text, embeds=[], view=progress_view(job.id))
+                view = progress_view(job.id, job.locale)
+                await self._edit(job, slot=gate.slot, content=text, embeds=[], view=view)
 
-            gate = _ProgressGate(self.budget, job.channel_id, lambda: self._webhook(job.id) is not None)
+            def via_token() -> bool:
+                return job.reply_by is not None or self._webhook(job.id) is not None
+
+            gate = _ProgressGate(self.budget, job.channel_id, via_token)
             live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate), gate)
             if job.guild_id is not None:
                 guild = self.client.get_guild(job.guild_id)
@@ -115,20 +126,38 @@ class DiscordDisplay:
         live = self._entry(job)
         live.coalescer.discard()
         groups, skipped = _pack(job, delivery, live.upload_limit)
+        if job.reply_by is not None and len(groups) > 1 + MAX_FOLLOWUPS:
+            skipped += sum(len(group) for group in groups[1 + MAX_FOLLOWUPS :])
+            groups = groups[: 1 + MAX_FOLLOWUPS]
         # Notes come from the live job, or from the record when the job was resumed after a restart.
-        stored = job.extra.get("notes")
-        notes = list(live.notes) or (list(stored) if isinstance(stored, list) else [])
+        notes = list(live.notes) or stored_notes(job)
         if skipped:
-            notes.append(f"{skipped} image(s) were over this server's upload limit and could not be attached.")
+            notes.append(
+                _n(
+                    "{count} image was over this server's upload limit and could not be attached.",
+                    "{count} images were over this server's upload limit and could not be attached.",
+                    skipped,
+                    count=skipped,
+                )
+            )
         if len(groups) > 1:
-            notes.append(f"The images did not fit in one message, so they follow in {len(groups) - 1} more.")
+            more = len(groups) - 1
+            notes.append(
+                _n(
+                    "The images did not fit in one message, so they follow in {count} more.",
+                    "The images did not fit in one message, so they follow in {count} more.",
+                    more,
+                    count=more,
+                )
+            )
         embed = result_embed(job, delivery.seconds, notes)
         try:
             first, rest = groups[0], groups[1:]
 
             async def edit_result() -> None:
                 with _files(first) as files:
-                    await self._edit(job, content=None, embeds=[embed], attachments=files, view=result_view(job.id))
+                    view = result_view(job.id, job.locale)
+                    await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
 
             await self._retrying(edit_result)
             for group in rest:
@@ -140,13 +169,14 @@ class DiscordDisplay:
         except discord.Forbidden as exc:
             if exc.code != 50013:
                 raise MessageGone() from exc
-            reason = "I need the **Attach Files** permission in this channel to post the images."
-            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id))
-            raise NotDelivered(reason) from exc
+            reason = _("I need the **Attach Files** permission in this channel to post the images.")
+            content = render(reason, job.locale)
+            await self._edit(job, content=content, embeds=[embed], attachments=[], view=result_view(job.id, job.locale))
+            raise NotDelivered(str(reason)) from exc
         finally:
             self._live.pop(job.id, None)
 
-    async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
+    async def failed(self, job: Job, message: Text, *, canceled: bool) -> None:
         live = self._live.get(job.id)
         if live is not None:
             live.coalescer.discard()
@@ -165,6 +195,9 @@ class DiscordDisplay:
     async def _edit(self, job: Job, *, slot: Slot | None = None, **fields: Any) -> None:
         """Edit the job's message. Through the channel endpoints it takes `slot` in the channel's budget (a
         progress edit's, taken in turn) or, for anything else, spends one at once."""
+        if job.reply_by is not None:
+            await self._edit_by_token(job, **fields)
+            return
         live = self._live.get(job.id)
         interaction = self._webhook(job.id)
         if interaction is not None and live is not None:
@@ -198,9 +231,39 @@ class DiscordDisplay:
             if spent is not None:
                 spent.used()
 
-    async def _send_more(self, job: Job, group: list[tuple[str, bytes]]) -> None:
-        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+    def _token_webhook(self, job: Job) -> discord.Webhook:
+        """The interaction webhook of a job's token: its own live interaction's, or one built from the record."""
+        live = self._live.get(job.id)
+        if live is not None and live.interaction is not None:
+            return live.interaction.followup
+        assert job.interaction_token is not None
+        assert self.client.application_id is not None
+        return discord.Webhook.partial(self.client.application_id, job.interaction_token, client=self.client)
+
+    async def _edit_by_token(self, job: Job, **fields: Any) -> None:
+        """Edit the job's message through its interaction: the only way where the bot can't use the channel."""
+        live = self._live.get(job.id)
         mentions = discord.AllowedMentions.none()
+        try:
+            if live is not None and live.interaction is not None:
+                await live.interaction.edit_original_response(allowed_mentions=mentions, **fields)
+            elif job.message_id is not None and job.interaction_token is not None:
+                await self._token_webhook(job).edit_message(job.message_id, allowed_mentions=mentions, **fields)
+            else:
+                raise MessageGone()
+        except discord.HTTPException as exc:
+            if isinstance(exc, discord.NotFound) or exc.code in TOKEN_CODES or exc.code == 50001:
+                # The message is gone or the token expired: nothing else can reach it.
+                raise MessageGone() from exc
+            raise
+
+    async def _send_more(self, job: Job, group: list[tuple[str, bytes]]) -> None:
+        mentions = discord.AllowedMentions.none()
+        if job.reply_by is not None:  # a follow-up, the one way to post more
+            with _files(group) as files:
+                await self._token_webhook(job).send(files=files, allowed_mentions=mentions)
+            return
+        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         with _files(group) as files:
             if job.message_id is None:
                 await channel.send(files=files, allowed_mentions=mentions)

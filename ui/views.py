@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol, cast
 
 import discord
 
+from services.locales import render
+from services.text import Text, _
 from ui.errors import report_error
 from ui.replies import reply_ephemeral
 
@@ -21,10 +23,13 @@ log = logging.getLogger(__name__)
 
 Action = Literal["cancel", "reroll", "edit"]
 Handler = Callable[[discord.Interaction[Any], str], Awaitable[None]]  # (interaction, job id)
-LOOKS: dict[Action, tuple[str, str | None]] = {
-    "cancel": ("Cancel", None),
-    "reroll": ("Reroll", "🔄"),
-    "edit": ("Edit", "✏️"),
+LOOKS: dict[Action, tuple[Text, str | None]] = {
+    # L10N: a button on an image job in progress, at most 80 characters
+    "cancel": (_("Cancel"), None),
+    # L10N: a button on a finished image (same settings, new seed), at most 80 characters
+    "reroll": (_("Reroll"), "🔄"),
+    # L10N: a button on a finished image (change it with a prompt), at most 80 characters
+    "edit": (_("Edit"), "✏️"),
 }
 
 
@@ -52,10 +57,14 @@ def custom_id(action: Action, job_id: str) -> str:
     return f"flux:{action}:{job_id}"
 
 
-def button(action: Action, job_id: str) -> discord.ui.Button[Any]:
+def button(action: Action, job_id: str, locale: str | None = None) -> discord.ui.Button[Any]:
+    """The button, labelled in `locale` (the job message's language)."""
     label, emoji = LOOKS[action]
     return discord.ui.Button(
-        label=label, emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=custom_id(action, job_id)
+        label=render(label, locale),
+        emoji=emoji,
+        style=discord.ButtonStyle.secondary,
+        custom_id=custom_id(action, job_id),
     )
 
 
@@ -77,21 +86,21 @@ class JobButton(
         handler = cast(HasJobButtons, interaction.client).job_buttons.handler(self.action)
         try:
             if handler is None:
-                await reply_ephemeral(interaction, "That button does nothing any more.")
+                await reply_ephemeral(interaction, _("That button does nothing any more."))
                 return
             await handler(interaction, self.job_id)
         except Exception as exc:
             await report_error(interaction, exc, where=f"Button {self.action}")
 
 
-def progress_view(job_id: str) -> discord.ui.View:
+def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(button("cancel", job_id))
+    view.add_item(button("cancel", job_id, locale))
     return view
 
 
-def result_view(job_id: str) -> discord.ui.View:
+def result_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(button("reroll", job_id))
-    view.add_item(button("edit", job_id))
+    view.add_item(button("reroll", job_id, locale))
+    view.add_item(button("edit", job_id, locale))
     return view

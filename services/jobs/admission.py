@@ -43,6 +43,13 @@ class Ask:
     image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
+    # False where the server's settings don't apply: a user install used in a server that never added the bot
+    # (its own defaults and limits, and the built-in ones, apply there).
+    server_settings: bool = True
+    locale: str | None = None  # the language of the job's message
+    # Set where the interaction is the only way to the job's message (see Job.interaction_token).
+    interaction_token: str | None = field(default=None, repr=False)
+    reply_by: float | None = None
 
 
 class LimitReached(BadInput):
@@ -97,7 +104,7 @@ class Admission:
 
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
-        context = await self.context(ask.guild_id, ask.user_id)
+        context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         given = ask.given
         if ask.edit:
             given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
@@ -119,7 +126,10 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra={"notes": list(resolved.notes)} if resolved.notes else {},
+            extra={"notes": [note.to_json() for note in resolved.notes]} if resolved.notes else {},
+            locale=ask.locale,
+            interaction_token=ask.interaction_token,
+            reply_by=ask.reply_by,
         )
         refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
         if refusal is not None:

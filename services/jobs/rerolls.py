@@ -27,4 +27,5 @@ def reroll_ask(parent: Job, *, user_id: int, channel_id: int, guild_id: int | No
         given={"model": parent.model, **model_input},
         image_urls=images,
         parent=parent,
+        locale=parent.locale,
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from services.errors import BadInput
+from services.text import Text as Message
+from services.text import _, _n
 
 OWNER = "black-forest-labs"
 MAX_PROMPT_CHARS = 2000
@@ -205,7 +207,7 @@ def resolve_model(model: str, *, allow_unknown: bool = False) -> ModelSpec | Non
     if allow_unknown and re.fullmatch(r"\w[\w.-]*/\w[\w.-]*", full, re.ASCII):
         return None
     known = ", ".join(sorted(SHORT_NAMES))
-    raise BadInput(f"Unknown model `{shown(model)}`. Choose one of: {known}.")
+    raise BadInput(_("Unknown model `{model}`. Choose one of: {known}.", model=shown(model), known=known))
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -227,9 +229,11 @@ def clean_prompt(prompt: str) -> str:
     )
     text = text.strip()
     if not text:
-        raise BadInput("The prompt is empty: describe the image you want.")
+        raise BadInput(_("The prompt is empty: describe the image you want."))
     if len(text) > MAX_PROMPT_CHARS:
-        raise BadInput(f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        raise BadInput(
+            _("The prompt is {length} characters long; the limit is {limit}.", length=len(text), limit=MAX_PROMPT_CHARS)
+        )
     return text
 
 
@@ -257,7 +261,9 @@ def build_input(model: str, request: Request, *, allow_unknown: bool = False) ->
 
     count = result.get("num_outputs", 1)
     if isinstance(count, int) and count > spec.max_outputs:
-        raise BadInput(f"{spec.name} makes {spec.max_outputs} image per request; ask for 1.")
+        raise BadInput(
+            _("{model} makes {count} image per request; ask for 1.", model=spec.name, count=spec.max_outputs)
+        )
     check_images(spec, len(request.image_urls))
     _attach_images(spec, request.image_urls, result)
     return spec.id, result
@@ -272,12 +278,15 @@ def check_option(spec: ModelSpec, name: str, raw: object) -> object | None:
         # Offered for every model; the one-image models don't take the parameter at all, so 1 is dropped.
         if _number(name, raw, integer=True) != 1:
             raise BadInput(
-                f"{spec.name} makes one image per request: leave out num_outputs, or pick flux-schnell or "
-                "flux-dev for up to 4."
+                _(
+                    "{model} makes one image per request: leave out num_outputs, or pick flux-schnell or "
+                    "flux-dev for up to 4.",
+                    model=spec.name,
+                )
             )
         return None
     if param is None:
-        raise BadInput(f"{spec.name} does not take `{name}`.")
+        raise BadInput(_("{model} does not take `{option}`.", model=spec.name, option=name))
     return _coerce(spec, name, param, raw)
 
 
@@ -285,12 +294,23 @@ def check_images(spec: ModelSpec, count: int) -> None:
     """Whether `spec` takes `count` input images. Raises BadInput."""
     if count == 0:
         if spec.images == "required":
-            raise BadInput(f"{spec.name} edits an image: attach one with `image`.")
+            raise BadInput(_("{model} edits an image: attach one with `image`.", model=spec.name))
         return
     if spec.images == "none":
-        raise BadInput(f"{spec.name} makes images from text only; remove the attachment or pick a Kontext model.")
+        raise BadInput(
+            _("{model} makes images from text only; remove the attachment or pick a Kontext model.", model=spec.name)
+        )
     if count > spec.max_images:
-        raise BadInput(f"{spec.name} takes {spec.max_images} input image(s), got {count}.")
+        raise BadInput(
+            _n(
+                "{model} takes {limit} input image, got {count}.",
+                "{model} takes {limit} input images, got {count}.",
+                spec.max_images,
+                model=spec.name,
+                limit=spec.max_images,
+                count=count,
+            )
+        )
 
 
 def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, object]) -> None:
@@ -304,7 +324,7 @@ def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, obj
     tolerance = result.get("safety_tolerance")
     cap = spec.image_safety_cap
     if cap is not None and isinstance(tolerance, int) and tolerance > cap:
-        raise BadInput(f"With an input image, {spec.name} allows safety_tolerance up to {cap}.")
+        raise BadInput(_("With an input image, {model} allows safety_tolerance up to {cap}.", model=spec.name, cap=cap))
 
 
 def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
@@ -313,17 +333,25 @@ def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
         if name == "output_format" and value == "jpeg":
             value = "jpg"
         if value not in param.values:
-            raise BadInput(f"{spec.name} takes {name} {', '.join(param.values)}; got `{shown(raw)}`.")
+            raise BadInput(
+                _(
+                    "{model} takes {option} {values}; got `{value}`.",
+                    model=spec.name,
+                    option=name,
+                    values=", ".join(param.values),
+                    value=shown(raw),
+                )
+            )
         return value
     if isinstance(param, IntRange):
         number = _number(name, raw, integer=True)
         if not param.low <= number <= param.high:
-            raise BadInput(f"{name} must be between {param.low} and {param.high}; got {shown(raw)}.")
+            raise BadInput(_between(name, param.low, param.high, raw))
         return int(number)
     if isinstance(param, FloatRange):
         number = _number(name, raw, integer=False)
         if not param.low <= number <= param.high:
-            raise BadInput(f"{name} must be between {param.low:g} and {param.high:g}; got {shown(raw)}.")
+            raise BadInput(_between(name, f"{param.low:g}", f"{param.high:g}", raw))
         return number
     if isinstance(param, Flag):
         if isinstance(raw, bool):
@@ -333,22 +361,28 @@ def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
             return True
         if text in ("false", "no", "0", "off"):
             return False
-        raise BadInput(f"{name} must be true or false; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be true or false; got `{value}`.", option=name, value=shown(raw)))
     return str(raw)
 
 
 def _number(name: str, raw: object, *, integer: bool) -> float:
     if isinstance(raw, bool):
-        raise BadInput(f"{name} must be a number; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be a number; got `{value}`.", option=name, value=shown(raw)))
     if isinstance(raw, int | float):
         value = float(raw)
     else:
         try:
             value = float(str(raw).strip())
         except ValueError:
-            raise BadInput(f"{name} must be a number; got `{shown(raw)}`.") from None
+            raise BadInput(_("{option} must be a number; got `{value}`.", option=name, value=shown(raw))) from None
     if not math.isfinite(value):  # NaN would slip through the range checks
-        raise BadInput(f"{name} must be a finite number; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be a finite number; got `{value}`.", option=name, value=shown(raw)))
     if integer and not value.is_integer():
-        raise BadInput(f"{name} must be a whole number; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be a whole number; got `{value}`.", option=name, value=shown(raw)))
     return value
+
+
+def _between(name: str, low: object, high: object, raw: object) -> Message:
+    return _(
+        "{option} must be between {low} and {high}; got {value}.", option=name, low=low, high=high, value=shown(raw)
+    )

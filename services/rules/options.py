@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE, MAX_SEED, ModelSpec, OneOf, Request, build_input, resolve_model
 from services.store.models import GuildSettings
+from services.text import Text, _, verbatim
 
 OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs")
 
@@ -22,7 +23,7 @@ OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs"
 class Resolved:
     model: str
     input: dict[str, object]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text, ...] = ()
 
     @property
     def image_count(self) -> int:
@@ -69,11 +70,18 @@ def resolve(
     spec = resolve_model(model_name, allow_unknown=context.allow_unknown_models)
     model_id = spec.id if spec else model_name
     if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
-        names = ", ".join(m.name for m in allowed_models(context)) or "none"
-        raise BadInput(f"This server does not allow {model_id.split('/')[-1]}. Allowed here: {names}.")
+        names = ", ".join(m.name for m in allowed_models(context))
+        allowed = verbatim(names) if names else _("none")
+        raise BadInput(
+            _(
+                "This server does not allow {model}. Allowed here: {allowed}.",
+                model=model_id.split("/")[-1],
+                allowed=allowed,
+            )
+        )
 
     options: dict[str, object] = {k: v for k, v in given.items() if k != "model" and v is not None}
-    notes: list[str] = []
+    notes: list[Text] = []
     for layer in layers[1:]:
         for name in OPTION_NAMES:
             if name in options or layer.get(name) is None:
@@ -90,7 +98,7 @@ def resolve(
     return Resolved(model, model_input, tuple(notes))
 
 
-def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | None, str | None]:
+def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | None, Text | None]:
     """A stored default as this model can take it: kept, mapped (with a note), or dropped."""
     if spec is None:
         return value, None
@@ -99,7 +107,7 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
         return None, None
     if isinstance(param, OneOf) and str(value) not in param.values:
         if name == "output_format" and value == "webp" and "png" in param.values:
-            return "png", f"{spec.name} does not write webp, so png was used."
+            return "png", _("{model} does not write webp, so png was used.", model=spec.name)
         return None, None
     if name == "num_outputs" and isinstance(value, int) and value > spec.max_outputs:
         return spec.max_outputs, None
@@ -116,6 +124,6 @@ def edit_model(context: RequestContext) -> str:
     if default and any(spec.id == default for spec in editors):
         return str(default)
     if not editors:
-        raise BadInput("This server allows no model that edits images; an admin can allow flux-kontext-pro.")
+        raise BadInput(_("This server allows no model that edits images; an admin can allow flux-kontext-pro."))
     preferred = [spec for spec in editors if spec.id == PREFERRED_EDIT_MODEL]
     return (preferred or editors)[0].id

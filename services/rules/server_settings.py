@@ -14,6 +14,7 @@ from services.limits import Limits
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
 from services.rules.options import OPTION_NAMES
 from services.store.models import GuildSettings
+from services.text import Text, _, verbatim
 
 LIMIT_NAMES = ("cooldown_seconds", "jobs_in_flight", "images_per_user_per_day", "images_per_guild_per_day")
 
@@ -81,7 +82,7 @@ def allowed_after(
         if not adding and spec.id in allowed:
             allowed.remove(spec.id)
     if not allowed:
-        raise BadInput("That would leave no model allowed; allow another one first.")
+        raise BadInput(_("That would leave no model allowed; allow another one first."))
     return None if set(allowed) == set(CATALOGUE) else sorted(allowed)
 
 
@@ -93,26 +94,27 @@ def limits_after(
         if value is None:
             continue
         if name not in LIMIT_NAMES:
-            raise BadInput(f"Unknown limit `{name}`.")
+            raise BadInput(_("Unknown limit `{name}`.", name=name))
         if value < 0:
-            raise BadInput(f"{name} cannot be negative.")
+            raise BadInput(_("{name} cannot be negative.", name=name))
         if name == "jobs_in_flight" and value < 1:
-            raise BadInput("jobs_in_flight must be at least 1.")
+            raise BadInput(_("jobs_in_flight must be at least 1."))
         updated[name] = value
     return updated
 
 
-def describe_limits(limits: Limits) -> list[str]:
-    def per_day(value: int | None) -> str:
-        return "no limit" if value is None else f"{value} per day"
+def describe_limits(limits: Limits) -> list[Text]:
+    def per_day(value: int | None) -> Text:
+        return _("no limit") if value is None else _("{count} per day", count=value)
 
     return [
-        f"Cooldown between a user's images: {limits.cooldown_seconds:g} s",
-        f"Jobs in flight per user: {limits.jobs_in_flight}",
-        f"Images per user: {per_day(limits.images_per_user_per_day)}",
-        f"Images for the whole server: {per_day(limits.images_per_guild_per_day)}",
+        _("Cooldown between a user's images: {seconds} s", seconds=f"{limits.cooldown_seconds:g}"),
+        _("Jobs in flight per user: {count}", count=limits.jobs_in_flight),
+        _("Images per user: {quota}", quota=per_day(limits.images_per_user_per_day)),
+        _("Images for the whole server: {quota}", quota=per_day(limits.images_per_guild_per_day)),
     ]
 
 
-def model_list(specs: list[ModelSpec]) -> str:
-    return ", ".join(spec.name for spec in specs) or "none"
+def model_list(specs: list[ModelSpec]) -> Text:
+    names = ", ".join(spec.name for spec in specs)
+    return verbatim(names) if names else _("none")

@@ -73,6 +73,13 @@ class Job:
     # Images reserved at admission, then the number delivered; what the daily quotas count.
     image_count: int = field(default=0, metadata=_MUTABLE)
     extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)  # small display data
+    locale: str | None = None  # the language of the job's message (the server's, or the user's where private)
+    # Where the bot cannot post in the channel (a user install in a server without the bot, another person's
+    # DM or a group DM, a reply Discord made private), the interaction is the only way to the job's message:
+    # its token (a secret: never logged, hence repr=False; useless once expired) and when the job must have
+    # shown its end, before the token expires.
+    interaction_token: str | None = field(default=None, repr=False)
+    reply_by: float | None = None
 
     @property
     def active(self) -> bool:
