@@ -49,19 +49,17 @@ EXAMPLE = _("e.g. make it night, with snow falling")
 
 
 class EditModal(discord.ui.Modal):
-    instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-        label=WHAT_TO_CHANGE.msgid,
-        style=discord.TextStyle.paragraph,
-        placeholder=EXAMPLE.msgid,
-        max_length=MAX_PROMPT_CHARS,
-        custom_id="instruction",
-    )
-
     def __init__(self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent, interaction: Interaction) -> None:
-        super().__init__(timeout=900, title=tr(interaction, EDIT_WITH_FLUX))
         # The form is private: in the user's language.
-        self.instruction.label = tr(interaction, WHAT_TO_CHANGE)
-        self.instruction.placeholder = tr(interaction, EXAMPLE)
+        super().__init__(timeout=900, title=tr(interaction, EDIT_WITH_FLUX))
+        self.instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label=tr(interaction, WHAT_TO_CHANGE),
+            style=discord.TextStyle.paragraph,
+            placeholder=tr(interaction, EXAMPLE),
+            max_length=MAX_PROMPT_CHARS,
+            custom_id="instruction",
+        )
+        self.add_item(self.instruction)
         self.bot, self.images, self.find_parent = bot, images, find_parent
         self.which: discord.ui.TextInput[EditModal] | None = None
         if len(images) > 1:

@@ -27,6 +27,8 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import write_po
 from discord import app_commands
 
+from bot import EXTENSIONS, FluxBot
+from services.config import load_settings
 from services.locales import LOCALES_DIR, babel_locale, read_catalog
 from ui.i18n import Location, translates
 
@@ -99,9 +101,6 @@ class _Recorder(app_commands.Translator):
 
 async def command_messages() -> dict[str, Message]:
     """The command texts discord.py asks the Translator for, read from the bot's real command tree."""
-    from bot import EXTENSIONS, FluxBot  # the bot's own commands, as it registers them
-    from services.config import load_settings
-
     settings = load_settings({"DISCORD_TOKEN": "catalogue-" + "x" * 50, "COMETAPI_KEY": "catalogue-key-xxxxxxxx"})
     bot = FluxBot(settings, sync_only=True)  # never logs in: nothing to close
     for extension in EXTENSIONS:
