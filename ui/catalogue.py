@@ -111,13 +111,19 @@ async def command_messages() -> dict[str, Message]:
     found: dict[str, Message] = {}
     for text, context in recorder.seen:
         limit = COMMAND_LIMITS[context.location]
-        place = f"{context.location.name} of {getattr(context.data, 'qualified_name', None) or context.data!s}"
+        place = f"{context.location.name} of {_where(context.data)}"
         message = found.setdefault(text, Message(text, limit))
         message.limit = min(message.limit, limit)
         message.places.append(place)
         if not message.comments:
             message.comments.append(f"{context.location.name.replace('_', ' ')}, at most {limit} characters")
     return found
+
+
+def _where(data: object) -> str:
+    if isinstance(data, app_commands.Parameter):
+        return f"{data.command.qualified_name} {data.name}"
+    return str(getattr(data, "qualified_name", None) or getattr(data, "name", None) or data)
 
 
 def all_messages() -> dict[str, Message]:
