@@ -28,7 +28,7 @@ def messages() -> dict[str, tool.Message]:
 
 
 def translations(entry: Message) -> list[str]:
-    return list(entry.string) if isinstance(entry.string, tuple | list) else [entry.string]
+    return list(entry.string) if isinstance(entry.string, tuple | list) else [entry.string or ""]
 
 
 def entries(catalog: Catalog) -> dict[str, Message]:

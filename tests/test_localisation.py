@@ -28,6 +28,12 @@ def server(world, *, locale="en-US", permissions=None):
     return guild, channel, budi
 
 
+def label(message, custom_id: str) -> str:
+    button = find_component(message.components, custom_id)
+    assert button is not None, custom_id
+    return str(button["label"])
+
+
 def option(command, name):
     return next(o for o in command["options"] if o["name"] == name)
 
@@ -78,8 +84,8 @@ async def test_a_job_message_is_in_the_servers_language_and_private_answers_in_t
     assert any(indonesian("Starting") in line or indonesian("Generating") in line for line in progress), progress
     fields = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}
     assert fields[indonesian("Requested by")] == f"<@{budi.id}>"
-    assert find_component(final.components, f"flux:reroll:{job.id}")["label"] == indonesian("Reroll")
-    assert find_component(final.components, f"flux:edit:{job.id}")["label"] == indonesian("Edit")
+    assert label(final, f"flux:reroll:{job.id}") == indonesian("Reroll")
+    assert label(final, f"flux:edit:{job.id}") == indonesian("Edit")
     assert edit.modal["title"] == "Sunting dengan FLUX"
     assert english.modal["title"] == "Edit with FLUX"
 
@@ -91,7 +97,7 @@ async def test_an_english_server_keeps_english_job_messages_for_an_indonesian_us
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
         job = await bot.store.job_by_message(final.id)
     assert job.locale == "en-US"
-    assert find_component(final.components, f"flux:reroll:{job.id}")["label"] == "Reroll"
+    assert label(final, f"flux:reroll:{job.id}") == "Reroll"
 
 
 async def test_settings_answer_an_admin_in_their_language(world):
