@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
@@ -110,13 +112,16 @@ async def test_images_over_one_message_follow_as_follow_ups_where_the_bot_is_not
     assert channel_requests(world, channel.id) == []
 
 
-async def test_replies_forced_private_by_the_server_still_show_the_job(world):
-    guild, channel, alice = foreign_server(world, external_apps=False)
+async def test_replies_forced_private_by_the_server_still_show_the_job_in_the_users_language(world):
+    guild, channel, alice = foreign_server(world, external_apps=False, locale="id")
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a fox"})
         final, job = await delivered(world, bot, handle)
     assert final.ephemeral  # Discord made it private; the bot went on through the token
     assert job.status == "succeeded"
+    # Only alice sees it: in her language (English), not the server's (Indonesian).
+    assert job.locale == "en-US"
+    assert any(b.get("label") == "Reroll" for row in final.components for b in row.get("components", []))
     assert channel_requests(world, channel.id) == []
 
 
@@ -164,25 +169,32 @@ class LogLines(logging.Handler):
         self.lines.append(self.format(record))
 
 
-async def test_a_job_resumes_after_a_restart_through_the_stored_token_and_never_logs_it(world, caplog):
+@pytest.mark.parametrize("where", ["server without the bot", "group DM"])
+async def test_a_job_resumes_after_a_restart_through_the_stored_token_and_never_logs_it(world, caplog, where):
     caplog.set_level(logging.DEBUG)  # everything, libraries' debug output included
     log = LogLines()
     logging.getLogger().addHandler(log)
-    guild, channel, alice = foreign_server(world)
+    if where == "group DM":
+        guild, alice = None, world.discord.add_user("alice")
+        channel = world.discord.private_channel(alice, world.discord.add_user("bob"))
+    else:
+        guild, channel, alice = foreign_server(world)
     world.comet.queue_outcome(Outcome(duration=2.0))
-    async with world.bot() as bot:
-        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
-        job, message = await started_job(world, bot, handle)
-        job = await wait_status(bot, job.id, "running")
-    # A new process: no live interaction, only what the store kept.
-    async with world.bot() as bot:
-        job = await wait_status(bot, job.id, "succeeded", "failed")
-    assert job.status == "succeeded"
+    try:
+        async with world.bot() as bot:
+            handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
+            job, message = await started_job(world, bot, handle)
+            job = await wait_status(bot, job.id, "running")
+        # A new process: no live interaction, only what the store kept.
+        async with world.bot() as bot:
+            job = await wait_status(bot, job.id, "succeeded", "failed", "canceled")
+    finally:
+        logging.getLogger().removeHandler(log)
+    assert job.status == "succeeded", job.error
     assert len(world.comet.creates()) == 1
     assert world.discord.message(message.id).attachments
     assert world.discord.requests_matching("PATCH", rf"^/webhooks/\d+/[^/]+/messages/{message.id}$")
     assert channel_requests(world, channel.id) == []
-    logging.getLogger().removeHandler(log)
     written = "\n".join(log.lines)
     assert f"/webhooks/{world.discord.application_id}/[redacted]/messages" in written  # discord.py logs the URL
     assert handle.token not in written
