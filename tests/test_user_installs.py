@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import discord
 import pytest
 
 from services.jobs import runner as runner_module
@@ -217,3 +218,21 @@ async def test_a_refusal_there_is_a_private_follow_up_through_the_interaction(wo
     assert reply.flags & EPHEMERAL
     assert "already have 1 image job running" in reply.content
     assert channel_requests(world, channel.id) == []
+
+
+async def test_the_fake_holds_a_user_install_to_the_interaction_and_five_follow_ups(world):
+    """What the tests above lean on: where the bot is not, channel endpoints refuse and follow-ups run out."""
+    guild, channel, alice = foreign_server(world)
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine-prefs show", {})
+        await private_reply(world, handle)
+        with pytest.raises(discord.Forbidden) as refused:
+            await bot.get_partial_messageable(channel.id, guild_id=guild.id).send("hello")
+        assert refused.value.code == 50001  # Missing Access
+        webhook = discord.Webhook.partial(world.discord.application_id, handle.token, client=bot)
+        for n in range(5):
+            await webhook.send(f"follow-up {n + 1}")
+        with pytest.raises(discord.HTTPException) as sixth:
+            await webhook.send("one too many")
+        assert sixth.value.status == 400
+    assert len(handle.followups()) == 5
