@@ -38,7 +38,16 @@ from ui.views import JobButton, JobButtons
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.imagine", "cogs.edit", "cogs.reroll", "cogs.cancel", "cogs.settings", "cogs.prefs")
+EXTENSIONS = (
+    "cogs.imagine",
+    "cogs.edit",
+    "cogs.vary",
+    "cogs.reroll",
+    "cogs.cancel",
+    "cogs.history",
+    "cogs.settings",
+    "cogs.prefs",
+)
 DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
 
@@ -86,7 +95,11 @@ class FluxBot(commands.AutoShardedBot):
         self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
         self.display = DiscordDisplay(self)
         self.runner = JobRunner(
-            self.service, self.store, self.display, max_concurrent=self.settings.max_concurrent_predictions
+            self.service,
+            self.store,
+            self.display,
+            max_concurrent=self.settings.max_concurrent_predictions,
+            input_image_mode=self.settings.input_image_mode,
         )
         self.admission = Admission(self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of)
         self.launcher = Launcher(self.admission, self.runner, self.display)

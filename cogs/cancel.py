@@ -9,6 +9,7 @@ from discord.ext import commands
 
 from services.text import _
 from ui.replies import reply_ephemeral
+from ui.views import Press
 
 if TYPE_CHECKING:
     from bot import FluxBot
@@ -24,9 +25,9 @@ class Cancel(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.job_buttons.forget("cancel")
 
-    async def on_cancel(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+    async def on_cancel(self, interaction: discord.Interaction[Any], press: Press) -> None:
         await interaction.response.defer()  # first: Discord wants an answer within 3 s, the store may be slow
-        job = await self.bot.store.get_job(job_id)
+        job = await self.bot.store.get_job(press.job_id)
         if job is None:
             await reply_ephemeral(interaction, _("That image job no longer exists."))
             return

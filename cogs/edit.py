@@ -1,12 +1,14 @@
-"""Editing images with FLUX Kontext: ✏️ Edit on results and "Edit with FLUX" on any message with an image.
+"""Editing images with FLUX Kontext: ✏️ Edit and E1..En on results, and "Edit with FLUX" on any message with an
+image.
 
-Both open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
+All open the same modal asking what to change; the edit then runs like any job, posted as a new reply with
 live progress, and linked to the job whose result it edits (when the image is one of ours). The store is
 read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,28 +18,20 @@ from discord.ext import commands
 
 from services.errors import BadInput
 from services.rules.catalogue import MAX_PROMPT_CHARS
-from services.rules.input_images import ACCEPTED_TYPES, ImageRef
+from services.rules.input_images import ImageRef
 from services.store.models import Job, JobKind
 from services.text import _
+from ui.attachments import image_at, image_refs
 from ui.errors import report_error
 from ui.i18n import tr
 from ui.launch import ask_from
+from ui.views import Press
 
 if TYPE_CHECKING:
     from bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 FindParent = Callable[[], Awaitable[Job | None]]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-
-
-def image_refs(message: discord.Message) -> list[ImageRef]:
-    """The message's attachments that look like images (they are checked again once downloaded)."""
-    return [
-        ImageRef(a.url, a.filename, a.size, a.content_type)
-        for a in message.attachments
-        if (a.content_type or "").split(";")[0] in ACCEPTED_TYPES or a.filename.lower().endswith(IMAGE_SUFFIXES)
-    ]
 
 
 # L10N: the title of the edit form and the name of the message menu command, at most 32 characters
@@ -49,7 +43,15 @@ EXAMPLE = _("e.g. make it night, with snow falling")
 
 
 class EditModal(discord.ui.Modal):
-    def __init__(self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent, interaction: Interaction) -> None:
+    def __init__(
+        self,
+        bot: FluxBot,
+        images: list[ImageRef],
+        find_parent: FindParent,
+        interaction: Interaction,
+        *,
+        chosen: int | None = None,
+    ) -> None:
         # The form is private: in the user's language.
         super().__init__(timeout=900, title=tr(interaction, EDIT_WITH_FLUX))
         self.instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
@@ -60,30 +62,34 @@ class EditModal(discord.ui.Modal):
             custom_id="instruction",
         )
         self.add_item(self.instruction)
-        self.bot, self.images, self.find_parent = bot, images, find_parent
+        self.bot, self.images, self.find_parent, self.chosen = bot, images, find_parent, chosen
         self.which: discord.ui.TextInput[EditModal] | None = None
-        if len(images) > 1:
+        if chosen is None and len(images) > 1:
             # L10N: a label of the edit form, at most 45 characters
             label = tr(interaction, _("Which image (1-{count})", count=len(images)))
             self.which = discord.ui.TextInput(label=label, default="1", max_length=2, required=False, custom_id="which")
             self.add_item(self.which)
 
-    def chosen_image(self) -> ImageRef:
+    def chosen_position(self) -> int:
+        """The image's place in the message (1-based): the button's, or the one typed in "Which image"."""
+        if self.chosen is not None:
+            return self.chosen
         if self.which is None or not self.which.value.strip():
-            return self.images[0]
+            return 1
         text = self.which.value.strip()
         index = int(text) if text.isdigit() else 0
         if not 1 <= index <= len(self.images):
             raise BadInput(_("Pick an image number from 1 to {count}.", count=len(self.images)))
-        return self.images[index - 1]
+        return index
 
     async def on_submit(self, interaction: Interaction) -> None:
-        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, images=[self.chosen_image()], edit=True)
+        position = self.chosen_position()
+        image = image_at(self.images, position, doing="edit")
+        fields: dict[str, Any] = {"images": [image], "edit": True, "of_image": position}
+        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, **fields)
         self.bot.admission.check_early(ask)
-        message_id = await self.bot.launcher.acknowledge(interaction)
-        ask = ask_from(
-            interaction, JobKind.EDIT, ask.prompt, images=ask.images, edit=True, parent=await self.find_parent()
-        )
+        message_id = await self.bot.launcher.acknowledge(interaction)  # before the store is read for the parent
+        ask = dataclasses.replace(ask, parent=await self.find_parent())
         await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 
     # discord.py's Modal narrows BaseView.on_error (no item argument); mypy sees that as an override clash.
@@ -113,19 +119,20 @@ class Edit(commands.Cog):
 
         await self.open(interaction, image_refs(message), parent)
 
-    async def on_button(self, interaction: Interaction, job_id: str) -> None:
-        """✏️ Edit on a result."""
-        images = image_refs(interaction.message) if interaction.message is not None else []
+    async def on_button(self, interaction: Interaction, press: Press) -> None:
+        """✏️ Edit (asks which image when there are several) or E1..En (that image) on a result."""
+        images = image_refs(interaction.message)
 
         async def parent() -> Job | None:
-            return await self.bot.store.get_job(job_id)
+            return await self.bot.store.get_job(press.job_id)
 
-        await self.open(interaction, images, parent)
+        await self.open(interaction, images, parent, chosen=press.image)
 
-    async def open(self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent) -> None:
-        if not images:
-            raise BadInput(_("That message has no image to edit: attach a PNG, JPEG, GIF or WebP."))
-        await interaction.response.send_modal(EditModal(self.bot, images, find_parent, interaction))
+    async def open(
+        self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent, *, chosen: int | None = None
+    ) -> None:
+        image_at(images, chosen or 1, doing="edit")  # refused now, before the modal, if it is not there
+        await interaction.response.send_modal(EditModal(self.bot, images, find_parent, interaction, chosen=chosen))
 
 
 async def setup(bot: FluxBot) -> None:

@@ -20,6 +20,7 @@ from services.store.models import Job, JobStatus
 from services.text import _
 from ui.render import STAGE_TEXT
 from ui.replies import reply_ephemeral
+from ui.views import Press
 
 if TYPE_CHECKING:
     from bot import FluxBot
@@ -40,9 +41,9 @@ class Reroll(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.job_buttons.forget("reroll")
 
-    async def on_button(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+    async def on_button(self, interaction: discord.Interaction[Any], press: Press) -> None:
         message_id = await self.bot.launcher.acknowledge(interaction)  # first: the store may be slow
-        parent = await self.bot.store.get_job(job_id)
+        parent = await self.bot.store.get_job(press.job_id)
         if parent is None:
             await reply_ephemeral(interaction, _("That image is no longer in my records, so I can't reroll it."))
             return

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE
-from services.rules.options import allowed_models
+from services.rules.options import RequestContext, allowed_models, edit_model, variation_model
 from services.rules.server_settings import (
     allowed_after,
     describe_limits,
@@ -25,7 +27,8 @@ from services.rules.server_settings import (
     model_list,
     validated_defaults,
 )
-from services.text import Text, _, joined
+from services.rules.variation_models import can_vary
+from services.text import Text, _, joined, verbatim
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
 
@@ -72,6 +75,8 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         shown.append(_("**Allowed models**: {models}", models=model_list(allowed_models(context))))
+        shown.append(_("**✏️ Edits use**: {model}", model=_model_or_reason(edit_model, context)))
+        shown.append(_("**🪄 Variations use**: {model}", model=_model_or_reason(variation_model, context)))
         shown += describe_limits(self.bot.admission.limits(context))
         await reply_ephemeral(interaction, joined(shown))
 
@@ -79,6 +84,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @app_commands.describe(
         model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
         output_quality="0-100", num_outputs="Images per request (1-4, schnell/dev)",
+        variation_model="The model behind Vary and V1-V4 (flux-dev or flux-1.1-pro-ultra)",
     )  # fmt: skip
     async def set_defaults(
         self,
@@ -88,11 +94,12 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         output_format: str | None = None,
         output_quality: app_commands.Range[int, 0, 100] | None = None,
         num_outputs: app_commands.Range[int, 1, 4] | None = None,
+        variation_model: str | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         options = given(
             model=model, aspect_ratio=aspect_ratio, output_format=output_format,
-            output_quality=output_quality, num_outputs=num_outputs,
+            output_quality=output_quality, num_outputs=num_outputs, variation_model=variation_model,
         )  # fmt: skip
         if not options:
             await reply_ephemeral(interaction, _("Nothing to change: give at least one option."))
@@ -106,6 +113,10 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @set_defaults.autocomplete("model")
     async def _set_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
         return model_choices(CATALOGUE.values(), current)
+
+    @set_defaults.autocomplete("variation_model")
+    async def _set_variation_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_choices([spec for spec in CATALOGUE.values() if can_vary(spec.id)], current)
 
     @app_commands.command(name="reset", description="Back to the built-in defaults")
     async def reset(self, interaction: Interaction) -> None:
@@ -176,6 +187,14 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         limits_now = describe_limits(self.bot.admission.limits(context))
         await reply_ephemeral(interaction, joined([_("Limits now:"), *limits_now]))
+
+
+def _model_or_reason(choose: Callable[[RequestContext], str], context: RequestContext) -> Text:
+    """The model a feature would use here, or why there is none."""
+    try:
+        return verbatim(str(choose(context)).split("/")[-1])
+    except BadInput as exc:
+        return exc.text
 
 
 async def setup(bot: FluxBot) -> None:

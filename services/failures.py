@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from services.errors import (
+    ApiError,
     AuthError,
     BadInput,
     BillingError,
@@ -60,6 +61,8 @@ def describe(error: BaseException) -> Text:
         return _("It took too long and was cancelled. Try again, or pick a faster model.")
     if isinstance(error, Canceled):
         return _("Cancelled.")
+    if isinstance(error, ApiError):  # an answer the client has no rule for
+        return _("The image service could not take this request. Try again in a minute.")
     if isinstance(error, DownloadError):
         detail = verbatim(_short(_without_status(str(error))))
         return _("The finished image could not be fetched: {detail}", detail=detail)

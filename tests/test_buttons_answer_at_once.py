@@ -44,7 +44,7 @@ async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_
             await locked.rollback()
             await locker.close()
 
-        cancel, reroll, edit = clicks
+        _, reroll, edit = clicks
         assert edit.modal is not None  # the edit asks what to change; the store is read once it is submitted
         canceled = await wait_status(bot, job.id, "canceled", "failed", "succeeded", timeout=10)
         assert canceled.status == "canceled"  # the Cancel was not lost

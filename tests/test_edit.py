@@ -156,13 +156,24 @@ async def test_edit_button_runs_kontext_on_the_result_and_links_the_jobs(world):
     assert len(world.comet.creates()) == 3
 
 
-async def test_edit_asks_which_image_when_the_result_has_several(world):
+def posted_before_per_image_buttons(world, message, job_id):
+    """Give a stored result the buttons results had before E1..En: 🔄 Reroll and one ✏️ Edit for all images."""
+    buttons = [
+        {"type": 2, "style": 2, "label": label, "custom_id": f"flux:{action}:{job_id}"}
+        for action, label in (("reroll", "Reroll"), ("edit", "Edit"))
+    ]
+    world.discord.message(message.id).components = [{"type": 1, "components": buttons}]
+
+
+async def test_an_old_edit_button_asks_which_image_when_the_result_has_several(world):
     guild, channel, _, alice = setup_guild(world)
     async with world.bot() as bot:
         first = await world.discord.slash_command(
             guild, channel, alice, "imagine", {"prompt": "a cabin", "num_outputs": 3}
         )
         result, parent = await delivered(world, bot, first)
+    posted_before_per_image_buttons(world, result, parent.id)
+    async with world.bot() as bot:  # a new process, and a button from the old layout
         click = await world.discord.click_button(result, f"flux:edit:{parent.id}", alice)
         submitted = await open_and_submit(world, click, alice, "paint it red", which="2")
         _, child = await delivered(world, bot, submitted)
@@ -171,6 +182,7 @@ async def test_edit_asks_which_image_when_the_result_has_several(world):
         await refused.wait_response()
         assert "from 1 to 3" in refused.original_message().content
     assert child.input["input_image"] == result.attachments[1].url
+    assert (child.parent_id, child.extra["of_image"]) == (parent.id, 2)
 
 
 async def test_edit_with_flux_on_any_message_with_an_image(world):

@@ -906,3 +906,40 @@ async def test_every_route_of_the_fake_is_in_the_extracted_description() -> None
         if request_bodies().operation(route.method, path) is None:
             missing.append(f"{route.method} {template}")
     assert missing == []
+
+
+async def test_an_interaction_made_long_ago_has_a_token_that_dies_15_minutes_after_it(
+    fake: FakeDiscord, world: World, bot: Harness
+) -> None:
+    handle = await fake.slash_command(world.guild, world.channel, world.alice, "ping", created_ago=15 * 60 + 1)
+    made = discord.utils.snowflake_time(handle.id)
+    age = (discord.utils.utcnow() - made).total_seconds()
+    assert 15 * 60 < age < 15 * 60 + 5  # what the bot reads in interaction.created_at / expires_at
+    assert (await handle.wait_response()).type == 4  # the 3 s for the first answer run from the dispatch
+    original = f"{fake.api_base_url}/webhooks/{fake.application_id}/{handle.token}/messages/@original"
+    async with aiohttp.ClientSession() as http, http.patch(original, json={"content": "late"}) as resp:
+        assert resp.status == 401 and (await resp.json())["code"] == 50027
+
+
+async def test_an_enforced_nonce_gives_back_the_message_already_made(
+    fake: FakeDiscord, world: World, bot: Harness
+) -> None:
+    channel = bot.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    first = await channel.send("one", nonce="job-1")  # discord.py sends enforce_nonce with every nonce
+    again = await channel.send("one, again", nonce="job-1")
+    other = await channel.send("two", nonce="job-2")
+    assert again.id == first.id and again.content == "one"
+    assert other.id != first.id
+    assert [m.content for m in fake.messages_in(world.channel)] == ["one", "two"]
+
+
+async def test_a_held_answer_comes_after_the_request_took_effect(fake: FakeDiscord, world: World, bot: Harness) -> None:
+    channel = bot.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    fake.inject("POST", rf"^/channels/{world.channel.id}/messages$", None, hold=0.3)
+    sending = asyncio.create_task(channel.send("made, answer held"))
+    held = await fake.wait_for(lambda: next((r for r in fake.requests if r.held), None))
+    assert fake.message(held.message_id or 0).content == "made, answer held"
+    assert not sending.done()
+    assert (await bot.wait(sending)).id == held.message_id

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from tests.fakes.cometapi import Outcome
 from tests.fakes.discord import Fault
 from tests.fakes.discord_models import make_fault
@@ -23,9 +25,10 @@ from tests.test_faults_api import (
     creates_by_prompt,
     ended,
     job_of,
+    served_files,
     until,
 )
-from tests.test_imagine import setup_guild
+from tests.test_imagine import imagine, setup_guild
 
 WEBHOOK_EDIT = r"^/webhooks/\d+/[^/]+/messages/@original$"
 
@@ -123,6 +126,36 @@ async def test_server_errors_on_edits_are_retried(world):
         await assert_still_serving(world, bot, guild, channel)
 
 
+# --- the interaction token refused -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refusal", ["401 expired", "404 invalid webhook token"])
+async def test_a_token_refused_mid_job_moves_the_job_to_the_channel(world, refusal):
+    """Discord may refuse a token earlier than the clock says (401, or 404 with 50027): the job goes on
+    through the channel endpoints and is delivered, instead of failing after it was paid for."""
+    guild, channel, _ = setup_guild(world)
+    world.comet.default_outcome = Outcome(duration=2.5)
+    async with world.bot() as bot:
+        sent = await burst(world, guild, channel, 3, "token")
+        stored = [await job_of(bot, s) for s in sent]
+        await until(lambda: _all_running(bot, stored), what="the jobs running")
+        cut = sent[1]
+        await cut.handle.wait_original(lambda m: "flux" in m.content)  # a progress edit went through the token
+        if refusal.startswith("401"):
+            cut.handle.expire_token()
+        else:
+            world.discord.inject_error("*", original_of(cut), 404, 50027, "Invalid Webhook Token", times=None)
+        jobs = await ended(bot, sent)
+        for s in sent:
+            await assert_delivered(world, s, jobs[s.prompt])
+        status = 401 if refusal.startswith("401") else 404
+        assert [r for r in world.discord.requests_matching("PATCH", original_of(cut)) if r.status == status]
+        [result] = [e for e in world.discord.edits_of(cut.handle.original_message_id) if e.new_attachments]
+        assert result.route.startswith(f"PATCH /channels/{channel.id}/messages/"), result.route
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
 # --- the reply deleted ---------------------------------------------------------------------------------------
 
 
@@ -187,6 +220,35 @@ async def test_missing_attach_files_says_so_in_the_reply(world):
         assert len(answered(world, upload)) == 1  # a refusal is not retried
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
+
+
+async def test_a_split_result_without_send_messages_keeps_what_was_shown_and_names_the_permission(world):
+    """The reply is edited (no Send Messages needed) with the first images; the messages with the rest are
+    refused. The images shown stay, and the reply names the permission that is missing."""
+    guild, channel, alice = setup_guild(world)
+    world.discord.set_channel_permissions(channel, world.discord.bot.id, deny=["send_messages"])
+    world.comet.image_size = 30_000
+    world.comet.default_outcome = Outcome(duration=0.3)
+    async with world.bot() as bot:
+        # 4 x 30 kB against a 70 kB limit: two in the reply, two in a message of their own
+        handle = await imagine(
+            world, guild, channel, alice, prompt="four foxes", model="flux-dev", num_outputs=4,
+            attachment_size_limit=70_000,
+        )  # fmt: skip
+        sent = Sent(alice, "four foxes", handle)
+        job = (await ended(bot, [sent]))[sent.prompt]
+        msg = await handle.wait_original(lambda m: "could not be posted" in str(m.embeds))
+        refused = world.discord.requests_matching("POST", rf"^/channels/{channel.id}/messages$")
+        assert refused and {r.status for r in refused} == {403}
+    assert job.prediction_id is not None
+    served = served_files(world, job.prediction_id)
+    assert msg.attachment_bytes() == served[:2], "the images already shown were taken away"
+    assert (job.status, job.image_count) == ("succeeded", 2)
+    note = {f["name"]: f["value"] for f in msg.embeds[0]["fields"]}["Note"]
+    assert "2 more image(s) could not be posted: I need the **Send Messages** permission" in note, note
+    assert "Attach Files" not in msg.content + note
+    assert "four foxes" in msg.embeds[0]["description"]
+    assert [m for m in world.discord.messages_in(channel) if m.id != msg.id] == []
 
 
 async def test_missing_attach_files_for_a_job_resumed_after_a_restart(world):

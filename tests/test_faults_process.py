@@ -15,7 +15,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -25,6 +27,8 @@ from services.store.models import ACTIVE, TERMINAL, Job, JobKind, JobStatus
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.e2e import KEY, TOKEN, World
 from tests.fakes.cometapi import Outcome
+from tests.fakes.discord import Fault
+from tests.fakes.discord_models import make_fault
 from tests.test_faults_api import (
     Sent,
     assert_delivered,
@@ -36,6 +40,7 @@ from tests.test_faults_api import (
     ended,
     job_of,
     predictions_by_prompt,
+    served_files,
     until,
 )
 from tests.test_imagine import setup_guild
@@ -183,6 +188,59 @@ async def test_sigterm_during_a_burst_exits_cleanly_and_the_restart_delivers_eve
     finally:
         await stop_bot(second, log)
     assert "Resumed 5 unfinished job(s)" in log.read_text()
+    assert_clean_log(log)
+
+
+@dataclass
+class NthRequest(Fault):
+    """A fault for the n-th request to a path only; the ones before it are answered normally."""
+
+    n: int = 1
+    fake: Any = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if not super().matches(method, path):
+            return False
+        # The request being answered was recorded just before the fake looks for a fault.
+        return len([r for r in self.fake.requests if (r.method, r.path) == (method, path)]) == self.n
+
+
+async def test_sigkill_while_a_split_result_is_posted_then_restart_posts_each_image_once(world, tmp_path):
+    """The case from the issue ("5 images for 4"): four images, one per message (reply + 3 more). Killed once
+    the third message was made by Discord but before its answer reached the bot. The restarted bot posts
+    only what is missing: every image exactly once."""
+    guild, channel, alice = setup_guild(world)
+    d = world.discord
+    world.comet.default_outcome = Outcome(duration=0.3)
+    held = make_fault("POST", rf"^/channels/{channel.id}/messages$", None, hold=5.0)
+    d.faults.append(NthRequest(**vars(held), n=2, fake=d))
+    log = tmp_path / "bot.log"
+
+    first = await start_bot(world, tmp_path, log)
+    options = {"prompt": "four foxes", "model": "flux-dev", "num_outputs": 4}
+    handle = await d.slash_command(guild, channel, alice, "imagine", options, attachment_size_limit=40_000)
+    sent = Sent(alice, "four foxes", handle)
+    cut = await d.wait_for(lambda: next((r for r in d.requests if r.held), None), timeout=20, what="a held send")
+    first.send_signal(signal.SIGKILL)
+    assert await first.wait() == -signal.SIGKILL
+    assert [j.status for j in jobs_of(tmp_path, [sent]).values()] == ["delivering"]
+    assert len([m for m in d.messages_in(channel) if m.attachments]) == 3  # the reply and two more, one unrecorded
+
+    second = await start_bot(world, tmp_path, log)
+    try:
+        [job] = (await all_ended(tmp_path, [sent])).values()
+        assert (job.status, job.image_count) == ("succeeded", 4)
+        assert job.prediction_id is not None
+        posted = [m for m in d.messages_in(channel) if m.attachments]
+        assert [b for m in posted for b in m.attachment_bytes()] == served_files(world, job.prediction_id)
+        assert posted[0].id == handle.original_message_id
+        # The message whose answer was lost was sent again, and Discord (its nonce) gave back the same one.
+        again = [r for r in d.requests_matching("POST", rf"^/channels/{channel.id}/messages$") if r is not cut]
+        assert [r.message_id for r in again if r.json["nonce"] == cut.json["nonce"]] == [cut.message_id]
+        await assert_process_serves(world, tmp_path, guild, channel)
+    finally:
+        await stop_bot(second, log)
+    assert "Resumed 1 unfinished job(s)" in log.read_text()
     assert_clean_log(log)
 
 

@@ -12,7 +12,6 @@ first drop min/max from the synced command the fake keeps, and the fake then sen
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -32,7 +31,6 @@ from tests.test_imagine import EPHEMERAL, imagine, png_bytes, private_reply
 
 KONTEXT = "flux-kontext-pro"
 ZERO_JOB = "0" * 32
-QUIET = 0.3  # seconds to wait before concluding that the bot ignored something
 
 
 # --- the world and what must not change -------------------------------------------------------------------
@@ -80,8 +78,14 @@ def public_ids(world, channel) -> set[int]:
     return {m.id for m in world.discord.messages_in(channel) if not m.ephemeral}
 
 
+def running_bot(world):
+    [bot] = world.bots
+    return bot
+
+
 class Unchanged:
-    """Taken before a hostile action; `check()` afterwards: nothing was created, stored or posted publicly."""
+    """Taken before a hostile action; `check()` once the bot has handled it: nothing was created, stored or
+    posted publicly."""
 
     def __init__(self, world, channel) -> None:
         self.world = world
@@ -90,8 +94,7 @@ class Unchanged:
         self.state = stored_state(world)
         self.public = public_ids(world, channel)
 
-    async def check(self) -> None:
-        await asyncio.sleep(0.05)  # a create or a store write would have happened by now
+    def check(self) -> None:
         assert len(self.world.comet.creates()) == self.creates, "a prediction was created"
         assert stored_state(self.world) == self.state, "the store changed"
         assert public_ids(self.world, self.channel) == self.public, "a public message was left behind"
@@ -108,16 +111,17 @@ async def refused(world, handle, guard: Unchanged, *words: str) -> str:
         assert re.search(word, text, re.IGNORECASE), (word, text)
     for bad in ("Traceback", "Exception", "Something went wrong"):
         assert bad not in text, text
-    await guard.check()
+    await running_bot(world).interaction_handled(handle.id)  # whatever the handler was going to do, it has done
+    guard.check()
     return text
 
 
 async def ignored(world, handle, guard: Unchanged) -> None:
     """No answer at all (the client shows its own "interaction failed"), and nothing else changed."""
-    await asyncio.sleep(QUIET)
+    await running_bot(world).interaction_handled(handle.id)
     assert handle.response is None, handle.response
     assert handle.followups() == []
-    await guard.check()
+    guard.check()
 
 
 def message_bodies(world) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -624,8 +628,8 @@ async def assert_reaction_ignored(world, channel, message_id, user) -> None:
     guard = Unchanged(world, channel)
     sent = len(world.discord.requests)
     await world.discord.add_reaction(channel, message_id, user, "🔄")
-    await asyncio.sleep(QUIET)
-    await guard.check()
+    await running_bot(world).reaction_handled(message_id, user.id, "🔄")
+    guard.check()
     assert world.discord.requests[sent:] == [], [r.path for r in world.discord.requests[sent:]]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 
 import pytest
 
-import services.jobs.admission
+from services.cometapi.client import RetryPolicy
 from tests.e2e import KEY, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import (
@@ -194,18 +195,16 @@ async def test_rate_limiting_that_outlasts_the_retries_says_to_try_again(world):
 # --- the command tree's error handler ----------------------------------------------------------------------
 
 
-async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_traceback(world, monkeypatch, caplog):
+async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_traceback(world, caplog):
     guild, channel, alice = setup_guild(world)
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("resolve exploded (injected by the test)")
-
-    # Injecting a fault into our own code is deliberate here: the unit under test is the error handler.
-    # The cog module is executed afresh by load_extension, so patching the source module before the bot
-    # starts is what makes the cog see the broken function.
-    monkeypatch.setattr(services.jobs.admission, "resolve", broken)
     caplog.set_level(logging.ERROR)
     async with world.bot() as bot:
+        # A fault no code path expects: the user's stored preferences were damaged outside the bot.
+        await bot.store.save_user_prefs(alice.id, {"model": "flux-dev"})
+        damaged = sqlite3.connect(world.database_url.removeprefix("sqlite:///"))
+        with damaged:
+            damaged.execute("UPDATE user_prefs SET prefs = 'resolve exploded' WHERE user_id = ?", (alice.id,))
+        damaged.close()
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         msg = await private_reply(world, handle)
         assert msg.flags & EPHEMERAL, msg.content
@@ -218,5 +217,91 @@ async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_trac
         assert await bot.store.last_job_at(alice.id) is None
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
     assert errors, caplog.text
-    assert any(isinstance(r.exc_info[1], RuntimeError) for r in errors)
-    assert "Traceback" in caplog.text and "resolve exploded" in caplog.text
+    assert any(isinstance(r.exc_info[1], ValueError) for r in errors)
+    assert "Traceback" in caplog.text and "JSONDecodeError" in caplog.text
+
+
+# --- what the user reads for each kind of API failure -------------------------------------------------------
+
+
+async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world):
+    """The one place a poll is not ridden out until the deadline: the first look at a job resumed after a
+    restart. When every retry of it fails, the job ends with "not answering", and nothing is created again."""
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(status="never"))
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        message = await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        job = await bot.store.job_by_message(message.id)
+        job = await wait_status(bot, job.id, "running")
+    gets_before = len(world.comet.requests_for("get"))
+    # Retry-After: 0 so the retries are not spread over a minute (the client honours it)
+    world.comet.inject("get", status=503, headers={"Retry-After": "0"}, times=1000)
+    async with world.bot() as bot:
+        job = await wait_status(bot, job.id, "failed", "succeeded", "canceled")
+        msg = await world.discord.wait_for(
+            lambda: m if "not answering" in (m := world.discord.message(message.id)).content else None,
+            what="the failure in the reply",
+        )
+    assert job.status == "failed"
+    assert "a cat" in msg.content
+    assert_short_human_text(msg.content)
+    assert "503" not in msg.content
+    assert len(world.comet.requests_for("get")) - gets_before == RetryPolicy().attempts  # every retry was made
+    assert len(world.comet.creates()) == 1
+    # The prediction may still be running (and billed): the bot asked the API to stop it.
+    assert world.comet.predictions[job.prediction_id].cancel_requested
+
+
+async def test_a_request_the_api_refuses_says_why(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.inject(
+        "create",
+        status=422,
+        json={
+            "title": "Input validation failed",
+            "detail": "input.prompt: flagged by the content filter",
+            "status": 422,
+        },
+        content_type="application/problem+json",
+    )
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        _, msg = await failed_reply(world, bot, handle, "failed")
+    assert "refused the request: input.prompt: flagged by the content filter" in msg.content
+    assert_short_human_text(msg.content)
+    assert "422" not in msg.content
+    assert len(world.comet.creates()) == 1  # a refusal is not retried
+    assert world.comet.predictions == {}
+
+
+async def test_an_api_answer_the_bot_has_no_rule_for_is_blamed_on_the_service_not_the_bot(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.inject("create", status=409)  # none of the statuses the client knows what to make of
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a cat")
+        _, msg = await failed_reply(world, bot, handle, "failed")
+    assert "The image service could not take this request" in msg.content
+    assert_short_human_text(msg.content)
+    assert "409" not in msg.content
+    assert len(world.comet.creates()) == 1
+
+
+async def test_a_job_that_crashes_gets_the_generic_text_and_a_logged_traceback(world, caplog):
+    """An exception nobody planned for (here Discord answers 400 to every edit through the interaction, so the
+    result cannot be posted): the job ends, the user is told in a line (through the channel endpoint), and the
+    traceback goes to the log."""
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(duration=0.1))
+    world.discord.inject_error("PATCH", r"/messages/@original$", 400, 50035, "Invalid Form Body", times=None)
+    caplog.set_level(logging.ERROR)
+    async with world.bot() as bot:
+        await imagine(world, guild, channel, alice, prompt="a cat")
+        msg = await world.discord.wait_for_message(lambda m: "Something went wrong" in m.content, timeout=10)
+        job = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed", "succeeded")
+    assert job.status == "failed"
+    assert "a cat" in msg.content
+    assert_short_human_text(msg.content)
+    assert "Invalid Form Body" not in msg.content
+    crashes = [r for r in caplog.records if "crashed" in r.getMessage() and r.exc_info]
+    assert crashes, caplog.text

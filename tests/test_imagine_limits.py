@@ -3,8 +3,10 @@ cooldown, and results that do not fit in one Discord message."""
 
 from __future__ import annotations
 
-import asyncio
+import io
 import re
+
+from PIL import Image
 
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
@@ -85,7 +87,7 @@ async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
         refusal = await private_reply(world, second)
         assert refusal.flags & EPHEMERAL
         assert re.search(r"already have 1 .*running", refusal.content), refusal.content
-        await asyncio.sleep(0.05)
+        await bot.interaction_handled(second.id)
         assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
         assert second.original_message() is None or second.original_message().deleted
         assert (await bot.store.get_job(job.id)).status == "running"  # the first is untouched
@@ -104,8 +106,9 @@ async def test_cooldown_asks_to_slow_down(world):
         assert "Slow down" in refusal.content
         wait = re.search(r"in (\d+) s", refusal.content)
         assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.content
-        await asyncio.sleep(0.05)
+        await bot.interaction_handled(second.id)
         assert len(world.comet.creates()) == 1
+        assert second.original_message() is None or second.original_message().deleted
 
 
 # --- results over the upload limit -------------------------------------------------------------------------
@@ -135,20 +138,84 @@ async def test_images_that_do_not_fit_one_message_follow_in_more_messages(world)
     assert "did not fit in one message" in note and "1 more" in note, final.embeds[0]
 
 
-async def test_an_image_over_the_limit_on_its_own_is_noted_not_attached(world):
+def notes_of(message) -> str:
+    return str({f["name"]: f["value"] for f in message.embeds[0]["fields"]}.get("Note", ""))
+
+
+def attachments_in(world, channel):
+    """Every file the bot posted in the channel, in order, and the messages they are in."""
+    messages = [m for m in world.discord.messages_in(channel) if m.attachments]
+    return [a for m in messages for a in m.attachments], messages
+
+
+def picture(data: bytes) -> Image.Image:
+    opened = Image.open(io.BytesIO(data))
+    opened.load()  # the whole file decodes
+    return opened
+
+
+async def test_an_image_over_the_limit_is_re_encoded_to_fit_and_posted(world):
     guild, channel, alice = setup_guild(world)
     world.comet.image_size = 100_000
     world.comet.queue_outcome(Outcome(duration=0.2))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a big fox", attachment_size_limit=70_000)
-        final = await handle.wait_original(lambda m: bool(m.embeds), timeout=10)
+        job, final = await delivered(bot, handle)
+    assert (job.status, job.image_count) == ("succeeded", 1)
+    [attachment] = final.attachments
+    assert attachment.size <= 70_000 and attachment.filename.endswith(".jpg")
+    [served] = [world.comet.file_bytes(u) for u in prediction_outputs(world, job.prediction_id)]
+    assert picture(attachment.data).size == picture(served).size  # the same picture, at full size
+    assert re.fullmatch(r"image 1 was re-encoded as JPEG \(100 kB → \d+ kB\)", notes_of(final)), notes_of(final)
+    assert [r for r in world.discord.requests if r.status == 413] == [], "an upload Discord refuses was tried"
+
+
+async def test_four_12_mb_pngs_are_all_posted_within_the_10_mib_limit(world):
+    """The case from the issue: four 12 MB PNGs, Discord's default 10 MiB limit per file (the fake refuses more
+    with 413 / 40005). Each is made to fit; none is dropped; the note says what was changed."""
+    guild, channel, alice = setup_guild(world)
+    limit = 10 * 1024 * 1024
+    world.comet.image_size = 12_000_000
+    world.comet.queue_outcome(Outcome(duration=0.2))
+    async with world.bot() as bot:
+        handle = await imagine(
+            world, guild, channel, alice, prompt="four big foxes", model="flux-dev", num_outputs=4,
+            output_format="png", attachment_size_limit=limit,
+        )  # fmt: skip
+        job, final = await delivered(bot, handle, timeout=30)
+        await world.discord.wait_for(lambda: len(attachments_in(world, channel)[0]) >= 4, timeout=30)
+    assert handle.payload["attachment_size_limit"] == limit
+    assert (job.status, job.image_count) == ("succeeded", 4)
+    posted, messages = attachments_in(world, channel)
+    served = [world.comet.file_bytes(u) for u in prediction_outputs(world, job.prediction_id)]
+    assert [len(s) for s in served] == [12_000_000] * 4
+    assert len(posted) == 4
+    for attachment, original in zip(posted, served, strict=True):
+        assert attachment.size <= limit
+        assert picture(attachment.data).size == picture(original).size
+    assert all(sum(a.size for a in m.attachments) <= limit for m in messages)
+    note = notes_of(final)
+    for n in range(1, 5):
+        assert re.search(rf"image {n} was re-encoded as JPEG \(12\.0 MB → \d", note), note
+    assert [r for r in world.discord.requests if r.status == 413] == []
+
+
+async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
+    """An image over the limit that cannot be read cannot be made smaller: the user gets no image, so the job
+    fails (and counts against no quota), and the reply says why."""
+    guild, channel, alice = setup_guild(world)
+    broken = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 400  # a PNG's signature, then garbage: 102 kB
+    world.comet.inject("file", status=200, body=broken, content_type="image/png")
+    world.comet.queue_outcome(Outcome(duration=0.2))
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a broken fox", attachment_size_limit=70_000)
+        final = await handle.wait_original(lambda m: "None of the images could be posted" in m.content, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
+        assert await bot.store.images_since(0, user_id=alice.id) == 0
+    assert (job.status, job.image_count) == ("failed", 0)
     assert final.attachments == []
-    note = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", "")
-    assert "could not be attached" in note, final.embeds[0]
-    assert job.status == "succeeded"
-    too_big = [r for r in world.discord.requests if r.status == 413]
-    assert too_big == [], "the bot should not try an upload Discord refuses"
+    assert "image 1 (102 kB) is over the upload limit and could not be read" in notes_of(final), final.embeds
+    assert [r for r in world.discord.requests if r.status == 413] == []
 
 
 async def test_cancelling_a_queued_job_frees_its_place_and_creates_nothing(world):

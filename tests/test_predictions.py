@@ -56,3 +56,15 @@ def test_no_invented_percentages():
     assert parse_progress("Using seed: 1\nGenerating image...").stage == "Generating image..."
     assert parse_progress("4it [00:01,  3.1it/s]") == parse_progress("")
     assert parse_progress("").percent is None
+
+
+def test_a_time_without_a_zone_is_read_as_utc_beside_one_with_a_zone():
+    done = Prediction.from_api(
+        {
+            "id": "a",
+            "status": "succeeded",
+            "created_at": "2026-11-21T10:00:00Z",
+            "completed_at": "2026-11-21T10:00:03",
+        }
+    )
+    assert done.server_seconds == 3.0

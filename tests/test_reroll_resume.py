@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -67,11 +66,37 @@ async def test_reactions_that_are_not_rerolls_are_ignored(world):
     async with world.bot() as bot:
         result, _ = await first_result(world, bot, guild, channel, alice)
         foreign = await world.discord.post_message(channel, other_bot, "not ours")
-        await world.discord.add_reaction(channel, foreign.id, bob, "🔄")  # another bot's message
-        await world.discord.add_reaction(channel, result.id, bob, "👍")  # another emoji
-        await world.discord.add_reaction(channel, result.id, world.discord.bot, "🔄")  # the bot itself
-        await asyncio.sleep(0.5)
+        ignored = [
+            (foreign.id, bob.id, "🔄"),  # another bot's message
+            (result.id, bob.id, "👍"),  # another emoji
+            (result.id, world.discord.bot.id, "🔄"),  # the bot itself
+        ]
+        for message_id, user_id, emoji in ignored:
+            await world.discord.add_reaction(channel, message_id, user_id, emoji)
+        for message_id, user_id, emoji in ignored:
+            await bot.reaction_handled(message_id, user_id, emoji)
+        assert await bot.store.last_job_at(bob.id) is None
     assert len(world.comet.creates()) == 1
+    replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
+    assert replies == [], [m.content for m in replies]
+
+
+async def test_the_repeat_reaction_rerolls_too(world):
+    guild, channel, alice, bob = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await first_result(world, bot, guild, channel, alice)
+        await world.discord.add_reaction(channel, result.id, bob, "🔁")
+        await bot.reaction_handled(result.id, bob.id, "🔁")
+        replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
+        assert len(replies) == 1, "🔁 on a result started no reroll"
+        final = await world.discord.wait_for(
+            lambda: m if (m := world.discord.message(replies[0].id)).attachments else None, timeout=10
+        )
+        child = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+    assert int(final.message_reference["message_id"]) == result.id
+    assert (child.kind, child.parent_id, child.user_id) == ("reroll", parent.id, bob.id)
+    assert child.input["prompt"] == parent.input["prompt"]
+    assert len(world.comet.creates()) == 2
 
 
 async def test_refused_reroll_says_why(world):
@@ -127,7 +152,7 @@ async def test_a_stop_while_the_create_is_in_the_air_records_it_and_resumes(worl
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
         message = await handle.wait_original(lambda m: "Starting" in m.content, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "submitting")
-        await asyncio.sleep(0.3)  # the create is on its way (sent right after the claim); answered after 1 s
+        await world.comet.wait_for(world.comet.creates, what="the create")  # it is answered after 1 s
     # Shutdown waited for the create's answer, so the prediction id was recorded and the job resumes by polling.
     async with world.bot() as bot:
         job = await wait_status(bot, job.id, "succeeded", "failed")
@@ -195,7 +220,8 @@ async def test_each_process_resumes_only_the_jobs_of_its_own_shards(world):
     async with world.bot(SHARD_COUNT="2", SHARD_IDS="0") as bot:
         assert bot.shard_of(guilds[1].id) == 1
         await wait_status(bot, jobs[0].id, "succeeded")
-        await asyncio.sleep(0.3)
+        # Resuming starts every job it found in one go: had it taken jobs[1], it would be running or done by now.
+        assert not bot.runner.running(jobs[1].id)
         assert (await bot.store.get_job(jobs[1].id)).status == "queued"
     async with world.bot(SHARD_COUNT="2", SHARD_IDS="1") as bot:
         await wait_status(bot, jobs[1].id, "succeeded")

@@ -6,6 +6,7 @@ import pytest
 
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
+from tests.test_imagine import EPHEMERAL, private_reply
 
 
 @pytest.fixture
@@ -153,3 +154,83 @@ async def test_daily_quota_and_cooldown_from_server_limits(world):
         [refusal] = await handle.wait_followups(1)
         assert "Slow down" in refusal.content
     assert len(world.comet.creates()) == 1
+
+
+async def set_limits(world, guild, channel, admin, **limits):
+    await (await world.discord.slash_command(guild, channel, admin, "imagine-settings limits", limits)).wait_response()
+
+
+async def refused(world, bot, handle, user) -> str:
+    """A private refusal, and nothing started for `user`: no job stored, no prediction created."""
+    creates = len(world.comet.creates())
+    msg = await private_reply(world, handle)
+    assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.content!r}"
+    await bot.interaction_handled(handle.id)
+    assert len(world.comet.creates()) == creates
+    assert await bot.store.last_job_at(user.id) is None
+    return str(msg.content)
+
+
+async def test_the_servers_daily_quota_counts_every_members_images(world):
+    guild, channel, admin, member = setup_guild(world)
+    other = world.discord.add_user("other")
+    world.discord.add_member(guild, other)
+    world.comet.default_outcome = Outcome(duration=0.05)
+    async with world.bot() as bot:
+        await set_limits(world, guild, channel, admin, images_per_guild_per_day=3)
+        await imagine(world, bot, guild, channel, member, num_outputs=2)
+
+        # another member, with no images of their own today, asks for two more: the server has 1 left
+        handle = await world.discord.slash_command(
+            guild, channel, other, "imagine", {"prompt": "two more", "num_outputs": 2}
+        )
+        text = await refused(world, bot, handle, other)
+        assert "This server has used 2 of its 3 images" in text
+
+        job = await imagine(world, bot, guild, channel, other)  # one still fits
+    assert job.image_count == 1
+    assert len(world.comet.creates()) == 2
+
+
+async def test_the_servers_jobs_in_flight_limit_replaces_the_bots(world):
+    guild, channel, admin, member = setup_guild(world)
+    world.comet.default_outcome = Outcome(status="never")
+    async with world.bot(MAX_JOBS_PER_USER="10") as bot:
+        await set_limits(world, guild, channel, admin, jobs_in_flight=1)
+        first = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one"})
+        message = await first.wait_original(lambda m: not m.loading and bool(m.content))
+        job = await bot.store.job_by_message(message.id)
+        await wait_status(bot, job.id, "running")
+
+        second = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "two"})
+        msg = await private_reply(world, second)
+        assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.content!r}"
+        assert "already have 1 image job(s) running" in msg.content and "limit 1" in msg.content
+        await bot.interaction_handled(second.id)
+    assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
+
+
+async def test_reset_brings_back_the_built_in_defaults_and_keeps_the_limits(world):
+    guild, channel, admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        await (
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings set",
+                {"model": "flux-dev", "aspect_ratio": "16:9", "output_format": "png"},
+            )
+        ).wait_response()  # fmt: skip
+        await set_limits(world, guild, channel, admin, jobs_in_flight=3)
+
+        text = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings reset"))
+        assert "reset" in text
+        stored = await bot.store.get_guild_settings(guild.id)
+        assert stored is not None and stored.defaults == {}
+        assert stored.limits == {"jobs_in_flight": 3}
+        shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
+        assert "**model**: `black-forest-labs/flux-schnell` (built-in)" in shown
+        assert "**aspect_ratio**: `1:1` (built-in)" in shown
+        assert "**output_format**: `webp` (built-in)" in shown
+
+        job = await imagine(world, bot, guild, channel, member)
+    assert job.model == "black-forest-labs/flux-schnell"
+    assert (job.input["aspect_ratio"], job.input["output_format"]) == ("1:1", "webp")

@@ -111,3 +111,24 @@ class InChannel:
     async def enter(self) -> Permit:
         self.in_line.set()  # take() joins the line before it first waits
         return await self.budget.take(1)
+
+
+async def test_the_interval_runs_from_the_end_of_a_send():
+    """A slow send (a Discord edit under load) must not eat into the interval before the next one."""
+    spans: list[tuple[float, float]] = []
+    two_sent = asyncio.Event()
+
+    async def send(value: str) -> None:
+        started = time.monotonic()
+        await asyncio.sleep(0.1)
+        spans.append((started, time.monotonic()))
+        if len(spans) == 2:
+            two_sent.set()
+
+    c = Coalescer(send, interval=0.1)
+    await c.push("a")  # sent at once, and takes 0.1 s
+    await c.push("b")  # held until 0.1 s after the end of the first send
+    async with asyncio.timeout(2):
+        await two_sent.wait()
+    (_, first_end), (second_start, _) = spans
+    assert second_start - first_end >= 0.1, spans

@@ -1,30 +1,37 @@
 """Shows jobs in Discord: throttled progress edits, then the result (or the failure) in the same message.
 
 While the interaction token is fresh, edits go through the interaction webhook (its own rate-limit bucket
-per interaction, so many jobs in one channel don't queue behind each other); after ~14 minutes, or for
-jobs resumed after a restart, through the channel message endpoints. Those share one bucket per channel, so
-the progress edits of every job in a channel take turns in one `EditBudget`; results and failures are
-counted in it but never wait.
+per interaction, so many jobs in one channel don't queue behind each other); from a minute before the token
+expires (15 minutes after the interaction was made), once Discord refuses it, or for jobs resumed after a
+restart, through the channel message endpoints. Those share one bucket per channel, so the progress edits of
+every job in a channel take turns in one `EditBudget`; results and failures are counted in it but never wait.
+
+A result is posted so that nothing is lost or doubled: images over the upload limit are made to fit, a result
+too large for one message follows in more messages (each recorded once sent, so a resumed delivery sends
+only what is missing), and a message Discord refuses leaves the images already shown in place.
 
 A job the bot can reach only through its interaction (`Job.reply_by`: a user install where the bot is not
 a member, a private reply) never uses the channel endpoints: its message is edited through the token, also
-after a restart (the token is stored with the job), and extra images go as follow-ups, at most 5.
+after a restart (the token is stored with the job), and more images go as follow-ups, at most 5.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import functools
 import io
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 
+from services.cometapi.files import ImageFile
 from services.jobs.edit_budget import EditBudget, Slot
+from services.jobs.fit_images import Fitted, fit_images
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
 from services.jobs.throttle import OPEN, Coalescer, Permit
 from services.locales import render
@@ -35,18 +42,25 @@ from ui.views import progress_view, result_view
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 EDIT_INTERVAL = 1.5  # seconds between two progress edits of one job
 # Progress edits through the channel endpoints, per channel: Discord allows about 5 edits per 5 s in a
 # channel; one is left for the results, failures and other edits, which are counted but never held back.
 CHANNEL_EDITS = 4
 CHANNEL_WINDOW = 5.0
-TOKEN_LIFETIME = 14 * 60  # interaction tokens last 15 minutes; keep a margin
+# The token lasts 15 minutes from the interaction (interaction.expires_at), however late the job was started;
+# stop using it a minute early (clock skew, a slow request).
+TOKEN_MARGIN = datetime.timedelta(minutes=1)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_FILES = 10
 GONE_CODES = frozenset({10003, 10008})  # Unknown Channel, Unknown Message
 TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
 DELIVERY_ATTEMPTS = 4
-MAX_FOLLOWUPS = 5  # Discord's limit per interaction
+MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member
+
+# one file to upload: (image index, filename, data)
+_Upload = tuple[int, str, bytes]
 
 
 class _ProgressGate:
@@ -78,7 +92,6 @@ class _Live:
     coalescer: Coalescer[str]
     gate: _ProgressGate
     interaction: discord.Interaction[Any] | None = None
-    opened: float = field(default_factory=time.monotonic)
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     notes: list[Text] = field(default_factory=list)
 
@@ -122,59 +135,120 @@ class DiscordDisplay:
             # A progress line is not worth failing the job for; the final edit will try again.
             log.warning("Job %s: progress edit failed: %s", job.id, exc)
 
-    async def deliver(self, job: Job, delivery: Delivery) -> None:
+    async def deliver(self, job: Job, delivery: Delivery) -> int:
         live = self._entry(job)
         live.coalescer.discard()
-        groups, skipped = _pack(job, delivery, live.upload_limit)
-        if job.reply_by is not None and len(groups) > 1 + MAX_FOLLOWUPS:
-            skipped += sum(len(group) for group in groups[1 + MAX_FOLLOWUPS :])
-            groups = groups[: 1 + MAX_FOLLOWUPS]
-        # Notes come from the live job, or from the record when the job was resumed after a restart.
-        notes = list(live.notes) or stored_notes(job)
-        if skipped:
-            notes.append(
-                _n(
-                    "{count} image was over this server's upload limit and could not be attached.",
-                    "{count} images were over this server's upload limit and could not be attached.",
-                    skipped,
-                    count=skipped,
-                )
-            )
-        if len(groups) > 1:
-            more = len(groups) - 1
-            notes.append(
-                _n(
-                    "The images did not fit in one message, so they follow in {count} more.",
-                    "The images did not fit in one message, so they follow in {count} more.",
-                    more,
-                    count=more,
-                )
-            )
-        embed = result_embed(job, delivery.seconds, notes)
         try:
-            first, rest = groups[0], groups[1:]
+            return await self._post_result(job, delivery, live)
+        finally:
+            self._live.pop(job.id, None)
 
-            async def edit_result() -> None:
-                with _files(first) as files:
-                    view = result_view(job.id, job.locale)
-                    await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
+    async def _post_result(self, job: Job, delivery: Delivery, live: _Live) -> int:
+        record = delivery.posted
+        # A resumed delivery packs with the first attempt's limit, so it sends the same messages (same nonces).
+        limit = record.upload_limit or live.upload_limit
+        fitted = await _fit(delivery.images, limit)
+        shown = record.messages
+        todo = [(index, image) for index, image in enumerate(fitted.images) if image is not None and index not in shown]
+        groups = _pack(job, todo, limit)
+        # Notes come from the live job, or from the record when the job was resumed after a restart.
+        notes = [*(live.notes or stored_notes(job)), *fitted.notes]
+        if job.reply_by is not None and len(groups) > 1 + MAX_FOLLOWUPS:  # only follow-ups can carry the rest
+            left = sum(len(group) for group in groups[1 + MAX_FOLLOWUPS :])
+            groups = groups[: 1 + MAX_FOLLOWUPS]
+            notes.append(
+                _n(
+                    "{count} more image could not be posted: Discord allows 5 more messages here.",
+                    "{count} more images could not be posted: Discord allows 5 more messages here.",
+                    left,
+                    count=left,
+                )
+            )
+        count = len(shown)
+        if job.message_id is None or job.message_id not in shown.values():
+            first = groups.pop(0) if groups else []
+            split = (
+                [
+                    _n(
+                        "The images did not fit in one message, so they follow in {count} more.",
+                        "The images did not fit in one message, so they follow in {count} more.",
+                        len(groups),
+                        count=len(groups),
+                    )
+                ]
+                if groups
+                else []
+            )
+            await self._edit_result(job, result_embed(job, delivery.seconds, notes + split, shown=len(first)), first)
+            count += len(first)
+            if groups and job.message_id is not None:  # (a lone message is simply edited again on a resume)
+                await record.add([index for index, _, _ in first], job.message_id, upload_limit=limit)
+        for number, group in enumerate(groups):
+            try:
+                message_id = await self._retrying(functools.partial(self._send_more, job, group))
+            except discord.HTTPException as exc:
+                # What is shown stays shown; the reply says what is missing and why.
+                left = sum(len(g) for g in groups[number:])
+                log.warning("Job %s: %d image(s) not posted: %s", job.id, left, exc)
+                reason = self._refusal(job, live, exc)
+                notes.append(
+                    _n(
+                        "{count} more image could not be posted: {reason}",
+                        "{count} more images could not be posted: {reason}",
+                        left,
+                        count=left,
+                        reason=reason,
+                    )
+                )
+                with contextlib.suppress(discord.HTTPException, MessageGone):
+                    await self._edit(job, embeds=[result_embed(job, delivery.seconds, notes)])
+                break
+            count += len(group)
+            await record.add([index for index, _, _ in group], message_id, upload_limit=limit)
+        return count
 
+    async def _edit_result(self, job: Job, embed: discord.Embed, first: list[_Upload]) -> None:
+        """The reply becomes the result, with the first files; NotDelivered if it can show none."""
+
+        async def edit_result() -> None:
+            with _files(first) as files:
+                # V1, E1... name images by their place in this message
+                view = result_view(job.id, len(first), job.locale)
+                await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
+
+        try:
             await self._retrying(edit_result)
-            for group in rest:
-
-                async def send_group(group: list[tuple[str, bytes]] = group) -> None:
-                    await self._send_more(job, group)
-
-                await self._retrying(send_group)
         except discord.Forbidden as exc:
             if exc.code != 50013:
                 raise MessageGone() from exc
             reason = _("I need the **Attach Files** permission in this channel to post the images.")
             content = render(reason, job.locale)
-            await self._edit(job, content=content, embeds=[embed], attachments=[], view=result_view(job.id, job.locale))
+            view = result_view(job.id, 0, job.locale)
+            await self._edit(job, content=content, embeds=[embed], attachments=[], view=view)
             raise NotDelivered(str(reason)) from exc
-        finally:
-            self._live.pop(job.id, None)
+        if not first:  # every image was left out (the embed's note says why)
+            reason = _("None of the images could be posted.")
+            await self._edit(job, content=render(reason, job.locale))
+            raise NotDelivered(str(reason))
+
+    def _refusal(self, job: Job, live: _Live, exc: discord.HTTPException) -> Text:
+        """Why Discord refused a message: the permission the bot lacks, when that was it."""
+        if not isinstance(exc, discord.Forbidden):
+            return _("Discord refused them ({status}).", status=exc.status)
+        channel = self.client.get_channel(job.channel_id)
+        missing = _missing_permission(self._permissions(job, live), thread=isinstance(channel, discord.Thread))
+        if missing is None:
+            return _("I need the **Send Messages** and **Attach Files** permissions in this channel.")
+        # The permission's name as Discord shows it in English (its settings show the same names).
+        return _("I need the **{permission}** permission in this channel.", permission=missing)
+
+    def _permissions(self, job: Job, live: _Live) -> discord.Permissions | None:
+        """The bot's permissions in the job's channel, from the cache (kept current by the gateway)."""
+        channel = self.client.get_channel(job.channel_id)
+        if isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            with contextlib.suppress(discord.ClientException):  # a thread whose parent is not cached
+                return channel.permissions_for(channel.guild.me)
+        return live.interaction.app_permissions if live.interaction is not None else None
 
     async def failed(self, job: Job, message: Text, *, canceled: bool) -> None:
         live = self._live.get(job.id)
@@ -188,7 +262,7 @@ class DiscordDisplay:
     def _webhook(self, job_id: str) -> discord.Interaction[Any] | None:
         """The interaction to edit the job's message through while its token is fresh, else None."""
         live = self._live.get(job_id)
-        if live is not None and live.interaction is not None and time.monotonic() - live.opened < TOKEN_LIFETIME:
+        if live is not None and live.interaction is not None and _token_fresh(live.interaction):
             return live.interaction
         return None
 
@@ -203,14 +277,14 @@ class DiscordDisplay:
         if interaction is not None and live is not None:
             try:
                 await interaction.edit_original_response(allowed_mentions=discord.AllowedMentions.none(), **fields)
-            except discord.NotFound as exc:
-                if exc.code not in TOKEN_CODES:
-                    raise MessageGone() from exc
-                live.interaction = None  # the token expired: use the channel endpoints from now on
-            except discord.Forbidden as exc:
-                if exc.code == 50001:  # Missing Access, as on the channel endpoints below
-                    raise MessageGone() from exc
-                raise
+            except discord.HTTPException as exc:
+                if not _token_gone(exc):
+                    if isinstance(exc, discord.NotFound):
+                        raise MessageGone() from exc
+                    if isinstance(exc, discord.Forbidden) and exc.code == 50001:  # Missing Access, as below
+                        raise MessageGone() from exc
+                    raise
+                live.interaction = None  # Discord no longer takes the token: the channel endpoints from now on
             else:
                 return
         if job.message_id is None:
@@ -252,62 +326,93 @@ class DiscordDisplay:
             else:
                 raise MessageGone()
         except discord.HTTPException as exc:
-            if isinstance(exc, discord.NotFound) or exc.code in TOKEN_CODES or exc.code == 50001:
+            if isinstance(exc, discord.NotFound) or _token_gone(exc) or exc.code == 50001:
                 # The message is gone or the token expired: nothing else can reach it.
                 raise MessageGone() from exc
             raise
 
-    async def _send_more(self, job: Job, group: list[tuple[str, bytes]]) -> None:
+    async def _send_more(self, job: Job, group: list[_Upload]) -> int:
+        """One more message of a split result, as a reply to the result; returns its id.
+
+        The nonce names the job and the group's first image: Discord returns the message already made with
+        it (for a few minutes) instead of making another, so a send repeated after a cut posts it once.
+        """
         mentions = discord.AllowedMentions.none()
-        if job.reply_by is not None:  # a follow-up, the one way to post more
+        if job.reply_by is not None:  # a follow-up of the interaction, the one way to post more there
             with _files(group) as files:
-                await self._token_webhook(job).send(files=files, allowed_mentions=mentions)
-            return
+                followup = await self._token_webhook(job).send(files=files, allowed_mentions=mentions, wait=True)
+            return followup.id
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        nonce = f"{job.id[:16]}-{group[0][0]}"
         with _files(group) as files:
             if job.message_id is None:
-                await channel.send(files=files, allowed_mentions=mentions)
-                return
-            reference = discord.MessageReference(
-                message_id=job.message_id, channel_id=job.channel_id, fail_if_not_exists=False
-            )
-            await channel.send(files=files, reference=reference, allowed_mentions=mentions)
+                message = await channel.send(files=files, allowed_mentions=mentions, nonce=nonce)
+            else:
+                reference = discord.MessageReference(
+                    message_id=job.message_id, channel_id=job.channel_id, fail_if_not_exists=False
+                )
+                message = await channel.send(files=files, reference=reference, allowed_mentions=mentions, nonce=nonce)
+        return message.id
 
     @staticmethod
-    async def _retrying(action: Callable[[], Awaitable[None]]) -> None:
+    async def _retrying(action: Callable[[], Awaitable[T]]) -> T:
         """Discord's 5xx and 429s are retried by discord.py a few times; a result is worth a few more, spaced out."""
         for attempt in range(DELIVERY_ATTEMPTS):
             try:
-                await action()
+                return await action()
             except discord.HTTPException as exc:
                 # discord.py gives up on a 429 after 5 tries and raises a plain HTTPException with status 429.
                 transient = isinstance(exc, discord.DiscordServerError) or exc.status == 429
                 if not transient or attempt + 1 == DELIVERY_ATTEMPTS:
                     raise
                 await asyncio.sleep(2**attempt)
-            else:
-                return
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _pack(job: Job, delivery: Delivery, limit: int) -> tuple[list[list[tuple[str, bytes]]], int]:
-    """Group files so each message stays within the upload limit and 10 files; count those too large alone."""
-    groups: list[list[tuple[str, bytes]]] = [[]]
-    size, skipped = 0, 0
-    for index, image in enumerate(delivery.images):
-        name = f"flux-{job.id[:8]}-{index + 1}.{image.extension}"
-        if image.size > limit:
-            skipped += 1
-            continue
-        if groups[-1] and (size + image.size > limit or len(groups[-1]) >= MAX_FILES):
+def _token_fresh(interaction: discord.Interaction[Any]) -> bool:
+    return discord.utils.utcnow() < interaction.expires_at - TOKEN_MARGIN
+
+
+def _token_gone(exc: discord.HTTPException) -> bool:
+    """Discord refused the interaction token itself (expired or unknown), whatever the clock said."""
+    return exc.status == 401 or exc.code in TOKEN_CODES
+
+
+def _missing_permission(permissions: discord.Permissions | None, *, thread: bool) -> str | None:
+    """The first permission a split result's extra messages need that the bot lacks (None: can't tell)."""
+    if permissions is None:
+        return None
+    needed = (
+        ("view_channel", "View Channel"),
+        ("send_messages_in_threads", "Send Messages in Threads") if thread else ("send_messages", "Send Messages"),
+        ("attach_files", "Attach Files"),
+        ("read_message_history", "Read Message History"),  # to reply to the result
+    )
+    return next((name for flag, name in needed if not getattr(permissions, flag)), None)
+
+
+async def _fit(images: list[ImageFile], limit: int) -> Fitted:
+    """Images over the limit re-encoded or scaled down to fit, in a thread (seconds of CPU for big ones)."""
+    if all(image.size <= limit for image in images):
+        return Fitted(list(images), [])
+    return await asyncio.to_thread(fit_images, images, limit)
+
+
+def _pack(job: Job, images: list[tuple[int, ImageFile]], limit: int) -> list[list[_Upload]]:
+    """Group files so each message stays within the upload limit and 10 files (each file fits on its own)."""
+    groups: list[list[_Upload]] = []
+    size = 0
+    for index, image in images:
+        if not groups or size + image.size > limit or len(groups[-1]) >= MAX_FILES:
             groups.append([])
             size = 0
-        groups[-1].append((name, image.data))
+        groups[-1].append((index, f"flux-{job.id[:8]}-{index + 1}.{image.extension}", image.data))
         size += image.size
-    return groups, skipped
+    return groups
 
 
 @contextlib.contextmanager
-def _files(group: list[tuple[str, bytes]]) -> Iterator[list[discord.File]]:
+def _files(group: list[_Upload]) -> Iterator[list[discord.File]]:
     """The files to upload; their buffers are freed as soon as the upload is over.
 
     discord.File replaces `fp.close` with a bound method of `fp` itself, a reference cycle, so a BytesIO
@@ -315,9 +420,9 @@ def _files(group: list[tuple[str, bytes]]) -> Iterator[list[discord.File]]:
     the BytesIO (`getbuffer()` unshares it), so the copies would outlive their jobs. Closing each buffer
     releases its bytes at once.
     """
-    buffers = [io.BytesIO(data) for _, data in group]
+    buffers = [io.BytesIO(data) for _, _, data in group]
     try:
-        yield [discord.File(buffer, filename=name) for buffer, (name, _) in zip(buffers, group, strict=True)]
+        yield [discord.File(buffer, filename=name) for buffer, (_, name, _) in zip(buffers, group, strict=True)]
     finally:
         for buffer in buffers:
             io.BytesIO.close(buffer)  # the class's close: discord.File may have stubbed out the instance's

@@ -10,7 +10,7 @@ import discord
 
 from services.jobs.runner import JobProgress
 from services.locales import render
-from services.store.models import Job
+from services.store.models import Job, JobKind
 from services.text import Text, _
 
 PROMPT_PREVIEW = 180
@@ -26,8 +26,10 @@ STAGE_TEXT = {
     # L10N: a stage of an image job, shown after an emoji on its progress line
     "uploading": ("📤", _("Uploading")),
 }
-# L10N: the footer of a result embed, at most 2048 characters
-FOOTERS = {"reroll": _("Reroll of an earlier image"), "edit": _("Edit of an earlier image")}
+VARIATION_LEADS = {
+    "subtle": _("Subtle variation"),
+    "strong": _("Strong variation"),
+}
 
 
 def short_model(model: str) -> str:
@@ -54,37 +56,89 @@ def progress_text(job: Job, progress: JobProgress) -> str:
     return f"**{prompt}**\n{line} · {short_model(job.model)}"
 
 
+def message_link(guild_id: object, channel_id: object, message_id: object) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def parent_link(job: Job) -> str | None:
+    """The link to the message of the job this one came from, if it had one."""
+    where = job.extra.get("parent_message")
+    if job.parent_id is None or not isinstance(where, dict):
+        return None
+    return message_link(where.get("guild_id"), where.get("channel_id"), where.get("message_id"))
+
+
+def origin_line(job: Job) -> str | None:
+    """Where a reroll, edit or variation came from, with a link: "🪄 Subtle variation of image 2 of …"."""
+    link = parent_link(job)
+    if link is None:
+        return None
+    strength = job.extra.get("strength")
+    lead: Text
+    if job.kind == JobKind.VARIATION:
+        icon, lead = "🪄", VARIATION_LEADS.get(str(strength), _("Variation"))
+    elif job.kind == JobKind.EDIT:
+        icon, lead = "✏️", _("Edit")
+    else:
+        icon, lead = "🔄", _("Reroll")
+    of_image = job.extra.get("of_image")
+    if isinstance(of_image, int) and job.kind != JobKind.REROLL:
+        line = _("{what} of image {image} of [an earlier result]({link})", what=lead, image=of_image, link=link)
+    else:
+        line = _("{what} of [an earlier result]({link})", what=lead, link=link)
+    return f"{icon} {render(line, job.locale)}"
+
+
+def buttons_hint(shown: int) -> Text | None:
+    """A footer that says what the buttons under a result do, in Midjourney's words."""
+    if shown == 1:
+        # L10N: the footer of a result, at most 2048 characters
+        return _("Vary: a new take on this image · Edit: change it in words · 🔄 Reroll: same prompt, new seed")
+    if shown > 1:
+        return _(
+            "V1-V{shown}: variations of that image · E1-E{shown}: edit it · 🔄 Reroll: same prompt, new seed",
+            shown=shown,
+        )
+    return None
+
+
 def stored_notes(job: Job) -> list[Text]:
     """The notes admission stored with the job (older records hold plain English strings)."""
     stored = job.extra.get("notes")
     return [Text.from_json(note) for note in stored] if isinstance(stored, list) else []
 
 
-def result_embed(job: Job, seconds: float, notes: list[Text]) -> discord.Embed:
+def result_embed(job: Job, seconds: float, notes: list[Text], *, shown: int = 1) -> discord.Embed:
+    """The result's card: prompt, where it came from, model, seed, shape, time and requester; `shown` images
+    are attached to the message (the footer explains their buttons)."""
+
     def t(text: Text) -> str:
         return render(text, job.locale)
 
     prompt = quote(str(job.input.get("prompt", "")), 1000)
-    embed = discord.Embed(description=f"**{prompt}**", colour=discord.Colour.blurple())
+    origin = origin_line(job)
+    description = f"**{prompt}**" + (f"\n{origin}" if origin else "")
+    embed = discord.Embed(description=description, colour=discord.Colour.blurple())
     # L10N: the name of a field of the result embed, at most 256 characters
     embed.add_field(name=t(_("Model")), value=short_model(job.model))
     # L10N: the name of a field of the result embed, at most 256 characters
     embed.add_field(name=t(_("Seed")), value=str(job.input.get("seed", "?")))
     ratio = job.input.get("aspect_ratio")
     if ratio:
+        shape = t(_("as the input")) if ratio == "match_input_image" else str(ratio)
         # L10N: the name of a field of the result embed, at most 256 characters
-        embed.add_field(name=t(_("Aspect ratio")), value=str(ratio))
+        embed.add_field(name=t(_("Aspect ratio")), value=shape)
     # L10N: the name of a field of the result embed, at most 256 characters
     embed.add_field(name=t(_("Time")), value=f"{seconds:.1f} s")
     # A mention inside an embed never pings; allowed_mentions is also none on every message.
     # L10N: the name of a field of the result embed, at most 256 characters
     embed.add_field(name=t(_("Requested by")), value=f"<@{job.user_id}>")
-    footer = FOOTERS.get(job.kind)
-    if footer is not None and job.parent_id:
-        embed.set_footer(text=t(footer))
     if notes:
         # L10N: the name of a field of the result embed, at most 256 characters
         embed.add_field(name=t(_("Note")), value="\n".join(t(note) for note in notes)[:1000], inline=False)
+    hint = buttons_hint(shown)
+    if hint:
+        embed.set_footer(text=t(hint))
     return embed
 
 

@@ -3,6 +3,9 @@ after a restart.
 
 One dynamic item serves them all; what a click does is registered by the cog that owns the feature
 (`JobButtons.handle`), so this module needs no cog, and every click's error takes the one error path.
+
+Custom ids: `flux:ACTION:JOB` (cancel, reroll, and edit asking which image), `flux:edit:JOB:N` (edit image N
+of the message) and `flux:vary:JOB:N:STRENGTH` (a subtle or strong variation of image N).
 """
 
 from __future__ import annotations
@@ -10,19 +13,20 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 import discord
 
 from services.locales import render
-from services.text import Text, _
+from services.rules.variation_models import GRID_STRENGTH, Strength
+from services.text import Text, _, verbatim
 from ui.errors import report_error
 from ui.replies import reply_ephemeral
 
 log = logging.getLogger(__name__)
 
-Action = Literal["cancel", "reroll", "edit"]
-Handler = Callable[[discord.Interaction[Any], str], Awaitable[None]]  # (interaction, job id)
+Action = Literal["cancel", "reroll", "edit", "vary"]
 LOOKS: dict[Action, tuple[Text, str | None]] = {
     # L10N: a button on an image job in progress, at most 80 characters
     "cancel": (_("Cancel"), None),
@@ -30,7 +34,22 @@ LOOKS: dict[Action, tuple[Text, str | None]] = {
     "reroll": (_("Reroll"), "🔄"),
     # L10N: a button on a finished image (change it with a prompt), at most 80 characters
     "edit": (_("Edit"), "✏️"),
+    # L10N: a button on a finished image (a variation of it), at most 80 characters
+    "vary": (_("Vary"), "🪄"),
 }
+ROW_SIZE = 5  # Discord's most buttons in one row
+
+
+@dataclass(frozen=True)
+class Press:
+    """What a click names: the job, and for per-image buttons the image (1-based, in the message) and strength."""
+
+    job_id: str
+    image: int | None = None
+    strength: Strength | None = None
+
+
+Handler = Callable[[discord.Interaction[Any], Press], Awaitable[None]]
 
 
 class JobButtons:
@@ -53,34 +72,52 @@ class HasJobButtons(Protocol):
     job_buttons: JobButtons
 
 
-def custom_id(action: Action, job_id: str) -> str:
-    return f"flux:{action}:{job_id}"
+def custom_id(action: Action, press: Press) -> str:
+    parts = ["flux", action, press.job_id]
+    if press.image is not None:
+        parts.append(str(press.image))
+        if press.strength is not None:
+            parts.append(press.strength)
+    return ":".join(parts)
 
 
-def button(action: Action, job_id: str, locale: str | None = None) -> discord.ui.Button[Any]:
-    """The button, labelled in `locale` (the job message's language)."""
-    label, emoji = LOOKS[action]
+def button(
+    action: Action,
+    press: Press,
+    *,
+    label: Text | None = None,
+    emoji: str | None = None,
+    row: int | None = None,
+    locale: str | None = None,
+) -> discord.ui.Button[Any]:
+    """A job button, labelled in `locale` (the job message's language); the label and emoji default to the
+    action's own."""
+    default_label, default_emoji = LOOKS[action]
     return discord.ui.Button(
-        label=render(label, locale),
-        emoji=emoji,
+        label=render(label or default_label, locale),
+        emoji=emoji if label else default_emoji,
         style=discord.ButtonStyle.secondary,
-        custom_id=custom_id(action, job_id),
+        custom_id=custom_id(action, press),
+        row=row,
     )
 
 
 class JobButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"flux:(?P<action>cancel|reroll|edit):(?P<job>[0-9a-f]{32})",
+    template=r"flux:(?P<action>cancel|reroll|edit|vary):(?P<job>[0-9a-f]{32})"
+    r"(?::(?P<image>[1-9]|10)(?::(?P<strength>subtle|strong))?)?",
 ):
-    def __init__(self, action: Action, job_id: str) -> None:
-        super().__init__(button(action, job_id))
-        self.action, self.job_id = action, job_id
+    def __init__(self, action: Action, press: Press) -> None:
+        super().__init__(button(action, press))
+        self.action, self.press = action, press
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> JobButton:
-        return cls(cast(Action, match["action"]), match["job"])
+        image = int(match["image"]) if match["image"] else None
+        press = Press(match["job"], image, cast(Strength | None, match["strength"]))
+        return cls(cast(Action, match["action"]), press)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         handler = cast(HasJobButtons, interaction.client).job_buttons.handler(self.action)
@@ -88,19 +125,39 @@ class JobButton(
             if handler is None:
                 await reply_ephemeral(interaction, _("That button does nothing any more."))
                 return
-            await handler(interaction, self.job_id)
+            await handler(interaction, self.press)
         except Exception as exc:
             await report_error(interaction, exc, where=f"Button {self.action}")
 
 
 def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(button("cancel", job_id, locale))
+    view.add_item(button("cancel", Press(job_id), locale=locale))
     return view
 
 
-def result_view(job_id: str, locale: str | None = None) -> discord.ui.View:
+def result_view(job_id: str, images: int = 1, locale: str | None = None) -> discord.ui.View:
+    """The buttons under a result showing `images` images, as Midjourney users know them.
+
+    One image: Vary (Subtle), Vary (Strong), ✏️ Edit, 🔄 Reroll. Several: V1..Vn (a variation of image N)
+    with 🔄 Reroll, and E1..En (edit image N) on the next row. None (not attached): 🔄 Reroll only.
+    """
     view = discord.ui.View(timeout=None)
-    view.add_item(button("reroll", job_id, locale))
-    view.add_item(button("edit", job_id, locale))
+    if images == 1:
+        # L10N: a button on a finished image (a variation close to it), at most 80 characters
+        subtle = _("Vary (Subtle)")
+        # L10N: a button on a finished image (a variation further from it), at most 80 characters
+        strong = _("Vary (Strong)")
+        view.add_item(button("vary", Press(job_id, 1, "subtle"), label=subtle, emoji="🪄", locale=locale))
+        view.add_item(button("vary", Press(job_id, 1, "strong"), label=strong, emoji="🪄", locale=locale))
+        view.add_item(button("edit", Press(job_id), locale=locale))
+        view.add_item(button("reroll", Press(job_id), locale=locale))
+        return view
+    shown = range(1, min(images, ROW_SIZE) + 1)
+    # V1..Vn and E1..En are the same in every language (as Midjourney users know them).
+    for n in shown:
+        view.add_item(button("vary", Press(job_id, n, GRID_STRENGTH), label=verbatim(f"V{n}"), row=0))
+    view.add_item(button("reroll", Press(job_id), row=0 if len(shown) < ROW_SIZE else 2, locale=locale))
+    for n in shown:
+        view.add_item(button("edit", Press(job_id, n), label=verbatim(f"E{n}"), row=1))
     return view

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.errors import Unavailable
@@ -92,9 +92,11 @@ def _timestamp(value: object) -> datetime | None:
     # Python 3.11 accepts up to 6 fractional digits; Replicate sends up to 9.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
+    # A time without a zone is read as UTC, so it can be compared with one that has a zone.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

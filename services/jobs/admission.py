@@ -1,12 +1,13 @@
 """Admission: from what someone asked for to a stored job, the same way for every way of asking.
 
-/imagine, the Reroll and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu all
+/imagine, the Reroll, Vary and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu all
 describe their request as an `Ask` and go through the same two steps:
 
 1. `check_early(ask)`: what can be judged with no I/O (the prompt, the attachments' descriptions, the
    options given for a named model, one by one). A mistake is answered before acknowledging.
-2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked,
-   the model's input assembled, and the job inserted by the store in one atomic step with the limits
+2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked
+   (and kept once in the store, the job referring to them: services/jobs/input_refs.py), the model's input
+   assembled, and the job inserted by the store in one atomic step with the limits
    (cooldown, jobs in flight, daily quotas). The job exists before any API call; a refusal raises
    `LimitReached` naming the limit, and nothing is stored.
 """
@@ -21,12 +22,15 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
+from services.jobs.input_refs import EXTRA_KEY, KeptImages, keep
 from services.limits import Limits, Refusal
 from services.rules.catalogue import check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
-from services.rules.options import RequestContext, edit_model, resolve
+from services.rules.options import RequestContext, edit_model, resolve, variation_model
+from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
+from services.text import Text
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Ask:
     given: Mapping[str, object] = field(default_factory=dict)  # options as given (None: not given)
     images: Sequence[ImageRef] = ()  # attachments, fetched and checked on admission
     image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
+    image_sha256: Mapping[str, str] = field(default_factory=dict)  # of image_urls: stored copies of links
     parent: Job | None = None
     edit: bool = False  # run the server's editing model on the image, keeping its shape
     # False where the server's settings don't apply: a user install used in a server that never added the bot
@@ -50,6 +55,10 @@ class Ask:
     # Set where the interaction is the only way to the job's message (see Job.interaction_token).
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
+    # A variation of the one image (images or image_urls) at this strength, on the server's variation model
+    # unless `given` names one (a reroll of a variation keeps its model).
+    vary: Strength | None = None
+    of_image: int | None = None  # the image's position in the parent's message (1-based), for display
 
 
 class LimitReached(BadInput):
@@ -79,8 +88,8 @@ class Admission:
         clean_prompt(ask.prompt)
         precheck(list(ask.images), self.settings.max_input_image_bytes)
         model = ask.given.get("model")
-        if not model or ask.edit:
-            return  # the model comes from stored settings: judged on admission
+        if not model or ask.edit or ask.vary:
+            return  # the model comes from stored settings, or the options are fitted to it: judged on admission
         spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
         if spec is None:
             return  # an allowed model we don't know: passed through unchecked
@@ -108,10 +117,25 @@ class Admission:
         given = ask.given
         if ask.edit:
             given = {**given, "model": edit_model(context), "aspect_ratio": "match_input_image"}
-        urls = ask.image_urls
-        if urls is None:
-            urls = await prepare(list(ask.images), self.attachments, mode=self.settings.input_image_mode)
-        resolved = resolve(ask.prompt, given, urls, context)
+        if ask.vary:
+            model = str(given.get("model") or variation_model(context))
+            spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
+            given = {**carried_options(spec, {k: v for k, v in given.items() if k != "model"}), "model": model}
+        if ask.image_urls is None:
+            files = await prepare(list(ask.images), self.attachments)
+            kept = keep([ref.url for ref in ask.images], files, mode=self.settings.input_image_mode)
+        else:  # a reroll: the same references, nothing new to store
+            kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
+        if ask.vary:
+            if len(kept.values) != 1:
+                raise BadInput("A variation starts from exactly one image.")
+            resolved = resolve(ask.prompt, given, [], context)
+            resolved = replace(resolved, input=with_reference(resolved.model, resolved.input, kept.values[0], ask.vary))
+        else:
+            resolved = resolve(ask.prompt, given, kept.values, context)
+        extra = _extra(ask, resolved.notes)
+        if kept.sha256:
+            extra[EXTRA_KEY] = kept.sha256
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -126,12 +150,12 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra={"notes": [note.to_json() for note in resolved.notes]} if resolved.notes else {},
+            extra=extra,
             locale=ask.locale,
             interaction_token=ask.interaction_token,
             reply_by=ask.reply_by,
         )
-        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at)
+        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
         if refusal is not None:
             raise LimitReached(refusal)
         return job
@@ -146,3 +170,20 @@ class Admission:
         """Record the message that shows `job` (posted after admission, as for 🔄 reactions)."""
         await self.store.update_job(job.id, message_id=message_id)
         return replace(job, message_id=message_id)
+
+
+def _extra(ask: Ask, notes: Sequence[Text]) -> dict[str, object]:
+    """What the result shows beside the input: notes, and where the job came from (to link back to it)."""
+    extra: dict[str, object] = {"notes": [note.to_json() for note in notes]} if notes else {}
+    parent = ask.parent
+    if parent is not None and parent.message_id is not None:
+        extra["parent_message"] = {
+            "guild_id": parent.guild_id,
+            "channel_id": parent.channel_id,
+            "message_id": parent.message_id,
+        }
+    if ask.of_image is not None:
+        extra["of_image"] = ask.of_image
+    if ask.vary is not None:
+        extra["strength"] = ask.vary
+    return extra

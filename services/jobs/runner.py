@@ -29,9 +29,11 @@ from services.cometapi.files import ImageFile
 from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, Prediction
 from services.cometapi.service import PredictionService
-from services.errors import Canceled, ServiceError, TooLate
+from services.errors import ApiError, Canceled, ServiceError, TooLate
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
+from services.jobs.input_refs import api_input
+from services.jobs.posted_images import PostedImages
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
 from services.text import Text, _
@@ -65,6 +67,7 @@ class Delivery:
     images: list[ImageFile]
     prediction: Prediction
     seconds: float
+    posted: PostedImages  # what an earlier, interrupted attempt already posted; the display adds to it
 
 
 class MessageGone(Exception):
@@ -72,22 +75,33 @@ class MessageGone(Exception):
 
 
 class NotDelivered(Exception):
-    """Raised by a display that could not post the images and has already told the user why."""
+    """Raised by a display that could not post any image and has already told the user why."""
 
 
 class JobDisplay(Protocol):
     async def progress(self, job: Job, progress: JobProgress) -> None: ...
 
-    async def deliver(self, job: Job, delivery: Delivery) -> None: ...
+    async def deliver(self, job: Job, delivery: Delivery) -> int:
+        """Post the images; returns how many the user can see (raises NotDelivered rather than return 0)."""
+        ...
 
     async def failed(self, job: Job, message: Text, *, canceled: bool) -> None: ...
 
 
 class JobRunner:
-    def __init__(self, service: PredictionService, store: Store, display: JobDisplay, *, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        service: PredictionService,
+        store: Store,
+        display: JobDisplay,
+        *,
+        max_concurrent: int,
+        input_image_mode: str = "url",
+    ) -> None:
         self.service = service
         self.store = store
         self.display = display
+        self.input_image_mode = input_image_mode  # how stored input images are sent (services/jobs/input_refs.py)
         self.limiter = FairLimiter(max_concurrent)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
@@ -189,7 +203,8 @@ class JobRunner:
             await self._end(job, ServiceError(str(exc)), show=False)
         except ServiceError as exc:
             log.info("Job %s failed: %s", job.id, exc)
-            await self._end(job, exc)
+            # The API stopped answering our polls: the prediction may still run (and be billed), so stop it.
+            await self._end(job, exc, stop_prediction=isinstance(exc, ApiError))
         except Exception as exc:
             log.exception("Job %s crashed", job.id)
             await self._end(job, exc, stop_prediction=True)
@@ -219,19 +234,23 @@ class JobRunner:
         try:
             # Shown before the claim: a stop before the claim leaves the job "queued", to be submitted on restart.
             await self._show(job, "starting")
+            # Stored input images become what the API gets (a link, or the bytes once it has expired). Done
+            # before the claim: if it fails, or the process stops meanwhile, nothing was sent and the job is
+            # still "queued" (failed with the reason, or resumed at restart), never "interrupted".
+            model_input = await api_input(job, self.store, mode=self.input_image_mode, now=time.time())
             claimed = await self.store.transition(
                 job.id, [JobStatus.QUEUED], JobStatus.SUBMITTING, submitted_at=time.time()
             )
             if claimed is None:
                 return None
-            job, prediction = await self._create(claimed)
+            job, prediction = await self._create(claimed, model_input)
             done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
             return await self._delivering(job), done
         finally:
             self.limiter.release()
 
-    async def _create(self, job: Job) -> tuple[Job, Prediction]:
-        """Create the prediction and record its id, even if this task is cancelled meanwhile.
+    async def _create(self, job: Job, model_input: dict[str, object]) -> tuple[Job, Prediction]:
+        """Create the prediction for `model_input` (`job.input` as sent) and record its id, even if cancelled.
 
         A create interrupted half-way would be paid for and then lost; so the create and the recording of
         its id run to the end, and the cancellation is raised after (the job then has a prediction id to
@@ -240,7 +259,7 @@ class JobRunner:
 
         async def create_and_record() -> tuple[Job, Prediction]:
             self.counts["create"] += 1
-            prediction = await self.service.create(job.model, job.input)
+            prediction = await self.service.create(job.model, model_input)
             running = await self.store.transition(
                 job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, prediction_id=prediction.id
             )
@@ -324,9 +343,11 @@ class JobRunner:
                 fetch.cancel()
                 await asyncio.gather(fetch, return_exceptions=True)
         seconds = (job.completed_at or time.time()) - job.created_at
-        await self.display.deliver(job, Delivery(images, prediction, seconds))
+        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, PostedImages(self.store, job)))
+        if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
+            raise ServiceError("None of the images could be posted.")
         done = await self.store.transition(
-            job.id, [JobStatus.DELIVERING], JobStatus.SUCCEEDED, delivered_at=time.time(), image_count=len(images)
+            job.id, [JobStatus.DELIVERING], JobStatus.SUCCEEDED, delivered_at=time.time(), image_count=shown
         )
         if done is not None:
             self.counts["delivered"] += 1

@@ -1,10 +1,13 @@
-"""Input images for the models that edit (Kontext): checked, then passed as a URL or a data: URI."""
+"""Input images for the models that edit (Kontext): checked from their description, then fetched and checked.
+
+How a job keeps and sends them (a link or the stored bytes): services/jobs/input_refs.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.cometapi.files import Downloader, encode_data_uri
+from services.cometapi.files import Downloader, ImageFile
 from services.errors import BadInput, DownloadError
 from services.rules.catalogue import shown
 from services.text import _, verbatim
@@ -40,12 +43,9 @@ def precheck(refs: list[ImageRef], max_bytes: int) -> None:
             )
 
 
-async def prepare(refs: list[ImageRef], downloader: Downloader, *, mode: str) -> list[str]:
-    """Fetch each image (capped) to check it really is one; return what to send: its URL or a data: URI."""
+async def prepare(refs: list[ImageRef], downloader: Downloader) -> list[ImageFile]:
+    """Fetch each image (capped) and check it really is one; the files, in the order of `refs`."""
     try:
-        images = await downloader.fetch_all([ref.url for ref in refs])
+        return await downloader.fetch_all([ref.url for ref in refs])
     except DownloadError as exc:
         raise BadInput(_("Could not use the attached image: {detail}", detail=verbatim(str(exc)))) from None
-    if mode == "data_uri":
-        return [encode_data_uri(image) for image in images]
-    return [ref.url for ref in refs]

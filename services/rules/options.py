@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from services.errors import BadInput
 from services.rules.catalogue import CATALOGUE, MAX_SEED, ModelSpec, OneOf, Request, build_input, resolve_model
+from services.rules.variation_models import PREFERRED_VARIATION_MODEL, can_vary
 from services.store.models import GuildSettings
 from services.text import Text, _, verbatim
 
@@ -127,3 +128,19 @@ def edit_model(context: RequestContext) -> str:
         raise BadInput(_("This server allows no model that edits images; an admin can allow flux-kontext-pro."))
     preferred = [spec for spec in editors if spec.id == PREFERRED_EDIT_MODEL]
     return (preferred or editors)[0].id
+
+
+VARIATION_MODEL_SETTING = "variation_model"  # in a server's defaults, set with /imagine-settings set
+
+
+def variation_model(context: RequestContext) -> str:
+    """The model that makes variations: the one the server's admins chose, else the server's default model if
+    it can vary an image, else flux-dev, else any allowed model that can (each only while allowed)."""
+    defaults = context.guild.defaults if context.guild else {}
+    varying = [spec.id for spec in allowed_models(context) if can_vary(spec.id)]
+    for candidate in (defaults.get(VARIATION_MODEL_SETTING), defaults.get("model"), PREFERRED_VARIATION_MODEL):
+        if candidate in varying:
+            return str(candidate)
+    if not varying:
+        raise BadInput("This server allows no model that makes variations; an admin can allow flux-dev.")
+    return varying[0]

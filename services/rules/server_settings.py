@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from services.errors import BadInput
 from services.limits import Limits
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
-from services.rules.options import OPTION_NAMES
+from services.rules.options import OPTION_NAMES, VARIATION_MODEL_SETTING
+from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
 from services.text import Text, _, verbatim
 
@@ -41,12 +42,24 @@ def validated_defaults(
         merged["model"] = spec.id
     spec = resolve_model(str(merged.get("model") or default_model))
     checked: dict[str, object] = {"model": merged["model"]} if "model" in merged else {}
+    if merged.get(VARIATION_MODEL_SETTING) is not None:
+        checked[VARIATION_MODEL_SETTING] = varying_model(str(merged[VARIATION_MODEL_SETTING]))
     for name in OPTION_NAMES:
         if name in merged:
             value = check_option(spec, name, merged[name]) if spec else merged[name]
             if value is not None:
                 checked[name] = value
     return checked
+
+
+def varying_model(name: str) -> str:
+    """The full id of a model that can make variations; BadInput naming those that can, for any other."""
+    spec = resolve_model(name)
+    assert spec is not None
+    if not can_vary(spec.id):
+        names = ", ".join(model_id.split("/")[-1] for model_id in MECHANISMS)
+        raise BadInput(f"{spec.name} cannot make variations of an image; choose one of: {names}.")
+    return spec.id
 
 
 def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effective]:
@@ -60,6 +73,8 @@ def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effect
             continue
         param = spec.params.get(name) if spec else None
         rows.append(Effective(name, param.default if param else "—", "built-in"))
+    chosen = defaults.get(VARIATION_MODEL_SETTING)
+    rows.append(Effective(VARIATION_MODEL_SETTING, chosen or "automatic", "server" if chosen else "built-in"))
     return rows
 
 

@@ -28,7 +28,7 @@ import logging
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,7 @@ from services.store.models import (
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
     GuildSettings,
+    InputImage,
     Job,
     JobKind,
     JobStatus,
@@ -98,13 +99,16 @@ class Store(ABC):
         """Insert a new job. Raises `DuplicateJob` if its id is already stored."""
 
     @abstractmethod
-    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+    async def admit_job(
+        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+    ) -> Refusal | None:
         """Insert `job` if its user (and server) are within `limits`, in one atomic step; else say which limit.
 
         The cooldown, the jobs in flight and the daily quotas are counted and the job inserted in one
         transaction that concurrent admissions of the same user or server wait for (across processes on
         PostgreSQL), so commands that race each other can never exceed a limit together. The job's
-        `image_count` is the number of images it reserves.
+        `image_count` is the number of images it reserves. `images` (the input images its `input` refers
+        to) are stored in the same transaction as by `put_input_image`, and only if the job is admitted.
         """
 
     @abstractmethod
@@ -114,6 +118,19 @@ class Store(ABC):
     @abstractmethod
     async def job_by_message(self, message_id: int) -> Job | None:
         """The job whose reply is this message (the newest if several), or None."""
+
+    @abstractmethod
+    async def recent_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+    ) -> list[Job]:
+        """The jobs of one user and/or one server, newest first: `limit` of them after the first `offset`.
+
+        At least one of `user_id` and `guild_id` must be given (ValueError otherwise).
+        """
+
+    @abstractmethod
+    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        """How many jobs `recent_jobs` pages through for the same filter."""
 
     @abstractmethod
     async def transition(
@@ -150,6 +167,16 @@ class Store(ABC):
     @abstractmethod
     async def last_job_at(self, user_id: int) -> float | None:
         """`created_at` of the user's newest job of any status (for cooldowns), or None."""
+
+    # Input images
+
+    @abstractmethod
+    async def put_input_image(self, image: InputImage) -> None:
+        """Keep an input image under its sha256. The same bytes again change nothing (one row per content)."""
+
+    @abstractmethod
+    async def get_input_image(self, sha256: str) -> InputImage | None:
+        """The input image stored under this sha256, or None."""
 
     # Guild settings
 
@@ -308,6 +335,26 @@ def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
                 raise TypeError(f"job field {name} must be a str, got {type(value).__name__}")
             encoded[name] = value
     return encoded
+
+
+def history_filter(
+    user_id: int | None, guild_id: int | None, placeholder: Callable[[int], str]
+) -> tuple[str, list[object]]:
+    """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based)."""
+    conditions: list[str] = []
+    params: list[object] = []
+    for column, value in (("user_id", user_id), ("guild_id", guild_id)):
+        if value is not None:
+            params.append(value)
+            conditions.append(f"{column} = {placeholder(len(params))}")
+    if not conditions:
+        raise ValueError("a job history needs a user_id or a guild_id")
+    return " AND ".join(conditions), params
+
+
+def check_paging(limit: int, offset: int) -> None:
+    if limit < 1 or offset < 0:
+        raise ValueError(f"bad page: limit {limit}, offset {offset}")
 
 
 def check_statuses(from_statuses: Sequence[str] | str, to_status: str) -> tuple[str, ...]:

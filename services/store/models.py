@@ -11,6 +11,7 @@ JSON text, so their values must be JSON-compatible (a tuple comes back as a list
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -30,6 +31,7 @@ class JobKind(StrEnum):
     IMAGINE = "imagine"
     REROLL = "reroll"
     EDIT = "edit"
+    VARIATION = "variation"
 
 
 JOB_STATUSES: Final[tuple[str, ...]] = tuple(JobStatus)
@@ -63,7 +65,7 @@ class Job:
     input: dict[str, object]  # the full `input` object sent to the API (incl. seed, prompt)
     status: JobStatus
     created_at: float
-    parent_id: str | None = None  # the job this one rerolls or edits
+    parent_id: str | None = None  # the job this one rerolls, edits or varies
     message_id: int | None = field(default=None, metadata=_MUTABLE)  # the bot's reply showing progress/result
     prediction_id: str | None = field(default=None, metadata=_MUTABLE)
     error: str | None = field(default=None, metadata=_MUTABLE)
@@ -72,7 +74,8 @@ class Job:
     delivered_at: float | None = field(default=None, metadata=_MUTABLE)  # final message edited
     # Images reserved at admission, then the number delivered; what the daily quotas count.
     image_count: int = field(default=0, metadata=_MUTABLE)
-    extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)  # small display data
+    # Small data: display notes, and the stored copies of linked input images (services/jobs/input_refs.py).
+    extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)
     locale: str | None = None  # the language of the job's message (the server's, or the user's where private)
     # Where the bot cannot post in the channel (a user install in a server without the bot, another person's
     # DM or a group DM, a reply Discord made private), the interaction is the only way to the job's message:
@@ -100,3 +103,16 @@ class GuildSettings:
     allowed_models: list[str] | None  # None = every catalogue model
     limits: dict[str, float | int]  # e.g. cooldown_seconds, jobs_in_flight, images_per_user_per_day
     updated_at: float
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An input image's bytes, stored once under their sha256 however many jobs use them."""
+
+    sha256: str  # lower-case hex of sha256(data)
+    content_type: str  # as recognised from the bytes (image/png, ...)
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, data: bytes, content_type: str) -> InputImage:
+        return cls(hashlib.sha256(data).hexdigest(), content_type, data)

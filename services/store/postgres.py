@@ -9,7 +9,8 @@ connection is discarded and the operation runs once more on a fresh one. This is
 for each of them, for these reasons:
 
 * reads (get_job, job_by_message, active_jobs, count_active, images_since, last_job_at, get_*): no effect;
-* update_job, save_*/delete_*, set_meta: idempotent (plain UPDATE, upsert, DELETE of fixed values);
+* update_job, save_*/delete_*, set_meta, put_input_image: idempotent (plain UPDATE, upsert, DELETE of
+  fixed values, an insert keyed by the content's own hash);
 * transition: a compare-and-set, so it can never apply twice. If the first attempt committed but its
   answer was lost, the retry finds the status already moved; it then reads the row, and if the row holds
   exactly what this call wrote (the new status and every field, which include a time or a prediction id
@@ -46,18 +47,20 @@ from services.store.base import (
     MigrationError,
     Store,
     StoreError,
+    check_paging,
     check_statuses,
     dump_json,
     encode_job_fields,
     guild_settings_from_row,
     guild_settings_params,
+    history_filter,
     job_from_row,
     job_params,
     load_json_object,
     load_migrations,
     pending,
 )
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,10 @@ _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at
 _USER_IMAGES = _IMAGES_SINCE + " AND user_id = $3"
 _GUILD_IMAGES = _IMAGES_SINCE + " AND guild_id = $3"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+_PUT_IMAGE = (
+    "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (sha256) DO NOTHING"
+)
 
 Operation = Callable[[Any, bool], Awaitable[T]]  # (connection, is_retry) -> result
 
@@ -216,7 +223,9 @@ class PostgresStore(Store):
 
         await self._run(op)
 
-    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+    async def admit_job(
+        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+    ) -> Refusal | None:
         params = job_params(job)
         in_guild = job.guild_id is not None
 
@@ -243,6 +252,8 @@ class PostgresStore(Store):
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild)
                 if refusal is None:
+                    for image in images:
+                        await conn.execute(_PUT_IMAGE, image.sha256, image.content_type, image.data, time.time())
                     await conn.execute(_INSERT_JOB, *params)
                 return refusal
 
@@ -258,6 +269,24 @@ class PostgresStore(Store):
             message_id,
         )
         return jobs[0] if jobs else None
+
+    async def recent_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+    ) -> list[Job]:
+        check_paging(limit, offset)
+        where, params = history_filter(user_id, guild_id, lambda n: f"${n}")
+        n = len(params)
+        return await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC "  # noqa: S608
+            f"LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params,
+            limit,
+            offset,
+        )
+
+    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        where, params = history_filter(user_id, guild_id, lambda n: f"${n}")
+        return int(await self._fetch_value(f"SELECT COUNT(*) FROM jobs WHERE {where}", *params) or 0)  # noqa: S608
 
     async def transition(
         self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
@@ -328,6 +357,18 @@ class PostgresStore(Store):
     async def last_job_at(self, user_id: int) -> float | None:
         value = await self._fetch_value(_LAST_JOB, user_id)
         return None if value is None else float(value)
+
+    # Input images
+
+    async def put_input_image(self, image: InputImage) -> None:
+        await self._execute(_PUT_IMAGE, image.sha256, image.content_type, image.data, time.time())
+
+    async def get_input_image(self, sha256: str) -> InputImage | None:
+        async def op(conn: Any, _retry: bool) -> Any:
+            return await conn.fetchrow("SELECT sha256, content_type, data FROM input_images WHERE sha256 = $1", sha256)
+
+        row = await self._run(op)
+        return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
 
     # Guild settings
 

@@ -26,18 +26,20 @@ from services.store.base import (
     MigrationError,
     Store,
     StoreError,
+    check_paging,
     check_statuses,
     dump_json,
     encode_job_fields,
     guild_settings_from_row,
     guild_settings_params,
+    history_filter,
     job_from_row,
     job_params,
     load_json_object,
     load_migrations,
     pending,
 )
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ _IMAGES_SINCE = (
 )
 _USER_IMAGES = _IMAGES_SINCE + " AND user_id = ?"
 _GUILD_IMAGES = _IMAGES_SINCE + " AND guild_id = ?"
+_PUT_IMAGE = (
+    "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (sha256) DO NOTHING"
+)
 
 
 class SqliteStore(Store):
@@ -132,7 +138,9 @@ class SqliteStore(Store):
         async with self._lock:
             await self._insert(job, params)
 
-    async def admit_job(self, job: Job, limits: Limits, *, now: float) -> Refusal | None:
+    async def admit_job(
+        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+    ) -> Refusal | None:
         params = job_params(job)
         conn = self._conn
         async with self._lock:
@@ -156,6 +164,8 @@ class SqliteStore(Store):
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=job.guild_id is not None)
                 if refusal is None:
+                    for image in images:
+                        await conn.execute(_PUT_IMAGE, _image_params(image))
                     await self._insert(job, params)
                 await conn.execute("COMMIT")
             except BaseException:
@@ -172,6 +182,20 @@ class SqliteStore(Store):
             f"SELECT {JOB_SELECT} FROM jobs WHERE message_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",  # noqa: S608
             (message_id,),
         )
+
+    async def recent_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+    ) -> list[Job]:
+        check_paging(limit, offset)
+        where, params = history_filter(user_id, guild_id, lambda _: "?")
+        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # noqa: S608
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, [*params, limit, offset])
+        return [job_from_row(row) for row in rows]
+
+    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        where, params = history_filter(user_id, guild_id, lambda _: "?")
+        return int(await self._scalar(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
         self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
@@ -228,6 +252,20 @@ class SqliteStore(Store):
     async def last_job_at(self, user_id: int) -> float | None:
         value = await self._scalar(_LAST_JOB, (user_id,))
         return None if value is None else float(value)
+
+    # Input images
+
+    async def put_input_image(self, image: InputImage) -> None:
+        async with self._lock:
+            await self._conn.execute(_PUT_IMAGE, _image_params(image))
+
+    async def get_input_image(self, sha256: str) -> InputImage | None:
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "SELECT sha256, content_type, data FROM input_images WHERE sha256 = ?", (sha256,)
+            )
+            row = await cursor.fetchone()
+        return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
 
     # Guild settings
 
@@ -330,6 +368,10 @@ class SqliteStore(Store):
             cursor = await self._conn.execute(sql, params)
             row = await cursor.fetchone()
         return None if row is None else row[0]
+
+
+def _image_params(image: InputImage) -> tuple[object, ...]:
+    return (image.sha256, image.content_type, image.data, time.time())
 
 
 def _since(now: float, last: object) -> float | None:

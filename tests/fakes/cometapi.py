@@ -9,6 +9,8 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
     fake.queue_outcome(Outcome(status="failed", error="NSFW content detected"), times=1)
     fake.inject("get", status=503, headers={"Retry-After": "1"})
     fake.requests, fake.creates(), fake.predictions[pred_id].done_at_wall, fake.file_bytes(url)
+    await fake.wait_for(fake.creates)       # re-checked at every request until it returns something truthy
+    fake.check_input_images = True          # fetch/decode input images like the API; see cometapi_inputs.py
     await fake.close()
 
 Routes: POST /replicate/v1/models/{owner}/{name}/predictions, GET /replicate/v1/predictions/{id},
@@ -37,12 +39,14 @@ import string
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from tests.fakes.cometapi_images import FileBody, ImageFactory
+from tests.fakes.cometapi_inputs import look_at_inputs
 from tests.fakes.cometapi_models import (
     MODELS,
     NOT_IMAGE_HTML,
@@ -59,6 +63,8 @@ from tests.fakes.cometapi_models import (
 )
 
 __all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Outcome", "RecordedRequest"]
+
+T = TypeVar("T")
 
 ROUTES = ("create", "get", "cancel", "file")
 DEFAULT_IMAGE_SIZES = {"png": 1_400_000, "jpg": 400_000, "webp": 120_000}
@@ -87,6 +93,10 @@ class FakeCometAPI:
         self.default_outcome = Outcome()
         self.cancel_status: int | None = None  # 404 or 405: the cancel route answers that (not supported)
         self.prefer_wait = True  # honour "Prefer: wait[=N]" on create as Replicate does
+        # Fetch (URL) or decode (data: URI) every input image on create, as the API does, failing the prediction
+        # when one is unusable; what it got goes in prediction.extra["inputs"]. Off by default: many tests
+        # send made-up URLs that no server answers.
+        self.check_input_images = False
         self.base_url = ""
         self._rng = random.Random(seed)
         self._outcomes: deque[list[Any]] = deque()  # [Outcome, times left]
@@ -94,6 +104,7 @@ class FakeCometAPI:
         self._images = ImageFactory(seed)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
+        self._change = asyncio.Event()
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -156,18 +167,19 @@ class FakeCometAPI:
         drop: bool = False,
         times: int = 1,
         side_effects: bool = False,
+        body: bytes | None = None,
     ) -> None:
         """Override the next ``times`` answers on ``route`` (create, get, cancel, file).
 
         status=None answers normally (after ``delay``, with ``headers`` added). ``drop`` closes the
         connection without an answer after the real handler ran (so a dropped create DID create).
-        ``side_effects`` runs the real handler before sending the injected status.
+        ``side_effects`` runs the real handler before sending the injected status. ``body``: these raw bytes.
         """
         if route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, not {route!r}")
         if times < 1:
             raise ValueError("times must be at least 1")
-        injection = Injection(status, json, text, content_type, headers, delay, drop, side_effects)
+        injection = Injection(status, json, text, content_type, headers, delay, drop, side_effects, body)
         self._injections[route].append([injection, times])
 
     def reset(self) -> None:
@@ -180,6 +192,7 @@ class FakeCometAPI:
         self.default_outcome = Outcome()
         self.cancel_status = None
         self.prefer_wait = True
+        self.check_input_images = False
         self._rng = random.Random(self.seed)
 
     def creates(self) -> list[RecordedRequest]:
@@ -187,6 +200,23 @@ class FakeCometAPI:
 
     def requests_for(self, route: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.route == route]
+
+    async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
+        """Re-check ``predicate`` whenever a request arrives or is answered, until it returns something other
+        than None/False; e.g. ``await fake.wait_for(fake.creates)``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    result = predicate()
+                    if result is not None and result is not False:
+                        return result
+                    await self._change.wait()
+        except TimeoutError:
+            raise TimeoutError(f"fake CometAPI: timed out after {timeout}s waiting for {what}") from None
+
+    def _changed(self) -> None:
+        event, self._change = self._change, asyncio.Event()
+        event.set()
 
     def file_bytes(self, url: str) -> bytes:
         """The bytes the fake serves (or embeds, for a data: URI) at ``url``."""
@@ -235,7 +265,11 @@ class FakeCometAPI:
             )
             self.requests.append(rec)
             request[_REC] = rec
-        return await handler(request)
+            self._changed()
+        try:
+            return await handler(request)
+        finally:
+            self._changed()
 
     def _take(self, q: deque[list[Any]]) -> Any:
         if not q:
@@ -268,6 +302,9 @@ class FakeCometAPI:
     def _injected(inj: Injection) -> web.Response:
         status = inj.status or 500
         headers = dict(inj.headers or {})
+        if inj.body is not None:
+            headers.setdefault("Content-Type", inj.content_type or "application/octet-stream")
+            return web.Response(status=status, body=inj.body, headers=headers)
         if inj.text is not None:
             headers.setdefault("Content-Type", inj.content_type or "text/plain; charset=utf-8")
             return web.Response(status=status, body=inj.text.encode(), headers=headers)
@@ -338,6 +375,8 @@ class FakeCometAPI:
         wait = self._prefer_wait_seconds(request) if self.prefer_wait else None
 
         async def answer(headers: dict[str, str]) -> web.StreamResponse:
+            if self.check_input_images:
+                await self._check_input_images(pred)
             if wait is not None:
                 end = pred.end_offset
                 until = wait if end is None else min(wait, end)
@@ -345,6 +384,14 @@ class FakeCometAPI:
             return self._render(pred, 201, headers)
 
         return answer
+
+    @staticmethod
+    async def _check_input_images(pred: FakePrediction) -> None:
+        seen = await look_at_inputs(pred.input)
+        pred.extra["inputs"] = [each.as_json() for each in seen]
+        problems = [each.problem for each in seen if each.problem]
+        if problems:
+            pred.outcome = replace(pred.outcome, status="failed", error=problems[0])
 
     @staticmethod
     def _prefer_wait_seconds(request: web.Request) -> float | None:
@@ -522,7 +569,15 @@ class FakeCometAPI:
     async def _ctl_config(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             data = await self._json_body(request)
-            allowed = {"api_key", "speed", "image_size", "cancel_status", "prefer_wait", "default_outcome"}
+            allowed = {
+                "api_key",
+                "speed",
+                "image_size",
+                "cancel_status",
+                "prefer_wait",
+                "check_input_images",
+                "default_outcome",
+            }
             if set(data) - allowed:
                 return self._bad(f"unknown settings: {sorted(set(data) - allowed)}; allowed: {sorted(allowed)}")
             try:
@@ -539,6 +594,7 @@ class FakeCometAPI:
                 "image_size": self.image_size,
                 "cancel_status": self.cancel_status,
                 "prefer_wait": self.prefer_wait,
+                "check_input_images": self.check_input_images,
                 "default_outcome": self.default_outcome.to_json(),
                 "base_url": self.base_url,
             }

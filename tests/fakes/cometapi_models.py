@@ -139,6 +139,7 @@ class Injection:
     delay: float = 0.0
     drop: bool = False
     side_effects: bool = False  # run the real handler (e.g. create the prediction) before the injected answer
+    body: bytes | None = None  # raw bytes to answer with (e.g. a broken image file)
 
 
 def iso(wall: float) -> str:

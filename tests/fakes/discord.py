@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
@@ -99,6 +99,7 @@ DEFAULT_BOT_USER_ID = 1_200_000_000_000_000_002
 DEFAULT_OWNER_ID = 1_200_000_000_000_000_003
 # GATEWAY_MESSAGE_CONTENT_LIMITED: the app may ask for the message content intent
 DEFAULT_APPLICATION_FLAGS = 1 << 19
+CDN_LINK_SECONDS = 86_400  # how long a CDN link lasts (Discord: about a day)
 
 
 class FakeDiscord(InteractionActions):
@@ -156,6 +157,9 @@ class FakeDiscord(InteractionActions):
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []  # requests to routes the fake does not know
         self.cdn_requests: list[str] = []
+        # Seconds added to the clock the CDN signs links with and checks their expiry against: a test sets it
+        # to -2 days to post an image "two days ago", then back to 0, and its links have expired.
+        self.cdn_time_shift = 0.0
         self.internal_errors: list[Exception] = []  # bugs in the fake itself; tests should assert it stays empty
         # request bodies Discord's OpenAPI description forbids (answered 400 / 50035); tests assert it stays empty
         self.spec_violations: list[Violation] = []
@@ -175,6 +179,7 @@ class FakeDiscord(InteractionActions):
         self._change = asyncio.Event()
         self._abort: BaseException | None = None
         self.default_ids: dict[str, int] = {}  # used by the control API when a request omits ids
+        self._link_generation = 0  # bumped by renew_attachment_links(): older signed links stop working
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -222,10 +227,26 @@ class FakeDiscord(InteractionActions):
         return f"ws://{self.host}:{self._port}/gateway"
 
     def cdn_url(self, path: str) -> str:
-        # real attachment URLs carry signed expiry parameters; keep their shape so URL handling is tested
-        now = int(time.time())
-        sig = hashlib.sha256(f"{path}{now}".encode()).hexdigest()
-        return f"{self.base_url}{path}?ex={now + 86_400:x}&is={now:x}&hm={sig}&"
+        # real attachment URLs carry signed expiry parameters (ex: expiry, is: issued, hex epoch seconds); the
+        # CDN refuses a link past its `ex`, or one whose signature was renewed since (see RestApi.cdn)
+        now = int(self.cdn_now())
+        sig = hashlib.sha256(f"{path}{now}:{self._link_generation}".encode()).hexdigest()
+        return f"{self.base_url}{path}?ex={now + CDN_LINK_SECONDS:x}&is={now:x}&hm={sig}&"
+
+    def cdn_now(self) -> float:
+        return time.time() + self.cdn_time_shift
+
+    def renew_attachment_links(self) -> None:
+        """A day passes: every attachment link Discord handed out expires (its CDN answers 404 for it), and
+        messages are served from now on with newly signed links, as Discord does."""
+        self._link_generation += 1
+        for att in self.attachments.values():
+            att.url = att.proxy_url = self.cdn_url(urlsplit(att.url).path)
+
+    def link_is_current(self, att: StoredAttachment, query: Mapping[str, str]) -> bool:
+        """Whether a CDN request's signature is the attachment's current one (unsigned requests pass)."""
+        signature = query.get("hm")
+        return signature is None or parse_qs(urlsplit(att.url).query).get("hm") == [signature]
 
     # ---- world building ------------------------------------------------------------------------
 
@@ -512,10 +533,12 @@ class FakeDiscord(InteractionActions):
         headers: Mapping[str, str] | None = None,
         times: int | None = 1,
         delay: float = 0.0,
+        hold: float = 0.0,
     ) -> Fault:
         """Make the next ``times`` requests matching ``method`` ("*" for any) and ``path_regex`` (searched in
-        the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay."""
-        fault = make_fault(method, path_regex, status, json=json, headers=headers, times=times, delay=delay)
+        the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay, and/or
+        ``hold`` the answer that long after the request took effect (its RecordedRequest is marked ``held``)."""
+        fault = make_fault(method, path_regex, status, json=json, headers=headers, times=times, delay=delay, hold=hold)
         self.faults.append(fault)
         return fault
 

@@ -108,6 +108,7 @@ class InteractionActions:
         app_permissions: PermissionsLike = None,
         message: StoredMessage | None = None,
         command: JSON | None = None,
+        created_ago: float = 0.0,
     ) -> InteractionHandle:
         user = self.users[user_id]
         guild = self.guilds[guild_id] if guild_id is not None else None
@@ -125,7 +126,7 @@ class InteractionActions:
             self._check_command_allowed(command, guild, user_id, perms, payload)
         if message is not None:
             payload["message"] = self._msgs.message_payload(message)
-        iid = self._snowflakes.next()
+        iid = self._snowflakes.earlier(created_ago) if created_ago else self._snowflakes.next()
         token = new_token()
         payload |= {"id": str(iid), "token": token}
         handle = InteractionHandle(
@@ -138,6 +139,7 @@ class InteractionActions:
             channel_id=channel.id,
             user_id=user_id,
             source_message_id=message.id if message is not None else None,
+            created_ago=created_ago,
         )
         handle.user_install = user_install(self._fake, guild, channel)
         # Discord makes a user-installed app's replies private where the server turned off "Use External Apps"
@@ -169,11 +171,15 @@ class InteractionActions:
         locale: str = "en-US",
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         app_permissions: PermissionsLike = None,
+        created_ago: float = 0.0,
     ) -> InteractionHandle:
         """A user runs ``/name [subcommand] options``. ``guild_id=None`` means in a DM with the bot.
 
         Option values are typed from the synced command; attachment options take add_attachment()'s payload.
         ``name`` may include the subcommand path too: ``"imagine-settings set"``.
+        ``created_ago``: the interaction was made that many seconds before it is dispatched (its id says so, and
+        its token expires ``token_ttl`` after that): a long stretch of the token's life, without waiting it out.
+        The 3 s deadline for the first response still runs from the dispatch.
         """
         parts = name.split()
         path = parts[1:] + (subcommand.split() if subcommand else [])
@@ -196,6 +202,7 @@ class InteractionActions:
             attachment_size_limit=attachment_size_limit,
             app_permissions=app_permissions,
             command=cmd,
+            created_ago=created_ago,
         )
 
     async def autocomplete(

@@ -69,6 +69,7 @@ class InteractionHandle:
         channel_id: int,
         user_id: int,
         source_message_id: int | None = None,
+        created_ago: float = 0.0,
     ) -> None:
         self._fake = fake
         self.id = id
@@ -80,6 +81,7 @@ class InteractionHandle:
         self.user_id = user_id
         self.source_message_id = source_message_id  # the message a component/modal came from
         self.sent_at = time.monotonic()
+        self.created_at = self.sent_at - created_ago  # what the id's timestamp says; the token's life runs from it
         self.response: InteractionResponse | None = None
         self.original_message_id: int | None = None
         self.followup_ids: list[int] = []

@@ -20,6 +20,7 @@ from tests.fakes.discord_models import (
     MAX_ATTACHMENTS,
     MAX_CONTENT,
     MAX_EMBEDS,
+    NONCE_WINDOW,
     DiscordHTTPError,
     FakeChannel,
     FakeUser,
@@ -150,11 +151,28 @@ class MessageStore:
             tts=bool(body.get("tts")),
             message_reference=ref or None,
             mentions=mentions,
+            nonce=None if body.get("nonce") is None else str(body["nonce"]),
             **extra,
         )
         self.fake.messages[msg.id] = msg
         channel.last_message_id = msg.id
         return msg
+
+    def by_nonce(self, channel: FakeChannel, author: FakeUser, body: JSON) -> StoredMessage | None:
+        """With ``enforce_nonce``, the message this author already created here with the same nonce, if recent:
+        Discord returns it instead of creating another."""
+        nonce = body.get("nonce")
+        if not body.get("enforce_nonce") or nonce is None:
+            return None
+        since = time.monotonic() - NONCE_WINDOW
+        for msg in self.fake.messages.values():
+            if (msg.channel_id, msg.author.id, msg.nonce) == (
+                channel.id,
+                author.id,
+                str(nonce),
+            ) and msg.created_at > since:
+                return msg
+        return None
 
     def edit_message(
         self, msg: StoredMessage, body: JSON, files: list[UploadedFile], *, route: str, upload_limit: int

@@ -42,6 +42,7 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_CONTENT = 2000
 MAX_ATTACHMENTS = 10
 MAX_EMBEDS = 10
+NONCE_WINDOW = 180.0  # seconds an enforced nonce is remembered ("the past few minutes")
 
 ALL_PERMISSIONS: int = discord.Permissions.all().value
 ADMINISTRATOR: int = discord.Permissions(administrator=True).value
@@ -117,6 +118,7 @@ class SnowflakeGenerator:
 
     def __init__(self) -> None:
         self._last = 0
+        self._past = 0
 
     def next(self) -> int:
         candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
@@ -124,6 +126,12 @@ class SnowflakeGenerator:
             candidate = self._last + 1
         self._last = candidate
         return candidate
+
+    def earlier(self, seconds_ago: float) -> int:
+        """A fresh snowflake whose timestamp is ``seconds_ago`` in the past (unique; not in the increasing order)."""
+        self._past += 1
+        ms = int((time.time() - seconds_ago) * 1000) - DISCORD_EPOCH_MS
+        return (ms << 22) | (self._past & 0x3FFFFF)
 
     def next_for_shard(self, shard_id: int, shard_count: int) -> int:
         """A snowflake that routes to ``shard_id``: Discord shards guilds by (id >> 22) % count."""
@@ -483,6 +491,7 @@ class StoredMessage:
     application_id: int | None = None
     interaction_id: int | None = None
     interaction_metadata: JSON | None = None
+    nonce: str | None = None
     created_at: float = field(default_factory=time.monotonic)
     timestamp: str = field(default_factory=utc_iso)
     edited_timestamp: str | None = None
@@ -543,6 +552,8 @@ class StoredMessage:
             data["application_id"] = str(self.application_id)
         if self.interaction_metadata is not None:
             data["interaction_metadata"] = self.interaction_metadata
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
         if self.message_reference is not None:
             data["message_reference"] = self.message_reference
             data["referenced_message"] = referenced.payload(me_id=me_id) if referenced else None
@@ -578,13 +589,15 @@ class RecordedRequest:
     query: dict[str, str]
     json: Any
     files: list[UploadedFile]
-    at: float  # time.monotonic()
+    at: float  # time.monotonic(), when it arrived
     route: str = ""  # the matched route template
     status: int = 0
     response: Any = None
     fault: Fault | None = None
     interaction_id: int | None = None
     message_id: int | None = None
+    answered_at: float | None = None  # time.monotonic(), when the answer was handed back (after any delay)
+    held: bool = False  # it took effect and its answer is being held (Fault.hold)
 
     def summary(self) -> JSON:
         return {
@@ -594,6 +607,7 @@ class RecordedRequest:
             "json": self.json,
             "files": [{"field": f.field, "filename": f.filename, "size": len(f.data)} for f in self.files],
             "at": self.at,
+            "answered_at": self.answered_at,
             "status": self.status,
             "interaction_id": str(self.interaction_id) if self.interaction_id else None,
             "message_id": str(self.message_id) if self.message_id else None,
@@ -612,6 +626,7 @@ class Fault:
     times: int | None  # None: forever
     delay: float = 0.0
     hits: int = 0
+    hold: float = 0.0  # status None: seconds the answer is held AFTER the request took effect (a reply lost in a cut)
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -643,6 +658,7 @@ def make_fault(
     headers: Mapping[str, str] | None = None,
     times: int | None = 1,
     delay: float = 0.0,
+    hold: float = 0.0,
 ) -> Fault:
     """A fault with Discord's body and headers for ``status`` unless given (429: retry_after from the body)."""
     if json is None and status is not None:
@@ -665,4 +681,4 @@ def make_fault(
         if is_global:
             all_headers["X-RateLimit-Global"] = "true"
     all_headers.update(headers or {})
-    return Fault(method.upper(), re.compile(path_regex), status, json, all_headers, times, delay)
+    return Fault(method.upper(), re.compile(path_regex), status, json, all_headers, times, delay, hold=hold)

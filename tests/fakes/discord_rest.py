@@ -193,6 +193,10 @@ class RestApi:
                 self._check_auth(request, path)
                 resp = await handler(request)
                 self._add_ratelimit_headers(resp, request.method, rec.route or path, path)
+                if fault is not None and fault.hold:
+                    rec.held = True
+                    self.fake._changed()
+                    await asyncio.sleep(fault.hold)
         except DiscordHTTPError as exc:
             resp = json_response(exc.body(), exc.status)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
@@ -205,6 +209,7 @@ class RestApi:
             resp = json_response({"message": f"fake Discord internal error: {exc!r}", "code": 0}, 400)
         rec.status = resp.status
         rec.response = resp.get(BODY_JSON)
+        rec.answered_at = time.monotonic()
         self.fake._changed()
         return resp
 
@@ -491,6 +496,10 @@ class RestApi:
         files = self._files(request)
         self._need(channel, "send_messages", *(["attach_files"] if files else []))
         body = self._body(request)
+        earlier = self.msgs.by_nonce(channel, self.fake.bot, body)
+        if earlier is not None:
+            request[REC].message_id = earlier.id
+            return json_response(self.msgs.message_payload(earlier))
         msg = self.msgs.create_message(channel, self.fake.bot, body, files, upload_limit=self.fake.upload_limit)
         request[REC].message_id = msg.id
         self.msgs.dispatch_message("MESSAGE_CREATE", msg)
@@ -666,7 +675,7 @@ class RestApi:
         handle = self.fake._by_token.get(request.match_info["token"])
         if int(request.match_info["app_id"]) != self.fake.application_id or handle is None:
             raise unknown("Webhook", 10015)
-        if handle.token_expired or time.monotonic() - handle.sent_at > self.fake.token_ttl:
+        if handle.token_expired or time.monotonic() - handle.created_at > self.fake.token_ttl:
             raise DiscordHTTPError(401, 50027, "Invalid Webhook Token")
         return handle
 
@@ -758,7 +767,13 @@ class RestApi:
             att = self.fake.attachments[int(request.match_info["attachment_id"])]
         except (KeyError, ValueError):
             return web.Response(status=404, text="Not Found")
-        if att.filename != request.match_info["filename"]:
+        try:
+            expired = int(request.query.get("ex", ""), 16) < self.fake.cdn_now()
+        except ValueError:
+            expired = False  # an unsigned link, as links were before 2024: served
+        if expired:  # Discord's answer to a signed link past its expiry
+            return web.Response(status=404, text="This content is no longer available.")
+        if att.filename != request.match_info["filename"] or not self.fake.link_is_current(att, request.query):
             return web.Response(status=404, text="Not Found")
         return web.Response(body=att.data, content_type=att.content_type)
 

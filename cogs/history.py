@@ -1,0 +1,151 @@
+"""/imagine-history: your recent jobs, newest first, a page at a time; `scope: server` shows everyone's in this
+server to members with Manage Server. Private answers; the page buttons keep working after a restart.
+
+A job's message may have been deleted since: each page asks Discord whether its messages still exist (all
+at once, with a deadline) and says so instead of linking nowhere; a deletion found is remembered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from services.store.models import TERMINAL, Job
+from ui.errors import report_error
+from ui.history import history_embed
+
+if TYPE_CHECKING:
+    from bot import FluxBot
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction[Any]
+Scope = Literal["mine", "server"]
+PAGE_SIZE = 8
+CHECK_SECONDS = 2.5  # how long a page waits for Discord to say which messages still exist
+DELETED = "message_deleted"  # in a job's extra, once its message is known to be gone
+
+
+def check_scope(interaction: Interaction, scope: Scope) -> None:
+    """Everyone sees their own; the server's only in a server, with Manage Server (checked at every page)."""
+    if scope != "server":
+        return
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    if not interaction.permissions.manage_guild:
+        raise app_commands.MissingPermissions(["manage_guild"])
+
+
+class HistoryButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"flux-history:(?P<scope>mine|server):(?P<direction>newer|older):(?P<page>\d{1,6})",
+):
+    def __init__(self, scope: Scope, direction: str, page: int, *, disabled: bool = False) -> None:
+        label = "◀ Newer" if direction == "newer" else "Older ▶"
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"flux-history:{scope}:{direction}:{page}",
+                disabled=disabled,
+            )
+        )
+        self.scope, self.page = scope, page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> HistoryButton:
+        return cls(cast(Scope, match["scope"]), match["direction"], int(match["page"]))
+
+    async def callback(self, interaction: Interaction) -> None:
+        try:
+            check_scope(interaction, self.scope)
+            await interaction.response.defer()  # first: the store and Discord are asked before the page shows
+            embed, view = await build_page(cast("FluxBot", interaction.client), interaction, self.scope, self.page)
+            await interaction.edit_original_response(embed=embed, view=view)
+        except Exception as exc:
+            await report_error(interaction, exc, where="History page")
+
+
+def pager(scope: Scope, page: int, pages: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(HistoryButton(scope, "newer", max(page - 1, 0), disabled=page == 0))
+    view.add_item(HistoryButton(scope, "older", min(page + 1, pages - 1), disabled=page >= pages - 1))
+    return view
+
+
+async def build_page(
+    bot: FluxBot, interaction: Interaction, scope: Scope, page: int
+) -> tuple[discord.Embed, discord.ui.View | None]:
+    """The embed and buttons of page `page` (0-based; past the end, the last page)."""
+    mine = scope == "mine"
+    filters = {"user_id": interaction.user.id} if mine else {"guild_id": interaction.guild_id}
+    total = await bot.store.count_jobs(**filters)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    jobs = await bot.store.recent_jobs(**filters, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    gone = await deleted_messages(bot, jobs)
+    embed = history_embed(jobs, gone, page=page, pages=pages, total=total, server=not mine)
+    return embed, (pager(scope, page, pages) if pages > 1 else None)
+
+
+async def deleted_messages(bot: FluxBot, jobs: list[Job]) -> set[str]:
+    """The ids of the jobs whose message no longer exists (as far as Discord says within CHECK_SECONDS)."""
+    gone = {job.id for job in jobs if job.extra.get(DELETED)}
+    unknown = [job for job in jobs if job.message_id is not None and job.id not in gone]
+    if not unknown:
+        return gone
+    checks = {asyncio.create_task(message_exists(bot, job)): job for job in unknown}
+    done, pending = await asyncio.wait(checks, timeout=CHECK_SECONDS)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        job = checks[task]
+        if task.exception() is None and task.result() is False:
+            gone.add(job.id)
+            if job.status in TERMINAL:  # a finished job's message stays deleted: don't ask again
+                await bot.store.update_job(job.id, extra={**job.extra, DELETED: True})
+    return gone
+
+
+async def message_exists(bot: FluxBot, job: Job) -> bool | None:
+    """False when Discord says the message (or its channel) is gone; None when it can't tell (no access)."""
+    assert job.message_id is not None
+    channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+    try:
+        await channel.fetch_message(job.message_id)
+    except discord.NotFound:
+        return False
+    except discord.HTTPException:
+        return None
+    return True
+
+
+class History(commands.Cog):
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(HistoryButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(HistoryButton)
+
+    @app_commands.command(name="imagine-history", description="Your recent images, newest first")
+    @app_commands.describe(scope="Yours, or everyone's in this server (needs Manage Server)")
+    async def history(self, interaction: Interaction, scope: Scope = "mine") -> None:
+        check_scope(interaction, scope)
+        await interaction.response.defer(ephemeral=True, thinking=True)  # first: the store may be slow
+        embed, view = await build_page(self.bot, interaction, scope, 0)
+        await interaction.edit_original_response(embed=embed, view=view)
+
+
+async def setup(bot: FluxBot) -> None:
+    await bot.add_cog(History(bot))

@@ -1,0 +1,50 @@
+-- Variations (V1..V4, Vary (Subtle/Strong)) are jobs of their own kind: 'variation' joins the known kinds.
+-- PostgreSQL changes the CHECK in place. SQLite cannot alter a CHECK, so it rebuilds the table the way
+-- SQLite's documentation describes (new table, copy, drop, rename, indexes again), keeping rowid order;
+-- the new table's parent_id refers to itself by its final name once renamed. If a migration between 001
+-- and this one added columns to jobs, they must be added below too (a test compares the columns to `Job`).
+
+-- postgres: ALTER TABLE jobs DROP CONSTRAINT jobs_kind_known;
+-- postgres: ALTER TABLE jobs ADD CONSTRAINT jobs_kind_known CHECK (kind IN ('imagine', 'reroll', 'edit', 'variation'));
+
+-- sqlite: PRAGMA defer_foreign_keys = ON;
+-- sqlite: CREATE TABLE jobs_rebuilt (
+-- sqlite:     id            TEXT PRIMARY KEY,
+-- sqlite:     kind          TEXT NOT NULL,
+-- sqlite:     user_id       BIGINT NOT NULL,
+-- sqlite:     channel_id    BIGINT NOT NULL,
+-- sqlite:     guild_id      BIGINT,
+-- sqlite:     shard_id      INTEGER NOT NULL,
+-- sqlite:     model         TEXT NOT NULL,
+-- sqlite:     input         TEXT NOT NULL,
+-- sqlite:     status        TEXT NOT NULL,
+-- sqlite:     created_at    DOUBLE PRECISION NOT NULL,
+-- sqlite:     parent_id     TEXT REFERENCES jobs_rebuilt (id) ON DELETE SET NULL,
+-- sqlite:     message_id    BIGINT,
+-- sqlite:     prediction_id TEXT,
+-- sqlite:     error         TEXT,
+-- sqlite:     submitted_at  DOUBLE PRECISION,
+-- sqlite:     completed_at  DOUBLE PRECISION,
+-- sqlite:     delivered_at  DOUBLE PRECISION,
+-- sqlite:     image_count   INTEGER NOT NULL DEFAULT 0,
+-- sqlite:     extra         TEXT NOT NULL DEFAULT '{}',
+-- sqlite:     CONSTRAINT jobs_status_known CHECK (
+-- sqlite:         status IN ('queued', 'submitting', 'running', 'delivering', 'succeeded', 'failed', 'canceled')
+-- sqlite:     ),
+-- sqlite:     CONSTRAINT jobs_kind_known CHECK (kind IN ('imagine', 'reroll', 'edit', 'variation')),
+-- sqlite:     CONSTRAINT jobs_image_count_positive CHECK (image_count >= 0)
+-- sqlite: );
+-- sqlite: INSERT INTO jobs_rebuilt (id, kind, user_id, channel_id, guild_id, shard_id, model, input, status,
+-- sqlite:     created_at, parent_id, message_id, prediction_id, error, submitted_at, completed_at, delivered_at,
+-- sqlite:     image_count, extra)
+-- sqlite: SELECT id, kind, user_id, channel_id, guild_id, shard_id, model, input, status,
+-- sqlite:     created_at, parent_id, message_id, prediction_id, error, submitted_at, completed_at, delivered_at,
+-- sqlite:     image_count, extra
+-- sqlite: FROM jobs ORDER BY rowid;
+-- sqlite: DROP TABLE jobs;
+-- sqlite: ALTER TABLE jobs_rebuilt RENAME TO jobs;
+-- sqlite: CREATE INDEX jobs_message ON jobs (message_id, created_at) WHERE message_id IS NOT NULL;
+-- sqlite: CREATE INDEX jobs_status_shard ON jobs (status, shard_id, created_at);
+-- sqlite: CREATE INDEX jobs_user_created ON jobs (user_id, created_at);
+-- sqlite: CREATE INDEX jobs_guild_created ON jobs (guild_id, created_at) WHERE guild_id IS NOT NULL;
+-- sqlite: CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL;

@@ -1,0 +1,47 @@
+"""Which of a job's images are already posted, kept in the job's `extra` after each message that carried some.
+
+A result split over several messages can be cut off half-way (a kill, a restart). The resumed delivery reads
+this record and posts only what is missing, packed with the same upload limit as the first attempt, so the
+messages it sends are the same ones (and Discord's nonce check can recognise one sent just before the cut).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from services.store.base import Store
+from services.store.models import Job
+
+log = logging.getLogger(__name__)
+
+
+class PostedImages:
+    def __init__(self, store: Store, job: Job) -> None:
+        self._store = store
+        self._job_id = job.id
+        self._extra = dict(job.extra)
+
+    @property
+    def messages(self) -> dict[int, int]:
+        """Image index (0-based) -> id of the message that shows it."""
+        raw = self._extra.get("posted")
+        if not isinstance(raw, dict):
+            return {}
+        return {int(index): message_id for index, message_id in raw.items() if isinstance(message_id, int)}
+
+    @property
+    def upload_limit(self) -> int | None:
+        """The upload limit the first attempt packed the messages with, once something was posted."""
+        limit = self._extra.get("upload_limit")
+        return limit if isinstance(limit, int) else None
+
+    async def add(self, indices: Sequence[int], message_id: int, *, upload_limit: int) -> None:
+        posted = {str(index): mid for index, mid in self.messages.items()}
+        posted.update({str(index): message_id for index in indices})
+        self._extra = {**self._extra, "posted": posted, "upload_limit": upload_limit}
+        try:
+            await self._store.update_job(self._job_id, extra=self._extra)
+        except Exception:
+            # The images are out; losing the record only risks posting them again after a restart.
+            log.warning("Job %s: could not record the posted images", self._job_id, exc_info=True)

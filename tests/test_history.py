@@ -1,0 +1,175 @@
+"""/imagine-history: your recent jobs newest first, paged with buttons (also after a restart), the server's for
+Manage Server, private answers, and a job whose message was deleted says so."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from services.store.models import Job, JobKind, JobStatus
+from tests.e2e import wait_status
+from tests.test_imagine import private_reply
+
+SCHNELL = "black-forest-labs/flux-schnell"
+EPHEMERAL = 1 << 6
+T0 = time.time() - 3600
+
+
+def setup_guild(world, name="art club"):
+    d = world.discord
+    guild = d.add_guild(name)
+    channel = d.add_channel(guild, "images")
+    return guild, channel
+
+
+def member(world, guild, name, permissions=None):
+    user = world.discord.add_user(name)
+    world.discord.add_member(guild, user, permissions=permissions)
+    return user
+
+
+async def stored_jobs(world, bot, guild, channel, user, count, *, prefix, start=T0, status=JobStatus.SUCCEEDED):
+    """`count` finished jobs of `user`, a minute apart, each with its message; oldest first."""
+    jobs = []
+    for n in range(count):
+        message = await world.discord.post_message(channel, world.discord.bot, f"{prefix} {n}")
+        job = Job(
+            id=uuid.uuid4().hex, kind=JobKind.IMAGINE, user_id=user.id, channel_id=channel.id, guild_id=guild.id,
+            shard_id=0, model=SCHNELL, input={"prompt": f"{prefix} {n}", "seed": n}, status=status,
+            created_at=start + 60 * n, message_id=message.id,
+        )  # fmt: skip
+        await bot.store.create_job(job)
+        jobs.append(job)
+    return jobs
+
+
+async def history(world, guild, channel, user, **options):
+    handle = await world.discord.slash_command(guild, channel, user, "imagine-history", options)
+    message = await handle.wait_original(lambda m: bool(m.embeds), timeout=10)
+    assert message.flags & EPHEMERAL, "history is a private answer"
+    return message
+
+
+def lines(message):
+    return message.embeds[0].get("description", "").split("\n")
+
+
+def prompts(message):
+    """The prompt of each line (shown in bold)."""
+    return [re.findall(r"\*\*(.+?)\*\*", line)[0] for line in lines(message)]
+
+
+def pager(message):
+    return [
+        (c["label"], c["custom_id"], c.get("disabled", False)) for row in message.components for c in row["components"]
+    ]
+
+
+async def turn(world, message, user, custom_id):
+    before = len(world.discord.edits_of(message.id))
+    await world.discord.click_button(message, custom_id, user)
+    await world.discord.wait_for(lambda: len(world.discord.edits_of(message.id)) > before, timeout=10)
+    return world.discord.message(message.id)
+
+
+async def test_my_history_is_paged_newest_first_with_status_model_time_and_link(world):
+    guild, channel = setup_guild(world)
+    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    async with world.bot() as bot:
+        mine = await stored_jobs(world, bot, guild, channel, alice, 10, prefix="alice")
+        await stored_jobs(world, bot, guild, channel, bob, 2, prefix="bob", start=T0 + 30)
+        first = await history(world, guild, channel, alice)
+    assert first.embeds[0]["title"] == "Your recent images"
+    assert prompts(first) == [f"alice {n}" for n in range(9, 1, -1)]  # 8 a page, newest first, only hers
+    newest = lines(first)[0]
+    job = mine[9]
+    assert newest.startswith("✅ done")
+    assert "flux-schnell" in newest
+    assert f"<t:{int(job.created_at)}:R>" in newest
+    assert f"[open](https://discord.com/channels/{guild.id}/{channel.id}/{job.message_id})" in newest
+    assert first.embeds[0]["footer"]["text"] == "Page 1 of 2 · 10 jobs, newest first"
+    assert pager(first) == [
+        ("◀ Newer", "flux-history:mine:newer:0", True),
+        ("Older ▶", "flux-history:mine:older:1", False),
+    ]
+    # The page buttons keep working in a new process.
+    async with world.bot():
+        second = await turn(world, first, alice, "flux-history:mine:older:1")
+        assert prompts(second) == ["alice 1", "alice 0"]
+        assert second.embeds[0]["footer"]["text"].startswith("Page 2 of 2")
+        assert pager(second) == [
+            ("◀ Newer", "flux-history:mine:newer:0", False),
+            ("Older ▶", "flux-history:mine:older:1", True),
+        ]
+        back = await turn(world, second, alice, "flux-history:mine:newer:0")
+        assert prompts(back)[0] == "alice 9"
+
+
+async def test_history_shows_real_jobs_of_every_kind_and_status(world):
+    guild, channel = setup_guild(world)
+    alice = member(world, guild, "alice")
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a red fox"})
+        result = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+        parent = await wait_status(bot, (await bot.store.job_by_message(result.id)).id, "succeeded")
+        varied = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:subtle", alice)
+        child_message = await varied.wait_original(lambda m: bool(m.attachments), timeout=10)
+        await wait_status(bot, (await bot.store.job_by_message(child_message.id)).id, "succeeded")
+        await stored_jobs(world, bot, guild, channel, alice, 1, prefix="broken", status=JobStatus.FAILED)
+        shown = await history(world, guild, channel, alice)
+    assert prompts(shown) == ["a red fox", "a red fox", "broken 0"]
+    variation, original, failed = lines(shown)
+    assert "🪄 variation" in variation and "flux-dev" in variation
+    assert f"/{child_message.id})" in variation
+    assert "✅ done" in original and f"/{result.id})" in original
+    assert failed.startswith("⚠️ failed")
+    assert pager(shown) == []  # one page: no buttons
+
+
+async def test_a_deleted_message_is_said_to_be_deleted_and_remembered(world):
+    guild, channel = setup_guild(world)
+    alice = member(world, guild, "alice")
+    async with world.bot() as bot:
+        kept, deleted = await stored_jobs(world, bot, guild, channel, alice, 2, prefix="pic")
+        await world.discord.delete_message(channel.id, deleted.message_id)
+        shown = await history(world, guild, channel, alice)
+        newest, older = lines(shown)
+        assert "message deleted" in newest and "discord.com/channels" not in newest
+        assert f"/{kept.message_id})" in older
+        assert (await bot.store.get_job(deleted.id)).extra["message_deleted"] is True
+        asked = len(world.discord.requests_matching("GET", rf"/messages/{deleted.message_id}$"))
+        again = await history(world, guild, channel, alice)
+        assert "message deleted" in lines(again)[0]
+        assert len(world.discord.requests_matching("GET", rf"/messages/{deleted.message_id}$")) == asked
+
+
+async def test_the_servers_history_is_for_manage_server_only(world):
+    guild, channel = setup_guild(world)
+    other_guild, other_channel = setup_guild(world, "elsewhere")
+    admin = member(world, guild, "admin", permissions=["manage_guild"])
+    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    world.discord.add_member(other_guild, alice)
+    async with world.bot() as bot:
+        await stored_jobs(world, bot, guild, channel, alice, 1, prefix="alice")
+        await stored_jobs(world, bot, guild, channel, bob, 1, prefix="bob", start=T0 + 30)
+        await stored_jobs(world, bot, other_guild, other_channel, alice, 1, prefix="elsewhere", start=T0 + 90)
+        refused = await world.discord.slash_command(guild, channel, bob, "imagine-history", {"scope": "server"})
+        reply = await private_reply(world, refused)
+        assert reply.ephemeral
+        assert "permission" in reply.content
+        shown = await history(world, guild, channel, admin, scope="server")
+        own = await history(world, guild, channel, alice)
+    assert shown.embeds[0]["title"] == "Recent images in this server"
+    assert prompts(shown) == ["bob 0", "alice 0"]  # this server's only, everyone's
+    assert f"<@{bob.id}>" in lines(shown)[0]
+    assert prompts(own) == ["elsewhere 0", "alice 0"]  # her own, from every server
+    assert f"<@{alice.id}>" not in lines(own)[0]
+
+
+async def test_an_empty_history_says_how_to_start(world):
+    guild, channel = setup_guild(world)
+    alice = member(world, guild, "alice")
+    async with world.bot():
+        shown = await history(world, guild, channel, alice)
+    assert "No images yet" in shown.embeds[0]["description"]

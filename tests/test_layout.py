@@ -1,0 +1,78 @@
+"""The house rules of the layout, checked on the source: services/ knows nothing of Discord, cogs/ holds only
+extensions, ui/ never reaches up into cogs/ or bot.py, and no module imports itself back in a circle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import bot
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCT = ("bot.py", "cli", "cogs", "services", "ui")
+
+
+def product_modules() -> dict[str, Path]:
+    modules: dict[str, Path] = {}
+    for part in PRODUCT:
+        for path in [ROOT / part] if part.endswith(".py") else sorted((ROOT / part).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            modules[name] = path
+    return modules
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module named by an import in the file, TYPE_CHECKING blocks included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_services_import_nothing_from_discord_cogs_or_ui():
+    for name, path in product_modules().items():
+        if name.startswith("services."):
+            bad = {m for m in imports_of(path) if m.split(".")[0] in ("discord", "cogs", "ui", "bot")}
+            assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_ui_never_reaches_up_into_cogs_or_the_bot():
+    for name, path in product_modules().items():
+        if name.startswith("ui."):
+            bad = {m for m in imports_of(path) if m.split(".")[0] in ("cogs", "bot")}
+            assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_every_module_in_cogs_is_a_loaded_extension():
+    cogs = {name for name in product_modules() if name.startswith("cogs.")}
+    assert cogs == set(bot.EXTENSIONS)
+    for name in cogs:
+        tree = ast.parse(product_modules()[name].read_text(encoding="utf-8"))
+        assert any(isinstance(n, ast.AsyncFunctionDef) and n.name == "setup" for n in tree.body), name
+
+
+def test_no_import_circles():
+    modules = product_modules()
+    graph = {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            raise AssertionError("import circle: " + " -> ".join([*trail[trail.index(name) :], name]))
+        if name in done:
+            return
+        for target in sorted(graph[name]):
+            visit(target, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_no_cog_is_looked_up_by_name():
+    for name, path in product_modules().items():
+        assert "get_cog(" not in path.read_text(encoding="utf-8"), name

@@ -1,0 +1,132 @@
+"""Which model makes a variation and how: the reference and strength per model, the parent's options carried
+over, and the custom ids of the per-image buttons (old ones keep working)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import discord
+import pytest
+
+from services.errors import BadInput
+from services.jobs.rerolls import reroll_ask
+from services.rules.catalogue import CATALOGUE
+from services.rules.options import RequestContext, variation_model
+from services.rules.server_settings import validated_defaults
+from services.rules.variation_models import Strength, carried_options, split_reference, with_reference
+from services.store.models import GuildSettings, Job, JobKind, JobStatus
+from ui.views import Action, JobButton, Press, custom_id, result_view
+
+DEV = "black-forest-labs/flux-dev"
+ULTRA = "black-forest-labs/flux-1.1-pro-ultra"
+SCHNELL = "black-forest-labs/flux-schnell"
+
+
+def context(defaults=None, allowed=None):
+    guild = GuildSettings(1, dict(defaults or {}), allowed, {}, time.time())
+    return RequestContext(default_model=SCHNELL, guild=guild)
+
+
+def test_the_variation_model_is_the_admins_choice_then_the_default_then_flux_dev():
+    assert variation_model(RequestContext(default_model=SCHNELL)) == DEV
+    assert variation_model(context({"model": ULTRA})) == ULTRA  # the server's default model can vary
+    assert variation_model(context({"model": ULTRA, "variation_model": DEV})) == DEV  # the admins' choice wins
+    assert variation_model(context({"variation_model": ULTRA}, allowed=[SCHNELL, DEV])) == DEV  # only if allowed
+    assert variation_model(context(allowed=[SCHNELL, ULTRA])) == ULTRA
+    with pytest.raises(BadInput, match="allows no model that makes variations"):
+        variation_model(context(allowed=[SCHNELL]))
+
+
+def test_only_a_model_that_can_vary_may_be_chosen():
+    saved = validated_defaults({}, {"variation_model": "flux-1.1-pro-ultra"}, default_model=SCHNELL)
+    assert saved == {"variation_model": ULTRA}
+    assert validated_defaults(saved, {"aspect_ratio": "16:9"}, default_model=SCHNELL)["variation_model"] == ULTRA
+    with pytest.raises(BadInput, match="flux-kontext-pro cannot make variations"):
+        validated_defaults({}, {"variation_model": "flux-kontext-pro"}, default_model=SCHNELL)
+
+
+@pytest.mark.parametrize(
+    ("model", "image_key", "strength_key", "subtle", "strong"),
+    [(DEV, "image", "prompt_strength", 0.35, 0.75), (ULTRA, "image_prompt", "image_prompt_strength", 0.6, 0.2)],
+)
+def test_each_model_gets_the_reference_and_its_strength_where_it_takes_them(
+    model, image_key, strength_key, subtle, strong
+):
+    base: dict[str, object] = {"prompt": "a fox", "seed": 3}
+    choices: list[tuple[Strength, float]] = [("subtle", subtle), ("strong", strong)]
+    for strength, value in choices:
+        sent = with_reference(model, base, "https://cdn/x.png", strength)
+        assert sent == {**base, image_key: "https://cdn/x.png", strength_key: value}
+        assert split_reference(model, sent) == (base, "https://cdn/x.png", strength)
+        low, high = sorted((subtle, strong))
+        assert 0 <= low < high <= 1
+    assert split_reference(model, base) is None
+    with pytest.raises(BadInput, match="flux-schnell cannot make variations"):
+        with_reference(SCHNELL, base, "https://cdn/x.png", "subtle")
+
+
+def test_options_the_variation_model_does_not_take_fall_back_to_its_defaults():
+    parent = {"aspect_ratio": "match_input_image", "num_outputs": 4, "output_format": "webp", "output_quality": 90}
+    assert carried_options(CATALOGUE[DEV], parent) == {"num_outputs": 4, "output_format": "webp", "output_quality": 90}
+    assert carried_options(CATALOGUE[ULTRA], parent) == {}  # no such ratio, one image, no webp, no quality
+    assert carried_options(CATALOGUE[ULTRA], {**parent, "output_format": "png", "aspect_ratio": "16:9"}) == {
+        "output_format": "png",
+        "aspect_ratio": "16:9",
+    }
+
+
+def test_a_reroll_of_a_variation_is_the_same_variation_with_a_new_seed():
+    parent = Job(
+        id="a" * 32, kind=JobKind.VARIATION, user_id=1, channel_id=2, guild_id=3, shard_id=0, model=DEV,
+        input={"prompt": "a fox", "seed": 9, "image": "https://cdn/x.png", "prompt_strength": 0.35, "go_fast": True},
+        status=JobStatus.SUCCEEDED, created_at=time.time(),
+    )  # fmt: skip
+    ask = reroll_ask(parent, user_id=5, channel_id=2, guild_id=3)
+    assert (ask.kind, ask.prompt, ask.vary, ask.parent) == (JobKind.REROLL, "a fox", "subtle", parent)
+    assert list(ask.image_urls or []) == ["https://cdn/x.png"]
+    assert ask.given == {"model": DEV, "go_fast": True}
+
+
+def test_custom_ids_name_the_image_and_strength_and_old_ones_still_match():
+    job_id = "0123456789abcdef" * 2
+    template = JobButton.__discord_ui_compiled_template__
+    cases: list[tuple[Press, Action, str]] = [
+        (Press(job_id), "reroll", f"flux:reroll:{job_id}"),
+        (Press(job_id), "edit", f"flux:edit:{job_id}"),  # from before per-image buttons: still valid
+        (Press(job_id, 3), "edit", f"flux:edit:{job_id}:3"),
+        (Press(job_id, 2, "subtle"), "vary", f"flux:vary:{job_id}:2:subtle"),
+    ]
+    for press, action, expected in cases:
+        assert custom_id(action, press) == expected
+        match = template.fullmatch(expected)
+        assert match is not None
+        assert (match["action"], match["job"], match["image"], match["strength"]) == (
+            action,
+            job_id,
+            str(press.image) if press.image else None,
+            press.strength,
+        )
+    assert template.fullmatch(f"flux:vary:{job_id}:2:wild") is None
+    assert template.fullmatch(f"flux:upscale:{job_id}:2") is None
+
+
+def buttons(view: discord.ui.View) -> list[discord.ui.Button[Any]]:
+    return [item for item in view.children if isinstance(item, discord.ui.Button)]
+
+
+def labels(view: discord.ui.View) -> list[list[str | None]]:
+    return [[item.label for item in buttons(view) if item.row == row] for row in (0, 1, 2)]
+
+
+def test_result_buttons_for_one_several_and_no_images():
+    job_id = "f" * 32
+    one = result_view(job_id, 1)
+    assert [item.label for item in buttons(one)] == ["Vary (Subtle)", "Vary (Strong)", "Edit", "Reroll"]
+    assert labels(result_view(job_id, 4)) == [["V1", "V2", "V3", "V4", "Reroll"], ["E1", "E2", "E3", "E4"], []]
+    assert labels(result_view(job_id, 5))[2] == ["Reroll"]  # a full row of five: 🔄 gets a row of its own
+    assert [item.label for item in buttons(result_view(job_id, 0))] == ["Reroll"]
+    ids = [str(item.custom_id) for item in buttons(result_view(job_id, 4))]
+    assert len(ids) == len(set(ids))
+    assert all(len(i) <= 100 and re.fullmatch(r"flux:\w+:[0-9a-f]{32}(:\d+(:\w+)?)?", i) for i in ids)
