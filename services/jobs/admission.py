@@ -30,7 +30,7 @@ from services.rules.options import RequestContext, edit_model, resolve, variatio
 from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
-from services.text import Text
+from services.text import Text, _
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class Admission:
             kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
         if ask.vary:
             if len(kept.values) != 1:
-                raise BadInput("A variation starts from exactly one image.")
+                raise BadInput(_("A variation starts from exactly one image."))
             resolved = resolve(ask.prompt, given, [], context)
             resolved = replace(resolved, input=with_reference(resolved.model, resolved.input, kept.values[0], ask.vary))
         else:

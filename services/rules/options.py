@@ -142,5 +142,5 @@ def variation_model(context: RequestContext) -> str:
         if candidate in varying:
             return str(candidate)
     if not varying:
-        raise BadInput("This server allows no model that makes variations; an admin can allow flux-dev.")
+        raise BadInput(_("This server allows no model that makes variations; an admin can allow flux-dev."))
     return varying[0]

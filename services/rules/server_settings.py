@@ -58,7 +58,9 @@ def varying_model(name: str) -> str:
     assert spec is not None
     if not can_vary(spec.id):
         names = ", ".join(model_id.split("/")[-1] for model_id in MECHANISMS)
-        raise BadInput(f"{spec.name} cannot make variations of an image; choose one of: {names}.")
+        raise BadInput(
+            _("{model} cannot make variations of an image; choose one of: {names}.", model=spec.name, names=names)
+        )
     return spec.id
 
 
