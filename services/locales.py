@@ -2,7 +2,7 @@
 
 English is the catalogue's source language (its keys), so it needs no file. Adding a language is adding
 `locales/<code>.po`, named by Discord's locale code (`id`, `pt-BR`, `es-ES`...) or by its language alone
-(`es`), which then serves every Discord locale of that language. `python -m ui.catalogue update` adds the
+(`es`), which then serves every Discord locale of that language. `python -m cli.catalogue update` adds the
 messages a file lacks (empty, so they show in English until translated) and drops those no longer used.
 """
 

@@ -1,7 +1,7 @@
 """The message catalogue: every text in every language, with the same placeholders, within Discord's limits.
 
 A text added in English alone (a new `_()` message, a new option's description) makes the first test fail and
-list it, so it is noticed; `python -m ui.catalogue update` adds it to each `locales/*.po` for translating.
+list it, so it is noticed; `python -m cli.catalogue update` adds it to each `locales/*.po` for translating.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog, Message
 
+from cli import catalogue as tool
+from cli.catalogue import MESSAGE_LIMIT, all_messages
 from services.locales import LOCALES_DIR, Catalogues, read_catalog
 from services.text import Text, _, _n, placeholders
-from ui import catalogue as tool
-from ui.catalogue import MESSAGE_LIMIT, all_messages
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = sorted(LOCALES_DIR.glob("*.po"))
@@ -48,7 +48,7 @@ def test_every_message_is_translated_in_every_language(path, messages):
         if key not in catalog or catalog[key].fuzzy or not all(translations(catalog[key]))
     ]
     unused = sorted(key for key in catalog if key not in messages)
-    assert not missing, f"{path.name} lacks {len(missing)} message(s) (python -m ui.catalogue update):\n" + "\n".join(
+    assert not missing, f"{path.name} lacks {len(missing)} message(s) (python -m cli.catalogue update):\n" + "\n".join(
         missing
     )
     assert not unused, f"{path.name} has messages the code no longer uses: {unused}"

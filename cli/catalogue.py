@@ -4,9 +4,9 @@ Two sources: the `_()` / `_n()` calls in the code (Babel's extractor, with the `
 and the command descriptions, option descriptions and context-menu names that discord.py hands the
 Translator (read from the real command tree, so a new option's description is found without marking it).
 
-    python -m ui.catalogue update          add what each .po lacks (empty: shown in English until translated),
+    python -m cli.catalogue update          add what each .po lacks (empty: shown in English until translated),
                                            drop what the code no longer uses
-    python -m ui.catalogue new pt-BR       start a new language: locales/pt-BR.po, every message empty
+    python -m cli.catalogue new pt-BR       start a new language: locales/pt-BR.po, every message empty
 
 tests/test_catalogue_messages.py fails while any language lacks a message, so a text added in English alone
 is noticed.
