@@ -20,6 +20,7 @@ COPY cogs ./cogs
 COPY ui ./ui
 COPY services ./services
 COPY migrations ./migrations
+COPY locales ./locales
 # The SQLite file lives here (DATABASE_URL defaults to sqlite:///data/bot.db): mount a volume on it.
 RUN mkdir -p /app/data && chown 10001:10001 /app/data
 VOLUME ["/app/data"]

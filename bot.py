@@ -36,6 +36,7 @@ from services.store import Store, open_store
 from services.store.preflight import check_database
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
+from ui.i18n import CatalogueTranslator
 from ui.job_log import JobLog
 from ui.launch import Launcher
 from ui.views import JobButton, JobButtons
@@ -89,6 +90,10 @@ class FluxBot(commands.AutoShardedBot):
             max_messages=None,  # reactions are read from raw events; no message cache needed
             chunk_guilds_at_startup=False,
             http_trace=self._discord_trace(),
+            # Every command may be installed to a user's account too and used anywhere (a user install reaches
+            # servers without the bot, DMs and group DMs); the server settings narrow themselves to servers.
+            allowed_installs=discord.app_commands.AppInstallationType(guild=True, user=True),
+            allowed_contexts=discord.app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
         )
         self.settings = settings
         self.sync_only = sync_only
@@ -114,6 +119,7 @@ class FluxBot(commands.AutoShardedBot):
         )  # fmt: skip
         self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self, self.store))
         self.add_dynamic_items(JobButton)
+        await self.tree.set_translator(CatalogueTranslator())  # command descriptions in every catalogue language
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_only:
@@ -180,13 +186,18 @@ class FluxBot(commands.AutoShardedBot):
             https_any_host=False,
         )
 
-    def command_fingerprint(self) -> str:
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+    async def command_fingerprint(self) -> str:
+        """A hash of what a sync would send, localisations included (a new translation is a change too)."""
+        translator = self.tree.translator
+        payload = [
+            await command.get_translated_payload(self.tree, translator) if translator else command.to_dict(self.tree)
+            for command in self.tree.get_commands()
+        ]
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     async def sync_if_changed(self) -> None:
         """Sync application commands only when they changed since the last sync (Discord rate-limits syncs)."""
-        fingerprint = self.command_fingerprint()
+        fingerprint = await self.command_fingerprint()
         if await self.store.get_meta(FINGERPRINT_KEY) == fingerprint:
             log.info("Application commands unchanged; not syncing")
             return
@@ -245,7 +256,7 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
             bot.tree.copy_global_to(guild=guild)
         synced = await bot.tree.sync(guild=guild)
         if guild is None:
-            await bot.store.set_meta(FINGERPRINT_KEY, bot.command_fingerprint())
+            await bot.store.set_meta(FINGERPRINT_KEY, await bot.command_fingerprint())
         print(f"Synced {len(synced)} command(s) {'to guild ' + str(guild_id) if guild_id else 'globally'}.")
     return 0
 

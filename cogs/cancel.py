@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from services.text import _
 from ui.replies import reply_ephemeral
 from ui.views import Press
 
@@ -28,15 +29,15 @@ class Cancel(commands.Cog):
         await interaction.response.defer()  # first: Discord wants an answer within 3 s, the store may be slow
         job = await self.bot.store.get_job(press.job_id)
         if job is None:
-            await reply_ephemeral(interaction, "That image job no longer exists.")
+            await reply_ephemeral(interaction, _("That image job no longer exists."))
             return
         if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
             await reply_ephemeral(
-                interaction, "Only the person who asked for this image (or a moderator) can cancel it."
+                interaction, _("Only the person who asked for this image (or a moderator) can cancel it.")
             )
             return
         if not job.active:
-            await reply_ephemeral(interaction, "This job has already finished.")
+            await reply_ephemeral(interaction, _("This job has already finished."))
             return
         if not await self.bot.runner.cancel(job.id):
             # Not running in this process (another shard's, or from before a restart): stop it here.

@@ -20,8 +20,10 @@ from services.errors import BadInput
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ImageRef
 from services.store.models import Job, JobKind
+from services.text import _
 from ui.attachments import image_at, image_refs
 from ui.errors import report_error
+from ui.i18n import tr
 from ui.launch import ask_from
 from ui.views import Press
 
@@ -32,28 +34,43 @@ Interaction = discord.Interaction[Any]
 FindParent = Callable[[], Awaitable[Job | None]]
 
 
-class EditModal(discord.ui.Modal, title="Edit with FLUX"):
-    instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-        label="What should change?",
-        style=discord.TextStyle.paragraph,
-        placeholder="e.g. make it night, with snow falling",
-        max_length=MAX_PROMPT_CHARS,
-        custom_id="instruction",
-    )
+# L10N: the title of the edit form and the name of the message menu command, at most 32 characters
+EDIT_WITH_FLUX = _("Edit with FLUX")
+# L10N: the label of the edit form's text box, at most 45 characters
+WHAT_TO_CHANGE = _("What should change?")
+# L10N: the example in the edit form's text box, at most 100 characters
+EXAMPLE = _("e.g. make it night, with snow falling")
 
+
+class EditModal(discord.ui.Modal):
     def __init__(
-        self, bot: FluxBot, images: list[ImageRef], find_parent: FindParent, *, chosen: int | None = None
+        self,
+        bot: FluxBot,
+        images: list[ImageRef],
+        find_parent: FindParent,
+        interaction: Interaction,
+        *,
+        chosen: int | None = None,
     ) -> None:
-        super().__init__(timeout=900)
+        # The form is private: in the user's language.
+        super().__init__(timeout=900, title=tr(interaction, EDIT_WITH_FLUX))
+        self.instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label=tr(interaction, WHAT_TO_CHANGE),
+            style=discord.TextStyle.paragraph,
+            placeholder=tr(interaction, EXAMPLE),
+            max_length=MAX_PROMPT_CHARS,
+            custom_id="instruction",
+        )
+        self.add_item(self.instruction)
         self.bot, self.images, self.find_parent, self.chosen = bot, images, find_parent, chosen
         self.which: discord.ui.TextInput[EditModal] | None = None
         if chosen is None and len(images) > 1:
+            # L10N: a label of the edit form, at most 45 characters
+            label = tr(interaction, _("Which images (1-{count}, e.g. 2 or 1,3, or all)", count=len(images)))
+            # L10N: a placeholder of the edit form, at most 100 characters
+            placeholder = tr(interaction, _("Blank: as many as the editing model takes, from the first"))
             self.which = discord.ui.TextInput(
-                label=f"Which images (1-{len(images)}, e.g. 2 or 1,3, or all)",
-                placeholder="Blank: as many as the editing model takes, from the first",
-                max_length=40,
-                required=False,
-                custom_id="which",
+                label=label, placeholder=placeholder, max_length=40, required=False, custom_id="which"
             )
             self.add_item(self.which)
 
@@ -69,7 +86,9 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
             return self.images, False, None
         numbers = text.replace(",", " ").split()
         if not all(n.isdigit() and 1 <= int(n) <= len(self.images) for n in numbers):
-            raise BadInput(f"Pick an image number from 1 to {len(self.images)} (several like 1,3, or all).")
+            raise BadInput(
+                _("Pick an image number from 1 to {count} (several like 1,3, or all).", count=len(self.images))
+            )
         picked = list(dict.fromkeys(int(n) for n in numbers))  # in the order given, each once
         return [self.images[n - 1] for n in picked], False, picked[0] if len(picked) == 1 else None
 
@@ -90,7 +109,7 @@ class EditModal(discord.ui.Modal, title="Edit with FLUX"):
 class Edit(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
-        self.menu = app_commands.ContextMenu(name="Edit with FLUX", callback=self.edit_message)
+        self.menu = app_commands.ContextMenu(name=EDIT_WITH_FLUX.msgid, callback=self.edit_message)
         self.bot.tree.add_command(self.menu)
 
     async def cog_load(self) -> None:
@@ -122,7 +141,7 @@ class Edit(commands.Cog):
         self, interaction: Interaction, images: list[ImageRef], find_parent: FindParent, *, chosen: int | None = None
     ) -> None:
         image_at(images, chosen or 1, doing="edit")  # refused now, before the modal, if it is not there
-        await interaction.response.send_modal(EditModal(self.bot, images, find_parent, chosen=chosen))
+        await interaction.response.send_modal(EditModal(self.bot, images, find_parent, interaction, chosen=chosen))
 
 
 async def setup(bot: FluxBot) -> None:

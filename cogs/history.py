@@ -16,7 +16,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from services.locales import render
 from services.store.models import TERMINAL, Job
+from services.text import _
 from ui.errors import report_error
 from ui.history import history_embed
 
@@ -46,8 +48,11 @@ class HistoryButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"flux-history:(?P<scope>mine|server):(?P<direction>newer|older):(?P<page>\d{1,6})",
 ):
-    def __init__(self, scope: Scope, direction: str, page: int, *, disabled: bool = False) -> None:
-        label = "◀ Newer" if direction == "newer" else "Older ▶"
+    def __init__(
+        self, scope: Scope, direction: str, page: int, *, disabled: bool = False, locale: str | None = None
+    ) -> None:
+        # L10N: a button of the /imagine-history page, at most 80 characters
+        label = render(_("◀ Newer") if direction == "newer" else _("Older ▶"), locale)
         super().__init__(
             discord.ui.Button(
                 label=label,
@@ -74,10 +79,10 @@ class HistoryButton(
             await report_error(interaction, exc, where="History page")
 
 
-def pager(scope: Scope, page: int, pages: int) -> discord.ui.View:
+def pager(scope: Scope, page: int, pages: int, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(HistoryButton(scope, "newer", max(page - 1, 0), disabled=page == 0))
-    view.add_item(HistoryButton(scope, "older", min(page + 1, pages - 1), disabled=page >= pages - 1))
+    view.add_item(HistoryButton(scope, "newer", max(page - 1, 0), disabled=page == 0, locale=locale))
+    view.add_item(HistoryButton(scope, "older", min(page + 1, pages - 1), disabled=page >= pages - 1, locale=locale))
     return view
 
 
@@ -92,8 +97,9 @@ async def build_page(
     page = min(max(page, 0), pages - 1)
     jobs = await bot.store.recent_jobs(**filters, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     gone = await deleted_messages(bot, jobs)
-    embed = history_embed(jobs, gone, page=page, pages=pages, total=total, server=not mine)
-    return embed, (pager(scope, page, pages) if pages > 1 else None)
+    locale = interaction.locale.value  # the page is private: in the user's language
+    embed = history_embed(jobs, gone, page=page, pages=pages, total=total, server=not mine, locale=locale)
+    return embed, (pager(scope, page, pages, locale) if pages > 1 else None)
 
 
 async def deleted_messages(bot: FluxBot, jobs: list[Job]) -> set[str]:

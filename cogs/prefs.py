@@ -11,6 +11,7 @@ from discord.ext import commands
 from services.rules.catalogue import CATALOGUE
 from services.rules.options import OPTION_NAMES
 from services.rules.server_settings import validated_defaults
+from services.text import _
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from bot import FluxBot
 
 Interaction = discord.Interaction[Any]
-SAVES = {"refused": "Not saved: "}  # how the error path words a refusal
+SAVES = {"saves": True}  # the error path says "Not saved" when a command refuses something
 
 
 class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Your own defaults for /imagine"):
@@ -30,14 +31,12 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
     async def show(self, interaction: Interaction) -> None:
         prefs = await self.bot.store.get_user_prefs(interaction.user.id)
         if not prefs:
-            await reply_ephemeral(interaction, "You have no saved defaults; the server's apply.")
+            await reply_ephemeral(interaction, _("You have no saved defaults; the server's apply."))
             return
         lines = [f"**{name}**: `{prefs[name]}`" for name in ("model", *OPTION_NAMES) if name in prefs]
-        await reply_ephemeral(interaction, "Your defaults:\n" + "\n".join(lines))
+        await reply_ephemeral(interaction, _("Your defaults:\n{lines}", lines="\n".join(lines)))
 
-    @app_commands.command(
-        name="set", description="Save your own defaults for /imagine", extras={"refused": "Not saved: "}
-    )
+    @app_commands.command(name="set", description="Save your own defaults for /imagine", extras=SAVES)
     async def set_prefs(
         self,
         interaction: Interaction,
@@ -52,14 +51,13 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
             output_quality=output_quality, num_outputs=num_outputs,
         )  # fmt: skip
         if not options:
-            await reply_ephemeral(interaction, "Nothing to save: give at least one option.")
+            await reply_ephemeral(interaction, _("Nothing to save: give at least one option."))
             return
         current = await self.bot.store.get_user_prefs(interaction.user.id)
         prefs = validated_defaults(current, options, default_model=self.bot.settings.default_model)
         await self.bot.store.save_user_prefs(interaction.user.id, prefs)
-        await reply_ephemeral(
-            interaction, "Saved: " + ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in options.items())
-        )
+        saved = ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in options.items())
+        await reply_ephemeral(interaction, _("Saved: {changes}", changes=saved))
 
     @set_prefs.autocomplete("model")
     async def _model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -68,7 +66,7 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
     @app_commands.command(name="clear", description="Forget your saved defaults")
     async def clear(self, interaction: Interaction) -> None:
         await self.bot.store.delete_user_prefs(interaction.user.id)
-        await reply_ephemeral(interaction, "Your saved defaults are cleared.")
+        await reply_ephemeral(interaction, _("Your saved defaults are cleared."))
 
 
 async def setup(bot: FluxBot) -> None:

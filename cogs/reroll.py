@@ -15,8 +15,11 @@ from discord.ext import commands
 
 from services.errors import BadInput
 from services.jobs.rerolls import reroll_ask
+from services.locales import render
 from services.store.models import Job, JobStatus
+from services.text import _
 from ui.launch import age_restricted
+from ui.render import STAGE_TEXT
 from ui.replies import reply_ephemeral
 from ui.views import Press
 
@@ -43,7 +46,7 @@ class Reroll(commands.Cog):
         message_id = await self.bot.launcher.acknowledge(interaction)  # first: the store may be slow
         parent = await self.bot.store.get_job(press.job_id)
         if parent is None:
-            await reply_ephemeral(interaction, "That image is no longer in my records, so I can't reroll it.")
+            await reply_ephemeral(interaction, _("That image is no longer in my records, so I can't reroll it."))
             return
         ask = reroll_ask(
             parent, user_id=interaction.user.id, channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
@@ -84,10 +87,12 @@ class Reroll(commands.Cog):
         try:
             job = await self.bot.admission.admit(ask)
         except BadInput as exc:
-            await result.reply(f"<@{event.user_id}> can't reroll this: {exc}", allowed_mentions=mentions)
+            refused = _("{user} can't reroll this: {reason}", user=f"<@{event.user_id}>", reason=exc.text)
+            await result.reply(render(refused, parent.locale), allowed_mentions=mentions)
             return
+        icon, queued = STAGE_TEXT["queued"]
         try:
-            message = await result.reply("⏳ Queued", allowed_mentions=mentions)
+            message = await result.reply(f"{icon} {render(queued, job.locale)}", allowed_mentions=mentions)
         except discord.HTTPException:
             await self.bot.admission.withdraw(job, "its message could not be posted")
             raise

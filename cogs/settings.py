@@ -30,6 +30,7 @@ from services.rules.server_settings import (
     validated_defaults,
 )
 from services.rules.variation_models import can_vary
+from services.text import Text, _, joined, verbatim
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
 
@@ -37,10 +38,14 @@ if TYPE_CHECKING:
     from bot import FluxBot
 
 Interaction = discord.Interaction[Any]
-SAVES = {"refused": "Not saved: "}  # how the error path words a refusal of these commands
+SAVES = {"saves": True}  # the error path says "Not saved" when these commands refuse something
+# L10N: where a setting's value comes from, in /imagine-settings show
+SOURCES = {"server": _("server"), "built-in": _("built-in")}
 
 
 @app_commands.guild_only()
+@app_commands.allowed_installs(guilds=True, users=False)  # a server's settings: only where the bot was added
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
 @app_commands.default_permissions(manage_guild=True)
 class Admin(commands.GroupCog, group_name="imagine-settings", group_description="Server settings for /imagine"):
     def __init__(self, bot: FluxBot) -> None:
@@ -66,13 +71,16 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         assert interaction.guild_id is not None
         guild = await self.bot.store.get_guild_settings(interaction.guild_id)
         rows = effective(guild, default_model=self.bot.settings.default_model)
-        lines = [f"**{row.name}**: `{row.value}` ({row.source})" for row in rows]
+        shown: list[Text] = [
+            _("**{name}**: `{value}` ({source})", name=row.name, value=row.value, source=SOURCES[row.source])
+            for row in rows
+        ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
-        lines.append(f"**Allowed models**: {model_list(allowed_models(context))}")
-        lines.append(f"**✏️ Edits use**: {_model_or_reason(edit_model, context)}")
-        lines.append(f"**🪄 Variations use**: {_model_or_reason(variation_model, context)}")
-        lines += describe_limits(self.bot.admission.limits(context))
-        await reply_ephemeral(interaction, "\n".join(lines))
+        shown.append(_("**Allowed models**: {models}", models=model_list(allowed_models(context))))
+        shown.append(_("**✏️ Edits use**: {model}", model=_model_or_reason(edit_model, context)))
+        shown.append(_("**🪄 Variations use**: {model}", model=_model_or_reason(variation_model, context)))
+        shown += describe_limits(self.bot.admission.limits(context))
+        await reply_ephemeral(interaction, joined(shown))
 
     @app_commands.command(name="set", description="Set this server's defaults for /imagine", extras=SAVES)
     @app_commands.describe(
@@ -99,13 +107,13 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             variation_model=variation_model,
         )  # fmt: skip
         if not options:
-            await reply_ephemeral(interaction, "Nothing to change: give at least one option.")
+            await reply_ephemeral(interaction, _("Nothing to change: give at least one option."))
             return
         current = await self._load(interaction.guild_id)
         defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
         await self._save(current, defaults=defaults)
         changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in options.items())
-        await reply_ephemeral(interaction, f"Server defaults updated: {changed}.")
+        await reply_ephemeral(interaction, _("Server defaults updated: {changes}.", changes=changed))
 
     @set_defaults.autocomplete("model")
     async def _set_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -124,7 +132,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         assert interaction.guild_id is not None
         current = await self._load(interaction.guild_id)
         await self._save(current, defaults={})
-        await reply_ephemeral(interaction, "Server defaults reset to the built-in ones.")
+        await reply_ephemeral(interaction, _("Server defaults reset to the built-in ones."))
 
     @app_commands.command(name="models", description="Which models members may use", extras=SAVES)
     @app_commands.describe(
@@ -150,7 +158,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         specs = [
             spec for spec in CATALOGUE.values() if current.allowed_models is None or spec.id in current.allowed_models
         ]
-        await reply_ephemeral(interaction, f"Models members may use: {model_list(specs)}.")
+        await reply_ephemeral(interaction, _("Models members may use: {models}.", models=model_list(specs)))
 
     @models.autocomplete("allow")
     async def _allow(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -187,7 +195,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         await self._save(current, limits=limits)
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         limits_now = describe_limits(self.bot.admission.limits(context))
-        await reply_ephemeral(interaction, "Limits now:\n" + "\n".join(limits_now))
+        await reply_ephemeral(interaction, joined([_("Limits now:"), *limits_now]))
 
     @app_commands.command(
         name="budgets", description="Spending caps in US dollars, from estimated costs (0 = no budget)", extras=SAVES
@@ -215,7 +223,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         await self._save(current, limits=limits_after(current.limits, changes))
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         limits_now = describe_limits(self.bot.admission.limits(context))[-2:]
-        await reply_ephemeral(interaction, "Budgets now:\n" + "\n".join(limits_now))
+        await reply_ephemeral(interaction, joined([_("Budgets now:"), *limits_now]))
 
     @app_commands.command(name="usage", description="Images and estimated cost: today, 7 and 30 days")
     async def usage(self, interaction: Interaction) -> None:
@@ -262,12 +270,12 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         await reply_ephemeral(interaction, "Moderation:\n" + "\n".join(mod.describe(rules)))
 
 
-def _model_or_reason(choose: Callable[[RequestContext], str], context: RequestContext) -> str:
+def _model_or_reason(choose: Callable[[RequestContext], str], context: RequestContext) -> Text:
     """The model a feature would use here, or why there is none."""
     try:
-        return str(choose(context)).split("/")[-1]
+        return verbatim(str(choose(context)).split("/")[-1])
     except BadInput as exc:
-        return str(exc)
+        return exc.text
 
 
 async def setup(bot: FluxBot) -> None:

@@ -16,6 +16,7 @@ from discord.ext import commands
 from services.errors import BadInput
 from services.jobs.variations import variation_ask
 from services.store.models import JobStatus
+from services.text import _
 from ui.attachments import image_at, image_refs
 from ui.views import Press
 
@@ -35,14 +36,14 @@ class Vary(commands.Cog):
 
     async def on_button(self, interaction: discord.Interaction[Any], press: Press) -> None:
         if press.image is None or press.strength is None:
-            raise BadInput("That button does nothing any more.")
+            raise BadInput(_("That button does nothing any more."))
         image = image_at(image_refs(interaction.message), press.image, doing="vary")
         message_id = await self.bot.launcher.acknowledge(interaction)  # before the store, which may be slow
         parent = await self.bot.store.get_job(press.job_id)
         if parent is None:
-            raise BadInput("That image is no longer in my records, so I can't make variations of it.")
+            raise BadInput(_("That image is no longer in my records, so I can't make variations of it."))
         if parent.status != JobStatus.SUCCEEDED:
-            raise BadInput("That job did not finish, so it has no image to vary.")
+            raise BadInput(_("That job did not finish, so it has no image to vary."))
         ask = variation_ask(
             parent,
             image,

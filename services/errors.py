@@ -6,13 +6,22 @@ and the operator-facing detail goes to the log. Nothing here ever contains the A
 
 from __future__ import annotations
 
+from services.text import Text, as_text
+
 
 class ServiceError(Exception):
     """Base of every error this package raises on purpose."""
 
 
 class BadInput(ServiceError):
-    """The request is wrong and we can tell without asking the API: nothing was sent, nothing charged."""
+    """The request is wrong and we can tell without asking the API: nothing was sent, nothing charged.
+
+    `text` is the message for the user, from the catalogue (`_()`), shown in their language; str() is English.
+    """
+
+    def __init__(self, message: Text | str) -> None:
+        self.text = as_text(message)
+        super().__init__(str(self.text))
 
 
 class ConfigError(ServiceError):
@@ -84,6 +93,10 @@ class Canceled(ServiceError):
     def __init__(self, message: str = "The generation was cancelled.", *, prediction_id: str | None = None) -> None:
         super().__init__(message)
         self.prediction_id = prediction_id
+
+
+class TooLate(ServiceError):
+    """The job could not end before the only way to reach its user (an interaction's token) expires."""
 
 
 class DownloadError(ServiceError):

@@ -18,43 +18,55 @@ from services.errors import (
     RateLimited,
     Rejected,
     TimedOut,
+    TooLate,
     Unavailable,
     UncertainCreate,
 )
+from services.text import Text, _, verbatim
 
-ASK_ADMINS = "Please let the server admins know."
 
-
-def describe(error: BaseException) -> str:
+def describe(error: BaseException) -> Text:
+    """What to tell the user; the API's own words (a refusal's reason, a model's error) are quoted as they are."""
     if isinstance(error, BadInput):
-        return str(error)
+        return error.text
     if isinstance(error, AuthError):
-        return f"The image service refused the bot's API key. {ASK_ADMINS}"
+        return _("The image service refused the bot's API key. Please let the server admins know.")
     if isinstance(error, BillingError):
-        return f"The bot's image service account is out of credit. {ASK_ADMINS}"
+        return _("The bot's image service account is out of credit. Please let the server admins know.")
     if isinstance(error, RateLimited):
-        wait = f" in about {error.retry_after:.0f} s" if error.retry_after else " in a minute"
-        return f"The image service is rate limiting the bot. Try again{wait}."
+        if error.retry_after:
+            return _(
+                "The image service is rate limiting the bot. Try again in about {seconds} s.",
+                seconds=f"{error.retry_after:.0f}",
+            )
+        return _("The image service is rate limiting the bot. Try again in a minute.")
     if isinstance(error, UncertainCreate):
-        return (
+        return _(
             "The image service did not confirm the request. It was not sent again, so you are not charged "
             "twice; try again in a minute."
         )
     if isinstance(error, Unavailable):
-        return "The image service is not answering right now. Try again in a minute."
+        return _("The image service is not answering right now. Try again in a minute.")
     if isinstance(error, Rejected):
-        return f"The image service refused the request: {_short(str(error).split(': ', 1)[-1])}"
+        detail = verbatim(_short(str(error).split(": ", 1)[-1]))
+        return _("The image service refused the request: {detail}", detail=detail)
     if isinstance(error, GenerationFailed):
-        return f"The model could not make this image: {_short(str(error))}"
+        return _("The model could not make this image: {detail}", detail=verbatim(_short(str(error))))
+    if isinstance(error, TooLate):
+        return _(
+            "Discord gives me 15 minutes to answer here, and this image would not have been ready in time, so "
+            "it was stopped. Try again, or pick a faster model."
+        )
     if isinstance(error, TimedOut):
-        return "It took too long and was cancelled. Try again, or pick a faster model."
+        return _("It took too long and was cancelled. Try again, or pick a faster model.")
     if isinstance(error, Canceled):
-        return "Cancelled."
+        return _("Cancelled.")
     if isinstance(error, ApiError):  # an answer the client has no rule for
-        return "The image service could not take this request. Try again in a minute."
+        return _("The image service could not take this request. Try again in a minute.")
     if isinstance(error, DownloadError):
-        return f"The finished image could not be fetched: {_short(_without_status(str(error)))}"
-    return "Something went wrong on the bot's side. It has been logged."
+        detail = verbatim(_short(_without_status(str(error))))
+        return _("The finished image could not be fetched: {detail}", detail=detail)
+    return _("Something went wrong on the bot's side. It has been logged.")
 
 
 def _without_status(text: str) -> str:

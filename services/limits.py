@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from services.rules.pricing import dollars, to_micros
+from services.text import Text, _, _n
 
 DAY = 86400.0
 MONTH = 30 * DAY
@@ -111,25 +112,47 @@ class Refusal:
     allowed: float
     cost: int = 0  # the refused job's estimated cost (budgets), in millionths of a dollar
 
-    def text(self) -> str:
+    def text(self) -> Text:
+        used, allowed = round(self.used), round(self.allowed)
         if self.limit == "cooldown":
-            return f"Slow down a little: you can start another image in {max(self.allowed - self.used, 1):.0f} s."
+            seconds = max(round(self.allowed - self.used), 1)
+            return _("Slow down a little: you can start another image in {seconds} s.", seconds=seconds)
         if self.limit == "jobs_in_flight":
-            return (
-                f"You already have {self.used:.0f} image job(s) running; wait for one to finish "
-                f"(limit {self.allowed:.0f})."
+            return _n(
+                "You already have {count} image job running; wait for it to finish (limit {limit}).",
+                "You already have {count} image jobs running; wait for one to finish (limit {limit}).",
+                used,
+                count=used,
+                limit=allowed,
             )
         if self.limit == "user_quota":
-            return f"You have used {self.used:.0f} of your {self.allowed:.0f} images for today."
+            return _("You have used {used} of your {allowed} images for today.", used=used, allowed=allowed)
         if self.limit == "guild_quota":
-            return f"This server has used {self.used:.0f} of its {self.allowed:.0f} images for today."
-        whose = "Your budget" if self.limit.startswith("user") else "This server's budget"
-        period = "per day" if self.limit.endswith("day") else "per 30 days"
+            return _("This server has used {used} of its {allowed} images for today.", used=used, allowed=allowed)
         left = dollars(max(int(self.allowed - self.used), 0))
-        return (
-            f"{whose} is {dollars(int(self.allowed))} {period}, and {left} of it is left; "
-            f"this request is estimated at {dollars(self.cost)}."
-        )
+        budget, estimate = dollars(int(self.allowed)), dollars(self.cost)
+        if self.limit == "user_budget_day":
+            return _(
+                "Your budget is {budget} per day, and {left} of it is left; this request is estimated at {estimate}.",
+                budget=budget, left=left, estimate=estimate,
+            )  # fmt: skip
+        if self.limit == "user_budget_month":
+            return _(
+                "Your budget is {budget} per 30 days, and {left} of it is left; this request is estimated at "
+                "{estimate}.",
+                budget=budget, left=left, estimate=estimate,
+            )  # fmt: skip
+        if self.limit == "guild_budget_day":
+            return _(
+                "This server's budget is {budget} per day, and {left} of it is left; this request is estimated "
+                "at {estimate}.",
+                budget=budget, left=left, estimate=estimate,
+            )  # fmt: skip
+        return _(
+            "This server's budget is {budget} per 30 days, and {left} of it is left; this request is estimated "
+            "at {estimate}.",
+            budget=budget, left=left, estimate=estimate,
+        )  # fmt: skip
 
 
 def judge(limits: Limits, usage: Usage, images: int, *, in_guild: bool, cost: int = 0) -> Refusal | None:

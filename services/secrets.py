@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
+
+# Interaction tokens are secrets too (anyone holding one can post as the bot in that conversation for 15
+# minutes), but new ones come with every interaction: they are found by their shape, in webhook URLs that
+# libraries log, and as the values themselves (Discord's start with base64 of "interaction:").
+_TOKEN_SHAPES = (
+    (re.compile(r"(/webhooks/\d+/)[\w.-]{20,}"), r"\1[redacted]"),
+    (re.compile(r"aW50ZXJhY3Rpb246[\w.-]+"), "[redacted]"),
+)
 
 
 class Secret:
@@ -36,6 +45,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
+    for shape, replacement in _TOKEN_SHAPES:
+        text = shape.sub(replacement, text)
     return text
 
 
@@ -52,8 +63,6 @@ class RedactingFilter(logging.Filter):
         self._secrets = [s for s in secrets if len(s) >= 8]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         cleaned = redact(message, self._secrets)
         if record.exc_info and record.exc_info[1] is not None:

@@ -49,7 +49,7 @@ async def test_racing_commands_get_one_job_per_cooldown(store, store_target):
         await other.close()
     assert len(admitted) == 1
     assert {r.limit for r in refusals} == {"cooldown"}
-    assert all("Slow down" in r.text() for r in refusals)
+    assert all("Slow down" in str(r.text()) for r in refusals)
     assert [j.id for j in await store.active_jobs(None)] == [admitted[0].id]
 
 
@@ -77,7 +77,7 @@ async def test_images_are_reserved_at_admission_so_racing_members_share_the_serv
         await other.close()
     assert admitted == []
     assert [r.limit for r in refusals] == ["guild_quota"] * 3
-    assert refusals[0].text() == "This server has used 4 of its 4 images for today."
+    assert str(refusals[0].text()) == "This server has used 4 of its 4 images for today."
     assert await store.images_since(0, guild_id=GUILD) == 4
 
 
@@ -87,7 +87,7 @@ async def test_the_user_quota_counts_reserved_images(store):
     assert await store.admit_job(first, limits, now=first.created_at) is None
     refusal = await store.admit_job(second, limits, now=second.created_at)
     assert refusal == Refusal("user_quota", 4, 5)
-    assert refusal.text() == "You have used 4 of your 5 images for today."
+    assert str(refusal.text()) == "You have used 4 of your 5 images for today."
 
 
 async def test_failed_and_canceled_jobs_give_their_images_back(store):

@@ -153,7 +153,7 @@ class Shown:
         self.delivered.append(job.id)
         return len(delivery.images)  # every image shown
 
-    async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
+    async def failed(self, job: Job, message: object, *, canceled: bool) -> None:
         self.failures.append(job.id)
 
 

@@ -63,7 +63,9 @@ def test_a_command_option_wins_over_a_parameter_and_a_note_says_so():
     applied = apply("a fox --ar 16:9 --seed 42", {"aspect_ratio": "1:1", "seed": None, "model": None})
     assert applied.prompt == "a fox"
     assert applied.given == {"aspect_ratio": "1:1", "seed": "42", "model": None}
-    assert applied.notes == ("`--ar 16:9` in the prompt was not used: the aspect_ratio option (`1:1`) wins.",)
+    assert tuple(str(note) for note in applied.notes) == (
+        "`--ar 16:9` in the prompt was not used: the aspect_ratio option (`1:1`) wins.",
+    )
 
 
 def test_agreeing_values_make_no_note():

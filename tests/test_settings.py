@@ -205,7 +205,7 @@ async def test_the_servers_jobs_in_flight_limit_replaces_the_bots(world):
         second = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "two"})
         msg = await private_reply(world, second)
         assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.content!r}"
-        assert "already have 1 image job(s) running" in msg.content and "limit 1" in msg.content
+        assert "already have 1 image job running" in msg.content and "limit 1" in msg.content
         await bot.interaction_handled(second.id)
     assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
 

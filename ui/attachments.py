@@ -6,6 +6,7 @@ import discord
 
 from services.errors import BadInput
 from services.rules.input_images import ACCEPTED_TYPES, ImageRef
+from services.text import _
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
@@ -28,7 +29,13 @@ def image_refs(message: discord.Message | None) -> list[ImageRef]:
 def image_at(images: list[ImageRef], position: int, *, doing: str) -> ImageRef:
     """Image number `position` (1-based, as the buttons count) of a message, or BadInput saying it is not there."""
     if not images:
-        raise BadInput(f"That message has no image to {doing}: attach a PNG, JPEG, GIF or WebP.")
+        if doing == "vary":
+            raise BadInput(_("That message has no image to vary: attach a PNG, JPEG, GIF or WebP."))
+        raise BadInput(_("That message has no image to edit: attach a PNG, JPEG, GIF or WebP."))
     if not 1 <= position <= len(images):
-        raise BadInput(f"Image {position} is not in that message any more, so I can't {doing} it.")
+        if doing == "vary":
+            raise BadInput(
+                _("Image {position} is not in that message any more, so I can't vary it.", position=position)
+            )
+        raise BadInput(_("Image {position} is not in that message any more, so I can't edit it.", position=position))
     return images[position - 1]

@@ -9,6 +9,10 @@ every job in a channel take turns in one `EditBudget`; results and failures are 
 A result is posted so that nothing is lost or doubled: images over the upload limit are made to fit, a result
 too large for one message follows in more messages (each recorded once sent, so a resumed delivery sends
 only what is missing), and a message Discord refuses leaves the images already shown in place.
+
+A job the bot can reach only through its interaction (`Job.reply_by`: a user install where the bot is not
+a member, a private reply) never uses the channel endpoints: its message is edited through the token, also
+after a restart (the token is stored with the job), and more images go as follow-ups, at most 5.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from services.jobs.edit_budget import EditBudget, Slot
 from services.jobs.fit_images import Fitted, fit_images
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
 from services.jobs.throttle import OPEN, Coalescer, Permit
+from services.locales import render
 from services.store.models import Job
-from ui.render import failure_text, progress_text, result_embed
+from services.text import Text, _, _n
+from ui.render import failure_text, progress_text, result_embed, stored_notes
 from ui.views import progress_view, result_view
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ MAX_FILES = 10
 GONE_CODES = frozenset({10003, 10008})  # Unknown Channel, Unknown Message
 TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
 DELIVERY_ATTEMPTS = 4
+MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member
 
 # one file to upload: (image index, filename, data)
 _Upload = tuple[int, str, bytes]
@@ -86,7 +93,7 @@ class _Live:
     gate: _ProgressGate
     interaction: discord.Interaction[Any] | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
-    notes: list[str] = field(default_factory=list)
+    notes: list[Text] = field(default_factory=list)
 
 
 class DiscordDisplay:
@@ -95,7 +102,7 @@ class DiscordDisplay:
         self._live: dict[str, _Live] = {}
         self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
 
-    def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[str] = ()) -> None:
+    def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[Text] = ()) -> None:
         live = self._entry(job)
         live.interaction = interaction
         live.notes = list(notes)
@@ -107,9 +114,13 @@ class DiscordDisplay:
         if live is None:
 
             async def send(text: str) -> None:
-                await self._edit(job, slot=gate.slot, content=text, embeds=[], view=progress_view(job.id))
+                view = progress_view(job.id, job.locale)
+                await self._edit(job, slot=gate.slot, content=text, embeds=[], view=view)
 
-            gate = _ProgressGate(self.budget, job.channel_id, lambda: self._webhook(job.id) is not None)
+            def via_token() -> bool:
+                return job.reply_by is not None or self._webhook(job.id) is not None
+
+            gate = _ProgressGate(self.budget, job.channel_id, via_token)
             live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate), gate)
             if job.guild_id is not None:
                 guild = self.client.get_guild(job.guild_id)
@@ -141,12 +152,33 @@ class DiscordDisplay:
         todo = [(index, image) for index, image in enumerate(fitted.images) if image is not None and index not in shown]
         groups = _pack(job, todo, limit)
         # Notes come from the live job, or from the record when the job was resumed after a restart.
-        stored = job.extra.get("notes")
-        notes = [*(live.notes or (stored if isinstance(stored, list) else [])), *fitted.notes]
+        notes = [*(live.notes or stored_notes(job)), *fitted.notes]
+        if job.reply_by is not None and len(groups) > 1 + MAX_FOLLOWUPS:  # only follow-ups can carry the rest
+            left = sum(len(group) for group in groups[1 + MAX_FOLLOWUPS :])
+            groups = groups[: 1 + MAX_FOLLOWUPS]
+            notes.append(
+                _n(
+                    "{count} more image could not be posted: Discord allows 5 more messages here.",
+                    "{count} more images could not be posted: Discord allows 5 more messages here.",
+                    left,
+                    count=left,
+                )
+            )
         count = len(shown)
         if job.message_id is None or job.message_id not in shown.values():
             first = groups.pop(0) if groups else []
-            split = [f"The images did not fit in one message, so they follow in {len(groups)} more."] if groups else []
+            split = (
+                [
+                    _n(
+                        "The images did not fit in one message, so they follow in {count} more.",
+                        "The images did not fit in one message, so they follow in {count} more.",
+                        len(groups),
+                        count=len(groups),
+                    )
+                ]
+                if groups
+                else []
+            )
             await self._edit_result(job, result_embed(job, delivery.seconds, notes + split, shown=len(first)), first)
             count += len(first)
             if groups and job.message_id is not None:  # (a lone message is simply edited again on a resume)
@@ -159,7 +191,15 @@ class DiscordDisplay:
                 left = sum(len(g) for g in groups[number:])
                 log.warning("Job %s: %d image(s) not posted: %s", job.id, left, exc)
                 reason = self._refusal(job, live, exc)
-                notes.append(f"{left} more image(s) could not be posted: {reason}")
+                notes.append(
+                    _n(
+                        "{count} more image could not be posted: {reason}",
+                        "{count} more images could not be posted: {reason}",
+                        left,
+                        count=left,
+                        reason=reason,
+                    )
+                )
                 with contextlib.suppress(discord.HTTPException, MessageGone):
                     await self._edit(job, embeds=[result_embed(job, delivery.seconds, notes)])
                 break
@@ -172,7 +212,8 @@ class DiscordDisplay:
 
         async def edit_result() -> None:
             with _files(first) as files:
-                view = result_view(job.id, len(first))  # V1, E1... name images by their place in this message
+                # V1, E1... name images by their place in this message
+                view = result_view(job.id, len(first), job.locale)
                 await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
 
         try:
@@ -180,23 +221,26 @@ class DiscordDisplay:
         except discord.Forbidden as exc:
             if exc.code != 50013:
                 raise MessageGone() from exc
-            reason = "I need the **Attach Files** permission in this channel to post the images."
-            await self._edit(job, content=reason, embeds=[embed], attachments=[], view=result_view(job.id, 0))
-            raise NotDelivered(reason) from exc
+            reason = _("I need the **Attach Files** permission in this channel to post the images.")
+            content = render(reason, job.locale)
+            view = result_view(job.id, 0, job.locale)
+            await self._edit(job, content=content, embeds=[embed], attachments=[], view=view)
+            raise NotDelivered(str(reason)) from exc
         if not first:  # every image was left out (the embed's note says why)
-            reason = "None of the images could be posted."
-            await self._edit(job, content=reason)
-            raise NotDelivered(reason)
+            reason = _("None of the images could be posted.")
+            await self._edit(job, content=render(reason, job.locale))
+            raise NotDelivered(str(reason))
 
-    def _refusal(self, job: Job, live: _Live, exc: discord.HTTPException) -> str:
+    def _refusal(self, job: Job, live: _Live, exc: discord.HTTPException) -> Text:
         """Why Discord refused a message: the permission the bot lacks, when that was it."""
         if not isinstance(exc, discord.Forbidden):
-            return f"Discord refused them ({exc.status})."
+            return _("Discord refused them ({status}).", status=exc.status)
         channel = self.client.get_channel(job.channel_id)
         missing = _missing_permission(self._permissions(job, live), thread=isinstance(channel, discord.Thread))
         if missing is None:
-            return "I need the **Send Messages** and **Attach Files** permissions in this channel."
-        return f"I need the **{missing}** permission in this channel."
+            return _("I need the **Send Messages** and **Attach Files** permissions in this channel.")
+        # The permission's name as Discord shows it in English (its settings show the same names).
+        return _("I need the **{permission}** permission in this channel.", permission=missing)
 
     def _permissions(self, job: Job, live: _Live) -> discord.Permissions | None:
         """The bot's permissions in the job's channel, from the cache (kept current by the gateway)."""
@@ -206,7 +250,7 @@ class DiscordDisplay:
                 return channel.permissions_for(channel.guild.me)
         return live.interaction.app_permissions if live.interaction is not None else None
 
-    async def failed(self, job: Job, message: str, *, canceled: bool) -> None:
+    async def failed(self, job: Job, message: Text, *, canceled: bool) -> None:
         live = self._live.get(job.id)
         if live is not None:
             live.coalescer.discard()
@@ -225,6 +269,9 @@ class DiscordDisplay:
     async def _edit(self, job: Job, *, slot: Slot | None = None, **fields: Any) -> None:
         """Edit the job's message. Through the channel endpoints it takes `slot` in the channel's budget (a
         progress edit's, taken in turn) or, for anything else, spends one at once."""
+        if job.reply_by is not None:
+            await self._edit_by_token(job, **fields)
+            return
         live = self._live.get(job.id)
         interaction = self._webhook(job.id)
         if interaction is not None and live is not None:
@@ -258,14 +305,44 @@ class DiscordDisplay:
             if spent is not None:
                 spent.used()
 
+    def _token_webhook(self, job: Job) -> discord.Webhook:
+        """The interaction webhook of a job's token: its own live interaction's, or one built from the record."""
+        live = self._live.get(job.id)
+        if live is not None and live.interaction is not None:
+            return live.interaction.followup
+        assert job.interaction_token is not None
+        assert self.client.application_id is not None
+        return discord.Webhook.partial(self.client.application_id, job.interaction_token, client=self.client)
+
+    async def _edit_by_token(self, job: Job, **fields: Any) -> None:
+        """Edit the job's message through its interaction: the only way where the bot can't use the channel."""
+        live = self._live.get(job.id)
+        mentions = discord.AllowedMentions.none()
+        try:
+            if live is not None and live.interaction is not None:
+                await live.interaction.edit_original_response(allowed_mentions=mentions, **fields)
+            elif job.message_id is not None and job.interaction_token is not None:
+                await self._token_webhook(job).edit_message(job.message_id, allowed_mentions=mentions, **fields)
+            else:
+                raise MessageGone()
+        except discord.HTTPException as exc:
+            if isinstance(exc, discord.NotFound) or _token_gone(exc) or exc.code == 50001:
+                # The message is gone or the token expired: nothing else can reach it.
+                raise MessageGone() from exc
+            raise
+
     async def _send_more(self, job: Job, group: list[_Upload]) -> int:
         """One more message of a split result, as a reply to the result; returns its id.
 
         The nonce names the job and the group's first image: Discord returns the message already made with
         it (for a few minutes) instead of making another, so a send repeated after a cut posts it once.
         """
-        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         mentions = discord.AllowedMentions.none()
+        if job.reply_by is not None:  # a follow-up of the interaction, the one way to post more there
+            with _files(group) as files:
+                followup = await self._token_webhook(job).send(files=files, allowed_mentions=mentions, wait=True)
+            return followup.id
+        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         nonce = f"{job.id[:16]}-{group[0][0]}"
         with _files(group) as files:
             if job.message_id is None:

@@ -13,28 +13,31 @@ import discord
 from discord import app_commands
 
 from services.errors import BadInput
+from services.text import _
 from ui.replies import reply_ephemeral
 
 log = logging.getLogger(__name__)
 
-GENERIC = "Something went wrong on the bot's side. It has been logged."
+GENERIC = _("Something went wrong on the bot's side. It has been logged.")
 
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str) -> None:
     original = getattr(error, "original", error)
     if isinstance(original, BadInput):
-        # A command that saves settings says so: extras={"refused": "Not saved: "}.
-        prefix = interaction.command.extras.get("refused", "") if interaction.command else ""
-        await reply_ephemeral(interaction, f"{prefix}{original}")
+        # A command that saves settings says so: extras={"saves": True}.
+        saves = interaction.command.extras.get("saves", False) if interaction.command else False
+        await reply_ephemeral(interaction, _("Not saved: {reason}", reason=original.text) if saves else original.text)
         return
     if isinstance(error, app_commands.NoPrivateMessage):
-        await reply_ephemeral(interaction, "This command works in servers only.")
+        await reply_ephemeral(interaction, _("This command works in servers only."))
         return
     if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-        await reply_ephemeral(interaction, "You don't have permission to use this command.")
+        await reply_ephemeral(interaction, _("You don't have permission to use this command."))
         return
     if isinstance(error, app_commands.CommandOnCooldown):
-        await reply_ephemeral(interaction, f"Slow down: try again in {error.retry_after:.0f} s.")
+        await reply_ephemeral(
+            interaction, _("Slow down: try again in {seconds} s.", seconds=f"{error.retry_after:.0f}")
+        )
         return
     log.error("%s failed", where, exc_info=original)
     await reply_ephemeral(interaction, GENERIC)

@@ -6,49 +6,73 @@ from collections.abc import Collection, Sequence
 
 import discord
 
+from services.locales import render
 from services.store.models import Job, JobKind, JobStatus
+from services.text import Text, _, _n, verbatim
 from ui.render import message_link, quote, short_model
 
 PROMPT_CUT = 60
-STATUS = {
-    JobStatus.QUEUED: "⏳ queued",
-    JobStatus.SUBMITTING: "🚀 starting",
-    JobStatus.RUNNING: "🎨 running",
-    JobStatus.DELIVERING: "📤 posting",
-    JobStatus.SUCCEEDED: "✅ done",
-    JobStatus.FAILED: "⚠️ failed",
-    JobStatus.CANCELED: "🛑 canceled",
+# L10N: a job's state in the /imagine-history list, after an emoji
+STATUS: dict[str, tuple[str, Text]] = {
+    JobStatus.QUEUED: ("⏳", _("queued")),
+    JobStatus.SUBMITTING: ("🚀", _("starting")),
+    JobStatus.RUNNING: ("🎨", _("running")),
+    JobStatus.DELIVERING: ("📤", _("posting")),
+    JobStatus.SUCCEEDED: ("✅", _("done")),
+    JobStatus.FAILED: ("⚠️", _("failed")),
+    JobStatus.CANCELED: ("🛑", _("canceled")),
 }
-KIND = {JobKind.REROLL: "🔄 reroll", JobKind.EDIT: "✏️ edit", JobKind.VARIATION: "🪄 variation"}
+# L10N: what kind of job a line of /imagine-history is, after an emoji
+KIND = {JobKind.REROLL: ("🔄", _("reroll")), JobKind.EDIT: ("✏️", _("edit")), JobKind.VARIATION: ("🪄", _("variation"))}
 
 
-def history_line(job: Job, *, gone: bool, show_user: bool) -> str:
-    """`✅ done · **a lighthouse…** · flux-dev · 🪄 variation · 3 minutes ago · [open](…)`."""
-    parts = [STATUS.get(job.status, str(job.status)), f"**{quote(str(job.input.get('prompt', '')), PROMPT_CUT)}**"]
+def history_line(job: Job, *, gone: bool, show_user: bool, locale: str | None = None) -> str:
+    """`✅ done · **a lighthouse…** · flux-dev · 🪄 variation · 3 minutes ago · [open](…)`, in `locale`."""
+    icon, status = STATUS.get(job.status, ("", verbatim(str(job.status))))
+    parts = [f"{icon} {render(status, locale)}", f"**{quote(str(job.input.get('prompt', '')), PROMPT_CUT)}**"]
     parts.append(short_model(job.model))
     if job.kind in KIND:
-        parts.append(KIND[job.kind])
+        kind_icon, kind = KIND[job.kind]
+        parts.append(f"{kind_icon} {render(kind, locale)}")
     if show_user:
         parts.append(f"<@{job.user_id}>")  # never pings: mentions in embeds don't, and none are allowed
     parts.append(f"<t:{int(job.created_at)}:R>")
     if job.message_id is None:
-        parts.append("no message")
+        parts.append(render(_("no message"), locale))
     elif gone:
-        parts.append("message deleted")
+        parts.append(render(_("message deleted"), locale))
     else:
-        parts.append(f"[open]({message_link(job.guild_id, job.channel_id, job.message_id)})")
+        link = message_link(job.guild_id, job.channel_id, job.message_id)
+        parts.append(render(_("[open]({link})", link=link), locale))
     return " · ".join(parts)
 
 
 def history_embed(
-    jobs: Sequence[Job], gone: Collection[str], *, page: int, pages: int, total: int, server: bool
+    jobs: Sequence[Job],
+    gone: Collection[str],
+    *,
+    page: int,
+    pages: int,
+    total: int,
+    server: bool,
+    locale: str | None = None,
 ) -> discord.Embed:
-    title = "Recent images in this server" if server else "Your recent images"
-    embed = discord.Embed(title=title, colour=discord.Colour.blurple())
+    """A page of the history, in `locale` (the page is private: the user's language)."""
+    # L10N: the title of the /imagine-history page, at most 256 characters
+    title = _("Recent images in this server") if server else _("Your recent images")
+    embed = discord.Embed(title=render(title, locale), colour=discord.Colour.blurple())
     if not jobs:
-        embed.description = "No images yet: try `/imagine`."
+        embed.description = render(_("No images yet: try `/imagine`."), locale)
         return embed
-    lines = [history_line(job, gone=job.id in gone, show_user=server) for job in jobs]
+    lines = [history_line(job, gone=job.id in gone, show_user=server, locale=locale) for job in jobs]
     embed.description = "\n".join(lines)
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} job{'s' if total != 1 else ''}, newest first")
+    footer = _n(
+        "Page {page} of {pages} · {count} job, newest first",
+        "Page {page} of {pages} · {count} jobs, newest first",
+        total,
+        page=page + 1,
+        pages=pages,
+        count=total,
+    )
+    embed.set_footer(text=render(footer, locale))
     return embed

@@ -6,6 +6,7 @@ caller's error path, which answers privately in place of the public "thinking…
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -16,6 +17,7 @@ from services.rules.input_images import ImageRef
 from services.store.models import Job, JobKind
 from ui.display import DiscordDisplay
 from ui.job_log import JobLog
+from ui.reach import PRIVATE, bot_is_member, reply_fields
 
 Interaction = discord.Interaction[Any]
 
@@ -57,14 +59,22 @@ class Launcher:
         """Answer within Discord's 3 s with a public "thinking…"; the id of the message that will show the job."""
         response = await interaction.response.defer(thinking=True)
         message_id = response.message_id if response is not None else None
-        if message_id is None:
-            message_id = (await interaction.original_response()).id
+        resource = response.resource if response is not None else None
+        if message_id is None or not isinstance(resource, discord.InteractionMessage):
+            resource = await interaction.original_response()
+            message_id = resource.id
+        # Discord makes it private where the user may not post (e.g. "Use External Apps" is off there).
+        interaction.extras[PRIVATE] = resource.flags.ephemeral
         return message_id
 
     async def launch(self, interaction: Interaction, ask: Ask, *, message_id: int | None = None) -> Job:
         """Acknowledge (unless done already, giving `message_id`), admit and start `ask`."""
         if message_id is None:
             message_id = await self.acknowledge(interaction)
+        # Where the bot is not in the server (a user install), the server's settings don't apply.
+        ask = replace(
+            ask, server_settings=bot_is_member(interaction) or ask.guild_id is None, **reply_fields(interaction)
+        )
         job = await self.admission.admit(ask, message_id=message_id)
         self.start(job, interaction)
         return job

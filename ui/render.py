@@ -1,19 +1,34 @@
-"""What job messages look like: progress lines, the result embed, failure text."""
+"""What job messages look like: progress lines, the result embed, failure text.
+
+They are seen by the whole channel, so they are in the job's language (`Job.locale`: the server's, or the
+user's where the message is private).
+"""
 
 from __future__ import annotations
 
 import discord
 
 from services.jobs.runner import JobProgress
+from services.locales import render
 from services.store.models import Job, JobKind
+from services.text import Text, _
 
 PROMPT_PREVIEW = 180
 STAGE_TEXT = {
-    "queued": "⏳ Queued",
-    "starting": "🚀 Starting",
-    "generating": "🎨 Generating",
-    "downloading": "📥 Downloading",
-    "uploading": "📤 Uploading",
+    # L10N: a stage of an image job, shown after an emoji on its progress line
+    "queued": ("⏳", _("Queued")),
+    # L10N: a stage of an image job, shown after an emoji on its progress line
+    "starting": ("🚀", _("Starting")),
+    # L10N: a stage of an image job, shown after an emoji on its progress line
+    "generating": ("🎨", _("Generating")),
+    # L10N: a stage of an image job, shown after an emoji on its progress line
+    "downloading": ("📥", _("Downloading")),
+    # L10N: a stage of an image job, shown after an emoji on its progress line
+    "uploading": ("📤", _("Uploading")),
+}
+VARIATION_LEADS = {
+    "subtle": _("Subtle variation"),
+    "strong": _("Strong variation"),
 }
 
 
@@ -30,9 +45,10 @@ def quote(text: str, limit: int) -> str:
 
 
 def progress_text(job: Job, progress: JobProgress) -> str:
-    line = STAGE_TEXT[progress.stage]
+    icon, stage = STAGE_TEXT[progress.stage]
+    line = f"{icon} {render(stage, job.locale)}"
     if progress.stage == "queued" and progress.queue_position is not None:
-        line += f" — #{progress.queue_position} in line"
+        line += " — " + render(_("#{position} in line", position=progress.queue_position), job.locale)
     if progress.stage == "generating" and progress.percent is not None:
         line += f" — {progress.percent}%"
     line += f" · {progress.elapsed:.0f} s"
@@ -65,51 +81,75 @@ def origin_line(job: Job) -> str | None:
     if link is None:
         return None
     strength = job.extra.get("strength")
+    lead: Text
     if job.kind == JobKind.VARIATION:
-        lead = f"🪄 {strength.capitalize()} variation" if isinstance(strength, str) else "🪄 Variation"
+        icon, lead = "🪄", VARIATION_LEADS.get(str(strength), _("Variation"))
     elif job.kind == JobKind.EDIT:
-        lead = "✏️ Edit"
+        icon, lead = "✏️", _("Edit")
     else:
-        lead = "🔄 Reroll"
+        icon, lead = "🔄", _("Reroll")
     of_image = job.extra.get("of_image")
     if isinstance(of_image, int) and job.kind != JobKind.REROLL:
-        lead += f" of image {of_image}"
-    return f"{lead} of [an earlier result]({link})"
+        line = _("{what} of image {image} of [an earlier result]({link})", what=lead, image=of_image, link=link)
+    else:
+        line = _("{what} of [an earlier result]({link})", what=lead, link=link)
+    return f"{icon} {render(line, job.locale)}"
 
 
-def buttons_hint(shown: int) -> str | None:
+def buttons_hint(shown: int) -> Text | None:
     """A footer that says what the buttons under a result do, in Midjourney's words."""
     if shown == 1:
-        return "Vary: a new take on this image · Edit: change it in words · 🔄 Reroll: same prompt, new seed"
+        # L10N: the footer of a result, at most 2048 characters
+        return _("Vary: a new take on this image · Edit: change it in words · 🔄 Reroll: same prompt, new seed")
     if shown > 1:
-        return f"V1-V{shown}: variations of that image · E1-E{shown}: edit it · 🔄 Reroll: same prompt, new seed"
+        return _(
+            "V1-V{shown}: variations of that image · E1-E{shown}: edit it · 🔄 Reroll: same prompt, new seed",
+            shown=shown,
+        )
     return None
 
 
-def result_embed(job: Job, seconds: float, notes: list[str], *, shown: int = 1) -> discord.Embed:
+def stored_notes(job: Job) -> list[Text]:
+    """The notes admission stored with the job (older records hold plain English strings)."""
+    stored = job.extra.get("notes")
+    return [Text.from_json(note) for note in stored] if isinstance(stored, list) else []
+
+
+def result_embed(job: Job, seconds: float, notes: list[Text], *, shown: int = 1) -> discord.Embed:
     """The result's card: prompt, where it came from, model, seed, shape, time and requester; `shown` images
     are attached to the message (the footer explains their buttons)."""
+
+    def t(text: Text) -> str:
+        return render(text, job.locale)
+
     prompt = quote(str(job.input.get("prompt", "")), 1000)
     origin = origin_line(job)
     description = f"**{prompt}**" + (f"\n{origin}" if origin else "")
     embed = discord.Embed(description=description, colour=discord.Colour.blurple())
-    embed.add_field(name="Model", value=short_model(job.model))
-    embed.add_field(name="Seed", value=str(job.input.get("seed", "?")))
+    # L10N: the name of a field of the result embed, at most 256 characters
+    embed.add_field(name=t(_("Model")), value=short_model(job.model))
+    # L10N: the name of a field of the result embed, at most 256 characters
+    embed.add_field(name=t(_("Seed")), value=str(job.input.get("seed", "?")))
     ratio = job.input.get("aspect_ratio")
     if ratio:
-        embed.add_field(name="Aspect ratio", value="as the input" if ratio == "match_input_image" else str(ratio))
-    embed.add_field(name="Time", value=f"{seconds:.1f} s")
+        shape = t(_("as the input")) if ratio == "match_input_image" else str(ratio)
+        # L10N: the name of a field of the result embed, at most 256 characters
+        embed.add_field(name=t(_("Aspect ratio")), value=shape)
+    # L10N: the name of a field of the result embed, at most 256 characters
+    embed.add_field(name=t(_("Time")), value=f"{seconds:.1f} s")
     # A mention inside an embed never pings; allowed_mentions is also none on every message.
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    # L10N: the name of a field of the result embed, at most 256 characters
+    embed.add_field(name=t(_("Requested by")), value=f"<@{job.user_id}>")
     if notes:
-        embed.add_field(name="Note", value="\n".join(notes)[:1000], inline=False)
+        # L10N: the name of a field of the result embed, at most 256 characters
+        embed.add_field(name=t(_("Note")), value="\n".join(t(note) for note in notes)[:1000], inline=False)
     hint = buttons_hint(shown)
     if hint:
-        embed.set_footer(text=hint)
+        embed.set_footer(text=t(hint))
     return embed
 
 
-def failure_text(job: Job, message: str, *, canceled: bool) -> str:
+def failure_text(job: Job, message: Text, *, canceled: bool) -> str:
     prompt = quote(str(job.input.get("prompt", "")), PROMPT_PREVIEW)
     icon = "🛑" if canceled else "⚠️"
-    return f"**{prompt}**\n{icon} {message}"
+    return f"**{prompt}**\n{icon} {render(message, job.locale)}"

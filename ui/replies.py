@@ -6,14 +6,18 @@ import logging
 
 import discord
 
+from services.text import Text
+from ui.i18n import tr
+
 log = logging.getLogger(__name__)
 
 
 MAX_CONTENT = 2000  # Discord refuses a longer message, and the user would get no answer at all
 
 
-async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer privately, whether or not the interaction was already acknowledged."""
+async def reply_ephemeral(interaction: discord.Interaction, message: Text | str) -> None:
+    """Answer privately, in the user's language, whether or not the interaction was already acknowledged."""
+    text = tr(interaction, message)
     if len(text) > MAX_CONTENT:
         text = text[: MAX_CONTENT - 1] + "…"
     try:

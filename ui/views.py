@@ -18,18 +18,24 @@ from typing import Any, Literal, Protocol, cast
 
 import discord
 
+from services.locales import render
 from services.rules.variation_models import GRID_STRENGTH, Strength
+from services.text import Text, _, verbatim
 from ui.errors import report_error
 from ui.replies import reply_ephemeral
 
 log = logging.getLogger(__name__)
 
 Action = Literal["cancel", "reroll", "edit", "vary"]
-LOOKS: dict[Action, tuple[str, str | None]] = {
-    "cancel": ("Cancel", None),
-    "reroll": ("Reroll", "🔄"),
-    "edit": ("Edit", "✏️"),
-    "vary": ("Vary", "🪄"),
+LOOKS: dict[Action, tuple[Text, str | None]] = {
+    # L10N: a button on an image job in progress, at most 80 characters
+    "cancel": (_("Cancel"), None),
+    # L10N: a button on a finished image (same settings, new seed), at most 80 characters
+    "reroll": (_("Reroll"), "🔄"),
+    # L10N: a button on a finished image (change it with a prompt), at most 80 characters
+    "edit": (_("Edit"), "✏️"),
+    # L10N: a button on a finished image (a variation of it), at most 80 characters
+    "vary": (_("Vary"), "🪄"),
 }
 ROW_SIZE = 5  # Discord's most buttons in one row
 
@@ -76,12 +82,19 @@ def custom_id(action: Action, press: Press) -> str:
 
 
 def button(
-    action: Action, press: Press, *, label: str | None = None, emoji: str | None = None, row: int | None = None
+    action: Action,
+    press: Press,
+    *,
+    label: Text | None = None,
+    emoji: str | None = None,
+    row: int | None = None,
+    locale: str | None = None,
 ) -> discord.ui.Button[Any]:
-    """A job button; the label and emoji default to the action's own."""
+    """A job button, labelled in `locale` (the job message's language); the label and emoji default to the
+    action's own."""
     default_label, default_emoji = LOOKS[action]
     return discord.ui.Button(
-        label=label or default_label,
+        label=render(label or default_label, locale),
         emoji=emoji if label else default_emoji,
         style=discord.ButtonStyle.secondary,
         custom_id=custom_id(action, press),
@@ -110,20 +123,20 @@ class JobButton(
         handler = cast(HasJobButtons, interaction.client).job_buttons.handler(self.action)
         try:
             if handler is None:
-                await reply_ephemeral(interaction, "That button does nothing any more.")
+                await reply_ephemeral(interaction, _("That button does nothing any more."))
                 return
             await handler(interaction, self.press)
         except Exception as exc:
             await report_error(interaction, exc, where=f"Button {self.action}")
 
 
-def progress_view(job_id: str) -> discord.ui.View:
+def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(button("cancel", Press(job_id)))
+    view.add_item(button("cancel", Press(job_id), locale=locale))
     return view
 
 
-def result_view(job_id: str, images: int = 1) -> discord.ui.View:
+def result_view(job_id: str, images: int = 1, locale: str | None = None) -> discord.ui.View:
     """The buttons under a result showing `images` images, as Midjourney users know them.
 
     One image: Vary (Subtle), Vary (Strong), ✏️ Edit, 🔄 Reroll. Several: V1..Vn (a variation of image N)
@@ -131,15 +144,20 @@ def result_view(job_id: str, images: int = 1) -> discord.ui.View:
     """
     view = discord.ui.View(timeout=None)
     if images == 1:
-        view.add_item(button("vary", Press(job_id, 1, "subtle"), label="Vary (Subtle)", emoji="🪄"))
-        view.add_item(button("vary", Press(job_id, 1, "strong"), label="Vary (Strong)", emoji="🪄"))
-        view.add_item(button("edit", Press(job_id)))
-        view.add_item(button("reroll", Press(job_id)))
+        # L10N: a button on a finished image (a variation close to it), at most 80 characters
+        subtle = _("Vary (Subtle)")
+        # L10N: a button on a finished image (a variation further from it), at most 80 characters
+        strong = _("Vary (Strong)")
+        view.add_item(button("vary", Press(job_id, 1, "subtle"), label=subtle, emoji="🪄", locale=locale))
+        view.add_item(button("vary", Press(job_id, 1, "strong"), label=strong, emoji="🪄", locale=locale))
+        view.add_item(button("edit", Press(job_id), locale=locale))
+        view.add_item(button("reroll", Press(job_id), locale=locale))
         return view
     shown = range(1, min(images, ROW_SIZE) + 1)
+    # V1..Vn and E1..En are the same in every language (as Midjourney users know them).
     for n in shown:
-        view.add_item(button("vary", Press(job_id, n, GRID_STRENGTH), label=f"V{n}", row=0))
-    view.add_item(button("reroll", Press(job_id), row=0 if len(shown) < ROW_SIZE else 2))
+        view.add_item(button("vary", Press(job_id, n, GRID_STRENGTH), label=verbatim(f"V{n}"), row=0))
+    view.add_item(button("reroll", Press(job_id), row=0 if len(shown) < ROW_SIZE else 2, locale=locale))
     for n in shown:
-        view.add_item(button("edit", Press(job_id, n), label=f"E{n}", row=1))
+        view.add_item(button("edit", Press(job_id, n), label=verbatim(f"E{n}"), row=1))
     return view

@@ -35,6 +35,7 @@ from services.rules.prompt_params import Applied, apply
 from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
 from services.store.models import Job, JobKind, JobStatus
+from services.text import Text, _
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ class Ask:
     edit: bool = False  # run the server's editing model on the image, keeping its shape
     blend: bool = False  # /blend: several images into one; a model that takes several, the prompt optional
     fit_images: bool = False  # send only as many of `images` as the model takes (an edit of a whole message)
+    # False where the server's settings don't apply: a user install used in a server that never added the bot
+    # (its own defaults and limits, and the built-in ones, apply there).
+    server_settings: bool = True
+    locale: str | None = None  # the language of the job's message
+    # Set where the interaction is the only way to the job's message (see Job.interaction_token).
+    interaction_token: str | None = field(default=None, repr=False)
+    reply_by: float | None = None
     # A variation of the one image (images or image_urls) at this strength, on the server's variation model
     # unless `given` names one (a reroll of a variation keeps its model).
     vary: Strength | None = None
@@ -119,7 +127,7 @@ class Admission:
 
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
-        context = await self.context(ask.guild_id, ask.user_id)
+        context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
         check_prompt(ask.prompt, moderation)  # before the attachments are fetched: a refusal costs nothing
         applied = _with_prompt_params(ask)
@@ -145,7 +153,7 @@ class Admission:
             kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
         if ask.vary:
             if len(kept.values) != 1:
-                raise BadInput("A variation starts from exactly one image.")
+                raise BadInput(_("A variation starts from exactly one image."))
             resolved = resolve(applied.prompt, given, [], context)
             resolved = replace(resolved, input=with_reference(resolved.model, resolved.input, kept.values[0], ask.vary))
         else:
@@ -174,6 +182,9 @@ class Admission:
             cost_microusd=cost,  # counted by the budgets from now on, like the images
             lease_owner=self.lease.owner,
             lease_expires_at=now + self.lease.seconds,
+            locale=ask.locale,
+            interaction_token=ask.interaction_token,
+            reply_by=ask.reply_by,
         )
         refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
         if refusal is not None:
@@ -205,9 +216,9 @@ def _with_prompt_params(ask: Ask) -> Applied:
     return applied
 
 
-def _extra(ask: Ask, notes: Sequence[str]) -> dict[str, object]:
+def _extra(ask: Ask, notes: Sequence[Text]) -> dict[str, object]:
     """What the result shows beside the input: notes, and where the job came from (to link back to it)."""
-    extra: dict[str, object] = {"notes": list(notes)} if notes else {}
+    extra: dict[str, object] = {"notes": [note.to_json() for note in notes]} if notes else {}
     parent = ask.parent
     if parent is not None and parent.message_id is not None:
         extra["parent_message"] = {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from services.cometapi.files import ImageFile
+from services.text import Text, _
 
 # FLUX outputs are at most ~4 megapixels. A header claiming far more is refused before any pixel is decoded:
 # a small file can expand to gigabytes (a decompression bomb). Pillow's own cap is set to it as well (Pillow
@@ -30,17 +31,19 @@ MIN_SIDE = 64  # smaller than this is no longer worth posting
 @dataclass(frozen=True)
 class Fitted:
     images: list[ImageFile | None]  # in the given order; None where an image could not be made to fit
-    notes: list[str]  # what was changed, for the user, e.g. "image 2 was re-encoded as JPEG (14.1 MB → 3.2 MB)"
+    notes: list[Text]  # what was changed, for the user, e.g. "image 2 was re-encoded as JPEG (14.1 MB → 3.2 MB)"
 
 
 class _Unreadable(Exception):
-    pass
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 def fit_images(images: Sequence[ImageFile], limit: int) -> Fitted:
     """Each image within `limit` bytes: untouched if it already is, else re-encoded, then scaled down."""
     out: list[ImageFile | None] = []
-    notes: list[str] = []
+    notes: list[Text] = []
     for number, image in enumerate(images, start=1):
         fitted, note = fit_image(image, limit, number)
         out.append(fitted)
@@ -49,13 +52,18 @@ def fit_images(images: Sequence[ImageFile], limit: int) -> Fitted:
     return Fitted(out, notes)
 
 
-def fit_image(image: ImageFile, limit: int, number: int = 1) -> tuple[ImageFile | None, str | None]:
+def fit_image(image: ImageFile, limit: int, number: int = 1) -> tuple[ImageFile | None, Text | None]:
     if image.size <= limit:
         return image, None
     try:
         decoded = _decode(image.data)
     except _Unreadable as exc:
-        return None, f"image {number} ({_size(image.size)}) is over the upload limit and {exc}, so it was left out"
+        return None, _(
+            "image {number} ({size}) is over the upload limit and {reason}, so it was left out",
+            number=number,
+            size=_size(image.size),
+            reason=exc.text,
+        )
     with decoded:
         kind = "WEBP" if _has_alpha(decoded) else "JPEG"
         picture = decoded.convert("RGBA" if kind == "WEBP" else "RGB")
@@ -63,9 +71,12 @@ def fit_image(image: ImageFile, limit: int, number: int = 1) -> tuple[ImageFile 
         for quality in QUALITIES:
             data = _encode(picture, kind, quality)
             if len(data) <= limit:
-                return _result(data, kind), f"image {number} was re-encoded as {kind} ({_change(image, data)})"
+                change = _change(image, data)
+                return _result(data, kind), _(
+                    "image {number} was re-encoded as {kind} ({change})", number=number, kind=kind, change=change
+                )
         width, height = picture.size
-        for _ in range(SCALE_ATTEMPTS):
+        for _attempt in range(SCALE_ATTEMPTS):
             # The encoded size goes about with the pixel count; aim a little under the limit.
             factor = min(math.sqrt(limit / len(data)) * 0.95, 0.9)
             width, height = round(width * factor), round(height * factor)
@@ -74,26 +85,39 @@ def fit_image(image: ImageFile, limit: int, number: int = 1) -> tuple[ImageFile 
             with picture.resize((width, height), Image.Resampling.LANCZOS) as smaller:
                 data = _encode(smaller, kind, SCALED_QUALITY)
             if len(data) <= limit:
-                note = f"image {number} was re-encoded as {kind} and scaled down to {width}×{height}"
-                return _result(data, kind), f"{note} ({_change(image, data)})"
-    return None, f"image {number} ({_size(image.size)}) could not be made small enough to upload, so it was left out"
+                note = _(
+                    "image {number} was re-encoded as {kind} and scaled down to {width}×{height} ({change})",
+                    number=number,
+                    kind=kind,
+                    width=width,
+                    height=height,
+                    change=_change(image, data),
+                )
+                return _result(data, kind), note
+    return None, _(
+        "image {number} ({size}) could not be made small enough to upload, so it was left out",
+        number=number,
+        size=_size(image.size),
+    )
 
 
 def _decode(data: bytes) -> Image.Image:
     try:
         picture = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
     except Image.DecompressionBombError:
-        raise _Unreadable("is too large to open") from None
+        raise _Unreadable(_("is too large to open")) from None
     except Exception:  # whatever a decoder raises on a broken file (OSError, SyntaxError, EOFError...)
-        raise _Unreadable("could not be read") from None
+        raise _Unreadable(_("could not be read")) from None
     if picture.width * picture.height > MAX_PIXELS:
         picture.close()
-        raise _Unreadable(f"is too large to open ({picture.width}×{picture.height} pixels)")
+        raise _Unreadable(
+            _("is too large to open ({width}×{height} pixels)", width=picture.width, height=picture.height)
+        )
     try:
         picture.load()  # decodes now, so a broken file fails here rather than half-way through an encode
     except Exception:
         picture.close()
-        raise _Unreadable("could not be read") from None
+        raise _Unreadable(_("could not be read")) from None
     return picture
 
 

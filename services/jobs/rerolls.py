@@ -38,6 +38,7 @@ def reroll_ask(
         image_urls=images,
         image_sha256={value: links[value] for value in images if value in links},
         parent=parent,
+        locale=parent.locale,
         vary=variation[2] if variation is not None else None,
         age_restricted=age_restricted,
     )

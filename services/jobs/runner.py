@@ -34,7 +34,7 @@ from services.cometapi.files import ImageFile
 from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, Prediction
 from services.cometapi.service import PredictionService
-from services.errors import ApiError, Canceled, ServiceError
+from services.errors import ApiError, Canceled, ServiceError, TooLate
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
@@ -43,6 +43,7 @@ from services.jobs.posted_images import PostedImages
 from services.metrics import Metrics
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
+from services.text import Text, _
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,12 @@ QUEUE_MOVE_SECONDS = 5.0  # a new place in line is shown at most this often
 QUEUE_REFRESH_SECONDS = 15.0  # an unchanged place in line is shown again this often (the elapsed time moved on)
 REFRESH_SECONDS = 10.0
 SLOW_TRANSFER_SECONDS = 1.0  # a download taking longer than this is shown as a stage of its own
-INTERRUPTED = (
+INTERRUPTED = _(
     "The bot restarted while starting this job. To avoid charging twice it was not sent again; please try again."
 )
+# A job that must reach its user through an interaction (Job.reply_by) stops waiting this long before the
+# token expires, leaving time to post the images, or to say it was stopped.
+REPLY_MARGIN = 60.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class JobDisplay(Protocol):
         """Post the images; returns how many the user can see (raises NotDelivered rather than return 0)."""
         ...
 
-    async def failed(self, job: Job, message: str, *, canceled: bool) -> None: ...
+    async def failed(self, job: Job, message: Text, *, canceled: bool) -> None: ...
 
 
 class JobRunner:
@@ -246,13 +250,11 @@ class JobRunner:
             if job.status == JobStatus.SUBMITTING:
                 await self._end(job, ServiceError("interrupted while starting"), message=INTERRUPTED)
                 return
-            if job.status == JobStatus.QUEUED:
-                submitted = await self._submit_and_wait(job)
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                submitted = await self._until_reply_deadline(job)
                 if submitted is None:
                     return  # another process or task claimed the job first: it is theirs
                 job, prediction = submitted
-            elif job.status == JobStatus.RUNNING:
-                job, prediction = await self._wait_existing(job)
             if job.status == JobStatus.DELIVERING:
                 await self._deliver(job, prediction)
         except asyncio.CancelledError:
@@ -267,6 +269,9 @@ class JobRunner:
         except MessageGone:
             log.info("Job %s: its message was deleted; cancelling", job.id)
             await self._end(job, Canceled(), stop_prediction=True, show=False)
+        except TooLate as exc:
+            log.info("Job %s: not done before its reply deadline; stopped", job.id)
+            await self._end(job, exc, stop_prediction=True)
         except NotDelivered as exc:
             # The user was told why; the job is not a success (its images don't count against quotas).
             log.info("Job %s: images not posted: %s", job.id, exc)
@@ -278,6 +283,21 @@ class JobRunner:
         except Exception as exc:
             log.exception("Job %s crashed", job.id)
             await self._end(job, exc, stop_prediction=True)
+
+    async def _until_reply_deadline(self, job: Job) -> tuple[Job, Prediction] | None:
+        """Queue, submit and wait for `job`; where it has a reply deadline, raise TooLate when it comes first."""
+        when = None
+        if job.reply_by is not None:
+            when = asyncio.get_running_loop().time() + (job.reply_by - REPLY_MARGIN - time.time())
+        try:
+            async with asyncio.timeout_at(when) as limit:
+                if job.status == JobStatus.QUEUED:
+                    return await self._submit_and_wait(job)
+                return await self._wait_existing(job)
+        except TimeoutError:
+            if not limit.expired():
+                raise  # a timeout of its own, not the deadline
+            raise TooLate("not done before the interaction token expires") from None
 
     async def _submit_and_wait(self, job: Job) -> tuple[Job, Prediction] | None:
         waiter = self.limiter.enqueue(job.user_id)
@@ -453,7 +473,7 @@ class JobRunner:
         job: Job,
         error: BaseException,
         *,
-        message: str | None = None,
+        message: Text | None = None,
         show: bool = True,
         stop_prediction: bool = False,
     ) -> None:

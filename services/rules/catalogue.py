@@ -31,6 +31,8 @@ __all__ = [
     "OneOf", "Param", "Request", "Text", "build_input", "check_images", "check_option", "clean_prompt", "install",
     "resolve_model", "shown",
 ]  # fmt: skip
+from services.text import Text as Message
+from services.text import _
 
 OWNER = "black-forest-labs"
 MAX_PROMPT_CHARS = 2000
@@ -74,7 +76,7 @@ def resolve_model(model: str, *, allow_unknown: bool = False) -> ModelSpec | Non
     if allow_unknown and re.fullmatch(r"\w[\w.-]*/\w[\w.-]*", full, re.ASCII):
         return None
     known = ", ".join(sorted(SHORT_NAMES))
-    raise BadInput(f"Unknown model `{shown(model)}`. Choose one of: {known}.")
+    raise BadInput(_("Unknown model `{model}`. Choose one of: {known}.", model=shown(model), known=known))
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -96,9 +98,11 @@ def clean_prompt(prompt: str) -> str:
     )
     text = text.strip()
     if not text:
-        raise BadInput("The prompt is empty: describe the image you want.")
+        raise BadInput(_("The prompt is empty: describe the image you want."))
     if len(text) > MAX_PROMPT_CHARS:
-        raise BadInput(f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        raise BadInput(
+            _("The prompt is {length} characters long; the limit is {limit}.", length=len(text), limit=MAX_PROMPT_CHARS)
+        )
     return text
 
 
@@ -126,7 +130,9 @@ def build_input(model: str, request: Request, *, allow_unknown: bool = False) ->
 
     count = result.get("num_outputs", 1)
     if isinstance(count, int) and count > spec.max_outputs:
-        raise BadInput(f"{spec.name} makes {spec.max_outputs} image per request; ask for 1.")
+        raise BadInput(
+            _("{model} makes {count} image per request; ask for 1.", model=spec.name, count=spec.max_outputs)
+        )
     check_images(spec, len(request.image_urls))
     check_together(spec, result, len(request.image_urls))
     _attach_images(spec, request.image_urls, result)
@@ -142,12 +148,15 @@ def check_option(spec: ModelSpec, name: str, raw: object) -> object | None:
         # Offered for every model; the one-image models don't take the parameter at all, so 1 is dropped.
         if _number(name, raw, integer=True) != 1:
             raise BadInput(
-                f"{spec.name} makes one image per request: leave out num_outputs, or pick flux-schnell or "
-                "flux-dev for up to 4."
+                _(
+                    "{model} makes one image per request: leave out num_outputs, or pick flux-schnell or "
+                    "flux-dev for up to 4.",
+                    model=spec.name,
+                )
             )
         return None
     if param is None:
-        raise BadInput(f"{spec.name} does not take `{name}`.")
+        raise BadInput(_("{model} does not take `{option}`.", model=spec.name, option=name))
     return _coerce(spec, name, param, raw)
 
 
@@ -155,16 +164,28 @@ def check_images(spec: ModelSpec, count: int) -> None:
     """Whether `spec` takes `count` input images. Raises BadInput."""
     if count == 0:
         if spec.images == "required":
-            raise BadInput(f"{spec.name} edits an image: attach one with `image`.")
+            raise BadInput(_("{model} edits an image: attach one with `image`.", model=spec.name))
         return
     if spec.images == "none":
         raise BadInput(
-            f"{spec.name} makes images from text only; remove the attachment or pick a Kontext or FLUX.2 model."
+            _(
+                "{model} makes images from text only; remove the attachment or pick a Kontext or FLUX.2 model.",
+                model=spec.name,
+            )
         )
     if count > spec.max_images:
         more = max(CATALOGUE.values(), key=lambda other: other.max_images, default=spec)
-        hint = f" ({more.name} takes up to {more.max_images})" if more.max_images > spec.max_images else ""
-        raise BadInput(f"{spec.name} takes up to {spec.max_images} input image(s), got {count}{hint}.")
+        if more.max_images > spec.max_images:
+            raise BadInput(
+                _(
+                    "{model} takes up to {limit} input image(s), got {count} ({other} takes up to {most}).",
+                    model=spec.name, limit=spec.max_images, count=count, other=more.name, most=more.max_images,
+                )
+            )  # fmt: skip
+        raise BadInput(
+            _("{model} takes up to {limit} input image(s), got {count}.", model=spec.name, limit=spec.max_images,
+              count=count)
+        )  # fmt: skip
 
 
 def check_together(spec: ModelSpec, chosen: Mapping[str, object], image_count: int) -> None:
@@ -175,15 +196,20 @@ def check_together(spec: ModelSpec, chosen: Mapping[str, object], image_count: i
             continue
         other, value = param.only_with
         if name in chosen and chosen.get(other) != value:
-            raise BadInput(f"{spec.name} takes {name} only with {other} {value}.")
+            raise BadInput(
+                _("{model} takes {option} only with {other} {value}.", model=spec.name, option=name, other=other,
+                  value=value)
+            )  # fmt: skip
         if name not in chosen and chosen.get(other) == value:
             needed = " and ".join(n for n, p in spec.params.items() if isinstance(p, IntRange) and p.only_with)
-            raise BadInput(f"{other} {value} needs {needed} too.")
+            raise BadInput(_("{option} {value} needs {needed} too.", option=other, value=value, needed=needed))
     if image_count == 0:
         for key, chosen_value in chosen.items():
             if chosen_value == MATCH_INPUT:
-                raise BadInput(f"{key} {MATCH_INPUT} takes the shape of an input image: attach one, or pick "
-                               f"another {key}.")  # fmt: skip
+                raise BadInput(
+                    _("{option} {value} takes the shape of an input image: attach one, or pick another {option}.",
+                      option=key, value=MATCH_INPUT)
+                )  # fmt: skip
 
 
 def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, object]) -> None:
@@ -194,26 +220,37 @@ def _attach_images(spec: ModelSpec, urls: tuple[str, ...], result: dict[str, obj
     tolerance = result.get("safety_tolerance")
     cap = spec.image_safety_cap
     if cap is not None and isinstance(tolerance, int) and tolerance > cap:
-        raise BadInput(f"With an input image, {spec.name} allows safety_tolerance up to {cap}.")
+        raise BadInput(_("With an input image, {model} allows safety_tolerance up to {cap}.", model=spec.name, cap=cap))
 
 
 def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
     if isinstance(param, OneOf):
         value = _choice(param, raw)
         if value is None:
-            raise BadInput(f"{spec.name} takes {name} {', '.join(param.values)}; got `{shown(raw)}`.")
+            raise BadInput(
+                _(
+                    "{model} takes {option} {values}; got `{value}`.",
+                    model=spec.name,
+                    option=name,
+                    values=", ".join(param.values),
+                    value=shown(raw),
+                )
+            )
         return value
     if isinstance(param, IntRange):
         number = _number(name, raw, integer=True)
         if not param.low <= number <= param.high:
-            raise BadInput(f"{name} must be between {param.low} and {param.high}; got {shown(raw)}.")
+            raise BadInput(_between(name, param.low, param.high, raw))
         if param.multiple_of and number % param.multiple_of:
-            raise BadInput(f"{spec.name} takes {name} in steps of {param.multiple_of}; got {shown(raw)}.")
+            raise BadInput(
+                _("{model} takes {option} in steps of {step}; got {value}.", model=spec.name, option=name,
+                  step=param.multiple_of, value=shown(raw))
+            )  # fmt: skip
         return int(number)
     if isinstance(param, FloatRange):
         number = _number(name, raw, integer=False)
         if not param.low <= number <= param.high:
-            raise BadInput(f"{name} must be between {param.low:g} and {param.high:g}; got {shown(raw)}.")
+            raise BadInput(_between(name, f"{param.low:g}", f"{param.high:g}", raw))
         return number
     if isinstance(param, Flag):
         if isinstance(raw, bool):
@@ -223,7 +260,7 @@ def _coerce(spec: ModelSpec, name: str, param: Param, raw: object) -> object:
             return True
         if text in ("false", "no", "0", "off"):
             return False
-        raise BadInput(f"{name} must be true or false; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be true or false; got `{value}`.", option=name, value=shown(raw)))
     return str(raw)
 
 
@@ -240,16 +277,22 @@ def _choice(param: OneOf, raw: object) -> str | None:
 
 def _number(name: str, raw: object, *, integer: bool) -> float:
     if isinstance(raw, bool):
-        raise BadInput(f"{name} must be a number; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be a number; got `{value}`.", option=name, value=shown(raw)))
     if isinstance(raw, int | float):
         value = float(raw)
     else:
         try:
             value = float(str(raw).strip())
         except ValueError:
-            raise BadInput(f"{name} must be a number; got `{shown(raw)}`.") from None
+            raise BadInput(_("{option} must be a number; got `{value}`.", option=name, value=shown(raw))) from None
     if not math.isfinite(value):  # NaN would slip through the range checks
-        raise BadInput(f"{name} must be a finite number; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be a finite number; got `{value}`.", option=name, value=shown(raw)))
     if integer and not value.is_integer():
-        raise BadInput(f"{name} must be a whole number; got `{shown(raw)}`.")
+        raise BadInput(_("{option} must be a whole number; got `{value}`.", option=name, value=shown(raw)))
     return value
+
+
+def _between(name: str, low: object, high: object, raw: object) -> Message:
+    return _(
+        "{option} must be between {low} and {high}; got {value}.", option=name, low=low, high=high, value=shown(raw)
+    )

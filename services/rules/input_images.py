@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from services.cometapi.files import Downloader, ImageFile
 from services.errors import BadInput, DownloadError
 from services.rules.catalogue import shown
+from services.text import _, verbatim
 
 ACCEPTED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
@@ -30,9 +31,16 @@ def precheck(refs: list[ImageRef], max_bytes: int) -> None:
         name = shown(ref.filename, 80)
         kind = (ref.content_type or "").split(";")[0].strip().lower()
         if kind not in ACCEPTED_TYPES:
-            raise BadInput(f"`{name}` is not an image I can use: attach a PNG, JPEG, GIF or WebP file.")
+            raise BadInput(_("`{name}` is not an image I can use: attach a PNG, JPEG, GIF or WebP file.", name=name))
         if ref.size > max_bytes:
-            raise BadInput(f"`{name}` is {ref.size / 1048576:.1f} MiB; the limit is {max_bytes / 1048576:g} MiB.")
+            raise BadInput(
+                _(
+                    "`{name}` is {size} MiB; the limit is {limit} MiB.",
+                    name=name,
+                    size=f"{ref.size / 1048576:.1f}",
+                    limit=f"{max_bytes / 1048576:g}",
+                )
+            )
 
 
 async def prepare(refs: list[ImageRef], downloader: Downloader) -> list[ImageFile]:
@@ -40,4 +48,4 @@ async def prepare(refs: list[ImageRef], downloader: Downloader) -> list[ImageFil
     try:
         return await downloader.fetch_all([ref.url for ref in refs])
     except DownloadError as exc:
-        raise BadInput(f"Could not use the attached image: {exc}") from None
+        raise BadInput(_("Could not use the attached image: {detail}", detail=verbatim(str(exc)))) from None

@@ -24,6 +24,7 @@ from services.rules.catalogue import (
 )
 from services.rules.variation_models import PREFERRED_VARIATION_MODEL, can_vary
 from services.store.models import GuildSettings
+from services.text import Text, _, verbatim
 
 OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs")
 
@@ -32,7 +33,7 @@ OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs"
 class Resolved:
     model: str
     input: dict[str, object]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text, ...] = ()
 
     @property
     def image_count(self) -> int:
@@ -79,11 +80,18 @@ def resolve(
     spec = resolve_model(model_name, allow_unknown=context.allow_unknown_models)
     model_id = spec.id if spec else model_name
     if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
-        names = ", ".join(m.name for m in allowed_models(context)) or "none"
-        raise BadInput(f"This server does not allow {model_id.split('/')[-1]}. Allowed here: {names}.")
+        names = ", ".join(m.name for m in allowed_models(context))
+        allowed = verbatim(names) if names else _("none")
+        raise BadInput(
+            _(
+                "This server does not allow {model}. Allowed here: {allowed}.",
+                model=model_id.split("/")[-1],
+                allowed=allowed,
+            )
+        )
 
     options: dict[str, object] = {k: v for k, v in given.items() if k != "model" and v is not None}
-    notes: list[str] = []
+    notes: list[Text] = []
     for layer in layers[1:]:
         for name in OPTION_NAMES:
             if name in options or layer.get(name) is None:
@@ -102,7 +110,7 @@ def resolve(
     return Resolved(model, model_input, tuple(notes))
 
 
-def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | None, str | None]:
+def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | None, Text | None]:
     """A stored default as this model can take it: kept, mapped (with a note), or dropped."""
     if spec is None:
         return value, None
@@ -111,7 +119,7 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
         return None, None
     if isinstance(param, OneOf) and str(value) not in param.values:
         if name == "output_format" and value == "webp" and "png" in param.values:
-            return "png", f"{spec.name} does not write webp, so png was used."
+            return "png", _("{model} does not write webp, so png was used.", model=spec.name)
         return None, None
     if name == "num_outputs" and isinstance(value, int) and value > spec.max_outputs:
         return spec.max_outputs, None
@@ -132,7 +140,7 @@ def edit_model(context: RequestContext) -> str:
         if candidate and any(spec.id == candidate for spec in editors):
             return str(candidate)
     if not editors:
-        raise BadInput("This server allows no model that edits images; an admin can allow flux-kontext-pro.")
+        raise BadInput(_("This server allows no model that edits images; an admin can allow flux-kontext-pro."))
     preferred = [spec for spec in editors if spec.id == PREFERRED_EDIT_MODEL]
     return (preferred or editors)[0].id
 
@@ -163,5 +171,5 @@ def variation_model(context: RequestContext) -> str:
         if candidate in varying:
             return str(candidate)
     if not varying:
-        raise BadInput("This server allows no model that makes variations; an admin can allow flux-dev.")
+        raise BadInput(_("This server allows no model that makes variations; an admin can allow flux-dev."))
     return varying[0]

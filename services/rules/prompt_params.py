@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from services.errors import BadInput
 from services.rules.catalogue import SHORT_NAMES, shown
+from services.text import Text, _
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ _VALUE = re.compile(r"[ \t]+([^\s]+)")
 class Applied:
     prompt: str  # without its parameters
     given: dict[str, object]  # the command's options, with the parameters' values where it gave none
-    notes: tuple[str, ...] = ()  # which one won where a parameter and an option disagreed
+    notes: tuple[Text, ...] = ()  # which one won where a parameter and an option disagreed
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def apply(prompt: str, given: Mapping[str, object]) -> Applied:
     given) completed with them. Where both set an option and disagree, the command's option wins."""
     parsed = parse(prompt)
     merged = dict(given)
-    notes = []
+    notes: list[Text] = []
     for option, value in parsed.options.items():
         chosen = given.get(option)
         if chosen is None:
@@ -124,7 +125,12 @@ def apply(prompt: str, given: Mapping[str, object]) -> Applied:
             continue
         else:
             notes.append(
-                f"`{parsed.typed[option]}` in the prompt was not used: the {option} option (`{shown(chosen)}`) wins."
+                _(
+                    "`{typed}` in the prompt was not used: the {option} option (`{value}`) wins.",
+                    typed=parsed.typed[option],
+                    option=option,
+                    value=shown(chosen),
+                )  # fmt: skip
             )
     return Applied(parsed.prompt, merged, tuple(notes))
 

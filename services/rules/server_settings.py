@@ -17,6 +17,7 @@ from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_M
 from services.rules.pricing import dollars
 from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
+from services.text import Text, _, verbatim
 
 LIMIT_NAMES = (
     "cooldown_seconds",
@@ -77,7 +78,9 @@ def varying_model(name: str) -> str:
     assert spec is not None
     if not can_vary(spec.id):
         names = ", ".join(model_id.split("/")[-1] for model_id in MECHANISMS)
-        raise BadInput(f"{spec.name} cannot make variations of an image; choose one of: {names}.")
+        raise BadInput(
+            _("{model} cannot make variations of an image; choose one of: {names}.", model=spec.name, names=names)
+        )
     return spec.id
 
 
@@ -118,7 +121,7 @@ def allowed_after(
         if not adding and spec.id in allowed:
             allowed.remove(spec.id)
     if not allowed:
-        raise BadInput("That would leave no model allowed; allow another one first.")
+        raise BadInput(_("That would leave no model allowed; allow another one first."))
     return None if set(allowed) == set(CATALOGUE) else sorted(allowed)
 
 
@@ -130,37 +133,45 @@ def limits_after(
         if value is None:
             continue
         if name not in LIMIT_NAMES:
-            raise BadInput(f"Unknown limit `{name}`.")
+            raise BadInput(_("Unknown limit `{name}`.", name=name))
         if value < 0:
-            raise BadInput(f"{name} cannot be negative.")
+            raise BadInput(_("{name} cannot be negative.", name=name))
         if name == "jobs_in_flight" and value < 1:
-            raise BadInput("jobs_in_flight must be at least 1.")
+            raise BadInput(_("jobs_in_flight must be at least 1."))
         if name in BUDGET_SETTINGS:
             if not math.isfinite(value) or value > MAX_BUDGET_USD:
-                raise BadInput(f"{name} must be a number of US dollars up to {MAX_BUDGET_USD}.")
+                raise BadInput(
+                    _("{option} must be a number of US dollars up to {most}.", option=name, most=MAX_BUDGET_USD)
+                )
             updated[name] = round(float(value), 6)  # to the millionth of a dollar, as costs are counted
             continue
         updated[name] = value
     return updated
 
 
-def describe_limits(limits: Limits) -> list[str]:
-    def per_day(value: int | None) -> str:
-        return "no limit" if value is None else f"{value} per day"
+def describe_limits(limits: Limits) -> list[Text]:
+    def per_day(value: int | None) -> Text:
+        return _("no limit") if value is None else _("{count} per day", count=value)
 
-    def budget(day: int | None, month: int | None) -> str:
-        parts = [f"{dollars(day)} per day" if day else "", f"{dollars(month)} per 30 days" if month else ""]
-        return ", ".join(p for p in parts if p) or "no budget"
+    def budget(day: int | None, month: int | None) -> Text:
+        if day and month:
+            return _("{day} per day, {month} per 30 days", day=dollars(day), month=dollars(month))
+        if day:
+            return _("{amount} per day", amount=dollars(day))
+        if month:
+            return _("{amount} per 30 days", amount=dollars(month))
+        return _("no budget")
 
     return [
-        f"Cooldown between a user's images: {limits.cooldown_seconds:g} s",
-        f"Jobs in flight per user: {limits.jobs_in_flight}",
-        f"Images per user: {per_day(limits.images_per_user_per_day)}",
-        f"Images for the whole server: {per_day(limits.images_per_guild_per_day)}",
-        f"Budget per user: {budget(limits.user_budget_day, limits.user_budget_month)}",
-        f"Budget for the whole server: {budget(limits.guild_budget_day, limits.guild_budget_month)}",
+        _("Cooldown between a user's images: {seconds} s", seconds=f"{limits.cooldown_seconds:g}"),
+        _("Jobs in flight per user: {count}", count=limits.jobs_in_flight),
+        _("Images per user: {quota}", quota=per_day(limits.images_per_user_per_day)),
+        _("Images for the whole server: {quota}", quota=per_day(limits.images_per_guild_per_day)),
+        _("Budget per user: {budget}", budget=budget(limits.user_budget_day, limits.user_budget_month)),
+        _("Budget for the whole server: {budget}", budget=budget(limits.guild_budget_day, limits.guild_budget_month)),
     ]
 
 
-def model_list(specs: list[ModelSpec]) -> str:
-    return ", ".join(spec.name for spec in specs) or "none"
+def model_list(specs: list[ModelSpec]) -> Text:
+    names = ", ".join(spec.name for spec in specs)
+    return verbatim(names) if names else _("none")

@@ -19,6 +19,7 @@ from typing import Literal
 
 from services.errors import BadInput
 from services.rules.catalogue import OWNER, ModelSpec, check_option
+from services.text import _
 
 Strength = Literal["subtle", "strong"]
 STRENGTHS: tuple[Strength, ...] = ("subtle", "strong")
@@ -77,7 +78,7 @@ def with_reference(
     """`model_input` (already checked for the model) with the reference image and its strength added."""
     mechanism = MECHANISMS.get(model_id)
     if mechanism is None:
-        raise BadInput(f"{model_id.rsplit('/', 1)[-1]} cannot make variations of an image.")
+        raise BadInput(_("{model} cannot make variations of an image.", model=model_id.rsplit("/", 1)[-1]))
     return {**model_input, mechanism.image_key: reference, mechanism.strength_key: mechanism.value(strength)}
 
 

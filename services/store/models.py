@@ -82,6 +82,13 @@ class Job:
     # process adopts a job whose lease ran out (its owner died). None: no lease (resumed by its shard's process).
     lease_owner: str | None = field(default=None, metadata=_MUTABLE)
     lease_expires_at: float | None = field(default=None, metadata=_MUTABLE)
+    locale: str | None = None  # the language of the job's message (the server's, or the user's where private)
+    # Where the bot cannot post in the channel (a user install in a server without the bot, another person's
+    # DM or a group DM, a reply Discord made private), the interaction is the only way to the job's message:
+    # its token (a secret: never logged, hence repr=False; useless once expired) and when the job must have
+    # shown its end, before the token expires.
+    interaction_token: str | None = field(default=None, repr=False)
+    reply_by: float | None = None
 
     @property
     def active(self) -> bool:

@@ -170,6 +170,8 @@ class FakeDiscord(InteractionActions):
         self.guild_commands: dict[int, list[JSON]] = {}
         self.modals: dict[str, InteractionHandle] = {}  # open modals by custom_id -> the interaction that opened it
         self._dm_channels: dict[int, FakeChannel] = {}
+        # group DMs and DMs between users: only a user-installed app reaches them, through interactions
+        self.private_channels: set[int] = set()
         self._gateway = Gateway(self)
         self._msgs = MessageStore(self)
         self._rest = RestApi(self)
@@ -265,23 +267,31 @@ class FakeDiscord(InteractionActions):
         bot_permissions: PermissionsLike = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: PermissionsLike = DEFAULT_EVERYONE_PERMISSIONS,
         locale: str = "en-US",
+        with_bot: bool = True,
+        external_apps: bool = True,
     ) -> FakeGuild:
-        """A guild with @everyone, a bot role and the bot as member. ``shard_id`` picks an id on that shard."""
+        """A guild with @everyone, a bot role and the bot as member. ``shard_id`` picks an id on that shard.
+
+        ``with_bot=False``: a server that never added the bot; the app is used there through a user install
+        only: no GUILD_CREATE or other events, channel endpoints answer 403 Missing Access.
+        ``external_apps=False``: the server turned off "Use External Apps": a user install's replies are forced
+        ephemeral there."""
         if guild_id is None:
             if shard_id is not None:
                 guild_id = self._snowflakes.next_for_shard(shard_id, self.shard_count)
             else:
                 guild_id = self._snowflakes.next()
         owner = self.users[as_id(owner_id)] if owner_id is not None else self.owner
-        guild = FakeGuild(guild_id, name, owner.id, locale=locale)
+        guild = FakeGuild(guild_id, name, owner.id, locale=locale, external_apps=external_apps)
         guild.roles[guild_id] = FakeRole(guild_id, guild_id, "@everyone", permissions_value(everyone_permissions))
-        bot_role = FakeRole(self._snowflakes.next(), guild_id, self.bot.name, permissions_value(bot_permissions), 1)
-        guild.roles[bot_role.id] = bot_role
-        guild.members[self.bot.id] = FakeMember(guild_id, self.bot, [bot_role.id])
+        if with_bot:
+            bot_role = FakeRole(self._snowflakes.next(), guild_id, self.bot.name, permissions_value(bot_permissions), 1)
+            guild.roles[bot_role.id] = bot_role
+            guild.members[self.bot.id] = FakeMember(guild_id, self.bot, [bot_role.id])
         guild.members[owner.id] = FakeMember(guild_id, owner, [])
         self.guilds[guild_id] = guild
         session = self._gateway.session_for_guild(guild_id)
-        if session is not None:
+        if session is not None and with_bot:
             self._gateway._send_guild_create(session, guild_id)  # the bot was added to a new guild
         return guild
 
@@ -349,6 +359,19 @@ class FakeDiscord(InteractionActions):
             channel = FakeChannel(self._snowflakes.next(), None, "", type=1, recipients=[user])
             self._dm_channels[user.id] = channel
             self.channels[channel.id] = channel
+        return channel
+
+    def bot_in_guild(self, guild_id: IdLike) -> bool:
+        guild = self.guilds.get(as_id(guild_id))
+        return guild is not None and self.bot.id in guild.members
+
+    def private_channel(self, *users: IdLike, group: bool = True, name: str = "") -> FakeChannel:
+        """A group DM of ``users`` (or, ``group=False``, a DM between two of them) that the bot is not in:
+        a user-installed app is used there through interactions alone; channel endpoints answer Missing Access."""
+        members = [self.users[as_id(u)] for u in users]
+        channel = FakeChannel(self._snowflakes.next(), None, name, type=3 if group else 1, recipients=members)
+        self.channels[channel.id] = channel
+        self.private_channels.add(channel.id)
         return channel
 
     def add_attachment(self, filename: str, data: bytes, content_type: str | None = None) -> JSON:

@@ -18,6 +18,7 @@ from tests.fakes.discord_interactions import (
     find_component,
     interaction_context,
     modal_submission,
+    user_install,
 )
 from tests.fakes.discord_models import (
     ADMINISTRATOR,
@@ -31,6 +32,7 @@ from tests.fakes.discord_models import (
     SnowflakeGenerator,
     StoredMessage,
     as_id,
+    permissions_value,
 )
 from tests.fakes.discord_rest import new_token
 
@@ -75,11 +77,18 @@ class InteractionActions:
 
     # ---- firing interactions -------------------------------------------------------------------
 
-    def _check_command_allowed(self, cmd: JSON, guild: FakeGuild | None, user_id: int, perms: int) -> None:
-        context = 0 if guild is not None else 1
+    def _check_command_allowed(
+        self, cmd: JSON, guild: FakeGuild | None, user_id: int, perms: int, payload: JSON
+    ) -> None:
+        context = int(payload["context"])
         contexts = cmd.get("contexts")
         if (contexts is not None and context not in contexts) or (guild is None and cmd.get("dm_permission") is False):
             raise PermissionError(f"/{cmd['name']} is not available in this context ({context})")
+        installs = [int(i) for i in cmd.get("integration_types") or [0]]
+        needed = 1 if "1" in payload["authorizing_integration_owners"] else 0
+        if needed not in installs:
+            kind = "a user install" if needed else "a server install"
+            raise PermissionError(f"/{cmd['name']} can't be installed as {kind} (integration_types {installs})")
         required = cmd.get("default_member_permissions")
         if guild is not None and required is not None:
             needed = int(required)
@@ -114,7 +123,7 @@ class InteractionActions:
             "attachment_size_limit": attachment_size_limit or self.upload_limit,
         }
         if command is not None:
-            self._check_command_allowed(command, guild, user_id, perms)
+            self._check_command_allowed(command, guild, user_id, perms, payload)
         if message is not None:
             payload["message"] = self._msgs.message_payload(message)
         iid = self._snowflakes.earlier(created_ago) if created_ago else self._snowflakes.next()
@@ -132,6 +141,11 @@ class InteractionActions:
             source_message_id=message.id if message is not None else None,
             created_ago=created_ago,
         )
+        handle.user_install = user_install(self._fake, guild, channel)
+        # Discord makes a user-installed app's replies private where the server turned off "Use External Apps"
+        # or the user may not post.
+        may_post = bool(perms & permissions_value(["send_messages"]))
+        handle.forced_ephemeral = handle.user_install and guild is not None and not (guild.external_apps and may_post)
         self.interactions[iid] = handle
         self._by_token[token] = handle
         self._gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild_id, required=True)
@@ -336,6 +350,7 @@ class InteractionActions:
             guild_id=origin.guild_id,
             channel_id=origin.channel_id,
             user_id=as_id(user_id) if user_id is not None else origin.user_id,
+            locale=str(origin.payload.get("locale", "en-US")),
             message=message,
         )
 

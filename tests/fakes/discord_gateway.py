@@ -167,7 +167,11 @@ class Gateway:
         return self.active.get(0) if guild_id is None else self.session_for_guild(guild_id)
 
     def guild_ids_for(self, session: GatewaySession) -> list[int]:
-        return [g for g in self.fake.guilds if (g >> 22) % session.shard_count == session.shard_id]
+        return [
+            g
+            for g in self.fake.guilds
+            if (g >> 22) % session.shard_count == session.shard_id and self.fake.bot_in_guild(g)
+        ]
 
     def dispatch(self, event: str, data: JSON, *, guild_id: int | None, required: bool = False) -> bool:
         """Send ``event`` to the session owning ``guild_id`` (filtered by its intents).
@@ -175,6 +179,8 @@ class Gateway:
         Returns whether it was sent (or buffered for a resume). With ``required`` a missing session raises,
         so a test driving a user action while the bot is not connected fails loudly instead of hanging.
         """
+        if event != "INTERACTION_CREATE" and not self._bot_sees(guild_id, data):
+            return False  # a user install gets interactions only: no events from where the bot is not
         session = self.session_for(guild_id)
         if session is None:
             if required:
@@ -187,6 +193,12 @@ class Gateway:
             data = self._visible_message(session, data)
         self._dispatch_to(session, event, data)
         return True
+
+    def _bot_sees(self, guild_id: int | None, data: JSON) -> bool:
+        if guild_id is not None and not self.fake.bot_in_guild(guild_id):
+            return False  # a server that never added the bot
+        channel_id = data.get("channel_id") or (data.get("id") if "recipients" in data else None)
+        return channel_id is None or int(channel_id) not in self.fake.private_channels
 
     def _visible_message(self, session: GatewaySession, data: JSON) -> JSON:
         """Without the message content intent Discord blanks content of other users' guild messages."""

@@ -86,6 +86,9 @@ class InteractionHandle:
         self.original_message_id: int | None = None
         self.followup_ids: list[int] = []
         self.token_expired = False
+        # Through a user install where the bot is not: at most 5 follow-ups, and maybe forced ephemeral.
+        self.user_install = False
+        self.forced_ephemeral = False
 
     def __repr__(self) -> str:
         rtype = self.response.type if self.response else None
@@ -149,11 +152,38 @@ class InteractionHandle:
         self.token_expired = True
 
 
+# where a command is used (the interaction's ``context``)
+CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
+# what a user-installed app may do in a server without the bot: post through the interaction, with files
+USER_INSTALL_APP_PERMISSIONS = permissions_value(
+    ["view_channel", "send_messages", "embed_links", "attach_files", "read_message_history", "use_external_emojis"]
+)
+
+
+def user_install(fake: FakeDiscord, guild: FakeGuild | None, channel: FakeChannel) -> bool:
+    """Whether the app can only be there through a user install: a server without the bot, or a private channel."""
+    if guild is not None:
+        return fake.bot.id not in guild.members
+    return channel.id in fake.private_channels
+
+
 def interaction_context(
     fake: FakeDiscord, guild: FakeGuild | None, channel: FakeChannel, user: FakeUser, app_permissions: PermissionsLike
 ) -> tuple[JSON, int]:
-    """Where and by whom an interaction happens: guild/member or DM/user fields, and the user's permissions."""
+    """Where and by whom an interaction happens: guild/member or DM/user fields, and the user's permissions.
+
+    Where the bot is not (a server without it, a group DM, a DM between people) the interaction comes through
+    the user's install of the app: context 0 or 2 and ``authorizing_integration_owners`` {"1": user}."""
     common: JSON = {"channel_id": str(channel.id), "entitlements": [], "entitlement_sku_ids": []}
+    if guild is None and channel.id in fake.private_channels:
+        app_perms = USER_INSTALL_APP_PERMISSIONS if app_permissions is None else permissions_value(app_permissions)
+        return common | {
+            "user": user.payload(),
+            "channel": channel.payload() | {"permissions": str(DEFAULT_EVERYONE_PERMISSIONS)},
+            "app_permissions": str(app_perms),
+            "context": CONTEXT_PRIVATE_CHANNEL,
+            "authorizing_integration_owners": {"1": str(user.id)},
+        }, ALL_PERMISSIONS
     if guild is None:
         app_perms = DEFAULT_BOT_PERMISSIONS if app_permissions is None else permissions_value(app_permissions)
         return common | {
@@ -169,7 +199,10 @@ def interaction_context(
     if member is None:
         raise ValueError(f"user {user.id} is not a member of guild {guild.id}")
     perms = guild.permissions_for(user.id, channel)
-    app_perms = fake.bot_permissions(channel) if app_permissions is None else permissions_value(app_permissions)
+    bot_here = fake.bot.id in guild.members
+    default_app_perms = fake.bot_permissions(channel) if bot_here else USER_INSTALL_APP_PERMISSIONS
+    app_perms = default_app_perms if app_permissions is None else permissions_value(app_permissions)
+    owners = {"0": str(guild.id)} if bot_here else {"1": str(user.id)}
     return common | {
         "guild_id": str(guild.id),
         "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
@@ -177,8 +210,8 @@ def interaction_context(
         "member": member.payload(permissions=perms),
         "channel": channel.payload() | {"permissions": str(perms)},
         "app_permissions": str(app_perms),
-        "context": 0,  # GUILD
-        "authorizing_integration_owners": {"0": str(guild.id)},
+        "context": CONTEXT_GUILD,
+        "authorizing_integration_owners": owners,
     }, perms
 
 

@@ -45,6 +45,8 @@ class MessageStore:
         self.fake = fake
 
     def bot_permissions(self, channel: FakeChannel) -> int:
+        if channel.id in self.fake.private_channels:
+            return 0  # a group DM or another person's DM: the bot is not in it
         if channel.guild_id is None:
             return ALL_PERMISSIONS
         return self.fake.guilds[channel.guild_id].permissions_for(self.fake.bot.id, channel)

@@ -274,7 +274,7 @@ class FakeChannel:
     id: int
     guild_id: int | None
     name: str
-    type: int = 0  # 0 text, 1 DM
+    type: int = 0  # 0 text, 1 DM, 3 group DM
     position: int = 0
     topic: str | None = None
     overwrites: dict[int, Overwrite] = field(default_factory=dict)
@@ -283,6 +283,17 @@ class FakeChannel:
     nsfw: bool = False  # age-restricted
 
     def payload(self) -> JSON:
+        if self.type == 3:
+            return {
+                "id": str(self.id),
+                "type": 3,
+                "name": self.name or None,
+                "icon": None,
+                "owner_id": str(self.recipients[0].id) if self.recipients else None,
+                "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+                "recipients": [u.payload() for u in self.recipients],
+                "flags": 0,
+            }
         if self.type == 1:
             return {
                 "id": str(self.id),
@@ -317,6 +328,8 @@ class FakeGuild:
     channels: dict[int, FakeChannel] = field(default_factory=dict)
     members: dict[int, FakeMember] = field(default_factory=dict)
     joined_at: str = field(default_factory=utc_iso)
+    # The server's "Use External Apps" setting: when off, a user-installed app's replies there are forced ephemeral.
+    external_apps: bool = True
 
     @property
     def everyone(self) -> FakeRole:

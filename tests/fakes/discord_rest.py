@@ -109,6 +109,7 @@ _WEBHOOK_PATH = re.compile(r"^/webhooks/\d+/([^/]+)")
 _MESSAGE_PATH = re.compile(r"/messages/(\d+)")
 _MAJOR = re.compile(r"^/(channels|guilds|webhooks|interactions)/(\d+)")
 _NAME = re.compile(r"^[-_\w]{1,32}$")
+MAX_FOLLOWUPS = 5  # per interaction of a user-installed app where the bot is not a member
 
 
 class RestApi:
@@ -614,6 +615,8 @@ class RestApi:
             channel = self.fake.channels[handle.channel_id]
             mask = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS
             body = data if cb_type == CHANNEL_MESSAGE else {"flags": int(data.get("flags") or 0) & FLAG_EPHEMERAL}
+            if handle.forced_ephemeral:
+                body = body | {"flags": int(body.get("flags") or 0) | FLAG_EPHEMERAL}
             msg = self.msgs.create_message(
                 channel,
                 self.fake.bot,
@@ -711,6 +714,10 @@ class RestApi:
             )
             self.msgs.dispatch_message("MESSAGE_UPDATE", msg)
         else:
+            if handle.user_install and len(handle.followup_ids) >= MAX_FOLLOWUPS:
+                raise DiscordHTTPError(400, 0, f"Maximum number of follow-up messages ({MAX_FOLLOWUPS}) reached")
+            if handle.forced_ephemeral:
+                body = body | {"flags": int(body.get("flags") or 0) | FLAG_EPHEMERAL}
             channel = self.fake.channels[handle.channel_id]
             msg = self.msgs.create_message(
                 channel,

@@ -1,0 +1,116 @@
+"""The bot in the user's language, through the real discord.py against the fake Discord.
+
+Private answers follow the user's client language (`locale`); a job's message, seen by the whole channel,
+follows the server's (`guild_locale`). Commands carry their Indonesian descriptions from the Translator.
+"""
+
+from __future__ import annotations
+
+from services.locales import catalogues
+from services.text import _
+from tests.e2e import wait_status
+from tests.fakes.discord_interactions import find_component
+from tests.test_imagine import EPHEMERAL, private_reply, started_job
+
+
+def indonesian(msgid: str) -> str:
+    translated = catalogues().render(_(msgid), "id")
+    assert translated != msgid, f"no Indonesian for {msgid!r}"
+    return translated
+
+
+def server(world, *, locale="en-US", permissions=None):
+    d = world.discord
+    guild = d.add_guild("klub seni", locale=locale)
+    channel = d.add_channel(guild, "gambar")
+    budi = d.add_user("budi")
+    d.add_member(guild, budi, permissions=permissions)
+    return guild, channel, budi
+
+
+def label(message, custom_id: str) -> str:
+    button = find_component(message.components, custom_id)
+    assert button is not None, custom_id
+    return str(button["label"])
+
+
+def option(command, name):
+    return next(o for o in command["options"] if o["name"] == name)
+
+
+async def test_registered_commands_carry_their_indonesian_descriptions(world):
+    async with world.bot():
+        imagine = world.discord.command("imagine")
+        menu = world.discord.command("Edit with FLUX", command_type=3)
+        settings = world.discord.command("imagine-settings")
+    assert imagine["description_localizations"]["id"] == "Buat gambar dengan FLUX"
+    assert option(imagine, "prompt")["description_localizations"]["id"] == "Apa yang akan digambar"
+    assert all("id" in o["description_localizations"] for o in imagine["options"])
+    # Names stay English (interactions carry them, and slash names are single lowercase words) ...
+    assert not imagine.get("name_localizations")
+    # ... except the free-text name of the message menu.
+    assert menu["name_localizations"]["id"] == "Sunting dengan FLUX"
+    show = option(settings, "show")
+    assert show["description_localizations"]["id"] == indonesian("This server's settings and where each comes from")
+    # English is the default: no catalogue for it, nothing sent for en-US.
+    assert "en-US" not in imagine["description_localizations"]
+
+
+async def test_a_mistake_is_explained_in_the_users_language(world):
+    guild, channel, budi = server(world)
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "   "}, locale="id")
+        reply = await private_reply(world, handle)
+        assert await bot.store.last_job_at(budi.id) is None
+    assert reply.flags & EPHEMERAL
+    assert reply.content == indonesian("The prompt is empty: describe the image you want.")
+
+
+async def test_a_job_message_is_in_the_servers_language_and_private_answers_in_the_users(world):
+    guild, channel, budi = server(world, locale="id")
+    async with world.bot() as bot:
+        # Budi's client is in English; the server's language is Indonesian: the public job message follows it.
+        handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "kucing"})
+        job, _message = await started_job(world, bot, handle)
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+        job = await wait_status(bot, job.id, "succeeded", "failed")
+        # The Edit button opens a form for Budi alone: in his client's language.
+        edit = await world.discord.click_button(final.id, f"flux:edit:{job.id}", budi, locale="id")
+        await edit.wait_response()
+        english = await world.discord.click_button(final.id, f"flux:edit:{job.id}", budi, locale="en-US")
+        await english.wait_response()
+    assert job.status == "succeeded" and job.locale == "id"
+    progress = [e.content for e in world.discord.edits_of(final.id) if e.content]
+    assert any(indonesian("Starting") in line or indonesian("Generating") in line for line in progress), progress
+    fields = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}
+    assert fields[indonesian("Requested by")] == f"<@{budi.id}>"
+    assert label(final, f"flux:reroll:{job.id}") == indonesian("Reroll")
+    assert label(final, f"flux:edit:{job.id}") == indonesian("Edit")
+    assert edit.modal["title"] == "Sunting dengan FLUX"
+    assert english.modal["title"] == "Edit with FLUX"
+
+
+async def test_an_english_server_keeps_english_job_messages_for_an_indonesian_user(world):
+    guild, channel, budi = server(world)
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "kucing"}, locale="id")
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+        job = await bot.store.job_by_message(final.id)
+    assert job.locale == "en-US"
+    assert label(final, f"flux:reroll:{job.id}") == "Reroll"
+
+
+async def test_settings_answer_an_admin_in_their_language(world):
+    guild, channel, budi = server(world, permissions=["manage_guild"])
+    async with world.bot():
+        handle = await world.discord.slash_command(guild, channel, budi, "imagine-settings show", {}, locale="id")
+        reply = await private_reply(world, handle)
+        refused = await world.discord.slash_command(
+            guild, channel, budi, "imagine-settings limits", {"jobs_in_flight": 1, "cooldown_seconds": 5}, locale="id"
+        )
+        limits = await private_reply(world, refused)
+    assert reply.flags & EPHEMERAL
+    assert "**Model yang diizinkan**:" in reply.content
+    assert "bawaan bot" in reply.content  # where each value comes from
+    assert limits.content.startswith(indonesian("Limits now:"))
+    assert "Jeda antar gambar seorang pengguna: 5 detik" in limits.content
