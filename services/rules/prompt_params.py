@@ -130,7 +130,7 @@ def apply(prompt: str, given: Mapping[str, object]) -> Applied:
                     typed=parsed.typed[option],
                     option=option,
                     value=shown(chosen),
-                )  # fmt: skip
+                )
             )
     return Applied(parsed.prompt, merged, tuple(notes))
 
