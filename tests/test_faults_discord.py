@@ -245,7 +245,7 @@ async def test_a_split_result_without_send_messages_keeps_what_was_shown_and_nam
     assert msg.attachment_bytes() == served[:2], "the images already shown were taken away"
     assert (job.status, job.image_count) == ("succeeded", 2)
     note = {f["name"]: f["value"] for f in msg.embeds[0]["fields"]}["Note"]
-    assert "2 more image(s) could not be posted: I need the **Send Messages** permission" in note, note
+    assert "2 more images could not be posted: I need the **Send Messages** permission" in note, note
     assert "Attach Files" not in msg.content + note
     assert "four foxes" in msg.embeds[0]["description"]
     assert [m for m in world.discord.messages_in(channel) if m.id != msg.id] == []
