@@ -39,7 +39,6 @@ def log_line(job: Job) -> str:
     return f"<@{job.user_id}> · {kind} · {short_model(job.model)} · {cost} · {link}\n> {prompt}"
 
 
-
 class JobLog:
     def __init__(self, client: discord.Client, store: Store) -> None:
         self.client = client

@@ -69,7 +69,11 @@ def _editing_model(name: str) -> str:
     if not spec.takes_images:
         editors = ", ".join(other.name for other in CATALOGUE.values() if other.takes_images)
         raise BadInput(
-            _("{model} does not edit images; the editing model can be one of: {models}.", model=spec.name, models=editors)
+            _(
+                "{model} does not edit images; the editing model can be one of: {models}.",
+                model=spec.name,
+                models=editors,
+            )
         )
     return spec.id
 
