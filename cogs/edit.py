@@ -66,7 +66,7 @@ class EditModal(discord.ui.Modal):
         self.which: discord.ui.TextInput[EditModal] | None = None
         if chosen is None and len(images) > 1:
             # L10N: a label of the edit form, at most 45 characters
-            label = tr(interaction, _("Which images (1-{count}, e.g. 2 or 1,3, or all)", count=len(images)))
+            label = tr(interaction, _("Which images (1-{count}, e.g. 2, 1,3 or all)", count=len(images)))
             # L10N: a placeholder of the edit form, at most 100 characters
             placeholder = tr(interaction, _("Blank: as many as the editing model takes, from the first"))
             self.which = discord.ui.TextInput(

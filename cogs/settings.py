@@ -267,7 +267,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
                 log_channel_id=None if stop_logging else (log_channel.id if log_channel else rules.log_channel_id),
             )
             await self._save(current, moderation=rules.stored())
-        await reply_ephemeral(interaction, "Moderation:\n" + "\n".join(mod.describe(rules)))
+        await reply_ephemeral(interaction, joined([_("Moderation:"), *mod.describe(rules)]))
 
 
 def _model_or_reason(choose: Callable[[RequestContext], str], context: RequestContext) -> Text:

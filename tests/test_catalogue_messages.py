@@ -193,10 +193,12 @@ def test_texts_nest_and_survive_storage():
 
 def test_a_broken_translation_falls_back_to_english(tmp_path):
     catalog = read_catalog(LOCALES_DIR / "id.po")
-    catalog["Pick an image number from 1 to {count}."].string = "Pilih nomor dari 1 sampai {jumlah}."
+    key = "Pick an image number from 1 to {count} (several like 1,3, or all)."
+    assert Catalogues.load().render(_(key, count=4), "id").startswith("Pilih nomor gambar dari 1 sampai 4")
+    catalog[key].string = "Pilih nomor dari 1 sampai {jumlah}."
     tool.write(catalog, tmp_path / "id.po")
-    assert Catalogues.load(tmp_path).render(_("Pick an image number from 1 to {count}.", count=4), "id") == (
-        "Pick an image number from 1 to 4."
+    assert Catalogues.load(tmp_path).render(_(key, count=4), "id") == (
+        "Pick an image number from 1 to 4 (several like 1,3, or all)."
     )
 
 

@@ -6,11 +6,14 @@ follows the server's (`guild_locale`). Commands carry their Indonesian descripti
 
 from __future__ import annotations
 
+from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
 from tests.e2e import wait_status
 from tests.fakes.discord_interactions import find_component
 from tests.test_imagine import EPHEMERAL, private_reply, started_job
+from tests.test_store import make_job
+from ui.render import progress_text
 
 
 def indonesian(msgid: str) -> str:
@@ -114,3 +117,50 @@ async def test_settings_answer_an_admin_in_their_language(world):
     assert "bawaan bot" in reply.content  # where each value comes from
     assert limits.content.startswith(indonesian("Limits now:"))
     assert "Jeda antar gambar seorang pengguna: 5 detik" in limits.content
+
+
+async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
+    """The texts of the budgets/moderation feature come from the catalogue too: the settings reply, a refusal,
+    a prompt parameter's refusal, the job log line (the job's language) and the usage report."""
+    guild, channel, budi = server(world, locale="id", permissions=["manage_guild"])
+    log_channel = world.discord.add_channel(guild, "log")
+
+    async def private(command: str, options: dict[str, object]) -> str:
+        handle = await world.discord.slash_command(guild, channel, budi, command, options, locale="id")
+        reply = await private_reply(world, handle)
+        assert reply.flags & EPHEMERAL, reply.content
+        return str(reply.content)
+
+    async with world.bot() as bot:
+        rules = await private("imagine-settings moderation", {"block": "rubah", "log_channel": log_channel.id})
+        blocked = await private("imagine", {"prompt": "seekor Rubah di salju"})
+        negative = await private("imagine", {"prompt": "pantai --no orang"})
+        handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "kucing"}, locale="id")
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        [line] = await world.discord.wait_for(
+            lambda: world.discord.messages_in(log_channel) or None, timeout=5, what="the log line"
+        )
+        usage = await private("imagine-settings usage", {})
+    assert rules.startswith("Moderasi:\n")
+    assert 'Kata dan frasa yang diblokir: "rubah"' in rules
+    assert f"Kanal log tugas: <#{log_channel.id}>" in rules
+    assert "Pemeriksa keamanan boleh dimatikan: tidak pernah" in rules
+    assert blocked == 'Server ini tidak mengizinkan "rubah" dalam prompt; ubah prompt lalu coba lagi.'
+    assert negative.startswith("FLUX tidak menerima prompt negatif")
+    assert job.locale == "id"
+    assert " · sekitar $0.003 · " in line.content, line.content
+    assert usage.startswith("**Hari ini (24 jam)**: 1 gambar, sekitar $0.003"), usage
+    assert f"Anggota teratas: <@{budi.id}> 1 gambar $0.003" in usage
+    assert usage.endswith(indonesian(USAGE_FOOTNOTE))
+
+
+USAGE_FOOTNOTE = "Costs are estimates from the list prices; failed and canceled jobs are not counted."
+
+
+def test_the_usual_time_on_a_progress_line_is_in_the_jobs_language():
+    job = make_job(locale="id", input={"prompt": "kucing"})
+    usual = progress_text(job, JobProgress("generating", 12, usual=(7, 35)))
+    late = progress_text(job, JobProgress("generating", 50, usual=(7, 35), overdue=True))
+    assert "(biasanya 7–35 detik)" in usual, usual
+    assert "(lebih lama dari biasanya, 7–35 detik)" in late, late

@@ -11,10 +11,13 @@ import logging
 
 import discord
 
+from services.locales import render
 from services.rules.moderation import Moderation
 from services.rules.pricing import dollars
 from services.store.base import Store
 from services.store.models import Job
+from services.text import _
+from ui.history import KIND
 from ui.render import quote, short_model
 
 log = logging.getLogger(__name__)
@@ -29,10 +32,11 @@ def log_line(job: Job) -> str:
         if job.message_id is not None
         else f"<#{job.channel_id}>"
     )
-    return (
-        f"<@{job.user_id}> · {job.kind} · {short_model(job.model)} · about {dollars(job.cost_microusd)} · "
-        f"{link}\n> {prompt}"
-    )
+    # In the job's language, like its message; a kind without a name of its own (imagine) is shown as it is.
+    kind = render(KIND[job.kind][1], job.locale) if job.kind in KIND else str(job.kind)
+    # L10N: the estimated cost of a job, in the server's job log
+    cost = render(_("about {cost}", cost=dollars(job.cost_microusd)), job.locale)
+    return f"<@{job.user_id}> · {kind} · {short_model(job.model)} · {cost} · {link}\n> {prompt}"
 
 
 class JobLog:

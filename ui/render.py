@@ -54,7 +54,13 @@ def progress_text(job: Job, progress: JobProgress) -> str:
     line += f" · {progress.elapsed:.0f} s"
     if progress.usual is not None:
         low, high = (_seconds(value) for value in progress.usual)
-        line += f" (longer than the usual {low}–{high} s)" if progress.overdue else f" (usually {low}–{high} s)"
+        # L10N: after a job's elapsed time on its progress line: how long the model usually takes
+        usual = (
+            _("longer than the usual {low}–{high} s", low=low, high=high)
+            if progress.overdue
+            else _("usually {low}–{high} s", low=low, high=high)
+        )
+        line += f" ({render(usual, job.locale)})"
     prompt = quote(str(job.input.get("prompt", "")), PROMPT_PREVIEW)
     return f"**{prompt}**\n{line} · {short_model(job.model)}"
 

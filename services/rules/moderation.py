@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from services.errors import BadInput
 from services.store.models import GuildSettings
+from services.text import Text, _, verbatim
 
 SAFE_TOLERANCE = 2  # the API's own default
 MAX_TOLERANCE = 6
@@ -82,7 +83,9 @@ def blocked_phrase(prompt: str, phrases: Iterable[str]) -> str | None:
 def check_prompt(prompt: str, moderation: Moderation) -> None:
     found = blocked_phrase(prompt, moderation.blocked)
     if found is not None:
-        raise BadInput(f'This server does not allow "{found}" in prompts; change the prompt and try again.')
+        raise BadInput(
+            _('This server does not allow "{phrase}" in prompts; change the prompt and try again.', phrase=found)
+        )
 
 
 def apply_safety(
@@ -97,16 +100,26 @@ def apply_safety(
             result[TOLERANCE] = cap  # the model's default, not the user's choice: lowered quietly
         elif not age_restricted and tolerance <= moderation.max_safety_tolerance:
             raise BadInput(
-                f"safety_tolerance above {SAFE_TOLERANCE} is only allowed in age-restricted channels; "
-                f"use {cap} or less here."
+                _(
+                    "safety_tolerance above {default} is only allowed in age-restricted channels; use {cap} or "
+                    "less here.",
+                    default=SAFE_TOLERANCE,
+                    cap=cap,
+                )
             )
         else:
-            raise BadInput(f"This server allows safety_tolerance up to {cap} here; you asked for {tolerance}.")
+            raise BadInput(
+                _(
+                    "This server allows safety_tolerance up to {cap} here; you asked for {value}.",
+                    cap=cap,
+                    value=tolerance,
+                )
+            )
     if result.get(CHECKER_OFF) is True:
         if not age_restricted:
-            raise BadInput("disable_safety_checker is only allowed in age-restricted channels.")
+            raise BadInput(_("disable_safety_checker is only allowed in age-restricted channels."))
         if not moderation.permissive:
-            raise BadInput("This server does not allow turning the safety checker off.")
+            raise BadInput(_("This server does not allow turning the safety checker off."))
     return result
 
 
@@ -117,11 +130,11 @@ def blocked_after(current: Iterable[str], *, add: str | None, remove: str | None
         words = [w for w in words if normalized(w) != normalized(phrase)]
     for phrase in _phrases(add):
         if len(phrase) > MAX_PHRASE_CHARS:
-            raise BadInput(f"A blocked phrase can be at most {MAX_PHRASE_CHARS} characters long.")
+            raise BadInput(_("A blocked phrase can be at most {count} characters long.", count=MAX_PHRASE_CHARS))
         if all(normalized(w) != normalized(phrase) for w in words):
             words.append(phrase)
     if len(words) > MAX_BLOCKED:
-        raise BadInput(f"A server can block at most {MAX_BLOCKED} words or phrases.")
+        raise BadInput(_("A server can block at most {count} words or phrases.", count=MAX_BLOCKED))
     return tuple(words)
 
 
@@ -131,14 +144,21 @@ def _phrases(text: str | None) -> list[str]:
     return [" ".join(part.split()) for part in text.split(",") if part.strip()]
 
 
-def describe(moderation: Moderation) -> list[str]:
-    words = ", ".join(f'"{w}"' for w in moderation.blocked) or "none"
-    channel = f"<#{moderation.log_channel_id}>" if moderation.log_channel_id else "none"
+def describe(moderation: Moderation) -> list[Text]:
+    # The phrases and the channel are shown as they are (they are the server's own words, or a mention).
+    none = _("none")
+    words = verbatim(", ".join(f'"{w}"' for w in moderation.blocked)) if moderation.blocked else none
+    channel = verbatim(f"<#{moderation.log_channel_id}>") if moderation.log_channel_id else none
     return [
-        f"Blocked words and phrases: {words}",
-        f"Highest safety_tolerance: {moderation.max_safety_tolerance} in age-restricted channels, "
-        f"{min(SAFE_TOLERANCE, moderation.max_safety_tolerance)} elsewhere",
-        "Safety checker may be turned off: "
-        + ("in age-restricted channels only" if moderation.permissive else "never"),
-        f"Job log channel: {channel}",
+        _("Blocked words and phrases: {words}", words=words),
+        _(
+            "Highest safety_tolerance: {age_restricted} in age-restricted channels, {elsewhere} elsewhere",
+            age_restricted=moderation.max_safety_tolerance,
+            elsewhere=min(SAFE_TOLERANCE, moderation.max_safety_tolerance),
+        ),
+        _(
+            "Safety checker may be turned off: {when}",
+            when=_("in age-restricted channels only") if moderation.permissive else _("never"),
+        ),
+        _("Job log channel: {channel}", channel=channel),
     ]

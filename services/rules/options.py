@@ -154,7 +154,7 @@ def blend_model(context: RequestContext) -> str:
         if candidate and any(spec.id == candidate for spec in blenders):
             return str(candidate)
     if not blenders:
-        raise BadInput("This server allows no model that blends images; an admin can allow flux-2-pro.")
+        raise BadInput(_("This server allows no model that blends images; an admin can allow flux-2-pro."))
     preferred = [spec for spec in blenders if spec.id == PREFERRED_BLEND_MODEL]
     return (preferred or sorted(blenders, key=lambda spec: -spec.max_images))[0].id
 

@@ -34,7 +34,7 @@ def _megapixels(text: str) -> str:
         return "match_input_image"
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return f"{float(value):g} MP"
-    raise BadInput(f"`--res` takes megapixels (0.5, 1, 2 or 4) or `match`; got `{shown(text)}`.")
+    raise BadInput(_("`--res` takes megapixels (0.5, 1, 2 or 4) or `match`; got `{value}`.", value=shown(text)))
 
 
 def _ratio(text: str) -> str:
@@ -84,12 +84,16 @@ def parse(prompt: str) -> Parsed:
         known = PARAMS.get(name)
         if name == NEGATIVE:
             raise BadInput(
-                "FLUX takes no negative prompt, so `--no` can't be used: say what you want instead "
-                "(e.g. `an empty beach` rather than `a beach --no people`)."
+                _(
+                    "FLUX takes no negative prompt, so `--no` can't be used: say what you want instead "
+                    "(e.g. `an empty beach` rather than `a beach --no people`)."
+                )
             )
         if known is None:
             listed = ", ".join(f"`--{n}`" for n in PARAMS)
-            raise BadInput(f"`--{shown(found[1])}` is not a parameter I know. Parameters: {listed}.")
+            raise BadInput(
+                _("`--{name}` is not a parameter I know. Parameters: {known}.", name=shown(found[1]), known=listed)
+            )
         end = found.end()
         if known.read is None:
             value: object = True
@@ -97,10 +101,17 @@ def parse(prompt: str) -> Parsed:
         else:
             following = _VALUE.match(prompt, end)
             if following is None or _PARAM.fullmatch(following[1]):
-                raise BadInput(f"`--{name}` needs a value, e.g. `{known.example}`.")
+                raise BadInput(_("`--{name}` needs a value, e.g. `{example}`.", name=name, example=known.example))
             value, spelled, end = known.read(following[1]), f"--{name} {following[1]}", following.end()
         if known.option in options:
-            raise BadInput(f"`{typed[known.option]}` and `{shown(spelled)}` both set {known.option}: keep one.")
+            raise BadInput(
+                _(
+                    "`{first}` and `{second}` both set {option}: keep one.",
+                    first=typed[known.option],
+                    second=shown(spelled),
+                    option=known.option,
+                )
+            )
         options[known.option], typed[known.option] = value, shown(spelled)
         kept.append(prompt[position : found.start()])
         position = end

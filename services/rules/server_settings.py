@@ -68,7 +68,13 @@ def _editing_model(name: str) -> str:
     assert spec is not None
     if not spec.takes_images:
         editors = ", ".join(other.name for other in CATALOGUE.values() if other.takes_images)
-        raise BadInput(f"{spec.name} does not edit images; the editing model can be one of: {editors}.")
+        raise BadInput(
+            _(
+                "{model} does not edit images; the editing model can be one of: {models}.",
+                model=spec.name,
+                models=editors,
+            )
+        )
     return spec.id
 
 
@@ -95,10 +101,12 @@ def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effect
             continue
         param = spec.params.get(name) if spec else None
         rows.append(Effective(name, param.default if param else "—", "built-in"))
+    # L10N: the value of edit_model and variation_model when the server chose none, in /imagine-settings show
+    automatic = _("automatic")
     edit = defaults.get(EDIT_MODEL_SETTING)
-    rows.append(Effective(EDIT_MODEL_SETTING, edit or "automatic", "server" if edit else "built-in"))
+    rows.append(Effective(EDIT_MODEL_SETTING, edit or automatic, "server" if edit else "built-in"))
     chosen = defaults.get(VARIATION_MODEL_SETTING)
-    rows.append(Effective(VARIATION_MODEL_SETTING, chosen or "automatic", "server" if chosen else "built-in"))
+    rows.append(Effective(VARIATION_MODEL_SETTING, chosen or automatic, "server" if chosen else "built-in"))
     return rows
 
 

@@ -1,5 +1,5 @@
 """A server's usage for `/imagine-settings usage`: images and estimated cost today, over 7 and 30 days, by model
-and by member. Plain text in and out; the cost figures are the estimates recorded at admission."""
+and by member. Plain data in, a catalogue text out; the cost figures are the estimates recorded at admission."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import TypeVar
 from services.limits import DAY
 from services.rules.pricing import dollars
 from services.store.base import SpendRow
+from services.text import Text, _, _n, joined, verbatim
 
-PERIODS = (("Today (24 h)", 1), ("7 days", 7), ("30 days", 30))
+# L10N: a period of /imagine-settings usage, shown in bold before its totals
+PERIODS = ((_("Today (24 h)"), 1), (_("7 days"), 7), (_("30 days"), 30))
 TOP_USERS = 5
 K = TypeVar("K", str, int)
 BAR = 12  # characters of the widest bar
@@ -26,13 +28,13 @@ class Totals:
 
 @dataclass(frozen=True)
 class Period:
-    label: str
+    label: Text
     total: Totals
     by_model: list[tuple[str, Totals]]  # most expensive first
     top_users: list[tuple[int, Totals]]  # most expensive first
 
 
-def summarize(label: str, rows: Iterable[SpendRow]) -> Period:
+def summarize(label: Text, rows: Iterable[SpendRow]) -> Period:
     models: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     users: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
@@ -54,23 +56,51 @@ def since(now: float, days: int) -> float:
     return now - days * DAY
 
 
-def report(periods: Sequence[Period]) -> str:
+def report(periods: Sequence[Period]) -> Text:
     """Each period with a bar per model (its share of the period's cost) and the top members."""
-    lines: list[str] = []
+    lines: list[Text] = []
     for period in periods:
-        lines.append(f"**{period.label}**: {period.total.images} image(s), about {dollars(period.total.cost_microusd)}")
+        total = period.total
+        lines.append(
+            _n(
+                "**{period}**: {count} image, about {cost}",
+                "**{period}**: {count} images, about {cost}",
+                total.images,
+                period=period.label,
+                count=total.images,
+                cost=dollars(total.cost_microusd),
+            )
+        )
         widest = max((t.cost_microusd for _, t in period.by_model), default=0)
         for model, totals in period.by_model:
-            bar = _bar(totals.cost_microusd, widest)
-            lines.append(f"`{bar}` {model.split('/')[-1]}: {totals.images} image(s), {dollars(totals.cost_microusd)}")
-        if period.top_users:
-            tops = ", ".join(
-                f"<@{user}> {t.images} image(s) {dollars(t.cost_microusd)}" for user, t in period.top_users
+            lines.append(
+                _n(
+                    "`{bar}` {model}: {count} image, {cost}",
+                    "`{bar}` {model}: {count} images, {cost}",
+                    totals.images,
+                    bar=_bar(totals.cost_microusd, widest),
+                    model=model.split("/")[-1],
+                    count=totals.images,
+                    cost=dollars(totals.cost_microusd),
+                )
             )
-            lines.append(f"Top members: {tops}")
-        lines.append("")
-    lines.append("Costs are estimates from the list prices; failed and canceled jobs are not counted.")
-    return "\n".join(lines)
+        if period.top_users:
+            tops = [
+                # L10N: one of the top members in /imagine-settings usage; {member} is a mention
+                _n(
+                    "{member} {count} image {cost}",
+                    "{member} {count} images {cost}",
+                    t.images,
+                    member=f"<@{user}>",
+                    count=t.images,
+                    cost=dollars(t.cost_microusd),
+                )
+                for user, t in period.top_users
+            ]
+            lines.append(_("Top members: {members}", members=joined(tops, ", ")))
+        lines.append(verbatim(""))
+    lines.append(_("Costs are estimates from the list prices; failed and canceled jobs are not counted."))
+    return joined(lines)
 
 
 def _bar(value: int, widest: int) -> str:
