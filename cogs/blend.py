@@ -77,7 +77,7 @@ class Blend(commands.Cog):
 
     @blend.autocomplete("model")
     async def model_autocomplete(self, interaction: Interaction, current: str) -> Choices:
-        context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
+        context = await self.bot.launcher.context(interaction)
         return model_choices([spec for spec in allowed_models(context) if spec.max_images >= 2], current)
 
     @blend.autocomplete("aspect_ratio")
@@ -96,7 +96,7 @@ class Blend(commands.Cog):
         """The values the chosen model (or the one /blend would use) takes for `param`."""
         model = getattr(interaction.namespace, "model", None)
         if not model:
-            context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
+            context = await self.bot.launcher.context(interaction)
             try:
                 model = blend_model(context)
             except BadInput:

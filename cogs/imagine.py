@@ -9,11 +9,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.rules.catalogue import MAX_SEED
-from services.rules.options import RequestContext, allowed_models, chosen_model
+from services.rules.options import allowed_models, chosen_model
 from services.store.models import JobKind
 from ui.choices import model_choices, param_choices
 from ui.launch import ask_from, image_ref
-from ui.reach import bot_is_member
 
 if TYPE_CHECKING:
     from bot import FluxBot
@@ -82,7 +81,7 @@ class Imagine(commands.Cog):
 
     @imagine.autocomplete("model")
     async def model_autocomplete(self, interaction: Interaction, current: str) -> Choices:
-        context = await self._context(interaction)
+        context = await self.bot.launcher.context(interaction)
         return model_choices(allowed_models(context), current)
 
     @imagine.autocomplete("aspect_ratio")
@@ -99,13 +98,8 @@ class Imagine(commands.Cog):
 
     async def _values_of(self, interaction: Interaction, param: str, current: str) -> Choices:
         """The values the chosen (or default) model accepts for `param`."""
-        context = await self._context(interaction)
+        context = await self.bot.launcher.context(interaction)
         return param_choices(chosen_model(getattr(interaction.namespace, "model", None), context), param, current)
-
-    async def _context(self, interaction: Interaction) -> RequestContext:
-        """The settings that apply: the server's only where the bot is in it (not through a user install)."""
-        guild_id = interaction.guild_id if bot_is_member(interaction) else None
-        return await self.bot.admission.context(guild_id, interaction.user.id)
 
 
 async def setup(bot: FluxBot) -> None:

@@ -14,6 +14,7 @@ import discord
 from services.jobs.admission import Admission, Ask
 from services.jobs.runner import JobRunner
 from services.rules.input_images import ImageRef
+from services.rules.options import RequestContext
 from services.store.models import Job, JobKind
 from ui.display import DiscordDisplay
 from ui.job_log import JobLog
@@ -39,6 +40,11 @@ def ask_from(interaction: Interaction, kind: JobKind, prompt: str, **fields: Any
         age_restricted=age_restricted(interaction.channel),
         **fields,
     )
+
+
+def settings_guild(interaction: Interaction) -> int | None:
+    """The server whose settings apply: the interaction's, where the bot is in it (not through a user install)."""
+    return interaction.guild_id if bot_is_member(interaction) else None
 
 
 def image_ref(attachment: discord.Attachment) -> ImageRef:
@@ -73,11 +79,17 @@ class Launcher:
             message_id = await self.acknowledge(interaction)
         # Where the bot is not in the server (a user install), the server's settings don't apply.
         ask = replace(
-            ask, server_settings=bot_is_member(interaction) or ask.guild_id is None, **reply_fields(interaction)
+            ask,
+            server_settings=ask.guild_id is None or settings_guild(interaction) is not None,
+            **reply_fields(interaction),
         )
         job = await self.admission.admit(ask, message_id=message_id)
         self.start(job, interaction)
         return job
+
+    async def context(self, interaction: Interaction) -> RequestContext:
+        """What shapes a request from this interaction besides its options (for autocompletes, as on admission)."""
+        return await self.admission.context(settings_guild(interaction), interaction.user.id)
 
     def start(self, job: Job, interaction: Interaction | None) -> None:
         self.display.track(job, interaction)

@@ -55,8 +55,6 @@ _LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = ?"
 _IMAGES_SINCE = (
     f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
 )
-_USER_IMAGES = _IMAGES_SINCE + " AND user_id = ?"
-_GUILD_IMAGES = _IMAGES_SINCE + " AND guild_id = ?"
 _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (sha256) DO NOTHING"
@@ -439,9 +437,7 @@ class SqliteStore(Store):
 
     async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
         async with self._lock:
-            cursor = await self._conn.execute(sql, params)
-            row = await cursor.fetchone()
-        return None if row is None else row[0]
+            return await self._value(sql, params)
 
 
 def _image_params(image: InputImage) -> tuple[object, ...]:
