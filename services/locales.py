@@ -21,7 +21,6 @@ from babel.messages.pofile import read_po
 from services.text import ENGLISH, Text, Translations
 
 LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
-SOURCE_LOCALE = "en-US"
 
 
 def read_catalog(path: Path) -> Catalog:

@@ -54,7 +54,6 @@ CHANNEL_WINDOW = 5.0
 TOKEN_MARGIN = datetime.timedelta(minutes=1)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_FILES = 10
-GONE_CODES = frozenset({10003, 10008})  # Unknown Channel, Unknown Message
 TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
 DELIVERY_ATTEMPTS = 4
 MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member

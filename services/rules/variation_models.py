@@ -22,7 +22,6 @@ from services.rules.catalogue import OWNER, ModelSpec, check_option
 from services.text import _
 
 Strength = Literal["subtle", "strong"]
-STRENGTHS: tuple[Strength, ...] = ("subtle", "strong")
 GRID_STRENGTH: Strength = "strong"  # V1..V4 under several images, as Midjourney's default (high variation)
 
 
