@@ -13,8 +13,9 @@ from services.store.models import Job, JobKind, JobStatus
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT, tiny_png
+from tests.test_edit import setup_guild as edit_scene
 from tests.test_faults_discord import inject_on_upload
-from tests.test_imagine import private_reply
+from tests.test_imagine import add_member, private_reply
 
 DEV = "black-forest-labs/flux-dev"
 ULTRA = "black-forest-labs/flux-1.1-pro-ultra"
@@ -23,16 +24,9 @@ SUBTLE, STRONG = 0.35, 0.75  # flux-dev's prompt_strength for each (README)
 
 
 def setup_guild(world):
-    d = world.discord
-    guild = d.add_guild("art club")
-    channel = d.add_channel(guild, "images")
-    admin = d.add_user("admin")
-    d.add_member(guild, admin, permissions=["manage_guild"])
-    alice = d.add_user("alice")
-    d.add_member(guild, alice)
-    bob = d.add_user("bob")
-    d.add_member(guild, bob)
-    return guild, channel, admin, alice, bob
+    """The edit tests' server (an admin and alice), with bob too."""
+    guild, channel, admin, alice = edit_scene(world)
+    return guild, channel, admin, alice, add_member(world, guild, "bob")
 
 
 async def delivered(world, bot, handle):
