@@ -33,7 +33,7 @@ from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import check_port, start_metrics_server
 from services.store import Store, open_store
-from services.store.preflight import check_database
+from services.store.preflight import open_checked
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
 from ui.i18n import CatalogueTranslator
@@ -69,7 +69,7 @@ class FluxBot(commands.AutoShardedBot):
     admission: Admission
     launcher: Launcher
 
-    def __init__(self, settings: Settings, *, sync_only: bool = False) -> None:
+    def __init__(self, settings: Settings, *, sync_only: bool = False, store: Store | None = None) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_reactions = True  # 🔄 rerolls; no message content, no members
@@ -98,10 +98,16 @@ class FluxBot(commands.AutoShardedBot):
         self.settings = settings
         self.sync_only = sync_only
         self._resources = contextlib.AsyncExitStack()
+        # The store, when it was opened (and checked) before Discord was contacted; else setup_hook opens it.
+        self._opened_store = store
+        if store is not None:
+            self._resources.push_async_callback(store.close)
         self.job_buttons = JobButtons()  # what each button on a job message does, filled by the cogs
 
     async def setup_hook(self) -> None:
-        self.store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
+        if self._opened_store is None:
+            self._opened_store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
+        self.store = self._opened_store
         self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
         self.display = DiscordDisplay(self)
         self.runner = JobRunner(
@@ -238,7 +244,8 @@ def point_discord_at(settings: Settings) -> None:
 async def run_bot(settings: Settings) -> None:
     point_discord_at(settings)
     assert settings.discord_token is not None
-    async with FluxBot(settings) as bot:
+    store = await open_checked(settings.database_url)  # before login: a bad DATABASE_URL is a start-up mistake
+    async with FluxBot(settings, store=store) as bot:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
@@ -249,7 +256,8 @@ async def run_bot(settings: Settings) -> None:
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
     point_discord_at(settings)
     assert settings.discord_token is not None
-    async with FluxBot(settings, sync_only=True) as bot:
+    store = await open_checked(settings.database_url)
+    async with FluxBot(settings, sync_only=True, store=store) as bot:
         await bot.login(settings.discord_token.reveal())  # runs setup_hook, which loads the cogs
         guild = discord.Object(guild_id) if guild_id else None
         if guild is not None:
@@ -273,7 +281,6 @@ def main(argv: list[str]) -> int:
     try:
         settings = load_settings(require_discord=True)
         configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout, log_format=settings.log_format)
-        asyncio.run(check_database(settings.database_url))  # before login: a bad DATABASE_URL is a start-up mistake
         if settings.metrics_port is not None and args.command != "sync":
             check_port(settings.metrics_host, settings.metrics_port)
     except ConfigError as exc:
@@ -286,7 +293,7 @@ def main(argv: list[str]) -> int:
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN: refused by Discord; check it in the developer portal.", file=sys.stderr)
         return 2
-    except ConfigError as exc:  # found while starting, e.g. a METRICS_PORT already in use
+    except ConfigError as exc:  # found while starting, before login: DATABASE_URL, or a METRICS_PORT in use
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

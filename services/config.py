@@ -272,7 +272,7 @@ class _Reader:
         return raw.rstrip("/")
 
     def database_url(self, name: str, default: str) -> str:
-        """The form only; whether the database can be opened is checked at start-up (services.store.preflight)."""
+        """The form only; whether the database can be opened is checked at start-up (store.preflight)."""
         raw = self.optional(name) or default
         scheme = urlsplit(raw).scheme
         if scheme not in ("sqlite", "postgres", "postgresql"):

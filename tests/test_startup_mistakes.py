@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from services.errors import ConfigError
-from services.store.preflight import check_database
+from services.store.preflight import open_checked
 from tests.conftest import connect_postgres_or_skip, postgres_test_url
 from tests.e2e import KEY, TOKEN
 from tests.fakes.discord import FakeDiscord
@@ -222,7 +222,7 @@ async def test_postgres_message_never_holds_the_password():
     name = f"flux_missing_{uuid.uuid4().hex[:10]}"
     url = postgres_url(database=name).replace(PASSWORD, name)
     with pytest.raises(ConfigError) as info:
-        await check_database(url)
+        await open_checked(url)
     assert info.value.variable == "DATABASE_URL"
     assert "the database is missing" in str(info.value)
     assert name not in str(info.value)

@@ -1,6 +1,6 @@
-"""Open the database once before the bot logs in to Discord.
+"""Open the database before the bot logs in to Discord (the bot then uses that store).
 
-A DATABASE_URL that cannot be opened is a start-up mistake: `check_database` turns it into a `ConfigError`
+A DATABASE_URL that cannot be opened is a start-up mistake: `open_checked` turns it into a `ConfigError`
 naming DATABASE_URL with one line saying what is wrong (which folder cannot be written, or whether the
 PostgreSQL server is not listening, lacks the database or the role). The password in the URL is never
 part of the message.
@@ -19,14 +19,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from services.errors import ConfigError
-from services.store import MigrationError, open_store, sqlite_path
+from services.store import MigrationError, Store, open_store, sqlite_path
 from services.store.sqlite import MEMORY
 
 VARIABLE = "DATABASE_URL"
 
 
-async def check_database(database_url: str) -> None:
-    """Open (creating and migrating as the bot would) and close the database; ConfigError if that fails."""
+async def open_checked(database_url: str) -> Store:
+    """Open (creating and migrating) the database for the bot; ConfigError saying what is wrong if that fails."""
     sqlite = urlsplit(database_url).scheme.lower() == "sqlite"
     if sqlite:
         path = _sqlite_file(database_url)
@@ -38,7 +38,7 @@ async def check_database(database_url: str) -> None:
             MigrationError) as exc:  # fmt: skip
         problem = _sqlite_problem(database_url, exc) if sqlite else _postgres_problem(database_url, exc)
         raise ConfigError(VARIABLE, _redact(problem, database_url)) from None
-    await store.close()
+    return store
 
 
 def _sqlite_file(database_url: str) -> str:
