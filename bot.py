@@ -29,9 +29,11 @@ from services.errors import ConfigError
 from services.jobs.admission import Admission
 from services.jobs.leases import LeaseTerms
 from services.jobs.runner import JobRunner
+from services.jobs.settlement import Settlement
 from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import check_port, start_metrics_server
+from services.rules.pricing import Pricing
 from services.store import Store, open_store
 from services.store.preflight import open_checked
 from ui.display import DiscordDisplay
@@ -118,6 +120,9 @@ class FluxBot(commands.AutoShardedBot):
             input_image_mode=self.settings.input_image_mode,
             lease=self.lease,
             metrics=self.metrics,
+            settlement=Settlement(
+                Pricing(self.settings.model_prices), count_failed=self.settings.count_failed_predictions
+            ),
         )
         self.admission = Admission(
             self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of, lease=self.lease,

@@ -21,6 +21,7 @@ from dotenv import load_dotenv
 
 from services.errors import BadInput, ConfigError
 from services.jobs.leases import DEFAULT_LEASE_SECONDS
+from services.limits import budget
 from services.rules.catalogue import SHORT_NAMES, install, resolve_model
 from services.rules.catalogue_file import CatalogueError, load_catalogue
 from services.rules.model_spec import Price
@@ -70,6 +71,13 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
     # Dollars per model (MODEL_PRICES changes the defaults), for the estimated cost of each job.
     model_prices: Mapping[str, Price] = field(default_factory=dict)  # MODEL_PRICES: the operator's prices
+    # The operator's caps (None: none): per user across every server, DM and user install, and for the whole bot.
+    user_daily_images: int | None = None
+    user_daily_budget_micros: int | None = None
+    bot_daily_budget_micros: int | None = None
+    # Whether a prediction that failed or was cancelled counts its booked cost (the price table is silent on
+    # whether CometAPI bills them; an `aborted` one is not billed, and a succeeded one always counts).
+    count_failed_predictions: bool = True
     # How long a process's claim on a job lasts without renewal (another process adopts it after that).
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     # Prometheus /metrics and /healthz on this port (None: off), on METRICS_HOST.
@@ -142,6 +150,10 @@ def load_settings(
         shard_count=shard_count,
         shard_ids=shard_ids,
         model_prices=model_prices,
+        user_daily_images=env.integer("USER_DAILY_IMAGES", None, minimum=0) or None,
+        user_daily_budget_micros=env.dollars("USER_DAILY_BUDGET_USD"),
+        bot_daily_budget_micros=env.dollars("BOT_DAILY_BUDGET_USD"),
+        count_failed_predictions=env.boolean("COUNT_FAILED_PREDICTIONS", True),
         lease_seconds=env.number("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1.0, maximum=3600.0),
         metrics_port=env.integer("METRICS_PORT", None, minimum=1, maximum=65535),
         metrics_host=env.optional("METRICS_HOST") or "127.0.0.1",
@@ -192,6 +204,11 @@ class _Reader:
     def optional(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
         return value or None
+
+    def dollars(self, name: str) -> int | None:
+        """A budget in US dollars, as millionths; 0 or unset: none."""
+        value = self.number(name, 0.0, minimum=0.0, maximum=1e9)
+        return budget(value)
 
     def required(self, name: str) -> str:
         value = self.optional(name)

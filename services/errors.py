@@ -72,11 +72,15 @@ class UncertainCreate(Unavailable):
 
 
 class GenerationFailed(ServiceError):
-    """The prediction ended without images (the model's error, `aborted`, or outputs removed)."""
+    """The prediction ended without images (the model's error, `aborted`, or outputs removed).
 
-    def __init__(self, message: str, *, prediction_id: str | None = None) -> None:
+    `outcome` is the prediction's final status (succeeded, failed, aborted): what decides whether it is billed.
+    """
+
+    def __init__(self, message: str, *, prediction_id: str | None = None, outcome: str = "failed") -> None:
         super().__init__(message)
         self.prediction_id = prediction_id
+        self.outcome = outcome
 
 
 class TimedOut(ServiceError):

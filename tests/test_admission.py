@@ -77,7 +77,9 @@ async def test_images_are_reserved_at_admission_so_racing_members_share_the_serv
         await other.close()
     assert admitted == []
     assert [r.limit for r in refusals] == ["guild_quota"] * 3
-    assert str(refusals[0].text()) == "This server has used 4 of its 4 images for today."
+    assert str(refusals[0].text()) == (
+        f"This server has used 4 of its 4 images for today. It starts to free up <t:{int(first.created_at) + 86401}:R>."
+    )
     assert await store.images_since(0, guild_id=GUILD) == 4
 
 
@@ -87,7 +89,9 @@ async def test_the_user_quota_counts_reserved_images(store):
     assert await store.admit_job(first, limits, now=first.created_at) is None
     refusal = await store.admit_job(second, limits, now=second.created_at)
     assert refusal == Refusal("user_quota", 4, 5)
-    assert str(refusal.text()) == "You have used 4 of your 5 images for today."
+    assert str(refusal.text()) == (
+        f"You have used 4 of your 5 images for today. It starts to free up <t:{int(first.created_at) + 86401}:R>."
+    )
 
 
 async def test_failed_and_canceled_jobs_give_their_images_back(store):
@@ -190,7 +194,8 @@ async def test_members_asking_while_a_job_runs_share_the_server_quota(world):
         )
         outcomes = await answers(world, bot, handles)
         await world.comet.wait_for(world.comet.creates, what="the first job's create")
-    assert outcomes == [("refused", "This server has used 4 of its 4 images for today.")] * 3
+    frees = f"It starts to free up <t:{int(first[0][1].created_at) + 86401}:R>."
+    assert outcomes == [("refused", f"This server has used 4 of its 4 images for today. {frees}")] * 3
     assert len(world.comet.creates()) == 1
 
 

@@ -40,7 +40,13 @@ def test_per_image_models_cost_their_price_times_the_images():
 def test_flux2_is_priced_per_run_and_megapixel_in_and_out():
     assert estimate_cost(FLUX2, {"resolution": "1 MP"}) == Decimal("0.03")
     assert estimate_cost(FLUX2, {"resolution": "4 MP"}) == Decimal("0.075")
-    assert estimate_cost(FLUX2, {"input_images": ["a", "b"]}) == Decimal("0.06")
+    one_mp = (1024, 1024)
+    assert estimate_cost(FLUX2, {"input_images": ["a", "b"]}, None, [one_mp, one_mp]) == Decimal("0.06")
+    # a size not known is booked as the largest FLUX.2 makes (4 MP): an upper bound
+    assert estimate_cost(FLUX2, {"input_images": ["a", "b"]}) == Decimal("0.15")
+    # eight 2048x2048 references, the output as large as the first: $0.015 + 8 x 4 x $0.015 + 4 x $0.015
+    eight = {"input_images": list("abcdefgh"), "resolution": "match_input_image"}
+    assert estimate_cost(FLUX2, eight, None, [(2048, 2048)] * 8) == Decimal("0.555")
     # custom size: megapixels rounded up per image (2048x2048 = 4 MP, 1100x1100 = 1.15 -> 2 MP)
     assert estimate_cost(FLUX2, {"aspect_ratio": "custom", "width": 2048, "height": 2048}) == Decimal("0.075")
     assert estimate_cost(FLUX2, {"aspect_ratio": "custom", "width": 1100, "height": 1100}) == Decimal("0.045")
@@ -97,8 +103,11 @@ async def test_racing_members_never_exceed_the_server_budget(store, store_target
     assert len(admitted) == 2
     assert {r.limit for r in refusals} == {"guild_budget_day"}
     assert refusals[0] == Refusal("guild_budget_day", 80_000, 100_000, CENTS_4)
+    # the day frees up when the oldest counted job is a day old
+    frees = int(min(job.created_at for job in admitted) + 86400) + 1
     assert str(refusals[0].text()) == (
-        "This server's budget is $0.10 per day, and $0.02 of it is left; this request is estimated at $0.04."
+        "This server's budget is $0.10 per day, and $0.02 of it is left; this request is estimated at $0.04. "
+        f"It starts to free up <t:{frees}:R>."
     )
     assert sum(j.cost_microusd for j in await store.active_jobs(None)) == 80_000
 
@@ -107,13 +116,14 @@ async def test_racing_commands_of_one_member_never_exceed_their_budget(store, st
     other = await store_target.open()
     limits = Limits(cooldown_seconds=0, jobs_in_flight=50, user_budget_month=120_000)
     try:
-        jobs = [costing(1, CENTS_4, guild_id=None) for _ in range(8)]
+        jobs = [costing(1, CENTS_4) for _ in range(8)]
         admitted, refusals = await admit_all([store, other], jobs, limits)
     finally:
         await other.close()
     assert len(admitted) == 3
-    assert str(refusals[0].text()) == (
-        "Your budget is $0.12 per 30 days, and $0.00 of it is left; this request is estimated at $0.04."
+    assert str(refusals[0].text()).startswith(
+        "Your budget is $0.12 per 30 days, and $0.00 of it is left; this request is estimated at $0.04. "
+        "It starts to free up <t:"
     )
 
 
@@ -157,7 +167,10 @@ async def test_an_admin_sets_budgets_and_an_image_over_it_is_refused_saying_what
         creates = len(world.comet.creates())
         handle = await imagine(world, guild, channel, member, prompt="another castle", model="flux-1.1-pro")
         msg = await assert_refused_privately_after(world, handle, creates)
-    assert msg == "Your budget is $0.05 per day, and $0.01 of it is left; this request is estimated at $0.04."
+    assert msg.startswith(
+        "Your budget is $0.05 per day, and $0.01 of it is left; this request is estimated at $0.04. "
+        f"It starts to free up <t:{int(job.created_at + 86400) + 1}:R>."
+    )
 
 
 async def assert_refused_privately_after(world, handle, creates: int) -> str:

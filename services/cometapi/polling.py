@@ -174,15 +174,19 @@ def _finish(prediction: Prediction, model: str, stats: DurationStats, elapsed: f
         if prediction.output:
             return prediction
         if prediction.data_removed:
-            raise GenerationFailed("The API removed the images before they could be fetched.", prediction_id=pid)
-        raise GenerationFailed("The model finished without returning an image.", prediction_id=pid)
+            raise GenerationFailed(
+                "The API removed the images before they could be fetched.", prediction_id=pid, outcome=SUCCEEDED
+            )
+        raise GenerationFailed("The model finished without returning an image.", prediction_id=pid, outcome=SUCCEEDED)
     if prediction.status == FAILED:
         raise GenerationFailed(prediction.error or "The model failed without saying why.", prediction_id=pid)
     if prediction.status == CANCELED:
         raise Canceled(prediction_id=pid)
     if prediction.status == ABORTED:
         raise GenerationFailed(
-            "The API dropped the request before it started (not billed). Please try again.", prediction_id=pid
+            "The API dropped the request before it started (not billed). Please try again.",
+            prediction_id=pid,
+            outcome=ABORTED,
         )
     raise ServiceError(f"Unexpected final status {prediction.status!r}")
 

@@ -8,9 +8,10 @@ describe their request as an `Ask` and go through the same two steps:
 2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked
    (and kept once in the store, the job referring to them: services/jobs/input_refs.py), the model's input
    assembled and held to the server's moderation rules (blocked words, safety settings by channel), its cost
-   estimated, and the job inserted by the store in one atomic step with the limits (cooldown, jobs in flight,
-   daily quotas, budgets in dollars). The job exists before any API call; a refusal raises `LimitReached`
-   naming the limit, and nothing is stored.
+   booked as an upper bound (from the input images' real sizes), and the job inserted by the store in one
+   atomic step with the limits (cooldown, jobs in flight, daily quotas, budgets in dollars: the server's, the
+   operator's per user and for the whole bot). The job exists before any API call; a refusal raises
+   `LimitReached` naming the limit, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
-from services.jobs.input_refs import EXTRA_KEY, KeptImages, keep
+from services.jobs.input_refs import EXTRA_KEY, SIZES_KEY, KeptImages, input_sizes, keep
 from services.jobs.leases import LeaseTerms
 from services.limits import Limits, Refusal
 from services.rules.catalogue import MATCH_INPUT, check_images, check_option, clean_prompt, resolve_model
-from services.rules.input_images import ImageRef, precheck, prepare
+from services.rules.input_images import ImageRef, Size, dimensions, precheck, prepare
 from services.rules.moderation import Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, blend_model, chosen_model, edit_model, resolve, variation_model
-from services.rules.pricing import estimate_cost, to_micros
+from services.rules.pricing import Pricing
 from services.rules.prompt_params import Applied, apply
 from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
@@ -94,6 +95,7 @@ class Admission:
         self.shard_of = shard_of
         self.lease = lease or LeaseTerms()
         self.on_admitted = on_admitted  # e.g. metrics: counted once the job is stored
+        self.pricing = Pricing(settings.model_prices)
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
@@ -122,7 +124,14 @@ class Admission:
         )
 
     def limits(self, context: RequestContext) -> Limits:
-        base = Limits(cooldown_seconds=self.settings.user_cooldown, jobs_in_flight=self.settings.max_jobs_per_user)
+        settings = self.settings
+        base = Limits(
+            cooldown_seconds=settings.user_cooldown,
+            jobs_in_flight=settings.max_jobs_per_user,
+            everywhere_images_day=settings.user_daily_images,
+            everywhere_budget_day=settings.user_daily_budget_micros,
+            bot_budget_day=settings.bot_daily_budget_micros,
+        )
         return base.merged(context.guild.limits) if context.guild else base
 
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
@@ -149,8 +158,10 @@ class Admission:
         if ask.image_urls is None:
             files = await prepare(images, self.attachments)
             kept = keep([ref.url for ref in images], files, mode=self.settings.input_image_mode)
+            sizes = [dimensions(file) for file in files]
         else:  # a reroll: the same references, nothing new to store
             kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
+            sizes = _parent_sizes(ask.parent, len(kept.values))
         if ask.vary:
             if len(kept.values) != 1:
                 raise BadInput(_("A variation starts from exactly one image."))
@@ -161,8 +172,10 @@ class Admission:
         extra = _extra(ask, [*applied.notes, *resolved.notes])
         if kept.sha256:
             extra[EXTRA_KEY] = kept.sha256
+        if any(size is not None for size in sizes):
+            extra[SIZES_KEY] = [list(size) if size else None for size in sizes]  # to settle the job, and its rerolls
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
-        cost = to_micros(estimate_cost(resolved.model, model_input, self.settings.model_prices))
+        cost = self.pricing.book(resolved.model, model_input, sizes)
         now = time.time()
         job = Job(
             id=uuid.uuid4().hex,
@@ -214,6 +227,12 @@ def _with_prompt_params(ask: Ask) -> Applied:
     if ask.blend and not applied.prompt.strip():
         return replace(applied, prompt=BLEND_PROMPT)
     return applied
+
+
+def _parent_sizes(parent: Job | None, count: int) -> list[Size | None]:
+    """The sizes of a reroll's input images, as its parent kept them (unknown: booked as the largest)."""
+    kept = input_sizes(parent.extra) if parent is not None else []
+    return kept if len(kept) == count else [None] * count
 
 
 def _extra(ask: Ask, notes: Sequence[Text]) -> dict[str, object]:

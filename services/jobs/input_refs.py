@@ -30,6 +30,7 @@ from services.store.models import InputImage, Job
 IMAGE_KEYS = ("input_image", "image", "image_prompt")  # parameters holding one input image (edits, variations)
 IMAGES_KEY = "input_images"  # the parameter holding a list of them
 EXTRA_KEY = "input_sha256"  # in Job.extra: {CDN link: sha256 of the stored bytes}
+SIZES_KEY = "input_sizes"  # in Job.extra: [[width, height] or None] of the input images, in the order sent
 REF_PREFIX = "stored:"
 # A link with less time than this left is not sent: the API fetches it when the prediction starts, which may
 # be after a wait in its own queue.
@@ -132,3 +133,15 @@ async def api_input(job: Job, store: Store, *, mode: str, now: float) -> dict[st
     if isinstance(several, list):
         sent[IMAGES_KEY] = [await sendable(value) for value in several]
     return sent
+
+
+def input_sizes(extra: Mapping[str, object]) -> list[tuple[int, int] | None]:
+    """The input images' sizes a job kept (`SIZES_KEY`), in the order they are sent; [] if it kept none."""
+    kept = extra.get(SIZES_KEY)
+    if not isinstance(kept, list):
+        return []
+    sizes: list[tuple[int, int] | None] = []
+    for item in kept:
+        ok = isinstance(item, list) and len(item) == 2 and all(isinstance(v, int) and v > 0 for v in item)
+        sizes.append((item[0], item[1]) if ok else None)
+    return sizes

@@ -40,6 +40,7 @@ from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseTerms
 from services.jobs.posted_images import PostedImages
+from services.jobs.settlement import Settlement
 from services.metrics import Metrics
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
@@ -114,6 +115,7 @@ class JobRunner:
         input_image_mode: str = "url",
         lease: LeaseTerms | None = None,
         metrics: Metrics | None = None,
+        settlement: Settlement | None = None,
     ) -> None:
         self.service = service
         self.store = store
@@ -122,6 +124,7 @@ class JobRunner:
         self.limiter = FairLimiter(max_concurrent)
         self.lease = lease or LeaseTerms()
         self.metrics = metrics or Metrics()
+        self.settlement = settlement or Settlement()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
@@ -220,8 +223,15 @@ class JobRunner:
                 await self.service.cancel(job.prediction_id)
             except ServiceError as exc:
                 log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
+        settled = self.settlement.ended(job, Canceled())
         ended = await self.store.transition(
-            job.id, ACTIVE, JobStatus.CANCELED, error="Canceled", completed_at=time.time(), image_count=0
+            job.id,
+            ACTIVE,
+            JobStatus.CANCELED,
+            error="Canceled",
+            completed_at=time.time(),
+            image_count=0,
+            **({} if settled is None else {"settled_microusd": settled}),
         )
         if ended is not None:
             await self.display.failed(ended, describe(Canceled()), canceled=True)
@@ -320,7 +330,7 @@ class JobRunner:
                 return None
             job, prediction = await self._create(claimed, model_input)
             done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
-            return await self._delivering(job), done
+            return await self._delivering(job, done), done
         finally:
             self.limiter.release()
 
@@ -359,7 +369,7 @@ class JobRunner:
     async def _wait_existing(self, job: Job) -> tuple[Job, Prediction]:
         assert job.prediction_id is not None
         done = await self._wait(job, None, started_wall=job.submitted_at or job.created_at)
-        return await self._delivering(job), done
+        return await self._delivering(job, done), done
 
     async def _wait(self, job: Job, prediction: Prediction | None, *, started_wall: float) -> Prediction:
         """Wait for `prediction` (None: the job's, made before a restart, picked up by its id)."""
@@ -397,8 +407,15 @@ class JobRunner:
                 waiting.cancel()
                 await asyncio.gather(waiting, return_exceptions=True)
 
-    async def _delivering(self, job: Job) -> Job:
-        moved = await self.store.transition(job.id, [JobStatus.RUNNING], JobStatus.DELIVERING, completed_at=time.time())
+    async def _delivering(self, job: Job, done: Prediction) -> Job:
+        # Settled now: a prediction that succeeded is billed whatever happens to its images after.
+        moved = await self.store.transition(
+            job.id,
+            [JobStatus.RUNNING],
+            JobStatus.DELIVERING,
+            completed_at=time.time(),
+            settled_microusd=self.settlement.succeeded(job, done),
+        )
         if moved is None:
             raise Superseded()
         if moved.completed_at is not None and moved.submitted_at is not None:
@@ -425,12 +442,18 @@ class JobRunner:
             if not fetch.done():
                 fetch.cancel()
                 await asyncio.gather(fetch, return_exceptions=True)
+        settled = self.settlement.fetched(job, images)
         seconds = (job.completed_at or time.time()) - job.created_at
         shown = await self.display.deliver(job, Delivery(images, prediction, seconds, PostedImages(self.store, job)))
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
             raise ServiceError("None of the images could be posted.")
         done = await self.store.transition(
-            job.id, [JobStatus.DELIVERING], JobStatus.SUCCEEDED, delivered_at=time.time(), image_count=shown
+            job.id,
+            [JobStatus.DELIVERING],
+            JobStatus.SUCCEEDED,
+            delivered_at=time.time(),
+            image_count=shown,
+            settled_microusd=settled,
         )
         if done is not None:
             self.counts["delivered"] += 1
@@ -488,6 +511,7 @@ class JobRunner:
                     await self.service.cancel(prediction_id)
                 except ServiceError as exc:
                     log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
+            settled = self.settlement.ended(current, error) if current is not None else None
             ended = await self.store.transition(
                 job.id,
                 ACTIVE,
@@ -495,6 +519,7 @@ class JobRunner:
                 error=str(error)[:500] or type(error).__name__,
                 completed_at=time.time(),
                 image_count=0,  # its reserved images are given back to the quotas
+                **({} if settled is None else {"settled_microusd": settled}),
             )
         except Exception:
             # The store is unreachable too: leave the job as it stands, to be picked up again at the next

@@ -5,7 +5,10 @@ How a job keeps and sends them (a link or the stored bytes): services/jobs/input
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
 
 from services.cometapi.files import Downloader, ImageFile
 from services.errors import BadInput, DownloadError
@@ -49,3 +52,15 @@ async def prepare(refs: list[ImageRef], downloader: Downloader) -> list[ImageFil
         return await downloader.fetch_all([ref.url for ref in refs])
     except DownloadError as exc:
         raise BadInput(_("Could not use the attached image: {detail}", detail=verbatim(str(exc)))) from None
+
+
+Size = tuple[int, int]
+
+
+def dimensions(file: ImageFile) -> Size | None:
+    """(width, height) read from the file's header (no decoding); None if Pillow cannot tell."""
+    try:
+        with Image.open(io.BytesIO(file.data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None

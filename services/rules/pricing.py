@@ -1,9 +1,12 @@
 """What a job costs at a model's default price (the `price` of its catalogue entry), estimated from its input.
 
 Per-image models charge for each output image. FLUX.2 charges per megapixel of every input and output image
-(rounded up per image, 1 MP = 1024 x 1024), plus a fee per run for flux-2-pro. An input image whose size is
-not known is counted as 1 MP, and an output shaped like its input (match_input_image) as large as the first
-input image. These are estimates at list prices, not what CometAPI will bill.
+(rounded up per image, 1 MP = 1024 x 1024), plus a fee per run for flux-2-pro.
+
+Admission books an upper bound (`Pricing.estimate`): the fetched input images' real sizes, an input whose size
+is not known as the largest the models make (UNKNOWN_INPUT_MP), an output shaped like its input
+(match_input_image) as large as the first input image. When the prediction ends the job is settled
+(`Pricing.settle`) from what came back: the number of outputs and, once downloaded, their real sizes.
 
 An operator may change prices in the catalogue file (MODELS_FILE) or, more simply, with MODEL_PRICES
 (`parse_prices`). Estimates are stored per job in millionths of a dollar (`to_micros`), so sums in the
@@ -22,9 +25,12 @@ from services.rules.catalogue import CATALOGUE, MATCH_INPUT, SHORT_NAMES
 from services.rules.model_spec import ModelSpec, Price, Rates
 
 MEGAPIXEL = 1024 * 1024
+# An input image of unknown size (a job from before sizes were kept) is booked as 4 MP, the largest FLUX.2 makes.
+UNKNOWN_INPUT_MP = 4
 MICROS = Decimal(1_000_000)
 OWNER = "black-forest-labs"
 PARTS = {"image": "per_image", "run": "per_run", "in_mp": "per_input_mp", "out_mp": "per_output_mp"}
+Size = tuple[int, int]
 _MP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MP\s*$", re.IGNORECASE)
 
 
@@ -42,17 +48,29 @@ def job_cost(
 
 
 def estimate(
-    spec: ModelSpec, model_input: Mapping[str, object], input_sizes: Sequence[tuple[int, int] | None] = ()
+    spec: ModelSpec,
+    model_input: Mapping[str, object],
+    input_sizes: Sequence[tuple[int, int] | None] = (),
+    *,
+    output_sizes: Sequence[tuple[int, int]] | None = None,
+    unknown_mp: int = 1,
 ) -> float:
+    """Dollars for a run of `spec`; `output_sizes` are the outputs' real sizes once known (settling)."""
     assert spec.price is not None
     rates = rates_for(spec.price, model_input)
-    images = model_input.get("num_outputs", 1)
-    outputs = images if isinstance(images, int) and images > 0 else 1
     sizes = list(input_sizes) + [None] * (image_count(spec, model_input) - len(input_sizes))
-    input_mp = sum(_megapixels(size) for size in sizes)
-    output_mp = _output_megapixels(model_input, sizes)
-    cost = rates.per_run + outputs * (rates.per_image + rates.per_output_mp * output_mp)
-    return round(cost + rates.per_input_mp * input_mp, 6)
+    input_mp = sum(_megapixels(size, unknown_mp) for size in sizes)
+    if output_sizes is not None:
+        outputs_cost = sum(rates.per_image + rates.per_output_mp * _megapixels(size) for size in output_sizes)
+    else:
+        output_mp = _output_megapixels(model_input, sizes, unknown_mp)
+        outputs_cost = output_count(model_input) * (rates.per_image + rates.per_output_mp * output_mp)
+    return round(rates.per_run + outputs_cost + rates.per_input_mp * input_mp, 6)
+
+
+def output_count(model_input: Mapping[str, object]) -> int:
+    images = model_input.get("num_outputs", 1)
+    return images if isinstance(images, int) and not isinstance(images, bool) and images > 0 else 1
 
 
 def rates_for(price: Price, model_input: Mapping[str, object]) -> Rates:
@@ -72,20 +90,22 @@ def image_count(spec: ModelSpec, model_input: Mapping[str, object]) -> int:
     return 1 if images else 0
 
 
-def _output_megapixels(model_input: Mapping[str, object], sizes: Sequence[tuple[int, int] | None]) -> int:
+def _output_megapixels(
+    model_input: Mapping[str, object], sizes: Sequence[tuple[int, int] | None], unknown_mp: int
+) -> int:
     width, height = model_input.get("width"), model_input.get("height")
     if model_input.get("aspect_ratio") == "custom" and isinstance(width, int) and isinstance(height, int):
         return _megapixels((width, height))
     resolution = model_input.get("resolution")
     if resolution == MATCH_INPUT or (resolution is None and model_input.get("aspect_ratio") == MATCH_INPUT):
-        return _megapixels(sizes[0] if sizes else None)
+        return _megapixels(sizes[0] if sizes else None, unknown_mp)
     match = _MP.match(str(resolution)) if resolution is not None else None
     return max(1, math.ceil(float(match[1]))) if match else 1
 
 
-def _megapixels(size: tuple[int, int] | None) -> int:
+def _megapixels(size: tuple[int, int] | None, unknown: int = 1) -> int:
     if size is None:
-        return 1
+        return unknown
     return max(1, math.ceil(size[0] * size[1] / MEGAPIXEL))
 
 
@@ -95,9 +115,17 @@ def _as_text(value: object) -> str:
     return "" if value is None else str(value).lower()
 
 
-def estimate_cost(model: str, model_input: Mapping[str, object], prices: Mapping[str, Price] | None = None) -> Decimal:
-    """What admission records and the budgets count: `job_cost` at the operator's prices (MODEL_PRICES)
-    where given, in US dollars.
+def estimate_cost(
+    model: str,
+    model_input: Mapping[str, object],
+    prices: Mapping[str, Price] | None = None,
+    input_sizes: Sequence[tuple[int, int] | None] = (),
+    *,
+    output_sizes: Sequence[tuple[int, int]] | None = None,
+) -> Decimal:
+    """Dollars for a job of `model` at the operator's prices (MODEL_PRICES) where given, as an upper bound:
+    an input image of unknown size counts as UNKNOWN_INPUT_MP. With `output_sizes` (what came back), the
+    outputs are counted as they are instead of as asked for.
 
     A model with no price (an unknown model allowed by ALLOW_UNKNOWN_MODELS) is priced like the most
     expensive per-image model, so a budget still bounds it.
@@ -105,15 +133,42 @@ def estimate_cost(model: str, model_input: Mapping[str, object], prices: Mapping
     model_id = SHORT_NAMES.get(model, model)
     spec = CATALOGUE.get(model_id)
     override = (prices or {}).get(model_id)
-    images = model_input.get("num_outputs", 1)
-    outputs = images if isinstance(images, int) and images > 0 else 1
+    outputs = len(output_sizes) if output_sizes is not None else output_count(model_input)
     if spec is not None and (override or spec.price) is not None:
-        return Decimal(str(estimate(dataclasses.replace(spec, price=override or spec.price), model_input)))
+        priced = dataclasses.replace(spec, price=override or spec.price)
+        cost = estimate(priced, model_input, input_sizes, output_sizes=output_sizes, unknown_mp=UNKNOWN_INPUT_MP)
+        return Decimal(str(cost))
     if override is not None:
         rates = override.rates
         return Decimal(str(rates.per_run)) + Decimal(str(rates.per_image)) * outputs
     dearest = max((s.price.rates.per_image for s in CATALOGUE.values() if s.price is not None), default=0.0)
     return Decimal(str(dearest)) * outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Pricing:
+    """The prices in force (the catalogue's, with the operator's MODEL_PRICES over them), in millionths of a
+    dollar: what admission books and what a job settles at. Every place that records a cost uses this."""
+
+    overrides: Mapping[str, Price] = dataclasses.field(default_factory=dict)
+
+    def book(self, model: str, model_input: Mapping[str, object], input_sizes: Sequence[Size | None]) -> int:
+        """The upper bound booked at admission."""
+        return to_micros(estimate_cost(model, model_input, self.overrides, input_sizes))
+
+    def settle(
+        self,
+        model: str,
+        model_input: Mapping[str, object],
+        input_sizes: Sequence[Size | None],
+        *,
+        outputs: int | None = None,
+        output_sizes: Sequence[Size] | None = None,
+    ) -> int:
+        """What a finished prediction costs: its real outputs (their sizes once downloaded, else their number)."""
+        if output_sizes is None and outputs:
+            model_input = {**model_input, "num_outputs": outputs}
+        return to_micros(estimate_cost(model, model_input, self.overrides, input_sizes, output_sizes=output_sizes))
 
 
 def to_micros(cost: Decimal) -> int:

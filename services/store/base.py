@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
-from services.limits import Limits, Refusal
+from services.limits import DAY, MONTH, Limits, Refusal, Window
 from services.store.models import (
     JOB_COLUMNS,
     JOB_FIELDS,
@@ -62,6 +62,22 @@ SCHEMA_MIGRATIONS_DDL = (
 )
 
 JOB_SELECT = ", ".join(JOB_COLUMNS)
+
+# What a job counts against the budgets and the usage report: what it settled at once its prediction ended;
+# while it runs, the upper bound booked at admission; nothing for a job that ended before any prediction was made.
+COUNTED_COST = (
+    "COALESCE(settled_microusd, CASE WHEN prediction_id IS NULL AND status IN ('failed', 'canceled') THEN 0 "
+    "ELSE cost_microusd END)"
+)
+# The images a job counts against the quotas: reserved, then delivered; a failed or canceled job gives them back.
+COUNTED_IMAGES = "CASE WHEN status IN ('failed', 'canceled') THEN 0 ELSE image_count END"
+# Whose jobs each scope of the limits counts (services/limits.py).
+SCOPE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "member": ("user_id", "guild_id"),
+    "guild": ("guild_id",),
+    "user": ("user_id",),
+    "bot": (),
+}
 
 _MIGRATION_NAME = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
 _VARIANT = re.compile(r"^\s*--\s*(sqlite|postgres):(.*)$")
@@ -286,7 +302,7 @@ class Store(ABC):
 class RowLike(Protocol):
     """A result row addressable by column name (sqlite3.Row, asyncpg.Record)."""
 
-    def __getitem__(self, key: str, /) -> Any: ...
+    def __getitem__(self, key: str | int, /) -> Any: ...
 
 
 def dump_json(value: Mapping[str, object] | Sequence[object]) -> str:
@@ -392,6 +408,49 @@ def history_filter(
     if not conditions:
         raise ValueError("a job history needs a user_id or a guild_id")
     return " AND ".join(conditions), params
+
+
+def counted_scopes(limits: Limits, *, in_guild: bool) -> list[str]:
+    """The scopes whose usage admitting a job under `limits` must count (SCOPE_COLUMNS)."""
+    wanted = {
+        "member": in_guild and limits.per_member,
+        "guild": in_guild and limits.guild_wide,
+        "user": limits.everywhere,
+        "bot": limits.bot_wide,
+    }
+    return [scope for scope, needed in wanted.items() if needed]
+
+
+def window_query(scope: str, placeholder: Callable[[int], str]) -> str:
+    """The usage of one scope: images and spend of the last day, spend of the last month, and the oldest job
+    in each window. Parameters: the day's start, the window's start, then the scope's columns' values."""
+    day, start = placeholder(1), placeholder(2)
+    condition = "".join(f" AND {c} = {placeholder(3 + i)}" for i, c in enumerate(SCOPE_COLUMNS[scope]))
+    return (
+        f"SELECT COALESCE(SUM(CASE WHEN created_at >= {day} THEN {COUNTED_IMAGES} ELSE 0 END), 0), "  # noqa: S608 (constants)
+        f"COALESCE(SUM(CASE WHEN created_at >= {day} THEN {COUNTED_COST} ELSE 0 END), 0), "
+        f"COALESCE(SUM({COUNTED_COST}), 0), MIN(CASE WHEN created_at >= {day} THEN created_at END), MIN(created_at) "
+        f"FROM jobs WHERE created_at >= {start}{condition}"
+    )
+
+
+def window_params(scope: str, job: Job, now: float) -> tuple[object, ...]:
+    # Only the server's limits have a 30-day window: the others need not read a month of jobs.
+    start = now - MONTH if scope in ("member", "guild") else now - DAY
+    return (now - DAY, start, *(getattr(job, column) for column in SCOPE_COLUMNS[scope]))
+
+
+def window_from_row(row: RowLike | None) -> Window:
+    if row is None:
+        return Window()
+    oldest_day, oldest_month = row[3], row[4]
+    return Window(
+        images_day=int(row[0]),
+        spend_day=int(row[1]),
+        spend_month=int(row[2]),
+        oldest_day=None if oldest_day is None else float(oldest_day),
+        oldest_month=None if oldest_month is None else float(oldest_month),
+    )
 
 
 def check_paging(limit: int, offset: int) -> None:

@@ -76,7 +76,8 @@ class Job:
     image_count: int = field(default=0, metadata=_MUTABLE)
     # Small data: display notes, and the stored copies of linked input images (services/jobs/input_refs.py).
     extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)
-    # Estimated price in millionths of a US dollar, fixed at admission; what the budgets count.
+    # Millionths of a US dollar: the upper bound booked at admission (what the budgets count while the job runs),
+    # and what it settled at once its prediction ended (services/jobs/settlement.py); None: not settled.
     cost_microusd: int = 0
     # Which process is working on the job, and until when: it renews the lease while it lives, and a live
     # process adopts a job whose lease ran out (its owner died). None: no lease (resumed by its shard's process).
@@ -89,6 +90,7 @@ class Job:
     # shown its end, before the token expires.
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
+    settled_microusd: int | None = field(default=None, metadata=_MUTABLE)
 
     @property
     def active(self) -> bool:

@@ -38,10 +38,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from services.limits import DAY, MONTH, Limits, Refusal, Usage, judge
+from services.limits import Limits, Refusal, Usage, judge
 from services.store.base import (
+    COUNTED_COST,
+    COUNTED_IMAGES,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
+    SCOPE_COLUMNS,
     DuplicateJob,
     Migration,
     MigrationError,
@@ -50,6 +53,7 @@ from services.store.base import (
     StoreError,
     check_paging,
     check_statuses,
+    counted_scopes,
     dump_json,
     encode_job_fields,
     guild_settings_from_row,
@@ -60,6 +64,9 @@ from services.store.base import (
     load_json_object,
     load_migrations,
     pending,
+    window_from_row,
+    window_params,
+    window_query,
 )
 from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
 
@@ -93,14 +100,7 @@ _SELECT_JOB = f"SELECT {JOB_SELECT} FROM jobs WHERE id = $1"  # noqa: S608
 _COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])"
 _LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = $1"
 _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
-# Images of the last day, spend of the last day and of the last month, of one user or one server.
-_SCOPE_USAGE = (
-    "SELECT COALESCE(SUM(CASE WHEN created_at >= $1 THEN image_count ELSE 0 END), 0), "
-    "COALESCE(SUM(CASE WHEN created_at >= $1 THEN cost_microusd ELSE 0 END), 0), COALESCE(SUM(cost_microusd), 0) "
-    "FROM jobs WHERE created_at >= $2 AND status <> ALL($3::text[])"
-)
-_USER_USAGE = _SCOPE_USAGE + " AND user_id = $4"
-_GUILD_USAGE = _SCOPE_USAGE + " AND guild_id = $4"
+_WINDOWS = {scope: window_query(scope, lambda n: f"${n}") for scope in SCOPE_COLUMNS}
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES ($1, $2, $3, $4) "
@@ -238,28 +238,27 @@ class PostgresStore(Store):
 
         async def op(conn: Any, retry: bool) -> Refusal | None:
             async with conn.transaction():
-                # Admissions of one user (and of one server, for its quota) wait for each other here, in
-                # every process; always user first, then server, so two of them can never deadlock.
+                # Admissions of one user (and of one server, for its limits, and of the whole bot for its budget)
+                # wait for each other here, in every process; always user, then server, then bot, so two of them
+                # can never deadlock.
                 await conn.execute(_LOCK, f"admit:user:{job.user_id}")
                 if in_guild and limits.guild_wide:
                     await conn.execute(_LOCK, f"admit:guild:{job.guild_id}")
+                if limits.bot_wide:
+                    await conn.execute(_LOCK, "admit:bot")
                 if retry:
                     stored = await conn.fetchrow(_SELECT_JOB, job.id)
                     if stored is not None and job_params(job_from_row(stored)) == params:
                         return None  # our first attempt committed before the connection dropped
                 last = await conn.fetchval(_LAST_JOB, job.user_id)
-                day, month, counted_out = now - DAY, now - MONTH, list(NOT_COUNTED)
-                user = await conn.fetchrow(_USER_USAGE, day, month, counted_out, job.user_id)
-                guild = await conn.fetchrow(_GUILD_USAGE, day, month, counted_out, job.guild_id) if in_guild else None
+                windows = {
+                    scope: window_from_row(await conn.fetchrow(_WINDOWS[scope], *window_params(scope, job, now)))
+                    for scope in counted_scopes(limits, in_guild=in_guild)
+                }
                 usage = Usage(
                     seconds_since_last=None if last is None else now - float(last),
                     jobs_in_flight=int(await conn.fetchval(_COUNT_ACTIVE, job.user_id, list(ACTIVE)) or 0),
-                    user_images_today=int(user[0]),
-                    guild_images_today=int(guild[0]) if guild else 0,
-                    user_spend_day=int(user[1]),
-                    user_spend_month=int(user[2]),
-                    guild_spend_day=int(guild[1]) if guild else 0,
-                    guild_spend_month=int(guild[2]) if guild else 0,
+                    **windows,
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None:
@@ -385,11 +384,10 @@ class PostgresStore(Store):
         async def op(conn: Any, _retry: bool) -> list[Any]:
             return list(
                 await conn.fetch(
-                    "SELECT user_id, model, COALESCE(SUM(image_count), 0), COALESCE(SUM(cost_microusd), 0) FROM jobs "
-                    "WHERE guild_id = $1 AND created_at >= $2 AND status <> ALL($3::text[]) GROUP BY user_id, model",
+                    f"SELECT user_id, model, COALESCE(SUM({COUNTED_IMAGES}), 0), COALESCE(SUM({COUNTED_COST}), 0) "  # noqa: S608
+                    "FROM jobs WHERE guild_id = $1 AND created_at >= $2 GROUP BY user_id, model",
                     guild_id,
                     float(since),
-                    list(NOT_COUNTED),
                 )
             )
 

@@ -17,8 +17,10 @@ from typing import Any
 
 import aiosqlite
 
-from services.limits import DAY, MONTH, Limits, Refusal, Usage, judge
+from services.limits import Limits, Refusal, Usage, judge
 from services.store.base import (
+    COUNTED_COST,
+    COUNTED_IMAGES,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     DuplicateJob,
@@ -29,6 +31,7 @@ from services.store.base import (
     StoreError,
     check_paging,
     check_statuses,
+    counted_scopes,
     dump_json,
     encode_job_fields,
     guild_settings_from_row,
@@ -39,6 +42,9 @@ from services.store.base import (
     load_json_object,
     load_migrations,
     pending,
+    window_from_row,
+    window_params,
+    window_query,
 )
 from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
 
@@ -58,12 +64,6 @@ _IMAGES_SINCE = (
 _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (sha256) DO NOTHING"
-)
-# Images of the last day, spend of the last day and of the last month, of one user or one server.
-_SCOPE_USAGE = (
-    "SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN image_count ELSE 0 END), 0), "  # noqa: S608 (constants)
-    "COALESCE(SUM(CASE WHEN created_at >= ? THEN cost_microusd ELSE 0 END), 0), COALESCE(SUM(cost_microusd), 0) "
-    f"FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"
 )
 
 
@@ -156,17 +156,16 @@ class SqliteStore(Store):
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 in_guild = job.guild_id is not None
-                user = await self._scope_usage("user_id", job.user_id, now)
-                guild = await self._scope_usage("guild_id", job.guild_id, now) if in_guild else (0, 0, 0)
+                windows = {
+                    scope: window_from_row(
+                        await self._row(window_query(scope, _numbered), window_params(scope, job, now))
+                    )
+                    for scope in counted_scopes(limits, in_guild=in_guild)
+                }
                 usage = Usage(
                     seconds_since_last=_since(now, await self._value(_LAST_JOB, (job.user_id,))),
                     jobs_in_flight=int(await self._value(_COUNT_ACTIVE, (job.user_id, *ACTIVE)) or 0),
-                    user_images_today=user[0],
-                    guild_images_today=guild[0],
-                    user_spend_day=user[1],
-                    user_spend_month=user[2],
-                    guild_spend_day=guild[1],
-                    guild_spend_month=guild[2],
+                    **windows,
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None:
@@ -275,12 +274,11 @@ class SqliteStore(Store):
 
     async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
         sql = (
-            "SELECT user_id, model, COALESCE(SUM(image_count), 0), COALESCE(SUM(cost_microusd), 0) FROM jobs "  # noqa: S608
-            f"WHERE guild_id = ? AND created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN}) "
-            "GROUP BY user_id, model"
+            f"SELECT user_id, model, COALESCE(SUM({COUNTED_IMAGES}), 0), COALESCE(SUM({COUNTED_COST}), 0) "  # noqa: S608
+            "FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY user_id, model"
         )
         async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, (guild_id, float(since), *NOT_COUNTED))
+            rows = await self._conn.execute_fetchall(sql, (guild_id, float(since)))
         return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     # Leases
@@ -420,19 +418,14 @@ class SqliteStore(Store):
                 raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
             raise StoreError(f"job {job.id!r} was refused: {message}") from exc
 
-    async def _scope_usage(self, column: str, value: object, now: float) -> tuple[int, int, int]:
-        """(images in the last day, spend in the last day, spend in the last month); the caller holds the lock."""
-        cursor = await self._conn.execute(
-            f"{_SCOPE_USAGE} AND {column} = ?",  # (column is one of two constants)
-            (now - DAY, now - DAY, now - MONTH, *NOT_COUNTED, value),
-        )
-        row = await cursor.fetchone()
-        return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
+    async def _row(self, sql: str, params: Sequence[object]) -> Any:
+        """The first row; the caller holds the lock."""
+        cursor = await self._conn.execute(sql, params)
+        return await cursor.fetchone()
 
     async def _value(self, sql: str, params: Sequence[object]) -> Any:
         """The first column of the first row; the caller holds the lock."""
-        cursor = await self._conn.execute(sql, params)
-        row = await cursor.fetchone()
+        row = await self._row(sql, params)
         return None if row is None else row[0]
 
     async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
@@ -442,6 +435,10 @@ class SqliteStore(Store):
 
 def _image_params(image: InputImage) -> tuple[object, ...]:
     return (image.sha256, image.content_type, image.data, time.time())
+
+
+def _numbered(n: int) -> str:
+    return f"?{n}"
 
 
 def _since(now: float, last: object) -> float | None:
