@@ -66,7 +66,7 @@ class Nothing:
             return set()
         return {m.id for m in self.world.discord.messages_in(self.channel) if not m.ephemeral}
 
-    async def check(self, *, allowed_public: set[int] = frozenset()) -> None:
+    async def check(self, *, allowed_public: frozenset[int] | set[int] = frozenset()) -> None:
         assert len(self.world.comet.creates()) == self.creates, "a prediction was created"
         assert await self.bot.store.last_job_at(self.user.id) is None, "a job was stored"
         assert self._public() - self.public - allowed_public == set(), "a public message was left"

@@ -5,7 +5,8 @@ Tricks that keep a word readable while changing its characters all fold away:
 * compatibility forms (ｆｕｌｌｗｉｄｔｈ, ligatures, 𝐛𝐨𝐥𝐝) by Unicode NFKC, and case by casefolding;
 * characters that draw nothing (zero-width, soft hyphen, word joiner, bidi controls, tag characters, Hangul
   fillers: services/rules/invisible.py, the same ones the cleaned prompt loses);
-* letters of other scripts that look like Latin ones (Cyrillic `е`, Greek `ο`: services/rules/lookalikes.py);
+* letters of other scripts that look like Latin ones (Cyrillic `е`, Greek `ο`: services/rules/lookalikes.py),
+  and in a second reading (`readings`) capitals as the Latin capitals they look like (Greek `Ν` as N);
 * marks on a Latin letter (`núde`, `n̶u̶d̶e̶`); marks on other scripts' letters are kept (Japanese `が`, `й`);
 * any run of whitespace and punctuation, `_` included, becomes one space, so `taylor-swift`, `taylor_swift`
   and `taylor  swift` read alike and `nude_` ends where `nude` does.

@@ -29,7 +29,7 @@ def _ascii_lookalike(glyphs: object) -> str | None:
 def table() -> dict[str, str]:
     """Every non-ASCII character that looks like one ASCII letter or digit, to that letter (as the data spells it)."""
     pairs = ((char, _ascii_lookalike(glyphs)) for char, glyphs in confusables_data.items())
-    return {char: latin for char, latin in pairs if latin is not None and len(char) == 1 and not char.isascii()}
+    return {char: letter for char, letter in pairs if letter is not None and len(char) == 1 and not char.isascii()}
 
 
 def latin(ch: str) -> str:
