@@ -16,6 +16,7 @@ from discord.ext import commands
 from services.errors import BadInput
 from services.jobs.rerolls import reroll_ask
 from services.locales import render
+from services.rules.moderation import BlockedPrompt
 from services.store.models import Job, JobStatus
 from services.text import _
 from ui.launch import age_restricted
@@ -87,7 +88,9 @@ class Reroll(commands.Cog):
         try:
             job = await self.bot.admission.admit(ask)
         except BadInput as exc:
-            refused = _("{user} can't reroll this: {reason}", user=f"<@{event.user_id}>", reason=exc.text)
+            # A reply in the channel, seen by all: a blocked phrase is not named there.
+            reason = exc.public if isinstance(exc, BlockedPrompt) else exc.text
+            refused = _("{user} can't reroll this: {reason}", user=f"<@{event.user_id}>", reason=reason)
             await result.reply(render(refused, parent.locale), allowed_mentions=mentions)
             return
         icon, queued = STAGE_TEXT["queued"]

@@ -22,6 +22,7 @@ from dotenv import load_dotenv
 from services.errors import BadInput, ConfigError
 from services.jobs.leases import DEFAULT_LEASE_SECONDS
 from services.limits import budget
+from services.rules.blocked_words_file import read_blocked_words
 from services.rules.catalogue import SHORT_NAMES, install, resolve_model
 from services.rules.catalogue_file import CatalogueError, load_catalogue
 from services.rules.model_spec import Price
@@ -84,6 +85,8 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
+    # BLOCKED_WORDS_FILE: phrases refused in every prompt, everywhere, on top of each server's own list.
+    blocked_words: tuple[str, ...] = field(default=(), repr=False)
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def secrets(self) -> list[str]:
@@ -158,6 +161,7 @@ def load_settings(
         metrics_port=env.integer("METRICS_PORT", None, minimum=1, maximum=65535),
         metrics_host=env.optional("METRICS_HOST") or "127.0.0.1",
         log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
+        blocked_words=env.blocked_words("BLOCKED_WORDS_FILE"),
     )
 
 
@@ -309,6 +313,16 @@ class _Reader:
         except CatalogueError as exc:
             raise ConfigError(name, str(exc)) from None
         return path
+
+    def blocked_words(self, name: str) -> tuple[str, ...]:
+        """The operator's blocked phrases; none when the setting is not set, a mistake when the file can't be read."""
+        path = self.optional(name)
+        if path is None:
+            return ()
+        try:
+            return read_blocked_words(path)
+        except ValueError as exc:
+            raise ConfigError(name, str(exc)) from None
 
     def model(self, name: str, default: str, *, allow_unknown: bool) -> str:
         """A model every /imagine can use: a catalogue model, or any owner/name when unknown ones are allowed."""

@@ -155,7 +155,7 @@ async def test_one_member_firing_four_imagines_at_once_gets_one_job_per_cooldown
     async with world.bot(USER_COOLDOWN="10", MAX_JOBS_PER_USER="10") as bot:
         handles = await asyncio.gather(*(imagine(world, guild, channel, alice, prompt=f"fox {i}") for i in range(4)))
         outcomes = await answers(world, bot, handles)
-        await world.comet.wait_for(world.comet.creates, what="the admitted job's create")
+        await world.comet.wait_for(lambda: world.comet.creates() or None, what="the admitted job's create")
     kinds = sorted(kind for kind, _ in outcomes)
     assert kinds == ["job", "refused", "refused", "refused"], outcomes
     assert all("Slow down" in text for kind, text in outcomes if kind == "refused")
@@ -193,7 +193,7 @@ async def test_members_asking_while_a_job_runs_share_the_server_quota(world):
             *(imagine(world, guild, channel, user, prompt="b", num_outputs=4) for user in others)
         )
         outcomes = await answers(world, bot, handles)
-        await world.comet.wait_for(world.comet.creates, what="the first job's create")
+        await world.comet.wait_for(lambda: world.comet.creates() or None, what="the first job's create")
     frees = f"It starts to free up <t:{int(first[0][1].created_at) + 86401}:R>."
     assert outcomes == [("refused", f"This server has used 4 of its 4 images for today. {frees}")] * 3
     assert len(world.comet.creates()) == 1

@@ -114,6 +114,39 @@ def test_default_model_must_be_usable(env, accepted):
     assert repr(env["DEFAULT_MODEL"]) in str(info.value)
 
 
+def test_the_blocked_words_file_is_one_phrase_a_line_with_comments(tmp_path):
+    path = tmp_path / "blocked.txt"
+    path.write_text("# the operator's list\n\n  Taylor   Swift \nnude\n🍆\n", encoding="utf-8")
+    settings = load_settings({**BASE, "BLOCKED_WORDS_FILE": str(path)})
+    assert settings.blocked_words == ("Taylor Swift", "nude", "🍆")
+    assert "nude" not in repr(settings)
+    assert load_settings(BASE).blocked_words == ()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "cannot read"),  # no such file
+        ("a folder", "cannot read"),
+        (b"nud\xe9\n", "not UTF-8"),
+        ("nude\n---\n", "line 2: '---' is only punctuation"),
+    ],
+)
+def test_a_blocked_words_file_that_cannot_be_used_is_refused(tmp_path, content, fragment):
+    path = tmp_path / "blocked.txt"
+    if content == "a folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "BLOCKED_WORDS_FILE": str(path)})
+    assert info.value.variable == "BLOCKED_WORDS_FILE"
+    assert str(path) in str(info.value)
+    assert fragment in str(info.value)
+
+
 def test_generate_needs_no_discord_token():
     settings = load_settings({"COMETAPI_KEY": "k" * 20}, require_discord=False)
     assert settings.discord_token is None

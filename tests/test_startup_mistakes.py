@@ -102,6 +102,16 @@ async def test_a_mistake_in_the_models_file_is_one_line_before_discord(refusing_
     assert refusing_discord.requests == []
 
 
+@pytest.mark.parametrize("how", ["missing", "a folder"])
+async def test_a_blocked_words_file_that_cannot_be_read_is_one_line_before_discord(refusing_discord, tmp_path, how):
+    path = tmp_path / "blocked.txt"
+    if how == "a folder":
+        path.mkdir()
+    code, out, err = await run_bot(refusing_discord, tmp_path, BLOCKED_WORDS_FILE=str(path))
+    assert_one_line(code, out, err, "BLOCKED_WORDS_FILE", str(path), "cannot read")
+    assert refusing_discord.requests == []
+
+
 # --- SQLite: the folder cannot hold the database ------------------------------------------------------------
 
 

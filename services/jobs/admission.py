@@ -12,6 +12,12 @@ describe their request as an `Ask` and go through the same two steps:
    atomic step with the limits (cooldown, jobs in flight, daily quotas, budgets in dollars: the server's, the
    operator's per user and for the whole bot). The job exists before any API call; a refusal raises
    `LimitReached` naming the limit, and nothing is stored.
+
+Blocked words (the operator's and the server's) are judged on the prompt exactly as it is sent: the `prompt`
+of the assembled model input, after the prompt's parameters are taken out and the text cleaned, whoever wrote
+it (the member, a parent job for rerolls and variations, or the bot: /blend's default prompt). The same text is
+judged earlier too, so a refusal costs nothing: in `check_early` against the operator's list, and in `admit`
+against both lists before any attachment is fetched.
 """
 
 from __future__ import annotations
@@ -100,7 +106,7 @@ class Admission:
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
         applied = _with_prompt_params(ask)
-        clean_prompt(applied.prompt)
+        check_prompt(clean_prompt(applied.prompt), Moderation(), self.settings.blocked_words)
         precheck(list(ask.images), self.settings.max_input_image_bytes)
         model = applied.given.get("model")
         if not model or ask.vary:
@@ -138,8 +144,9 @@ class Admission:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
-        check_prompt(ask.prompt, moderation)  # before the attachments are fetched: a refusal costs nothing
         applied = _with_prompt_params(ask)
+        # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
+        check_prompt(clean_prompt(applied.prompt), moderation, self.settings.blocked_words)
         given = {name: value for name, value in applied.given.items() if value is not None}
         if ask.edit and "model" not in given:
             given["model"] = edit_model(context)
@@ -175,6 +182,8 @@ class Admission:
         if any(size is not None for size in sizes):
             extra[SIZES_KEY] = [list(size) if size else None for size in sizes]  # to settle the job, and its rerolls
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
+        # And the text that is sent, as it is in the input: what is judged is what the API gets.
+        check_prompt(str(model_input.get("prompt", "")), moderation, self.settings.blocked_words)
         cost = self.pricing.book(resolved.model, model_input, sizes)
         now = time.time()
         job = Job(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.errors import BadInput
 from services.rules.catalogue_file import load_catalogue
+from services.rules.invisible import visible
 from services.rules.model_spec import (
     MATCH_INPUT,
     Flag,
@@ -85,18 +85,9 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]")
-# Letters that draw nothing, used to pass a blank prompt off as a real one (Hangul fillers, a blank braille cell).
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
 def clean_prompt(prompt: str) -> str:
     """Drop control, format (zero-width, bidi, tag) and blank characters, and outer whitespace."""
-    text = _INVISIBLE.sub("", prompt)
-    text = "".join(
-        ch for ch in text if ch in "\n\t" or (unicodedata.category(ch) not in ("Cc", "Cf") and ch not in _BLANK_LETTERS)
-    )
-    text = text.strip()
+    text = visible(prompt).strip()
     if not text:
         raise BadInput(_("The prompt is empty: describe the image you want."))
     if len(text) > MAX_PROMPT_CHARS:

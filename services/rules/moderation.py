@@ -2,7 +2,11 @@
 
 Judged on admission, before anything is sent to the API:
 
-* a prompt containing a blocked word or phrase (whole words, any case, any spacing) is refused, naming it;
+* a prompt containing a blocked word or phrase is refused: the server's own list, and the operator's
+  (`BLOCKED_WORDS_FILE`), which applies everywhere, DMs and user installs included. Both are judged on the
+  prompt as it is sent, folded as a reader reads it (services/rules/folding.py: case, look-alike letters,
+  invisible characters, punctuation between words), as whole words. The server's phrase is named to the
+  member privately; where others see the refusal (a 🔄 reaction's reply) and for the operator's list, it is not;
 * `safety_tolerance` above the API's default (2) and `disable_safety_checker` are permissive settings: they
   are allowed only in age-restricted (NSFW) channels, and only as far as the server allows
   (`max_safety_tolerance`; turning the checker off needs a server that allows more than the default);
@@ -12,11 +16,12 @@ Judged on admission, before anything is sent to the API:
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.errors import BadInput
+from services.rules.folding import fold, readings
 from services.store.models import GuildSettings
 from services.text import Text, _, verbatim
 
@@ -62,29 +67,51 @@ class Moderation:
         return self.max_safety_tolerance > SAFE_TOLERANCE
 
 
-def normalized(text: str) -> str:
-    """Compared form: compatibility characters folded (ｆｕｌｌ width, ligatures), any case, single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+# The operator's words are never named to the member, and a server's are not named where others read the refusal.
+BOT_REFUSES = _("This prompt contains a word this bot does not allow; change the prompt and try again.")
+BOT_REFUSES_PUBLIC = _("The prompt contains a word this bot does not allow.")
+SERVER_REFUSES_PUBLIC = _("The prompt contains a word or phrase this server does not allow.")
+
+
+class BlockedPrompt(BadInput):
+    """A prompt with a blocked word or phrase. `text` is said to the member alone; `public` names no phrase, for
+    where others read the refusal."""
+
+    def __init__(self, message: Text, public: Text) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 def blocked_phrase(prompt: str, phrases: Iterable[str]) -> str | None:
     """The first blocked word or phrase found in `prompt` as a whole word (not inside another word), or None."""
-    text = normalized(prompt)
+    texts = readings(prompt)
     for phrase in phrases:
-        wanted = normalized(phrase)
-        if not wanted:
-            continue
-        pattern = r"(?<!\w)" + r"\s+".join(re.escape(part) for part in wanted.split(" ")) + r"(?!\w)"
-        if re.search(pattern, text):
+        found = _pattern(phrase)
+        # The first word as a plain substring first: most phrases are not there at all, and that is cheap to see.
+        if found is not None and any(found[0] in text and found[1].search(text) for text in texts):
             return phrase
     return None
 
 
-def check_prompt(prompt: str, moderation: Moderation) -> None:
+@lru_cache(maxsize=4096)
+def _pattern(phrase: str) -> tuple[str, re.Pattern[str]] | None:
+    """The phrase's first folded word, and the pattern of the whole phrase as whole words; None if it has none."""
+    words = fold(phrase).split()
+    if not words:
+        return None
+    # Words may also be run together (`taylorswift`): the cleaned prompt loses the invisible spaces between them.
+    return words[0], re.compile(r"(?<!\w)" + " ?".join(re.escape(word) for word in words) + r"(?!\w)")
+
+
+def check_prompt(prompt: str, moderation: Moderation, operator: Iterable[str] = ()) -> None:
+    """Raise BlockedPrompt if `prompt` has a phrase of the operator's list or of the server's."""
+    if blocked_phrase(prompt, operator) is not None:
+        raise BlockedPrompt(BOT_REFUSES, BOT_REFUSES_PUBLIC)
     found = blocked_phrase(prompt, moderation.blocked)
     if found is not None:
-        raise BadInput(
-            _('This server does not allow "{phrase}" in prompts; change the prompt and try again.', phrase=found)
+        raise BlockedPrompt(
+            _('This server does not allow "{phrase}" in prompts; change the prompt and try again.', phrase=found),
+            SERVER_REFUSES_PUBLIC,
         )
 
 
@@ -124,14 +151,18 @@ def apply_safety(
 
 
 def blocked_after(current: Iterable[str], *, add: str | None, remove: str | None) -> tuple[str, ...]:
-    """The blocked list with comma-separated phrases added and removed; BadInput if it grows too long."""
+    """The blocked list with comma-separated phrases added and removed; BadInput if it grows too long.
+
+    Phrases that read alike (`Red Fox`, `red-fox`) are one phrase."""
     words = list(current)
     for phrase in _phrases(remove):
-        words = [w for w in words if normalized(w) != normalized(phrase)]
+        words = [w for w in words if fold(w) != fold(phrase)]
     for phrase in _phrases(add):
         if len(phrase) > MAX_PHRASE_CHARS:
             raise BadInput(_("A blocked phrase can be at most {count} characters long.", count=MAX_PHRASE_CHARS))
-        if all(normalized(w) != normalized(phrase) for w in words):
+        if not fold(phrase):
+            raise BadInput(_('"{phrase}" is only punctuation, which blocks nothing.', phrase=phrase))
+        if all(fold(w) != fold(phrase) for w in words):
             words.append(phrase)
     if len(words) > MAX_BLOCKED:
         raise BadInput(_("A server can block at most {count} words or phrases.", count=MAX_BLOCKED))
