@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, get_type_hints
+from typing import Any, Final, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
 from services.limits import Limits, Refusal
@@ -42,6 +42,7 @@ from services.store.models import (
     JOB_KINDS,
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
+    TERMINAL,
     GuildSettings,
     InputImage,
     Job,
@@ -152,7 +153,8 @@ class Store(ABC):
         delivered_at, image_count and extra in the same write; an unknown name or a status outside
         `JOB_STATUSES` raises ValueError. Returns the updated job, or None if the job does not exist
         or its status was not in `from_statuses` (someone else moved it first). A single status may be
-        passed as a plain string.
+        passed as a plain string. A move into a finished state (TERMINAL) also deletes the job's interaction
+        token (`CLEARED_AT_END`): the job returned has none.
         """
 
     @abstractmethod
@@ -397,6 +399,16 @@ def history_filter(
 def check_paging(limit: int, offset: int) -> None:
     if limit < 1 or offset < 0:
         raise ValueError(f"bad page: limit {limit}, offset {offset}")
+
+
+# Deleted when a job ends: the interaction token is a secret, and once the job has shown its end (before the
+# transition for a success, from the job in memory for a failure) nothing needs it any more.
+CLEARED_AT_END: Final[tuple[str, ...]] = ("interaction_token",)
+
+
+def end_assignments(to_status: str) -> list[str]:
+    """The SET clauses a transition into `to_status` adds: a finished job's secrets deleted."""
+    return [f"{name} = NULL" for name in CLEARED_AT_END] if to_status in TERMINAL else []
 
 
 def check_statuses(from_statuses: Sequence[str] | str, to_status: str) -> tuple[str, ...]:

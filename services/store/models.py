@@ -85,8 +85,8 @@ class Job:
     locale: str | None = None  # the language of the job's message (the server's, or the user's where private)
     # Where the bot cannot post in the channel (a user install in a server without the bot, another person's
     # DM or a group DM, a reply Discord made private), the interaction is the only way to the job's message:
-    # its token (a secret: never logged, hence repr=False; useless once expired) and when the job must have
-    # shown its end, before the token expires.
+    # its token (a secret: never logged, hence repr=False; deleted from the store when the job ends, useless
+    # once expired) and when the job must have shown its end, before the token expires.
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
 

@@ -52,6 +52,7 @@ from services.store.base import (
     check_statuses,
     dump_json,
     encode_job_fields,
+    end_assignments,
     guild_settings_from_row,
     guild_settings_params,
     history_filter,
@@ -304,7 +305,8 @@ class PostgresStore(Store):
     ) -> Job | None:
         froms = check_statuses(from_statuses, to_status)
         columns = encode_job_fields(fields)
-        assignments = ", ".join(["status = $1", *(f"{name} = ${i}" for i, name in enumerate(columns, start=2))])
+        sets = [f"{name} = ${i}" for i, name in enumerate(columns, start=2)]
+        assignments = ", ".join(["status = $1", *sets, *end_assignments(to_status)])
         n = len(columns) + 2
         sql = (
             f"UPDATE jobs SET {assignments} WHERE id = ${n} AND status = ANY(${n + 1}::text[]) "  # noqa: S608 (whitelisted columns)

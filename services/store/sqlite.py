@@ -31,6 +31,7 @@ from services.store.base import (
     check_statuses,
     dump_json,
     encode_job_fields,
+    end_assignments,
     guild_settings_from_row,
     guild_settings_params,
     history_filter,
@@ -208,7 +209,7 @@ class SqliteStore(Store):
     ) -> Job | None:
         froms = check_statuses(from_statuses, to_status)
         columns = encode_job_fields(fields)
-        assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in columns)])
+        assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in columns), *end_assignments(to_status)])
         guard = ", ".join("?" for _ in froms)
         sql = (
             f"UPDATE jobs SET {assignments} WHERE id = ? AND status IN ({guard}) "  # noqa: S608 (whitelisted columns)
