@@ -73,6 +73,31 @@ async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
     assert ("flux_jobs_in_flight", ()) in found
 
 
+async def test_forty_member_chosen_model_names_make_no_series_beyond_other(world):
+    """Where unknown models are allowed, members choose the names: they are all counted as `other`."""
+    guild, channel, alice = setup_guild(world)
+    port = free_port()
+    names = [f"member{n}/pick-{n}" for n in range(40)]
+    async with world.bot(METRICS_PORT=str(port), ALLOW_UNKNOWN_MODELS="true", MAX_JOBS_PER_USER="40"):
+        _, text = await get(port, "/metrics")
+        before = set(samples(text))
+        handles = [await imagine(world, guild, channel, alice, prompt="a fox", model=name) for name in names]
+        for handle in handles:  # the fake API knows none of them: each job fails (counted before it is shown)
+            await handle.wait_original(lambda m: "⚠️" in m.content, timeout=20)
+        _, text = await get(port, "/metrics")
+    found = samples(text)
+    assert len(world.comet.creates()) == len(names)  # they did reach the API, by those names
+    # One series per metric and label set (a counter's _total and _created samples are one series).
+    series = {(name.removesuffix("_total").removesuffix("_created"), labels) for name, labels in set(found) - before}
+    assert sorted((name, labels) for name, labels in series if "model" in dict(labels)) == [
+        ("flux_estimated_spend_usd", (("model", "other"),)),
+        ("flux_jobs", (("model", "other"), ("status", "admitted"))),
+        ("flux_jobs", (("model", "other"), ("status", "failed"))),
+    ]
+    assert found[("flux_jobs_total", (("model", "other"), ("status", "admitted")))] == len(names)
+    assert found[("flux_jobs_total", (("model", "other"), ("status", "failed")))] == len(names)
+
+
 async def test_healthz_is_503_when_the_database_does_not_answer(tmp_path, discord_fake, comet):
     admin = await connect_postgres_or_skip()
     port = free_port()
