@@ -132,15 +132,24 @@ class Store(ABC):
 
     @abstractmethod
     async def recent_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        limit: int,
+        offset: int = 0,
     ) -> list[Job]:
         """The jobs of one user and/or one server, newest first: `limit` of them after the first `offset`.
 
-        At least one of `user_id` and `guild_id` must be given (ValueError otherwise).
+        At least one of `user_id` and `guild_id` must be given (ValueError otherwise). With `shown_to`, only
+        what that user may see: their own jobs, and the others' whose reply was not private (PRIVATE_REPLY).
         """
 
     @abstractmethod
-    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+    async def count_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+    ) -> int:
         """How many jobs `recent_jobs` pages through for the same filter."""
 
     @abstractmethod
@@ -382,9 +391,18 @@ def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
 
 
 def history_filter(
-    user_id: int | None, guild_id: int | None, placeholder: Callable[[int], str]
+    user_id: int | None,
+    guild_id: int | None,
+    placeholder: Callable[[int], str],
+    *,
+    shown_to: int | None = None,
+    not_private: str,
 ) -> tuple[str, list[object]]:
-    """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based)."""
+    """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based).
+
+    `not_private` is the backend's condition that a job's `extra` does not say PRIVATE_REPLY: with `shown_to`,
+    only that user's own jobs may be private ones.
+    """
     conditions: list[str] = []
     params: list[object] = []
     for column, value in (("user_id", user_id), ("guild_id", guild_id)):
@@ -393,6 +411,9 @@ def history_filter(
             conditions.append(f"{column} = {placeholder(len(params))}")
     if not conditions:
         raise ValueError("a job history needs a user_id or a guild_id")
+    if shown_to is not None:
+        params.append(shown_to)
+        conditions.append(f"(user_id = {placeholder(len(params))} OR {not_private})")
     return " AND ".join(conditions), params
 
 

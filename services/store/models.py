@@ -47,6 +47,9 @@ TERMINAL: Final[tuple[JobStatus, ...]] = (JobStatus.SUCCEEDED, JobStatus.FAILED,
 # Jobs that ended like this gave their reserved images back: they do not count against quotas.
 NOT_COUNTED: Final[tuple[JobStatus, ...]] = (JobStatus.FAILED, JobStatus.CANCELED)
 
+# In a job's `extra`: Discord made the job's reply private (ephemeral); only its owner sees it in a history.
+PRIVATE_REPLY: Final = "private"
+
 # Field metadata: `transition` and `update_job` may set it (never id, status, input, ...).
 _MUTABLE = {"mutable": True}
 

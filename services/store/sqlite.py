@@ -41,7 +41,7 @@ from services.store.base import (
     load_migrations,
     pending,
 )
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ _ACTIVE_IN = ", ".join("?" for _ in ACTIVE)
 _NOT_COUNTED_IN = ", ".join("?" for _ in NOT_COUNTED)
 _COUNT_ACTIVE = f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})"  # noqa: S608
 _LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = ?"
+# `extra` (JSON text) does not mark the job's reply private: json_extract gives 1 for true, NULL when absent.
+_NOT_PRIVATE = f"json_extract(extra, '$.{PRIVATE_REPLY}') IS NOT 1"
 _IMAGES_SINCE = (
     f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
 )
@@ -191,17 +193,25 @@ class SqliteStore(Store):
         )
 
     async def recent_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        limit: int,
+        offset: int = 0,
     ) -> list[Job]:
         check_paging(limit, offset)
-        where, params = history_filter(user_id, guild_id, lambda _: "?")
+        where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
         sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # noqa: S608
         async with self._lock:
             rows = await self._conn.execute_fetchall(sql, [*params, limit, offset])
         return [job_from_row(row) for row in rows]
 
-    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        where, params = history_filter(user_id, guild_id, lambda _: "?")
+    async def count_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+    ) -> int:
+        where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
         return int(await self._scalar(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
