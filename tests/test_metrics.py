@@ -113,6 +113,32 @@ async def test_healthz_is_503_when_the_database_does_not_answer(tmp_path, discor
         await admin.close()
 
 
+async def test_healthz_is_503_naming_the_gateway_shard_that_is_down(world):
+    port = free_port()
+    async with world.bot(METRICS_PORT=str(port), SHARD_COUNT="2"):
+        await world.discord.wait_for_gateway(shard_ids=[0, 1])
+        assert await get(port, "/healthz") == (200, "ok\n")
+        # Shard 1 loses its connection and cannot get back (Discord refuses it); shard 0 stays connected.
+        world.discord.gateway_refused = True
+        assert await world.discord.drop_gateway(shard_id=1) == 1
+
+        async def unhealthy() -> tuple[int, str] | None:
+            answer = await get(port, "/healthz")
+            return answer if answer[0] != 200 else None
+
+        status, reason = await until(unhealthy, timeout=10, what="/healthz to notice the shard is down")
+        assert (status, reason) == (503, "gateway shard(s) [1] disconnected\n")
+        assert 0 in world.discord.gateway_sessions and world.discord.gateway_sessions[0].live
+        # Back: healthy again once the shard has reconnected (after discord.py's backoff).
+        world.discord.gateway_refused = False
+        await world.discord.wait_for_gateway(shard_ids=[1], timeout=60)
+
+        async def healthy() -> bool:
+            return await get(port, "/healthz") == (200, "ok\n")
+
+        await until(healthy, timeout=10, what="/healthz healthy again")
+
+
 async def test_a_metrics_port_in_use_is_one_line_and_exit_2(refusing_discord, tmp_path):  # noqa: F811
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
