@@ -1,5 +1,7 @@
 """/imagine-history: your recent jobs, newest first, a page at a time; `scope: server` shows everyone's in this
-server to members with Manage Server. Private answers; the page buttons keep working after a restart.
+server to members with Manage Server, except another member's jobs whose reply was private (ephemeral).
+Private answers; the page buttons keep working after a restart, and are checked again at every press: only
+the person who opened the page may turn it, and the server's pages still need Manage Server.
 
 A job's message may have been deleted since: each page asks Discord whether its messages still exist (all
 at once, with a deadline) and says so instead of linking nowhere; a deletion found is remembered.
@@ -16,6 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from services.errors import BadInput
 from services.locales import render
 from services.store.models import TERMINAL, Job
 from services.text import _
@@ -71,12 +74,23 @@ class HistoryButton(
 
     async def callback(self, interaction: Interaction) -> None:
         try:
+            check_presser(interaction)
             check_scope(interaction, self.scope)
             await interaction.response.defer()  # first: the store and Discord are asked before the page shows
             embed, view = await build_page(cast("FluxBot", interaction.client), interaction, self.scope, self.page)
             await interaction.edit_original_response(embed=embed, view=view)
         except Exception as exc:
             await report_error(interaction, exc, where="History page")
+
+
+def check_presser(interaction: Interaction) -> None:
+    """A page button works on its own page only: a private message of the person who opened it. A button
+    pressed anywhere else, or by anyone else, was forged (its custom id is public and easy to copy)."""
+    message = interaction.message
+    opened_by = message.interaction_metadata if message is not None else None
+    if message is None or not message.flags.ephemeral or opened_by is None or opened_by.user.id != interaction.user.id:
+        # L10N: a refusal, privately, when someone presses a page button of a history that is not theirs
+        raise BadInput(_("Only the person who opened this history can turn its pages: use /imagine-history."))
 
 
 def pager(scope: Scope, page: int, pages: int, locale: str | None = None) -> discord.ui.View:
@@ -91,7 +105,9 @@ async def build_page(
 ) -> tuple[discord.Embed, discord.ui.View | None]:
     """The embed and buttons of page `page` (0-based; past the end, the last page)."""
     mine = scope == "mine"
-    filters = {"user_id": interaction.user.id} if mine else {"guild_id": interaction.guild_id}
+    # The server's: this server's jobs only, and of the private ones only the viewer's own.
+    user = interaction.user.id
+    filters = {"user_id": user} if mine else {"guild_id": interaction.guild_id, "shown_to": user}
     total = await bot.store.count_jobs(**filters)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 0), pages - 1)

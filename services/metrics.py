@@ -2,6 +2,7 @@
 
 Events are counted where they happen (admission, the job runner, the Discord HTTP trace); the queue depth,
 the jobs in flight and CometAPI's errors are read when Prometheus scrapes, from the objects that keep them.
+Every label has a bounded set of values: a model outside the catalogue is counted as `other`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.rules.catalogue import CATALOGUE
 from services.rules.pricing import MICROS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREDICTION_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+OTHER_MODEL = "other"  # the label of every model outside the catalogue
 
 
-def _short(model: str) -> str:
+def _model_label(model: str) -> str:
+    """The model's label: its short name if it is in the catalogue, else `other`. Where unknown models are
+    allowed (ALLOW_UNKNOWN_MODELS) members choose the names: each would be a new series for Prometheus to keep."""
+    if model not in CATALOGUE:
+        return OTHER_MODEL
     return model.rsplit("/", 1)[-1]
 
 
@@ -64,17 +71,17 @@ class Metrics:
     # Events
 
     def job_admitted(self, model: str, cost_microusd: int) -> None:
-        self.jobs.labels("admitted", _short(model)).inc()
-        self.spend.labels(_short(model)).inc(float(cost_microusd / MICROS))
+        self.jobs.labels("admitted", _model_label(model)).inc()
+        self.spend.labels(_model_label(model)).inc(float(cost_microusd / MICROS))
 
     def job_ended(self, status: str, model: str) -> None:
-        self.jobs.labels(str(status), _short(model)).inc()
+        self.jobs.labels(str(status), _model_label(model)).inc()
 
     def prediction_done(self, model: str, seconds: float) -> None:
-        self.prediction_seconds.labels(_short(model)).observe(max(seconds, 0.0))
+        self.prediction_seconds.labels(_model_label(model)).observe(max(seconds, 0.0))
 
     def delivered(self, model: str, seconds: float) -> None:
-        self.delivery_seconds.labels(_short(model)).observe(max(seconds, 0.0))
+        self.delivery_seconds.labels(_model_label(model)).observe(max(seconds, 0.0))
 
     def discord_rate_limited(self) -> None:
         self.discord_429.inc()

@@ -173,3 +173,84 @@ async def test_an_empty_history_says_how_to_start(world):
     async with world.bot():
         shown = await history(world, guild, channel, alice)
     assert "No images yet" in shown.embeds[0]["description"]
+
+
+def take_permissions(world, guild, user):
+    """The server's managers take `user`'s role of their own (the one `member` gave) away: no Manage Server."""
+    fake_guild = world.discord.guilds[guild.id]
+    for role_id in fake_guild.members[user.id].role_ids:
+        fake_guild.roles[role_id].permissions = 0
+
+
+async def refused_privately(world, bot, click, *words):
+    reply = await private_reply(world, click)
+    await bot.interaction_handled(click.id)
+    assert reply.flags & EPHEMERAL, reply.content
+    for word in words:
+        assert word in reply.content, (word, reply.content)
+    return reply
+
+
+async def test_a_job_made_with_a_private_reply_is_in_its_owners_history_only(world):
+    d = world.discord
+    # A server that turned off "Use External Apps": replies of the app installed to a user's account are private.
+    guild = d.add_guild("no external apps", with_bot=False, external_apps=False)
+    channel = d.add_channel(guild, "chat")
+    admin = member(world, guild, "admin", permissions=["manage_guild"])
+    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    async with world.bot() as bot:
+        made = {}
+        for user, prompt in ((alice, "alice's secret fox"), (admin, "the admin's own fox")):
+            handle = await d.slash_command(guild, channel, user, "imagine", {"prompt": prompt})
+            final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+            assert final.ephemeral
+            made[prompt] = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        await stored_jobs(world, bot, guild, channel, bob, 2, prefix="bob's public", start=time.time() - 600)
+        server = await history(world, guild, channel, admin, scope="server")
+        own = await history(world, guild, channel, alice)
+    assert made["alice's secret fox"].extra["private"] is True
+    # The admin sees bob's public jobs and their own private one, never alice's (nor that it exists).
+    assert prompts(server) == ["the admin's own fox", "bob's public 1", "bob's public 0"]
+    assert server.embeds[0]["footer"]["text"] == "Page 1 of 1 · 3 jobs, newest first"
+    assert "alice" not in server.embeds[0]["description"]
+    assert prompts(own) == ["alice's secret fox"]
+
+
+async def test_history_buttons_are_checked_again_when_pressed(world):
+    guild, channel = setup_guild(world)
+    admin = member(world, guild, "admin", permissions=["manage_guild"])
+    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    async with world.bot() as bot:
+        await stored_jobs(world, bot, guild, channel, alice, 10, prefix="alice")
+        server = await history(world, guild, channel, admin, scope="server")
+        own = await history(world, guild, channel, alice)
+        older = "flux-history:server:older:1"
+        assert ("Older ▶", older, False) in pager(server)
+        # A forged button: the page's custom id on a public message of the bot's, pressed by a member without
+        # Manage Server, then by one with it (the server's history would be shown to the whole channel).
+        planted = await world.discord.post_message(
+            channel, world.discord.bot, "look",
+            components=[{"type": 1, "components": [{"type": 2, "style": 2, "label": "more", "custom_id": older}]}],
+        )  # fmt: skip
+        for presser in (bob, admin):
+            click = await world.discord.click_button(planted.id, older, presser)
+            await refused_privately(world, bot, click, "Only the person who opened this history")
+        assert world.discord.edits_of(planted.id) == []
+        assert world.discord.message(planted.id).content == "look"
+        # Someone else's page (as a forged interaction could reach it): neither bob's history nor alice's shown.
+        mine_older = "flux-history:mine:older:1"
+        for page, presser in ((own, bob), (server, bob), (own, admin)):
+            custom_id = mine_older if page is own else older
+            before = len(world.discord.edits_of(page.id))
+            click = await world.discord.click_button(page.id, custom_id, presser)
+            await refused_privately(world, bot, click, "Only the person who opened this history")
+            assert len(world.discord.edits_of(page.id)) == before
+        # The admin's own page, once Manage Server is taken away: refused too.
+        take_permissions(world, guild, admin)
+        before = len(world.discord.edits_of(server.id))
+        click = await world.discord.click_button(server.id, older, admin)
+        await refused_privately(world, bot, click, "permission")
+        assert len(world.discord.edits_of(server.id)) == before
+        # Her own page turns for her.
+        second = await turn(world, own, alice, mine_older)
+        assert prompts(second) == ["alice 1", "alice 0"]

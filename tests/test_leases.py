@@ -16,10 +16,12 @@ from services.jobs.runner import Delivery
 from services.store.base import job_from_row
 from services.store.models import TERMINAL, Job
 from tests.conftest import postgres_schema, postgres_test_url
+from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_admission import new_job
 from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, until
 from tests.test_faults_process import assert_clean_log, assert_one_create_each, start_bot, stop_bot
+from tests.test_imagine import imagine, setup_guild, started_job
 
 LEASE = 30.0
 
@@ -66,6 +68,34 @@ async def test_a_live_lease_is_kept_by_its_owner_and_refused_to_others(store):
     assert await store.claim_lease(expired.id, "c", now + LEASE, now=now) is None  # finished jobs are nobody's
     assert await store.release_leases("c") == 2
     assert {j.id for j in await store.expired_leases(now)} == {live.id, no_lease.id}
+
+
+# --- a live process -------------------------------------------------------------------------------------------
+
+
+async def test_a_live_owner_keeps_pushing_its_lease_forward(world_any_store):
+    """While its process lives, a job's lease keeps moving ahead (else another process would adopt it)."""
+    world = world_any_store
+    guild, channel, alice = setup_guild(world)
+    world.comet.queue_outcome(Outcome(status="never"))
+    async with world.bot(JOB_LEASE_SECONDS="1.5") as bot:  # renewed every 0.5 s
+        handle = await imagine(world, guild, channel, alice, prompt="a slow fox")
+        job, _ = await started_job(world, bot, handle)
+        job = await wait_status(bot, job.id, "running")
+        assert job.lease_owner == bot.lease.owner and job.lease_expires_at is not None
+        seen = [job.lease_expires_at]
+
+        async def renewed_three_times() -> bool:
+            current = await bot.store.get_job(job.id)
+            assert current is not None and current.lease_owner == bot.lease.owner
+            if current.lease_expires_at is not None and current.lease_expires_at > seen[-1]:
+                seen.append(current.lease_expires_at)
+            return len(seen) > 3
+
+        await until(renewed_three_times, timeout=30, what="the lease pushed forward three times")
+        current = await bot.store.get_job(job.id)
+        assert current is not None and current.status == "running"  # the same job, still worked on here
+        assert bot.runner.running(job.id)
 
 
 # --- two real processes on PostgreSQL ---------------------------------------------------------------------

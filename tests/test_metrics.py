@@ -73,6 +73,31 @@ async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
     assert ("flux_jobs_in_flight", ()) in found
 
 
+async def test_forty_member_chosen_model_names_make_no_series_beyond_other(world):
+    """Where unknown models are allowed, members choose the names: they are all counted as `other`."""
+    guild, channel, alice = setup_guild(world)
+    port = free_port()
+    names = [f"member{n}/pick-{n}" for n in range(40)]
+    async with world.bot(METRICS_PORT=str(port), ALLOW_UNKNOWN_MODELS="true", MAX_JOBS_PER_USER="40"):
+        _, text = await get(port, "/metrics")
+        before = set(samples(text))
+        handles = [await imagine(world, guild, channel, alice, prompt="a fox", model=name) for name in names]
+        for handle in handles:  # the fake API knows none of them: each job fails (counted before it is shown)
+            await handle.wait_original(lambda m: "⚠️" in m.content, timeout=20)
+        _, text = await get(port, "/metrics")
+    found = samples(text)
+    assert len(world.comet.creates()) == len(names)  # they did reach the API, by those names
+    # One series per metric and label set (a counter's _total and _created samples are one series).
+    series = {(name.removesuffix("_total").removesuffix("_created"), labels) for name, labels in set(found) - before}
+    assert sorted((name, labels) for name, labels in series if "model" in dict(labels)) == [
+        ("flux_estimated_spend_usd", (("model", "other"),)),
+        ("flux_jobs", (("model", "other"), ("status", "admitted"))),
+        ("flux_jobs", (("model", "other"), ("status", "failed"))),
+    ]
+    assert found[("flux_jobs_total", (("model", "other"), ("status", "admitted")))] == len(names)
+    assert found[("flux_jobs_total", (("model", "other"), ("status", "failed")))] == len(names)
+
+
 async def test_healthz_is_503_when_the_database_does_not_answer(tmp_path, discord_fake, comet):
     admin = await connect_postgres_or_skip()
     port = free_port()
@@ -86,6 +111,32 @@ async def test_healthz_is_503_when_the_database_does_not_answer(tmp_path, discor
                 assert (status, reason.strip()) == (503, "the database does not answer (UndefinedTableError)")
     finally:
         await admin.close()
+
+
+async def test_healthz_is_503_naming_the_gateway_shard_that_is_down(world):
+    port = free_port()
+    async with world.bot(METRICS_PORT=str(port), SHARD_COUNT="2"):
+        await world.discord.wait_for_gateway(shard_ids=[0, 1])
+        assert await get(port, "/healthz") == (200, "ok\n")
+        # Shard 1 loses its connection and cannot get back (Discord refuses it); shard 0 stays connected.
+        world.discord.gateway_refused = True
+        assert await world.discord.drop_gateway(shard_id=1) == 1
+
+        async def unhealthy() -> tuple[int, str] | None:
+            answer = await get(port, "/healthz")
+            return answer if answer[0] != 200 else None
+
+        status, reason = await until(unhealthy, timeout=10, what="/healthz to notice the shard is down")
+        assert (status, reason) == (503, "gateway shard(s) [1] disconnected\n")
+        assert 0 in world.discord.gateway_sessions and world.discord.gateway_sessions[0].live
+        # Back: healthy again once the shard has reconnected (after discord.py's backoff).
+        world.discord.gateway_refused = False
+        await world.discord.wait_for_gateway(shard_ids=[1], timeout=60)
+
+        async def healthy() -> bool:
+            return await get(port, "/healthz") == (200, "ok\n")
+
+        await until(healthy, timeout=10, what="/healthz healthy again")
 
 
 async def test_a_metrics_port_in_use_is_one_line_and_exit_2(refusing_discord, tmp_path):  # noqa: F811

@@ -179,6 +179,26 @@ async def test_transition_and_update_reject_bad_fields(store: Store) -> None:
     assert await store.get_job(job.id) == job  # nothing changed
 
 
+@pytest.mark.parametrize("end", ["succeeded", "failed", "canceled"])
+async def test_a_job_that_ends_has_its_interaction_token_deleted(store: Store, end: str) -> None:
+    token = "interaction-token-" + uuid.uuid4().hex
+    job = make_job(interaction_token=token, reply_by=T0 + 900)
+    await store.create_job(job)
+    for step in ("submitting", "running", "delivering"):  # kept while the job works: it reaches the message
+        moved = await store.transition(job.id, ACTIVE, step)
+        assert moved is not None and moved.interaction_token == token
+    ended = await store.transition(job.id, ACTIVE, end, completed_at=T0 + 5)
+    assert ended is not None and ended.interaction_token is None
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert (stored.status, stored.interaction_token, stored.reply_by) == (end, None, T0 + 900)
+    untouched = make_job(interaction_token=token)  # another job's token stays
+    await store.create_job(untouched)
+    assert await store.transition(job.id, ACTIVE, "canceled") is None  # no second end
+    other = await store.get_job(untouched.id)
+    assert other is not None and other.interaction_token == token
+
+
 @pytest.mark.parametrize("second_store", [False, True], ids=["same-store", "two-stores"])
 async def test_concurrent_transitions_exactly_one_wins(
     store: Store, store_target: StoreTarget, second_store: bool

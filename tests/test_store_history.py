@@ -56,6 +56,27 @@ async def test_recent_jobs_pages_newest_first_per_user_or_server(store: Store) -
         await store.recent_jobs(user_id=1, limit=0)
 
 
+async def test_a_private_job_is_listed_to_its_owner_only_and_the_pages_count_what_is_shown(store: Store) -> None:
+    private = {"private": True, "notes": ["n"]}
+    jobs = [
+        job(created_at=T0 + n, user_id=1 if n % 3 else 2, extra=private if n % 2 else {"private": False})
+        for n in range(12)
+    ]
+    jobs.append(job(created_at=T0 + 20, user_id=2, guild_id=4, extra=private))  # another server
+    for each in jobs:
+        await store.create_job(each)
+    newest_first = sorted((j for j in jobs if j.guild_id == 3), key=lambda j: -j.created_at)
+    for viewer in (1, 2, 9):
+        seen = [j for j in newest_first if j.user_id == viewer or not j.extra.get("private")]
+        assert await store.count_jobs(guild_id=3, shown_to=viewer) == len(seen)
+        pages = [await store.recent_jobs(guild_id=3, shown_to=viewer, limit=3, offset=o) for o in range(0, 12, 3)]
+        assert [j for page in pages for j in page] == seen
+    assert len(await store.recent_jobs(guild_id=3, shown_to=9, limit=20)) == 6  # the public half
+    # Without `shown_to` (a user's own history) nothing is left out.
+    assert await store.recent_jobs(user_id=2, limit=20) == [j for j in reversed(jobs) if j.user_id == 2]
+    assert await store.count_jobs(guild_id=3) == 12
+
+
 async def test_a_variation_is_stored_with_its_kind_and_parent(store: Store) -> None:
     parent = job()
     child = job(kind="variation", parent_id=parent.id, input={"prompt": "p", "image": "https://x/1.png"})

@@ -236,3 +236,63 @@ async def test_the_fake_holds_a_user_install_to_the_interaction_and_five_follow_
             await webhook.send("one too many")
         assert sixth.value.status == 400
     assert len(handle.followups()) == 5
+
+
+async def stored_token(bot, job_id):
+    job = await bot.store.get_job(job_id)
+    assert job is not None
+    return job.interaction_token
+
+
+async def test_the_interaction_token_is_deleted_from_the_database_when_the_job_ends(world):
+    guild, channel, alice = foreign_server(world)
+    world.comet.queue_outcome(Outcome(duration=0.1))
+    world.comet.queue_outcome(Outcome(status="failed", duration=0.1))
+    world.comet.queue_outcome(Outcome(status="never"))
+    async with world.bot() as bot:
+        # Succeeded.
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a fox"})
+        _, job = await delivered(world, bot, handle)
+        assert job.status == "succeeded"
+        assert await stored_token(bot, job.id) is None
+        # Failed.
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a bad fox"})
+        job, message = await started_job(world, bot, handle)
+        assert await stored_token(bot, job.id) == handle.token  # kept while the job works
+        await handle.wait_original(lambda m: "⚠️" in m.content, timeout=10)
+        job = await wait_status(bot, job.id, "failed")
+        assert await stored_token(bot, job.id) is None
+        # Canceled.
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
+        job, message = await started_job(world, bot, handle)
+        job = await wait_status(bot, job.id, "running")
+        click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
+        await click.wait_response()
+        await handle.wait_original(lambda m: "🛑" in m.content, timeout=10)
+        job = await wait_status(bot, job.id, "canceled")
+        assert await stored_token(bot, job.id) is None
+    assert channel_requests(world, channel.id) == []
+
+
+@pytest.mark.parametrize("end", ["failed", "canceled"])
+async def test_a_job_resumed_after_a_restart_still_shows_its_end_through_the_token_it_then_deletes(world, end):
+    """After a restart the stored token is the only way to the message: the end is shown with it, then it goes."""
+    guild, channel, alice = foreign_server(world)
+    world.comet.queue_outcome(Outcome(status="never"))
+    async with world.bot() as bot:
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
+        job, message = await started_job(world, bot, handle)
+        job = await wait_status(bot, job.id, "running")
+    async with world.bot() as bot:  # a new process: no live interaction, only what the store kept
+        if end == "failed":
+            prediction = world.comet.predictions[job.prediction_id]  # the API fails it now
+            prediction.outcome, prediction.duration = Outcome(status="failed"), 0.0
+        else:
+            click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
+            await click.wait_response()
+        icon = "⚠️" if end == "failed" else "🛑"
+        await handle.wait_original(lambda m: icon in m.content, timeout=10)
+        job = await wait_status(bot, job.id, end)
+        assert await stored_token(bot, job.id) is None
+    assert world.discord.requests_matching("PATCH", rf"^/webhooks/\d+/[^/]+/messages/{message.id}$")
+    assert channel_requests(world, channel.id) == []

@@ -39,9 +39,13 @@ def channel_reachable(interaction: Interaction) -> bool:
 
 
 def reply_fields(interaction: Interaction) -> dict[str, Any]:
-    """What a job started by this interaction needs to show itself: its language, and how to reach it."""
+    """What a job started by this interaction needs to show itself: its language, how to reach it, and whether
+    its reply is private (then only its owner sees it in a history)."""
     private = bool(interaction.extras.get(PRIVATE))
-    fields: dict[str, Any] = {"locale": user_locale(interaction) if private else public_locale(interaction)}
+    fields: dict[str, Any] = {
+        "locale": user_locale(interaction) if private else public_locale(interaction),
+        "private": private,
+    }
     if not channel_reachable(interaction):
         fields |= {"interaction_token": interaction.token, "reply_by": interaction.expires_at.timestamp()}
     return fields

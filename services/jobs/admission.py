@@ -41,7 +41,7 @@ from services.rules.pricing import Pricing
 from services.rules.prompt_params import Applied, apply
 from services.rules.variation_models import Strength, carried_options, with_reference
 from services.store.base import Store
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import PRIVATE_REPLY, Job, JobKind, JobStatus
 from services.text import Text, _
 
 
@@ -69,6 +69,7 @@ class Ask:
     # Set where the interaction is the only way to the job's message (see Job.interaction_token).
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
+    private: bool = False  # Discord made the reply private (ephemeral): recorded for the history (PRIVATE_REPLY)
     # A variation of the one image (images or image_urls) at this strength, on the server's variation model
     # unless `given` names one (a reroll of a variation keeps its model).
     vary: Strength | None = None
@@ -258,4 +259,6 @@ def _extra(ask: Ask, notes: Sequence[Text]) -> dict[str, object]:
         extra["of_image"] = ask.of_image
     if ask.vary is not None:
         extra["strength"] = ask.vary
+    if ask.private:
+        extra[PRIVATE_REPLY] = True
     return extra

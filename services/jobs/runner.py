@@ -27,7 +27,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from services.cometapi.files import ImageFile
@@ -234,7 +234,7 @@ class JobRunner:
             **({} if settled is None else {"settled_microusd": settled}),
         )
         if ended is not None:
-            await self.display.failed(ended, describe(Canceled()), canceled=True)
+            await self.display.failed(_as_shown(ended, job), describe(Canceled()), canceled=True)
 
     async def shutdown(self, grace: float = 10.0) -> None:
         """Stop local work, leaving every job resumable in the store.
@@ -532,8 +532,14 @@ class JobRunner:
         if ended is None or not show:
             return
         try:
-            await self.display.failed(ended, message or describe(error), canceled=canceled)
+            await self.display.failed(_as_shown(ended, job), message or describe(error), canceled=canceled)
         except MessageGone:
             pass
         except Exception:
             log.exception("Job %s: could not show the failure", job.id)
+
+
+def _as_shown(ended: Job, job: Job) -> Job:
+    """The ended job as its display needs it: the store deleted the interaction token at the end, but a message
+    reached only through the interaction still needs it to show that end."""
+    return replace(ended, interaction_token=job.interaction_token)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, get_type_hints
+from typing import Any, Final, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
 from services.limits import DAY, MONTH, Limits, Refusal, Window
@@ -42,6 +42,7 @@ from services.store.models import (
     JOB_KINDS,
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
+    TERMINAL,
     GuildSettings,
     InputImage,
     Job,
@@ -147,15 +148,24 @@ class Store(ABC):
 
     @abstractmethod
     async def recent_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        limit: int,
+        offset: int = 0,
     ) -> list[Job]:
         """The jobs of one user and/or one server, newest first: `limit` of them after the first `offset`.
 
-        At least one of `user_id` and `guild_id` must be given (ValueError otherwise).
+        At least one of `user_id` and `guild_id` must be given (ValueError otherwise). With `shown_to`, only
+        what that user may see: their own jobs, and the others' whose reply was not private (PRIVATE_REPLY).
         """
 
     @abstractmethod
-    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+    async def count_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+    ) -> int:
         """How many jobs `recent_jobs` pages through for the same filter."""
 
     @abstractmethod
@@ -168,7 +178,8 @@ class Store(ABC):
         delivered_at, image_count and extra in the same write; an unknown name or a status outside
         `JOB_STATUSES` raises ValueError. Returns the updated job, or None if the job does not exist
         or its status was not in `from_statuses` (someone else moved it first). A single status may be
-        passed as a plain string.
+        passed as a plain string. A move into a finished state (TERMINAL) also deletes the job's interaction
+        token (`CLEARED_AT_END`): the job returned has none.
         """
 
     @abstractmethod
@@ -396,9 +407,18 @@ def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
 
 
 def history_filter(
-    user_id: int | None, guild_id: int | None, placeholder: Callable[[int], str]
+    user_id: int | None,
+    guild_id: int | None,
+    placeholder: Callable[[int], str],
+    *,
+    shown_to: int | None = None,
+    not_private: str,
 ) -> tuple[str, list[object]]:
-    """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based)."""
+    """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based).
+
+    `not_private` is the backend's condition that a job's `extra` does not say PRIVATE_REPLY: with `shown_to`,
+    only that user's own jobs may be private ones.
+    """
     conditions: list[str] = []
     params: list[object] = []
     for column, value in (("user_id", user_id), ("guild_id", guild_id)):
@@ -407,6 +427,9 @@ def history_filter(
             conditions.append(f"{column} = {placeholder(len(params))}")
     if not conditions:
         raise ValueError("a job history needs a user_id or a guild_id")
+    if shown_to is not None:
+        params.append(shown_to)
+        conditions.append(f"(user_id = {placeholder(len(params))} OR {not_private})")
     return " AND ".join(conditions), params
 
 
@@ -456,6 +479,16 @@ def window_from_row(row: RowLike | None) -> Window:
 def check_paging(limit: int, offset: int) -> None:
     if limit < 1 or offset < 0:
         raise ValueError(f"bad page: limit {limit}, offset {offset}")
+
+
+# Deleted when a job ends: the interaction token is a secret, and once the job has shown its end (before the
+# transition for a success, from the job in memory for a failure) nothing needs it any more.
+CLEARED_AT_END: Final[tuple[str, ...]] = ("interaction_token",)
+
+
+def end_assignments(to_status: str) -> list[str]:
+    """The SET clauses a transition into `to_status` adds: a finished job's secrets deleted."""
+    return [f"{name} = NULL" for name in CLEARED_AT_END] if to_status in TERMINAL else []
 
 
 def check_statuses(from_statuses: Sequence[str] | str, to_status: str) -> tuple[str, ...]:

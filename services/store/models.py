@@ -47,6 +47,9 @@ TERMINAL: Final[tuple[JobStatus, ...]] = (JobStatus.SUCCEEDED, JobStatus.FAILED,
 # Jobs that ended like this gave their reserved images back: they do not count against quotas.
 NOT_COUNTED: Final[tuple[JobStatus, ...]] = (JobStatus.FAILED, JobStatus.CANCELED)
 
+# In a job's `extra`: Discord made the job's reply private (ephemeral); only its owner sees it in a history.
+PRIVATE_REPLY: Final = "private"
+
 # Field metadata: `transition` and `update_job` may set it (never id, status, input, ...).
 _MUTABLE = {"mutable": True}
 
@@ -86,8 +89,8 @@ class Job:
     locale: str | None = None  # the language of the job's message (the server's, or the user's where private)
     # Where the bot cannot post in the channel (a user install in a server without the bot, another person's
     # DM or a group DM, a reply Discord made private), the interaction is the only way to the job's message:
-    # its token (a secret: never logged, hence repr=False; useless once expired) and when the job must have
-    # shown its end, before the token expires.
+    # its token (a secret: never logged, hence repr=False; deleted from the store when the job ends, useless
+    # once expired) and when the job must have shown its end, before the token expires.
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
     settled_microusd: int | None = field(default=None, metadata=_MUTABLE)

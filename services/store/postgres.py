@@ -56,6 +56,7 @@ from services.store.base import (
     counted_scopes,
     dump_json,
     encode_job_fields,
+    end_assignments,
     guild_settings_from_row,
     guild_settings_params,
     history_filter,
@@ -68,7 +69,7 @@ from services.store.base import (
     window_params,
     window_query,
 )
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ _INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join(f'${i}' for i
 _SELECT_JOB = f"SELECT {JOB_SELECT} FROM jobs WHERE id = $1"  # noqa: S608
 _COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])"
 _LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = $1"
+# `extra` (JSON text) does not mark the job's reply private (absent, or anything but true).
+_NOT_PRIVATE = f"(extra::jsonb -> '{PRIVATE_REPLY}') IS DISTINCT FROM 'true'::jsonb"
 _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
 _WINDOWS = {scope: window_query(scope, lambda n: f"${n}") for scope in SCOPE_COLUMNS}
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
@@ -281,10 +284,18 @@ class PostgresStore(Store):
         return jobs[0] if jobs else None
 
     async def recent_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        limit: int,
+        offset: int = 0,
     ) -> list[Job]:
         check_paging(limit, offset)
-        where, params = history_filter(user_id, guild_id, lambda n: f"${n}")
+        where, params = history_filter(
+            user_id, guild_id, lambda n: f"${n}", shown_to=shown_to, not_private=_NOT_PRIVATE
+        )
         n = len(params)
         return await self._fetch_jobs(
             f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC "  # noqa: S608
@@ -294,8 +305,12 @@ class PostgresStore(Store):
             offset,
         )
 
-    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        where, params = history_filter(user_id, guild_id, lambda n: f"${n}")
+    async def count_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+    ) -> int:
+        where, params = history_filter(
+            user_id, guild_id, lambda n: f"${n}", shown_to=shown_to, not_private=_NOT_PRIVATE
+        )
         return int(await self._fetch_value(f"SELECT COUNT(*) FROM jobs WHERE {where}", *params) or 0)  # noqa: S608
 
     async def transition(
@@ -303,7 +318,8 @@ class PostgresStore(Store):
     ) -> Job | None:
         froms = check_statuses(from_statuses, to_status)
         columns = encode_job_fields(fields)
-        assignments = ", ".join(["status = $1", *(f"{name} = ${i}" for i, name in enumerate(columns, start=2))])
+        sets = [f"{name} = ${i}" for i, name in enumerate(columns, start=2)]
+        assignments = ", ".join(["status = $1", *sets, *end_assignments(to_status)])
         n = len(columns) + 2
         sql = (
             f"UPDATE jobs SET {assignments} WHERE id = ${n} AND status = ANY(${n + 1}::text[]) "  # noqa: S608 (whitelisted columns)

@@ -34,6 +34,7 @@ from services.store.base import (
     counted_scopes,
     dump_json,
     encode_job_fields,
+    end_assignments,
     guild_settings_from_row,
     guild_settings_params,
     history_filter,
@@ -46,7 +47,7 @@ from services.store.base import (
     window_params,
     window_query,
 )
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ _ACTIVE_IN = ", ".join("?" for _ in ACTIVE)
 _NOT_COUNTED_IN = ", ".join("?" for _ in NOT_COUNTED)
 _COUNT_ACTIVE = f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})"  # noqa: S608
 _LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = ?"
+# `extra` (JSON text) does not mark the job's reply private: json_extract gives 1 for true, NULL when absent.
+_NOT_PRIVATE = f"json_extract(extra, '$.{PRIVATE_REPLY}') IS NOT 1"
 _IMAGES_SINCE = (
     f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
 )
@@ -189,17 +192,25 @@ class SqliteStore(Store):
         )
 
     async def recent_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, limit: int, offset: int = 0
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        limit: int,
+        offset: int = 0,
     ) -> list[Job]:
         check_paging(limit, offset)
-        where, params = history_filter(user_id, guild_id, lambda _: "?")
+        where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
         sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # noqa: S608
         async with self._lock:
             rows = await self._conn.execute_fetchall(sql, [*params, limit, offset])
         return [job_from_row(row) for row in rows]
 
-    async def count_jobs(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        where, params = history_filter(user_id, guild_id, lambda _: "?")
+    async def count_jobs(
+        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+    ) -> int:
+        where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
         return int(await self._scalar(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
@@ -207,7 +218,7 @@ class SqliteStore(Store):
     ) -> Job | None:
         froms = check_statuses(from_statuses, to_status)
         columns = encode_job_fields(fields)
-        assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in columns)])
+        assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in columns), *end_assignments(to_status)])
         guard = ", ".join("?" for _ in froms)
         sql = (
             f"UPDATE jobs SET {assignments} WHERE id = ? AND status IN ({guard}) "  # noqa: S608 (whitelisted columns)

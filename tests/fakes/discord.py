@@ -164,6 +164,9 @@ class FakeDiscord(InteractionActions):
         # request bodies Discord's OpenAPI description forbids (answered 400 / 50035); tests assert it stays empty
         self.spec_violations: list[Violation] = []
         self.faults: list[Fault] = []
+        # A gateway outage: while True, new gateway connections are refused (HTTP 503 to the WebSocket upgrade)
+        # and the live ones carry on; with drop_gateway(shard_id=...), that shard stays down until it is False.
+        self.gateway_refused = False
         self.interactions: dict[int, InteractionHandle] = {}
         self._by_token: dict[str, InteractionHandle] = {}
         self.global_commands: list[JSON] = []
