@@ -235,7 +235,7 @@ async def test_cancel_during_the_create_still_cancels_the_prediction_it_made(wor
         job, _ = await started_job(world, bot, handle)
         custom_id = f"flux:cancel:{job.id}"
         msg = await handle.wait_original(has_component(custom_id))
-        await world.discord.wait_for(world.comet.creates, what="the create")
+        await world.comet.wait_for(world.comet.creates, what="the create")
         assert (await bot.store.get_job(job.id)).status == "submitting"
 
         click = await world.discord.click_button(msg.id, custom_id, alice)

@@ -207,13 +207,13 @@ class FakeCometAPI:
         return [r for r in self.requests if r.route == route]
 
     async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
-        """Re-check ``predicate`` whenever a request arrives or is answered, until it returns something other
-        than None/False; e.g. ``await fake.wait_for(fake.creates)``."""
+        """Re-check ``predicate`` whenever a request arrives or is answered, until it returns something true
+        (an empty list is not); e.g. ``await fake.wait_for(fake.creates)``."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
                     result = predicate()
-                    if result is not None and result is not False:
+                    if result:
                         return result
                     await self._change.wait()
         except TimeoutError:
