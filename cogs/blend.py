@@ -13,9 +13,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.errors import BadInput
+from services.jobs.kinds.blend import BLEND, BLENDERS
 from services.rules.catalogue import MAX_SEED
-from services.rules.options import allowed_models, blend_model
-from services.store.models import JobKind
+from services.rules.options import allowed_models
 from ui.choices import model_choices, param_choices
 from ui.launch import ask_from, image_ref
 
@@ -71,7 +71,7 @@ class Blend(commands.Cog):
         }
         attached = (image1, image2, image3, image4, image5, image6, image7, image8, image9, image10)
         images = [image_ref(a) for a in attached if a is not None]
-        ask = ask_from(interaction, JobKind.IMAGINE, prompt or "", given=given, images=images, blend=True)
+        ask = ask_from(interaction, BLEND, prompt or "", given=given, images=images)
         self.bot.admission.check_early(ask)
         await self.bot.launcher.launch(interaction, ask)
 
@@ -98,7 +98,7 @@ class Blend(commands.Cog):
         if not model:
             context = await self.bot.launcher.context(interaction)
             try:
-                model = blend_model(context)
+                model = BLENDERS.pick(context)
             except BadInput:
                 return []
         return param_choices(str(model), param, current)

@@ -17,9 +17,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.errors import BadInput
+from services.jobs.kinds import edit as edit_kind
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ImageRef
-from services.store.models import Job, JobKind
+from services.store.models import Job
 from services.text import _
 from ui.attachments import image_at, image_refs
 from ui.errors import report_error
@@ -94,8 +95,7 @@ class EditModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: Interaction) -> None:
         images, fit, position = self.chosen_images()
-        fields: dict[str, Any] = {"images": images, "edit": True, "fit_images": fit, "of_image": position}
-        ask = ask_from(interaction, JobKind.EDIT, self.instruction.value, **fields)
+        ask = ask_from(interaction, edit_kind.Edit(fit=fit, of_image=position), self.instruction.value, images=images)
         self.bot.admission.check_early(ask)
         message_id = await self.bot.launcher.acknowledge(interaction)  # before the store is read for the parent
         ask = dataclasses.replace(ask, parent=await self.find_parent())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
@@ -34,7 +35,6 @@ Interaction = discord.Interaction[Any]
 Scope = Literal["mine", "server"]
 PAGE_SIZE = 8
 CHECK_SECONDS = 2.5  # how long a page waits for Discord to say which messages still exist
-DELETED = "message_deleted"  # in a job's extra, once its message is known to be gone
 
 
 def check_scope(interaction: Interaction, scope: Scope) -> None:
@@ -120,7 +120,7 @@ async def build_page(
 
 async def deleted_messages(bot: FluxBot, jobs: list[Job]) -> set[str]:
     """The ids of the jobs whose message no longer exists (as far as Discord says within CHECK_SECONDS)."""
-    gone = {job.id for job in jobs if job.extra.get(DELETED)}
+    gone = {job.id for job in jobs if job.extra.message_deleted}
     unknown = [job for job in jobs if job.message_id is not None and job.id not in gone]
     if not unknown:
         return gone
@@ -133,7 +133,7 @@ async def deleted_messages(bot: FluxBot, jobs: list[Job]) -> set[str]:
         if task.exception() is None and task.result() is False:
             gone.add(job.id)
             if job.status in TERMINAL:  # a finished job's message stays deleted: don't ask again
-                await bot.store.update_job(job.id, extra={**job.extra, DELETED: True})
+                await bot.store.update_job(job.id, extra=replace(job.extra, message_deleted=True))
     return gone
 
 

@@ -8,9 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from services.jobs.kinds.imagine import IMAGINE
 from services.rules.catalogue import MAX_SEED
 from services.rules.options import allowed_models, chosen_model
-from services.store.models import JobKind
 from ui.choices import model_choices, param_choices
 from ui.launch import ask_from, image_ref
 
@@ -74,7 +74,7 @@ class Imagine(commands.Cog):
         }
         attached = (image, image2, image3, image4, image5, image6, image7, image8, image9, image10)
         images = [image_ref(a) for a in attached if a is not None]
-        ask = ask_from(interaction, JobKind.IMAGINE, prompt, given=given, images=images)
+        ask = ask_from(interaction, IMAGINE, prompt, given=given, images=images)
         # A mistake that needs no I/O gets its private answer before any "thinking…".
         self.bot.admission.check_early(ask)
         await self.bot.launcher.launch(interaction, ask)

@@ -14,7 +14,7 @@ import discord
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.jobs.rerolls import reroll_ask
+from services.jobs.kinds.reroll import reroll_ask
 from services.locales import render
 from services.rules.moderation import BlockedPrompt
 from services.store.models import Job, JobStatus

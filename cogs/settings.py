@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -16,10 +15,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.errors import BadInput
+from services.jobs.kinds.edit import EDITORS
+from services.jobs.kinds.variation import VARIERS
 from services.rules import moderation as mod
 from services.rules import usage
 from services.rules.catalogue import CATALOGUE
-from services.rules.options import RequestContext, allowed_models, edit_model, variation_model
+from services.rules.options import ModelNeed, RequestContext, allowed_models
 from services.rules.server_settings import (
     allowed_after,
     describe_limits,
@@ -77,8 +78,8 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         shown.append(_("**Allowed models**: {models}", models=model_list(allowed_models(context))))
-        shown.append(_("**✏️ Edits use**: {model}", model=_model_or_reason(edit_model, context)))
-        shown.append(_("**🪄 Variations use**: {model}", model=_model_or_reason(variation_model, context)))
+        shown.append(_("**✏️ Edits use**: {model}", model=_model_or_reason(EDITORS, context)))
+        shown.append(_("**🪄 Variations use**: {model}", model=_model_or_reason(VARIERS, context)))
         shown += describe_limits(self.bot.admission.limits(context))
         await reply_ephemeral(interaction, joined(shown))
 
@@ -270,10 +271,10 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         await reply_ephemeral(interaction, joined([_("Moderation:"), *mod.describe(rules)]))
 
 
-def _model_or_reason(choose: Callable[[RequestContext], str], context: RequestContext) -> Text:
+def _model_or_reason(need: ModelNeed, context: RequestContext) -> Text:
     """The model a feature would use here, or why there is none."""
     try:
-        return verbatim(str(choose(context)).split("/")[-1])
+        return verbatim(need.pick(context).split("/")[-1])
     except BadInput as exc:
         return exc.text
 

@@ -14,7 +14,7 @@ import discord
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.jobs.variations import variation_ask
+from services.jobs.kinds.variation import variation_ask
 from services.store.models import JobStatus
 from services.text import _
 from ui.attachments import image_at, image_refs

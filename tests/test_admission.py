@@ -8,7 +8,7 @@ import time
 import uuid
 
 from services.limits import Limits, Refusal
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import Job, JobStatus
 
 GUILD = 42
 NO_LIMITS = Limits(cooldown_seconds=0, jobs_in_flight=100)
@@ -17,7 +17,7 @@ NO_LIMITS = Limits(cooldown_seconds=0, jobs_in_flight=100)
 def new_job(user_id: int, *, images: int = 1, guild_id: int | None = GUILD, created_at: float | None = None) -> Job:
     return Job(
         id=uuid.uuid4().hex,
-        kind=JobKind.IMAGINE,
+        kind="imagine",
         user_id=user_id,
         channel_id=7,
         guild_id=guild_id,

@@ -24,6 +24,7 @@ from services.jobs.settlement import Settlement
 from services.limits import Limits
 from services.rules import usage
 from services.rules.pricing import Pricing
+from services.store.job_extra import JobExtra
 from services.store.models import GuildSettings, JobStatus
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
@@ -76,7 +77,7 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
         final = await first.wait_original(lambda m: bool(m.attachments), timeout=20)
         job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
         assert job.cost_microusd == 555_000
-        assert job.extra["input_sizes"] == [[2048, 2048]] * 8
+        assert job.extra.input_sizes == ((2048, 2048),) * 8
         files, slots = references()
         second = await imagine(
             world, guild, channel, alice, prompt="again --res match", model="flux-2-pro", attachments=files, **slots
@@ -94,7 +95,7 @@ def test_a_flux2_job_settles_at_the_size_of_its_outputs():
         new_job(1),
         model=FLUX2,
         input={"prompt": "x", "input_images": ["a"], "resolution": "4 MP"},
-        extra={"input_sizes": [[1024, 1024]]},
+        extra=JobExtra(input_sizes=((1024, 1024),)),
         cost_microusd=90_000,  # $0.015 + 1 MP in + 4 MP out
     )
     small = ImageFile(png(1024, 768), "image/png", "png")

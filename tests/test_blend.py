@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.jobs.admission import BLEND_PROMPT
+from services.jobs.kinds.blend import BLEND_PROMPT
 from tests.test_edit import tiny_png
 from tests.test_imagine import assert_refused_privately, setup_guild
 from tests.test_models import delivered_job

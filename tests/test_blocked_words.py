@@ -10,7 +10,7 @@ through, unchanged. Every wait is for an event (the bot has handled the interact
 
 from __future__ import annotations
 
-from services.jobs.admission import BLEND_PROMPT
+from services.jobs.kinds.blend import BLEND_PROMPT
 from services.rules.catalogue import clean_prompt
 from services.rules.moderation import BOT_REFUSES, BOT_REFUSES_PUBLIC, SERVER_REFUSES_PUBLIC, blocked_phrase
 from services.rules.prompt_params import apply

@@ -8,7 +8,7 @@ import time
 import uuid
 
 from services.jobs.edit_budget import EditBudget
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import add_member, imagine, setup_guild, started_job
@@ -20,7 +20,7 @@ DISCORD_WINDOW = 5.0
 def queued_job(guild, channel, user, message_id, n):
     """A job left queued by a process that stopped: resumed without its interaction, so edited by channel."""
     return Job(
-        id=uuid.uuid4().hex, kind=JobKind.IMAGINE, user_id=user.id, channel_id=channel.id, guild_id=guild.id,
+        id=uuid.uuid4().hex, kind="imagine", user_id=user.id, channel_id=channel.id, guild_id=guild.id,
         shard_id=0, model="black-forest-labs/flux-schnell", input={"prompt": f"queued {n}", "seed": n},
         status=JobStatus.QUEUED, created_at=time.time(), message_id=message_id,
     )  # fmt: skip

@@ -182,7 +182,7 @@ async def test_an_old_edit_button_asks_which_image_when_the_result_has_several(w
         await refused.wait_response()
         assert "from 1 to 3" in refused.original_message().content
     assert child.input["input_image"] == result.attachments[1].url
-    assert (child.parent_id, child.extra["of_image"]) == (parent.id, 2)
+    assert (child.parent_id, child.extra.of_image) == (parent.id, 2)
 
 
 async def test_edit_with_flux_on_any_message_with_an_image(world):

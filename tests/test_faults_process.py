@@ -23,7 +23,7 @@ import asyncpg
 
 from services.store import PostgresStore
 from services.store.base import job_from_row
-from services.store.models import ACTIVE, TERMINAL, Job, JobKind, JobStatus
+from services.store.models import ACTIVE, TERMINAL, Job, JobStatus
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.e2e import KEY, TOKEN, World
 from tests.fakes.cometapi import Outcome
@@ -383,7 +383,7 @@ async def test_a_transition_that_committed_before_its_connection_died_counts_as_
 
 def _job(*, status: str) -> Job:
     return Job(
-        id=uuid.uuid4().hex, kind=JobKind.IMAGINE, user_id=1, channel_id=2, guild_id=3, shard_id=0,
+        id=uuid.uuid4().hex, kind="imagine", user_id=1, channel_id=2, guild_id=3, shard_id=0,
         model="black-forest-labs/flux-schnell", input={"prompt": "p", "seed": 1}, status=JobStatus(status),
         created_at=time.time(), prediction_id="p" + uuid.uuid4().hex[:10],
     )  # fmt: skip

@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
 from tests.test_imagine import private_reply
 
@@ -35,7 +35,7 @@ async def stored_jobs(world, bot, guild, channel, user, count, *, prefix, start=
     for n in range(count):
         message = await world.discord.post_message(channel, world.discord.bot, f"{prefix} {n}")
         job = Job(
-            id=uuid.uuid4().hex, kind=JobKind.IMAGINE, user_id=user.id, channel_id=channel.id, guild_id=guild.id,
+            id=uuid.uuid4().hex, kind="imagine", user_id=user.id, channel_id=channel.id, guild_id=guild.id,
             shard_id=0, model=SCHNELL, input={"prompt": f"{prefix} {n}", "seed": n}, status=status,
             created_at=start + 60 * n, message_id=message.id,
         )  # fmt: skip
@@ -137,7 +137,7 @@ async def test_a_deleted_message_is_said_to_be_deleted_and_remembered(world):
         newest, older = lines(shown)
         assert "message deleted" in newest and "discord.com/channels" not in newest
         assert f"/{kept.message_id})" in older
-        assert (await bot.store.get_job(deleted.id)).extra["message_deleted"] is True
+        assert (await bot.store.get_job(deleted.id)).extra.message_deleted is True
         asked = len(world.discord.requests_matching("GET", rf"/messages/{deleted.message_id}$"))
         again = await history(world, guild, channel, alice)
         assert "message deleted" in lines(again)[0]
@@ -208,7 +208,7 @@ async def test_a_job_made_with_a_private_reply_is_in_its_owners_history_only(wor
         await stored_jobs(world, bot, guild, channel, bob, 2, prefix="bob's public", start=time.time() - 600)
         server = await history(world, guild, channel, admin, scope="server")
         own = await history(world, guild, channel, alice)
-    assert made["alice's secret fox"].extra["private"] is True
+    assert made["alice's secret fox"].extra.private is True
     # The admin sees bob's public jobs and their own private one, never alice's (nor that it exists).
     assert prompts(server) == ["the admin's own fox", "bob's public 1", "bob's public 0"]
     assert server.embeds[0]["footer"]["text"] == "Page 1 of 1 · 3 jobs, newest first"

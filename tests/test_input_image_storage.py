@@ -23,10 +23,11 @@ import asyncpg
 import pytest
 
 from services.errors import BadInput
-from services.jobs.input_refs import EXTRA_KEY, LINK_MARGIN_SECONDS, api_input, reference
+from services.jobs.input_refs import LINK_MARGIN_SECONDS, api_input, reference
 from services.limits import Limits
 from services.store.base import Store
-from services.store.models import InputImage, Job, JobKind, JobStatus
+from services.store.job_extra import JobExtra
+from services.store.models import InputImage, Job, JobStatus
 from tests.conftest import postgres_test_url
 from tests.e2e import wait_status
 from tests.test_edit import KONTEXT, delivered, imagine_with_image, setup_guild
@@ -192,10 +193,10 @@ async def delete_input_images(database_url: str) -> None:
 # --- the store and the references --------------------------------------------------------------------------
 
 
-def job_with(model_input: dict[str, object], extra: dict[str, object] | None = None) -> Job:
+def job_with(model_input: dict[str, object], extra: JobExtra | None = None) -> Job:
     return Job(
         id=f"job-{random.getrandbits(64):x}",
-        kind=JobKind.EDIT,
+        kind="edit",
         user_id=1,
         channel_id=2,
         guild_id=3,
@@ -204,7 +205,7 @@ def job_with(model_input: dict[str, object], extra: dict[str, object] | None = N
         input={"prompt": "make it night", "seed": 7, **model_input},
         status=JobStatus.QUEUED,
         created_at=time.time(),
-        extra=extra or {},
+        extra=extra or JobExtra(),
     )
 
 
@@ -248,7 +249,7 @@ async def test_api_input_turns_references_into_what_the_api_can_use(store: Store
     for mode in ("url", "data_uri"):
         assert (await api_input(stored, store, mode=mode, now=now))["input_image"] == data_uri(picture)
     # A link with its stored copy: the link while it lives (url mode), the bytes when it is about to expire.
-    linked = job_with({"input_image": fresh}, {EXTRA_KEY: {fresh: image.sha256, expiring: image.sha256}})
+    linked = job_with({"input_image": fresh}, JobExtra(input_sha256={fresh: image.sha256, expiring: image.sha256}))
     assert (await api_input(linked, store, mode="url", now=now))["input_image"] == fresh
     assert (await api_input(linked, store, mode="data_uri", now=now))["input_image"] == data_uri(picture)
     later = now + DAY

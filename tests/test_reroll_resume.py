@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 
@@ -167,7 +167,7 @@ async def test_a_job_found_mid_create_after_a_crash_is_failed_not_sent_again(wor
         message = await world.discord.post_message(channel, world.discord.bot, "🚀 Starting")
         # What a killed process leaves behind when it died between claiming the job and hearing back from the API.
         job = Job(
-            id="0" * 32, kind=JobKind.IMAGINE, user_id=alice.id, channel_id=channel.id, guild_id=guild.id, shard_id=0,
+            id="0" * 32, kind="imagine", user_id=alice.id, channel_id=channel.id, guild_id=guild.id, shard_id=0,
             model="black-forest-labs/flux-schnell", input={"prompt": "unlucky", "seed": 1}, status=JobStatus.SUBMITTING,
             created_at=time.time(), message_id=message.id, submitted_at=time.time(),
         )  # fmt: skip
@@ -180,7 +180,7 @@ async def test_a_job_found_mid_create_after_a_crash_is_failed_not_sent_again(wor
 
 def stored_job(guild, channel, user, message_id, *, status, shard_id=0, prompt="resumed"):
     return Job(
-        id=uuid.uuid4().hex, kind=JobKind.IMAGINE, user_id=user.id, channel_id=channel.id, guild_id=guild.id,
+        id=uuid.uuid4().hex, kind="imagine", user_id=user.id, channel_id=channel.id, guild_id=guild.id,
         shard_id=shard_id, model="black-forest-labs/flux-schnell", input={"prompt": prompt, "seed": 5},
         status=status, created_at=time.time(), message_id=message_id,
     )  # fmt: skip

@@ -25,6 +25,7 @@ from services.store import (
     sqlite_path,
 )
 from services.store.base import MIGRATIONS_DIR, dialect_script, load_migrations
+from services.store.job_extra import JobExtra
 from services.store.sqlite import split_statements
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
 
@@ -86,7 +87,7 @@ async def test_job_round_trip_every_field(store: Store) -> None:
         completed_at=T0 + 9.9,
         delivered_at=T0 + 10.5,
         image_count=3,
-        extra={"application_id": SNOWFLAKE + 4, "notes": ["nsfw filtered"], "ratio": 0.75},
+        extra=JobExtra(notes=({"msgid": "nsfw filtered"},), more={"application_id": SNOWFLAKE + 4, "ratio": 0.75}),
     )
     await store.create_job(job)
     assert await store.get_job(job.id) == job
@@ -100,7 +101,7 @@ async def test_dm_job_keeps_none_guild_and_defaults(store: Store) -> None:
     assert stored == job
     assert stored is not None
     assert stored.guild_id is None
-    assert stored.extra == {}
+    assert stored.extra == JobExtra()
     assert stored.image_count == 0
     assert stored.parent_id is None
     assert stored.message_id is None
@@ -116,8 +117,10 @@ async def test_create_job_rejects_duplicates_and_bad_values(store: Store) -> Non
         await store.create_job(make_job(id=job.id, user_id=99))
     with pytest.raises(ValueError, match="status"):
         await store.create_job(make_job(status="paused"))
-    with pytest.raises(ValueError, match="kind"):
-        await store.create_job(make_job(kind="upscale"))
+    for bad_kind in ("", "Upscale", "up scale", "x" * 40):
+        with pytest.raises(ValueError, match="kind"):
+            await store.create_job(make_job(kind=bad_kind))
+    await store.create_job(make_job(kind="upscale"))  # any kind by name: the kinds are checked where jobs are made
     with pytest.raises(StoreError, match="parent"):
         await store.create_job(make_job(parent_id="missing-parent"))
     assert await store.get_job(job.id) == job
@@ -148,12 +151,17 @@ async def test_transition_is_a_compare_and_set(store: Store) -> None:
         completed_at=T0 + 5,
         delivered_at=T0 + 6,
         image_count=2,
-        extra={"urls": 2},
+        extra=JobExtra(of_image=2, more={"urls": 2}),  # a key from a newer release is kept as it is
         error=None,
     )
     assert done is not None
     assert done == await store.get_job(job.id)
-    assert (done.completed_at, done.delivered_at, done.image_count, done.extra) == (T0 + 5, T0 + 6, 2, {"urls": 2})
+    assert (done.completed_at, done.delivered_at, done.image_count, done.extra) == (
+        T0 + 5,
+        T0 + 6,
+        2,
+        JobExtra(of_image=2, more={"urls": 2}),
+    )
     assert done.submitted_at == T0 + 1  # untouched fields stay
 
 
@@ -224,12 +232,12 @@ async def test_concurrent_transitions_exactly_one_wins(
 async def test_update_job_sets_fields_without_touching_status(store: Store) -> None:
     job = make_job()
     await store.create_job(job)
-    await store.update_job(job.id, message_id=SNOWFLAKE, extra={"application_id": 5})
+    await store.update_job(job.id, message_id=SNOWFLAKE, extra=JobExtra(upload_limit=5))
     await store.update_job(job.id)  # nothing to do
     await store.update_job("no-such-job", message_id=1)  # ignored
     stored = await store.get_job(job.id)
     assert stored is not None
-    assert (stored.status, stored.message_id, stored.extra) == ("queued", SNOWFLAKE, {"application_id": 5})
+    assert (stored.status, stored.message_id, stored.extra) == ("queued", SNOWFLAKE, JobExtra(upload_limit=5))
 
 
 async def test_active_jobs_by_shard_oldest_first(store: Store) -> None:

@@ -11,12 +11,13 @@ import discord
 import pytest
 
 from services.errors import BadInput
-from services.jobs.rerolls import reroll_ask
+from services.jobs.kinds.reroll import reroll_ask
+from services.jobs.kinds.variation import VARIERS
 from services.rules.catalogue import CATALOGUE
-from services.rules.options import RequestContext, variation_model
+from services.rules.options import RequestContext
 from services.rules.server_settings import validated_defaults
 from services.rules.variation_models import Strength, carried_options, split_reference, with_reference
-from services.store.models import GuildSettings, Job, JobKind, JobStatus
+from services.store.models import GuildSettings, Job, JobStatus
 from ui.views import Action, JobButton, Press, custom_id, result_view
 
 DEV = "black-forest-labs/flux-dev"
@@ -30,13 +31,13 @@ def context(defaults=None, allowed=None):
 
 
 def test_the_variation_model_is_the_admins_choice_then_the_default_then_flux_dev():
-    assert variation_model(RequestContext(default_model=SCHNELL)) == DEV
-    assert variation_model(context({"model": ULTRA})) == ULTRA  # the server's default model can vary
-    assert variation_model(context({"model": ULTRA, "variation_model": DEV})) == DEV  # the admins' choice wins
-    assert variation_model(context({"variation_model": ULTRA}, allowed=[SCHNELL, DEV])) == DEV  # only if allowed
-    assert variation_model(context(allowed=[SCHNELL, ULTRA])) == ULTRA
+    assert VARIERS.pick(RequestContext(default_model=SCHNELL)) == DEV
+    assert VARIERS.pick(context({"model": ULTRA})) == ULTRA  # the server's default model can vary
+    assert VARIERS.pick(context({"model": ULTRA, "variation_model": DEV})) == DEV  # the admins' choice wins
+    assert VARIERS.pick(context({"variation_model": ULTRA}, allowed=[SCHNELL, DEV])) == DEV  # only if allowed
+    assert VARIERS.pick(context(allowed=[SCHNELL, ULTRA])) == ULTRA
     with pytest.raises(BadInput, match="allows no model that makes variations"):
-        variation_model(context(allowed=[SCHNELL]))
+        VARIERS.pick(context(allowed=[SCHNELL]))
 
 
 def test_only_a_model_that_can_vary_may_be_chosen():
@@ -79,13 +80,15 @@ def test_options_the_variation_model_does_not_take_fall_back_to_its_defaults():
 
 def test_a_reroll_of_a_variation_is_the_same_variation_with_a_new_seed():
     parent = Job(
-        id="a" * 32, kind=JobKind.VARIATION, user_id=1, channel_id=2, guild_id=3, shard_id=0, model=DEV,
+        id="a" * 32, kind="variation", user_id=1, channel_id=2, guild_id=3, shard_id=0, model=DEV,
         input={"prompt": "a fox", "seed": 9, "image": "https://cdn/x.png", "prompt_strength": 0.35, "go_fast": True},
         status=JobStatus.SUCCEEDED, created_at=time.time(),
     )  # fmt: skip
     ask = reroll_ask(parent, user_id=5, channel_id=2, guild_id=3)
-    assert (ask.kind, ask.prompt, ask.vary, ask.parent) == (JobKind.REROLL, "a fox", "subtle", parent)
-    assert list(ask.image_urls or []) == ["https://cdn/x.png"]
+    assert (ask.kind.name, ask.prompt, ask.parent) == ("reroll", "a fox", parent)
+    assert ask.kind.extra() == {"strength": "subtle"}
+    assert ask.reused is not None
+    assert ask.reused.values == ["https://cdn/x.png"]
     assert ask.given == {"model": DEV, "go_fast": True}
 
 
@@ -109,7 +112,11 @@ def test_custom_ids_name_the_image_and_strength_and_old_ones_still_match():
             press.strength,
         )
     assert template.fullmatch(f"flux:vary:{job_id}:2:wild") is None
-    assert template.fullmatch(f"flux:upscale:{job_id}:2") is None
+    # A new kind's button needs no new pattern: whatever a cog registers under its name answers it.
+    upscale = template.fullmatch(f"flux:upscale:{job_id}:2")
+    assert upscale is not None
+    assert upscale["action"] == "upscale"
+    assert template.fullmatch(f"flux:Up Scale:{job_id}:2") is None
 
 
 def buttons(view: discord.ui.View) -> list[discord.ui.Button[Any]]:

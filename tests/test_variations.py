@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT, tiny_png
@@ -80,13 +80,13 @@ def assert_variation_of(child, parent, result, n, strength, user):
     assert child.input["image"] == result.attachments[n - 1].url  # the image the user saw, by its link
     assert child.input["prompt_strength"] == strength
     assert child.input["prompt"] == parent.input["prompt"]
-    assert (child.extra["of_image"], child.extra["strength"]) == (n, "subtle" if strength == SUBTLE else "strong")
+    assert (child.extra.of_image, child.extra.strength) == (n, "subtle" if strength == SUBTLE else "strong")
 
 
 def assert_edit_of(child, parent, result, n):
     assert (child.kind, child.parent_id, child.model) == ("edit", parent.id, KONTEXT)
     assert child.input["input_image"] == result.attachments[n - 1].url
-    assert child.extra["of_image"] == n
+    assert child.extra.of_image == n
 
 
 async def test_every_button_under_one_image(world):
@@ -340,7 +340,7 @@ async def test_a_variation_button_on_a_job_that_did_not_succeed_is_refused(world
             components=[{"type": 1, "components": [button]}],
         )  # fmt: skip
         failed = Job(
-            id=job_id, kind=JobKind.IMAGINE, user_id=alice.id, channel_id=channel.id, guild_id=guild.id, shard_id=0,
+            id=job_id, kind="imagine", user_id=alice.id, channel_id=channel.id, guild_id=guild.id, shard_id=0,
             model=SCHNELL, input={"prompt": "x", "seed": 1}, status=JobStatus.FAILED, created_at=time.time(),
             message_id=message.id,
         )  # fmt: skip

@@ -7,8 +7,9 @@ from collections.abc import Collection, Sequence
 import discord
 
 from services.locales import render
-from services.store.models import Job, JobKind, JobStatus
+from services.store.models import Job, JobStatus
 from services.text import Text, _, _n, verbatim
+from ui.kind_words import words
 from ui.render import message_link, quote, short_model
 
 PROMPT_CUT = 60
@@ -22,8 +23,6 @@ STATUS: dict[str, tuple[str, Text]] = {
     JobStatus.FAILED: ("⚠️", _("failed")),
     JobStatus.CANCELED: ("🛑", _("canceled")),
 }
-# L10N: what kind of job a line of /imagine-history is, after an emoji
-KIND = {JobKind.REROLL: ("🔄", _("reroll")), JobKind.EDIT: ("✏️", _("edit")), JobKind.VARIATION: ("🪄", _("variation"))}
 
 
 def history_line(job: Job, *, gone: bool, show_user: bool, locale: str | None = None) -> str:
@@ -31,9 +30,9 @@ def history_line(job: Job, *, gone: bool, show_user: bool, locale: str | None = 
     icon, status = STATUS.get(job.status, ("", verbatim(str(job.status))))
     parts = [f"{icon} {render(status, locale)}", f"**{quote(str(job.input.get('prompt', '')), PROMPT_CUT)}**"]
     parts.append(short_model(job.model))
-    if job.kind in KIND:
-        kind_icon, kind = KIND[job.kind]
-        parts.append(f"{kind_icon} {render(kind, locale)}")
+    said = words(job.kind)
+    if said.history is not None:
+        parts.append(f"{said.icon} {render(said.history, locale)}")
     if show_user:
         parts.append(f"<@{job.user_id}>")  # never pings: mentions in embeds don't, and none are allowed
     parts.append(f"<t:{int(job.created_at)}:R>")

@@ -17,7 +17,7 @@ from services.rules.pricing import dollars
 from services.store.base import Store
 from services.store.models import Job
 from services.text import _
-from ui.history import KIND
+from ui.kind_words import words
 from ui.render import quote, short_model
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ def log_line(job: Job) -> str:
         else f"<#{job.channel_id}>"
     )
     # In the job's language, like its message; a kind without a name of its own (imagine) is shown as it is.
-    kind = render(KIND[job.kind][1], job.locale) if job.kind in KIND else str(job.kind)
+    label = words(job.kind).history
+    kind = render(label, job.locale) if label is not None else job.kind
     # L10N: the estimated cost of a job, in the server's job log
     cost = render(_("about {cost}", cost=dollars(job.cost_microusd)), job.locale)
     return f"<@{job.user_id}> · {kind} · {short_model(job.model)} · {cost} · {link}\n> {prompt}"

@@ -12,10 +12,11 @@ from typing import Any
 import discord
 
 from services.jobs.admission import Admission, Ask
+from services.jobs.kinds.base import Kind
 from services.jobs.runner import JobRunner
 from services.rules.input_images import ImageRef
 from services.rules.options import RequestContext
-from services.store.models import Job, JobKind
+from services.store.models import Job
 from ui.display import DiscordDisplay
 from ui.job_log import JobLog
 from ui.reach import PRIVATE, bot_is_member, reply_fields
@@ -29,7 +30,7 @@ def age_restricted(channel: object) -> bool:
     return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
-def ask_from(interaction: Interaction, kind: JobKind, prompt: str, **fields: Any) -> Ask:
+def ask_from(interaction: Interaction, kind: Kind, prompt: str, **fields: Any) -> Ask:
     """An `Ask` by the interaction's user, in its channel and server."""
     return Ask(
         kind=kind,

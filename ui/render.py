@@ -10,8 +10,9 @@ import discord
 
 from services.jobs.runner import JobProgress
 from services.locales import render
-from services.store.models import Job, JobKind
+from services.store.models import Job
 from services.text import Text, _
+from ui.kind_words import words
 
 PROMPT_PREVIEW = 180
 STAGE_TEXT = {
@@ -25,10 +26,6 @@ STAGE_TEXT = {
     "downloading": ("📥", _("Downloading")),
     # L10N: a stage of an image job, shown after an emoji on its progress line
     "uploading": ("📤", _("Uploading")),
-}
-VARIATION_LEADS = {
-    "subtle": _("Subtle variation"),
-    "strong": _("Strong variation"),
 }
 
 
@@ -75,31 +72,25 @@ def message_link(guild_id: object, channel_id: object, message_id: object) -> st
 
 def parent_link(job: Job) -> str | None:
     """The link to the message of the job this one came from, if it had one."""
-    where = job.extra.get("parent_message")
-    if job.parent_id is None or not isinstance(where, dict):
+    where = job.extra.parent_message
+    if job.parent_id is None or where is None:
         return None
-    return message_link(where.get("guild_id"), where.get("channel_id"), where.get("message_id"))
+    return message_link(where.guild_id, where.channel_id, where.message_id)
 
 
 def origin_line(job: Job) -> str | None:
     """Where a reroll, edit or variation came from, with a link: "🪄 Subtle variation of image 2 of …"."""
     link = parent_link(job)
-    if link is None:
+    said = words(job.kind)
+    if link is None or said.lead is None:
         return None
-    strength = job.extra.get("strength")
-    lead: Text
-    if job.kind == JobKind.VARIATION:
-        icon, lead = "🪄", VARIATION_LEADS.get(str(strength), _("Variation"))
-    elif job.kind == JobKind.EDIT:
-        icon, lead = "✏️", _("Edit")
-    else:
-        icon, lead = "🔄", _("Reroll")
-    of_image = job.extra.get("of_image")
-    if isinstance(of_image, int) and job.kind != JobKind.REROLL:
+    lead = said.by_strength.get(job.extra.strength or "", said.lead)
+    of_image = job.extra.of_image
+    if of_image is not None and said.names_image:
         line = _("{what} of image {image} of [an earlier result]({link})", what=lead, image=of_image, link=link)
     else:
         line = _("{what} of [an earlier result]({link})", what=lead, link=link)
-    return f"{icon} {render(line, job.locale)}"
+    return f"{said.icon} {render(line, job.locale)}"
 
 
 def buttons_hint(shown: int) -> Text | None:
@@ -117,8 +108,7 @@ def buttons_hint(shown: int) -> Text | None:
 
 def stored_notes(job: Job) -> list[Text]:
     """The notes admission stored with the job (older records hold plain English strings)."""
-    stored = job.extra.get("notes")
-    return [Text.from_json(note) for note in stored] if isinstance(stored, list) else []
+    return [Text.from_json(note) for note in job.extra.notes]
 
 
 def result_embed(job: Job, seconds: float, notes: list[Text], *, shown: int = 1) -> discord.Embed:

@@ -4,8 +4,9 @@ after a restart.
 One dynamic item serves them all; what a click does is registered by the cog that owns the feature
 (`JobButtons.handle`), so this module needs no cog, and every click's error takes the one error path.
 
-Custom ids: `flux:ACTION:JOB` (cancel, reroll, and edit asking which image), `flux:edit:JOB:N` (edit image N
-of the message) and `flux:vary:JOB:N:STRENGTH` (a subtle or strong variation of image N).
+Custom ids: `flux:ACTION:JOB` (cancel, reroll, and edit asking which image), `flux:ACTION:JOB:N` (for image N
+of the message, as `flux:edit:JOB:2`) and `flux:ACTION:JOB:N:STRENGTH` (`flux:vary:JOB:1:subtle`). ACTION is
+any name a cog registers; its label and emoji are in ui/kind_words.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol, cast
 
 import discord
 
@@ -22,21 +23,12 @@ from services.locales import render
 from services.rules.variation_models import GRID_STRENGTH, Strength
 from services.text import Text, _, verbatim
 from ui.errors import report_error
+from ui.kind_words import words
 from ui.replies import reply_ephemeral
 
 log = logging.getLogger(__name__)
 
-Action = Literal["cancel", "reroll", "edit", "vary"]
-LOOKS: dict[Action, tuple[Text, str | None]] = {
-    # L10N: a button on an image job in progress, at most 80 characters
-    "cancel": (_("Cancel"), None),
-    # L10N: a button on a finished image (same settings, new seed), at most 80 characters
-    "reroll": (_("Reroll"), "🔄"),
-    # L10N: a button on a finished image (change it with a prompt), at most 80 characters
-    "edit": (_("Edit"), "✏️"),
-    # L10N: a button on a finished image (a variation of it), at most 80 characters
-    "vary": (_("Vary"), "🪄"),
-}
+Action = str  # what a button does: a name registered with JobButtons.handle
 ROW_SIZE = 5  # Discord's most buttons in one row
 
 
@@ -92,10 +84,10 @@ def button(
 ) -> discord.ui.Button[Any]:
     """A job button, labelled in `locale` (the job message's language); the label and emoji default to the
     action's own."""
-    default_label, default_emoji = LOOKS[action]
+    said = words(action)
     return discord.ui.Button(
-        label=render(label or default_label, locale),
-        emoji=emoji if label else default_emoji,
+        label=render(label or said.button or verbatim(action), locale),
+        emoji=emoji if label else (said.icon or None),
         style=discord.ButtonStyle.secondary,
         custom_id=custom_id(action, press),
         row=row,
@@ -104,7 +96,7 @@ def button(
 
 class JobButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"flux:(?P<action>cancel|reroll|edit|vary):(?P<job>[0-9a-f]{32})"
+    template=r"flux:(?P<action>[a-z][a-z_]{0,19}):(?P<job>[0-9a-f]{32})"
     r"(?::(?P<image>[1-9]|10)(?::(?P<strength>subtle|strong))?)?",
 ):
     def __init__(self, action: Action, press: Press) -> None:
@@ -117,7 +109,7 @@ class JobButton(
     ) -> JobButton:
         image = int(match["image"]) if match["image"] else None
         press = Press(match["job"], image, cast(Strength | None, match["strength"]))
-        return cls(cast(Action, match["action"]), press)
+        return cls(match["action"], press)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         handler = cast(HasJobButtons, interaction.client).job_buttons.handler(self.action)

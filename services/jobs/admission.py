@@ -1,17 +1,17 @@
-"""Admission: from what someone asked for to a stored job, the same way for every way of asking.
+"""Admission: from what someone asked for to a stored job, the same way for every kind of job.
 
-/imagine, the Reroll, Vary and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu all
-describe their request as an `Ask` and go through the same two steps:
+/imagine, /blend, the Reroll, Vary and Edit buttons, 🔄 reactions, the edit modal and the "Edit with FLUX" menu
+all describe their request as an `Ask` of some kind (services/jobs/kinds/) and go through the same two steps:
 
 1. `check_early(ask)`: what can be judged with no I/O (the prompt, the attachments' descriptions, the
    options given for a named model, one by one). A mistake is answered before acknowledging.
-2. `admit(ask)`: the user's and server's settings are merged in, the attachments fetched and checked
-   (and kept once in the store, the job referring to them: services/jobs/input_refs.py), the model's input
-   assembled and held to the server's moderation rules (blocked words, safety settings by channel), its cost
-   booked as an upper bound (from the input images' real sizes), and the job inserted by the store in one
-   atomic step with the limits (cooldown, jobs in flight, daily quotas, budgets in dollars: the server's, the
-   operator's per user and for the whole bot). The job exists before any API call; a refusal raises
-   `LimitReached` naming the limit, and nothing is stored.
+2. `admit(ask)`, a sequence of short steps: the user's and server's settings; the prompt judged; the model
+   (the kind's choice where none is named) and its options; the images fetched and checked (kept once in the
+   store, the job referring to them: services/jobs/input_refs.py), or a reroll's references reused; the
+   model's input built by the kind and held to the moderation rules; its cost booked as an upper bound (from
+   the input images' real sizes); the job inserted by the store in one atomic step with the limits (cooldown,
+   jobs in flight, quotas and budgets: the server's, the operator's per user and for the whole bot). The job
+   exists before any API call; a refusal raises `LimitReached` naming the limit, and nothing is stored.
 
 Blocked words (the operator's and the server's) are judged on the prompt exactly as it is sent: the `prompt`
 of the assembled model input, after the prompt's parameters are taken out and the text cleaned, whoever wrote
@@ -30,38 +30,35 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
-from services.jobs.input_refs import EXTRA_KEY, SIZES_KEY, KeptImages, input_sizes, keep
+from services.jobs.input_refs import KeptImages, keep
+from services.jobs.kinds.base import Kind
 from services.jobs.leases import LeaseTerms
 from services.limits import Limits, Refusal
-from services.rules.catalogue import MATCH_INPUT, check_images, check_option, clean_prompt, resolve_model
-from services.rules.input_images import ImageRef, Size, dimensions, precheck, prepare
+from services.rules.catalogue import ModelSpec, check_images, check_option, clean_prompt, resolve_model
+from services.rules.input_images import ImageRef, precheck, prepare
 from services.rules.moderation import Moderation, apply_safety, check_prompt
-from services.rules.options import RequestContext, blend_model, chosen_model, edit_model, resolve, variation_model
+from services.rules.options import RequestContext, Resolved, chosen_model
 from services.rules.pricing import Pricing
-from services.rules.prompt_params import Applied, apply
-from services.rules.variation_models import Strength, carried_options, with_reference
+from services.rules.prompt_params import apply
 from services.store.base import Store
-from services.store.models import PRIVATE_REPLY, Job, JobKind, JobStatus
-from services.text import Text, _
+from services.store.job_extra import JobExtra, MessageRef
+from services.store.models import Job, JobStatus
+from services.text import Text
 
 
 @dataclass(frozen=True)
 class Ask:
     """What someone asked for, in plain values."""
 
-    kind: JobKind
+    kind: Kind
     user_id: int
     channel_id: int
     guild_id: int | None
     prompt: str
     given: Mapping[str, object] = field(default_factory=dict)  # options as given (None: not given)
     images: Sequence[ImageRef] = ()  # attachments, fetched and checked on admission
-    image_urls: Sequence[str] | None = None  # inputs already sent once (a reroll): used as they are
-    image_sha256: Mapping[str, str] = field(default_factory=dict)  # of image_urls: stored copies of links
-    parent: Job | None = None
-    edit: bool = False  # run the server's editing model on the image, keeping its shape
-    blend: bool = False  # /blend: several images into one; a model that takes several, the prompt optional
-    fit_images: bool = False  # send only as many of `images` as the model takes (an edit of a whole message)
+    reused: KeptImages | None = None  # input images already kept (a reroll's): used as they are, nothing fetched
+    parent: Job | None = None  # the job this one comes from (a reroll, an edit or a variation of its result)
     # False where the server's settings don't apply: a user install used in a server that never added the bot
     # (its own defaults and limits, and the built-in ones, apply there).
     server_settings: bool = True
@@ -69,11 +66,7 @@ class Ask:
     # Set where the interaction is the only way to the job's message (see Job.interaction_token).
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
-    private: bool = False  # Discord made the reply private (ephemeral): recorded for the history (PRIVATE_REPLY)
-    # A variation of the one image (images or image_urls) at this strength, on the server's variation model
-    # unless `given` names one (a reroll of a variation keeps its model).
-    vary: Strength | None = None
-    of_image: int | None = None  # the image's position in the parent's message (1-based), for display
+    private: bool = False  # Discord made the reply private (ephemeral): recorded for the history
     age_restricted: bool = False  # asked in an age-restricted (NSFW) channel: permissive settings may be allowed
 
 
@@ -106,11 +99,11 @@ class Admission:
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
-        applied = _with_prompt_params(ask)
-        check_prompt(clean_prompt(applied.prompt), Moderation(), self.settings.blocked_words)
+        applied = apply(ask.prompt, ask.given)
+        check_prompt(clean_prompt(ask.kind.prompt(applied.prompt)), Moderation(), self.settings.blocked_words)
         precheck(list(ask.images), self.settings.max_input_image_bytes)
         model = applied.given.get("model")
-        if not model or ask.vary:
+        if not model or not ask.kind.checks_options:
             return  # the model comes from stored settings, or the options are fitted to it: judged on admission
         spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
         if spec is None:
@@ -118,7 +111,7 @@ class Admission:
         for name, value in applied.given.items():
             if name != "model":
                 check_option(spec, name, value)
-        if not ask.fit_images:
+        if ask.kind.checks_image_count:
             check_images(spec, len(ask.images))
 
     async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
@@ -145,51 +138,51 @@ class Admission:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
-        applied = _with_prompt_params(ask)
+        applied = apply(ask.prompt, ask.given)
+        prompt = ask.kind.prompt(applied.prompt)
         # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
-        check_prompt(clean_prompt(applied.prompt), moderation, self.settings.blocked_words)
-        given = {name: value for name, value in applied.given.items() if value is not None}
-        if ask.edit and "model" not in given:
-            given["model"] = edit_model(context)
-        if ask.blend and "model" not in given:
-            given["model"] = blend_model(context)
-        if ask.vary:
-            model = str(given.get("model") or variation_model(context))
-            spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
-            given = {**carried_options(spec, {k: v for k, v in given.items() if k != "model"}), "model": model}
-        spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
-        if ask.edit and spec is not None and MATCH_INPUT in spec.choices("aspect_ratio"):
-            given.setdefault("aspect_ratio", MATCH_INPUT)  # an edit keeps the picture's shape
-        images = list(ask.images)
-        if ask.fit_images and spec is not None:
-            images = images[: max(spec.max_images, 1)]
-        if ask.image_urls is None:
-            files = await prepare(images, self.attachments)
-            kept = keep([ref.url for ref in images], files, mode=self.settings.input_image_mode)
-            sizes = [dimensions(file) for file in files]
-        else:  # a reroll: the same references, nothing new to store
-            kept = KeptImages(list(ask.image_urls), dict(ask.image_sha256), [])
-            sizes = _parent_sizes(ask.parent, len(kept.values))
-        if ask.vary:
-            if len(kept.values) != 1:
-                raise BadInput(_("A variation starts from exactly one image."))
-            resolved = resolve(applied.prompt, given, [], context)
-            resolved = replace(resolved, input=with_reference(resolved.model, resolved.input, kept.values[0], ask.vary))
-        else:
-            resolved = resolve(applied.prompt, given, kept.values, context)
-        extra = _extra(ask, [*applied.notes, *resolved.notes])
-        if kept.sha256:
-            extra[EXTRA_KEY] = kept.sha256
-        if any(size is not None for size in sizes):
-            extra[SIZES_KEY] = [list(size) if size else None for size in sizes]  # to settle the job, and its rerolls
+        check_prompt(clean_prompt(prompt), moderation, self.settings.blocked_words)
+        spec, given = self._model_and_options(ask.kind, applied.given, context)
+        kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
+        resolved = ask.kind.build(prompt, given, kept.values, context)
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
         # And the text that is sent, as it is in the input: what is judged is what the API gets.
         check_prompt(str(model_input.get("prompt", "")), moderation, self.settings.blocked_words)
-        cost = self.pricing.book(resolved.model, model_input, sizes)
+        job = self._job(ask, resolved, model_input, kept, [*applied.notes, *resolved.notes], message_id)
+        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
+        if refusal is not None:
+            raise LimitReached(refusal)
+        if self.on_admitted is not None:
+            self.on_admitted(job)
+        return job
+
+    def _model_and_options(
+        self, kind: Kind, asked: Mapping[str, object], context: RequestContext
+    ) -> tuple[ModelSpec | None, dict[str, object]]:
+        """The model's spec (None for an allowed unknown model) and the options to send, as the kind wants them."""
+        given = {name: value for name, value in asked.items() if value is not None}
+        if "model" not in given and (model := kind.model(context)) is not None:
+            given["model"] = model
+        spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
+        return spec, kind.options(spec, given)
+
+    async def _fetch(self, images: list[ImageRef]) -> KeptImages:
+        files = await prepare(images, self.attachments)
+        return keep([ref.url for ref in images], files, mode=self.settings.input_image_mode)
+
+    def _job(
+        self,
+        ask: Ask,
+        resolved: Resolved,
+        model_input: dict[str, object],
+        kept: KeptImages,
+        notes: Sequence[Text],
+        message_id: int | None,
+    ) -> Job:
         now = time.time()
-        job = Job(
+        return Job(
             id=uuid.uuid4().hex,
-            kind=ask.kind,
+            kind=ask.kind.name,
             user_id=ask.user_id,
             channel_id=ask.channel_id,
             guild_id=ask.guild_id,
@@ -201,20 +194,14 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra=extra,
-            cost_microusd=cost,  # counted by the budgets from now on, like the images
+            extra=_extra(ask, kept, notes),
+            cost_microusd=self.pricing.book(resolved.model, model_input, kept.sizes),  # what the budgets count
             lease_owner=self.lease.owner,
             lease_expires_at=now + self.lease.seconds,
             locale=ask.locale,
             interaction_token=ask.interaction_token,
             reply_by=ask.reply_by,
         )
-        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
-        if refusal is not None:
-            raise LimitReached(refusal)
-        if self.on_admitted is not None:
-            self.on_admitted(job)
-        return job
 
     async def withdraw(self, job: Job, reason: str) -> None:
         """End a job that was admitted but never started (nothing was sent): its images are given back."""
@@ -228,37 +215,15 @@ class Admission:
         return replace(job, message_id=message_id)
 
 
-BLEND_PROMPT = "Blend the reference images into one coherent picture."
-
-
-def _with_prompt_params(ask: Ask) -> Applied:
-    """The prompt's own parameters taken out and merged with the options given; /blend's prompt is optional."""
-    applied = apply(ask.prompt, ask.given)
-    if ask.blend and not applied.prompt.strip():
-        return replace(applied, prompt=BLEND_PROMPT)
-    return applied
-
-
-def _parent_sizes(parent: Job | None, count: int) -> list[Size | None]:
-    """The sizes of a reroll's input images, as its parent kept them (unknown: booked as the largest)."""
-    kept = input_sizes(parent.extra) if parent is not None else []
-    return kept if len(kept) == count else [None] * count
-
-
-def _extra(ask: Ask, notes: Sequence[Text]) -> dict[str, object]:
-    """What the result shows beside the input: notes, and where the job came from (to link back to it)."""
-    extra: dict[str, object] = {"notes": [note.to_json() for note in notes]} if notes else {}
+def _extra(ask: Ask, kept: KeptImages, notes: Sequence[Text]) -> JobExtra:
+    """What the result shows beside the input, where the job came from, and what billing and rerolls need."""
     parent = ask.parent
-    if parent is not None and parent.message_id is not None:
-        extra["parent_message"] = {
-            "guild_id": parent.guild_id,
-            "channel_id": parent.channel_id,
-            "message_id": parent.message_id,
-        }
-    if ask.of_image is not None:
-        extra["of_image"] = ask.of_image
-    if ask.vary is not None:
-        extra["strength"] = ask.vary
-    if ask.private:
-        extra[PRIVATE_REPLY] = True
-    return extra
+    where = parent.message_id if parent is not None else None
+    return JobExtra(
+        notes=tuple(note.to_json() for note in notes),
+        parent_message=MessageRef(parent.guild_id, parent.channel_id, where) if parent and where else None,
+        input_sha256=dict(kept.sha256),
+        input_sizes=tuple(kept.sizes) if any(size is not None for size in kept.sizes) else (),
+        private=ask.private,
+        **ask.kind.extra(),
+    )

@@ -6,7 +6,7 @@ seconds in hex). So admission stores each input image's bytes once (content-addr
 and the job's `input` holds, under the image parameters:
 
 * `stored:<sha256>` in INPUT_IMAGE_MODE=data_uri: the stored bytes, sent as a data: URI;
-* the CDN link in url mode, with `extra["input_sha256"][link] = <sha256>` naming the stored copy of its bytes:
+* the CDN link in url mode, with `extra.input_sha256[link] = <sha256>` naming the stored copy of its bytes:
   the link is sent while it has a while left to live, the bytes once it is about to expire or has;
 * in jobs from before this: a URL or a data: URI, sent as it is.
 
@@ -24,13 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from services.cometapi.files import ImageFile
 from services.errors import BadInput
+from services.rules.input_images import Size, dimensions
 from services.store.base import Store
 from services.store.models import InputImage, Job
 
 IMAGE_KEYS = ("input_image", "image", "image_prompt")  # parameters holding one input image (edits, variations)
 IMAGES_KEY = "input_images"  # the parameter holding a list of them
-EXTRA_KEY = "input_sha256"  # in Job.extra: {CDN link: sha256 of the stored bytes}
-SIZES_KEY = "input_sizes"  # in Job.extra: [[width, height] or None] of the input images, in the order sent
 REF_PREFIX = "stored:"
 # A link with less time than this left is not sent: the API fetches it when the prediction starts, which may
 # be after a wait in its own queue.
@@ -45,16 +44,19 @@ class KeptImages:
     """What admission puts in a new job for its input images."""
 
     values: list[str]  # what goes in `input`: links (url mode) or references (data_uri mode)
-    sha256: dict[str, str]  # link -> sha256 of its stored bytes, for Job.extra[EXTRA_KEY]
+    sha256: dict[str, str]  # link -> sha256 of its stored bytes, for JobExtra.input_sha256
     images: list[InputImage]  # to store together with the job
+    sizes: list[Size | None]  # (width, height) of each, where known: what FLUX.2 is priced by
 
 
 def keep(urls: Sequence[str], files: Sequence[ImageFile], *, mode: str) -> KeptImages:
     """The references for freshly fetched attachments (`files[i]` was fetched from `urls[i]`)."""
     images = [InputImage.of(file.data, file.content_type) for file in files]
+    sizes = [dimensions(file) for file in files]
     if mode == "data_uri":
-        return KeptImages([reference(image.sha256) for image in images], {}, images)
-    return KeptImages(list(urls), {url: image.sha256 for url, image in zip(urls, images, strict=True)}, images)
+        return KeptImages([reference(image.sha256) for image in images], {}, images, sizes)
+    links = {url: image.sha256 for url, image in zip(urls, images, strict=True)}
+    return KeptImages(list(urls), links, images, sizes)
 
 
 def reference(sha256: str) -> str:
@@ -78,14 +80,6 @@ def image_values(model_input: Mapping[str, object]) -> list[str]:
     return values
 
 
-def stored_links(extra: Mapping[str, object]) -> dict[str, str]:
-    """Job.extra's {link: sha256} (empty for jobs without one)."""
-    links = extra.get(EXTRA_KEY)
-    if not isinstance(links, dict):
-        return {}
-    return {str(link): str(sha) for link, sha in links.items() if _SHA256.fullmatch(str(sha))}
-
-
 def link_expiry(url: str) -> float | None:
     """When a signed CDN link expires (its `ex`, hex epoch seconds), or None if it does not say."""
     try:
@@ -107,7 +101,7 @@ async def api_input(job: Job, store: Store, *, mode: str, now: float) -> dict[st
     Raises BadInput if stored bytes it needs are gone; a store error is raised as it is. Either way nothing
     has been sent.
     """
-    links = stored_links(job.extra)
+    links = {link: sha256 for link, sha256 in job.extra.input_sha256.items() if _SHA256.fullmatch(sha256)}
     encoded: dict[str, str] = {}  # sha256 -> data: URI, so an image used twice is read once
 
     async def sendable(value: object) -> object:
@@ -133,15 +127,3 @@ async def api_input(job: Job, store: Store, *, mode: str, now: float) -> dict[st
     if isinstance(several, list):
         sent[IMAGES_KEY] = [await sendable(value) for value in several]
     return sent
-
-
-def input_sizes(extra: Mapping[str, object]) -> list[tuple[int, int] | None]:
-    """The input images' sizes a job kept (`SIZES_KEY`), in the order they are sent; [] if it kept none."""
-    kept = extra.get(SIZES_KEY)
-    if not isinstance(kept, list):
-        return []
-    sizes: list[tuple[int, int] | None] = []
-    for item in kept:
-        ok = isinstance(item, list) and len(item) == 2 and all(isinstance(v, int) and v > 0 for v in item)
-        sizes.append((item[0], item[1]) if ok else None)
-    return sizes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from services.store.base import Store
 from services.store.models import Job
@@ -20,26 +21,21 @@ class PostedImages:
     def __init__(self, store: Store, job: Job) -> None:
         self._store = store
         self._job_id = job.id
-        self._extra = dict(job.extra)
+        self._extra = job.extra
 
     @property
     def messages(self) -> dict[int, int]:
         """Image index (0-based) -> id of the message that shows it."""
-        raw = self._extra.get("posted")
-        if not isinstance(raw, dict):
-            return {}
-        return {int(index): message_id for index, message_id in raw.items() if isinstance(message_id, int)}
+        return dict(self._extra.posted)
 
     @property
     def upload_limit(self) -> int | None:
         """The upload limit the first attempt packed the messages with, once something was posted."""
-        limit = self._extra.get("upload_limit")
-        return limit if isinstance(limit, int) else None
+        return self._extra.upload_limit
 
     async def add(self, indices: Sequence[int], message_id: int, *, upload_limit: int) -> None:
-        posted = {str(index): mid for index, mid in self.messages.items()}
-        posted.update({str(index): message_id for index in indices})
-        self._extra = {**self._extra, "posted": posted, "upload_limit": upload_limit}
+        posted = {**self._extra.posted, **dict.fromkeys(indices, message_id)}
+        self._extra = replace(self._extra, posted=posted, upload_limit=upload_limit)
         try:
             await self._store.update_job(self._job_id, extra=self._extra)
         except Exception:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import ABORTED, SUCCEEDED, Prediction
-from services.jobs.input_refs import input_sizes
 from services.rules.input_images import dimensions
 from services.rules.pricing import Pricing
 from services.store.models import Job, JobStatus
@@ -33,15 +32,15 @@ class Settlement:
         """A prediction that came back with outputs, before they are fetched: by their number."""
         reported = prediction.metrics.get("image_count")
         count = len(prediction.output) or (reported if isinstance(reported, int) and reported > 0 else 0)
-        return self.pricing.settle(job.model, job.input, input_sizes(job.extra), outputs=count or None)
+        return self.pricing.settle(job.model, job.input, job.extra.input_sizes, outputs=count or None)
 
     def fetched(self, job: Job, images: Sequence[ImageFile]) -> int:
         """Once the outputs are fetched: by their real sizes (by their number where a size cannot be read)."""
         sizes = [dimensions(image) for image in images]
         known = [size for size in sizes if size is not None]
         if len(known) != len(sizes) or not known:
-            return self.pricing.settle(job.model, job.input, input_sizes(job.extra), outputs=len(images) or None)
-        return self.pricing.settle(job.model, job.input, input_sizes(job.extra), output_sizes=known)
+            return self.pricing.settle(job.model, job.input, job.extra.input_sizes, outputs=len(images) or None)
+        return self.pricing.settle(job.model, job.input, job.extra.input_sizes, output_sizes=known)
 
     def ended(self, job: Job, error: BaseException) -> int | None:
         """What `job` (as stored before it ends) counts after ending on `error`; None: keep what it settled at."""

@@ -8,7 +8,7 @@ value had to be changed, e.g. a server default of webp for a Kontext model that 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.errors import BadInput
@@ -22,7 +22,6 @@ from services.rules.catalogue import (
     build_input,
     resolve_model,
 )
-from services.rules.variation_models import PREFERRED_VARIATION_MODEL, can_vary
 from services.store.models import GuildSettings
 from services.text import Text, _, verbatim
 
@@ -126,50 +125,38 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
     return value, None
 
 
-PREFERRED_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
-PREFERRED_BLEND_MODEL = "black-forest-labs/flux-2-pro"
-EDIT_MODEL_SETTING = "edit_model"
+EDIT_MODEL_SETTING = "edit_model"  # in a server's defaults, set with /imagine-settings set
+VARIATION_MODEL_SETTING = "variation_model"
 
 
-def edit_model(context: RequestContext) -> str:
-    """The model that runs ✏️ Edit: the server's editing model, else its default model if that edits images,
-    else an allowed Kontext model (any allowed model that takes images, failing that)."""
-    defaults = context.guild.defaults if context.guild else {}
-    editors = [spec for spec in allowed_models(context) if spec.takes_images]
-    for candidate in (defaults.get(EDIT_MODEL_SETTING), defaults.get("model")):
-        if candidate and any(spec.id == candidate for spec in editors):
-            return str(candidate)
-    if not editors:
-        raise BadInput(_("This server allows no model that edits images; an admin can allow flux-kontext-pro."))
-    preferred = [spec for spec in editors if spec.id == PREFERRED_EDIT_MODEL]
-    return (preferred or editors)[0].id
+@dataclass(frozen=True)
+class ModelNeed:
+    """What a kind of job needs of its model, when the request names none (services/jobs/kinds/).
 
+    The first allowed model that fits among: the server's choice for this kind (`setting`), the user's own
+    model (where `personal`), the server's default model; else `preferred`; else the allowed model that fits
+    and comes first by `rank`. None fits: BadInput `none_allowed`.
+    """
 
-def blend_model(context: RequestContext) -> str:
-    """The model /blend uses when none is named: the user's or the server's model if it takes several images,
-    else flux-2-pro, else the allowed model that takes the most."""
-    guild_defaults = context.guild.defaults if context.guild else {}
-    blenders = [spec for spec in allowed_models(context) if spec.max_images >= 2]
-    for candidate in (context.user_prefs.get("model"), guild_defaults.get("model")):
-        if candidate and any(spec.id == candidate for spec in blenders):
-            return str(candidate)
-    if not blenders:
-        raise BadInput(_("This server allows no model that blends images; an admin can allow flux-2-pro."))
-    preferred = [spec for spec in blenders if spec.id == PREFERRED_BLEND_MODEL]
-    return (preferred or sorted(blenders, key=lambda spec: -spec.max_images))[0].id
+    fits: Callable[[ModelSpec], bool]
+    preferred: str
+    none_allowed: Text
+    setting: str | None = None
+    personal: bool = False
+    rank: Callable[[ModelSpec], int] = lambda spec: 0
 
-
-VARIATION_MODEL_SETTING = "variation_model"  # in a server's defaults, set with /imagine-settings set
-
-
-def variation_model(context: RequestContext) -> str:
-    """The model that makes variations: the one the server's admins chose, else the server's default model if
-    it can vary an image, else flux-dev, else any allowed model that can (each only while allowed)."""
-    defaults = context.guild.defaults if context.guild else {}
-    varying = [spec.id for spec in allowed_models(context) if can_vary(spec.id)]
-    for candidate in (defaults.get(VARIATION_MODEL_SETTING), defaults.get("model"), PREFERRED_VARIATION_MODEL):
-        if candidate in varying:
-            return str(candidate)
-    if not varying:
-        raise BadInput(_("This server allows no model that makes variations; an admin can allow flux-dev."))
-    return varying[0]
+    def pick(self, context: RequestContext) -> str:
+        able = sorted((spec for spec in allowed_models(context) if self.fits(spec)), key=self.rank)
+        ids = [spec.id for spec in able]
+        defaults = context.guild.defaults if context.guild else {}
+        candidates = [
+            defaults.get(self.setting) if self.setting else None,
+            context.user_prefs.get("model") if self.personal else None,
+            defaults.get("model"),
+        ]
+        for candidate in candidates:
+            if candidate and candidate in ids:
+                return str(candidate)
+        if not ids:
+            raise BadInput(self.none_allowed)
+        return self.preferred if self.preferred in ids else ids[0]

@@ -21,14 +21,12 @@ from urllib.parse import urlsplit
 from services.store.base import DuplicateJob, MigrationError, Store, StoreError
 from services.store.models import (
     ACTIVE,
-    JOB_KINDS,
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
     NOT_COUNTED,
     TERMINAL,
     GuildSettings,
     Job,
-    JobKind,
     JobStatus,
 )
 from services.store.postgres import PostgresStore
@@ -36,7 +34,6 @@ from services.store.sqlite import SqliteStore
 
 __all__ = [
     "ACTIVE",
-    "JOB_KINDS",
     "JOB_STATUSES",
     "MUTABLE_JOB_FIELDS",
     "NOT_COUNTED",
@@ -44,7 +41,6 @@ __all__ = [
     "DuplicateJob",
     "GuildSettings",
     "Job",
-    "JobKind",
     "JobStatus",
     "MigrationError",
     "PostgresStore",

@@ -36,17 +36,16 @@ from typing import Any, Final, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
 from services.limits import DAY, MONTH, Limits, Refusal, Window
+from services.store.job_extra import JobExtra
 from services.store.models import (
     JOB_COLUMNS,
     JOB_FIELDS,
-    JOB_KINDS,
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
     TERMINAL,
     GuildSettings,
     InputImage,
     Job,
-    JobKind,
     JobStatus,
 )
 
@@ -332,6 +331,7 @@ def load_json_object(text: str) -> dict[str, object]:
 
 
 _HINTS = get_type_hints(Job)
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _JSON_FIELDS = frozenset(name for name, hint in _HINTS.items() if getattr(hint, "__origin__", None) is dict)
 _TIME_FIELDS = frozenset(name for name, hint in _HINTS.items() if float in getattr(hint, "__args__", (hint,)))
 _INT_FIELDS = frozenset(
@@ -344,8 +344,8 @@ def job_params(job: Job) -> tuple[object, ...]:
     """The values of `JOB_COLUMNS` for inserting `job`, after checking it."""
     if job.status not in JOB_STATUSES:
         raise ValueError(f"unknown job status {job.status!r}")
-    if job.kind not in JOB_KINDS:
-        raise ValueError(f"unknown job kind {job.kind!r}")
+    if not _KIND.fullmatch(job.kind):
+        raise ValueError(f"a job kind is a lower-case name, not {job.kind!r}")
     if not job.id:
         raise ValueError("a job needs an id")
     return tuple(_column(f.name, getattr(job, f.name)) for f in JOB_FIELDS)
@@ -354,6 +354,8 @@ def job_params(job: Job) -> tuple[object, ...]:
 def _column(name: str, value: object) -> object:
     if value is None:
         return None
+    if name == "extra":
+        return dump_json(value.to_json())  # type: ignore[attr-defined]
     if name in _JSON_FIELDS:
         return dump_json(value)  # type: ignore[arg-type]
     if name in _TIME_FIELDS:
@@ -367,8 +369,8 @@ def job_from_row(row: RowLike) -> Job:
     values: dict[str, Any] = {name: row[name] for name in JOB_COLUMNS}
     for name in _JSON_FIELDS:
         values[name] = load_json_object(values[name])
+    values["extra"] = JobExtra.from_json(load_json_object(values["extra"]))
     values["status"] = JobStatus(values["status"])
-    values["kind"] = JobKind(values["kind"])
     return Job(**values)
 
 
@@ -387,6 +389,10 @@ def encode_job_fields(fields: Mapping[str, object]) -> dict[str, object]:
             if name not in _NULLABLE:
                 raise TypeError(f"job field {name} cannot be None")
             encoded[name] = None
+        elif name == "extra":
+            if not isinstance(value, JobExtra):
+                raise TypeError(f"job field extra must be a JobExtra, got {type(value).__name__}")
+            encoded[name] = dump_json(value.to_json())
         elif name in _JSON_FIELDS:
             if not isinstance(value, Mapping):
                 raise TypeError(f"job field {name} must be a dict, got {type(value).__name__}")

@@ -5,7 +5,11 @@ and the checks of the fields a transition may set are all derived from its field
 `migrations/` (a history of changes, not a second declaration); a test checks the two agree.
 
 Times are epoch seconds (float), ids of Discord objects are ints, and the `dict` fields are stored as
-JSON text, so their values must be JSON-compatible (a tuple comes back as a list, an int key as a str).
+JSON text, so their values must be JSON-compatible (a tuple comes back as a list, an int key as a str);
+`extra` is a `JobExtra`, stored as JSON too.
+
+A job's `kind` is the name of the kind of job that made it (services/jobs/kinds/): checked where jobs are
+made, not by the table, so a new kind needs no migration.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
+
+from services.store.job_extra import JobExtra
 
 
 class JobStatus(StrEnum):
@@ -27,15 +33,7 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
 
 
-class JobKind(StrEnum):
-    IMAGINE = "imagine"
-    REROLL = "reroll"
-    EDIT = "edit"
-    VARIATION = "variation"
-
-
 JOB_STATUSES: Final[tuple[str, ...]] = tuple(JobStatus)
-JOB_KINDS: Final[tuple[str, ...]] = tuple(JobKind)
 # A job in one of these states still needs work from the bot that owns its shard.
 ACTIVE: Final[tuple[JobStatus, ...]] = (
     JobStatus.QUEUED,
@@ -59,7 +57,7 @@ class Job:
     """One request to make images, from the moment we accept it until its reply shows the result."""
 
     id: str  # uuid4 hex, made by us BEFORE any API call
-    kind: JobKind
+    kind: str  # imagine, reroll, edit, variation, blend, ... (services/jobs/kinds/)
     user_id: int
     channel_id: int
     guild_id: int | None  # None in DMs
@@ -77,8 +75,8 @@ class Job:
     delivered_at: float | None = field(default=None, metadata=_MUTABLE)  # final message edited
     # Images reserved at admission, then the number delivered; what the daily quotas count.
     image_count: int = field(default=0, metadata=_MUTABLE)
-    # Small data: display notes, and the stored copies of linked input images (services/jobs/input_refs.py).
-    extra: dict[str, object] = field(default_factory=dict, metadata=_MUTABLE)
+    # Small data: where it came from, display notes, what delivery and billing need (services/store/job_extra.py).
+    extra: JobExtra = field(default_factory=JobExtra, metadata=_MUTABLE)
     # Millionths of a US dollar: the upper bound booked at admission (what the budgets count while the job runs),
     # and what it settled at once its prediction ended (services/jobs/settlement.py); None: not settled.
     cost_microusd: int = 0

@@ -1,0 +1,57 @@
+-- A job's kind is checked where jobs are made (services/jobs/kinds/), no longer by the table: a new kind of job
+-- needs no migration. PostgreSQL drops the CHECK; SQLite cannot, so it rebuilds the table one last time as in
+-- 004 (new table, copy in rowid order, drop, rename, indexes again).
+
+-- postgres: ALTER TABLE jobs DROP CONSTRAINT jobs_kind_known;
+
+-- sqlite: PRAGMA defer_foreign_keys = ON;
+-- sqlite: CREATE TABLE jobs_rebuilt (
+-- sqlite:     id                TEXT PRIMARY KEY,
+-- sqlite:     kind              TEXT NOT NULL,
+-- sqlite:     user_id           BIGINT NOT NULL,
+-- sqlite:     channel_id        BIGINT NOT NULL,
+-- sqlite:     guild_id          BIGINT,
+-- sqlite:     shard_id          INTEGER NOT NULL,
+-- sqlite:     model             TEXT NOT NULL,
+-- sqlite:     input             TEXT NOT NULL,
+-- sqlite:     status            TEXT NOT NULL,
+-- sqlite:     created_at        DOUBLE PRECISION NOT NULL,
+-- sqlite:     parent_id         TEXT REFERENCES jobs_rebuilt (id) ON DELETE SET NULL,
+-- sqlite:     message_id        BIGINT,
+-- sqlite:     prediction_id     TEXT,
+-- sqlite:     error             TEXT,
+-- sqlite:     submitted_at      DOUBLE PRECISION,
+-- sqlite:     completed_at      DOUBLE PRECISION,
+-- sqlite:     delivered_at      DOUBLE PRECISION,
+-- sqlite:     image_count       INTEGER NOT NULL DEFAULT 0,
+-- sqlite:     extra             TEXT NOT NULL DEFAULT '{}',
+-- sqlite:     locale            TEXT,
+-- sqlite:     interaction_token TEXT,
+-- sqlite:     reply_by          DOUBLE PRECISION,
+-- sqlite:     cost_microusd     BIGINT NOT NULL DEFAULT 0,
+-- sqlite:     lease_owner       TEXT,
+-- sqlite:     lease_expires_at  DOUBLE PRECISION,
+-- sqlite:     settled_microusd  BIGINT,
+-- sqlite:     CONSTRAINT jobs_status_known CHECK (
+-- sqlite:         status IN ('queued', 'submitting', 'running', 'delivering', 'succeeded', 'failed', 'canceled')
+-- sqlite:     ),
+-- sqlite:     CONSTRAINT jobs_image_count_positive CHECK (image_count >= 0)
+-- sqlite: );
+-- sqlite: INSERT INTO jobs_rebuilt (id, kind, user_id, channel_id, guild_id, shard_id, model, input, status,
+-- sqlite:     created_at, parent_id, message_id, prediction_id, error, submitted_at, completed_at, delivered_at,
+-- sqlite:     image_count, extra, locale, interaction_token, reply_by, cost_microusd, lease_owner, lease_expires_at,
+-- sqlite:     settled_microusd)
+-- sqlite: SELECT id, kind, user_id, channel_id, guild_id, shard_id, model, input, status,
+-- sqlite:     created_at, parent_id, message_id, prediction_id, error, submitted_at, completed_at, delivered_at,
+-- sqlite:     image_count, extra, locale, interaction_token, reply_by, cost_microusd, lease_owner, lease_expires_at,
+-- sqlite:     settled_microusd
+-- sqlite: FROM jobs ORDER BY rowid;
+-- sqlite: DROP TABLE jobs;
+-- sqlite: ALTER TABLE jobs_rebuilt RENAME TO jobs;
+-- sqlite: CREATE INDEX jobs_message ON jobs (message_id, created_at) WHERE message_id IS NOT NULL;
+-- sqlite: CREATE INDEX jobs_status_shard ON jobs (status, shard_id, created_at);
+-- sqlite: CREATE INDEX jobs_user_created ON jobs (user_id, created_at);
+-- sqlite: CREATE INDEX jobs_guild_created ON jobs (guild_id, created_at) WHERE guild_id IS NOT NULL;
+-- sqlite: CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL;
+-- sqlite: CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status IN ('queued', 'submitting', 'running', 'delivering');
+-- sqlite: CREATE INDEX jobs_created ON jobs (created_at);
