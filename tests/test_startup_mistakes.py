@@ -85,6 +85,8 @@ def assert_one_line(code: int, out: str, err: str, variable: str, *fragments: st
         ("DEFAULT_MODEL", "flux-9000", "not a known model"),
         ("PREDICTION_DEADLINE", "inf", "finite"),
         ("USER_COOLDOWN", "nan", "finite"),
+        ("MODEL_PRICES", "flux-dev=1e400", "finite"),  # Decimal takes it as finite; as a float it is inf
+        ("MODEL_PRICES", "flux-dev=-0.01", "from 0"),
     ],
 )
 async def test_bad_setting_is_one_line_before_discord(refusing_discord, tmp_path, variable, value, fragment):
@@ -99,6 +101,62 @@ async def test_a_mistake_in_the_models_file_is_one_line_before_discord(refusing_
                       'max = 5, default = 9 }\n')  # fmt: skip
     code, out, err = await run_bot(refusing_discord, tmp_path, MODELS_FILE=str(models))
     assert_one_line(code, out, err, "MODELS_FILE", str(models), ".params.safety_tolerance.default", "at most 5")
+    assert refusing_discord.requests == []
+
+
+async def test_a_price_for_a_model_the_catalogue_lacks(refusing_discord, tmp_path):
+    code, out, err = await run_bot(refusing_discord, tmp_path, MODEL_PRICES="flux-dev=0.02 flux-shnell=0.5")
+    assert_one_line(
+        code, out, err, "MODEL_PRICES", "'flux-shnell' is not a model in the catalogue", "did you mean flux-schnell?",
+        "flux-kontext-pro, flux-pro, flux-schnell",
+    )  # fmt: skip
+    assert refusing_discord.requests == []
+
+
+SEEDLESS = 'remove_params = ["seed"]\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "variable", "fragments"),
+    [
+        pytest.param(
+            f'[models."black-forest-labs/flux-dev"]\nlabel = "{"FLUX dev " * 12}"\n', {}, "MODELS_FILE",
+            (".label: the label is 108 characters long", "at most 100"), id="label-too-long",
+        ),
+        pytest.param(
+            f'[models."acme/{"long" * 25}"]\nextends = "black-forest-labs/flux-dev"\n', {}, "MODELS_FILE",
+            ("the model id is 105 characters long", "at most 100"), id="model-id-too-long",
+        ),
+        pytest.param(
+            '[models."black-forest-labs/flux-dev".params]\n'
+            f'aspect_ratio = {{ type = "choice", values = ["1:1", "{"16:9 " * 21}"] }}\n', {}, "MODELS_FILE",
+            (".params.aspect_ratio.values", "105 characters long", "at most 100"), id="choice-too-long",
+        ),
+        pytest.param(
+            f'[models."black-forest-labs/flux-kontext-pro"]\n{SEEDLESS}', {}, "MODELS_FILE",
+            ("flux-kontext-pro, the default model for edits, takes no `seed` input",), id="seedless-edit-default",
+        ),
+        pytest.param(
+            f'[models."black-forest-labs/flux-dev"]\n{SEEDLESS}', {}, "MODELS_FILE",
+            ("flux-dev, the default model for variations, takes no `seed` input",), id="seedless-variation-default",
+        ),
+        pytest.param(
+            f'[models."black-forest-labs/flux-schnell"]\n{SEEDLESS}', {}, "MODELS_FILE",
+            ("flux-schnell, the default model (DEFAULT_MODEL), takes no `seed` input",), id="seedless-builtin-default",
+        ),
+        pytest.param(
+            f'[models."acme/plain"]\nextends = "black-forest-labs/flux-schnell"\nlabel = "Plain"\n{SEEDLESS}',
+            {"DEFAULT_MODEL": "acme/plain"}, "DEFAULT_MODEL", ("plain takes no `seed` input",), id="seedless-default",
+        ),
+    ],
+)  # fmt: skip
+async def test_a_models_file_discord_or_the_api_would_refuse(
+    refusing_discord, tmp_path, toml, env, variable, fragments
+):
+    models = tmp_path / "models.local.toml"
+    models.write_text(toml)
+    code, out, err = await run_bot(refusing_discord, tmp_path, MODELS_FILE=str(models), **env)
+    assert_one_line(code, out, err, variable, *fragments)
     assert refusing_discord.requests == []
 
 
