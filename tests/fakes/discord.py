@@ -497,6 +497,15 @@ class FakeDiscord(InteractionActions):
         Returns the number of sessions dropped; await wait_for_gateway() to know they are back."""
         return await self._gateway.drop(resumable=resumable, shard_id=shard_id, code=code, reconnect_op=reconnect_op)
 
+    def refuse_gateway(self, times: int = 1) -> None:
+        """Answer the next ``times`` gateway connections with HTTP 503 instead of the WebSocket upgrade, as a
+        gateway out of reach would; the client backs off and tries again. ``gateway_refused`` counts them."""
+        self._gateway.refusals += times
+
+    @property
+    def gateway_refused(self) -> int:
+        return self._gateway.refused
+
     async def wait_for_gateway(
         self, *, shard_ids: Iterable[int] | None = None, timeout: float = 5.0
     ) -> list[GatewaySession]:
