@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import signal
+import socket
 import sys
 
 import aiohttp
@@ -23,6 +24,7 @@ from discord.ext import commands
 
 from cli import generate
 from services.cometapi.files import Downloader
+from services.cometapi.keycheck import check_key
 from services.cometapi.service import PredictionService
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
@@ -59,6 +61,38 @@ EXTENSIONS = (
 DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
 HEALTH_STORE_TIMEOUT = 3.0
+# What discord.py logs, with a whole traceback, at each failed attempt to reach the gateway again.
+RECONNECT_LOGS = {
+    "discord.client": ("Attempting a reconnect",),
+    "discord.shard": ("Attempting a reconnect", "Failed to connect for shard_id"),
+}
+
+
+class OneLineReconnects(logging.Filter):
+    """Turns discord.py's reconnect tracebacks into one line per attempt: while Discord or the network is down
+    they repeat with every backoff, and the cause (the exception's type and message) is all that tells."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith(self.prefixes):
+            exc = record.exc_info[1]
+            cause = " ".join(f"{type(exc).__name__}: {exc}".split()) if exc else "unknown cause"
+            record.msg = f"{record.getMessage()} ({cause})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_reconnects() -> None:
+    """Install OneLineReconnects on discord.py's loggers, once per process."""
+    for name, prefixes in RECONNECT_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(each, OneLineReconnects) for each in logger.filters):
+            logger.addFilter(OneLineReconnects(prefixes))
 
 
 class FluxBot(commands.AutoShardedBot):
@@ -81,6 +115,7 @@ class FluxBot(commands.AutoShardedBot):
             shard_count = 1  # with a gateway URL given, don't take the one /gateway/bot returns
         self.metrics = Metrics()
         self.lease = LeaseTerms(settings.lease_seconds)
+        quiet_reconnects()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -246,16 +281,52 @@ def point_discord_at(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+def unreachable(settings: Settings, exc: BaseException) -> ConfigError:
+    """Discord could not be reached to log in, as one line naming the setting that says where Discord is."""
+    base = discord.http.Route.BASE
+    where = base if settings.discord_api_base_url else f"{base} (DISCORD_API_BASE_URL is not set: Discord itself)"
+    host = yarl.URL(base).host
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(getattr(exc, "os_error", None), socket.gaierror):
+        reason = f"the name {host} does not resolve"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        why = "connection refused" if refused else (exc.os_error.strerror or str(exc.os_error))
+        reason = f"cannot connect to {exc.host}:{exc.port} ({why})"
+    elif isinstance(exc, discord.HTTPException):
+        reason = f"the login request was answered HTTP {exc.status}, which Discord's API would not answer"
+    elif isinstance(exc, TimeoutError):
+        reason = "the login request timed out"
+    else:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return ConfigError(
+        "DISCORD_API_BASE_URL", f"cannot reach Discord at {where}: {reason}; check the network, a proxy or this URL"
+    )
+
+
+async def log_in(bot: FluxBot, settings: Settings) -> None:
+    """Log in (which also runs setup_hook); Discord out of reach at this point is a start-up mistake."""
+    assert settings.discord_token is not None
+    try:
+        await bot.login(settings.discord_token.reveal())
+    except (OSError, TimeoutError, aiohttp.ClientError, discord.HTTPException) as exc:
+        if bot.user is not None:
+            raise  # logged in: what failed later is not about reaching Discord
+        raise unreachable(settings, exc) from None
+
+
 async def run_bot(settings: Settings) -> None:
     point_discord_at(settings)
-    assert settings.discord_token is not None
+    # Before login: a refused key stops here; an API out of reach is only a warning (it may be back soon).
+    if (warning := await check_key(settings)) is not None:
+        log.warning("%s", warning)
     store = await open_checked(settings.database_url)  # before login: a bad DATABASE_URL is a start-up mistake
     async with FluxBot(settings, store=store) as bot:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-        await bot.start(settings.discord_token.reveal())
+        await log_in(bot, settings)
+        await bot.connect()
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
@@ -263,7 +334,7 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
     assert settings.discord_token is not None
     store = await open_checked(settings.database_url)
     async with FluxBot(settings, sync_only=True, store=store) as bot:
-        await bot.login(settings.discord_token.reveal())  # runs setup_hook, which loads the cogs
+        await log_in(bot, settings)  # runs setup_hook, which loads the cogs
         guild = discord.Object(guild_id) if guild_id else None
         if guild is not None:
             bot.tree.copy_global_to(guild=guild)
@@ -298,7 +369,7 @@ def main(argv: list[str]) -> int:
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN: refused by Discord; check it in the developer portal.", file=sys.stderr)
         return 2
-    except ConfigError as exc:  # found while starting, before login: DATABASE_URL, or a METRICS_PORT in use
+    except ConfigError as exc:  # found while starting: DATABASE_URL, COMETAPI_KEY, Discord out of reach, METRICS_PORT
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

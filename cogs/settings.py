@@ -20,7 +20,7 @@ from services.jobs.kinds.variation import VARIERS
 from services.rules import moderation as mod
 from services.rules import usage
 from services.rules.catalogue import CATALOGUE
-from services.rules.options import ModelNeed, RequestContext, allowed_models
+from services.rules.options import ModelNeed, RequestContext, allowed_models, model_choice
 from services.rules.server_settings import (
     allowed_after,
     describe_limits,
@@ -77,6 +77,15 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             for row in rows
         ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
+        used, stale = model_choice(None, dataclasses.replace(context, user_prefs={}))
+        if stale:  # hidden or removed by the operator, or no longer allowed here: /imagine passes it over
+            shown.append(
+                _(
+                    "⚠️ The default model {model} is no longer available, so /imagine uses {used}.",
+                    model=stale.rsplit("/", maxsplit=1)[-1],
+                    used=used.rsplit("/", maxsplit=1)[-1],
+                )
+            )
         shown.append(_("**Allowed models**: {models}", models=model_list(allowed_models(context))))
         shown.append(_("**✏️ Edits use**: {model}", model=_model_or_reason(EDITORS, context)))
         shown.append(_("**🪄 Variations use**: {model}", model=_model_or_reason(VARIERS, context)))

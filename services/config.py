@@ -6,6 +6,7 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -20,12 +21,15 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from services.errors import BadInput, ConfigError
+from services.jobs.kinds.edit import EDITORS
+from services.jobs.kinds.variation import VARIERS
 from services.jobs.leases import DEFAULT_LEASE_SECONDS
 from services.limits import budget
 from services.rules.blocked_words_file import read_blocked_words
-from services.rules.catalogue import SHORT_NAMES, install, resolve_model
+from services.rules.catalogue import CATALOGUE, OWNER, SHORT_NAMES, install, resolve_model
 from services.rules.catalogue_file import CatalogueError, load_catalogue
 from services.rules.model_spec import Price
+from services.rules.options import RequestContext
 from services.rules.pricing import parse_prices
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
@@ -128,6 +132,10 @@ def load_settings(
         model_prices = parse_prices(env.optional("MODEL_PRICES") or "")
     except ValueError as exc:
         raise ConfigError("MODEL_PRICES", str(exc)) from None
+    if not allow_unknown_models:
+        _check_priced_models(model_prices)
+    default_model = env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models)
+    _check_defaults_take_a_seed(default_model, models_file, chosen=env.optional("DEFAULT_MODEL") is not None)
     return Settings(
         cometapi_key=Secret(key),
         discord_token=Secret(token) if token else None,
@@ -148,7 +156,7 @@ def load_settings(
         input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
         allow_unknown_models=allow_unknown_models,
         models_file=models_file,
-        default_model=env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models),
+        default_model=default_model,
         sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
         shard_count=shard_count,
         shard_ids=shard_ids,
@@ -339,6 +347,45 @@ class _Reader:
                 "(or set ALLOW_UNKNOWN_MODELS=true to use another owner/name model)",
             ) from None
         return value
+
+
+def _check_priced_models(prices: Mapping[str, Price]) -> None:
+    """A price for a model the catalogue lacks is a typo (flux-shnell) that would leave the real one unpriced."""
+    for model_id in prices:
+        if model_id in CATALOGUE:
+            continue
+        name = model_id.removeprefix(f"{OWNER}/")
+        close = difflib.get_close_matches(name, [*SHORT_NAMES, *CATALOGUE], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(
+            "MODEL_PRICES",
+            f"{name!r} is not a model in the catalogue{hint}; models: {', '.join(sorted(SHORT_NAMES))} "
+            "(or set ALLOW_UNKNOWN_MODELS=true to price another owner/name model)",
+        )
+
+
+def _check_defaults_take_a_seed(default_model: str, models_file: str | None, *, chosen: bool) -> None:
+    """Every job is sent a seed (rerolls and variations depend on it), so a default model that takes none
+    would fail every job that uses it. The edit and variation defaults come from the catalogue (MODELS_FILE),
+    and so does the built-in DEFAULT_MODEL's definition when DEFAULT_MODEL is not set."""
+    context = RequestContext(default_model=default_model)
+    picks: list[tuple[str, str | None]] = [("", SHORT_NAMES.get(default_model, default_model))]
+    for what, pick in (("edits", EDITORS.pick), ("variations", VARIERS.pick)):
+        try:
+            picks.append((what, pick(context)))
+        except BadInput:
+            continue  # no model for it at all: the command says so when used
+    for what, model_id in picks:
+        spec = CATALOGUE.get(model_id or "")
+        if spec is None or "seed" in spec.params:
+            continue
+        problem = "takes no `seed` input, which every job sends"
+        if not what and chosen:
+            raise ConfigError("DEFAULT_MODEL", f"{spec.name} {problem}; choose a model that does")
+        role = f"the default model for {what}" if what else "the default model (DEFAULT_MODEL)"
+        raise ConfigError(
+            "MODELS_FILE", f"{models_file}: {spec.name}, {role}, {problem}; give it a `seed` param or disable it"
+        )
 
 
 def _check_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:

@@ -368,6 +368,10 @@ async def test_bad_key_is_a_comet_401(fake: FakeCometAPI, session: aiohttp.Clien
     async with session.get(get_url(fake, p["id"]), headers=headers) as r:
         assert r.status == 401
     assert fake.requests[-1].headers.get("Authorization") == auth
+    # The key is checked before the id: a prediction that does not exist tells a bad key (401) from a good
+    # one (404, see below), which is how the bot checks its key at start-up.
+    async with session.get(get_url(fake, "no-such-prediction"), headers=headers) as r:
+        assert r.status == 401
 
 
 @pytest.mark.parametrize(

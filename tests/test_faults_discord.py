@@ -6,6 +6,7 @@ be reached), no job is left active, nothing is created twice, and a new /imagine
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -349,3 +350,22 @@ async def test_a_new_gateway_session_mid_job_loses_nothing(world):
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
         assert sum(creates_by_prompt(world).values()) == 5
+
+
+async def test_each_failed_reconnect_is_one_log_line_not_a_traceback(world, caplog):
+    guild, channel, _ = setup_guild(world)
+    caplog.set_level(logging.INFO)
+    async with world.bot() as bot:
+        world.discord.refuse_gateway(times=2)
+        assert await world.discord.drop_gateway(resumable=True) == 1
+        await world.discord.wait_for_gateway(timeout=20)  # discord.py backs off up to 2 s, then 4 s
+        assert world.discord.gateway_refused == 2
+        await assert_still_serving(world, bot, guild, channel)
+    attempts = [r for r in caplog.records if r.name.startswith("discord.") and "reconnect" in r.getMessage()]
+    assert [r.levelname for r in attempts if r.levelno >= logging.WARNING] == ["ERROR", "ERROR"]  # one per attempt
+    for record in attempts:
+        line = record.getMessage()
+        assert record.exc_info is None and record.exc_text is None, line
+        assert "\n" not in line
+        assert re.match(r"^Attempting a reconnect for shard ID 0 in \d+\.\d\ds \(WSServerHandshakeError: 503", line)
+    assert "Traceback" not in caplog.text

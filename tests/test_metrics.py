@@ -119,7 +119,7 @@ async def test_healthz_is_503_naming_the_gateway_shard_that_is_down(world):
         await world.discord.wait_for_gateway(shard_ids=[0, 1])
         assert await get(port, "/healthz") == (200, "ok\n")
         # Shard 1 loses its connection and cannot get back (Discord refuses it); shard 0 stays connected.
-        world.discord.gateway_refused = True
+        world.discord.gateway_down = True
         assert await world.discord.drop_gateway(shard_id=1) == 1
 
         async def unhealthy() -> tuple[int, str] | None:
@@ -130,7 +130,7 @@ async def test_healthz_is_503_naming_the_gateway_shard_that_is_down(world):
         assert (status, reason) == (503, "gateway shard(s) [1] disconnected\n")
         assert 0 in world.discord.gateway_sessions and world.discord.gateway_sessions[0].live
         # Back: healthy again once the shard has reconnected (after discord.py's backoff).
-        world.discord.gateway_refused = False
+        world.discord.gateway_down = False
         await world.discord.wait_for_gateway(shard_ids=[1], timeout=60)
 
         async def healthy() -> bool:

@@ -61,7 +61,8 @@ async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_
     await handle.wait_response(timeout=10)
     # wait_for takes anything but None/False as done, so these predicates return booleans.
     await d.wait_for(lambda: len(world.comet.creates()) == 1, timeout=15, what="the create")
-    await d.wait_for(lambda: len(world.comet.requests_for("get")) > 0, timeout=15, what="a poll")  # id stored
+    # A poll of the prediction (not the start-up key check, which reads an id that does not exist): id stored.
+    await d.wait_for(lambda: any(p.gets for p in world.comet.predictions.values()), timeout=15, what="a poll")
     first.send_signal(signal.SIGKILL)
     assert await first.wait() == -signal.SIGKILL
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from services.store.models import GuildSettings
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, private_reply
@@ -234,3 +237,59 @@ async def test_reset_brings_back_the_built_in_defaults_and_keeps_the_limits(worl
         job = await imagine(world, bot, guild, channel, member)
     assert job.model == "black-forest-labs/flux-schnell"
     assert (job.input["aspect_ratio"], job.input["output_format"]) == ("1:1", "webp")
+
+
+# --- a saved model the operator hid or removed, or the server no longer allows ----------------------------------
+
+RETIRED = "black-forest-labs/flux-3-retired"  # saved while it was in the catalogue; the operator removed it since
+
+
+def notes_of(message) -> list[str]:
+    return [field["value"] for field in message.embeds[0]["fields"] if field["name"] == "Note"]
+
+
+async def save_server(bot, guild, defaults, allowed=None):
+    await bot.store.save_guild_settings(GuildSettings(guild.id, defaults, allowed, {}, time.time()))
+
+
+async def test_a_removed_model_saved_as_preference_and_server_default_falls_back_to_the_bots(world):
+    guild, channel, admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        await bot.store.save_user_prefs(member.id, {"model": RETIRED, "aspect_ratio": "16:9"})
+        await save_server(bot, guild, {"model": RETIRED})
+        handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "a lighthouse"})
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        assert job.model == "black-forest-labs/flux-schnell"
+        assert job.input["aspect_ratio"] == "16:9"  # the rest of the preference still applies
+        # Said once, though both the preference and the server default name the removed model.
+        assert [note for note in notes_of(final) if "flux-3-retired" in note] == [
+            "The saved model flux-3-retired is not available here, so flux-schnell was used."
+        ]
+        shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
+        assert "The default model flux-3-retired is no longer available, so /imagine uses flux-schnell." in shown
+    assert world.comet.creates()[-1].path.endswith("/flux-schnell/predictions")
+
+
+async def test_a_server_default_the_server_no_longer_allows_falls_back(world):
+    guild, channel, admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        await save_server(bot, guild, {"model": "black-forest-labs/flux-dev"}, ["black-forest-labs/flux-schnell"])
+        job = await imagine(world, bot, guild, channel, member)
+        assert job.model == "black-forest-labs/flux-schnell"
+        assert "flux-dev" in str(job.extra["notes"])
+        shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
+        assert "The default model flux-dev is no longer available, so /imagine uses flux-schnell." in shown
+
+
+async def test_when_the_fallback_is_not_allowed_either_the_refusal_says_both(world):
+    guild, channel, _admin, member = setup_guild(world)
+    async with world.bot() as bot:
+        await bot.store.save_user_prefs(member.id, {"model": RETIRED})
+        await save_server(bot, guild, {}, ["black-forest-labs/flux-dev"])
+        handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "a lighthouse"})
+        text = await refused(world, bot, handle, member)
+    assert text == (
+        "The saved model flux-3-retired is not available here. "
+        "This server does not allow flux-schnell. Allowed here: flux-dev."
+    )

@@ -25,6 +25,7 @@ from services.errors import ConfigError
 from services.store.preflight import open_checked
 from tests.conftest import connect_postgres_or_skip, postgres_test_url
 from tests.e2e import KEY, TOKEN
+from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,8 @@ def assert_one_line(code: int, out: str, err: str, variable: str, *fragments: st
         ("DEFAULT_MODEL", "flux-9000", "not a known model"),
         ("PREDICTION_DEADLINE", "inf", "finite"),
         ("USER_COOLDOWN", "nan", "finite"),
+        ("MODEL_PRICES", "flux-dev=1e400", "finite"),  # Decimal takes it as finite; as a float it is inf
+        ("MODEL_PRICES", "flux-dev=-0.01", "from 0"),
     ],
 )
 async def test_bad_setting_is_one_line_before_discord(refusing_discord, tmp_path, variable, value, fragment):
@@ -109,6 +112,62 @@ async def test_a_blocked_words_file_that_cannot_be_read_is_one_line_before_disco
         path.mkdir()
     code, out, err = await run_bot(refusing_discord, tmp_path, BLOCKED_WORDS_FILE=str(path))
     assert_one_line(code, out, err, "BLOCKED_WORDS_FILE", str(path), "cannot read")
+    assert refusing_discord.requests == []
+
+
+async def test_a_price_for_a_model_the_catalogue_lacks(refusing_discord, tmp_path):
+    code, out, err = await run_bot(refusing_discord, tmp_path, MODEL_PRICES="flux-dev=0.02 flux-shnell=0.5")
+    assert_one_line(
+        code, out, err, "MODEL_PRICES", "'flux-shnell' is not a model in the catalogue", "did you mean flux-schnell?",
+        "flux-kontext-pro, flux-pro, flux-schnell",
+    )  # fmt: skip
+    assert refusing_discord.requests == []
+
+
+SEEDLESS = 'remove_params = ["seed"]\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "variable", "fragments"),
+    [
+        pytest.param(
+            f'[models."black-forest-labs/flux-dev"]\nlabel = "{"FLUX dev " * 12}"\n', {}, "MODELS_FILE",
+            (".label: the label is 108 characters long", "at most 100"), id="label-too-long",
+        ),
+        pytest.param(
+            f'[models."acme/{"long" * 25}"]\nextends = "black-forest-labs/flux-dev"\n', {}, "MODELS_FILE",
+            ("the model id is 105 characters long", "at most 100"), id="model-id-too-long",
+        ),
+        pytest.param(
+            '[models."black-forest-labs/flux-dev".params]\n'
+            f'aspect_ratio = {{ type = "choice", values = ["1:1", "{"16:9 " * 21}"] }}\n', {}, "MODELS_FILE",
+            (".params.aspect_ratio.values", "105 characters long", "at most 100"), id="choice-too-long",
+        ),
+        pytest.param(
+            f'[models."black-forest-labs/flux-kontext-pro"]\n{SEEDLESS}', {}, "MODELS_FILE",
+            ("flux-kontext-pro, the default model for edits, takes no `seed` input",), id="seedless-edit-default",
+        ),
+        pytest.param(
+            f'[models."black-forest-labs/flux-dev"]\n{SEEDLESS}', {}, "MODELS_FILE",
+            ("flux-dev, the default model for variations, takes no `seed` input",), id="seedless-variation-default",
+        ),
+        pytest.param(
+            f'[models."black-forest-labs/flux-schnell"]\n{SEEDLESS}', {}, "MODELS_FILE",
+            ("flux-schnell, the default model (DEFAULT_MODEL), takes no `seed` input",), id="seedless-builtin-default",
+        ),
+        pytest.param(
+            f'[models."acme/plain"]\nextends = "black-forest-labs/flux-schnell"\nlabel = "Plain"\n{SEEDLESS}',
+            {"DEFAULT_MODEL": "acme/plain"}, "DEFAULT_MODEL", ("plain takes no `seed` input",), id="seedless-default",
+        ),
+    ],
+)  # fmt: skip
+async def test_a_models_file_discord_or_the_api_would_refuse(
+    refusing_discord, tmp_path, toml, env, variable, fragments
+):
+    models = tmp_path / "models.local.toml"
+    models.write_text(toml)
+    code, out, err = await run_bot(refusing_discord, tmp_path, MODELS_FILE=str(models), **env)
+    assert_one_line(code, out, err, variable, *fragments)
     assert refusing_discord.requests == []
 
 
@@ -223,6 +282,65 @@ async def test_rejected_token_exits_2_with_one_line(refusing_discord, tmp_path, 
     code, out, err = await run_bot(refusing_discord, tmp_path, *args)
     assert_one_line(code, out, err, "DISCORD_TOKEN", "refused by Discord")
     assert refusing_discord.requests_matching("GET", r"/users/@me$")[0].status == 401
+
+
+# --- Discord out of reach: one line, not aiohttp's traceback ---------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [(), ("sync",)], ids=["run", "sync"])
+async def test_discord_refusing_connections(refusing_discord, tmp_path, args):
+    with socket.socket() as closed:  # bound but not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        base = f"http://127.0.0.1:{port}/api/v10"
+        code, out, err = await run_bot(refusing_discord, tmp_path, *args, DISCORD_API_BASE_URL=base)
+    assert_one_line(
+        code, out, err, "DISCORD_API_BASE_URL", f"cannot reach Discord at {base}: cannot connect to 127.0.0.1:{port} "
+        "(connection refused); check the network, a proxy or this URL",
+    )  # fmt: skip
+
+
+async def test_discord_name_that_does_not_resolve(refusing_discord, tmp_path):
+    base = "http://discord.invalid/api/v10"  # .invalid never resolves (RFC 2606)
+    code, out, err = await run_bot(refusing_discord, tmp_path, DISCORD_API_BASE_URL=base)
+    assert_one_line(code, out, err, "DISCORD_API_BASE_URL", "the name discord.invalid does not resolve")
+
+
+async def test_discord_api_base_url_that_is_not_discords_api(refusing_discord, tmp_path):
+    base = refusing_discord.api_base_url.replace("/api/v10", "/not-the-api/v10")  # a server, but not Discord's API
+    code, out, err = await run_bot(refusing_discord, tmp_path, DISCORD_API_BASE_URL=base)
+    assert_one_line(code, out, err, "DISCORD_API_BASE_URL", f"cannot reach Discord at {base}", "HTTP 404")
+
+
+# --- COMETAPI_KEY: checked before login with a request that costs nothing ----------------------------------------
+
+
+async def test_a_refused_cometapi_key_is_one_line_before_discord(refusing_discord, tmp_path):
+    async with FakeCometAPI(api_key="the-key-the-account-really-has") as comet:
+        code, out, err = await run_bot(refusing_discord, tmp_path, COMETAPI_BASE_URL=comet.base_url)
+    assert_one_line(code, out, err, "COMETAPI_KEY", f"refused by CometAPI at {comet.base_url} (HTTP 401)")
+    assert [(r.method, r.route) for r in comet.requests] == [("GET", "get")]  # a read: nothing is created or paid
+    assert comet.predictions == {}
+    assert refusing_discord.requests == []
+
+
+async def test_an_accepted_cometapi_key_goes_on_to_discord(refusing_discord, tmp_path):
+    async with FakeCometAPI(api_key=KEY) as comet:
+        code, out, err = await run_bot(refusing_discord, tmp_path, COMETAPI_BASE_URL=comet.base_url)
+    assert_one_line(code, out, err, "DISCORD_TOKEN", "refused by Discord")  # got as far as logging in
+    assert [(r.method, r.route) for r in comet.requests] == [("GET", "get")]
+    assert comet.predictions == {}
+    assert "COMETAPI_KEY" not in out
+
+
+async def test_an_unreachable_cometapi_is_a_warning_not_an_exit(refusing_discord, tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        code, out, err = await run_bot(refusing_discord, tmp_path, COMETAPI_BASE_URL=base)
+    assert_one_line(code, out, err, "DISCORD_TOKEN", "refused by Discord")  # it went on to log in
+    [warning] = [line for line in out.splitlines() if "COMETAPI_KEY" in line]
+    assert f"WARNING bot: COMETAPI_KEY not checked at start-up ({base}): Could not connect" in warning
 
 
 async def test_postgres_message_never_holds_the_password():

@@ -11,7 +11,8 @@ from typing import Any
 
 import discord
 
-from services.jobs.admission import Admission, Ask
+from services.jobs.admission import Admission
+from services.jobs.ask import Ask
 from services.jobs.kinds.base import Kind
 from services.jobs.runner import JobRunner
 from services.rules.input_images import ImageRef

@@ -47,6 +47,9 @@ PARAM_KEYS = {
     "text": frozenset({"type", "default"}),
 }
 DEFAULT_TYPICAL_SECONDS = (2.0, 15.0)
+# Labels, model ids and choice values become autocomplete choices, whose name and value Discord caps at 100
+# characters: one too long and Discord refuses the whole list.
+CHOICE_CHARS = 100
 Table = dict[str, Any]
 
 
@@ -108,6 +111,7 @@ def _merge_files(known: Mapping[str, Table], models: Table, path: Path) -> dict[
         where = f"{path}: models.{_quoted(model_id)}"
         if not MODEL_ID.fullmatch(model_id):
             raise CatalogueError(f"{where}: a model id is owner/name, e.g. black-forest-labs/flux-2-pro")
+        _fits_a_choice(model_id, where, "the model id")
         if not isinstance(table, dict):
             raise CatalogueError(f"{where}: must be a table")
         _no_unknown(table, MODEL_KEYS, where)
@@ -147,6 +151,7 @@ def _build(model_id: str, table: Table, where: str) -> ModelSpec:
         if key not in table:
             raise CatalogueError(f"{where}: `{key}` is missing")
     label = _text(table["label"], f"{where}.label")
+    _fits_a_choice(label, f"{where}.label", "the label")
     output = table["output"]
     if output not in ("list", "string"):
         raise CatalogueError(f'{where}.output: must be "list" or "string", got {output!r}')
@@ -190,6 +195,8 @@ def _param(raw: object, where: str) -> Param:
             raise CatalogueError(f"{where}.values: must be a list of one or more texts")
         if len(set(values)) != len(values):
             raise CatalogueError(f"{where}.values: lists a value twice")
+        for value in values:
+            _fits_a_choice(value, f"{where}.values", f"the value {value[:20]!r}…")
         if default is not None and default not in values:
             raise CatalogueError(f"{where}.default: {default!r} is not one of its values")
         return OneOf(tuple(values), default)
@@ -328,6 +335,13 @@ def _text(raw: object, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise CatalogueError(f"{where}: must be a non-empty text, got {raw!r}")
     return raw
+
+
+def _fits_a_choice(text: str, where: str, what: str) -> None:
+    if len(text) > CHOICE_CHARS:
+        raise CatalogueError(
+            f"{where}: {what} is {len(text)} characters long; Discord takes at most {CHOICE_CHARS} in a choice"
+        )
 
 
 def _no_unknown(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:

@@ -23,7 +23,7 @@ from services.rules.catalogue import (
     resolve_model,
 )
 from services.store.models import GuildSettings
-from services.text import Text, _, verbatim
+from services.text import Text, _, joined, verbatim
 
 OPTION_NAMES = ("aspect_ratio", "output_format", "output_quality", "num_outputs")
 
@@ -57,11 +57,46 @@ def allowed_models(context: RequestContext) -> list[ModelSpec]:
 
 def chosen_model(given_model: object, context: RequestContext) -> str:
     """The model a request will use: given > the user's preference > the server's default > built-in."""
+    return model_choice(given_model, context)[0]
+
+
+def model_choice(given_model: object, context: RequestContext) -> tuple[str, str | None]:
+    """The model a request will use, and the saved model (a preference or the server's default) passed over
+    because the operator has since hidden or removed it or the server no longer allows it, if any.
+
+    A stale saved model must not break /imagine for everyone, so it is skipped rather than refused; a model
+    named in the command itself is still refused with a reason.
+    """
+    if given_model:
+        return str(given_model), None
     guild_defaults = context.guild.defaults if context.guild else {}
-    for candidate in (given_model, context.user_prefs.get("model"), guild_defaults.get("model")):
-        if candidate:
-            return str(candidate)
-    return context.default_model
+    stale = None
+    for candidate in (context.user_prefs.get("model"), guild_defaults.get("model")):
+        if not candidate:
+            continue
+        if usable(str(candidate), context):
+            return str(candidate), stale
+        stale = stale or str(candidate)
+    return context.default_model, stale
+
+
+def usable(model: str, context: RequestContext) -> bool:
+    """Whether `model` is in the catalogue (or an allowed unknown one) and allowed where asked."""
+    try:
+        spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
+    except BadInput:
+        return False
+    allowed = context.guild.allowed_models if context.guild else None
+    return allowed is None or (spec.id if spec else model) in allowed
+
+
+def stale_note(stale: str, used: str) -> Text:
+    """Says once, in the result's note or the refusal, that a saved model was passed over."""
+    return _(
+        "The saved model {model} is not available here, so {used} was used.",
+        model=stale.rsplit("/", maxsplit=1)[-1],
+        used=used.rsplit("/", maxsplit=1)[-1],
+    )
 
 
 def resolve(
@@ -75,22 +110,24 @@ def resolve(
     """Validate and merge; raises BadInput with a message for the user."""
     guild_defaults = context.guild.defaults if context.guild else {}
     layers = [given, context.user_prefs, guild_defaults]
-    model_name = chosen_model(given.get("model"), context)
+    model_name, stale = model_choice(given.get("model"), context)
     spec = resolve_model(model_name, allow_unknown=context.allow_unknown_models)
     model_id = spec.id if spec else model_name
+    notes: list[Text] = [stale_note(stale, model_id)] if stale else []
     if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
         names = ", ".join(m.name for m in allowed_models(context))
         allowed = verbatim(names) if names else _("none")
-        raise BadInput(
-            _(
-                "This server does not allow {model}. Allowed here: {allowed}.",
-                model=model_id.split("/")[-1],
-                allowed=allowed,
-            )
+        refusal = _(
+            "This server does not allow {model}. Allowed here: {allowed}.",
+            model=model_id.split("/")[-1],
+            allowed=allowed,
         )
+        if stale:
+            gone = _("The saved model {model} is not available here.", model=stale.rsplit("/", maxsplit=1)[-1])
+            refusal = joined([gone, refusal], " ")
+        raise BadInput(refusal)
 
     options: dict[str, object] = {k: v for k, v in given.items() if k != "model" and v is not None}
-    notes: list[Text] = []
     for layer in layers[1:]:
         for name in OPTION_NAMES:
             if name in options or layer.get(name) is None:

@@ -28,6 +28,7 @@ MEGAPIXEL = 1024 * 1024
 # An input image of unknown size (a job from before sizes were kept) is booked as 4 MP, the largest FLUX.2 makes.
 UNKNOWN_INPUT_MP = 4
 MICROS = Decimal(1_000_000)
+MAX_PRICE = 1_000_000  # dollars per unit: far above any real price; a job's cost must fit the database
 OWNER = "black-forest-labs"
 PARTS = {"image": "per_image", "run": "per_run", "in_mp": "per_input_mp", "out_mp": "per_output_mp"}
 Size = tuple[int, int]
@@ -216,6 +217,7 @@ def _amount(text: str, entry: str) -> float:
         value = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"{entry!r}: {text!r} is not a number of dollars") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{entry!r}: a price is a finite number of dollars, 0 or more")
+    # The cap matters: Decimal("1e400") is finite, but float() makes it inf, which would crash every job.
+    if not value.is_finite() or value < 0 or value > MAX_PRICE:
+        raise ValueError(f"{entry!r}: a price is a finite number of dollars, from 0 to {MAX_PRICE:,}")
     return float(value)

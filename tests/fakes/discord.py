@@ -166,7 +166,7 @@ class FakeDiscord(InteractionActions):
         self.faults: list[Fault] = []
         # A gateway outage: while True, new gateway connections are refused (HTTP 503 to the WebSocket upgrade)
         # and the live ones carry on; with drop_gateway(shard_id=...), that shard stays down until it is False.
-        self.gateway_refused = False
+        self.gateway_down = False
         self.interactions: dict[int, InteractionHandle] = {}
         self._by_token: dict[str, InteractionHandle] = {}
         self.global_commands: list[JSON] = []
@@ -499,6 +499,15 @@ class FakeDiscord(InteractionActions):
         otherwise its RESUME gets INVALID_SESSION and it identifies again. ``reconnect_op`` sends op 7 instead.
         Returns the number of sessions dropped; await wait_for_gateway() to know they are back."""
         return await self._gateway.drop(resumable=resumable, shard_id=shard_id, code=code, reconnect_op=reconnect_op)
+
+    def refuse_gateway(self, times: int = 1) -> None:
+        """Answer the next ``times`` gateway connections with HTTP 503 instead of the WebSocket upgrade, as a
+        gateway out of reach would; the client backs off and tries again. ``gateway_refused`` counts them."""
+        self._gateway.refusals += times
+
+    @property
+    def gateway_refused(self) -> int:
+        return self._gateway.refused
 
     async def wait_for_gateway(
         self, *, shard_ids: Iterable[int] | None = None, timeout: float = 5.0

@@ -151,6 +151,8 @@ class Gateway:
         self.sessions: dict[str, GatewaySession] = {}
         self.active: dict[int, GatewaySession] = {}  # shard id -> current session
         self.dispatched: list[DispatchedEvent] = []
+        self.refusals = 0  # the next connections answered 503 before the upgrade (see FakeDiscord.refuse_gateway)
+        self.refused = 0  # how many were
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -223,8 +225,13 @@ class Gateway:
     # ---- websocket handler ---------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if self.fake.gateway_refused:
+        if self.fake.gateway_down:
             return web.Response(status=503, text="gateway unavailable")
+        if self.refusals:
+            self.refusals -= 1
+            self.refused += 1
+            self.fake._changed()
+            return web.Response(status=503, text="503: Service Unavailable")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         query = dict(request.query)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.jobs.admission import Ask
+from services.jobs.ask import Ask
 from services.jobs.input_refs import IMAGE_KEYS, IMAGES_KEY, KeptImages, image_values
 from services.jobs.kinds.base import Kind
 from services.jobs.kinds.variation import Variation

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.errors import BadInput
-from services.jobs.admission import Ask
+from services.jobs.ask import Ask
 from services.jobs.kinds.base import Kind
 from services.rules.catalogue import ModelSpec
 from services.rules.input_images import ImageRef
