@@ -277,7 +277,7 @@ async def test_a_server_default_the_server_no_longer_allows_falls_back(world):
         await save_server(bot, guild, {"model": "black-forest-labs/flux-dev"}, ["black-forest-labs/flux-schnell"])
         job = await imagine(world, bot, guild, channel, member)
         assert job.model == "black-forest-labs/flux-schnell"
-        assert "flux-dev" in str(job.extra["notes"])
+        assert "flux-dev" in str(job.extra.notes)
         shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
         assert "The default model flux-dev is no longer available, so /imagine uses flux-schnell." in shown
 
