@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import pkgutil
 import signal
 import socket
 import sys
@@ -22,6 +23,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+import cogs
 from cli import generate
 from services.cometapi.files import Downloader
 from services.cometapi.keycheck import check_key
@@ -47,17 +49,8 @@ from ui.views import JobButton, JobButtons
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = (
-    "cogs.imagine",
-    "cogs.blend",
-    "cogs.edit",
-    "cogs.vary",
-    "cogs.reroll",
-    "cogs.cancel",
-    "cogs.history",
-    "cogs.settings",
-    "cogs.prefs",
-)
+# Every module of cogs/ is an extension: a new feature is a new file there, nothing to list.
+EXTENSIONS = tuple(sorted(f"cogs.{module.name}" for module in pkgutil.iter_modules(cogs.__path__)))
 DISCORD_CDN = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 FINGERPRINT_KEY = "command_fingerprint"
 HEALTH_STORE_TIMEOUT = 3.0
@@ -146,7 +139,7 @@ class FluxBot(commands.AutoShardedBot):
             self._opened_store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
         self.store = self._opened_store
         self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
-        self.display = DiscordDisplay(self)
+        self.display = DiscordDisplay(self, self.job_buttons)
         self.runner = JobRunner(
             self.service,
             self.store,

@@ -38,7 +38,7 @@ from services.locales import render
 from services.store.models import Job
 from services.text import Text, _, _n
 from ui.render import failure_text, progress_text, result_embed, stored_notes
-from ui.views import progress_view, result_view
+from ui.views import JobButtons, progress_view, result_view
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ class _Live:
 
 
 class DiscordDisplay:
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, buttons: JobButtons | None = None) -> None:
         self.client = client
+        self.buttons = buttons or JobButtons()  # what the cogs registered (the buttons a result offers)
         self._live: dict[str, _Live] = {}
         self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
 
@@ -212,7 +213,7 @@ class DiscordDisplay:
         async def edit_result() -> None:
             with _files(first) as files:
                 # V1, E1... name images by their place in this message
-                view = result_view(job.id, len(first), job.locale)
+                view = result_view(job.id, len(first), job.locale, self.buttons.offered)
                 await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
 
         try:

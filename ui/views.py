@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -49,12 +49,24 @@ class JobButtons:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._offered: list[str] = []
 
-    def handle(self, action: Action, handler: Handler) -> None:
+    def handle(self, action: Action, handler: Handler, *, offer: bool = False) -> None:
+        """What a click on `action`'s buttons does; with `offer`, every result also carries one such button
+        (after the built-in ones), so a new kind of job brings its own button."""
         self._handlers[action] = handler
+        if offer and action not in self._offered:
+            self._offered.append(action)
 
     def forget(self, action: Action) -> None:
         self._handlers.pop(action, None)
+        if action in self._offered:
+            self._offered.remove(action)
+
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The actions every result offers beside the built-in buttons, in the order they were registered."""
+        return tuple(self._offered)
 
     def handler(self, action: str) -> Handler | None:
         return self._handlers.get(action)
@@ -128,12 +140,24 @@ def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     return view
 
 
-def result_view(job_id: str, images: int = 1, locale: str | None = None) -> discord.ui.View:
+def result_view(
+    job_id: str, images: int = 1, locale: str | None = None, more: Sequence[Action] = ()
+) -> discord.ui.View:
     """The buttons under a result showing `images` images, as Midjourney users know them.
 
     One image: Vary (Subtle), Vary (Strong), ✏️ Edit, 🔄 Reroll. Several: V1..Vn (a variation of image N)
-    with 🔄 Reroll, and E1..En (edit image N) on the next row. None (not attached): 🔄 Reroll only.
+    with 🔄 Reroll, and E1..En (edit image N) on the next row. None (not attached): 🔄 Reroll only. Then the
+    buttons of `more` (JobButtons.offered) where a result is shown.
     """
+    view = _builtin_result_view(job_id, images, locale)
+    if images:
+        for action in more:
+            if len(view.children) < ROW_SIZE * 5:  # Discord's most components in one message
+                view.add_item(button(action, Press(job_id), locale=locale))
+    return view
+
+
+def _builtin_result_view(job_id: str, images: int, locale: str | None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if images == 1:
         # L10N: a button on a finished image (a variation close to it), at most 80 characters
