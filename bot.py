@@ -37,7 +37,7 @@ from services.jobs.settlement import Settlement
 from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import check_port, start_metrics_server
-from services.rules.pricing import Pricing
+from services.rules.catalogue import typical_seconds
 from services.store import Store, open_store
 from services.store.preflight import open_checked
 from ui.display import DiscordDisplay
@@ -138,8 +138,11 @@ class FluxBot(commands.AutoShardedBot):
         if self._opened_store is None:
             self._opened_store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
         self.store = self._opened_store
-        self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
+        self.service = await self._resources.enter_async_context(
+            PredictionService.open(self.settings.api(), typical_seconds=typical_seconds())
+        )
         self.display = DiscordDisplay(self, self.job_buttons)
+        policy = self.settings.policy()
         self.runner = JobRunner(
             self.service,
             self.store,
@@ -148,12 +151,10 @@ class FluxBot(commands.AutoShardedBot):
             input_image_mode=self.settings.input_image_mode,
             lease=self.lease,
             metrics=self.metrics,
-            settlement=Settlement(
-                Pricing(self.settings.model_prices), count_failed=self.settings.count_failed_predictions
-            ),
+            settlement=Settlement(policy.pricing, count_failed=self.settings.count_failed_predictions),
         )
         self.admission = Admission(
-            self.settings, self.store, self.attachment_downloader(), shard_of=self.shard_of, lease=self.lease,
+            policy, self.store, self.attachment_downloader(), shard_of=self.shard_of, lease=self.lease,
             on_admitted=lambda job: self.metrics.job_admitted(job.model, job.cost_microusd),
         )  # fmt: skip
         self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self, self.store))
@@ -310,7 +311,7 @@ async def log_in(bot: FluxBot, settings: Settings) -> None:
 async def run_bot(settings: Settings) -> None:
     point_discord_at(settings)
     # Before login: a refused key stops here; an API out of reach is only a warning (it may be back soon).
-    if (warning := await check_key(settings)) is not None:
+    if (warning := await check_key(settings.api())) is not None:
         log.warning("%s", warning)
     store = await open_checked(settings.database_url)  # before login: a bad DATABASE_URL is a start-up mistake
     async with FluxBot(settings, store=store) as bot:

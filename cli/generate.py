@@ -29,7 +29,7 @@ from services.errors import (
     Rejected,
     ServiceError,
 )
-from services.rules.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input
+from services.rules.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input, typical_seconds
 from services.rules.prompt_params import apply
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -126,7 +126,9 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str,
 async def _run(settings: Settings, model: str, model_input: dict[str, object], stop: StopSignal) -> Result | int:
     progress = ProgressLine(sys.stderr, model.rsplit("/", maxsplit=1)[-1], model_input.get("seed"))
     with stop.in_loop():
-        async with PredictionService.open(settings, sleep=stop.retry_sleep) as service:
+        async with PredictionService.open(
+            settings.api(), typical_seconds=typical_seconds(), sleep=stop.retry_sleep
+        ) as service:
             try:
                 result = await run_stoppable(
                     service, stop, model, model_input, on_update=progress.update, notice=progress.end,

@@ -20,17 +20,20 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
+from services.cometapi.connection import Connection
 from services.errors import BadInput, ConfigError
 from services.jobs.kinds.edit import EDITORS
 from services.jobs.kinds.variation import VARIERS
 from services.jobs.leases import DEFAULT_LEASE_SECONDS
-from services.limits import budget
+from services.jobs.policy import Policy
+from services.limits import Limits
+from services.money import budget
 from services.rules.blocked_words_file import read_blocked_words
 from services.rules.catalogue import CATALOGUE, OWNER, SHORT_NAMES, install, resolve_model
 from services.rules.catalogue_file import CatalogueError, load_catalogue
 from services.rules.model_spec import Price
 from services.rules.options import RequestContext
-from services.rules.pricing import parse_prices
+from services.rules.pricing import Pricing, parse_prices
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
 
@@ -92,6 +95,37 @@ class Settings:
     # BLOCKED_WORDS_FILE: phrases refused in every prompt, everywhere, on top of each server's own list.
     blocked_words: tuple[str, ...] = field(default=(), repr=False)
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def policy(self) -> Policy:
+        """What admission applies to every request."""
+        return Policy(
+            default_model=self.default_model,
+            limits=Limits(
+                cooldown_seconds=self.user_cooldown,
+                jobs_in_flight=self.max_jobs_per_user,
+                everywhere_images_day=self.user_daily_images,
+                everywhere_budget_day=self.user_daily_budget_micros,
+                bot_budget_day=self.bot_daily_budget_micros,
+            ),
+            pricing=Pricing(self.model_prices),
+            blocked_words=self.blocked_words,
+            allow_unknown_models=self.allow_unknown_models,
+            max_input_image_bytes=self.max_input_image_bytes,
+            input_image_mode=self.input_image_mode,
+        )
+
+    def api(self) -> Connection:
+        """What the prediction service and the key check are built from."""
+        return Connection(
+            base_url=self.cometapi_base_url,
+            api_key=self.cometapi_key,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            sync_wait_seconds=self.sync_wait_seconds,
+            max_download_bytes=self.max_download_bytes,
+            download_timeout=self.download_timeout,
+            prediction_deadline=self.prediction_deadline,
+        )
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""

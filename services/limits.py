@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from services.rules.pricing import dollars, to_micros
+from services.money import budget, dollars
 from services.text import Text, _, _n, joined, verbatim
 
 DAY = 86400.0
@@ -109,17 +108,6 @@ class Limits:
 def _quota(value: object) -> int | None:
     """0 (or nothing) means no quota."""
     return None if value is None or value == 0 else int(value)  # type: ignore[call-overload]
-
-
-def budget(value: object) -> int | None:
-    """Dollars (as stored in the server's settings) in millionths; 0 (or nothing) means no budget."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        micros = to_micros(Decimal(str(value)))
-    except InvalidOperation:
-        return None
-    return micros if micros > 0 else None
 
 
 @dataclass(frozen=True)

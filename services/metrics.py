@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.money import MICROS
 from services.rules.catalogue import CATALOGUE
-from services.rules.pricing import MICROS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREDICTION_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)

@@ -11,8 +11,9 @@ import pytest
 from services.config import load_settings
 from services.errors import ConfigError
 from services.limits import Limits, Refusal
+from services.money import dollars, to_micros
 from services.rules.catalogue import CATALOGUE
-from services.rules.pricing import dollars, estimate_cost, parse_prices, to_micros
+from services.rules.pricing import estimate_cost, parse_prices
 from services.store.models import JobStatus
 from tests.test_admission import admit_all, new_job
 

@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from services.jobs.edit_budget import EditBudget
+from services.delivery.edit_budget import EditBudget
 from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.jobs.edit_budget import EditBudget
+from services.delivery.edit_budget import EditBudget
 
 
 class Clock:

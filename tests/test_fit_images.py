@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from services.cometapi.files import ImageFile, sniff
-from services.jobs.fit_images import MAX_PIXELS, fit_images
+from services.delivery.fit_images import MAX_PIXELS, fit_images
 
 INLINE = {"image/jpeg", "image/webp"}  # what the fitted images may be (Discord shows both inline)
 

@@ -76,3 +76,35 @@ def test_no_import_circles():
 def test_no_cog_is_looked_up_by_name():
     for name, path in product_modules().items():
         assert "get_cog(" not in path.read_text(encoding="utf-8"), name
+
+
+# The layers of services/, bottom first. A module may import from its own layer and the ones below, never from
+# one above: the core can be read (and changed) from the bottom up.
+SERVICE_LAYERS = (
+    ("text", "secrets", "errors", "money", "locales", "loopwatch"),
+    ("limits", "failures"),
+    ("store", "cometapi"),
+    ("rules",),
+    ("delivery", "metrics"),
+    ("jobs", "metrics_server"),
+    ("config",),
+)
+
+
+def service_layer(module: str) -> int:
+    part = module.split(".")[1]
+    return next(n for n, layer in enumerate(SERVICE_LAYERS) if part in layer)
+
+
+def test_the_folders_of_services_are_layers_no_import_runs_back_up():
+    for name, path in product_modules().items():
+        if not name.startswith("services.") or name == "services":
+            continue
+        for imported in imports_of(path):
+            if imported.startswith("services.") and imported in product_modules():
+                assert service_layer(imported) <= service_layer(name), f"{name} imports {imported}, a layer above it"
+
+
+def test_every_part_of_services_has_a_layer():
+    parts = {name.split(".")[1] for name in product_modules() if name.startswith("services.")}
+    assert parts == {part for layer in SERVICE_LAYERS for part in layer}

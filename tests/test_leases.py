@@ -13,6 +13,7 @@ from dataclasses import replace
 import asyncpg
 
 from services.jobs.runner import Delivery
+from services.rules.catalogue import typical_seconds
 from services.store.base import job_from_row
 from services.store.models import TERMINAL, Job
 from tests.conftest import postgres_schema, postgres_test_url
@@ -208,7 +209,7 @@ async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with
             settings = load_settings({"COMETAPI_KEY": KEY, "COMETAPI_BASE_URL": comet.base_url}, require_discord=False)
             shown_a, shown_b = Shown(), Shown()
             try:
-                async with PredictionService.open(settings) as service:
+                async with PredictionService.open(settings.api(), typical_seconds=typical_seconds()) as service:
                     a = JobRunner(service, store_a, shown_a, max_concurrent=2, lease=LeaseTerms(LEASE, "A"))
                     b = JobRunner(service, store_b, shown_b, max_concurrent=2, lease=LeaseTerms(LEASE, "B"))
                     job = replace(new_job(1), lease_owner="A", lease_expires_at=time.time() + LEASE)

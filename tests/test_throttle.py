@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from services.jobs.edit_budget import EditBudget
-from services.jobs.throttle import Coalescer, Permit
+from services.delivery.edit_budget import EditBudget
+from services.delivery.throttle import Coalescer, Permit
 
 
 async def test_sends_at_most_once_per_interval_and_only_changes():

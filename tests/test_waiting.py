@@ -86,7 +86,7 @@ def settings_for(fake: FakeCometAPI, **changes: Any) -> Settings:
 
 @asynccontextmanager
 async def open_service(fake: FakeCometAPI, **changes: Any) -> AsyncIterator[PredictionService]:
-    async with PredictionService.open(settings_for(fake, **changes), retry=FAST, tuning=TUNING) as service:
+    async with PredictionService.open(settings_for(fake, **changes).api(), retry=FAST, tuning=TUNING) as service:
         service.stats = DurationStats(PRIORS, TUNING)  # the catalogue's priors are real-world seconds
         yield service
 

@@ -30,10 +30,10 @@ from typing import Any, TypeVar
 import discord
 
 from services.cometapi.files import ImageFile
-from services.jobs.edit_budget import EditBudget, Slot
-from services.jobs.fit_images import Fitted, fit_images
+from services.delivery.edit_budget import EditBudget, Slot
+from services.delivery.fit_images import Fitted, fit_images
+from services.delivery.throttle import OPEN, Coalescer, Permit
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
-from services.jobs.throttle import OPEN, Coalescer, Permit
 from services.locales import render
 from services.store.models import Job
 from services.text import Text, _, _n

@@ -12,8 +12,8 @@ import logging
 import discord
 
 from services.locales import render
+from services.money import dollars
 from services.rules.moderation import Moderation
-from services.rules.pricing import dollars
 from services.store.base import Store
 from services.store.models import Job
 from services.text import _

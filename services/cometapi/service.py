@@ -1,24 +1,24 @@
 """The prediction service: one object that creates, waits for, resumes, cancels and downloads predictions.
 
-It owns one aiohttp session for the API and the file downloads, and the learned poll timings.
+It owns one aiohttp session for the API and the file downloads, and the learned poll timings. It is built from
+plain values (a `Connection` and each model's typical duration), not from the settings or the catalogue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
 
 from services.cometapi.client import CometClient, RetryPolicy, Sleep
+from services.cometapi.connection import Connection
 from services.cometapi.files import Downloader, ImageFile
 from services.cometapi.polling import DurationStats, OnUpdate, PollTuning, wait_for
 from services.cometapi.predictions import Prediction
-from services.config import Settings
-from services.rules.catalogue import CATALOGUE
 
 
 @dataclass(frozen=True)
@@ -40,40 +40,42 @@ class PredictionService:
         self.client = client
         self.downloader = downloader
         self.deadline_seconds = deadline_seconds
-        self.stats = stats or DurationStats({spec.id: spec.typical_seconds for spec in CATALOGUE.values()})
+        self.stats = stats or DurationStats({})
 
     @classmethod
     @asynccontextmanager
     async def open(
         cls,
-        settings: Settings,
+        api: Connection,
         *,
+        typical_seconds: Mapping[str, tuple[float, float]] | None = None,
         retry: RetryPolicy | None = None,
         tuning: PollTuning | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> AsyncIterator[PredictionService]:
-        """`sleep` is the API client's wait between retries (the CLI makes it end early on Ctrl-C)."""
+        """`typical_seconds`: each model's usual duration (model id -> (low, high)), until it is learned.
+        `sleep` is the API client's wait between retries (the CLI makes it end early on Ctrl-C)."""
         connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             client = CometClient(
                 session,
-                base_url=settings.cometapi_base_url,
-                api_key=settings.cometapi_key,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
+                base_url=api.base_url,
+                api_key=api.api_key,
+                connect_timeout=api.connect_timeout,
+                read_timeout=api.read_timeout,
                 retry=retry,
-                sync_wait=settings.sync_wait_seconds,
+                sync_wait=api.sync_wait_seconds,
                 sleep=sleep,
             )
             downloader = Downloader(
                 session,
-                max_bytes=settings.max_download_bytes,
-                timeout=settings.download_timeout,
-                trusted_urls=[settings.cometapi_base_url],
+                max_bytes=api.max_download_bytes,
+                timeout=api.download_timeout,
+                trusted_urls=[api.base_url],
                 retry=retry,
             )
-            stats = DurationStats({spec.id: spec.typical_seconds for spec in CATALOGUE.values()}, tuning)
-            yield cls(client, downloader, deadline_seconds=settings.prediction_deadline, stats=stats)
+            stats = DurationStats(dict(typical_seconds or {}), tuning)
+            yield cls(client, downloader, deadline_seconds=api.prediction_deadline, stats=stats)
 
     async def create(self, model: str, model_input: dict[str, object]) -> Prediction:
         return await self.client.create(model, model_input)

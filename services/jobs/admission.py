@@ -28,18 +28,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from services.cometapi.files import Downloader
-from services.config import Settings
 from services.errors import BadInput
 from services.jobs.ask import Ask
 from services.jobs.input_refs import KeptImages, keep
 from services.jobs.kinds.base import Kind
 from services.jobs.leases import LeaseTerms
+from services.jobs.policy import Policy
 from services.limits import Limits, Refusal
 from services.rules.catalogue import ModelSpec, check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
 from services.rules.moderation import Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, Resolved, chosen_model
-from services.rules.pricing import Pricing
 from services.rules.prompt_params import apply
 from services.store.base import Store
 from services.store.job_extra import JobExtra, MessageRef
@@ -58,7 +57,7 @@ class LimitReached(BadInput):
 class Admission:
     def __init__(
         self,
-        settings: Settings,
+        policy: Policy,
         store: Store,
         attachments: Downloader,
         *,
@@ -66,23 +65,22 @@ class Admission:
         lease: LeaseTerms | None = None,
         on_admitted: Callable[[Job], None] | None = None,
     ) -> None:
-        self.settings = settings
+        self.policy = policy
         self.store = store
         self.attachments = attachments
         self.shard_of = shard_of
         self.lease = lease or LeaseTerms()
         self.on_admitted = on_admitted  # e.g. metrics: counted once the job is stored
-        self.pricing = Pricing(settings.model_prices)
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
         applied = apply(ask.prompt, ask.given)
-        check_prompt(clean_prompt(ask.kind.prompt(applied.prompt)), Moderation(), self.settings.blocked_words)
-        precheck(list(ask.images), self.settings.max_input_image_bytes)
+        check_prompt(clean_prompt(ask.kind.prompt(applied.prompt)), Moderation(), self.policy.blocked_words)
+        precheck(list(ask.images), self.policy.max_input_image_bytes)
         model = applied.given.get("model")
         if not model or not ask.kind.checks_options:
             return  # the model comes from stored settings, or the options are fitted to it: judged on admission
-        spec = resolve_model(str(model), allow_unknown=self.settings.allow_unknown_models)
+        spec = resolve_model(str(model), allow_unknown=self.policy.allow_unknown_models)
         if spec is None:
             return  # an allowed model we don't know: passed through unchecked
         for name, value in applied.given.items():
@@ -94,21 +92,15 @@ class Admission:
     async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
         guild = await self.store.get_guild_settings(guild_id) if guild_id else None
         return RequestContext(
-            default_model=self.settings.default_model,
-            allow_unknown_models=self.settings.allow_unknown_models,
+            default_model=self.policy.default_model,
+            allow_unknown_models=self.policy.allow_unknown_models,
             guild=guild,
             user_prefs=await self.store.get_user_prefs(user_id),
         )
 
     def limits(self, context: RequestContext) -> Limits:
-        settings = self.settings
-        base = Limits(
-            cooldown_seconds=settings.user_cooldown,
-            jobs_in_flight=settings.max_jobs_per_user,
-            everywhere_images_day=settings.user_daily_images,
-            everywhere_budget_day=settings.user_daily_budget_micros,
-            bot_budget_day=settings.bot_daily_budget_micros,
-        )
+        """The bot's limits, narrowed by the server's settings where they apply."""
+        base = self.policy.limits
         return base.merged(context.guild.limits) if context.guild else base
 
     async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
@@ -118,13 +110,13 @@ class Admission:
         applied = apply(ask.prompt, ask.given)
         prompt = ask.kind.prompt(applied.prompt)
         # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
-        check_prompt(clean_prompt(prompt), moderation, self.settings.blocked_words)
+        check_prompt(clean_prompt(prompt), moderation, self.policy.blocked_words)
         spec, given = self._model_and_options(ask.kind, applied.given, context)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
         resolved = ask.kind.build(prompt, given, kept.values, context)
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
         # And the text that is sent, as it is in the input: what is judged is what the API gets.
-        check_prompt(str(model_input.get("prompt", "")), moderation, self.settings.blocked_words)
+        check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)
         job = self._job(ask, resolved, model_input, kept, [*applied.notes, *resolved.notes], message_id)
         refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
         if refusal is not None:
@@ -145,7 +137,7 @@ class Admission:
 
     async def _fetch(self, images: list[ImageRef]) -> KeptImages:
         files = await prepare(images, self.attachments)
-        return keep([ref.url for ref in images], files, mode=self.settings.input_image_mode)
+        return keep([ref.url for ref in images], files, mode=self.policy.input_image_mode)
 
     def _job(
         self,
@@ -172,7 +164,7 @@ class Admission:
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
             extra=_extra(ask, kept, notes),
-            cost_microusd=self.pricing.book(resolved.model, model_input, kept.sizes),  # what the budgets count
+            cost_microusd=self.policy.pricing.book(resolved.model, model_input, kept.sizes),  # what the budgets count
             lease_owner=self.lease.owner,
             lease_expires_at=now + self.lease.seconds,
             locale=ask.locale,

@@ -34,12 +34,12 @@ from services.cometapi.files import ImageFile
 from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, Prediction
 from services.cometapi.service import PredictionService
+from services.delivery.posted_images import PostedImages
 from services.errors import ApiError, Canceled, ServiceError, TooLate
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseTerms
-from services.jobs.posted_images import PostedImages
 from services.jobs.settlement import Settlement
 from services.metrics import Metrics
 from services.store.base import Store

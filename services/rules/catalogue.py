@@ -27,9 +27,26 @@ from services.rules.model_spec import (
 )
 
 __all__ = [
-    "CATALOGUE", "MATCH_INPUT", "SHORT_NAMES", "Flag", "FloatRange", "ImagePolicy", "IntRange", "ModelSpec",
-    "OneOf", "Param", "Request", "Text", "build_input", "check_images", "check_option", "clean_prompt", "install",
-    "resolve_model", "shown",
+    "CATALOGUE",
+    "MATCH_INPUT",
+    "SHORT_NAMES",
+    "Flag",
+    "FloatRange",
+    "ImagePolicy",
+    "IntRange",
+    "ModelSpec",
+    "OneOf",
+    "Param",
+    "Request",
+    "Text",
+    "build_input",
+    "check_images",
+    "check_option",
+    "clean_prompt",
+    "install",
+    "resolve_model",
+    "shown",
+    "typical_seconds",
 ]  # fmt: skip
 from services.text import Text as Message
 from services.text import _
@@ -287,3 +304,8 @@ def _between(name: str, low: object, high: object, raw: object) -> Message:
     return _(
         "{option} must be between {low} and {high}; got {value}.", option=name, low=low, high=high, value=shown(raw)
     )
+
+
+def typical_seconds() -> dict[str, tuple[float, float]]:
+    """Each model's usual duration (low, high), what the prediction service starts from until it learns."""
+    return {spec.id: spec.typical_seconds for spec in CATALOGUE.values()}

@@ -19,15 +19,15 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
+from services.money import to_micros
 from services.rules.catalogue import CATALOGUE, MATCH_INPUT, SHORT_NAMES
 from services.rules.model_spec import ModelSpec, Price, Rates
 
 MEGAPIXEL = 1024 * 1024
 # An input image of unknown size (a job from before sizes were kept) is booked as 4 MP, the largest FLUX.2 makes.
 UNKNOWN_INPUT_MP = 4
-MICROS = Decimal(1_000_000)
 MAX_PRICE = 1_000_000  # dollars per unit: far above any real price; a job's cost must fit the database
 OWNER = "black-forest-labs"
 PARTS = {"image": "per_image", "run": "per_run", "in_mp": "per_input_mp", "out_mp": "per_output_mp"}
@@ -170,20 +170,6 @@ class Pricing:
         if output_sizes is None and outputs:
             model_input = {**model_input, "num_outputs": outputs}
         return to_micros(estimate_cost(model, model_input, self.overrides, input_sizes, output_sizes=output_sizes))
-
-
-def to_micros(cost: Decimal) -> int:
-    """Dollars as whole millionths of a dollar (what the database sums)."""
-    return int((cost * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def dollars(micros: int) -> str:
-    """Millionths of a dollar as text for people: $0.003, $0.052, $1.25, $12.50 (cents from $1 up)."""
-    value = Decimal(micros) / MICROS
-    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    if cents == value or abs(value) >= 1:
-        return f"${cents:,}"
-    return f"${value.quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP).normalize():f}"
 
 
 def parse_prices(text: str) -> dict[str, Price]:

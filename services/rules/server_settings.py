@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from services.errors import BadInput
 from services.limits import BUDGET_SETTINGS, Limits
+from services.money import dollars
 from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
 from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_MODEL_SETTING
-from services.rules.pricing import dollars
 from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
 from services.text import Text, _, verbatim

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from services.limits import DAY
-from services.rules.pricing import dollars
+from services.money import dollars
 from services.store.base import SpendRow
 from services.text import Text, _, _n, joined, verbatim
 

@@ -1,0 +1,22 @@
+"""The operator's rules that admission applies to every request, as plain values (made from the settings by
+services/config.py, so the jobs need not know the settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.limits import Limits
+from services.rules.pricing import Pricing
+
+
+@dataclass(frozen=True)
+class Policy:
+    default_model: str
+    # The bot's own limits: cooldown, jobs in flight, the caps per user and for the whole bot; a server's
+    # settings narrow them in its channels.
+    limits: Limits
+    pricing: Pricing = field(default_factory=Pricing)
+    blocked_words: tuple[str, ...] = field(default=(), repr=False)  # the operator's list, on top of each server's
+    allow_unknown_models: bool = False
+    max_input_image_bytes: int = 10 * 1024 * 1024
+    input_image_mode: str = "url"  # how input images are kept and sent (services/jobs/input_refs.py)
