@@ -157,7 +157,7 @@ class FluxBot(commands.AutoShardedBot):
             policy, self.store, self.attachment_downloader(), shard_of=self.shard_of, lease=self.lease,
             on_admitted=lambda job: self.metrics.job_admitted(job.model, job.cost_microusd),
         )  # fmt: skip
-        self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self, self.store))
+        self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self))
         self.add_dynamic_items(JobButton)
         await self.tree.set_translator(CatalogueTranslator())  # command descriptions in every catalogue language
         for extension in EXTENSIONS:

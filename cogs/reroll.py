@@ -86,13 +86,14 @@ class Reroll(commands.Cog):
             age_restricted=age_restricted(self.bot.get_channel(event.channel_id)),
         )  # fmt: skip
         try:
-            job = await self.bot.admission.admit(ask)
+            admitted = await self.bot.admission.admit(ask)
         except BadInput as exc:
             # A reply in the channel, seen by all: a blocked phrase is not named there.
             reason = exc.public if isinstance(exc, BlockedPrompt) else exc.text
             refused = _("{user} can't reroll this: {reason}", user=f"<@{event.user_id}>", reason=reason)
             await result.reply(render(refused, parent.locale), allowed_mentions=mentions)
             return
+        job = admitted.job
         icon, queued = STAGE_TEXT["queued"]
         try:
             message = await result.reply(f"{icon} {render(queued, job.locale)}", allowed_mentions=mentions)
@@ -100,7 +101,7 @@ class Reroll(commands.Cog):
             await self.bot.admission.withdraw(job, "its message could not be posted")
             raise
         job = await self.bot.admission.attach_message(job, message.id)
-        self.bot.launcher.start(job, None)
+        self.bot.launcher.start(job, None, log_channel_id=admitted.log_channel_id)
 
 
 async def setup(bot: FluxBot) -> None:

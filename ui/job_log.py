@@ -13,12 +13,10 @@ import discord
 
 from services.locales import render
 from services.money import dollars
-from services.rules.moderation import Moderation
-from services.store.base import Store
 from services.store.models import Job
 from services.text import _
 from ui.kind_words import words
-from ui.render import quote, short_model
+from ui.render import message_link, quote, short_model
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +25,7 @@ PROMPT_CHARS = 300
 
 def log_line(job: Job) -> str:
     prompt = quote(str(job.input.get("prompt", "")), PROMPT_CHARS)
-    link = (
-        f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.message_id}"
-        if job.message_id is not None
-        else f"<#{job.channel_id}>"
-    )
+    link = message_link(job.guild_id, job.channel_id, job.message_id) if job.message_id else f"<#{job.channel_id}>"
     # In the job's language, like its message; a kind without a name of its own (imagine) is shown as it is.
     label = words(job.kind).history
     kind = render(label, job.locale) if label is not None else job.kind
@@ -41,26 +35,21 @@ def log_line(job: Job) -> str:
 
 
 class JobLog:
-    def __init__(self, client: discord.Client, store: Store) -> None:
+    def __init__(self, client: discord.Client) -> None:
         self.client = client
-        self.store = store
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def record_soon(self, job: Job) -> None:
+    def record_soon(self, job: Job, channel_id: int) -> None:
+        """Post `job`'s line in the server's log channel `channel_id` (as admission read it), in the background."""
         if job.guild_id is None:
             return
-        task = asyncio.create_task(self.record(job), name=f"job-log-{job.id}")
+        task = asyncio.create_task(self.record(job, channel_id), name=f"job-log-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def record(self, job: Job) -> None:
-        if job.guild_id is None:
-            return
+    async def record(self, job: Job, channel_id: int) -> None:
         try:
-            rules = Moderation.of(await self.store.get_guild_settings(job.guild_id))
-            if rules.log_channel_id is None:
-                return
-            channel = self.client.get_partial_messageable(rules.log_channel_id, guild_id=job.guild_id)
+            channel = self.client.get_partial_messageable(channel_id, guild_id=job.guild_id)
             await channel.send(log_line(job), allowed_mentions=discord.AllowedMentions.none())
         except Exception as exc:  # a log line is never worth failing a job for
             log.warning("Job %s: could not post to the server's job log: %s", job.id, exc)

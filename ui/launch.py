@@ -85,16 +85,16 @@ class Launcher:
             server_settings=ask.guild_id is None or settings_guild(interaction) is not None,
             **reply_fields(interaction),
         )
-        job = await self.admission.admit(ask, message_id=message_id)
-        self.start(job, interaction)
-        return job
+        admitted = await self.admission.admit(ask, message_id=message_id)
+        self.start(admitted.job, interaction, log_channel_id=admitted.log_channel_id)
+        return admitted.job
 
     async def context(self, interaction: Interaction) -> RequestContext:
         """What shapes a request from this interaction besides its options (for autocompletes, as on admission)."""
         return await self.admission.context(settings_guild(interaction), interaction.user.id)
 
-    def start(self, job: Job, interaction: Interaction | None) -> None:
+    def start(self, job: Job, interaction: Interaction | None, *, log_channel_id: int | None = None) -> None:
         self.display.track(job, interaction)
         self.runner.start(job)
-        if self.job_log is not None:
-            self.job_log.record_soon(job)
+        if self.job_log is not None and log_channel_id is not None:
+            self.job_log.record_soon(job, log_channel_id)

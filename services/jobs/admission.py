@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from services.cometapi.files import Downloader
 from services.errors import BadInput
@@ -52,6 +52,14 @@ class LimitReached(BadInput):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.text())
         self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class Admitted:
+    job: Job
+    # Where the server's job log goes (None: nowhere), read with the rest of its settings at admission, so
+    # the log line costs no second read.
+    log_channel_id: int | None = None
 
 
 class Admission:
@@ -103,7 +111,7 @@ class Admission:
         base = self.policy.limits
         return base.merged(context.guild.limits) if context.guild else base
 
-    async def admit(self, ask: Ask, *, message_id: int | None = None) -> Job:
+    async def admit(self, ask: Ask, *, message_id: int | None = None) -> Admitted:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
@@ -123,7 +131,7 @@ class Admission:
             raise LimitReached(refusal)
         if self.on_admitted is not None:
             self.on_admitted(job)
-        return job
+        return Admitted(job, moderation.log_channel_id)
 
     def _model_and_options(
         self, kind: Kind, asked: Mapping[str, object], context: RequestContext
