@@ -94,7 +94,6 @@ class Settings:
     log_format: str = "text"
     # BLOCKED_WORDS_FILE: phrases refused in every prompt, everywhere, on top of each server's own list.
     blocked_words: tuple[str, ...] = field(default=(), repr=False)
-    extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def policy(self) -> Policy:
         """What admission applies to every request."""

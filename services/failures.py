@@ -22,7 +22,7 @@ from services.errors import (
     Unavailable,
     UncertainCreate,
 )
-from services.text import Text, _, verbatim
+from services.text import Text, _, clip, verbatim
 
 
 def describe(error: BaseException) -> Text:
@@ -76,5 +76,4 @@ def _without_status(text: str) -> str:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(text.split()), limit)

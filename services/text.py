@@ -112,3 +112,8 @@ def placeholders(template: str) -> set[str]:
         if name is not None:
             found.add(name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else ""))
     return found
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the last of them "…" when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

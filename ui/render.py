@@ -11,7 +11,7 @@ import discord
 from services.jobs.runner import JobProgress
 from services.locales import render
 from services.store.models import Job
-from services.text import Text, _
+from services.text import Text, _, clip
 from ui.kind_words import words
 
 PROMPT_PREVIEW = 180
@@ -35,10 +35,7 @@ def short_model(model: str) -> str:
 
 def quote(text: str, limit: int) -> str:
     """User text shown back: single line, trimmed, markdown neutralised so it can't restyle the message."""
-    flat = " ".join(text.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return discord.utils.escape_markdown(flat)
+    return discord.utils.escape_markdown(clip(" ".join(text.split()), limit))
 
 
 def progress_text(job: Job, progress: JobProgress) -> str:

@@ -6,7 +6,7 @@ import logging
 
 import discord
 
-from services.text import Text
+from services.text import Text, clip
 from ui.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -17,9 +17,7 @@ MAX_CONTENT = 2000  # Discord refuses a longer message, and the user would get n
 
 async def reply_ephemeral(interaction: discord.Interaction, message: Text | str) -> None:
     """Answer privately, in the user's language, whether or not the interaction was already acknowledged."""
-    text = tr(interaction, message)
-    if len(text) > MAX_CONTENT:
-        text = text[: MAX_CONTENT - 1] + "…"
+    text = clip(tr(interaction, message), MAX_CONTENT)
     try:
         if interaction.response.is_done():
             await _drop_thinking(interaction)

@@ -3,7 +3,7 @@
 Layers: `_send` owns the transport (URL, auth, timeouts) and the retry rules; `_raise_for_status` turns
 a bad answer into a typed error; the public methods return `Prediction` objects.
 
-Retry rules (see ../shared/docs/cometapi.md): GET and cancel are retried on timeouts, dropped
+Retry rules (CometAPI and Replicate document them alike): GET and cancel are retried on timeouts, dropped
 connections, 429 and 500/502/503/504/524. A create is retried only when the connection failed before
 the request was sent, or on 429; anything that may have reached the server is never repeated, because a
 second create is a second charge.

@@ -49,7 +49,7 @@ __all__ = [
     "typical_seconds",
 ]  # fmt: skip
 from services.text import Text as Message
-from services.text import _
+from services.text import _, clip
 
 OWNER = "black-forest-labs"
 MAX_PROMPT_CHARS = 2000
@@ -98,8 +98,7 @@ def resolve_model(model: str, *, allow_unknown: bool = False) -> ModelSpec | Non
 
 def shown(value: object, limit: int = 40) -> str:
     """A user's value quoted back in a message: one line, cut short, no backticks (it goes in a code span)."""
-    text = " ".join(str(value).replace("`", "'").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(str(value).replace("`", "'").split()), limit)
 
 
 def clean_prompt(prompt: str) -> str:
