@@ -37,6 +37,11 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
         await reply_ephemeral(interaction, _("Your defaults:\n{lines}", lines="\n".join(lines)))
 
     @app_commands.command(name="set", description="Save your own defaults for /imagine", extras=SAVES)
+    # The same words as /imagine-settings set, so each option is described (not "…") and already translated.
+    @app_commands.describe(
+        model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
+        output_quality="0-100, for jpg and webp", num_outputs="Images per request (1-4, schnell/dev)",
+    )  # fmt: skip
     async def set_prefs(
         self,
         interaction: Interaction,

@@ -94,7 +94,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @app_commands.command(name="set", description="Set this server's defaults for /imagine", extras=SAVES)
     @app_commands.describe(
         model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
-        output_quality="0-100", num_outputs="Images per request (1-4, schnell/dev)",
+        output_quality="0-100, for jpg and webp", num_outputs="Images per request (1-4, schnell/dev)",
         edit_model="The model for ✏️ Edit and Edit with FLUX (Kontext or FLUX.2)",
         variation_model="The model behind Vary and V1-V4 (flux-dev or flux-1.1-pro-ultra)",
     )  # fmt: skip

@@ -59,6 +59,30 @@ async def test_registered_commands_carry_their_indonesian_descriptions(world):
     assert "en-US" not in imagine["description_localizations"]
 
 
+def options_of(command):
+    """Every option of a command, its subcommands' included, as (path, option)."""
+    for option in command.get("options", []):
+        if option["type"] in (1, 2):  # a subcommand or a group: its own options
+            for path, inner in options_of(option):
+                yield f"{option['name']} {path}", inner
+        else:
+            yield option["name"], option
+
+
+async def test_every_option_of_every_command_is_described_in_english_and_indonesian(world):
+    async with world.bot():
+        commands = [c for c in world.discord.global_commands if c.get("type", 1) == 1]
+    # Discord's picker shows an option's description under its name; discord.py sends "…" when none is given.
+    undescribed = [
+        f"/{command['name']} {path}"
+        for command in commands
+        for path, option in options_of(command)
+        if option["description"] in ("…", "") or "id" not in (option.get("description_localizations") or {})
+    ]
+    assert {c["name"] for c in commands} >= {"imagine", "imagine-prefs", "imagine-settings"}
+    assert not undescribed, undescribed
+
+
 async def test_a_mistake_is_explained_in_the_users_language(world):
     guild, channel, budi = server(world)
     async with world.bot() as bot:
