@@ -179,7 +179,7 @@ async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
     assert usage.endswith(indonesian(USAGE_FOOTNOTE))
 
 
-USAGE_FOOTNOTE = "Costs are estimates from the list prices; failed and canceled jobs are not counted."
+USAGE_FOOTNOTE = "Costs are estimates from the list prices; failed and cancelled jobs are not counted."
 
 
 def test_the_usual_time_on_a_progress_line_is_in_the_jobs_language():

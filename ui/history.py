@@ -20,7 +20,7 @@ STATUS: dict[str, tuple[str, Text]] = {
     JobStatus.DELIVERING: ("📤", _("posting")),
     JobStatus.SUCCEEDED: ("✅", _("done")),
     JobStatus.FAILED: ("⚠️", _("failed")),
-    JobStatus.CANCELED: ("🛑", _("canceled")),
+    JobStatus.CANCELED: ("🛑", _("cancelled")),
 }
 # L10N: what kind of job a line of /imagine-history is, after an emoji
 KIND = {JobKind.REROLL: ("🔄", _("reroll")), JobKind.EDIT: ("✏️", _("edit")), JobKind.VARIATION: ("🪄", _("variation"))}

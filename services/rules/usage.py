@@ -99,7 +99,7 @@ def report(periods: Sequence[Period]) -> Text:
             ]
             lines.append(_("Top members: {members}", members=joined(tops, ", ")))
         lines.append(verbatim(""))
-    lines.append(_("Costs are estimates from the list prices; failed and canceled jobs are not counted."))
+    lines.append(_("Costs are estimates from the list prices; failed and cancelled jobs are not counted."))
     return joined(lines)
 
 
