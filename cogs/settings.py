@@ -27,6 +27,7 @@ from services.rules.server_settings import (
     empty,
     limits_after,
     model_list,
+    shown_value,
     validated_defaults,
 )
 from services.rules.variation_models import can_vary
@@ -72,7 +73,12 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         guild = await self.bot.store.get_guild_settings(interaction.guild_id)
         rows = effective(guild, default_model=self.bot.settings.default_model)
         shown: list[Text] = [
-            _("**{name}**: `{value}` ({source})", name=row.name, value=row.value, source=SOURCES[row.source])
+            _(
+                "**{name}**: `{value}` ({source})",
+                name=row.name,
+                value=shown_value(row.name, row.value),
+                source=SOURCES[row.source],
+            )
             for row in rows
         ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
@@ -121,7 +127,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         current = await self._load(interaction.guild_id)
         defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
         await self._save(current, defaults=defaults)
-        changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in options.items())
+        changed = ", ".join(f"{k} → `{shown_value(k, defaults.get(k, v))}`" for k, v in options.items())
         await reply_ephemeral(interaction, _("Server defaults updated: {changes}.", changes=changed))
 
     @set_defaults.autocomplete("model")
