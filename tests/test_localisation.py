@@ -186,5 +186,7 @@ def test_the_usual_time_on_a_progress_line_is_in_the_jobs_language():
     job = make_job(locale="id", input={"prompt": "kucing"})
     usual = progress_text(job, JobProgress("generating", 12, usual=(7, 35)))
     late = progress_text(job, JobProgress("generating", 50, usual=(7, 35), overdue=True))
-    assert "(biasanya 7–35 detik)" in usual, usual
-    assert "(lebih lama dari biasanya, 7–35 detik)" in late, late
+    # One unit on the line: the elapsed time's "s", not "12 s (biasanya 7–35 detik)".
+    assert "12 s (biasanya 7–35 s)" in usual, usual
+    assert "50 s (lebih lama dari biasanya, 7–35 s)" in late, late
+    assert "detik" not in usual + late
