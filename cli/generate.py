@@ -29,7 +29,16 @@ from services.errors import (
     Rejected,
     ServiceError,
 )
-from services.rules.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input
+from services.rules.catalogue import (
+    MAX_SEED,
+    SHORT_NAMES,
+    ImageRefusal,
+    NeedsImage,
+    Request,
+    ShapeNeedsImage,
+    TakesNoImage,
+    build_input,
+)
 from services.rules.prompt_params import apply
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -75,12 +84,27 @@ def _main(args: argparse.Namespace, stop: StopSignal) -> int:
         model, model_input = _build(args, settings)
         check_out_dir(out)
     except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_cli_words(exc)}", file=sys.stderr)
         return EXIT_USAGE
     outcome = asyncio.run(_run(settings, model, model_input, stop))
     if isinstance(outcome, int):
         return outcome
     return _save(outcome, out)
+
+
+def in_cli_words(exc: BadInput) -> str:
+    """A refusal as the command line says it: the chat's words for giving an image (an attachment, the `image`
+    option) become the flag, --image."""
+    if not isinstance(exc, ImageRefusal):
+        return str(exc)
+    if isinstance(exc, NeedsImage):
+        return f"{exc.model} edits an image: give one with --image."
+    if isinstance(exc, TakesNoImage):
+        return f"{exc.model} makes images from text only; leave out --image, or pick a Kontext or FLUX.2 model."
+    if isinstance(exc, ShapeNeedsImage) and exc.option is not None:
+        flag = "--" + exc.option.replace("_", "-")
+        return f"{flag} {exc.value} takes the shape of an input image: give one with --image, or pick another {flag}."
+    return str(exc)
 
 
 def _save(result: Result, out: Path) -> int:

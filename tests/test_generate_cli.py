@@ -247,3 +247,25 @@ async def test_what_a_model_would_refuse_exits_2_and_sends_nothing(fake: FakeCom
         assert run.code == 2, (args, run.stderr)
         assert reason in run.stderr, (args, run.stderr)
     assert fake.requests == []
+
+
+async def test_image_refusals_name_the_image_flag_not_discords_attachments(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    cases: list[tuple[tuple[str, ...], str]] = [
+        (("make it night", "--model", "flux-kontext-pro"), "flux-kontext-pro edits an image: give one with --image."),
+        (
+            ("a fox", "--model", "flux-schnell", "--image", "a.png"),
+            "flux-schnell makes images from text only; leave out --image, or pick a Kontext or FLUX.2 model.",
+        ),
+        (
+            ("a fox", "--model", "flux-2-pro", "--aspect-ratio", "match_input_image"),
+            "--aspect-ratio match_input_image takes the shape of an input image: give one with --image, "
+            "or pick another --aspect-ratio.",
+        ),
+    ]
+    runs = await asyncio.gather(*(generate(fake, tmp_path, *args) for args, _ in cases))
+    for (args, reason), run in zip(cases, runs, strict=True):
+        assert run.code == 2, (args, run.stderr)
+        assert f"error: {reason}" in run.stderr, (args, run.stderr)
+        assert "attach" not in run.stderr and "`image`" not in run.stderr, run.stderr
+    assert fake.requests == []
