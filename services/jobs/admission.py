@@ -30,7 +30,15 @@ from dataclasses import dataclass, field, replace
 from services.cometapi.files import Downloader
 from services.config import Settings
 from services.errors import BadInput
-from services.jobs.input_refs import EXTRA_KEY, SIZES_KEY, KeptImages, input_sizes, keep
+from services.jobs.input_refs import (
+    EXTRA_KEY,
+    SIZES_KEY,
+    KeptImages,
+    check_request_size,
+    input_sizes,
+    keep,
+    stored_copies,
+)
 from services.jobs.leases import LeaseTerms
 from services.limits import Limits, Refusal
 from services.rules.catalogue import MATCH_INPUT, check_images, check_option, clean_prompt, resolve_model
@@ -40,7 +48,7 @@ from services.rules.options import RequestContext, blend_model, chosen_model, ed
 from services.rules.pricing import Pricing
 from services.rules.prompt_params import Applied, apply
 from services.rules.variation_models import Strength, carried_options, with_reference
-from services.store.base import Store
+from services.store.base import InputImagesGone, Store
 from services.store.models import PRIVATE_REPLY, Job, JobKind, JobStatus
 from services.text import Text, _
 
@@ -187,6 +195,15 @@ class Admission:
         check_prompt(str(model_input.get("prompt", "")), moderation, self.settings.blocked_words)
         cost = self.pricing.book(resolved.model, model_input, sizes)
         now = time.time()
+        # The stored images the create will send inline: a reroll's must still be kept, and the request sized
+        # before it is built (its own images' sizes are known now; a reroll's are the store's).
+        inline = stored_copies(model_input, kept.sha256, mode=self.settings.input_image_mode, now=now)
+        reused = inline if ask.image_urls is not None else []
+        stored = {image.sha256: len(image.data) for image in kept.images}
+        stored.update(await self.store.input_image_sizes(reused))
+        if any(sha256 not in stored for sha256 in inline):
+            raise BadInput(self.gone())
+        check_request_size(model_input, [stored[sha256] for sha256 in inline], self.settings.max_request_bytes)
         job = Job(
             id=uuid.uuid4().hex,
             kind=ask.kind,
@@ -209,12 +226,25 @@ class Admission:
             interaction_token=ask.interaction_token,
             reply_by=ask.reply_by,
         )
-        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
+        try:
+            refusal = await self.store.admit_job(
+                job, self.limits(context), now=job.created_at, images=kept.images, reused=reused
+            )
+        except InputImagesGone:  # deleted since they were looked at, just now
+            raise BadInput(self.gone()) from None
         if refusal is not None:
             raise LimitReached(refusal)
         if self.on_admitted is not None:
             self.on_admitted(job)
         return job
+
+    def gone(self) -> Text:
+        days = self.settings.input_image_retention_seconds / 86_400
+        return _(
+            "The images of this job are no longer kept (the bot keeps them {days} days after their last use), so it "
+            "can't be sent again; attach them anew.",
+            days=f"{days:g}",
+        )
 
     async def withdraw(self, job: Job, reason: str) -> None:
         """End a job that was admitted but never started (nothing was sent): its images are given back."""
