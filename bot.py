@@ -32,6 +32,7 @@ from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
 from services.jobs.admission import Admission
 from services.jobs.leases import LeaseTerms
+from services.jobs.retention import Retention, keep_pruning
 from services.jobs.runner import JobRunner
 from services.jobs.settlement import Settlement
 from services.loopwatch import LoopWatch
@@ -149,6 +150,7 @@ class FluxBot(commands.AutoShardedBot):
             self.display,
             max_concurrent=self.settings.max_concurrent_predictions,
             input_image_mode=self.settings.input_image_mode,
+            max_request_bytes=self.settings.max_request_bytes,
             lease=self.lease,
             metrics=self.metrics,
             settlement=Settlement(policy.pricing, count_failed=self.settings.count_failed_predictions),
@@ -173,6 +175,9 @@ class FluxBot(commands.AutoShardedBot):
         self.lease_keeper = asyncio.create_task(
             self.runner.keep_leases(adopt=not self.store.single_process), name="job-leases"
         )
+        # Input images are kept as long as a reroll can use them (services/jobs/retention.py).
+        retention = Retention(self.settings.input_image_retention_seconds, self.settings.input_image_store_bytes)
+        self.image_keeper = asyncio.create_task(keep_pruning(self.store, retention), name="input-image-retention")
 
     def _discord_trace(self) -> aiohttp.TraceConfig:
         """Counts Discord's 429s for the metrics (discord.py waits and retries them itself)."""
@@ -254,10 +259,11 @@ class FluxBot(commands.AutoShardedBot):
         log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
 
     async def close(self) -> None:
-        keeper = getattr(self, "lease_keeper", None)
-        if keeper is not None:
-            keeper.cancel()  # no adoptions while shutting down
-            await asyncio.gather(keeper, return_exceptions=True)
+        for name in ("lease_keeper", "image_keeper"):
+            keeper = getattr(self, name, None)
+            if keeper is not None:
+                keeper.cancel()  # no adoptions (or deletions) while shutting down
+                await asyncio.gather(keeper, return_exceptions=True)
         runner = getattr(self, "runner", None)
         if runner is not None:
             await runner.shutdown()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
@@ -29,11 +31,24 @@ from services.errors import (
     Rejected,
     ServiceError,
 )
-from services.rules.catalogue import MAX_SEED, SHORT_NAMES, Request, build_input, typical_seconds
+from services.rules.catalogue import (
+    MAX_SEED,
+    SHORT_NAMES,
+    ImageRefusal,
+    NeedsImage,
+    Request,
+    ShapeNeedsImage,
+    TakesNoImage,
+    build_input,
+    typical_seconds,
+)
 from services.rules.prompt_params import apply
+from services.text import _
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STAGES = {STARTING: "starting", PROCESSING: "generating", SUCCEEDED: "finished"}
+TERMINAL_REDRAW_SECONDS = 1.0
+FILE_REDRAW_SECONDS = 10.0  # a log file or a pipe gets a line this often while nothing changes
 
 
 def parser() -> argparse.ArgumentParser:
@@ -75,12 +90,27 @@ def _main(args: argparse.Namespace, stop: StopSignal) -> int:
         model, model_input = _build(args, settings)
         check_out_dir(out)
     except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_cli_words(exc)}", file=sys.stderr)
         return EXIT_USAGE
     outcome = asyncio.run(_run(settings, model, model_input, stop))
     if isinstance(outcome, int):
         return outcome
     return _save(outcome, out)
+
+
+def in_cli_words(exc: BadInput) -> str:
+    """A refusal as the command line says it: the chat's words for giving an image (an attachment, the `image`
+    option) become the flag, --image."""
+    if not isinstance(exc, ImageRefusal):
+        return str(exc)
+    if isinstance(exc, NeedsImage):
+        return f"{exc.model} edits an image: give one with --image."
+    if isinstance(exc, TakesNoImage):
+        return f"{exc.model} makes images from text only; leave out --image, or pick a Kontext or FLUX.2 model."
+    if isinstance(exc, ShapeNeedsImage) and exc.option is not None:
+        flag = "--" + exc.option.replace("_", "-")
+        return f"{flag} {exc.value} takes the shape of an input image: give one with --image, or pick another {flag}."
+    return str(exc)
 
 
 def _save(result: Result, out: Path) -> int:
@@ -129,11 +159,13 @@ async def _run(settings: Settings, model: str, model_input: dict[str, object], s
         async with PredictionService.open(
             settings.api(), typical_seconds=typical_seconds(), sleep=stop.retry_sleep
         ) as service:
+            progress.usual = service.stats.window(model)
             try:
-                result = await run_stoppable(
-                    service, stop, model, model_input, on_update=progress.update, notice=progress.end,
-                    create_grace=CREATE_GRACE + settings.sync_wait_seconds,  # a create with "Prefer: wait" holds
-                )  # fmt: skip
+                async with progress.ticking():
+                    result = await run_stoppable(
+                        service, stop, model, model_input, on_update=progress.update, notice=progress.end,
+                        create_grace=CREATE_GRACE + settings.sync_wait_seconds,  # a create with "Prefer: wait" holds
+                    )  # fmt: skip
             except Interrupted as exc:
                 progress.end(str(exc))
                 return exc.exit_code
@@ -165,18 +197,57 @@ def _input_image(ref: str, max_bytes: int) -> str:
 
 
 class ProgressLine:
-    """One line redrawn in place on a terminal; plain lines when stderr is a file or a pipe."""
+    """One line redrawn in place on a terminal; plain lines when stderr is a file or a pipe.
+
+    The poller reports only changes, and a model without a progress bar (the pro models, FLUX.2) reports none
+    for its whole run: so the line is also redrawn while nothing changes (every second on a terminal, less often
+    in a file), its elapsed time moving, with the model's usual duration as the Discord message shows it.
+    """
 
     def __init__(self, stream: TextIO, label: str, seed: object) -> None:
         self._stream = stream
         self._label = f"{label} (seed {seed})"
         self._tty = stream.isatty()
-        self._started = time.monotonic()
+        self._every = TERMINAL_REDRAW_SECONDS if self._tty else FILE_REDRAW_SECONDS
+        self._shown: tuple[str, int | None] | None = None  # the stage and percentage last reported
+        self._since = time.monotonic()  # what the elapsed time counts from
+        self.usual: tuple[float, float] | None = None  # how long the model usually takes (low, high) seconds
 
     async def update(self, update: Update) -> None:
-        stage = STAGES.get(update.status, update.status)
-        percent = f" {update.progress.percent}%" if update.progress.percent is not None else ""
-        text = f"{self._label}: {stage}{percent} · {update.elapsed:.1f} s"
+        self._shown = (STAGES.get(update.status, update.status), update.progress.percent)
+        self._since = time.monotonic() - update.elapsed
+        self._draw()
+
+    @contextlib.asynccontextmanager
+    async def ticking(self) -> AsyncIterator[None]:
+        """Redraw the line every so often while the body runs."""
+        ticker = asyncio.create_task(self._tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            if self._shown is not None:
+                self._draw()
+
+    def _draw(self) -> None:
+        assert self._shown is not None
+        stage, percent = self._shown
+        elapsed = time.monotonic() - self._since
+        text = f"{self._label}: {stage}{f' {percent}%' if percent is not None else ''} · {elapsed:.1f} s"
+        if self.usual is not None and stage == STAGES[PROCESSING] and percent is None:
+            low, high = (_seconds(value) for value in self.usual)
+            usual = (
+                _("longer than the usual {low}–{high} s", low=low, high=high)
+                if elapsed > self.usual[1]
+                else _("usually {low}–{high} s", low=low, high=high)
+            )
+            text += f" ({usual})"
         if self._tty:
             self._stream.write("\r\x1b[2K" + text)
         else:
@@ -186,3 +257,7 @@ class ProgressLine:
     def end(self, text: str) -> None:
         self._stream.write(("\r\x1b[2K" if self._tty else "") + f"{self._label}: {text}\n")
         self._stream.flush()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 3 else f"{value:.1f}"

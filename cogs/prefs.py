@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from services.rules.catalogue import CATALOGUE
 from services.rules.options import OPTION_NAMES
-from services.rules.server_settings import validated_defaults
+from services.rules.server_settings import shown_value, validated_defaults
 from services.text import _
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
@@ -33,10 +33,16 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
         if not prefs:
             await reply_ephemeral(interaction, _("You have no saved defaults; the server's apply."))
             return
-        lines = [f"**{name}**: `{prefs[name]}`" for name in ("model", *OPTION_NAMES) if name in prefs]
+        names = [name for name in ("model", *OPTION_NAMES) if name in prefs]
+        lines = [f"**{name}**: `{shown_value(name, prefs[name])}`" for name in names]
         await reply_ephemeral(interaction, _("Your defaults:\n{lines}", lines="\n".join(lines)))
 
     @app_commands.command(name="set", description="Save your own defaults for /imagine", extras=SAVES)
+    # The same words as /imagine-settings set, so each option is described (not "…") and already translated.
+    @app_commands.describe(
+        model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
+        output_quality="0-100, for jpg and webp", num_outputs="Images per request (1-4, schnell/dev)",
+    )  # fmt: skip
     async def set_prefs(
         self,
         interaction: Interaction,
@@ -56,7 +62,7 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
         current = await self.bot.store.get_user_prefs(interaction.user.id)
         prefs = validated_defaults(current, options, default_model=self.bot.settings.default_model)
         await self.bot.store.save_user_prefs(interaction.user.id, prefs)
-        saved = ", ".join(f"{k} → `{prefs.get(k, v)}`" for k, v in options.items())
+        saved = ", ".join(f"{k} → `{shown_value(k, prefs.get(k, v))}`" for k, v in options.items())
         await reply_ephemeral(interaction, _("Saved: {changes}", changes=saved))
 
     @set_prefs.autocomplete("model")

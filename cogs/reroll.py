@@ -14,6 +14,7 @@ import discord
 from discord.ext import commands
 
 from services.errors import BadInput
+from services.jobs.admission import LimitReached
 from services.jobs.kinds.reroll import reroll_ask
 from services.locales import render
 from services.rules.moderation import BlockedPrompt
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 
 REROLL_EMOJI = frozenset({"🔄", "🔁"})
 TAKEN = "⏳"
+REFUSAL_SECONDS = 60.0  # how long a refused reaction's reply stays in the channel
+COOLDOWN_REFUSAL_MIN_SECONDS = 5.0  # a cooldown's reply stays until the cooldown ends, and long enough to read
+
+
+def shown_for(refusal: BadInput) -> float:
+    """How long the public reply to a refused reaction stays: a cooldown's until it ends, when it no longer holds."""
+    if isinstance(refusal, LimitReached) and refusal.refusal.limit == "cooldown":
+        left = refusal.refusal.allowed - refusal.refusal.used
+        return max(left, COOLDOWN_REFUSAL_MIN_SECONDS)
+    return REFUSAL_SECONDS
 
 
 class Reroll(commands.Cog):
@@ -91,7 +102,8 @@ class Reroll(commands.Cog):
             # A reply in the channel, seen by all: a blocked phrase is not named there.
             reason = exc.public if isinstance(exc, BlockedPrompt) else exc.text
             refused = _("{user} can't reroll this: {reason}", user=f"<@{event.user_id}>", reason=reason)
-            await result.reply(render(refused, parent.locale), allowed_mentions=mentions)
+            # A reaction has no private answer: the reply goes once it no longer helps, keeping the channel clean.
+            await result.reply(render(refused, parent.locale), allowed_mentions=mentions, delete_after=shown_for(exc))
             return
         job = admitted.job
         icon, queued = STAGE_TEXT["queued"]

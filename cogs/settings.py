@@ -28,6 +28,7 @@ from services.rules.server_settings import (
     empty,
     limits_after,
     model_list,
+    shown_value,
     validated_defaults,
 )
 from services.rules.variation_models import can_vary
@@ -73,7 +74,12 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         guild = await self.bot.store.get_guild_settings(interaction.guild_id)
         rows = effective(guild, default_model=self.bot.settings.default_model)
         shown: list[Text] = [
-            _("**{name}**: `{value}` ({source})", name=row.name, value=row.value, source=SOURCES[row.source])
+            _(
+                "**{name}**: `{value}` ({source})",
+                name=row.name,
+                value=shown_value(row.name, row.value),
+                source=SOURCES[row.source],
+            )
             for row in rows
         ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
@@ -95,7 +101,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @app_commands.command(name="set", description="Set this server's defaults for /imagine", extras=SAVES)
     @app_commands.describe(
         model="Default model", aspect_ratio="Default shape, e.g. 16:9", output_format="webp, jpg or png",
-        output_quality="0-100", num_outputs="Images per request (1-4, schnell/dev)",
+        output_quality="0-100, for jpg and webp", num_outputs="Images per request (1-4, schnell/dev)",
         edit_model="The model for ✏️ Edit and Edit with FLUX (Kontext or FLUX.2)",
         variation_model="The model behind Vary and V1-V4 (flux-dev or flux-1.1-pro-ultra)",
     )  # fmt: skip
@@ -122,7 +128,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         current = await self._load(interaction.guild_id)
         defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
         await self._save(current, defaults=defaults)
-        changed = ", ".join(f"{k} → `{defaults.get(k, v)}`" for k, v in options.items())
+        changed = ", ".join(f"{k} → `{shown_value(k, defaults.get(k, v))}`" for k, v in options.items())
         await reply_ephemeral(interaction, _("Server defaults updated: {changes}.", changes=changed))
 
     @set_defaults.autocomplete("model")

@@ -46,6 +46,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INPUT_IMAGE_MODES = ("url", "data_uri")
 LOG_FORMATS = ("text", "json")
 MIB = 1024 * 1024
+DAY_SECONDS = 86_400.0
+DEFAULT_INPUT_IMAGE_RETENTION_DAYS = 3
+DEFAULT_INPUT_IMAGE_STORE_MB = 1024
+DEFAULT_MAX_REQUEST_MB = 50
 MAX_MB = 1024 * 1024  # 1 TiB: far above any real limit, and keeps `MB * MIB` from overflowing int()
 
 
@@ -70,6 +74,13 @@ class Settings:
     download_timeout: float = 60.0
     max_input_image_bytes: int = 10 * MIB
     input_image_mode: str = "url"
+    # Input images are kept this long after their last use (a reroll can send them again meanwhile), and at most
+    # this many bytes of them (None: no cap; the least recently used go first).
+    input_image_retention_seconds: float = DEFAULT_INPUT_IMAGE_RETENTION_DAYS * DAY_SECONDS
+    input_image_store_bytes: int | None = DEFAULT_INPUT_IMAGE_STORE_MB * MIB
+    # The largest create the bot sends with images inline (data_uri mode, or the bytes of an expired link).
+    # CometAPI documents no limit on a request's size: this is the bot's own, to bound memory and refuse clearly.
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_MB * MIB
     allow_unknown_models: bool = False
     models_file: str | None = None  # the operator's catalogue file, over the built-in models.toml
     default_model: str = DEFAULT_MODEL
@@ -111,6 +122,8 @@ class Settings:
             allow_unknown_models=self.allow_unknown_models,
             max_input_image_bytes=self.max_input_image_bytes,
             input_image_mode=self.input_image_mode,
+            input_image_retention_seconds=self.input_image_retention_seconds,
+            max_request_bytes=self.max_request_bytes,
         )
 
     def api(self) -> Connection:
@@ -187,6 +200,17 @@ def load_settings(
         download_timeout=env.number("DOWNLOAD_TIMEOUT", 60.0, minimum=0.1),
         max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01, maximum=MAX_MB) * MIB),
         input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
+        input_image_retention_seconds=env.number(
+            "INPUT_IMAGE_RETENTION_DAYS", DEFAULT_INPUT_IMAGE_RETENTION_DAYS, minimum=0.0, maximum=36500.0
+        )
+        * DAY_SECONDS,
+        input_image_store_bytes=int(
+            env.number("INPUT_IMAGE_STORE_MB", DEFAULT_INPUT_IMAGE_STORE_MB, minimum=0.0, maximum=MAX_MB) * MIB
+        )
+        or None,  # 0: no cap
+        max_request_bytes=int(
+            env.number("COMETAPI_MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB, minimum=0.1, maximum=MAX_MB) * MIB
+        ),
         allow_unknown_models=allow_unknown_models,
         models_file=models_file,
         default_model=default_model,

@@ -300,6 +300,28 @@ async def test_the_usage_report_counts_each_job_in_the_windows_it_falls_in(store
     assert [p.total.images for p in periods] == [1, 2, 4]
 
 
+async def test_the_usage_report_shows_a_window_that_adds_nothing_once(store):
+    now = time.time()
+    for age in (0.5, 3):  # one job today, one three days ago: the 30 days are the 7 days
+        job = costing(1, 10_000, created_at=now - age * DAY)
+        await store.admit_job(job, Limits(cooldown_seconds=0, jobs_in_flight=50), now=job.created_at)
+
+    async def report() -> str:
+        periods = [
+            usage.summarize(label, await store.spend_since(42, usage.since(now, days))) for label, days in usage.PERIODS
+        ]
+        return str(usage.report(periods))
+
+    text = await report()
+    assert "**Today (24 h)**: 1 image" in text and "**7 days**: 2 images" in text
+    assert "**30 days**" not in text.split("\n\n")[1]
+    assert "**30 days**: the same as 7 days." in text
+    older = costing(1, 10_000, created_at=now - 20 * DAY)
+    await store.admit_job(older, Limits(cooldown_seconds=0, jobs_in_flight=50), now=older.created_at)
+    text = await report()
+    assert "**30 days**: 3 images" in text and "the same as" not in text
+
+
 def test_the_operators_caps_are_settings():
     base = {"COMETAPI_KEY": "k" * 20}
     settings = load_settings(

@@ -7,6 +7,7 @@ list it, so it is noticed; `python -m cli.catalogue update` adds it to each `loc
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from pathlib import Path
 
@@ -85,6 +86,13 @@ def test_short_slots_are_known_with_their_limits(messages):
     assert messages["Model"].limit == 256  # an embed field name
     assert messages["What to draw"].limit == 100  # an option description, found in the command tree
     assert "parameter_description of imagine prompt" in messages["What to draw"].places
+
+
+def test_the_english_texts_spell_cancelled_one_way(messages):
+    """British English, as the job message's "Cancelled." is: history and usage said "canceled"."""
+    american = sorted(key for key in messages if re.search(r"\bcancel(ed|ing)\b", key, re.IGNORECASE))
+    assert not american, american
+    assert "Cancelled." in messages and "cancelled" in messages
 
 
 # --- the code shows users catalogue texts, not plain strings ---------------------------------------------------

@@ -163,3 +163,23 @@ def test_missing_key_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert "COMETAPI_KEY" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_how_long_input_images_are_kept_and_the_largest_inline_request_are_settings():
+    settings = load_settings(BASE)
+    assert settings.input_image_retention_seconds == 3 * 86_400
+    assert settings.input_image_store_bytes == 1024 * 1024 * 1024
+    assert settings.max_request_bytes == 50 * 1024 * 1024
+    chosen = load_settings(
+        {**BASE, "INPUT_IMAGE_RETENTION_DAYS": "0.5", "INPUT_IMAGE_STORE_MB": "0", "COMETAPI_MAX_REQUEST_MB": "8"}
+    )
+    assert chosen.input_image_retention_seconds == 43_200
+    assert chosen.input_image_store_bytes is None  # 0: no cap
+    assert chosen.max_request_bytes == 8 * 1024 * 1024
+    for name, bad in (
+        ("INPUT_IMAGE_RETENTION_DAYS", "-1"),
+        ("INPUT_IMAGE_STORE_MB", "lots"),
+        ("COMETAPI_MAX_REQUEST_MB", "0"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            load_settings({**BASE, name: bad})

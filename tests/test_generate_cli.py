@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import pty
+import re
 import struct
 import sys
 import zlib
@@ -247,3 +249,71 @@ async def test_what_a_model_would_refuse_exits_2_and_sends_nothing(fake: FakeCom
         assert run.code == 2, (args, run.stderr)
         assert reason in run.stderr, (args, run.stderr)
     assert fake.requests == []
+
+
+async def test_image_refusals_name_the_image_flag_not_discords_attachments(fake: FakeCometAPI, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    cases: list[tuple[tuple[str, ...], str]] = [
+        (("make it night", "--model", "flux-kontext-pro"), "flux-kontext-pro edits an image: give one with --image."),
+        (
+            ("a fox", "--model", "flux-schnell", "--image", "a.png"),
+            "flux-schnell makes images from text only; leave out --image, or pick a Kontext or FLUX.2 model.",
+        ),
+        (
+            ("a fox", "--model", "flux-2-pro", "--aspect-ratio", "match_input_image"),
+            "--aspect-ratio match_input_image takes the shape of an input image: give one with --image, "
+            "or pick another --aspect-ratio.",
+        ),
+    ]
+    runs = await asyncio.gather(*(generate(fake, tmp_path, *args) for args, _ in cases))
+    for (args, reason), run in zip(cases, runs, strict=True):
+        assert run.code == 2, (args, run.stderr)
+        assert f"error: {reason}" in run.stderr, (args, run.stderr)
+        assert "attach" not in run.stderr and "`image`" not in run.stderr, run.stderr
+    assert fake.requests == []
+
+
+async def test_the_progress_line_moves_while_a_model_without_a_progress_bar_runs(
+    fake: FakeCometAPI, tmp_path: Path
+) -> None:
+    """FLUX.2 logs no percentage: the poller reports nothing new for its whole run, and the line used to freeze.
+    stderr is a terminal here (a pty), as for a person watching."""
+    fake.queue_outcome(Outcome(duration=5.5, queue_time=0, logs_style="empty"))
+    master, terminal = pty.openpty()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(REPO),
+           "PYTHONDONTWRITEBYTECODE": "1", "COMETAPI_BASE_URL": fake.base_url, "COMETAPI_KEY": KEY}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "bot.py"), "generate", "a fox", "--model", "flux-2-dev", "--seed", "3",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    written = bytearray()
+    closed = asyncio.Event()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child's end is closed
+            data = b""
+        written.extend(data)
+        if not data:
+            loop.remove_reader(master)
+            closed.set()
+
+    loop = asyncio.get_running_loop()
+    loop.add_reader(master, readable)
+    try:
+        async with asyncio.timeout(60):
+            await proc.wait()
+            await closed.wait()
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
+    assert proc.returncode == 0, written.decode()
+    frames = written.decode().replace("\r\n", "\n").split("\r\x1b[2K")
+    generating = [f for f in frames if f.startswith("flux-2-dev (seed 3): generating ·")]
+    # Redrawn while nothing changed: the elapsed time moves, with the model's usual time beside it.
+    elapsed = [float(m.group(1)) for f in generating if (m := re.search(r"· ([\d.]+) s \(usually 3–12 s\)", f))]
+    assert len(elapsed) == len(generating) >= 2, frames
+    assert elapsed == sorted(elapsed) and len(set(elapsed)) == len(elapsed), frames
+    assert len(fake.creates()) == 1

@@ -15,6 +15,7 @@ import sqlite3
 import struct
 import time
 import zlib
+from dataclasses import replace
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,12 +26,13 @@ import pytest
 from services.errors import BadInput
 from services.jobs.input_refs import LINK_MARGIN_SECONDS, api_input, reference
 from services.limits import Limits
-from services.store.base import Store
+from services.store.base import InputImagesGone, Store
 from services.store.job_extra import JobExtra
 from services.store.models import InputImage, Job, JobStatus
 from tests.conftest import postgres_test_url
 from tests.e2e import wait_status
 from tests.test_edit import KONTEXT, delivered, imagine_with_image, setup_guild
+from tests.test_imagine import EPHEMERAL, assert_refused_privately, private_reply
 
 DAY = 86_400.0
 BIG = 7_700_000  # the size of the edit in the report that made a 72 MB database
@@ -159,7 +161,7 @@ async def test_url_mode_rerolls_send_a_fresh_link_and_the_stored_bytes_of_an_exp
     assert (seen["source"], seen["sha256"]) == ("data_uri", sha(old_picture))
 
 
-async def test_an_input_image_no_longer_stored_fails_the_job_and_nothing_is_sent(world_any_store):
+async def test_a_reroll_whose_input_image_is_no_longer_stored_is_refused_and_nothing_is_sent(world_any_store):
     world = world_any_store
     world.comet.check_input_images = True
     guild, channel, _, alice = setup_guild(world)
@@ -169,11 +171,11 @@ async def test_an_input_image_no_longer_stored_fails_the_job_and_nothing_is_sent
         result, edit = await delivered(world, bot, handle)
         await delete_input_images(world.database_url)
         click = await world.discord.click_button(result, f"flux:reroll:{edit.id}", alice)
-        reroll = await finished(bot, click)
-        message = await click.wait_original(lambda m: "no longer stored" in m.content, timeout=10)
-    assert reroll.status == "failed"
-    assert reroll.prediction_id is None
-    assert "attach the image anew" in message.content
+        message = await private_reply(world, click)
+        await bot.interaction_handled(click.id)
+        assert [job.id for job in await bot.store.recent_jobs(user_id=alice.id, limit=10)] == [edit.id]
+    assert message.flags & EPHEMERAL
+    assert "no longer kept" in message.content and "attach them anew" in message.content
     assert len(world.comet.creates()) == 1  # the edit's only
 
 
@@ -276,3 +278,125 @@ async def test_api_input_refuses_a_reference_whose_bytes_are_gone(store: Store) 
     job = job_with({"input_image": reference(sha(b"gone"))})
     with pytest.raises(BadInput, match="no longer stored"):
         await api_input(job, store, mode="url", now=time.time())
+
+
+# --- how long they are kept ----------------------------------------------------------------------------------
+
+ANY_TIME = Limits(cooldown_seconds=0, jobs_in_flight=50)
+
+
+async def admitted(store: Store, seed: int, *, at: float, reused: list[str] | None = None) -> tuple[Job, InputImage]:
+    """A job admitted at `at` with an input image of its own (stored then, so last used then)."""
+    image = InputImage.of(noise_png(1000 + 100 * seed, seed=100 + seed), "image/png")
+    job = replace(job_with({"input_image": reference(image.sha256)}), created_at=at)
+    assert await store.admit_job(job, ANY_TIME, now=at, images=[image], reused=reused or []) is None
+    return job, image
+
+
+async def finish(store: Store, job: Job) -> None:
+    assert await store.transition(job.id, [JobStatus.QUEUED], JobStatus.SUCCEEDED) is not None
+
+
+async def kept(store: Store, *images: InputImage) -> set[str]:
+    return set(await store.input_image_sizes([image.sha256 for image in images]))
+
+
+async def test_images_unused_for_the_retention_are_deleted_unless_an_unfinished_job_needs_them(store: Store) -> None:
+    now = time.time()
+    old_job, old = await admitted(store, 1, at=now - 10 * DAY)
+    recent_job, recent = await admitted(store, 2, at=now - DAY)
+    queued_job, queued = await admitted(store, 3, at=now - 10 * DAY)  # still waiting to run: it needs its image
+    for job in (old_job, recent_job):
+        await finish(store, job)
+    assert await store.input_image_sizes([old.sha256]) == {old.sha256: len(old.data)}
+
+    pruned = await store.prune_input_images(unused_since=now - 3 * DAY, max_bytes=None)
+    assert (pruned.images, pruned.bytes) == (1, len(old.data))
+    assert await kept(store, old, recent, queued) == {recent.sha256, queued.sha256}
+    assert await store.get_input_image(old.sha256) is None
+
+    await finish(store, queued_job)  # done: nothing needs it any more
+    assert (await store.prune_input_images(unused_since=now - 3 * DAY, max_bytes=None)).images == 1
+    assert await kept(store, recent, queued) == {recent.sha256}
+
+
+async def test_a_link_in_an_unfinished_jobs_extra_keeps_its_stored_copy(store: Store) -> None:
+    image = InputImage.of(noise_png(1000, seed=120), "image/png")
+    cdn = link(DAY)
+    job = job_with({"input_image": cdn}, JobExtra(input_sha256={cdn: image.sha256}))
+    assert await store.admit_job(job, ANY_TIME, now=job.created_at, images=[image]) is None
+    assert (await store.prune_input_images(unused_since=time.time() + 1, max_bytes=0)).images == 0
+    await finish(store, job)
+    assert (await store.prune_input_images(unused_since=time.time() + 1, max_bytes=None)).images == 1
+
+
+async def test_beyond_the_cap_the_least_recently_used_go_first(store: Store) -> None:
+    now = time.time()
+    jobs_and_images = [await admitted(store, seed, at=now - (10 - seed) * 3600) for seed in range(4)]
+    images = [image for _, image in jobs_and_images]
+    for job, _ in jobs_and_images[1:]:
+        await finish(store, job)  # the oldest (seed 0) is still queued: never deleted, even over the cap
+    total = sum(len(image.data) for image in images)
+    # Within the cap: nothing goes.
+    assert (await store.prune_input_images(unused_since=0, max_bytes=total)).images == 0
+    # One byte over: the least recently used that no unfinished job needs (seed 1), and only it.
+    pruned = await store.prune_input_images(unused_since=0, max_bytes=total - 1)
+    assert (pruned.images, pruned.bytes) == (1, len(images[1].data))
+    assert await kept(store, *images) == {images[0].sha256, images[2].sha256, images[3].sha256}
+    # A cap nothing fits in: all but the queued job's.
+    assert (await store.prune_input_images(unused_since=0, max_bytes=0)).images == 2
+    assert await kept(store, *images) == {images[0].sha256}
+
+
+async def test_a_reroll_marks_its_images_used_and_is_refused_when_they_are_gone(store: Store) -> None:
+    now = time.time()
+    parent, image = await admitted(store, 5, at=now - 10 * DAY)
+    await finish(store, parent)
+    reroll = replace(job_with(dict(parent.input)), created_at=now)
+    assert await store.admit_job(reroll, ANY_TIME, now=now, reused=[image.sha256]) is None
+    # Used again just now: the retention counts from there.
+    assert (await store.prune_input_images(unused_since=now - 3 * DAY, max_bytes=None)).images == 0
+    await finish(store, reroll)
+    assert (await store.prune_input_images(unused_since=now + 1, max_bytes=None)).images == 1
+    again = replace(job_with(dict(parent.input)), created_at=now)
+    with pytest.raises(InputImagesGone):
+        await store.admit_job(again, ANY_TIME, now=now, reused=[image.sha256])
+    assert await store.get_job(again.id) is None
+
+
+async def test_the_bot_deletes_expired_images_and_a_reroll_of_their_job_is_refused_at_once(world_any_store):
+    world = world_any_store
+    guild, channel, _, alice = setup_guild(world)
+    picture = noise_png(40_000, seed=9)
+    async with world.bot(INPUT_IMAGE_MODE="data_uri") as bot:
+        _, handle = await imagine_with_image(world, guild, channel, alice, picture)
+        result, edit = await delivered(world, bot, handle)
+        assert await bot.store.input_image_sizes([sha(picture)]) == {sha(picture): len(picture)}
+    # Restarted with a retention that has passed for every image: its first pass deletes the edit's.
+    async with world.bot(INPUT_IMAGE_MODE="data_uri", INPUT_IMAGE_RETENTION_DAYS="0") as bot:
+        async with asyncio.timeout(10):
+            while True:  # the pass runs as the bot starts, beside everything else
+                if not await bot.store.input_image_sizes([sha(picture)]):
+                    break
+                await asyncio.sleep(0.02)
+        click = await world.discord.click_button(result, f"flux:reroll:{edit.id}", alice)
+        refusal = await private_reply(world, click)
+        await bot.interaction_handled(click.id)
+        jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
+    assert refusal.flags & EPHEMERAL, refusal.content
+    assert refusal.content.startswith("The images of this job are no longer kept (the bot keeps them 0 days"), refusal
+    assert [job.id for job in jobs] == [edit.id]  # nothing admitted, nothing booked
+    assert len(world.comet.creates()) == 1  # the edit's only
+
+
+async def test_a_request_too_large_with_its_images_inline_is_refused_before_it_is_built(world_any_store):
+    world = world_any_store
+    guild, channel, _, alice = setup_guild(world)
+    pictures = [noise_png(300_000, seed=20 + n) for n in range(10)]
+    files = [world.discord.add_attachment(f"part{n}.png", data, "image/png") for n, data in enumerate(pictures)]
+    options = {f"image{n + 1}": f["id"] for n, f in enumerate(files)} | {"model": "flux-2-flex"}
+    async with world.bot(INPUT_IMAGE_MODE="data_uri", COMETAPI_MAX_REQUEST_MB="1") as bot:
+        handle = await world.discord.slash_command(guild, channel, alice, "blend", options, attachments=files)
+        text = await assert_refused_privately(world, bot, handle, alice, r"this request would be 3\.\d MB")
+        assert await bot.store.input_image_sizes([sha(p) for p in pictures]) == {}  # nothing kept either
+    assert "over the 1 MB the bot sends to the image service; use fewer or smaller images." in text

@@ -59,6 +59,30 @@ async def test_registered_commands_carry_their_indonesian_descriptions(world):
     assert "en-US" not in imagine["description_localizations"]
 
 
+def options_of(command):
+    """Every option of a command, its subcommands' included, as (path, option)."""
+    for option in command.get("options", []):
+        if option["type"] in (1, 2):  # a subcommand or a group: its own options
+            for path, inner in options_of(option):
+                yield f"{option['name']} {path}", inner
+        else:
+            yield option["name"], option
+
+
+async def test_every_option_of_every_command_is_described_in_english_and_indonesian(world):
+    async with world.bot():
+        commands = [c for c in world.discord.global_commands if c.get("type", 1) == 1]
+    # Discord's picker shows an option's description under its name; discord.py sends "…" when none is given.
+    undescribed = [
+        f"/{command['name']} {path}"
+        for command in commands
+        for path, option in options_of(command)
+        if option["description"] in ("…", "") or "id" not in (option.get("description_localizations") or {})
+    ]
+    assert {c["name"] for c in commands} >= {"imagine", "imagine-prefs", "imagine-settings"}
+    assert not undescribed, undescribed
+
+
 async def test_a_mistake_is_explained_in_the_users_language(world):
     guild, channel, budi = server(world)
     async with world.bot() as bot:
@@ -155,12 +179,14 @@ async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
     assert usage.endswith(indonesian(USAGE_FOOTNOTE))
 
 
-USAGE_FOOTNOTE = "Costs are estimates from the list prices; failed and canceled jobs are not counted."
+USAGE_FOOTNOTE = "Costs are estimates from the list prices; failed and cancelled jobs are not counted."
 
 
 def test_the_usual_time_on_a_progress_line_is_in_the_jobs_language():
     job = make_job(locale="id", input={"prompt": "kucing"})
     usual = progress_text(job, JobProgress("generating", 12, usual=(7, 35)))
     late = progress_text(job, JobProgress("generating", 50, usual=(7, 35), overdue=True))
-    assert "(biasanya 7–35 detik)" in usual, usual
-    assert "(lebih lama dari biasanya, 7–35 detik)" in late, late
+    # One unit on the line: the elapsed time's "s", not "12 s (biasanya 7–35 detik)".
+    assert "12 s (biasanya 7–35 s)" in usual, usual
+    assert "50 s (lebih lama dari biasanya, 7–35 s)" in late, late
+    assert "detik" not in usual + late

@@ -227,3 +227,23 @@ async def test_each_process_resumes_only_the_jobs_of_its_own_shards(world):
         await wait_status(bot, jobs[1].id, "succeeded")
     prompts = [c.json["input"]["prompt"] for c in world.comet.creates()]
     assert prompts == ["shard 0", "shard 1"]
+
+
+async def test_a_reaction_refused_for_the_cooldown_gets_a_reply_that_goes_when_the_cooldown_ends(world):
+    guild, channel, alice, bob = setup_guild(world)
+    async with world.bot(USER_COOLDOWN="6") as bot:
+        result, _ = await first_result(world, bot, guild, channel, alice)
+        await world.discord.add_reaction(channel, result.id, bob, "🔄")
+        await bot.reaction_handled(result.id, bob.id, "🔄")
+        await world.discord.add_reaction(channel, result.id, bob, "🔁")  # within bob's cooldown
+        await bot.reaction_handled(result.id, bob.id, "🔁")
+        replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
+        assert len(replies) == 2, [m.content for m in replies]
+        rerolled, refused = replies
+        assert refused.content.startswith(f"<@{bob.id}> can't reroll this: Slow down"), refused.content
+        # Public (a reaction has no private answer), so it is deleted once the cooldown is over.
+        await world.discord.wait_for(
+            lambda: world.discord.message(refused.id).deleted or None, timeout=30, what="the refusal deleted"
+        )
+        assert not world.discord.message(rerolled.id).deleted
+    assert len(world.comet.creates()) == 2

@@ -230,7 +230,7 @@ async def test_reset_brings_back_the_built_in_defaults_and_keeps_the_limits(worl
         assert stored is not None and stored.defaults == {}
         assert stored.limits == {"jobs_in_flight": 3}
         shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
-        assert "**model**: `black-forest-labs/flux-schnell` (built-in)" in shown
+        assert "**model**: `flux-schnell` (built-in)" in shown
         assert "**aspect_ratio**: `1:1` (built-in)" in shown
         assert "**output_format**: `webp` (built-in)" in shown
 
@@ -293,3 +293,26 @@ async def test_when_the_fallback_is_not_allowed_either_the_refusal_says_both(wor
         "The saved model flux-3-retired is not available here. "
         "This server does not allow flux-schnell. Allowed here: flux-dev."
     )
+
+
+async def test_settings_and_preferences_name_models_by_their_short_names(world):
+    guild, channel, admin, member = setup_guild(world)
+    options = {"model": "flux-dev", "edit_model": "black-forest-labs/flux-kontext-pro", "variation_model": "flux-dev"}
+    async with world.bot():
+        d = world.discord
+        changed = await ephemeral_text(await d.slash_command(guild, channel, admin, "imagine-settings set", options))
+        shown = await ephemeral_text(await d.slash_command(guild, channel, admin, "imagine-settings show"))
+        saved = await ephemeral_text(
+            await d.slash_command(
+                guild, channel, member, "imagine-prefs set", {"model": "black-forest-labs/flux-2-pro"}
+            )
+        )
+        mine = await ephemeral_text(await d.slash_command(guild, channel, member, "imagine-prefs show"))
+    for text in (changed, shown, saved, mine):  # the full ids are stored, and never shown
+        assert "black-forest-labs/" not in text, text
+    assert "model → `flux-dev`, edit_model → `flux-kontext-pro`, variation_model → `flux-dev`" in changed
+    assert "**model**: `flux-dev` (server)" in shown
+    assert "**edit_model**: `flux-kontext-pro` (server)" in shown
+    assert "**variation_model**: `flux-dev` (server)" in shown
+    assert saved.endswith("model → `flux-2-pro`")
+    assert "**model**: `flux-2-pro`" in mine

@@ -21,7 +21,7 @@ STATUS: dict[str, tuple[str, Text]] = {
     JobStatus.DELIVERING: ("📤", _("posting")),
     JobStatus.SUCCEEDED: ("✅", _("done")),
     JobStatus.FAILED: ("⚠️", _("failed")),
-    JobStatus.CANCELED: ("🛑", _("canceled")),
+    JobStatus.CANCELED: ("🛑", _("cancelled")),
 }
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from services.cometapi.files import Downloader
 from services.errors import BadInput
 from services.jobs.ask import Ask
-from services.jobs.input_refs import KeptImages, keep
+from services.jobs.input_refs import KeptImages, check_request_size, keep, stored_copies
 from services.jobs.kinds.base import Kind
 from services.jobs.leases import LeaseTerms
 from services.jobs.policy import Policy
@@ -40,10 +40,10 @@ from services.rules.input_images import ImageRef, precheck, prepare
 from services.rules.moderation import Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, Resolved, chosen_model
 from services.rules.prompt_params import apply
-from services.store.base import Store
+from services.store.base import InputImagesGone, Store
 from services.store.job_extra import JobExtra, MessageRef
 from services.store.models import Job, JobStatus
-from services.text import Text
+from services.text import Text, _
 
 
 class LimitReached(BadInput):
@@ -125,8 +125,14 @@ class Admission:
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
         # And the text that is sent, as it is in the input: what is judged is what the API gets.
         check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)
+        reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
         job = self._job(ask, resolved, model_input, kept, [*applied.notes, *resolved.notes], message_id)
-        refusal = await self.store.admit_job(job, self.limits(context), now=job.created_at, images=kept.images)
+        try:
+            refusal = await self.store.admit_job(
+                job, self.limits(context), now=job.created_at, images=kept.images, reused=reused
+            )
+        except InputImagesGone:  # deleted since they were looked at, just now
+            raise BadInput(self.gone()) from None
         if refusal is not None:
             raise LimitReached(refusal)
         if self.on_admitted is not None:
@@ -142,6 +148,18 @@ class Admission:
             given["model"] = model
         spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
         return spec, kind.options(spec, given)
+
+    async def _check_stored_images(self, model_input: dict[str, object], kept: KeptImages, *, reuse: bool) -> list[str]:
+        """The stored images a reroll sends (each must still be kept), after sizing the request before it is
+        built (its own images' sizes are known now; a reroll's are the store's)."""
+        inline = stored_copies(model_input, kept.sha256, mode=self.policy.input_image_mode, now=time.time())
+        reused = inline if reuse else []
+        stored = {image.sha256: len(image.data) for image in kept.images}
+        stored.update(await self.store.input_image_sizes(reused))
+        if any(sha256 not in stored for sha256 in inline):
+            raise BadInput(self.gone())
+        check_request_size(model_input, [stored[sha256] for sha256 in inline], self.policy.max_request_bytes)
+        return reused
 
     async def _fetch(self, images: list[ImageRef]) -> KeptImages:
         files = await prepare(images, self.attachments)
@@ -178,6 +196,14 @@ class Admission:
             locale=ask.locale,
             interaction_token=ask.interaction_token,
             reply_by=ask.reply_by,
+        )
+
+    def gone(self) -> Text:
+        days = self.policy.input_image_retention_seconds / 86_400
+        return _(
+            "The images of this job are no longer kept (the bot keeps them {days} days after their last use), so it "
+            "can't be sent again; attach them anew.",
+            days=f"{days:g}",
         )
 
     async def withdraw(self, job: Job, reason: str) -> None:

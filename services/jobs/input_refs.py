@@ -12,11 +12,16 @@ and the job's `input` holds, under the image parameters:
 
 A reroll copies the references (nothing new is stored). `api_input`, just before the create, turns them into
 what the API gets.
+
+The stored bytes are kept for a while after their last use (services/jobs/retention.py), so a reroll says at
+once when they are gone (`stored_copies`, at admission). A request carrying images inline is sized before it
+is built (`check_request_size`): ten 9 MB images made a 120 MB body that the API could not take anyway.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from services.errors import BadInput
 from services.rules.input_images import Size, dimensions
 from services.store.base import Store
 from services.store.models import InputImage, Job
+from services.text import Text, _
 
 IMAGE_KEYS = ("input_image", "image", "image_prompt")  # parameters holding one input image (edits, variations)
 IMAGES_KEY = "input_images"  # the parameter holding a list of them
@@ -37,6 +43,8 @@ LINK_MARGIN_SECONDS = 15 * 60
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 GONE = "The input image of this job is no longer stored, so it cannot be sent again; attach the image anew."
+DATA_URI_PREFIX = len("data:image/webp;base64,")  # the longest of the accepted types
+MB = 1024 * 1024  # as the settings count MB (MAX_INPUT_IMAGE_MB, COMETAPI_MAX_REQUEST_MB)
 
 
 @dataclass(frozen=True)
@@ -95,28 +103,80 @@ def link_usable(url: str, now: float) -> bool:
     return expiry is None or expiry - now >= LINK_MARGIN_SECONDS
 
 
-async def api_input(job: Job, store: Store, *, mode: str, now: float) -> dict[str, object]:
+def stored_copy(value: object, links: Mapping[str, str], *, mode: str, now: float) -> str | None:
+    """The sha256 of the stored bytes that are sent for one input image value, or None if it is sent as it is
+    (a link the API can still fetch, or an old job's URL or data: URI)."""
+    if not isinstance(value, str):
+        return None
+    sha256 = referenced(value)
+    if sha256 is not None:
+        return sha256
+    sha256 = links.get(value)
+    if sha256 is None or (mode == "url" and link_usable(value, now)):
+        return None
+    return sha256
+
+
+def stored_copies(model_input: Mapping[str, object], links: Mapping[str, str], *, mode: str, now: float) -> list[str]:
+    """The sha256 of each input image of `model_input` sent as stored bytes, in order (repeats kept)."""
+    found = (stored_copy(value, links, mode=mode, now=now) for value in image_values(model_input))
+    return [sha256 for sha256 in found if sha256 is not None]
+
+
+def data_uri_size(size: int) -> int:
+    """The length of the data: URI of `size` bytes (base64 makes 4 characters of each 3 bytes)."""
+    return DATA_URI_PREFIX + 4 * ((size + 2) // 3)
+
+
+def request_size(model_input: Mapping[str, object], inline_sizes: Sequence[int]) -> int:
+    """About how many bytes the create's body will be: the JSON of `model_input` as stored (references and
+    links, a few dozen bytes each) and a data: URI for each image sent inline (`inline_sizes`, repeats kept)."""
+    return len(json.dumps({"input": model_input}).encode()) + sum(data_uri_size(size) for size in inline_sizes)
+
+
+def check_request_size(model_input: Mapping[str, object], inline_sizes: Sequence[int], limit: int | None) -> None:
+    """BadInput when the request would be over `limit` bytes (None: no limit), before it is built."""
+    if limit is None or not inline_sizes:
+        return
+    size = request_size(model_input, inline_sizes)
+    if size > limit:
+        raise BadInput(too_big(size, limit))
+
+
+def too_big(size: int, limit: int) -> Text:
+    return _(
+        "With its images sent inline, this request would be {size} MB, over the {limit} MB the bot sends to the "
+        "image service; use fewer or smaller images.",
+        size=f"{size / MB:.1f}",
+        limit=f"{limit / MB:g}",
+    )
+
+
+async def api_input(
+    job: Job, store: Store, *, mode: str, now: float, max_request_bytes: int | None = None
+) -> dict[str, object]:
     """The `input` to send for `job`, its input images as the API can use them at `now`.
 
-    Raises BadInput if stored bytes it needs are gone; a store error is raised as it is. Either way nothing
-    has been sent.
+    Raises BadInput if stored bytes it needs are gone, or if the request would be over `max_request_bytes`
+    (sized before any image is read); a store error is raised as it is. Either way nothing has been sent.
     """
     links = {link: sha256 for link, sha256 in job.extra.input_sha256.items() if _SHA256.fullmatch(sha256)}
-    encoded: dict[str, str] = {}  # sha256 -> data: URI, so an image used twice is read once
+    needed = stored_copies(job.input, links, mode=mode, now=now)
+    sizes = await store.input_image_sizes(needed)
+    if any(sha256 not in sizes for sha256 in needed):
+        raise BadInput(GONE)
+    check_request_size(job.input, [sizes[sha256] for sha256 in needed], max_request_bytes)
+    encoded: dict[str, str] = {}  # sha256 -> data: URI, so an image used twice is read and encoded once
 
     async def sendable(value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        sha256 = referenced(value)
+        sha256 = stored_copy(value, links, mode=mode, now=now)
         if sha256 is None:
-            sha256 = links.get(value)
-            if sha256 is None or (mode == "url" and link_usable(value, now)):
-                return value  # a link to send as it is, or an old job's URL or data: URI
+            return value
         if sha256 not in encoded:
             image = await store.get_input_image(sha256)
             if image is None:
                 raise BadInput(GONE)
-            encoded[sha256] = f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+            encoded[sha256] = data_uri(image)
         return encoded[sha256]
 
     sent = dict(job.input)
@@ -127,3 +187,10 @@ async def api_input(job: Job, store: Store, *, mode: str, now: float) -> dict[st
     if isinstance(several, list):
         sent[IMAGES_KEY] = [await sendable(value) for value in several]
     return sent
+
+
+def data_uri(image: InputImage) -> str:
+    """The image as a data: URI, built in one buffer: the base64 text is not copied once more to be prefixed."""
+    uri = bytearray(f"data:{image.content_type};base64,".encode("ascii"))
+    uri += base64.b64encode(image.data)
+    return uri.decode("ascii")

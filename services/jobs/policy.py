@@ -20,3 +20,5 @@ class Policy:
     allow_unknown_models: bool = False
     max_input_image_bytes: int = 10 * 1024 * 1024
     input_image_mode: str = "url"  # how input images are kept and sent (services/jobs/input_refs.py)
+    input_image_retention_seconds: float = 3 * 86400.0  # how long after its last use an input image is kept
+    max_request_bytes: int | None = None  # the largest create body the bot sends (images inline), None: any

@@ -113,6 +113,7 @@ class JobRunner:
         *,
         max_concurrent: int,
         input_image_mode: str = "url",
+        max_request_bytes: int | None = None,
         lease: LeaseTerms | None = None,
         metrics: Metrics | None = None,
         settlement: Settlement | None = None,
@@ -121,6 +122,7 @@ class JobRunner:
         self.store = store
         self.display = display
         self.input_image_mode = input_image_mode  # how stored input images are sent (services/jobs/input_refs.py)
+        self.max_request_bytes = max_request_bytes  # the largest create with images inline
         self.limiter = FairLimiter(max_concurrent)
         self.lease = lease or LeaseTerms()
         self.metrics = metrics or Metrics()
@@ -322,13 +324,16 @@ class JobRunner:
             # Stored input images become what the API gets (a link, or the bytes once it has expired). Done
             # before the claim: if it fails, or the process stops meanwhile, nothing was sent and the job is
             # still "queued" (failed with the reason, or resumed at restart), never "interrupted".
-            model_input = await api_input(job, self.store, mode=self.input_image_mode, now=time.time())
+            model_input = await api_input(
+                job, self.store, mode=self.input_image_mode, now=time.time(), max_request_bytes=self.max_request_bytes
+            )
             claimed = await self.store.transition(
                 job.id, [JobStatus.QUEUED], JobStatus.SUBMITTING, submitted_at=time.time()
             )
             if claimed is None:
                 return None
             job, prediction = await self._create(claimed, model_input)
+            del model_input  # its images inline (data: URIs) are not held while the prediction runs
             done = await self._wait(job, prediction, started_wall=job.submitted_at or time.time())
             return await self._delivering(job, done), done
         finally:

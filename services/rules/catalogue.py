@@ -27,26 +27,9 @@ from services.rules.model_spec import (
 )
 
 __all__ = [
-    "CATALOGUE",
-    "MATCH_INPUT",
-    "SHORT_NAMES",
-    "Flag",
-    "FloatRange",
-    "ImagePolicy",
-    "IntRange",
-    "ModelSpec",
-    "OneOf",
-    "Param",
-    "Request",
-    "Text",
-    "build_input",
-    "check_images",
-    "check_option",
-    "clean_prompt",
-    "install",
-    "resolve_model",
-    "shown",
-    "typical_seconds",
+    "CATALOGUE", "MATCH_INPUT", "SHORT_NAMES", "Flag", "FloatRange", "ImagePolicy", "ImageRefusal", "IntRange",
+    "ModelSpec", "NeedsImage", "OneOf", "Param", "Request", "ShapeNeedsImage", "TakesNoImage", "Text", "build_input",
+    "check_images", "check_option", "clean_prompt", "install", "resolve_model", "shown", "typical_seconds",
 ]  # fmt: skip
 from services.text import Text as Message
 from services.text import _, clip
@@ -80,6 +63,27 @@ class Request:
     prompt: str
     options: Mapping[str, object] = field(default_factory=dict)
     image_urls: tuple[str, ...] = ()
+
+
+class ImageRefusal(BadInput):
+    """A refusal about the input images, whose words name the chat's way of giving one (an attachment, the
+    `image` option): the command line says its own (`--image`), from `model`, `option` and `value`."""
+
+    def __init__(self, message: Message, *, model: str, option: str | None = None, value: str | None = None) -> None:
+        super().__init__(message)
+        self.model, self.option, self.value = model, option, value
+
+
+class NeedsImage(ImageRefusal):
+    """The model edits an image and none was given."""
+
+
+class TakesNoImage(ImageRefusal):
+    """The model makes images from text only and one was given."""
+
+
+class ShapeNeedsImage(ImageRefusal):
+    """An option (`option` = `value`) takes the shape of an input image and none was given."""
 
 
 def resolve_model(model: str, *, allow_unknown: bool = False) -> ModelSpec | None:
@@ -171,14 +175,15 @@ def check_images(spec: ModelSpec, count: int) -> None:
     """Whether `spec` takes `count` input images. Raises BadInput."""
     if count == 0:
         if spec.images == "required":
-            raise BadInput(_("{model} edits an image: attach one with `image`.", model=spec.name))
+            raise NeedsImage(_("{model} edits an image: attach one with `image`.", model=spec.name), model=spec.name)
         return
     if spec.images == "none":
-        raise BadInput(
+        raise TakesNoImage(
             _(
                 "{model} makes images from text only; remove the attachment or pick a Kontext or FLUX.2 model.",
                 model=spec.name,
-            )
+            ),
+            model=spec.name,
         )
     if count > spec.max_images:
         more = max(CATALOGUE.values(), key=lambda other: other.max_images, default=spec)
@@ -213,9 +218,10 @@ def check_together(spec: ModelSpec, chosen: Mapping[str, object], image_count: i
     if image_count == 0:
         for key, chosen_value in chosen.items():
             if chosen_value == MATCH_INPUT:
-                raise BadInput(
+                raise ShapeNeedsImage(
                     _("{option} {value} takes the shape of an input image: attach one, or pick another {option}.",
-                      option=key, value=MATCH_INPUT)
+                      option=key, value=MATCH_INPUT),
+                    model=spec.name, option=key, value=MATCH_INPUT,
                 )  # fmt: skip
 
 

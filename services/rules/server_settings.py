@@ -36,6 +36,17 @@ class Effective:
     source: str  # "server", "built-in"
 
 
+MODEL_SETTINGS = ("model", EDIT_MODEL_SETTING, VARIATION_MODEL_SETTING)
+
+
+def shown_value(name: str, value: object) -> object:
+    """A setting's value as replies show it: a model by its short name (flux-dev), as everywhere else."""
+    if name not in MODEL_SETTINGS or not isinstance(value, str):
+        return value
+    spec = CATALOGUE.get(value)
+    return spec.name if spec is not None else value.rsplit("/", maxsplit=1)[-1]
+
+
 def empty(guild_id: int) -> GuildSettings:
     return GuildSettings(guild_id=guild_id, defaults={}, allowed_models=None, limits={}, updated_at=time.time())
 

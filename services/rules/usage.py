@@ -59,7 +59,11 @@ def since(now: float, days: int) -> float:
 def report(periods: Sequence[Period]) -> Text:
     """Each period with a bar per model (its share of the period's cost) and the top members."""
     lines: list[Text] = []
+    shown: list[Period] = []
     for period in periods:
+        if shown and _same(period, shown[-1]):
+            continue  # a longer window with nothing more in it: said once, below, instead of repeated
+        shown.append(period)
         total = period.total
         lines.append(
             _n(
@@ -99,8 +103,25 @@ def report(periods: Sequence[Period]) -> Text:
             ]
             lines.append(_("Top members: {members}", members=joined(tops, ", ")))
         lines.append(verbatim(""))
-    lines.append(_("Costs are estimates from the list prices; failed and canceled jobs are not counted."))
+    if same := _same_as_shown(periods, shown):
+        lines += [same, verbatim("")]
+    lines.append(_("Costs are estimates from the list prices; failed and cancelled jobs are not counted."))
     return joined(lines)
+
+
+def _same(longer: Period, shorter: Period) -> bool:
+    return (longer.total, longer.by_model, longer.top_users) == (shorter.total, shorter.by_model, shorter.top_users)
+
+
+def _same_as_shown(periods: Sequence[Period], shown: Sequence[Period]) -> Text | None:
+    """What the left-out periods are the same as (they are PERIODS: today, 7 and 30 days)."""
+    if len(periods) != len(PERIODS) or len(shown) == len(periods):
+        return None
+    if len(shown) == 1:
+        return _("**7 days** and **30 days**: the same as today.")
+    if shown[1] is periods[1]:
+        return _("**30 days**: the same as 7 days.")
+    return _("**7 days**: the same as today.")
 
 
 def _bar(value: int, widest: int) -> str:

@@ -95,6 +95,22 @@ class DuplicateJob(StoreError):
         self.job_id = job_id
 
 
+class InputImagesGone(StoreError):
+    """A job was to send stored input images again (a reroll), and some are no longer kept."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(f"input image(s) no longer stored: {', '.join(missing)}")
+        self.missing = list(missing)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one `prune_input_images` deleted."""
+
+    images: int = 0
+    bytes: int = 0
+
+
 class MigrationError(StoreError):
     """The migration files are missing or malformed, or one of them failed."""
 
@@ -126,7 +142,13 @@ class Store(ABC):
 
     @abstractmethod
     async def admit_job(
-        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+        self,
+        job: Job,
+        limits: Limits,
+        *,
+        now: float,
+        images: Sequence[InputImage] = (),
+        reused: Sequence[str] = (),
     ) -> Refusal | None:
         """Insert `job` if its user (and server) are within `limits`, in one atomic step; else say which limit.
 
@@ -135,6 +157,8 @@ class Store(ABC):
         PostgreSQL), so commands that race each other can never exceed a limit together. The job's
         `image_count` is the number of images it reserves. `images` (the input images its `input` refers
         to) are stored in the same transaction as by `put_input_image`, and only if the job is admitted.
+        `reused` names (by sha256) stored images the job will send again (a reroll): they are marked used
+        now, and if one is no longer stored `InputImagesGone` is raised and nothing is stored.
         """
 
     @abstractmethod
@@ -213,6 +237,15 @@ class Store(ABC):
     @abstractmethod
     async def get_input_image(self, sha256: str) -> InputImage | None:
         """The input image stored under this sha256, or None."""
+
+    @abstractmethod
+    async def input_image_sizes(self, sha256s: Sequence[str]) -> dict[str, int]:
+        """The size in bytes of each of these input images that is stored (the bytes are not read)."""
+
+    @abstractmethod
+    async def prune_input_images(self, *, unused_since: float, max_bytes: int | None) -> Pruned:
+        """Delete the input images last used before `unused_since`, then, while they total more than `max_bytes`
+        (None: no cap), the least recently used; never one that an unfinished job (ACTIVE) names."""
 
     @abstractmethod
     async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
@@ -338,6 +371,28 @@ _INT_FIELDS = frozenset(
     name for name, hint in _HINTS.items() if int in getattr(hint, "__args__", (hint,)) and name not in _TIME_FIELDS
 )
 _NULLABLE = frozenset(name for name, hint in _HINTS.items() if type(None) in getattr(hint, "__args__", ()))
+
+
+def unneeded(active_in: str) -> str:
+    """The condition that no unfinished job names an input image: its sha256 appears nowhere in their `input`
+    (a `stored:` reference) or `extra` (a link's stored copy). `active_in` is the backend's test of
+    `jobs.status` against ACTIVE. A job naming one by chance only keeps it longer."""
+    named = "LIKE '%' || input_images.sha256 || '%'"
+    return (
+        f"NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.status {active_in} AND (jobs.input {named} OR jobs.extra {named}))"  # noqa: S608
+    )
+
+
+def beyond_cap(rows: Sequence[RowLike], total: int, max_bytes: int) -> list[str]:
+    """Of (sha256, size_bytes) rows, least recently used first, the ones to delete to bring `total` within
+    `max_bytes`."""
+    doomed: list[str] = []
+    for row in rows:
+        if total <= max_bytes:
+            break
+        doomed.append(str(row[0]))
+        total -= int(row[1])
+    return doomed
 
 
 def job_params(job: Job) -> tuple[object, ...]:

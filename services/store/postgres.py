@@ -46,11 +46,14 @@ from services.store.base import (
     SCHEMA_MIGRATIONS_DDL,
     SCOPE_COLUMNS,
     DuplicateJob,
+    InputImagesGone,
     Migration,
     MigrationError,
+    Pruned,
     SpendRow,
     Store,
     StoreError,
+    beyond_cap,
     check_paging,
     check_statuses,
     counted_scopes,
@@ -65,6 +68,7 @@ from services.store.base import (
     load_json_object,
     load_migrations,
     pending,
+    unneeded,
     window_from_row,
     window_params,
     window_query,
@@ -105,10 +109,15 @@ _NOT_PRIVATE = f"(extra::jsonb -> '{PRIVATE_REPLY}') IS DISTINCT FROM 'true'::js
 _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
 _WINDOWS = {scope: window_query(scope, lambda n: f"${n}") for scope in SCOPE_COLUMNS}
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+# The same bytes again are one row, marked used now.
 _PUT_IMAGE = (
-    "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT (sha256) DO NOTHING"
+    "INSERT INTO input_images (sha256, content_type, data, created_at, used_at, size_bytes) "
+    "VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (sha256) DO UPDATE SET used_at = EXCLUDED.used_at"
 )
+# Admissions that store or reuse input images hold it shared, the pruning exclusively: no image is deleted
+# between an admission finding it and its job being stored (which then keeps it, as an unfinished job's).
+_IMAGES_LOCK = "SELECT pg_advisory_xact_lock{}(hashtextextended('input_images', 0))"
+_UNNEEDED = unneeded("= ANY($1::text[])")
 
 Operation = Callable[[Any, bool], Awaitable[T]]  # (connection, is_retry) -> result
 
@@ -234,7 +243,13 @@ class PostgresStore(Store):
         await self._run(op)
 
     async def admit_job(
-        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+        self,
+        job: Job,
+        limits: Limits,
+        *,
+        now: float,
+        images: Sequence[InputImage] = (),
+        reused: Sequence[str] = (),
     ) -> Refusal | None:
         params = job_params(job)
         in_guild = job.guild_id is not None
@@ -265,8 +280,11 @@ class PostgresStore(Store):
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None:
+                    if images or reused:
+                        await conn.execute(_IMAGES_LOCK.format("_shared"))
+                    await _touch(conn, reused, now)
                     for image in images:
-                        await conn.execute(_PUT_IMAGE, image.sha256, image.content_type, image.data, time.time())
+                        await conn.execute(_PUT_IMAGE, *_image_params(image, now))
                     await conn.execute(_INSERT_JOB, *params)
                 return refusal
 
@@ -387,7 +405,7 @@ class PostgresStore(Store):
     # Input images
 
     async def put_input_image(self, image: InputImage) -> None:
-        await self._execute(_PUT_IMAGE, image.sha256, image.content_type, image.data, time.time())
+        await self._execute(_PUT_IMAGE, *_image_params(image, time.time()))
 
     async def get_input_image(self, sha256: str) -> InputImage | None:
         async def op(conn: Any, _retry: bool) -> Any:
@@ -395,6 +413,45 @@ class PostgresStore(Store):
 
         row = await self._run(op)
         return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
+
+    async def input_image_sizes(self, sha256s: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(sha256s))
+        if not wanted:
+            return {}
+
+        async def op(conn: Any, _retry: bool) -> list[Any]:
+            return list(
+                await conn.fetch("SELECT sha256, size_bytes FROM input_images WHERE sha256 = ANY($1::text[])", wanted)
+            )
+
+        return {str(row[0]): int(row[1]) for row in await self._run(op)}
+
+    async def prune_input_images(self, *, unused_since: float, max_bytes: int | None) -> Pruned:
+        # Safe to retry: a first attempt that committed deleted rows a second one no longer finds.
+        async def op(conn: Any, _retry: bool) -> list[int]:
+            async with conn.transaction():
+                await conn.execute(_IMAGES_LOCK.format(""))
+                expired = await conn.fetch(
+                    f"DELETE FROM input_images WHERE used_at < $2 AND {_UNNEEDED} RETURNING size_bytes",  # noqa: S608
+                    list(ACTIVE),
+                    float(unused_since),
+                )
+                freed = [int(row[0]) for row in expired]
+                total = int(await conn.fetchval("SELECT COALESCE(SUM(size_bytes), 0) FROM input_images") or 0)
+                if max_bytes is not None and total > max_bytes:
+                    rows = await conn.fetch(
+                        f"SELECT sha256, size_bytes FROM input_images WHERE {_UNNEEDED} ORDER BY used_at, sha256",  # noqa: S608
+                        list(ACTIVE),
+                    )
+                    doomed = beyond_cap(rows, total, max_bytes)
+                    deleted = await conn.fetch(
+                        "DELETE FROM input_images WHERE sha256 = ANY($1::text[]) RETURNING size_bytes", doomed
+                    )
+                    freed += [int(row[0]) for row in deleted]
+                return freed
+
+        freed = await self._run(op)
+        return Pruned(len(freed), sum(freed))
 
     async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
         async def op(conn: Any, _retry: bool) -> list[Any]:
@@ -544,3 +601,20 @@ class PostgresStore(Store):
         except TimeoutError:
             log.warning("PostgreSQL pool did not close within %.0f s; terminating it", CLOSE_TIMEOUT)
             self._pool.terminate()
+
+
+def _image_params(image: InputImage, now: float) -> tuple[object, ...]:
+    return (image.sha256, image.content_type, image.data, float(now), len(image.data))
+
+
+async def _touch(conn: Any, sha256s: Sequence[str], now: float) -> None:
+    """Mark stored input images used now; InputImagesGone if some are not stored."""
+    wanted = list(dict.fromkeys(sha256s))
+    if not wanted:
+        return
+    rows = await conn.fetch(
+        "UPDATE input_images SET used_at = $1 WHERE sha256 = ANY($2::text[]) RETURNING sha256", float(now), wanted
+    )
+    found = {str(row[0]) for row in rows}
+    if missing := [sha256 for sha256 in wanted if sha256 not in found]:
+        raise InputImagesGone(missing)

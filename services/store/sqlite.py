@@ -24,11 +24,14 @@ from services.store.base import (
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     DuplicateJob,
+    InputImagesGone,
     Migration,
     MigrationError,
+    Pruned,
     SpendRow,
     Store,
     StoreError,
+    beyond_cap,
     check_paging,
     check_statuses,
     counted_scopes,
@@ -43,6 +46,7 @@ from services.store.base import (
     load_json_object,
     load_migrations,
     pending,
+    unneeded,
     window_from_row,
     window_params,
     window_query,
@@ -64,10 +68,12 @@ _NOT_PRIVATE = f"json_extract(extra, '$.{PRIVATE_REPLY}') IS NOT 1"
 _IMAGES_SINCE = (
     f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
 )
+# The same bytes again are one row, marked used now.
 _PUT_IMAGE = (
-    "INSERT INTO input_images (sha256, content_type, data, created_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (sha256) DO NOTHING"
+    "INSERT INTO input_images (sha256, content_type, data, created_at, used_at, size_bytes) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET used_at = excluded.used_at"
 )
+_UNNEEDED = unneeded(f"IN ({_ACTIVE_IN})")
 
 
 class SqliteStore(Store):
@@ -149,7 +155,13 @@ class SqliteStore(Store):
             await self._insert(job, params)
 
     async def admit_job(
-        self, job: Job, limits: Limits, *, now: float, images: Sequence[InputImage] = ()
+        self,
+        job: Job,
+        limits: Limits,
+        *,
+        now: float,
+        images: Sequence[InputImage] = (),
+        reused: Sequence[str] = (),
     ) -> Refusal | None:
         params = job_params(job)
         conn = self._conn
@@ -172,8 +184,9 @@ class SqliteStore(Store):
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None:
+                    await self._touch(reused, now)
                     for image in images:
-                        await conn.execute(_PUT_IMAGE, _image_params(image))
+                        await conn.execute(_PUT_IMAGE, _image_params(image, now))
                     await self._insert(job, params)
                 await conn.execute("COMMIT")
             except BaseException:
@@ -273,7 +286,7 @@ class SqliteStore(Store):
 
     async def put_input_image(self, image: InputImage) -> None:
         async with self._lock:
-            await self._conn.execute(_PUT_IMAGE, _image_params(image))
+            await self._conn.execute(_PUT_IMAGE, _image_params(image, time.time()))
 
     async def get_input_image(self, sha256: str) -> InputImage | None:
         async with self._lock:
@@ -282,6 +295,44 @@ class SqliteStore(Store):
             )
             row = await cursor.fetchone()
         return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
+
+    async def input_image_sizes(self, sha256s: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(sha256s))
+        if not wanted:
+            return {}
+        sql = f"SELECT sha256, size_bytes FROM input_images WHERE sha256 IN ({', '.join('?' for _ in wanted)})"  # noqa: S608
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, wanted)
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def prune_input_images(self, *, unused_since: float, max_bytes: int | None) -> Pruned:
+        conn = self._conn
+        async with self._lock:
+            # The write lock first: an admission storing or reusing images waits, and is counted after.
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                expired = await conn.execute_fetchall(
+                    f"DELETE FROM input_images WHERE used_at < ? AND {_UNNEEDED} RETURNING size_bytes",  # noqa: S608
+                    (float(unused_since), *ACTIVE),
+                )
+                freed = [int(row[0]) for row in expired]
+                total = int(await self._value("SELECT COALESCE(SUM(size_bytes), 0) FROM input_images", ()) or 0)
+                if max_bytes is not None and total > max_bytes:
+                    rows = await conn.execute_fetchall(
+                        f"SELECT sha256, size_bytes FROM input_images WHERE {_UNNEEDED} ORDER BY used_at, sha256",  # noqa: S608
+                        ACTIVE,
+                    )
+                    for sha256 in beyond_cap(list(rows), total, max_bytes):
+                        cursor = await conn.execute(
+                            "DELETE FROM input_images WHERE sha256 = ? RETURNING size_bytes", (sha256,)
+                        )
+                        freed += [int(row[0]) for row in await cursor.fetchall()]
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+        return Pruned(len(freed), sum(freed))
 
     async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
         sql = (
@@ -429,6 +480,19 @@ class SqliteStore(Store):
                 raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
             raise StoreError(f"job {job.id!r} was refused: {message}") from exc
 
+    async def _touch(self, sha256s: Sequence[str], now: float) -> None:
+        """Mark stored input images used now; InputImagesGone if some are not stored. The caller holds the lock."""
+        wanted = list(dict.fromkeys(sha256s))
+        if not wanted:
+            return
+        rows = await self._conn.execute_fetchall(
+            f"UPDATE input_images SET used_at = ? WHERE sha256 IN ({', '.join('?' for _ in wanted)}) RETURNING sha256",  # noqa: S608
+            (float(now), *wanted),
+        )
+        found = {str(row[0]) for row in rows}
+        if missing := [sha256 for sha256 in wanted if sha256 not in found]:
+            raise InputImagesGone(missing)
+
     async def _row(self, sql: str, params: Sequence[object]) -> Any:
         """The first row; the caller holds the lock."""
         cursor = await self._conn.execute(sql, params)
@@ -444,8 +508,8 @@ class SqliteStore(Store):
             return await self._value(sql, params)
 
 
-def _image_params(image: InputImage) -> tuple[object, ...]:
-    return (image.sha256, image.content_type, image.data, time.time())
+def _image_params(image: InputImage, now: float) -> tuple[object, ...]:
+    return (image.sha256, image.content_type, image.data, float(now), float(now), len(image.data))
 
 
 def _numbered(n: int) -> str:
