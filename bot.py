@@ -29,7 +29,7 @@ from services.cometapi.service import PredictionService
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
 from services.jobs.admission import Admission
-from services.jobs.leases import LeaseTerms
+from services.jobs.leases import LeaseFence, LeaseTerms
 from services.jobs.runner import JobRunner
 from services.jobs.settlement import Settlement
 from services.loopwatch import LoopWatch
@@ -146,14 +146,16 @@ class FluxBot(commands.AutoShardedBot):
             self._opened_store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
         self.store = self._opened_store
         self.service = await self._resources.enter_async_context(PredictionService.open(self.settings))
-        self.display = DiscordDisplay(self)
+        # What each job's Discord calls, API calls and store writes are checked against (services/jobs/leases.py).
+        fence = LeaseFence(self.store, self.lease)
+        self.display = DiscordDisplay(self, fence)
         self.runner = JobRunner(
             self.service,
             self.store,
             self.display,
             max_concurrent=self.settings.max_concurrent_predictions,
             input_image_mode=self.settings.input_image_mode,
-            lease=self.lease,
+            fence=fence,
             metrics=self.metrics,
             settlement=Settlement(
                 Pricing(self.settings.model_prices), count_failed=self.settings.count_failed_predictions

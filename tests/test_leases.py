@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 
 import asyncpg
+import pytest
 
 from services.jobs.runner import Delivery
 from services.store.base import job_from_row
@@ -64,10 +65,54 @@ async def test_a_live_lease_is_kept_by_its_owner_and_refused_to_others(store):
     assert [j.id for j in await store.expired_leases(now)] == [expired.id]  # no lease is not an expired one
     assert await store.claim_lease(no_lease.id, "c", now + LEASE, now=now) is not None
     assert await store.claim_lease(live.id, "c", now + LEASE, now=now, force=True) is not None  # one process: ours
-    await store.transition(expired.id, ["queued"], "succeeded")
+    await store.transition(expired.id, ["queued"], "succeeded", owner=None)
     assert await store.claim_lease(expired.id, "c", now + LEASE, now=now) is None  # finished jobs are nobody's
     assert await store.release_leases("c") == 2
     assert {j.id for j in await store.expired_leases(now)} == {live.id, no_lease.id}
+
+
+async def test_a_job_write_names_the_lease_holder_and_another_process_s_write_is_refused(store):
+    """A process that lost a job (it was paused past its lease and another adopted it) can no longer write to it:
+    neither move it on nor set its fields. The create it made meanwhile is still recorded, never lost."""
+    now = time.time()
+    job = leased("a", now - 1)
+    await store.create_job(job)
+    assert await store.claim_lease(job.id, "b", now + LEASE, now=now) is not None  # b adopts it
+    assert await store.transition(job.id, ["queued"], "submitting", owner="a") is None
+    assert await store.update_job(job.id, owner="a", extra={"posted": {"0": 1}}) is False
+    assert (await store.get_job(job.id)).status == "queued"
+    assert await store.transition(job.id, ["queued"], "submitting", owner="b") is not None
+    assert await store.update_job(job.id, owner="b", message_id=7) is True
+    assert await store.transition(job.id, ["submitting"], "failed", owner="b", error="interrupted") is not None
+    # a's create, sent before the adoption, came back: its id is kept on the job, once
+    assert await store.record_prediction(job.id, "pred-a") is True
+    assert await store.record_prediction(job.id, "pred-other") is False
+    stored = await store.get_job(job.id)
+    assert (stored.status, stored.prediction_id, stored.message_id, stored.extra) == ("failed", "pred-a", 7, {})
+
+
+async def test_the_fence_lets_a_process_act_only_while_its_last_renewal_is_younger_than_the_lease(store):
+    """A pause (here: a clock jumped forward) takes the proof away; on waking the process renews before acting,
+    and stops for good on a job another process adopted meanwhile."""
+    from services.jobs.leases import LeaseFence, LeaseLost, LeaseTerms
+
+    clock = [1000.0]
+    fence = LeaseFence(store, LeaseTerms(LEASE, "a"), clock=lambda: clock[0])
+    now = time.time()
+    kept, adopted = leased("a", now + LEASE), leased("a", now + LEASE)
+    for job in (kept, adopted):
+        await store.create_job(job)
+        fence.admitted(job)
+    assert fence.holds(kept.id) and fence.holds(adopted.id)
+    clock[0] += LEASE + 1  # paused past the lease
+    assert not fence.holds(kept.id)
+    await store.update_job(adopted.id, owner=None, lease_expires_at=now - 1)  # its lease ran out meanwhile...
+    assert await store.claim_lease(adopted.id, "b", time.time() + LEASE, now=time.time()) is not None  # ...b took it
+    await fence.check(kept.id)  # renewed: no one took this one
+    assert fence.holds(kept.id)
+    with pytest.raises(LeaseLost):
+        await fence.check(adopted.id)
+    assert (await store.get_job(adopted.id)).lease_owner == "b"
 
 
 # --- a live process -------------------------------------------------------------------------------------------
@@ -220,7 +265,9 @@ async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with
                         return current is not None and current.status == "running"
 
                     await until(running, what="the job running in A")
-                    await store_a.update_job(job.id, lease_expires_at=time.time() - 1)  # A stalled past its lease
+                    await store_a.update_job(
+                        job.id, owner=None, lease_expires_at=time.time() - 1
+                    )  # A stalled past its lease
                     assert await b.adopt() == 1
                     await a.renew()
                     await asyncio.gather(task, return_exceptions=True)
