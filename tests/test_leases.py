@@ -8,7 +8,8 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 import asyncpg
 import pytest
@@ -19,10 +20,11 @@ from services.store.models import TERMINAL, Job
 from tests.conftest import postgres_schema, postgres_test_url
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
+from tests.fakes.discord_models import make_fault
 from tests.test_admission import new_job
-from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, until
-from tests.test_faults_process import assert_clean_log, assert_one_create_each, start_bot, stop_bot
-from tests.test_imagine import imagine, setup_guild, started_job
+from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, served_files, until
+from tests.test_faults_process import NthRequest, assert_clean_log, assert_one_create_each, start_bot, stop_bot
+from tests.test_imagine import add_member, imagine, setup_guild, started_job
 
 LEASE = 30.0
 
@@ -285,3 +287,158 @@ async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with
     assert done is not None and (done.status, done.lease_owner) == ("succeeded", "B")
     assert (shown_a.delivered, shown_a.failures, shown_b.failures) == ([], [], [])
     assert len(comet.creates()) == 1
+
+
+# --- a process paused past its lease (SIGSTOP), two real processes on PostgreSQL --------------------------
+
+
+@dataclass
+class Paused:
+    """The jobs a test fired at process A, and how to tell A is where the test wants to pause it."""
+
+    sent: list[Sent]
+    at_stage: Callable[[], Awaitable[bool]]
+
+
+async def paused_while_queued(world, guild, channel, jobs: Callable[[], Awaitable[dict[str, Job]]]) -> Paused:
+    """One job generating slowly, the other waiting behind it in A's queue (one prediction at a time)."""
+    world.comet.queue_outcome(Outcome(duration=4.0))
+    sent = await burst(world, guild, channel, 2, "queued")
+
+    async def at_stage() -> bool:
+        found = await jobs()
+        first = found.get(sent[0].prompt)
+        polled = first is not None and first.prediction_id in world.comet.predictions
+        polled = polled and bool(world.comet.predictions[first.prediction_id].gets)
+        return polled and Counter(j.status for j in found.values()) == Counter({"running": 1, "queued": 1})
+
+    return Paused(sent, at_stage)
+
+
+async def paused_while_running(world, guild, channel, jobs: Callable[[], Awaitable[dict[str, Job]]]) -> Paused:
+    """The job generating, A polling its prediction."""
+    world.comet.queue_outcome(Outcome(duration=4.0))
+    sent = await burst(world, guild, channel, 1, "running")
+
+    async def at_stage() -> bool:
+        return any(p.gets for p in world.comet.predictions.values())
+
+    return Paused(sent, at_stage)
+
+
+async def paused_while_downloading(world, guild, channel, jobs: Callable[[], Awaitable[dict[str, Job]]]) -> Paused:
+    """The prediction done, A downloading its image (the file is served 2 s late)."""
+    world.comet.inject("file", status=None, delay=2.0)
+    sent = await burst(world, guild, channel, 1, "downloading")
+
+    async def at_stage() -> bool:
+        return bool(world.comet.requests_for("file"))
+
+    return Paused(sent, at_stage)
+
+
+async def paused_while_posting(world, guild, channel, jobs: Callable[[], Awaitable[dict[str, Job]]]) -> Paused:
+    """Four images, one per message (the reply and three more): A paused once the second message was made, its
+    answer held on the way back."""
+    d = world.discord
+    held = make_fault("POST", rf"^/channels/{channel.id}/messages$", None, hold=2.0)
+    d.faults.append(NthRequest(**vars(held), n=1, fake=d))
+    user = add_member(world, guild, "posting")
+    options = {"prompt": "posting 0", "model": "flux-dev", "num_outputs": 4}
+    handle = await d.slash_command(guild, channel, user, "imagine", options, attachment_size_limit=40_000)
+
+    async def at_stage() -> bool:
+        return any(r.held for r in d.requests)
+
+    return Paused([Sent(user, "posting 0", handle)], at_stage)
+
+
+PAUSES = {
+    "queued": paused_while_queued,
+    "running": paused_while_running,
+    "downloading": paused_while_downloading,
+    "posting": paused_while_posting,
+}
+
+
+@pytest.mark.parametrize("stage", list(PAUSES))
+async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_another_took_over(world, tmp_path, stage):
+    """Process A is stopped (SIGSTOP) with work in hand; B adopts its jobs once their leases run out and delivers
+    them. When A wakes, it finds each job taken over and stops: no edit, post, upload or API call for them, so
+    each message ends as B's result, with each image posted once and one create per job."""
+    d = world.discord
+    guild = d.add_guild("g0", guild_id=1000 << 22)  # on shard 0 of 2: process A's
+    channel = d.add_channel(guild, "images")
+    admin = await asyncpg.connect(postgres_test_url())
+    try:
+        async with postgres_schema() as schema:
+            env = {
+                "DATABASE_URL": f"{postgres_test_url()}?search_path={schema}",
+                "SHARD_COUNT": "2",
+                "MAX_CONCURRENT_PREDICTIONS": "1",
+                "JOB_LEASE_SECONDS": "3",
+            }
+            log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+            a = await start_bot(world, tmp_path, log_a, SHARD_IDS="0", **env)
+            b = await start_bot(world, tmp_path, log_b, SHARD_IDS="1", **env)
+            try:
+                sent: list[Sent] = []
+
+                async def jobs() -> dict[str, Job]:
+                    return await pg_jobs(admin, schema, sent)
+
+                paused = await PAUSES[stage](world, guild, channel, jobs)
+                sent.extend(paused.sent)
+                await until(paused.at_stage, timeout=20, what=f"process A {stage}")
+                a.send_signal(signal.SIGSTOP)
+                owner_a = {j.lease_owner for j in (await jobs()).values()}
+                assert len(owner_a) == 1 and len(await jobs()) == len(sent)
+
+                async def all_ended() -> dict[str, Job] | None:
+                    found = await jobs()
+                    return found if all(j.status in TERMINAL for j in found.values()) else None
+
+                ended = await until(all_ended, timeout=60, what="B adopting and finishing A's jobs")
+                woke = time.monotonic()
+                a.send_signal(signal.SIGCONT)
+
+                # A wakes with work in hand for each job (a poll, a place in line, a download, a post); it finds
+                # each taken over and says so once it has stopped.
+                def stopped_each() -> bool:
+                    text = log_a.read_text()
+                    return all(f"Job {j.id}: another process took it over" in text for j in ended.values())
+
+                await until(stopped_each, timeout=30, what="A stopping its work on every job")
+            finally:
+                for process in (a, b):
+                    if process.returncode is None:
+                        process.send_signal(signal.SIGCONT)
+                await stop_bot(a, log_a)
+                await stop_bot(b, log_b)
+    finally:
+        await admin.close()
+
+    for job in ended.values():
+        assert job.status == "succeeded" and job.lease_owner not in owner_a, (job.status, job.error)
+    # Nothing went out for those jobs from A after it woke (B was done with them by then).
+    assert [(r.method, r.path) for r in world.comet.requests if r.t >= woke] == []
+    about_jobs = ("/channels/", "/webhooks/", "/interactions/")
+    assert [(r.method, r.path) for r in d.requests if r.at >= woke and r.path.startswith(about_jobs)] == []
+    assert_one_create_each(world, ended)
+    if stage == "posting":
+        [s] = sent
+        job = ended[s.prompt]
+        assert job.prediction_id is not None and job.image_count == 4
+        posted = [m for m in d.messages_in(channel) if m.attachments]
+        assert [b for m in posted for b in m.attachment_bytes()] == served_files(world, job.prediction_id)
+        assert posted[0].id == s.handle.original_message_id
+    else:
+        for s in sent:
+            await assert_delivered(world, s, ended[s.prompt])
+            result = [e for e in d.edits_of(s.handle.original_message_id) if e.new_attachments]
+            assert len(result) == 1  # one upload, B's; nothing edited after it
+            assert d.edits_of(s.handle.original_message_id)[-1] is result[0]
+        assert len([m for m in d.messages_in(channel) if m.attachments]) == len(sent)  # one message with images each
+    assert "renewed no lease for" in log_a.read_text()  # A noticed it had been paused past its leases
+    assert_clean_log(log_a)
+    assert_clean_log(log_b)

@@ -217,18 +217,20 @@ class JobRunner:
 
     async def keep_leases(self, *, adopt: bool) -> None:
         """Renew this process's leases for as long as it runs; with `adopt`, also take over dead processes' jobs."""
+        last = time.monotonic()
         while True:
-            slept = time.monotonic()
             await asyncio.sleep(self.lease.renew_every)
-            stalled = time.monotonic() - slept - self.lease.renew_every
-            if stalled > self.lease.seconds - self.lease.renew_every:
-                # Paused (SIGSTOP, a frozen VM) or starved: other processes may have adopted its jobs meanwhile.
-                # Its jobs' fences already stop them; this renewal tells which are still its own.
+            now = time.monotonic()
+            if now - last > self.lease.seconds:
+                # Paused (SIGSTOP, a frozen VM) or starved: other processes may have adopted its jobs meanwhile. The
+                # jobs' fences already hold them back; this renewal tells which are still this process's.
                 log.warning(
-                    "This process did not run for %.1f s, past its %.0f s leases: renewing them before any job goes on",
-                    stalled + self.lease.renew_every,
+                    "This process renewed no lease for %.1f s, longer than leases last (%.0f s): it was paused or "
+                    "starved; each job proves its lease again before going on",
+                    now - last,
                     self.lease.seconds,
                 )
+            last = now
             try:
                 await self.renew()
                 if adopt:
@@ -508,11 +510,12 @@ class JobRunner:
             image_count=shown,
             settled_microusd=settled,
         )
-        if done is not None:
-            self.counts["delivered"] += 1
-            self.metrics.job_ended(JobStatus.SUCCEEDED, job.model)
-            if done.delivered_at is not None and done.completed_at is not None:
-                self.metrics.delivered(job.model, done.delivered_at - done.completed_at)
+        if done is None:
+            raise Superseded()  # another process ended it meanwhile (it took the job over)
+        self.counts["delivered"] += 1
+        self.metrics.job_ended(JobStatus.SUCCEEDED, job.model)
+        if done.delivered_at is not None and done.completed_at is not None:
+            self.metrics.delivered(job.model, done.delivered_at - done.completed_at)
 
     async def _wait_for_slot(self, job: Job, waiter: asyncio.Future[None]) -> None:
         """Wait in line, showing the place in line when it changes, and now and then the elapsed time.
