@@ -307,10 +307,11 @@ async def paused_while_queued(world, guild, channel, jobs: Callable[[], Awaitabl
 
     async def at_stage() -> bool:
         found = await jobs()
-        first = found.get(sent[0].prompt)
-        polled = first is not None and first.prediction_id in world.comet.predictions
-        polled = polled and bool(world.comet.predictions[first.prediction_id].gets)
-        return polled and Counter(j.status for j in found.values()) == Counter({"running": 1, "queued": 1})
+        if Counter(j.status for j in found.values()) != Counter({"running": 1, "queued": 1}):
+            return False
+        [running] = [j for j in found.values() if j.status == "running"]
+        prediction = world.comet.predictions.get(running.prediction_id or "")
+        return prediction is not None and bool(prediction.gets)  # A is polling it
 
     return Paused(sent, at_stage)
 
