@@ -1,6 +1,8 @@
-"""Processes that cover for each other: job leases in the store (a compare-and-set claim, renewal, expiry), and two
-real `python bot.py` processes on PostgreSQL where one is killed for good with jobs in every stage and the other
-adopts and finishes them, each created exactly once."""
+"""Processes that cover for each other: job leases in the store (a compare-and-set claim, renewal, expiry, writes
+conditional on the lease), the fence a process checks before acting on a job, and two real `python bot.py`
+processes on PostgreSQL: one killed for good with jobs in every stage, whose jobs the other adopts and finishes,
+each created exactly once; and one paused (SIGSTOP) while its job is queued, running, downloading or posting,
+which on waking does nothing more for the jobs the other took over."""
 
 from __future__ import annotations
 
