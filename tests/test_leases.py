@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -356,7 +358,8 @@ async def paused_while_posting(world, guild, channel, jobs: Callable[[], Awaitab
     return Paused([Sent(user, "posting 0", handle)], at_stage)
 
 
-PAUSES = {
+Place = Callable[[Any, Any, Any, Callable[[], Awaitable[dict[str, Job]]]], Awaitable[Paused]]
+PAUSES: dict[str, Place] = {
     "queued": paused_while_queued,
     "running": paused_while_running,
     "downloading": paused_while_downloading,
@@ -364,14 +367,22 @@ PAUSES = {
 }
 
 
-@pytest.mark.parametrize("stage", list(PAUSES))
-async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_another_took_over(world, tmp_path, stage):
-    """Process A is stopped (SIGSTOP) with work in hand; B adopts its jobs once their leases run out and delivers
-    them. When A wakes, it finds each job taken over and stops: no edit, post, upload or API call for them, so
-    each message ends as B's result, with each image posted once and one create per job."""
-    d = world.discord
-    guild = d.add_guild("g0", guild_id=1000 << 22)  # on shard 0 of 2: process A's
-    channel = d.add_channel(guild, "images")
+@dataclass
+class AfterPause:
+    """What two processes did when A was paused, its jobs adopted and finished by B, then A woke."""
+
+    sent: list[Sent]
+    owner_a: str
+    ended: dict[str, Job]  # each job as stored once both processes stopped
+    woke: float  # monotonic time A was woken (B was done with the jobs)
+    log_a: Path
+    log_b: Path
+
+
+async def pause_and_wake(world, tmp_path: Path, guild, channel, place: Place, what: str) -> AfterPause:
+    """A and B, two `python bot.py` on PostgreSQL (A takes the commands); A is stopped (SIGSTOP) once `place` says
+    so, woken (SIGCONT) once B has adopted and ended every job, then both are stopped once A says it stopped its
+    work on each job."""
     admin = await asyncpg.connect(postgres_test_url())
     try:
         async with postgres_schema() as schema:
@@ -384,29 +395,29 @@ async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_anot
             log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
             a = await start_bot(world, tmp_path, log_a, SHARD_IDS="0", **env)
             b = await start_bot(world, tmp_path, log_b, SHARD_IDS="1", **env)
+            sent: list[Sent] = []
+
+            async def jobs() -> dict[str, Job]:
+                return await pg_jobs(admin, schema, sent)
+
             try:
-                sent: list[Sent] = []
-
-                async def jobs() -> dict[str, Job]:
-                    return await pg_jobs(admin, schema, sent)
-
-                paused = await PAUSES[stage](world, guild, channel, jobs)
+                paused = await place(world, guild, channel, jobs)
                 sent.extend(paused.sent)
-                await until(paused.at_stage, timeout=20, what=f"process A {stage}")
+                await until(paused.at_stage, timeout=20, what=f"process A {what}")
                 a.send_signal(signal.SIGSTOP)
-                owner_a = {j.lease_owner for j in (await jobs()).values()}
-                assert len(owner_a) == 1 and len(await jobs()) == len(sent)
+                [owner_a] = {j.lease_owner for j in (await jobs()).values()}
+                assert owner_a is not None and len(await jobs()) == len(sent)
 
                 async def all_ended() -> dict[str, Job] | None:
                     found = await jobs()
                     return found if all(j.status in TERMINAL for j in found.values()) else None
 
-                ended = await until(all_ended, timeout=60, what="B adopting and finishing A's jobs")
+                ended = await until(all_ended, timeout=60, what="B adopting and ending A's jobs")
                 woke = time.monotonic()
                 a.send_signal(signal.SIGCONT)
 
-                # A wakes with work in hand for each job (a poll, a place in line, a download, a post); it finds
-                # each taken over and says so once it has stopped.
+                # A wakes with work in hand for each job (a poll, a place in line, a download, a post, a create in
+                # the air); it finds each taken over and says so once it has stopped.
                 def stopped_each() -> bool:
                     text = log_a.read_text()
                     return all(f"Job {j.id}: another process took it over" in text for j in ended.values())
@@ -418,11 +429,24 @@ async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_anot
                         process.send_signal(signal.SIGCONT)
                 await stop_bot(a, log_a)
                 await stop_bot(b, log_b)
+            return AfterPause(sent, owner_a, await jobs(), woke, log_a, log_b)
     finally:
         await admin.close()
 
+
+@pytest.mark.parametrize("stage", list(PAUSES))
+async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_another_took_over(world, tmp_path, stage):
+    """Process A is stopped (SIGSTOP) with work in hand; B adopts its jobs once their leases run out and delivers
+    them. When A wakes, it finds each job taken over and stops: no edit, post, upload or API call for them, so
+    each message ends as B's result, with each image posted once and one create per job."""
+    d = world.discord
+    guild = d.add_guild("g0", guild_id=1000 << 22)  # on shard 0 of 2: process A's
+    channel = d.add_channel(guild, "images")
+    run = await pause_and_wake(world, tmp_path, guild, channel, PAUSES[stage], stage)
+    sent, ended, woke, log_a, log_b = run.sent, run.ended, run.woke, run.log_a, run.log_b
+
     for job in ended.values():
-        assert job.status == "succeeded" and job.lease_owner not in owner_a, (job.status, job.error)
+        assert job.status == "succeeded" and job.lease_owner != run.owner_a, (job.status, job.error)
     # Nothing went out for those jobs from A after it woke (B was done with them by then).
     assert [(r.method, r.path) for r in world.comet.requests if r.t >= woke] == []
     about_jobs = ("/channels/", "/webhooks/", "/interactions/")
@@ -445,3 +469,37 @@ async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_anot
     assert "renewed no lease for" in log_a.read_text()  # A noticed it had been paused past its leases
     assert_clean_log(log_a)
     assert_clean_log(log_b)
+
+
+async def test_a_create_in_the_air_when_its_process_was_paused_is_recorded_and_never_sent_again(world, tmp_path):
+    """A is stopped while its create is on the way (the API made the prediction, its answer is late); B adopts
+    the job mid-create and fails it, as it must (never sent twice). When A wakes, the create's answer arrives: its
+    prediction id is kept on the job, and the prediction nobody will deliver is cancelled."""
+    d = world.discord
+    guild = d.add_guild("g0", guild_id=1000 << 22)  # on shard 0 of 2: process A's
+    channel = d.add_channel(guild, "images")
+
+    async def creating(world, guild, channel, jobs) -> Paused:
+        world.comet.inject("create", status=None, delay=2.0)
+        sent = await burst(world, guild, channel, 1, "creating")
+
+        async def at_stage() -> bool:
+            return bool(world.comet.predictions)  # the create was made, its answer is held 2 s
+
+        return Paused(sent, at_stage)
+
+    run = await pause_and_wake(world, tmp_path, guild, channel, creating, "creating")
+    [s] = run.sent
+    job = run.ended[s.prompt]
+    [prediction_id] = list(world.comet.predictions)
+    assert job.lease_owner != run.owner_a
+    await assert_told(world, s, job, "failed", "while starting", "not sent again")  # B's end, left as it is
+    assert job.prediction_id == prediction_id  # recorded by A, though the job was B's by then
+    assert_one_create_each(world, run.ended)
+    after = [(r.method, r.path) for r in world.comet.requests if r.t >= run.woke]
+    assert after == [("POST", f"/replicate/v1/predictions/{prediction_id}/cancel")]
+    assert world.comet.predictions[prediction_id].cancel_requested
+    assert [r for r in d.requests if r.at >= run.woke and r.path.startswith(("/channels/", "/webhooks/"))] == []
+    assert "taken over while its prediction" in run.log_a.read_text()
+    assert_clean_log(run.log_a)
+    assert_clean_log(run.log_b)
