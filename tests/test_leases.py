@@ -302,6 +302,8 @@ class Paused:
 
     sent: list[Sent]
     at_stage: Callable[[], Awaitable[bool]]
+    # Whether B has shown every end (a failure is stored before it is shown; a result after): None, stored is shown.
+    shown: Callable[[], bool] | None = None
 
 
 async def paused_while_queued(world, guild, channel, jobs: Callable[[], Awaitable[dict[str, Job]]]) -> Paused:
@@ -413,6 +415,8 @@ async def pause_and_wake(world, tmp_path: Path, guild, channel, place: Place, wh
                     return found if all(j.status in TERMINAL for j in found.values()) else None
 
                 ended = await until(all_ended, timeout=60, what="B adopting and ending A's jobs")
+                if paused.shown is not None:
+                    await until(paused.shown, what="B showing how the jobs ended")
                 woke = time.monotonic()
                 a.send_signal(signal.SIGCONT)
 
@@ -486,7 +490,11 @@ async def test_a_create_in_the_air_when_its_process_was_paused_is_recorded_and_n
         async def at_stage() -> bool:
             return bool(world.comet.predictions)  # the create was made, its answer is held 2 s
 
-        return Paused(sent, at_stage)
+        def shown() -> bool:
+            message = sent[0].handle.original_message()
+            return message is not None and "not sent again" in message.content
+
+        return Paused(sent, at_stage, shown)
 
     run = await pause_and_wake(world, tmp_path, guild, channel, creating, "creating")
     [s] = run.sent
