@@ -31,7 +31,7 @@ from services.cometapi.service import PredictionService
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
 from services.jobs.admission import Admission
-from services.jobs.leases import LeaseTerms
+from services.jobs.leases import LeaseFence, LeaseTerms
 from services.jobs.retention import Retention, keep_pruning
 from services.jobs.runner import JobRunner
 from services.jobs.settlement import Settlement
@@ -142,7 +142,9 @@ class FluxBot(commands.AutoShardedBot):
         self.service = await self._resources.enter_async_context(
             PredictionService.open(self.settings.api(), typical_seconds=typical_seconds())
         )
-        self.display = DiscordDisplay(self, self.job_buttons)
+        # What each job's Discord calls, API calls and store writes are checked against (services/jobs/leases.py).
+        fence = LeaseFence(self.store, self.lease)
+        self.display = DiscordDisplay(self, fence, self.job_buttons)
         policy = self.settings.policy()
         self.runner = JobRunner(
             self.service,
@@ -152,6 +154,7 @@ class FluxBot(commands.AutoShardedBot):
             input_image_mode=self.settings.input_image_mode,
             max_request_bytes=self.settings.max_request_bytes,
             lease=self.lease,
+            fence=fence,
             metrics=self.metrics,
             settlement=Settlement(policy.pricing, count_failed=self.settings.count_failed_predictions),
         )

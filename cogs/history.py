@@ -133,7 +133,7 @@ async def deleted_messages(bot: FluxBot, jobs: list[Job]) -> set[str]:
         if task.exception() is None and task.result() is False:
             gone.add(job.id)
             if job.status in TERMINAL:  # a finished job's message stays deleted: don't ask again
-                await bot.store.update_job(job.id, extra=replace(job.extra, message_deleted=True))
+                await bot.store.update_job(job.id, owner=None, extra=replace(job.extra, message_deleted=True))
     return gone
 
 

@@ -105,3 +105,11 @@ class TooLate(ServiceError):
 
 class DownloadError(ServiceError):
     """An image could not be fetched: expired, too large, not an image, or a URL we refuse."""
+
+
+class LeaseLost(Exception):
+    """This process can no longer prove it holds the job's lease: another process took the job, or it ended."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id}: its lease is no longer this process's")
+        self.job_id = job_id

@@ -98,9 +98,9 @@ async def test_failed_and_canceled_jobs_give_their_images_back(store):
     limits = Limits(cooldown_seconds=0, jobs_in_flight=5, images_per_guild_per_day=4)
     failing, canceled = new_job(1, images=4), new_job(2, images=4)
     assert await store.admit_job(failing, limits, now=failing.created_at) is None
-    await store.transition(failing.id, [JobStatus.QUEUED], JobStatus.FAILED)
+    await store.transition(failing.id, [JobStatus.QUEUED], JobStatus.FAILED, owner=None)
     assert await store.admit_job(canceled, limits, now=canceled.created_at) is None
-    await store.transition(canceled.id, [JobStatus.QUEUED], JobStatus.CANCELED)
+    await store.transition(canceled.id, [JobStatus.QUEUED], JobStatus.CANCELED, owner=None)
     third = new_job(3, images=4)
     assert await store.admit_job(third, limits, now=third.created_at) is None
 
@@ -109,7 +109,7 @@ async def test_quotas_count_the_last_24_hours_only(store):
     limits = Limits(cooldown_seconds=0, jobs_in_flight=5, images_per_user_per_day=4)
     yesterday = new_job(1, images=4, created_at=time.time() - 86400 - 60)
     assert await store.admit_job(yesterday, NO_LIMITS, now=yesterday.created_at) is None
-    await store.transition(yesterday.id, [JobStatus.QUEUED], JobStatus.SUCCEEDED)
+    await store.transition(yesterday.id, [JobStatus.QUEUED], JobStatus.SUCCEEDED, owner=None)
     today = new_job(1, images=4)
     assert await store.admit_job(today, limits, now=today.created_at) is None
 

@@ -292,7 +292,7 @@ async def test_the_usage_report_counts_each_job_in_the_windows_it_falls_in(store
     for age, cost in ages_and_costs:
         job = costing(1, cost, created_at=now - age * DAY)
         await store.admit_job(job, Limits(cooldown_seconds=0, jobs_in_flight=50), now=job.created_at)
-        await store.transition(job.id, [JobStatus.QUEUED], JobStatus.SUCCEEDED, settled_microusd=cost // 2)
+        await store.transition(job.id, [JobStatus.QUEUED], JobStatus.SUCCEEDED, owner=None, settled_microusd=cost // 2)
     periods = [
         usage.summarize(label, await store.spend_since(42, usage.since(now, days))) for label, days in usage.PERIODS
     ]

@@ -135,7 +135,7 @@ async def test_the_month_counts_30_days_and_failed_jobs_give_their_cost_back(sto
     failed = costing(1, 90_000)
     for job in (old, recent, failed):
         await store.admit_job(job, Limits(cooldown_seconds=0, jobs_in_flight=50), now=job.created_at)
-    await store.transition(failed.id, [JobStatus.QUEUED], JobStatus.FAILED)
+    await store.transition(failed.id, [JobStatus.QUEUED], JobStatus.FAILED, owner=None)
     assert await store.admit_job(costing(1, 50_000), limits, now=time.time()) is None  # 50k + 50k <= 100k
     refusal = await store.admit_job(costing(1, 10_000), limits, now=time.time())
     assert refusal == Refusal("user_budget_month", 100_000, 100_000, 10_000)

@@ -353,7 +353,9 @@ async def test_a_transition_that_committed_before_its_connection_died_counts_as_
             theirs = _job(status="running")
             for job in (ours, theirs):
                 await store.create_job(job)
-            await store.transition(theirs.id, ["running"], "delivering", completed_at=1.0)  # someone else's move
+            await store.transition(
+                theirs.id, ["running"], "delivering", owner=None, completed_at=1.0
+            )  # someone else's move
             real_pool = store._pool
 
             class LosesOneAnswer:
@@ -368,11 +370,13 @@ async def test_a_transition_that_committed_before_its_connection_died_counts_as_
 
             try:
                 store._pool = LosesOneAnswer()
-                moved = await store.transition(ours.id, ["running"], "delivering", completed_at=2.5)
+                moved = await store.transition(ours.id, ["running"], "delivering", owner=None, completed_at=2.5)
                 assert moved is not None and moved.status == "delivering" and moved.completed_at == 2.5
 
                 store._pool = LosesOneAnswer()
-                assert await store.transition(theirs.id, ["running"], "delivering", completed_at=3.5) is None
+                assert (
+                    await store.transition(theirs.id, ["running"], "delivering", owner=None, completed_at=3.5) is None
+                )
             finally:
                 store._pool = real_pool
             stored = await store.get_job(theirs.id)

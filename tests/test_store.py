@@ -130,17 +130,19 @@ async def test_transition_is_a_compare_and_set(store: Store) -> None:
     job = make_job()
     await store.create_job(job)
 
-    moved = await store.transition(job.id, ["queued"], "submitting", submitted_at=T0 + 1)
+    moved = await store.transition(job.id, ["queued"], "submitting", owner=None, submitted_at=T0 + 1)
     assert moved is not None
     assert moved.status == "submitting"
     assert moved.submitted_at == T0 + 1
     assert moved.input == job.input
 
     # The guard: the job is no longer queued.
-    assert await store.transition(job.id, ["queued"], "submitting") is None
-    assert await store.transition("no-such-job", ACTIVE, "canceled") is None
+    assert await store.transition(job.id, ["queued"], "submitting", owner=None) is None
+    assert await store.transition("no-such-job", ACTIVE, "canceled", owner=None) is None
 
-    running = await store.transition(job.id, "submitting", "running", prediction_id="p1", message_id=SNOWFLAKE)
+    running = await store.transition(
+        job.id, "submitting", "running", owner=None, prediction_id="p1", message_id=SNOWFLAKE
+    )
     assert running is not None
     assert (running.status, running.prediction_id, running.message_id) == ("running", "p1", SNOWFLAKE)
 
@@ -148,6 +150,7 @@ async def test_transition_is_a_compare_and_set(store: Store) -> None:
         job.id,
         ["running", "delivering"],
         "succeeded",
+        owner=None,
         completed_at=T0 + 5,
         delivered_at=T0 + 6,
         image_count=2,
@@ -169,21 +172,21 @@ async def test_transition_and_update_reject_bad_fields(store: Store) -> None:
     job = make_job()
     await store.create_job(job)
     with pytest.raises(ValueError, match="bogus"):
-        await store.transition(job.id, ["queued"], "running", bogus=1)
+        await store.transition(job.id, ["queued"], "running", owner=None, bogus=1)
     with pytest.raises(ValueError, match="status"):
-        await store.update_job(job.id, status="running")
+        await store.update_job(job.id, owner=None, status="running")
     with pytest.raises(ValueError, match="input"):
-        await store.update_job(job.id, input={})
+        await store.update_job(job.id, owner=None, input={})
     with pytest.raises(ValueError, match="unknown job status"):
-        await store.transition(job.id, ["queued"], "done")
+        await store.transition(job.id, ["queued"], "done", owner=None)
     with pytest.raises(ValueError, match="unknown job status"):
-        await store.transition(job.id, ["waiting"], "running")
+        await store.transition(job.id, ["waiting"], "running", owner=None)
     with pytest.raises(ValueError, match="empty"):
-        await store.transition(job.id, [], "running")
+        await store.transition(job.id, [], "running", owner=None)
     with pytest.raises(TypeError):
-        await store.update_job(job.id, message_id="123")
+        await store.update_job(job.id, owner=None, message_id="123")
     with pytest.raises(TypeError):
-        await store.update_job(job.id, image_count=None)
+        await store.update_job(job.id, owner=None, image_count=None)
     assert await store.get_job(job.id) == job  # nothing changed
 
 
@@ -193,16 +196,16 @@ async def test_a_job_that_ends_has_its_interaction_token_deleted(store: Store, e
     job = make_job(interaction_token=token, reply_by=T0 + 900)
     await store.create_job(job)
     for step in ("submitting", "running", "delivering"):  # kept while the job works: it reaches the message
-        moved = await store.transition(job.id, ACTIVE, step)
+        moved = await store.transition(job.id, ACTIVE, step, owner=None)
         assert moved is not None and moved.interaction_token == token
-    ended = await store.transition(job.id, ACTIVE, end, completed_at=T0 + 5)
+    ended = await store.transition(job.id, ACTIVE, end, owner=None, completed_at=T0 + 5)
     assert ended is not None and ended.interaction_token is None
     stored = await store.get_job(job.id)
     assert stored is not None
     assert (stored.status, stored.interaction_token, stored.reply_by) == (end, None, T0 + 900)
     untouched = make_job(interaction_token=token)  # another job's token stays
     await store.create_job(untouched)
-    assert await store.transition(job.id, ACTIVE, "canceled") is None  # no second end
+    assert await store.transition(job.id, ACTIVE, "canceled", owner=None) is None  # no second end
     other = await store.get_job(untouched.id)
     assert other is not None and other.interaction_token == token
 
@@ -217,8 +220,8 @@ async def test_concurrent_transitions_exactly_one_wins(
             job = make_job()
             await store.create_job(job)
             results = await asyncio.gather(
-                store.transition(job.id, ["queued"], "submitting", prediction_id="a"),
-                other.transition(job.id, ["queued"], "submitting", prediction_id="b"),
+                store.transition(job.id, ["queued"], "submitting", owner=None, prediction_id="a"),
+                other.transition(job.id, ["queued"], "submitting", owner=None, prediction_id="b"),
             )
             winners = [r for r in results if r is not None]
             assert len(winners) == 1
@@ -232,9 +235,9 @@ async def test_concurrent_transitions_exactly_one_wins(
 async def test_update_job_sets_fields_without_touching_status(store: Store) -> None:
     job = make_job()
     await store.create_job(job)
-    await store.update_job(job.id, message_id=SNOWFLAKE, extra=JobExtra(upload_limit=5))
-    await store.update_job(job.id)  # nothing to do
-    await store.update_job("no-such-job", message_id=1)  # ignored
+    await store.update_job(job.id, owner=None, message_id=SNOWFLAKE, extra=JobExtra(upload_limit=5))
+    await store.update_job(job.id, owner=None)  # nothing to do
+    await store.update_job("no-such-job", owner=None, message_id=1)  # ignored
     stored = await store.get_job(job.id)
     assert stored is not None
     assert (stored.status, stored.message_id, stored.extra) == ("queued", SNOWFLAKE, JobExtra(upload_limit=5))
@@ -539,7 +542,7 @@ async def test_postgres_survives_killed_connections(store: Store, store_target: 
         await admin.close()
     assert killed >= 1
     assert await store.get_job(job.id) == job
-    assert await store.transition(job.id, ["queued"], "running") is not None
+    assert await store.transition(job.id, ["queued"], "running", owner=None) is not None
 
 
 class _DropAfterExecute:
@@ -604,7 +607,7 @@ async def test_postgres_retry_treats_own_insert_as_success(store: Store, monkeyp
             await store.create_job(other)  # the retry finds a different row: not ours
 
         flaky.drops_after = 1  # an idempotent update is simply retried
-        await store.update_job(job.id, message_id=SNOWFLAKE)
+        await store.update_job(job.id, owner=None, message_id=SNOWFLAKE)
         assert flaky.drops_after == 0
         stored = await store.get_job(job.id)
         assert stored is not None

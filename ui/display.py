@@ -10,6 +10,11 @@ A result is posted so that nothing is lost or doubled: images over the upload li
 too large for one message follows in more messages (each recorded once sent, so a resumed delivery sends
 only what is missing), and a message Discord refuses leaves the images already shown in place.
 
+Nothing is sent for a job this process cannot prove it still holds (its lease: services/jobs/leases.py), so a
+process paused past its lease never edits or posts over the result another process delivered meanwhile. The
+one exception is a job's end, shown only after this process recorded it in the store (the job is then no one
+else's).
+
 A job the bot can reach only through its interaction (`Job.reply_by`: a user install where the bot is not
 a member, a private reply) never uses the channel endpoints: its message is edited through the token, also
 after a restart (the token is stored with the job), and more images go as follow-ups, at most 5.
@@ -33,6 +38,7 @@ from services.cometapi.files import ImageFile
 from services.delivery.edit_budget import EditBudget, Slot
 from services.delivery.fit_images import Fitted, fit_images
 from services.delivery.throttle import OPEN, Coalescer, Permit
+from services.jobs.leases import LeaseFence
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
 from services.locales import render
 from services.store.models import Job
@@ -96,8 +102,9 @@ class _Live:
 
 
 class DiscordDisplay:
-    def __init__(self, client: discord.Client, buttons: JobButtons | None = None) -> None:
+    def __init__(self, client: discord.Client, fence: LeaseFence, buttons: JobButtons | None = None) -> None:
         self.client = client
+        self.fence = fence  # checked before each Discord call for a job (the runner's)
         self.buttons = buttons or JobButtons()  # what the cogs registered (the buttons a result offers)
         self._live: dict[str, _Live] = {}
         self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
@@ -255,7 +262,8 @@ class DiscordDisplay:
         if live is not None:
             live.coalescer.discard()
         try:
-            await self._edit(job, content=failure_text(job, message, canceled=canceled), embeds=[], view=None)
+            text = failure_text(job, message, canceled=canceled)
+            await self._edit(job, ended=True, content=text, embeds=[], view=None)
         finally:
             self._live.pop(job.id, None)
 
@@ -266,9 +274,14 @@ class DiscordDisplay:
             return live.interaction
         return None
 
-    async def _edit(self, job: Job, *, slot: Slot | None = None, **fields: Any) -> None:
+    async def _edit(self, job: Job, *, slot: Slot | None = None, ended: bool = False, **fields: Any) -> None:
         """Edit the job's message. Through the channel endpoints it takes `slot` in the channel's budget (a
-        progress edit's, taken in turn) or, for anything else, spends one at once."""
+        progress edit's, taken in turn) or, for anything else, spends one at once.
+
+        Only while this process holds the job's lease (else LeaseLost), unless `ended`: the job's end, which this
+        process has just recorded."""
+        if not ended:
+            await self.fence.check(job.id)
         if job.reply_by is not None:
             await self._edit_by_token(job, **fields)
             return
@@ -337,6 +350,7 @@ class DiscordDisplay:
         The nonce names the job and the group's first image: Discord returns the message already made with
         it (for a few minutes) instead of making another, so a send repeated after a cut posts it once.
         """
+        await self.fence.check(job.id)
         mentions = discord.AllowedMentions.none()
         if job.reply_by is not None:  # a follow-up of the interaction, the one way to post more there
             with _files(group) as files:

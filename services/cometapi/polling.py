@@ -110,6 +110,8 @@ class Update:
 
 
 OnUpdate = Callable[[Update], Awaitable[None]]
+# Awaited before each request about the prediction; raises to stop the wait (a job runner's lease fence).
+Guard = Callable[[], Awaitable[None]]
 Clock = Callable[[], float]
 
 
@@ -123,12 +125,14 @@ async def wait_for(
     started: float | None = None,
     on_update: OnUpdate | None = None,
     clock: Clock = time.monotonic,
+    guard: Guard | None = None,
 ) -> Prediction:
     """Poll until `prediction` ends; return it when it succeeded with outputs, else raise a typed error.
 
     `started` is when the prediction was created (monotonic seconds), `deadline` the monotonic time by
     which it must end: then it is cancelled and TimedOut raised. Transient API errors while polling are
-    ridden out until the deadline; the prediction keeps running on the API's side either way.
+    ridden out until the deadline; the prediction keeps running on the API's side either way. `guard` is
+    awaited before each request (a poll, the cancel at the deadline).
     """
     started = clock() if started is None else started
     plan = stats.plan(model)
@@ -146,16 +150,24 @@ async def wait_for(
         if clock() + delay >= deadline:
             await asyncio.sleep(max(0.0, deadline - clock()))
             # One last look (no retries: the deadline has passed) so a job that just finished is not cancelled.
+            await _guarded(guard)
             current = await _poll_once(client, current, deadline=clock())
             if current.terminal:
                 continue
+            await _guarded(guard)
             await _cancel_quietly(client, current.id)
             raise TimedOut(
                 f"The generation did not finish within {deadline - started:.3g} s and was cancelled.",
                 prediction_id=current.id,
             )
         await asyncio.sleep(delay)
+        await _guarded(guard)
         current = await _poll_once(client, current, deadline=deadline)
+
+
+async def _guarded(guard: Guard | None) -> None:
+    if guard is not None:
+        await guard()
 
 
 async def _poll_once(client: CometClient, current: Prediction, *, deadline: float | None) -> Prediction:

@@ -17,7 +17,7 @@ import aiohttp
 from services.cometapi.client import CometClient, RetryPolicy, Sleep
 from services.cometapi.connection import Connection
 from services.cometapi.files import Downloader, ImageFile
-from services.cometapi.polling import DurationStats, OnUpdate, PollTuning, wait_for
+from services.cometapi.polling import DurationStats, Guard, OnUpdate, PollTuning, wait_for
 from services.cometapi.predictions import Prediction
 
 
@@ -87,8 +87,10 @@ class PredictionService:
         *,
         started: float | None = None,
         on_update: OnUpdate | None = None,
+        guard: Guard | None = None,
     ) -> Prediction:
-        """Wait for a prediction made at monotonic time `started` (default: now)."""
+        """Wait for a prediction made at monotonic time `started` (default: now); `guard` is awaited before each
+        request (it raises to stop)."""
         started = time.monotonic() if started is None else started
         return await wait_for(
             self.client,
@@ -98,15 +100,24 @@ class PredictionService:
             started=started,
             deadline=started + self.deadline_seconds,
             on_update=on_update,
+            guard=guard,
         )
 
     async def resume(
-        self, prediction_id: str, model: str, *, age: float, on_update: OnUpdate | None = None
+        self,
+        prediction_id: str,
+        model: str,
+        *,
+        age: float,
+        on_update: OnUpdate | None = None,
+        guard: Guard | None = None,
     ) -> Prediction:
         """Pick up a prediction created `age` seconds ago (e.g. before a restart): poll it, never recreate it."""
         started = time.monotonic() - age
+        if guard is not None:
+            await guard()
         current = await self.client.get(prediction_id)
-        return await self.wait(current, model, started=started, on_update=on_update)
+        return await self.wait(current, model, started=started, on_update=on_update, guard=guard)
 
     async def get(self, prediction_id: str) -> Prediction:
         return await self.client.get(prediction_id)

@@ -209,12 +209,18 @@ class Admission:
     async def withdraw(self, job: Job, reason: str) -> None:
         """End a job that was admitted but never started (nothing was sent): its images are given back."""
         await self.store.transition(
-            job.id, [JobStatus.QUEUED], JobStatus.CANCELED, error=reason, completed_at=time.time(), image_count=0
+            job.id,
+            [JobStatus.QUEUED],
+            JobStatus.CANCELED,
+            owner=self.lease.owner,  # admitted here, with this process's lease
+            error=reason,
+            completed_at=time.time(),
+            image_count=0,
         )
 
     async def attach_message(self, job: Job, message_id: int) -> Job:
         """Record the message that shows `job` (posted after admission, as for 🔄 reactions)."""
-        await self.store.update_job(job.id, message_id=message_id)
+        await self.store.update_job(job.id, owner=self.lease.owner, message_id=message_id)
         return replace(job, message_id=message_id)
 
 

@@ -13,7 +13,10 @@ are fetched again and delivered.
 
 Each job this process works on holds a lease in the store (services/jobs/leases.py), renewed by
 `keep_leases`; the same loop adopts jobs whose process died (their lease ran out) and stops local work on a
-job whose lease another process took over.
+job whose lease another process took over. Between renewals the process fences itself: each create, cancel,
+poll, download and display of a job first checks `self.fence` (it holds the job's lease, renewed less than a
+lease ago), and each store write of a job names this process as the lease's owner, so a process paused past
+its lease never acts on a job another process adopted meanwhile.
 
 How a job is shown (Discord messages) is the `JobDisplay` given by the caller; this module knows nothing
 of Discord.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -35,11 +39,11 @@ from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, Prediction
 from services.cometapi.service import PredictionService
 from services.delivery.posted_images import PostedImages
-from services.errors import ApiError, Canceled, ServiceError, TooLate
+from services.errors import ApiError, Canceled, LeaseLost, ServiceError, TooLate
 from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
-from services.jobs.leases import LeaseTerms
+from services.jobs.leases import LeaseFence, LeaseTerms
 from services.jobs.settlement import Settlement
 from services.metrics import Metrics
 from services.store.base import Store
@@ -115,6 +119,7 @@ class JobRunner:
         input_image_mode: str = "url",
         max_request_bytes: int | None = None,
         lease: LeaseTerms | None = None,
+        fence: LeaseFence | None = None,
         metrics: Metrics | None = None,
         settlement: Settlement | None = None,
     ) -> None:
@@ -124,11 +129,14 @@ class JobRunner:
         self.input_image_mode = input_image_mode  # how stored input images are sent (services/jobs/input_refs.py)
         self.max_request_bytes = max_request_bytes  # the largest create with images inline
         self.limiter = FairLimiter(max_concurrent)
-        self.lease = lease or LeaseTerms()
+        # The display checks the same fence before each Discord call (bot.py gives both the same one).
+        self.fence = fence or LeaseFence(store, lease or LeaseTerms())
+        self.lease = self.fence.terms
         self.metrics = metrics or Metrics()
         self.settlement = settlement or Settlement()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
+        self._taken_over: set[str] = set()  # jobs whose task `renew` stopped: another process holds their lease
         self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
         self.counts: Counter[str] = Counter()
         # Seconds without news after which the progress line is refreshed anyway.
@@ -138,10 +146,16 @@ class JobRunner:
 
     def start(self, job: Job) -> asyncio.Task[None]:
         """Run a stored job in the background."""
+        self.fence.admitted(job)
         task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        task.add_done_callback(lambda _: self._stopped(job.id))
         return task
+
+    def _stopped(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        self._taken_over.discard(job_id)
+        self.fence.forget(job_id)
 
     def running(self, job_id: str) -> bool:
         return job_id in self._tasks
@@ -174,32 +188,51 @@ class JobRunner:
         return adopted
 
     async def _take(self, job: Job, *, force: bool = False) -> bool:
-        now = time.time()
+        sent, now = time.monotonic(), time.time()
         claimed = await self.store.claim_lease(job.id, self.lease.owner, now + self.lease.seconds, now=now, force=force)
         if claimed is None or claimed.id in self._tasks:
             return False
+        self.fence.granted([claimed.id], sent)
         self.start(claimed)
         return True
 
     async def renew(self) -> None:
         """Renew the leases of the jobs running here; stop the ones another process took over meanwhile."""
         running = list(self._tasks)
-        now = time.time()
-        held = await self.store.renew_leases(self.lease.owner, running, now + self.lease.seconds, now=now)
+        held = await self.fence.renew(running)
         for job_id in running:
             if job_id in held or job_id not in self._tasks:
                 continue
             current = await self.store.get_job(job_id)
             if current is not None and current.active and current.lease_owner != self.lease.owner:
-                log.warning("Job %s: another process took it over; stopping here", job_id)
                 task = self._tasks.get(job_id)
-                if task is not None:
+                if task is not None and self._taken(job_id):
                     task.cancel()  # like a shutdown: the job is left as it stands, to its new owner
+
+    def _taken(self, job_id: str) -> bool:
+        """Say once that another process took the job over (this process stops its work on it)."""
+        if job_id in self._taken_over:
+            return False
+        self._taken_over.add(job_id)
+        log.warning("Job %s: another process took it over; stopped here", job_id)
+        return True
 
     async def keep_leases(self, *, adopt: bool) -> None:
         """Renew this process's leases for as long as it runs; with `adopt`, also take over dead processes' jobs."""
+        last = time.monotonic()
         while True:
             await asyncio.sleep(self.lease.renew_every)
+            now = time.monotonic()
+            if now - last > self.lease.seconds:
+                # Paused (SIGSTOP, a frozen VM) or starved: other processes may have adopted its jobs meanwhile. The
+                # jobs' fences already hold them back; this renewal tells which are still this process's.
+                log.warning(
+                    "This process renewed no lease for %.1f s, longer than leases last (%.0f s): it was paused or "
+                    "starved; each job proves its lease again before going on",
+                    now - last,
+                    self.lease.seconds,
+                )
+            last = now
             try:
                 await self.renew()
                 if adopt:
@@ -230,6 +263,7 @@ class JobRunner:
             job.id,
             ACTIVE,
             JobStatus.CANCELED,
+            owner=None,  # a user's cancel, whoever holds the lease
             error="Canceled",
             completed_at=time.time(),
             image_count=0,
@@ -265,7 +299,8 @@ class JobRunner:
             if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                 submitted = await self._until_reply_deadline(job)
                 if submitted is None:
-                    return  # another process or task claimed the job first: it is theirs
+                    self._taken(job.id)  # another process or task claimed the job first: it is theirs
+                    return
                 job, prediction = submitted
             if job.status == JobStatus.DELIVERING:
                 await self._deliver(job, prediction)
@@ -273,11 +308,11 @@ class JobRunner:
             # Two reasons: a Cancel from a user (stop the job), or the process shutting down (leave the job
             # as it stands, to be resumed).
             if job.id not in self._cancel_requested:
-                raise
+                raise  # (a job `renew` found taken over has said so already)
             self._cancel_requested.discard(job.id)
             await self._end(job, Canceled(), stop_prediction=True)
-        except Superseded:
-            log.info("Job %s: another process moved it on; leaving it to them", job.id)
+        except (Superseded, LeaseLost):
+            self._taken(job.id)
         except MessageGone:
             log.info("Job %s: its message was deleted; cancelling", job.id)
             await self._end(job, Canceled(), stop_prediction=True, show=False)
@@ -327,8 +362,9 @@ class JobRunner:
             model_input = await api_input(
                 job, self.store, mode=self.input_image_mode, now=time.time(), max_request_bytes=self.max_request_bytes
             )
+            await self.fence.check(job.id)
             claimed = await self.store.transition(
-                job.id, [JobStatus.QUEUED], JobStatus.SUBMITTING, submitted_at=time.time()
+                job.id, [JobStatus.QUEUED], JobStatus.SUBMITTING, owner=self.lease.owner, submitted_at=time.time()
             )
             if claimed is None:
                 return None
@@ -344,18 +380,30 @@ class JobRunner:
 
         A create interrupted half-way would be paid for and then lost; so the create and the recording of
         its id run to the end, and the cancellation is raised after (the job then has a prediction id to
-        cancel, or to resume after a shutdown).
+        cancel, or to resume after a shutdown). The id is recorded even when the lease was lost meanwhile.
         """
 
         async def create_and_record() -> tuple[Job, Prediction]:
+            # Not sent without the lease: the job stays "submitting" with nothing sent, which whoever holds
+            # it fails as interrupted; never a second create.
+            await self.fence.check(job.id)
             self.counts["create"] += 1
             prediction = await self.service.create(job.model, model_input)
             running = await self.store.transition(
-                job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, prediction_id=prediction.id
+                job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, owner=self.lease.owner, prediction_id=prediction.id
             )
             if running is None:
-                # Only another process ends a submitting job: it took this one over (its lease had run out) and
-                # failed it as interrupted. Stop paying for the prediction nobody will deliver.
+                # Another process took the job over while the create was in the air (this one was paused past
+                # its lease) and failed it as interrupted, or a user cancelled it. The create still happened: keep
+                # its id on the job, and stop paying for a prediction no one will deliver (no one else knows of
+                # it, so cancelling it cannot touch another process's work).
+                log.warning(
+                    "Job %s: taken over while its prediction %s was created; cancelling it", job.id, prediction.id
+                )
+                try:
+                    await self.store.record_prediction(job.id, prediction.id)
+                except Exception as exc:
+                    log.warning("Job %s: could not record prediction %s: %s", job.id, prediction.id, exc)
                 with contextlib.suppress(ServiceError):
                     await self.service.cancel(prediction.id)
                 raise Superseded()
@@ -393,11 +441,13 @@ class JobRunner:
             await self._show(job, stage, percent=update.progress.percent)
 
         age = time.time() - started_wall
+        guard = functools.partial(self.fence.check, job.id)  # before each poll
         if prediction is None:
             assert job.prediction_id is not None
-            wait = self.service.resume(job.prediction_id, job.model, age=age, on_update=report)
+            wait = self.service.resume(job.prediction_id, job.model, age=age, on_update=report, guard=guard)
         else:
-            wait = self.service.wait(prediction, job.model, started=time.monotonic() - age, on_update=report)
+            started = time.monotonic() - age
+            wait = self.service.wait(prediction, job.model, started=started, on_update=report, guard=guard)
         waiting = asyncio.ensure_future(wait)
         try:
             while True:
@@ -418,6 +468,7 @@ class JobRunner:
             job.id,
             [JobStatus.RUNNING],
             JobStatus.DELIVERING,
+            owner=self.lease.owner,
             completed_at=time.time(),
             settled_microusd=self.settlement.succeeded(job, done),
         )
@@ -430,9 +481,11 @@ class JobRunner:
     async def _deliver(self, job: Job, prediction: Prediction | None) -> None:
         if prediction is None:  # resumed in "delivering": the outputs may still be there
             assert job.prediction_id is not None
+            await self.fence.check(job.id)
             prediction = await self.service.get(job.prediction_id)
             if not prediction.output:
                 raise ServiceError("The images were no longer available after the restart.")
+        await self.fence.check(job.id)
         # A quick download gets no "downloading"/"uploading" edits: each would hold the result up by a Discord
         # round trip for a line replaced a moment later anyway.
         fetch = asyncio.ensure_future(self.service.fetch_outputs(prediction))
@@ -449,22 +502,25 @@ class JobRunner:
                 await asyncio.gather(fetch, return_exceptions=True)
         settled = self.settlement.fetched(job, images)
         seconds = (job.completed_at or time.time()) - job.created_at
-        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, PostedImages(self.store, job)))
+        posted = PostedImages(self.store, job, owner=self.lease.owner)
+        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, posted))
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
             raise ServiceError("None of the images could be posted.")
         done = await self.store.transition(
             job.id,
             [JobStatus.DELIVERING],
             JobStatus.SUCCEEDED,
+            owner=self.lease.owner,
             delivered_at=time.time(),
             image_count=shown,
             settled_microusd=settled,
         )
-        if done is not None:
-            self.counts["delivered"] += 1
-            self.metrics.job_ended(JobStatus.SUCCEEDED, job.model)
-            if done.delivered_at is not None and done.completed_at is not None:
-                self.metrics.delivered(job.model, done.delivered_at - done.completed_at)
+        if done is None:
+            raise Superseded()  # another process ended it meanwhile (it took the job over)
+        self.counts["delivered"] += 1
+        self.metrics.job_ended(JobStatus.SUCCEEDED, job.model)
+        if done.delivered_at is not None and done.completed_at is not None:
+            self.metrics.delivered(job.model, done.delivered_at - done.completed_at)
 
     async def _wait_for_slot(self, job: Job, waiter: asyncio.Future[None]) -> None:
         """Wait in line, showing the place in line when it changes, and now and then the elapsed time.
@@ -490,6 +546,7 @@ class JobRunner:
     async def _show(self, job: Job, stage: Stage, *, percent: int | None = None, position: int | None = None) -> None:
         # A model that logs no progress bar (the pro models, FLUX.2) gets its usual duration instead, so a
         # 30 s FLUX.2 run does not look stuck; never an invented percentage.
+        await self.fence.check(job.id)
         now = time.time()
         usual = self.service.stats.window(job.model) if stage == "generating" and percent is None else None
         overdue = usual is not None and now - (job.submitted_at or job.created_at) > usual[1]
@@ -508,6 +565,12 @@ class JobRunner:
         canceled = isinstance(error, Canceled)
         status = JobStatus.CANCELED if canceled else JobStatus.FAILED
         try:
+            # Neither the prediction's cancel nor the end is this process's to do once the job is another's.
+            await self.fence.check(job.id)
+        except LeaseLost:
+            self._taken(job.id)
+            return
+        try:
             current = await self.store.get_job(job.id)
             prediction_id = current.prediction_id if current and current.status == JobStatus.RUNNING else None
             if stop_prediction and prediction_id:
@@ -521,6 +584,7 @@ class JobRunner:
                 job.id,
                 ACTIVE,
                 status,
+                owner=self.lease.owner,
                 error=str(error)[:500] or type(error).__name__,
                 completed_at=time.time(),
                 image_count=0,  # its reserved images are given back to the quotas

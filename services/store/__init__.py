@@ -3,7 +3,7 @@
     store = await open_store(settings.database_url)   # migrations applied
     async with store:
         await store.create_job(job)
-        moved = await store.transition(job.id, ["queued"], "submitting")
+        moved = await store.transition(job.id, ["queued"], "submitting", owner=lease.owner)
 
 `open_store` understands:
 

@@ -130,6 +130,12 @@ class Store(ABC):
 
     Every method is a coroutine. Every write that changes a job's status is a compare-and-set
     (`transition`), so two tasks or two processes can never both move the same job forward.
+
+    Job writes are also conditional on the job's lease: `transition` and `update_job` take an `owner` that
+    every caller must give, the id of the process writing (services/jobs/leases.py). A process that lost the
+    job to another (it was paused past its lease and the other adopted it) can then no longer write to it.
+    `owner=None` is for writes made on behalf of no lease: a user's cancel of a job another process runs,
+    marks on finished jobs, tests.
     Use `open_store(database_url)` to get one; it has applied the migrations. Close it with `close()`
     or use it as `async with await open_store(url) as store: ...`.
     """
@@ -193,21 +199,29 @@ class Store(ABC):
 
     @abstractmethod
     async def transition(
-        self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
+        self, job_id: str, from_statuses: Sequence[str], to_status: str, *, owner: str | None, **fields: object
     ) -> Job | None:
-        """Atomically move a job to `to_status` if its current status is one of `from_statuses`.
+        """Atomically move a job to `to_status` if its current status is one of `from_statuses` and, unless
+        `owner` is None, its lease is `owner`'s (`lease_owner = owner`).
 
         `fields` may set any of message_id, prediction_id, error, submitted_at, completed_at,
         delivered_at, image_count and extra in the same write; an unknown name or a status outside
-        `JOB_STATUSES` raises ValueError. Returns the updated job, or None if the job does not exist
-        or its status was not in `from_statuses` (someone else moved it first). A single status may be
-        passed as a plain string. A move into a finished state (TERMINAL) also deletes the job's interaction
-        token (`CLEARED_AT_END`): the job returned has none.
+        `JOB_STATUSES` raises ValueError. Returns the updated job, or None if the job does not exist, its
+        status was not in `from_statuses` (someone else moved it first) or another process holds its lease. A
+        single status may be passed as a plain string. A move into a finished state (TERMINAL) also deletes the
+        job's interaction token (`CLEARED_AT_END`): the job returned has none.
         """
 
     @abstractmethod
-    async def update_job(self, job_id: str, **fields: object) -> None:
-        """Set non-status fields (the same names `transition` accepts). A missing job is ignored."""
+    async def update_job(self, job_id: str, *, owner: str | None, **fields: object) -> bool:
+        """Set non-status fields (the same names `transition` accepts), on the same lease condition as
+        `transition`. Returns whether the job was written (False: it is missing or another process's, or no field
+        was given)."""
+
+    @abstractmethod
+    async def record_prediction(self, job_id: str, prediction_id: str) -> bool:
+        """Keep `prediction_id` on a job that has none, whoever holds it and whatever its status: a create that
+        reached the API is recorded even when its process lost the job meanwhile. Returns whether it was written."""
 
     @abstractmethod
     async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:

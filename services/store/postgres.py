@@ -11,6 +11,8 @@ for each of them, for these reasons:
 * reads (get_job, job_by_message, active_jobs, count_active, images_since, last_job_at, get_*): no effect;
 * update_job, save_*/delete_*, set_meta, put_input_image: idempotent (plain UPDATE, upsert, DELETE of
   fixed values, an insert keyed by the content's own hash);
+* record_prediction: sets an id only where there is none; a retry that finds one set reports whether it is
+  the id it was given;
 * transition: a compare-and-set, so it can never apply twice. If the first attempt committed but its
   answer was lost, the retry finds the status already moved; it then reads the row, and if the row holds
   exactly what this call wrote (the new status and every field, which include a time or a prediction id
@@ -332,26 +334,30 @@ class PostgresStore(Store):
         return int(await self._fetch_value(f"SELECT COUNT(*) FROM jobs WHERE {where}", *params) or 0)  # noqa: S608
 
     async def transition(
-        self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
+        self, job_id: str, from_statuses: Sequence[str], to_status: str, *, owner: str | None, **fields: object
     ) -> Job | None:
         froms = check_statuses(from_statuses, to_status)
         columns = encode_job_fields(fields)
         sets = [f"{name} = ${i}" for i, name in enumerate(columns, start=2)]
         assignments = ", ".join(["status = $1", *sets, *end_assignments(to_status)])
         n = len(columns) + 2
+        leased = "" if owner is None else f" AND lease_owner = ${n + 2}"
         sql = (
-            f"UPDATE jobs SET {assignments} WHERE id = ${n} AND status = ANY(${n + 1}::text[]) "  # noqa: S608 (whitelisted columns)
+            f"UPDATE jobs SET {assignments} WHERE id = ${n} AND status = ANY(${n + 1}::text[]){leased} "  # noqa: S608 (whitelisted columns)
             f"RETURNING {JOB_SELECT}"
         )
-        params = (to_status, *columns.values(), job_id, list(froms))
+        params = (to_status, *columns.values(), job_id, list(froms), *(() if owner is None else (owner,)))
 
         async def op(conn: Any, retry: bool) -> Any:
             row = await conn.fetchrow(sql, *params)
             if row is None and retry and columns:
-                # Did the first attempt commit before its connection died? Then the row holds what we wrote.
+                # Did the first attempt commit before its connection died? Then the row holds what we wrote
+                # (and, for a leased write, still names us: no one took the job over since).
                 stored = await conn.fetchrow(_SELECT_JOB, job_id)
-                if stored is not None and all(
-                    stored[name] == value for name, value in {"status": to_status, **columns}.items()
+                if (
+                    stored is not None
+                    and all(stored[name] == value for name, value in {"status": to_status, **columns}.items())
+                    and (owner is None or stored["lease_owner"] == owner)
                 ):
                     return stored
             return row
@@ -359,13 +365,32 @@ class PostgresStore(Store):
         row = await self._run(op)
         return None if row is None else job_from_row(row)
 
-    async def update_job(self, job_id: str, **fields: object) -> None:
+    async def update_job(self, job_id: str, *, owner: str | None, **fields: object) -> bool:
         columns = encode_job_fields(fields)
         if not columns:
-            return
+            return False
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=1))
-        sql = f"UPDATE jobs SET {assignments} WHERE id = ${len(columns) + 1}"  # noqa: S608 (whitelisted columns)
-        await self._execute(sql, *columns.values(), job_id)
+        n = len(columns) + 1
+        leased = "" if owner is None else f" AND lease_owner = ${n + 1}"
+        sql = f"UPDATE jobs SET {assignments} WHERE id = ${n}{leased}"  # noqa: S608 (whitelisted columns)
+
+        async def op(conn: Any, _retry: bool) -> str:
+            return str(await conn.execute(sql, *columns.values(), job_id, *(() if owner is None else (owner,))))
+
+        return _updated(await self._run(op)) > 0
+
+    async def record_prediction(self, job_id: str, prediction_id: str) -> bool:
+        async def op(conn: Any, retry: bool) -> bool:
+            done = await conn.execute(
+                "UPDATE jobs SET prediction_id = $1 WHERE id = $2 AND prediction_id IS NULL", prediction_id, job_id
+            )
+            if _updated(done) == 0 and retry:  # the first attempt's answer was lost: was it ours?
+                return bool(
+                    await conn.fetchval("SELECT prediction_id = $1 FROM jobs WHERE id = $2", prediction_id, job_id)
+                )
+            return _updated(done) > 0
+
+        return await self._run(op)
 
     async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
         if shard_ids is None:
@@ -526,8 +551,7 @@ class PostgresStore(Store):
                 )
             )
 
-        status = await self._run(op)  # "UPDATE n"
-        return int(status.rsplit(" ", 1)[-1]) if status.rsplit(" ", 1)[-1].isdigit() else 0
+        return _updated(await self._run(op))
 
     # Guild settings
 
@@ -618,3 +642,9 @@ async def _touch(conn: Any, sha256s: Sequence[str], now: float) -> None:
     found = {str(row[0]) for row in rows}
     if missing := [sha256 for sha256 in wanted if sha256 not in found]:
         raise InputImagesGone(missing)
+
+
+def _updated(status: str) -> int:
+    """The row count of a command status such as "UPDATE 3"."""
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else 0

@@ -227,28 +227,38 @@ class SqliteStore(Store):
         return int(await self._scalar(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
-        self, job_id: str, from_statuses: Sequence[str], to_status: str, **fields: object
+        self, job_id: str, from_statuses: Sequence[str], to_status: str, *, owner: str | None, **fields: object
     ) -> Job | None:
         froms = check_statuses(from_statuses, to_status)
         columns = encode_job_fields(fields)
         assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in columns), *end_assignments(to_status)])
         guard = ", ".join("?" for _ in froms)
+        leased, lease_params = _lease_guard(owner)
         sql = (
-            f"UPDATE jobs SET {assignments} WHERE id = ? AND status IN ({guard}) "  # noqa: S608 (whitelisted columns)
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND status IN ({guard}){leased} "  # noqa: S608 (whitelisted columns)
             f"RETURNING {JOB_SELECT}"
         )
-        return await self._one_job(sql, (to_status, *columns.values(), job_id, *froms))
+        return await self._one_job(sql, (to_status, *columns.values(), job_id, *froms, *lease_params))
 
-    async def update_job(self, job_id: str, **fields: object) -> None:
+    async def update_job(self, job_id: str, *, owner: str | None, **fields: object) -> bool:
         columns = encode_job_fields(fields)
         if not columns:
-            return
+            return False
         assignments = ", ".join(f"{name} = ?" for name in columns)
+        leased, lease_params = _lease_guard(owner)
         async with self._lock:
-            await self._conn.execute(
-                f"UPDATE jobs SET {assignments} WHERE id = ?",  # noqa: S608 (whitelisted columns)
-                (*columns.values(), job_id),
+            cursor = await self._conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ?{leased}",  # noqa: S608 (whitelisted columns)
+                (*columns.values(), job_id, *lease_params),
             )
+        return bool(cursor.rowcount)
+
+    async def record_prediction(self, job_id: str, prediction_id: str) -> bool:
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "UPDATE jobs SET prediction_id = ? WHERE id = ? AND prediction_id IS NULL", (prediction_id, job_id)
+            )
+        return bool(cursor.rowcount)
 
     async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
         sql = f"SELECT {JOB_SELECT} FROM jobs WHERE status IN ({_ACTIVE_IN})"  # noqa: S608
@@ -506,6 +516,11 @@ class SqliteStore(Store):
     async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
         async with self._lock:
             return await self._value(sql, params)
+
+
+def _lease_guard(owner: str | None) -> tuple[str, tuple[object, ...]]:
+    """The condition that a job write is made by the holder of its lease (none for owner=None)."""
+    return ("", ()) if owner is None else (" AND lease_owner = ?", (owner,))
 
 
 def _image_params(image: InputImage, now: float) -> tuple[object, ...]:
