@@ -21,6 +21,7 @@ import pytest
 from services.jobs.runner import Delivery
 from services.rules.catalogue import typical_seconds
 from services.store.base import job_from_row
+from services.store.job_extra import JobExtra
 from services.store.models import TERMINAL, Job
 from tests.conftest import postgres_schema, postgres_test_url
 from tests.e2e import wait_status
@@ -86,7 +87,7 @@ async def test_a_job_write_names_the_lease_holder_and_another_process_s_write_is
     await store.create_job(job)
     assert await store.claim_lease(job.id, "b", now + LEASE, now=now) is not None  # b adopts it
     assert await store.transition(job.id, ["queued"], "submitting", owner="a") is None
-    assert await store.update_job(job.id, owner="a", extra={"posted": {"0": 1}}) is False
+    assert await store.update_job(job.id, owner="a", extra=JobExtra(posted={0: 1})) is False
     assert (await store.get_job(job.id)).status == "queued"
     assert await store.transition(job.id, ["queued"], "submitting", owner="b") is not None
     assert await store.update_job(job.id, owner="b", message_id=7) is True
@@ -95,7 +96,7 @@ async def test_a_job_write_names_the_lease_holder_and_another_process_s_write_is
     assert await store.record_prediction(job.id, "pred-a") is True
     assert await store.record_prediction(job.id, "pred-other") is False
     stored = await store.get_job(job.id)
-    assert (stored.status, stored.prediction_id, stored.message_id, stored.extra) == ("failed", "pred-a", 7, {})
+    assert (stored.status, stored.prediction_id, stored.message_id, stored.extra) == ("failed", "pred-a", 7, JobExtra())
 
 
 async def test_the_fence_lets_a_process_act_only_while_its_last_renewal_is_younger_than_the_lease(store):
