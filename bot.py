@@ -173,7 +173,8 @@ class FluxBot(commands.AutoShardedBot):
         self.loopwatch.start()
         await self.start_metrics()
         await self.sync_if_changed()
-        asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")  # noqa: RUF006
+        # Kept, so it is not collected mid-run and `close` can wait for it.
+        self.resumer = asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")
         # Renew this process's leases; on PostgreSQL also adopt the jobs of processes that died.
         self.lease_keeper = asyncio.create_task(
             self.runner.keep_leases(adopt=not self.store.single_process), name="job-leases"
@@ -262,7 +263,7 @@ class FluxBot(commands.AutoShardedBot):
         log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
 
     async def close(self) -> None:
-        for name in ("lease_keeper", "image_keeper"):
+        for name in ("resumer", "lease_keeper", "image_keeper"):
             keeper = getattr(self, name, None)
             if keeper is not None:
                 keeper.cancel()  # no adoptions (or deletions) while shutting down
@@ -349,14 +350,19 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "generate":
-        return generate.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python bot.py", description="Run the FLUX image bot.")
     sub = parser.add_subparsers(dest="command")
     sync = sub.add_parser("sync", help="push the slash commands to Discord now")
     sync.add_argument("--guild", type=int, help="sync to one server only (instant), for testing")
-    sub.add_parser("generate", help="one prediction without Discord; see `python bot.py generate --help`")
-    args = parser.parse_args(argv)
+    # generate parses its own arguments (see cli/generate.py): everything after the word is handed over as it is.
+    sub.add_parser(
+        "generate", help="one prediction without Discord; see `python bot.py generate --help`", add_help=False
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "generate":
+        return generate.main(argv[argv.index("generate") + 1 :])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         settings = load_settings(require_discord=True)
         configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout, log_format=settings.log_format)

@@ -24,7 +24,6 @@ from services.cometapi.connection import Connection
 from services.errors import BadInput, ConfigError
 from services.jobs.kinds.edit import EDITORS
 from services.jobs.kinds.variation import VARIERS
-from services.jobs.leases import DEFAULT_LEASE_SECONDS
 from services.jobs.policy import Policy
 from services.limits import Limits
 from services.money import budget
@@ -46,6 +45,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INPUT_IMAGE_MODES = ("url", "data_uri")
 LOG_FORMATS = ("text", "json")
 MIB = 1024 * 1024
+# How long a process's claim on a job lasts without renewal; it renews three times per lease.
+DEFAULT_LEASE_SECONDS = 30.0
 DAY_SECONDS = 86_400.0
 DEFAULT_INPUT_IMAGE_RETENTION_DAYS = 3
 DEFAULT_INPUT_IMAGE_STORE_MB = 1024

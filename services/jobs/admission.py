@@ -70,14 +70,14 @@ class Admission:
         attachments: Downloader,
         *,
         shard_of: Callable[[int | None], int],
-        lease: LeaseTerms | None = None,
+        lease: LeaseTerms,
         on_admitted: Callable[[Job], None] | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
         self.attachments = attachments
         self.shard_of = shard_of
-        self.lease = lease or LeaseTerms()
+        self.lease = lease
         self.on_admitted = on_admitted  # e.g. metrics: counted once the job is stored
 
     def check_early(self, ask: Ask) -> None:

@@ -34,8 +34,6 @@ from services.store.models import Job
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE_SECONDS = 30.0
-
 
 def new_owner_id() -> str:
     """A name for this process that no other (here or on another host, now or later) shares."""
@@ -46,7 +44,7 @@ def new_owner_id() -> str:
 class LeaseTerms:
     """This process's id and how long its leases last."""
 
-    seconds: float = DEFAULT_LEASE_SECONDS
+    seconds: float  # JOB_LEASE_SECONDS
     owner: str = field(default_factory=new_owner_id)
 
     @property

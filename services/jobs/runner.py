@@ -118,7 +118,7 @@ class JobRunner:
         max_concurrent: int,
         input_image_mode: str = "url",
         max_request_bytes: int | None = None,
-        lease: LeaseTerms | None = None,
+        lease: LeaseTerms,
         fence: LeaseFence | None = None,
         metrics: Metrics | None = None,
         settlement: Settlement | None = None,
@@ -130,7 +130,7 @@ class JobRunner:
         self.max_request_bytes = max_request_bytes  # the largest create with images inline
         self.limiter = FairLimiter(max_concurrent)
         # The display checks the same fence before each Discord call (bot.py gives both the same one).
-        self.fence = fence or LeaseFence(store, lease or LeaseTerms())
+        self.fence = fence or LeaseFence(store, lease)
         self.lease = self.fence.terms
         self.metrics = metrics or Metrics()
         self.settlement = settlement or Settlement()
