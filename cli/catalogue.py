@@ -27,9 +27,9 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import write_po
 from discord import app_commands
 
-from bot import EXTENSIONS, FluxBot
 from services.config import load_settings
 from services.locales import LOCALES_DIR, babel_locale, read_catalog
+from ui.flux_bot import EXTENSIONS, FluxBot
 from ui.i18n import Location, translates
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from ui.choices import model_choices, param_choices
 from ui.launch import ask_from, image_ref
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 Choices = list[app_commands.Choice[str]]

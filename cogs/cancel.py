@@ -12,7 +12,7 @@ from ui.replies import reply_ephemeral
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 
 class Cancel(commands.Cog):

@@ -29,7 +29,7 @@ from ui.launch import ask_from
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 FindParent = Callable[[], Awaitable[Job | None]]

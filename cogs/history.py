@@ -27,7 +27,7 @@ from ui.errors import report_error
 from ui.history import history_embed
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 log = logging.getLogger(__name__)
 

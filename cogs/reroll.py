@@ -26,7 +26,7 @@ from ui.replies import reply_ephemeral
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 SAVES = {"saves": True}  # the error path says "Not saved" when these commands refuse something

@@ -21,7 +21,7 @@ from ui.attachments import image_at, image_refs
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 
 class Vary(commands.Cog):

@@ -14,11 +14,11 @@ from typing import Any
 import discord
 import yarl
 
-from bot import FluxBot
 from services.cometapi.polling import DurationStats, PollTuning
 from services.config import Settings, load_settings
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord
+from ui.flux_bot import FluxBot
 
 TOKEN = "bot-token-abcdefghijklmnopqrstuvwxyz"
 KEY = "comet-key-0123456789abcdef"

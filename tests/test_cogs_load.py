@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-import bot as bot_module
+import ui.flux_bot as bot_module
 
 IMAGINE_OPTIONS = [
     "prompt",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import bot
+from ui import flux_bot as bot
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("bot.py", "cli", "cogs", "services", "ui")
