@@ -55,7 +55,8 @@ def world(world_any_store):
 
 async def test_eight_large_flux2_references_are_booked_at_their_real_size(world):
     """8 references of 2048x2048 with the output matching them cost $0.015 + 8 x 4 x $0.015 + 4 x $0.015 = $0.555:
-    a $0.60 daily budget takes one such job, not a second (booked as 1 MP each, it took three)."""
+    a $0.50 daily budget takes none, a $0.60 one takes one such job, not a second (booked as 1 MP each, a $0.50
+    budget took three)."""
     from tests.test_imagine import EPHEMERAL, imagine, private_reply, setup_guild
     from tests.test_models import SLOTS
 
@@ -67,8 +68,20 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
         return files, {slot: f["id"] for slot, f in zip(SLOTS, files, strict=False)}
 
     async with world.bot() as bot:
+        # Under a $0.50 budget the first such job is already too dear: refused before anything is sent.
         await bot.store.save_guild_settings(
-            GuildSettings(guild.id, {}, None, {"usd_per_guild_per_day": 0.6}, updated_at=1.0)
+            GuildSettings(guild.id, {}, None, {"usd_per_guild_per_day": 0.5}, updated_at=1.0)
+        )
+        files, slots = references()
+        refused = await imagine(
+            world, guild, channel, alice, prompt="a collage --res match", model="flux-2-pro", attachments=files, **slots
+        )
+        first_refusal = await private_reply(world, refused)
+        assert first_refusal.content.startswith("This server's budget is $0.50 per day, and $0.50 of it is left")
+        assert "estimated at $0.555" in first_refusal.content
+        assert world.comet.creates() == []
+        await bot.store.save_guild_settings(
+            GuildSettings(guild.id, {}, None, {"usd_per_guild_per_day": 0.6}, updated_at=2.0)
         )
         files, slots = references()
         first = await imagine(
