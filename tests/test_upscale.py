@@ -10,7 +10,7 @@ import uuid
 
 from PIL import Image
 
-from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION
+from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION, instruction
 from services.store.models import Job, JobStatus
 from tests.test_imagine import private_reply
 from tests.test_variations import delivered, link_to, result_of, rows, setup_guild
@@ -234,3 +234,11 @@ async def test_a_u_post_and_its_buttons_work_after_a_restart(world):
     assert remixed.input["seed"] == grid_job.input["seed"]  # the grid's settings, through the pick
     assert (reroll.kind, reroll.parent_id, reroll.input["num_outputs"]) == ("reroll", pick.id, 2)
     assert len(world.comet.creates()) == 4
+
+
+def test_a_creative_upscale_of_an_upscale_names_the_original_subject():
+    first = instruction("a harbour at night", creative=True)
+    assert instruction(first, creative=True) == first == CREATIVE_INSTRUCTION + "a harbour at night"
+    again = instruction(SUBTLE_INSTRUCTION, creative=True)
+    assert again.endswith("style.") and SUBTLE_INSTRUCTION not in again
+    assert instruction(first, creative=False) == SUBTLE_INSTRUCTION

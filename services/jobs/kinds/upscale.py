@@ -126,11 +126,22 @@ class Upscale(Kind):
         return {"of_image": self.of_image, "strength": "creative" if self.creative else "subtle"}
 
 
+def subject(parent_prompt: str) -> str:
+    """What the parent's image shows, in words: its prompt, or what an upscale's instruction said it shows."""
+    text = " ".join(parent_prompt.split())
+    if text.startswith(CREATIVE_INSTRUCTION):
+        return text[len(CREATIVE_INSTRUCTION) :]
+    return "" if text == SUBTLE_INSTRUCTION else text
+
+
 def instruction(parent_prompt: str, *, creative: bool) -> str:
-    """What the model is asked to do with the image."""
+    """What the model is asked to do with the image (an upscale of an upscale names the original subject)."""
+    shows = subject(parent_prompt)
     if not creative:
         return SUBTLE_INSTRUCTION
-    return CREATIVE_INSTRUCTION + clip(" ".join(parent_prompt.split()), MAX_PROMPT_CHARS - len(CREATIVE_INSTRUCTION))
+    if not shows:
+        return CREATIVE_INSTRUCTION.removesuffix(" The image shows: ")
+    return CREATIVE_INSTRUCTION + clip(shows, MAX_PROMPT_CHARS - len(CREATIVE_INSTRUCTION))
 
 
 def upscale_ask(
