@@ -124,16 +124,53 @@ def buttons(view: discord.ui.View) -> list[discord.ui.Button[Any]]:
 
 
 def labels(view: discord.ui.View) -> list[list[str | None]]:
-    return [[item.label for item in buttons(view) if item.row == row] for row in (0, 1, 2)]
+    return [[item.label for item in buttons(view) if item.row == row] for row in range(5)]
 
 
 def test_result_buttons_for_one_several_and_no_images():
     job_id = "f" * 32
     one = result_view(job_id, 1)
-    assert [item.label for item in buttons(one)] == ["Vary (Subtle)", "Vary (Strong)", "Edit", "Reroll"]
-    assert labels(result_view(job_id, 4)) == [["V1", "V2", "V3", "V4", "Reroll"], ["E1", "E2", "E3", "E4"], []]
-    assert labels(result_view(job_id, 5))[2] == ["Reroll"]  # a full row of five: 🔄 gets a row of its own
+    assert labels(one) == [
+        ["Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)"],
+        ["Remix", "Edit", "Reroll"],
+        [],
+        [],
+        [],
+    ]
+    assert labels(result_view(job_id, 4)) == [
+        ["U1", "U2", "U3", "U4", "Reroll"],
+        ["V1", "V2", "V3", "V4"],
+        ["E1", "E2", "E3", "E4"],
+        [],
+        [],
+    ]
+    assert labels(result_view(job_id, 5))[3] == ["Reroll"]  # a full row of five: 🔄 gets a row of its own
     assert [item.label for item in buttons(result_view(job_id, 0))] == ["Reroll"]
     ids = [str(item.custom_id) for item in buttons(result_view(job_id, 4))]
     assert len(ids) == len(set(ids))
     assert all(len(i) <= 100 and re.fullmatch(r"flux:\w+:[0-9a-f]{32}(:\d+(:\w+)?)?", i) for i in ids)
+
+
+@pytest.mark.parametrize("images", [0, 1, 2, 4, 5])
+@pytest.mark.parametrize("offered", [0, 3, 9, 30])
+def test_offered_buttons_take_the_rows_left_within_discords_limits(images, offered):
+    """Others' buttons (Zoom, Pan, ...) go in the rows the built-in ones leave: one image leaves three rows."""
+    job_id = "e" * 32
+    more = [f"extra{n}" for n in range(offered)]
+    view = result_view(job_id, images, more=more)
+    payload = view.to_components()
+    assert len(payload) <= 5
+    assert all(len(row["components"]) <= 5 for row in payload)
+    assert len(view.children) <= 25
+    ids = [str(item.custom_id) for item in buttons(view)]
+    assert len(ids) == len(set(ids))
+    extras = [item for item in buttons(view) if str(item.custom_id).startswith("flux:extra")]
+    if images == 0:
+        assert extras == []
+    else:
+        builtin_rows = {item.row for item in buttons(view) if item not in extras}
+        assert all(item.row not in builtin_rows for item in extras)  # a row of their own
+        room = 25 - 5 * len(builtin_rows)
+        assert len(extras) == min(offered, room)
+    if images == 1:
+        assert min(offered, 15) == len(extras)  # three whole rows for them

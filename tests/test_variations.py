@@ -95,11 +95,16 @@ async def test_every_button_under_one_image(world):
         result, parent = await result_of(world, bot, guild, channel, alice)
         assert rows(result) == [
             [
+                ("Upscale (Subtle)", f"flux:upscale:{parent.id}:1:subtle"),
+                ("Upscale (Creative)", f"flux:upscale:{parent.id}:1:strong"),
                 ("Vary (Subtle)", f"flux:vary:{parent.id}:1:subtle"),
                 ("Vary (Strong)", f"flux:vary:{parent.id}:1:strong"),
+            ],
+            [
+                ("Remix", f"flux:remix:{parent.id}:1"),
                 ("Edit", f"flux:edit:{parent.id}"),
                 ("Reroll", f"flux:reroll:{parent.id}"),
-            ]
+            ],
         ]
         subtle_msg, subtle = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:subtle", alice)
         _, strong = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:strong", alice)
@@ -116,7 +121,7 @@ async def test_every_button_under_one_image(world):
     # The variation's own result shows where it came from, with a link, and the buttons of a one-image result.
     description = subtle_msg.embeds[0]["description"]
     assert f"Subtle variation of image 1 of [an earlier result]({link_to(result)})" in description
-    assert rows(subtle_msg)[0][0] == ("Vary (Subtle)", f"flux:vary:{subtle.id}:1:subtle")
+    assert rows(subtle_msg)[0][2] == ("Vary (Subtle)", f"flux:vary:{subtle.id}:1:subtle")
 
 
 @pytest.mark.parametrize("count", [2, 4])
@@ -126,10 +131,8 @@ async def test_every_button_under_several_images(world, count):
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=count)
         numbers = range(1, count + 1)
         assert rows(result) == [
-            [
-                *((f"V{n}", f"flux:vary:{parent.id}:{n}:strong") for n in numbers),
-                ("Reroll", f"flux:reroll:{parent.id}"),
-            ],
+            [*((f"U{n}", f"flux:pick:{parent.id}:{n}") for n in numbers), ("Reroll", f"flux:reroll:{parent.id}")],
+            [(f"V{n}", f"flux:vary:{parent.id}:{n}:strong") for n in numbers],
             [(f"E{n}", f"flux:edit:{parent.id}:{n}") for n in numbers],
         ]
         assert f"V1-V{count}" in result.embeds[0]["footer"]["text"]

@@ -51,6 +51,35 @@ WORDS: dict[str, Words] = {
         # L10N: what kind of job a line of /imagine-history is, after an emoji
         history=_("variation"),
     ),
+    "upscale": Words(
+        "🔍",
+        # L10N: the lead of the line under an upscaled image, before "of image 2 of an earlier result"
+        lead=_("Upscale"),
+        by_strength={
+            # L10N: the lead of the line under an upscaled image, before "of image 2 of an earlier result"
+            "subtle": _("Subtle upscale"),
+            # L10N: the lead of the line under an upscaled image, before "of image 2 of an earlier result"
+            "creative": _("Creative upscale"),
+        },
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("upscale"),
+    ),
+    "remix": Words(
+        "🎛️",
+        # L10N: the lead of the line under a remixed image, before "of image 2 of an earlier result"
+        lead=_("Remix"),
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("remix"),
+        # L10N: a button on a finished image (run it again with a changed prompt), at most 80 characters
+        button=_("Remix"),
+    ),
+    "pick": Words(
+        "🖼️",
+        # L10N: the lead of the line under one image posted alone, before "of image 2 of an earlier result"
+        lead=_("Copy"),
+        # L10N: what kind of job a line of /imagine-history is (one image of a result posted alone), after an emoji
+        history=_("picked image"),
+    ),
     # Buttons that start no kind of their own, or whose name is older than the kind's.
     # L10N: a button on an image job in progress, at most 80 characters
     "cancel": Words(button=_("Cancel")),

@@ -94,10 +94,15 @@ def buttons_hint(shown: int) -> Text | None:
     """A footer that says what the buttons under a result do, in Midjourney's words."""
     if shown == 1:
         # L10N: the footer of a result, at most 2048 characters
-        return _("Vary: a new take on this image · Edit: change it in words · 🔄 Reroll: same prompt, new seed")
-    if shown > 1:
         return _(
-            "V1-V{shown}: variations of that image · E1-E{shown}: edit it · 🔄 Reroll: same prompt, new seed",
+            "Upscale: redrawn at twice the size · Vary: a new take on this image · Remix: change the prompt · "
+            "Edit: change it in words · 🔄 Reroll: same prompt, new seed"
+        )
+    if shown > 1:
+        # L10N: the footer of a result, at most 2048 characters
+        return _(
+            "U1-U{shown}: that image alone, with its own buttons · V1-V{shown}: variations of that image · "
+            "E1-E{shown}: edit it · 🔄 Reroll: same prompt, new seed",
             shown=shown,
         )
     return None
@@ -108,9 +113,9 @@ def stored_notes(job: Job) -> list[Text]:
     return [Text.from_json(note) for note in job.extra.notes]
 
 
-def result_embed(job: Job, seconds: float, notes: list[Text], *, shown: int = 1) -> discord.Embed:
-    """The result's card: prompt, where it came from, model, seed, shape, time and requester; `shown` images
-    are attached to the message (the footer explains their buttons)."""
+def result_embed(job: Job, seconds: float | None, notes: list[Text], *, shown: int = 1) -> discord.Embed:
+    """The result's card: prompt, where it came from, model, seed, shape, time (None: nothing ran, as for U1)
+    and requester; `shown` images are attached to the message (the footer explains their buttons)."""
 
     def t(text: Text) -> str:
         return render(text, job.locale)
@@ -128,8 +133,9 @@ def result_embed(job: Job, seconds: float, notes: list[Text], *, shown: int = 1)
         shape = t(_("as the input")) if ratio == "match_input_image" else str(ratio)
         # L10N: the name of a field of the result embed, at most 256 characters
         embed.add_field(name=t(_("Aspect ratio")), value=shape)
-    # L10N: the name of a field of the result embed, at most 256 characters
-    embed.add_field(name=t(_("Time")), value=f"{seconds:.1f} s")
+    if seconds is not None:
+        # L10N: the name of a field of the result embed, at most 256 characters
+        embed.add_field(name=t(_("Time")), value=f"{seconds:.1f} s")
     # A mention inside an embed never pings; allowed_mentions is also none on every message.
     # L10N: the name of a field of the result embed, at most 256 characters
     embed.add_field(name=t(_("Requested by")), value=f"<@{job.user_id}>")

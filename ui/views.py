@@ -5,8 +5,9 @@ One dynamic item serves them all; what a click does is registered by the cog tha
 (`JobButtons.handle`), so this module needs no cog, and every click's error takes the one error path.
 
 Custom ids: `flux:ACTION:JOB` (cancel, reroll, and edit asking which image), `flux:ACTION:JOB:N` (for image N
-of the message, as `flux:edit:JOB:2`) and `flux:ACTION:JOB:N:STRENGTH` (`flux:vary:JOB:1:subtle`). ACTION is
-any name a cog registers; its label and emoji are in ui/kind_words.py.
+of the message, as `flux:edit:JOB:2`, `flux:pick:JOB:3` for U3) and `flux:ACTION:JOB:N:STRENGTH`
+(`flux:vary:JOB:1:subtle`; `flux:upscale:JOB:1:strong` is Upscale (Creative)). ACTION is any name a cog
+registers; its label and emoji are in ui/kind_words.py.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Action = str  # what a button does: a name registered with JobButtons.handle
 ROW_SIZE = 5  # Discord's most buttons in one row
+MAX_ROWS = 5  # Discord's most rows in one message
 
 
 @dataclass(frozen=True)
@@ -143,37 +145,56 @@ def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
 def result_view(
     job_id: str, images: int = 1, locale: str | None = None, more: Sequence[Action] = ()
 ) -> discord.ui.View:
-    """The buttons under a result showing `images` images, as Midjourney users know them.
+    """The buttons under a result showing `images` images, as Midjourney users know them (at most Discord's
+    five rows of five).
 
-    One image: Vary (Subtle), Vary (Strong), ✏️ Edit, 🔄 Reroll. Several: V1..Vn (a variation of image N)
-    with 🔄 Reroll, and E1..En (edit image N) on the next row. None (not attached): 🔄 Reroll only. Then the
-    buttons of `more` (JobButtons.offered) where a result is shown.
+    One image: Upscale (Subtle), Upscale (Creative), Vary (Subtle), Vary (Strong); then Remix, ✏️ Edit, 🔄
+    Reroll. Several: U1..Un (that image posted alone, which then carries the one-image buttons) with 🔄 Reroll,
+    V1..Vn (a variation of image N) and E1..En (edit image N), a row each. None (not attached): 🔄 Reroll
+    only. Then the buttons of `more` (JobButtons.offered) in the rows left, where a result is shown.
     """
     view = _builtin_result_view(job_id, images, locale)
     if images:
+        row = max(item.row or 0 for item in view.children) + 1
         for action in more:
-            if len(view.children) < ROW_SIZE * 5:  # Discord's most components in one message
-                view.add_item(button(action, Press(job_id), locale=locale))
+            while row < MAX_ROWS and sum(item.row == row for item in view.children) >= ROW_SIZE:
+                row += 1
+            if row >= MAX_ROWS:
+                break  # no room left: Discord allows five rows
+            view.add_item(button(action, Press(job_id), row=row, locale=locale))
     return view
 
 
 def _builtin_result_view(job_id: str, images: int, locale: str | None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if images == 1:
+        # Upscale's "strong" is Creative: the custom id keeps the two strengths every per-image button has.
+        # L10N: a button on a finished image (twice the size, as it is), at most 80 characters
+        upscale_subtle = _("Upscale (Subtle)")
+        # L10N: a button on a finished image (twice the size, with added detail), at most 80 characters
+        upscale_creative = _("Upscale (Creative)")
         # L10N: a button on a finished image (a variation close to it), at most 80 characters
         subtle = _("Vary (Subtle)")
         # L10N: a button on a finished image (a variation further from it), at most 80 characters
         strong = _("Vary (Strong)")
-        view.add_item(button("vary", Press(job_id, 1, "subtle"), label=subtle, emoji="🪄", locale=locale))
-        view.add_item(button("vary", Press(job_id, 1, "strong"), label=strong, emoji="🪄", locale=locale))
-        view.add_item(button("edit", Press(job_id), locale=locale))
-        view.add_item(button("reroll", Press(job_id), locale=locale))
+        for action, press, label, emoji in (
+            ("upscale", Press(job_id, 1, "subtle"), upscale_subtle, "🔍"),
+            ("upscale", Press(job_id, 1, "strong"), upscale_creative, "🔍"),
+            ("vary", Press(job_id, 1, "subtle"), subtle, "🪄"),
+            ("vary", Press(job_id, 1, "strong"), strong, "🪄"),
+        ):
+            view.add_item(button(action, press, label=label, emoji=emoji, row=0, locale=locale))
+        view.add_item(button("remix", Press(job_id, 1), row=1, locale=locale))
+        view.add_item(button("edit", Press(job_id), row=1, locale=locale))
+        view.add_item(button("reroll", Press(job_id), row=1, locale=locale))
         return view
     shown = range(1, min(images, ROW_SIZE) + 1)
-    # V1..Vn and E1..En are the same in every language (as Midjourney users know them).
+    # U1..Un, V1..Vn and E1..En are the same in every language (as Midjourney users know them).
     for n in shown:
-        view.add_item(button("vary", Press(job_id, n, GRID_STRENGTH), label=verbatim(f"V{n}"), row=0))
-    view.add_item(button("reroll", Press(job_id), row=0 if len(shown) < ROW_SIZE else 2, locale=locale))
+        view.add_item(button("pick", Press(job_id, n), label=verbatim(f"U{n}"), row=0))
     for n in shown:
-        view.add_item(button("edit", Press(job_id, n), label=verbatim(f"E{n}"), row=1))
+        view.add_item(button("vary", Press(job_id, n, GRID_STRENGTH), label=verbatim(f"V{n}"), row=1))
+    for n in shown:
+        view.add_item(button("edit", Press(job_id, n), label=verbatim(f"E{n}"), row=2))
+    view.add_item(button("reroll", Press(job_id), row=0 if len(shown) < ROW_SIZE else 3, locale=locale))
     return view

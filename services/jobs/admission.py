@@ -121,7 +121,7 @@ class Admission:
         check_prompt(clean_prompt(prompt), moderation, self.policy.blocked_words)
         spec, given = self._model_and_options(ask.kind, applied.given, context)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
-        resolved = ask.kind.build(prompt, given, kept.values, context)
+        resolved = ask.kind.sized(kept.sizes).build(prompt, given, kept.values, context)
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
         # And the text that is sent, as it is in the input: what is judged is what the API gets.
         check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)

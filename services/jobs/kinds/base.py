@@ -43,6 +43,11 @@ class Kind:
         """Which of the given images to fetch and send."""
         return list(images)
 
+    def sized(self, sizes: Sequence[tuple[int, int] | None]) -> Kind:
+        """This kind once the input images' real sizes (width, height; None where unknown) are known, before
+        `build`; a kind whose output is shaped by them (an upscale) keeps them."""
+        return self
+
     def build(
         self, prompt: str, given: Mapping[str, object], references: Sequence[str], context: RequestContext
     ) -> Resolved:
