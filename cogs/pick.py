@@ -26,7 +26,7 @@ from ui.render import result_embed
 from ui.views import Press, result_view
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 
 class Pick(commands.Cog):

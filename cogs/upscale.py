@@ -22,7 +22,7 @@ from ui.launch import age_restricted
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 
 class Upscale(commands.Cog):
