@@ -40,6 +40,7 @@ from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseTerms
+from services.jobs.restore import restored
 from services.jobs.settlement import Settlement
 from services.metrics import Metrics
 from services.store.base import Store
@@ -448,6 +449,7 @@ class JobRunner:
                 fetch.cancel()
                 await asyncio.gather(fetch, return_exceptions=True)
         settled = self.settlement.fetched(job, images)
+        images = await restored(job, images, self.store)  # what the kind asked to keep of the original
         seconds = (job.completed_at or time.time()) - job.created_at
         shown = await self.display.deliver(job, Delivery(images, prediction, seconds, PostedImages(self.store, job)))
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
