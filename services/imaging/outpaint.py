@@ -110,7 +110,7 @@ def canvas(original: bytes, placement: Placement) -> bytes:
 def sent_size(size: Size) -> Size:
     """The size a canvas of `size` is sent at (see `canvas`)."""
     scale = _scale(size)
-    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    return (max(1, int(size[0] * scale)), max(1, int(size[1] * scale)))  # floored: never over the limits
 
 
 def paste_back(output: bytes, original: bytes, placement: Placement) -> bytes:
