@@ -9,6 +9,8 @@ import io
 from PIL import Image
 
 from services.jobs.input_refs import referenced
+from tests.e2e import wait_status
+from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT
 from tests.test_imagine import private_reply
 from tests.test_variations import delivered, result_of, setup_guild
@@ -216,3 +218,35 @@ async def test_the_buttons_work_after_a_restart(world):
         message, job = await click(world, bot, result, "zoom_half", parent, alice)
     assert (job.kind, job.parent_id) == ("zoom", parent.id)
     assert_original_kept(message, original, (16, 16))
+
+
+async def test_a_zoom_in_flight_at_a_restart_is_delivered_with_the_original_kept(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((50, 30)))
+        world.comet.queue_outcome(Outcome(duration=2.0))
+        handle = await world.discord.click_button(result, f"flux:pan_down:{parent.id}", alice)
+        await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
+        message = await handle.wait_original(lambda m: "Starting" in m.content or "Generating" in m.content)
+        job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "running")
+    async with world.bot() as bot:  # a new process picks the job up by its prediction id
+        job = await wait_status(bot, job.id, "succeeded", "failed")
+    assert job.status == "succeeded" and len(world.comet.creates()) == 2
+    final = world.discord.message(message.id)
+    assert decoded(final.attachments[0].data).size == (50, 45)
+    assert_original_kept(final, original, (0, 0))
+
+
+async def test_a_reroll_of_a_zoom_zooms_again_keeping_the_original(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((40, 40)))
+        zoomed, zoom_job = await click(world, bot, result, "zoom_double", parent, alice)
+        message, reroll = await click(world, bot, zoomed, "reroll", zoom_job, alice)
+    assert (reroll.kind, reroll.parent_id) == ("reroll", zoom_job.id)
+    assert reroll.input["input_image"] == zoom_job.input["input_image"]  # the same canvas, a new seed
+    assert reroll.input["seed"] != zoom_job.input["seed"]
+    assert decoded(message.attachments[0].data).size == (80, 80)
+    assert_original_kept(message, original, (20, 20))
