@@ -250,3 +250,21 @@ async def test_a_reroll_of_a_zoom_zooms_again_keeping_the_original(world):
     assert reroll.input["seed"] != zoom_job.input["seed"]
     assert decoded(message.attachments[0].data).size == (80, 80)
     assert_original_kept(message, original, (20, 20))
+
+
+async def test_on_flux_2_the_canvas_goes_in_input_images_shaped_and_sized_by_it(world):
+    from tests.test_edit_references import set_edit_model
+
+    guild, channel, admin, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        await set_edit_model(world, guild, admin, "flux-2-pro")
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((64, 48)))
+        message, job = await click(world, bot, result, "zoom_half", parent, alice)
+        canvas = await sent_canvas(world, bot, job)
+    sent = world.comet.creates()[-1].json["input"]
+    assert job.model == FLUX2 and len(sent["input_images"]) == 1
+    assert (sent["aspect_ratio"], sent["resolution"], sent["output_format"]) == (("match_input_image",) * 2 + ("png",))
+    assert canvas.size == (96, 72)
+    assert job.extra.input_sizes == ((96, 72),)  # what FLUX.2 is priced by
+    assert_original_kept(message, original, (16, 12))
