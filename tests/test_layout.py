@@ -85,7 +85,7 @@ SERVICE_LAYERS = (
     ("limits", "failures"),
     ("store", "cometapi"),
     ("rules",),
-    ("delivery", "metrics"),
+    ("delivery", "metrics", "imaging"),
     ("jobs", "metrics_server"),
     ("config",),
 )

@@ -80,11 +80,53 @@ WORDS: dict[str, Words] = {
         # L10N: what kind of job a line of /imagine-history is (one image of a result posted alone), after an emoji
         history=_("picked image"),
     ),
+    "zoom": Words(
+        "🔎",
+        lead=_("Zoom out"),
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("zoom out"),
+    ),
+    "pan": Words(
+        "↔️",
+        lead=_("Pan"),
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("pan"),
+    ),
+    "square": Words(
+        "🔲",
+        lead=_("Make square"),
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("make square"),
+    ),
+    "region": Words(
+        "🖌️",
+        lead=_("Vary (Region)"),
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("vary region"),
+    ),
     # Buttons that start no kind of their own, or whose name is older than the kind's.
     # L10N: a button on an image job in progress, at most 80 characters
     "cancel": Words(button=_("Cancel")),
     # L10N: a button on a finished image (a variation of it), at most 80 characters
     "vary": Words("🪄", button=_("Vary")),
+    # L10N: a button on a finished image (extend it all round to twice its size), at most 80 characters
+    "zoom_double": Words("🔎", button=_("Zoom Out 2x")),
+    # L10N: a button on a finished image (extend it all round to 1.5 times its size), at most 80 characters
+    "zoom_half": Words("🔎", button=_("Zoom Out 1.5x")),
+    # L10N: a button on a finished image (extend it by a factor the user types), at most 80 characters
+    "zoom_custom": Words("🔎", button=_("Custom Zoom")),
+    # L10N: a button on a finished image (extend its short sides until it is square), at most 80 characters
+    "make_square": Words("🔲", button=_("Make Square")),
+    # L10N: a button on a finished image (extend it to the left by half its width), at most 80 characters
+    "pan_left": Words("⬅️", button=_("Pan left")),
+    # L10N: a button on a finished image (extend it to the right by half its width), at most 80 characters
+    "pan_right": Words("➡️", button=_("Pan right")),
+    # L10N: a button on a finished image (extend it upwards by half its height), at most 80 characters
+    "pan_up": Words("⬆️", button=_("Pan up")),
+    # L10N: a button on a finished image (extend it downwards by half its height), at most 80 characters
+    "pan_down": Words("⬇️", button=_("Pan down")),
+    # L10N: a button on a finished image (redraw the parts of it the user picks), at most 80 characters
+    "vary_region": Words("🖌️", button=_("Vary (Region)")),
 }
 
 

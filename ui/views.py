@@ -151,10 +151,11 @@ def result_view(
     One image: Upscale (Subtle), Upscale (Creative), Vary (Subtle), Vary (Strong); then Remix, ✏️ Edit, 🔄
     Reroll. Several: U1..Un (that image posted alone, which then carries the one-image buttons) with 🔄 Reroll,
     V1..Vn (a variation of image N) and E1..En (edit image N), a row each. None (not attached): 🔄 Reroll
-    only. Then the buttons of `more` (JobButtons.offered) in the rows left, where a result is shown.
+    only. Then, under one image, the buttons of `more` (JobButtons.offered: actions on one image, such as Zoom
+    and Pan) in the rows left; under several, U1..Un lead to them.
     """
     view = _builtin_result_view(job_id, images, locale)
-    if images:
+    if images == 1:
         row = max(item.row or 0 for item in view.children) + 1
         for action in more:
             while row < MAX_ROWS and sum(item.row == row for item in view.children) >= ROW_SIZE:

@@ -22,10 +22,12 @@ against both lists before any attachment is fetched.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from services.cometapi.files import Downloader
 from services.errors import BadInput
@@ -121,12 +123,14 @@ class Admission:
         check_prompt(clean_prompt(prompt), moderation, self.policy.blocked_words)
         spec, given = self._model_and_options(ask.kind, applied.given, context)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
+        kept, derived = await asyncio.to_thread(ask.kind.derive, kept)  # Pillow work, for an outpaint's canvas
         resolved = ask.kind.sized(kept.sizes).build(prompt, given, kept.values, context)
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
         # And the text that is sent, as it is in the input: what is judged is what the API gets.
         check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)
         reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
-        job = self._job(ask, resolved, model_input, kept, [*applied.notes, *resolved.notes], message_id)
+        notes = [*applied.notes, *resolved.notes]
+        job = self._job(ask, resolved, model_input, kept, notes, message_id, derived)
         try:
             refusal = await self.store.admit_job(
                 job, self.limits(context), now=job.created_at, images=kept.images, reused=reused
@@ -173,6 +177,7 @@ class Admission:
         kept: KeptImages,
         notes: Sequence[Text],
         message_id: int | None,
+        derived: Mapping[str, Any],
     ) -> Job:
         now = time.time()
         return Job(
@@ -189,7 +194,7 @@ class Admission:
             parent_id=ask.parent.id if ask.parent else None,
             message_id=message_id,
             image_count=resolved.image_count,  # reserved now, so racing commands count it
-            extra=_extra(ask, kept, notes),
+            extra=_extra(ask, kept, notes, derived),
             cost_microusd=self.policy.pricing.book(resolved.model, model_input, kept.sizes),  # what the budgets count
             lease_owner=self.lease.owner,
             lease_expires_at=now + self.lease.seconds,
@@ -224,7 +229,7 @@ class Admission:
         return replace(job, message_id=message_id)
 
 
-def _extra(ask: Ask, kept: KeptImages, notes: Sequence[Text]) -> JobExtra:
+def _extra(ask: Ask, kept: KeptImages, notes: Sequence[Text], derived: Mapping[str, Any]) -> JobExtra:
     """What the result shows beside the input, where the job came from, and what billing and rerolls need."""
     parent = ask.parent
     where = parent.message_id if parent is not None else None
@@ -235,4 +240,5 @@ def _extra(ask: Ask, kept: KeptImages, notes: Sequence[Text]) -> JobExtra:
         input_sizes=tuple(kept.sizes) if any(size is not None for size in kept.sizes) else (),
         private=ask.private,
         **ask.kind.extra(),
+        **derived,
     )

@@ -44,6 +44,7 @@ from services.failures import describe
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseFence, LeaseTerms
+from services.jobs.restore import restored
 from services.jobs.settlement import Settlement
 from services.metrics import Metrics
 from services.store.base import Store
@@ -501,6 +502,7 @@ class JobRunner:
                 fetch.cancel()
                 await asyncio.gather(fetch, return_exceptions=True)
         settled = self.settlement.fetched(job, images)
+        images = await restored(job, images, self.store)  # what the kind asked to keep of the original
         seconds = (job.completed_at or time.time()) - job.created_at
         posted = PostedImages(self.store, job, owner=self.lease.owner)
         shown = await self.display.deliver(job, Delivery(images, prediction, seconds, posted))

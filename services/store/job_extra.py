@@ -36,6 +36,32 @@ class MessageRef:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """What delivery puts back over the model's output so the user's pixels stay theirs (Zoom Out, Pan, Make
+    Square, Vary (Region)): the original, by the sha256 of its stored bytes, and where it goes: on a larger canvas
+    (`placement`: the canvas's width and height, the original's left, top, width and height) or only the grid
+    cells that change (`cells`, 1-9)."""
+
+    original: str
+    placement: tuple[int, ...] = ()
+    cells: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"original": self.original, "placement": list(self.placement), "cells": list(self.cells)}
+
+    @classmethod
+    def from_json(cls, data: object) -> Restore | None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("original"), str):
+            return None
+        placement, cells = data.get("placement"), data.get("cells")
+        return cls(
+            data["original"],
+            tuple(v for v in placement if _int(v) is not None) if isinstance(placement, list) else (),
+            tuple(v for v in cells if _int(v) is not None) if isinstance(cells, list) else (),
+        )
+
+
+@dataclass(frozen=True)
 class JobExtra:
     # What admission wrote
     notes: tuple[Mapping[str, Any], ...] = ()  # display notes (services.text.Text.to_json)
@@ -45,6 +71,7 @@ class JobExtra:
     input_sha256: Mapping[str, str] = field(default_factory=dict)  # input link -> sha256 of its stored bytes
     input_sizes: tuple[Size | None, ...] = ()  # the input images' sizes, in the order sent
     private: bool = False  # Discord made the reply private (ephemeral): only its owner sees it in a history
+    restore: Restore | None = None  # the original's pixels to put back over the output (outpaints, regions)
     # What delivery and the history wrote
     posted: Mapping[int, int] = field(default_factory=dict)  # image index (0-based) -> message showing it
     upload_limit: int | None = None  # the upload limit the posted messages were packed with
@@ -59,7 +86,7 @@ class JobExtra:
             value = getattr(self, name)
             if value == getattr(default, name):
                 continue
-            if name == "parent_message":
+            if name in ("parent_message", "restore"):
                 value = value.to_json()
             elif name == "posted":
                 value = {str(index): message for index, message in value.items()}
@@ -84,6 +111,7 @@ class JobExtra:
             input_sha256={str(k): str(v) for k, v in links.items()} if isinstance(links, Mapping) else {},
             input_sizes=_sizes(data.get("input_sizes")),
             private=data.get("private") is True,
+            restore=Restore.from_json(data.get("restore")),
             posted=_posted(posted) if isinstance(posted, Mapping) else {},
             upload_limit=_int(data.get("upload_limit")),
             message_deleted=data.get("message_deleted") is True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from services.jobs.input_refs import KeptImages
 from services.rules.catalogue import ModelSpec
 from services.rules.input_images import ImageRef
 from services.rules.options import RequestContext, Resolved, resolve
@@ -47,6 +48,11 @@ class Kind:
         """This kind once the input images' real sizes (width, height; None where unknown) are known, before
         `build`; a kind whose output is shaped by them (an upscale) keeps them."""
         return self
+
+    def derive(self, kept: KeptImages) -> tuple[KeptImages, dict[str, Any]]:
+        """The images to send, made from those fetched (a canvas for an outpaint), and what the job keeps about
+        them (fields of JobExtra); by default the fetched ones as they are."""
+        return kept, {}
 
     def build(
         self, prompt: str, given: Mapping[str, object], references: Sequence[str], context: RequestContext

@@ -17,6 +17,7 @@ from services.jobs.kinds.variation import Variation
 from services.rules.catalogue import ModelSpec
 from services.rules.options import RequestContext, Resolved
 from services.rules.variation_models import split_reference
+from services.store.job_extra import Restore
 from services.store.models import Job
 
 
@@ -24,6 +25,7 @@ from services.store.models import Job
 class Reroll(Kind):
     name = "reroll"
     variation: Variation | None = None  # set when the parent was a variation
+    restore: Restore | None = None  # the parent's original pixels to put back (a zoom, a pan, a region)
 
     @property
     def checks_options(self) -> bool:
@@ -40,7 +42,8 @@ class Reroll(Kind):
         return super().build(prompt, given, references, context)
 
     def extra(self) -> dict[str, Any]:
-        return {"strength": self.variation.strength} if self.variation else {}
+        kept = {"restore": self.restore} if self.restore else {}
+        return {"strength": self.variation.strength, **kept} if self.variation else kept
 
 
 def reroll_ask(
@@ -62,7 +65,7 @@ def reroll_ask(
     links = parent.extra.input_sha256
     sizes = list(parent.extra.input_sizes)
     return Ask(
-        kind=Reroll(Variation(variation[2]) if variation is not None else None),
+        kind=Reroll(Variation(variation[2]) if variation is not None else None, parent.extra.restore),
         user_id=user_id,
         channel_id=channel_id,
         guild_id=guild_id,

@@ -1,0 +1,270 @@
+"""Zoom Out, Pan and Make Square end to end: the canvas sent, the original's pixels exactly kept in the result,
+refusals at no cost, the buttons after a restart."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from PIL import Image
+
+from services.jobs.input_refs import referenced
+from tests.e2e import wait_status
+from tests.fakes.cometapi import Outcome
+from tests.test_edit import KONTEXT
+from tests.test_imagine import private_reply
+from tests.test_variations import delivered, result_of, setup_guild
+
+FLUX2 = "black-forest-labs/flux-2-pro"
+
+
+def decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+async def click(world, bot, result, action, job, user):
+    handle = await world.discord.click_button(result, f"flux:{action}:{job.id}", user)
+    return await delivered(world, bot, handle)
+
+
+async def sent_canvas(world, bot, job):
+    """The canvas the API got (inline or as the stored bytes), decoded."""
+    sent = world.comet.creates()[-1].json["input"]
+    value = sent.get("input_image") or sent["input_images"][0]
+    if value.startswith("data:"):
+        return decoded(base64.b64decode(value.split(",", 1)[1]))
+    stored = await bot.store.get_input_image(referenced(value))
+    return decoded(stored.data)
+
+
+def assert_original_kept(message, original, box):
+    """The posted image holds the original's pixels, exactly, at `box`'s corner."""
+    image = decoded(message.attachments[0].data)
+    x, y = box
+    inside = image.crop((x, y, x + original.width, y + original.height))
+    assert inside.tobytes() == original.tobytes()
+
+
+async def test_zoom_out_2x_keeps_the_original_in_the_middle_of_a_canvas_twice_its_size(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = decoded(result.attachments[0].data)
+        message, job = await click(world, bot, result, "zoom_double", parent, alice)
+        canvas = await sent_canvas(world, bot, job)
+    w, h = original.size
+    assert (job.kind, job.model, job.parent_id) == ("zoom", KONTEXT, parent.id)
+    assert canvas.size == (2 * w, 2 * h)
+    assert canvas.getpixel((0, 0)) == (128, 128, 128)  # the new area, as the instruction names it
+    assert "grey border" in job.input["prompt"] and parent.input["prompt"] in job.input["prompt"]
+    assert decoded(message.attachments[0].data).size == (2 * w, 2 * h)
+    assert_original_kept(message, original, (w // 2, h // 2))
+    assert len(world.comet.creates()) == 2
+
+
+def picture(size, seed=1) -> bytes:
+    """A PNG of `size` whose every pixel differs from its neighbours (so a misplaced paste shows)."""
+    w, h = size
+    image = Image.frombytes(
+        "RGB",
+        size,
+        bytes((x * 7 + y * 13 + c * 101 + seed) % 256 for y in range(h) for x in range(w) for c in range(3)),
+    )
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def show_instead(world, result, data):
+    """The result message shows `data` as its image from now on (the fake API makes only square images)."""
+    world.discord.message(result.id).attachments[0].data = data
+    return decoded(data)
+
+
+async def test_pan_adds_half_the_image_on_that_side_and_keeps_the_original(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((96, 64)))
+        panned = {
+            direction: await click(world, bot, result, f"pan_{direction}", parent, alice)
+            for direction in ("left", "right", "up", "down")
+        }
+    expected = {
+        "left": ((144, 64), (48, 0)),
+        "right": ((144, 64), (0, 0)),
+        "up": ((96, 96), (0, 32)),
+        "down": ((96, 96), (0, 0)),
+    }
+    for direction, (message, job) in panned.items():
+        size, corner = expected[direction]
+        assert job.kind == "pan" and job.extra.restore.placement == (*size, *corner, 96, 64)
+        assert decoded(message.attachments[0].data).size == size, direction
+        assert_original_kept(message, original, corner)
+    assert len(world.comet.creates()) == 1 + 4
+
+
+async def test_make_square_centres_the_image_on_a_square(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((60, 100)))
+        message, job = await click(world, bot, result, "make_square", parent, alice)
+        canvas = await sent_canvas(world, bot, job)
+    assert job.kind == "square"
+    assert canvas.size == decoded(message.attachments[0].data).size == (100, 100)
+    assert_original_kept(message, original, (20, 0))
+
+
+async def test_make_square_of_a_square_image_is_refused_privately_at_no_cost(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        handle = await world.discord.click_button(result, f"flux:make_square:{parent.id}", alice)
+        reply = await private_reply(world, handle)
+        await bot.interaction_handled(handle.id)
+        jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
+    assert reply.ephemeral and "already square" in reply.content
+    assert len(world.comet.creates()) == 1
+    assert jobs == [parent]
+
+
+async def open_custom_zoom(world, result, parent, user):
+    click = await world.discord.click_button(result, f"flux:zoom_custom:{parent.id}", user)
+    await click.wait_response()
+    assert click.modal is not None, "Custom Zoom opens a form"
+    return click
+
+
+async def test_custom_zoom_takes_a_factor_and_a_new_prompt(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((80, 40)))
+        click = await open_custom_zoom(world, result, parent, alice)
+        values = {"factor": "1.25", "prompt": "a harbour at night"}
+        message, job = await delivered(world, bot, await world.discord.submit_modal(click, values, user_id=alice.id))
+    assert job.kind == "zoom" and job.input["prompt"].endswith("a harbour at night")
+    assert decoded(message.attachments[0].data).size == (100, 50)
+    assert_original_kept(message, original, (10, 5))
+
+
+async def test_custom_zoom_refuses_a_factor_outside_1_to_2_privately_at_no_cost(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        for factor in ("3", "0.5", "big", "nan"):
+            click = await open_custom_zoom(world, result, parent, alice)
+            submitted = await world.discord.submit_modal(click, {"factor": factor}, user_id=alice.id)
+            reply = await private_reply(world, submitted)
+            await bot.interaction_handled(submitted.id)
+            assert reply.ephemeral and "from 1.0 to 2.0" in reply.content, factor
+        jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
+    assert len(world.comet.creates()) == 1
+    assert jobs == [parent]
+
+
+async def test_refusals_cost_nothing(world):
+    guild, channel, admin, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        # A server that allows no model able to extend an image.
+        for model in ("flux-kontext-pro", "flux-kontext-max", "flux-2-pro", "flux-2-flex", "flux-2-dev"):
+            denied = await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings models", {"deny": model}
+            )
+            await denied.wait_response()
+        handle = await world.discord.click_button(result, f"flux:zoom_double:{parent.id}", alice)
+        assert "allows no model that can extend an image" in (await private_reply(world, handle)).content
+        await bot.interaction_handled(handle.id)
+        allowed = await world.discord.slash_command(
+            guild, channel, admin, "imagine-settings models", {"allow": "flux-kontext-pro"}
+        )
+        await allowed.wait_response()
+        # A budget the zoom would go over (flux-schnell's $0.003 spent, Kontext's $0.04 asked).
+        budget = await world.discord.slash_command(
+            guild, channel, admin, "imagine-settings budgets", {"usd_per_user_per_day": 0.02}
+        )
+        await budget.wait_response()
+        handle = await world.discord.click_button(result, f"flux:pan_left:{parent.id}", alice)
+        assert "budget" in (await private_reply(world, handle)).content
+        await bot.interaction_handled(handle.id)
+        await (
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings budgets", {"usd_per_user_per_day": 0}
+            )
+        ).wait_response()
+        # An image whose link has expired (days later, the message's old payload).
+        world.discord.cdn_time_shift = 3 * 86_400
+        handle = await world.discord.click_button(result, f"flux:zoom_half:{parent.id}", alice)
+        refusal = (await private_reply(world, handle)).content
+        await bot.interaction_handled(handle.id)
+        jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
+    assert "image file is gone" in refusal, refusal
+    assert len(world.comet.creates()) == 1
+    assert jobs == [parent]
+
+
+async def test_the_buttons_work_after_a_restart(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+    offered = [c["custom_id"] for row in world.discord.message(result.id).components for c in row["components"]]
+    for action in ("zoom_double", "zoom_half", "zoom_custom", "make_square", "pan_left", "pan_right", "pan_up"):
+        assert f"flux:{action}:{parent.id}" in offered
+    async with world.bot() as bot:  # a new process: nothing cached
+        original = show_instead(world, result, picture((64, 64)))
+        message, job = await click(world, bot, result, "zoom_half", parent, alice)
+    assert (job.kind, job.parent_id) == ("zoom", parent.id)
+    assert_original_kept(message, original, (16, 16))
+
+
+async def test_a_zoom_in_flight_at_a_restart_is_delivered_with_the_original_kept(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((50, 30)))
+        world.comet.queue_outcome(Outcome(duration=2.0))
+        handle = await world.discord.click_button(result, f"flux:pan_down:{parent.id}", alice)
+        await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
+        message = await handle.wait_original(lambda m: "Starting" in m.content or "Generating" in m.content)
+        job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "running")
+    async with world.bot() as bot:  # a new process picks the job up by its prediction id
+        job = await wait_status(bot, job.id, "succeeded", "failed")
+    assert job.status == "succeeded" and len(world.comet.creates()) == 2
+    final = world.discord.message(message.id)
+    assert decoded(final.attachments[0].data).size == (50, 45)
+    assert_original_kept(final, original, (0, 0))
+
+
+async def test_a_reroll_of_a_zoom_zooms_again_keeping_the_original(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((40, 40)))
+        zoomed, zoom_job = await click(world, bot, result, "zoom_double", parent, alice)
+        message, reroll = await click(world, bot, zoomed, "reroll", zoom_job, alice)
+    assert (reroll.kind, reroll.parent_id) == ("reroll", zoom_job.id)
+    assert reroll.input["input_image"] == zoom_job.input["input_image"]  # the same canvas, a new seed
+    assert reroll.input["seed"] != zoom_job.input["seed"]
+    assert decoded(message.attachments[0].data).size == (80, 80)
+    assert_original_kept(message, original, (20, 20))
+
+
+async def test_on_flux_2_the_canvas_goes_in_input_images_shaped_and_sized_by_it(world):
+    from tests.test_edit_references import set_edit_model
+
+    guild, channel, admin, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        await set_edit_model(world, guild, admin, "flux-2-pro")
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((64, 48)))
+        message, job = await click(world, bot, result, "zoom_half", parent, alice)
+        canvas = await sent_canvas(world, bot, job)
+    sent = world.comet.creates()[-1].json["input"]
+    assert job.model == FLUX2 and len(sent["input_images"]) == 1
+    assert (sent["aspect_ratio"], sent["resolution"], sent["output_format"]) == (("match_input_image",) * 2 + ("png",))
+    assert canvas.size == (96, 72)
+    assert job.extra.input_sizes == ((96, 72),)  # what FLUX.2 is priced by
+    assert_original_kept(message, original, (16, 12))

@@ -1,0 +1,57 @@
+"""Vary (Region) end to end: the cells picked in the form, the change asked, and every pixel outside the chosen
+cells exactly the original's; refusals at no cost."""
+
+from __future__ import annotations
+
+from services.imaging.outpaint import cells_box
+from tests.test_imagine import private_reply
+from tests.test_outpaint import decoded, picture, show_instead
+from tests.test_variations import delivered, result_of, setup_guild
+
+
+async def open_form(world, result, parent, user):
+    click = await world.discord.click_button(result, f"flux:vary_region:{parent.id}", user)
+    await click.wait_response()
+    assert click.modal is not None, "Vary (Region) opens a form"
+    return click
+
+
+async def test_only_the_chosen_cells_change(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, picture((90, 60)))
+        click = await open_form(world, result, parent, alice)
+        values = {"cells": ["1", "2"], "instruction": "a red sailing boat"}
+        message, job = await delivered(world, bot, await world.discord.submit_modal(click, values, user_id=alice.id))
+    assert (job.kind, job.parent_id) == ("region", parent.id)
+    assert "top left, top centre part" in job.input["prompt"] and "a red sailing boat" in job.input["prompt"]
+    assert job.input["input_image"] == result.attachments[0].url  # the whole image, as the user saw it
+    made = decoded(message.attachments[0].data)
+    assert made.size == original.size
+    region = [cells_box(cell, original.size) for cell in (1, 2)]
+    outside = [
+        (x, y)
+        for y in range(original.height)
+        for x in range(original.width)
+        if not any(left <= x < right and top <= y < bottom for left, top, right, bottom in region)
+    ]
+    assert all(made.getpixel(p) == original.getpixel(p) for p in outside)
+    # Well inside the region, the model's picture shows.
+    assert made.getpixel((15, 10)) != original.getpixel((15, 10))
+
+
+async def test_a_form_with_no_cell_or_a_made_up_one_is_refused_privately_at_no_cost(world):
+    guild, channel, _, alice, _ = setup_guild(world)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        click = await open_form(world, result, parent, alice)
+        submitted = await world.discord.submit_modal(
+            click, {"cells": ["10"], "instruction": "a boat"}, user_id=alice.id
+        )
+        reply = await private_reply(world, submitted)
+        await bot.interaction_handled(submitted.id)
+        jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
+    assert reply.ephemeral and "at least one part" in reply.content
+    assert len(world.comet.creates()) == 1
+    assert jobs == [parent]
