@@ -31,7 +31,7 @@ from ui.launch import ask_from
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 ZOOMS = {"zoom_double": 2.0, "zoom_half": 1.5}  # Zoom Out 2x and 1.5x

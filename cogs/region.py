@@ -22,7 +22,7 @@ from ui.i18n import tr
 from ui.views import Press
 
 if TYPE_CHECKING:
-    from bot import FluxBot
+    from ui.flux_bot import FluxBot
 
 Interaction = discord.Interaction[Any]
 ACTION = "vary_region"
