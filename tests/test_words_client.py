@@ -13,7 +13,7 @@ from services.secrets import Secret
 from tests.fakes.cometapi import FakeCometAPI
 
 KEY = "test-key"
-USER = [{"role": "user", "content": "a fox"}]
+USER: list[dict[str, object]] = [{"role": "user", "content": "a fox"}]
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_chat_returns_the_text_and_the_tokens(fake: FakeCometAPI, client: 
         7,
         19,
     )
-    assert fake.requests_for("chat")[0].json["max_tokens"] == 100
+    assert (fake.requests_for("chat")[0].json or {})["max_tokens"] == 100
 
 
 async def test_chat_is_not_repeated_after_a_server_error_but_is_after_429(
@@ -69,4 +69,4 @@ async def test_moderate_says_flagged_and_retries_like_a_get(fake: FakeCometAPI, 
     fake.inject("moderation", status=503)
     checked = await client.moderate([part])
     assert checked.flagged and checked.categories == ("sexual",)
-    assert fake.requests_for("moderation")[-1].json["model"] == "omni-moderation-latest"
+    assert (fake.requests_for("moderation")[-1].json or {})["model"] == "omni-moderation-latest"
