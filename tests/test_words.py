@@ -6,7 +6,15 @@ from __future__ import annotations
 import time
 
 from tests.e2e import wait_status
-from tests.test_imagine import EPHEMERAL, assert_refused_privately, imagine, private_reply, setup_guild
+from tests.test_edit import tiny_png
+from tests.test_imagine import (
+    EPHEMERAL,
+    assert_refused_privately,
+    custom_ids,
+    imagine,
+    private_reply,
+    setup_guild,
+)
 
 # $1 per 1000 tokens: 1000 millionths of a dollar a token, so a chat's cost is easy to read.
 PRICED = {"CHAT_PRICE_PER_1K_TOKENS": "1"}
@@ -106,6 +114,97 @@ async def test_a_budget_too_small_for_the_chat_refuses_before_any_chat(world):
         # Without ✨ the image alone fits.
         handle = await imagine(world, guild, channel, alice, prompt="a fox")
         await finished(bot, handle)
+
+
+# --- /describe --------------------------------------------------------------------------------------------------
+
+FOUR = "1. a red barn in snow\n2. **2.** a barn at dusk, oil painting\n\n3) a farm, aerial view\n4. a barn, film photo"
+
+
+async def describe(world, guild, channel, user):
+    attachment = world.discord.add_attachment("photo.png", tiny_png(40), "image/png")
+    return await world.discord.slash_command(
+        guild, channel, user, "describe", {"image": attachment["id"]}, attachments=[attachment]
+    )
+
+
+async def answered(handle, with_text: str = "Prompts"):
+    return await handle.wait_original(lambda m: with_text in (m.content or "") and bool(m.components))
+
+
+async def test_describe_answers_four_prompts_privately_with_buttons_and_costs_its_tokens(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.words.queue_reply(FOUR, usage=(900, 100))
+    async with world.bot(**PRICED) as bot:
+        handle = await describe(world, guild, channel, alice)
+        msg = await answered(handle)
+        spent = await spend(bot, guild.id)
+    assert msg.flags & EPHEMERAL
+    for prompt in ("a red barn in snow", "a barn at dusk, oil painting", "a farm, aerial view", "a barn, film photo"):
+        assert prompt in msg.content
+    ids = list(custom_ids(msg.components))
+    assert [i.rsplit(":", 1)[-1] for i in ids[:4]] == ["1", "2", "3", "4"] and ids[4].startswith("flux:describe:")
+    [chat] = world.comet.requests_for("chat")
+    parts = chat.json["messages"][-1]["content"]
+    assert chat.json["model"] == "gpt-5-mini"
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")  # the bytes, not a Discord link
+    assert spent == {"gpt-5-mini": 1_000_000}  # 1000 tokens at $1 per 1000
+    assert world.comet.creates() == []  # describing makes no image
+
+
+async def test_describe_buttons_start_imagine_with_that_prompt_and_again_describes_anew(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.words.queue_reply(FOUR)
+    world.comet.words.queue_reply("1. one\n2. two\n3. three\n4. a new fourth prompt")
+    async with world.bot() as bot:
+        msg = await answered(await describe(world, guild, channel, alice))
+        ids = list(custom_ids(msg.components))
+        click = await world.discord.click_button(msg.id, ids[2], alice)
+        _, final = await finished(bot, click)
+        assert not final.ephemeral  # posted like any /imagine
+        [create] = world.comet.creates()
+        assert create.json["input"]["prompt"] == "a farm, aerial view"
+
+        again = await world.discord.click_button(msg.id, ids[4], alice)
+        updated = await world.discord.wait_for(
+            lambda: "a new fourth prompt" in (world.discord.messages[msg.id].content or ""), what="new prompts"
+        )
+        assert updated
+        await bot.interaction_handled(again.id)
+        assert len(world.comet.requests_for("chat")) == 2
+        # The same image went again.
+        first, second = (r.json["messages"][-1]["content"][1] for r in world.comet.requests_for("chat"))
+        assert first == second
+
+
+async def test_describe_with_flux_on_a_message(world):
+    _, channel, alice = setup_guild(world)
+    async with world.bot():
+        posted = await world.discord.post_message(channel, alice, "look", files=[("me.png", tiny_png(90))])
+        msg = await answered(await world.discord.message_command(posted, alice, "Describe with FLUX"))
+        assert msg.flags & EPHEMERAL
+    assert len(world.comet.requests_for("chat")) == 1
+
+
+async def test_describe_over_budget_is_refused_before_any_chat(world):
+    guild, channel, alice = setup_guild(world)
+    async with world.bot(USER_DAILY_BUDGET_USD="0.5", **PRICED) as bot:
+        handle = await describe(world, guild, channel, alice)
+        msg = await private_reply(world, handle)
+        await bot.interaction_handled(handle.id)
+    assert msg.flags & EPHEMERAL and "$0.50 per day" in msg.content
+    assert world.comet.requests_for("chat") == []
+
+
+async def test_a_failed_describe_says_so_and_costs_nothing(world):
+    guild, channel, alice = setup_guild(world)
+    world.comet.inject("chat", status=503)
+    async with world.bot(**PRICED) as bot:
+        handle = await describe(world, guild, channel, alice)
+        msg = await private_reply(world, handle)
+        await bot.interaction_handled(handle.id)
+        assert msg.flags & EPHEMERAL and "could not be described" in msg.content
+        assert await spend(bot, guild.id) == {"gpt-5-mini": 0}
 
 
 # --- the rows that record a chat's cost, in both stores ----------------------------------------------------------

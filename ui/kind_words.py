@@ -56,6 +56,8 @@ WORDS: dict[str, Words] = {
     "cancel": Words(button=_("Cancel")),
     # L10N: a button on a finished image (a variation of it), at most 80 characters
     "vary": Words("🪄", button=_("Vary")),
+    # L10N: a button under /describe's four prompts (write four new ones), at most 80 characters
+    "describe": Words("🔄", button=_("Describe again")),
 }
 
 

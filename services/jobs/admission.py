@@ -59,7 +59,7 @@ from services.rules.options import RequestContext, Resolved, chosen_model
 from services.rules.prompt_params import apply
 from services.store.base import InputImagesGone, Store
 from services.store.job_extra import JobExtra, MessageRef
-from services.store.models import Job, JobStatus
+from services.store.models import InputImage, Job, JobStatus
 from services.text import Text, _, verbatim
 
 log = logging.getLogger(__name__)
@@ -195,20 +195,36 @@ class Admission:
         return rewritten, _("✨ Enhanced from: {typed}", typed=verbatim(typed[:300]))
 
     async def describe(self, ask: Ask, image: ImageFile) -> tuple[Job, list[str]]:
-        """/describe: four prompts for `image` from the vision model; the row that records its cost (its id
-        names the answer's buttons, and its `extra` keeps the prompts). BadInput when it may not or cannot."""
+        """/describe: four prompts for `image` from the vision model, and the row that records the chat's cost
+        (its id names the answer's buttons; its `extra` keeps the prompts). The image is kept like an input
+        image, so 🔄 can describe it again. BadInput when it may not or cannot be done."""
         if self.chat is None:
             raise BadInput(_("/describe is not available on this bot."))
+        kept = InputImage.of(image.data, image.content_type)
+        await self.store.put_input_image(kept)
+        return await self._describe(ask, kept)
+
+    async def describe_again(self, ask: Ask, row: Job) -> tuple[Job, list[str]]:
+        """🔄 on a /describe answer: the same image described anew (a new chat, booked like the first)."""
+        sha256 = row.input.get("image_sha256")
+        kept = await self.store.get_input_image(sha256) if isinstance(sha256, str) else None
+        if self.chat is None or kept is None:
+            raise BadInput(_("That image is no longer kept; use /describe with it again."))
+        return await self._describe(ask, kept)
+
+    async def _describe(self, ask: Ask, image: InputImage) -> tuple[Job, list[str]]:
+        assert self.chat is not None
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         data_url = "data:{};base64,{}".format(image.content_type, base64.b64encode(image.data).decode("ascii"))
         messages = describe_messages(data_url)
         model = self.policy.describe_model
-        row = await self._book_words(ask, context, "describe", model, messages, DESCRIBE_MAX_TOKENS, {})
+        record: dict[str, object] = {"image_sha256": image.sha256}
+        row = await self._book_words(ask, context, "describe", model, messages, DESCRIBE_MAX_TOKENS, record)
         try:
             answer = await self.chat.chat(model, messages, max_tokens=DESCRIBE_MAX_TOKENS)
         except ApiError as exc:
-            await self._settle_words(row, 0)
             log.warning("describe: the chat with %s failed: %s", model, exc)
+            await self._settle_words(row, 0)
             reason = _why(exc)
             raise BadInput(_("The image could not be described ({reason}); try again later.", reason=reason)) from None
         prompts = four_prompts(answer.content)
