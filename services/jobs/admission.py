@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from services.cometapi.files import Downloader, ImageFile
 from services.errors import ApiError, BadInput
 from services.jobs.ask import Ask
+from services.jobs.checks import checking
 from services.jobs.input_refs import KeptImages, check_request_size, keep, stored_copies
 from services.jobs.kinds.base import Kind
 from services.jobs.leases import LeaseTerms
@@ -156,6 +157,11 @@ class Admission:
         check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)
         reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
         job = self._job(ask, resolved, model_input, kept, [*notes, *resolved.notes], message_id)
+        check = checking(
+            moderation.check_images, age_restricted=ask.age_restricted, log_channel_id=moderation.log_channel_id
+        )
+        if check:  # its images are checked before they are shown (services/jobs/checks.py)
+            job = replace(job, extra=replace(job.extra, more={**job.extra.more, **check}))
         try:
             refusal = await self.store.admit_job(
                 job, self.limits(context), now=job.created_at, images=kept.images, reused=reused

@@ -37,6 +37,7 @@ from services.cometapi.service import PredictionService
 from services.delivery.posted_images import PostedImages
 from services.errors import ApiError, Canceled, ServiceError, TooLate
 from services.failures import describe
+from services.jobs.checks import WITHHOLD, OutputCheck, check_outputs, withheld_text
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseTerms
@@ -80,6 +81,7 @@ class Delivery:
     prediction: Prediction
     seconds: float
     posted: PostedImages  # what an earlier, interrupted attempt already posted; the display adds to it
+    checked: OutputCheck | None = None  # what the moderation endpoint flagged, where the server checks outputs
 
 
 class Superseded(Exception):
@@ -449,7 +451,14 @@ class JobRunner:
                 await asyncio.gather(fetch, return_exceptions=True)
         settled = self.settlement.fetched(job, images)
         seconds = (job.completed_at or time.time()) - job.created_at
-        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, PostedImages(self.store, job)))
+        checked = await check_outputs(self.service.client, job, images)
+        if checked is not None and checked.mode == WITHHOLD and len(checked.hidden) == len(images):
+            # Nothing may be shown; the images were made, so they count (settled above, kept by _end).
+            await self.store.update_job(job.id, settled_microusd=settled)
+            await self.display.failed(job, withheld_text(checked), canceled=False)
+            raise NotDelivered("every image was withheld by the server's image check")
+        posted = PostedImages(self.store, job)
+        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, posted, checked))
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
             raise ServiceError("None of the images could be posted.")
         done = await self.store.transition(
