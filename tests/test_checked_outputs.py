@@ -38,7 +38,7 @@ async def spent(bot, guild_id: int) -> int:
 
 
 def note(final) -> str:
-    return {f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", "")
+    return str({f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", ""))
 
 
 async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(world):
