@@ -99,3 +99,24 @@ async def test_age_restricted_channels_and_servers_that_did_not_ask_are_not_chec
         _, final = await ended(bot, await imagine(world, guild, adult, member), lambda m: bool(m.attachments))
         assert not final.attachments[0].filename.startswith("SPOILER_")
     assert world.comet.requests_for("moderation") == []
+
+
+async def test_a_providers_nsfw_refusal_is_a_refusal_with_a_retry_button(world):
+    from tests.fakes.cometapi import Outcome
+    from tests.test_imagine import custom_ids
+
+    guild, channel, _, member = setup_guild(world)
+    world.comet.queue_outcome(
+        Outcome(status="failed", error="NSFW content detected. Try running it again.", duration=0.05)
+    )
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, member)
+        job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.content or "") and bool(m.components))
+        assert job.status == "failed"
+        assert "NSFW content detected" in refused.content and "🔄" in refused.content
+        [retry] = list(custom_ids(refused.components))
+        assert retry == f"flux:reroll:{job.id}"
+        click = await world.discord.click_button(refused.id, retry, member)
+        again, _ = await ended(bot, click, lambda m: bool(m.attachments))
+    assert again.status == "succeeded" and again.parent_id == job.id
+    assert len(world.comet.creates()) == 2

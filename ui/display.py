@@ -33,6 +33,7 @@ from services.cometapi.files import ImageFile
 from services.delivery.edit_budget import EditBudget, Slot
 from services.delivery.fit_images import Fitted, fit_images
 from services.delivery.throttle import OPEN, Coalescer, Permit
+from services.failures import refused_as_unsafe
 from services.jobs.checks import WITHHOLD, check_notes
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
 from services.locales import render
@@ -40,7 +41,7 @@ from services.store.models import Job
 from services.text import Text, _, _n
 from ui.job_log import JobLog
 from ui.render import failure_text, progress_text, result_embed, stored_notes
-from ui.views import JobButtons, progress_view, result_view
+from ui.views import JobButtons, progress_view, result_view, retry_view
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,9 @@ class DiscordDisplay:
         if live is not None:
             live.coalescer.discard()
         try:
-            await self._edit(job, content=failure_text(job, message, canceled=canceled), embeds=[], view=None)
+            # A provider's safety refusal offers 🔄: the same request with a new seed often passes.
+            view = retry_view(job.id, job.locale) if refused_as_unsafe(message) else None
+            await self._edit(job, content=failure_text(job, message, canceled=canceled), embeds=[], view=view)
         finally:
             self._live.pop(job.id, None)
 
