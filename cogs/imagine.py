@@ -37,6 +37,7 @@ class Imagine(commands.Cog):
         num_outputs="How many images (1-4, schnell/dev)",
         safety_tolerance="1 strictest to 6 most permissive (pro models; above 2 only in age-restricted channels)",
         image="An image to edit (Kontext) or a reference image (FLUX.2)",
+        enhance="✨ Let a chat model rewrite a short prompt into a richer one first",
         **{f"image{n}": "Another reference image (FLUX.2: up to 4, 8 or 10)" for n in range(2, 11)},
     )
     async def imagine(
@@ -61,6 +62,7 @@ class Imagine(commands.Cog):
         image8: discord.Attachment | None = None,
         image9: discord.Attachment | None = None,
         image10: discord.Attachment | None = None,
+        enhance: bool | None = None,
     ) -> None:
         given = {
             "model": model,
@@ -71,6 +73,7 @@ class Imagine(commands.Cog):
             "seed": seed,
             "num_outputs": num_outputs,
             "safety_tolerance": safety_tolerance,
+            "enhance": enhance,
         }
         attached = (image, image2, image3, image4, image5, image6, image7, image8, image9, image10)
         images = [image_ref(a) for a in attached if a is not None]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -260,6 +260,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         max_safety_tolerance="Most permissive safety_tolerance in age-restricted channels (2 = the default)",
         log_channel="Post a line about every job here",
         stop_logging="Stop posting jobs to the log channel",
+        check_images="Check each image made (not in age-restricted channels): spoiler or withhold what is flagged",
     )
     async def moderation(
         self,
@@ -269,11 +270,13 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         max_safety_tolerance: app_commands.Range[int, 1, mod.MAX_TOLERANCE] | None = None,
         log_channel: discord.TextChannel | None = None,
         stop_logging: bool = False,
+        check_images: Literal["off", "spoiler", "withhold"] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         current = await self._load(interaction.guild_id)
         rules = mod.Moderation.of(current)
-        if block or unblock or max_safety_tolerance is not None or log_channel or stop_logging:
+        changed = block or unblock or max_safety_tolerance is not None or log_channel or stop_logging or check_images
+        if changed:
             rules = dataclasses.replace(
                 rules,
                 blocked=mod.blocked_after(rules.blocked, add=block, remove=unblock),
@@ -281,6 +284,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
                 if max_safety_tolerance is None
                 else max_safety_tolerance,
                 log_channel_id=None if stop_logging else (log_channel.id if log_channel else rules.log_channel_id),
+                check_images=check_images or rules.check_images,
             )
             await self._save(current, moderation=rules.stored())
         await reply_ephemeral(interaction, joined([_("Moderation:"), *mod.describe(rules)]))

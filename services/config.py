@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,8 +26,9 @@ from services.errors import BadInput, ConfigError
 from services.jobs.kinds.edit import EDITORS
 from services.jobs.kinds.variation import VARIERS
 from services.jobs.policy import Policy
+from services.jobs.words import ChatPrice
 from services.limits import Limits
-from services.money import budget
+from services.money import budget, to_micros
 from services.rules.blocked_words_file import read_blocked_words
 from services.rules.catalogue import CATALOGUE, OWNER, SHORT_NAMES, install, resolve_model
 from services.rules.catalogue_file import CatalogueError, load_catalogue
@@ -51,6 +53,9 @@ DAY_SECONDS = 86_400.0
 DEFAULT_INPUT_IMAGE_RETENTION_DAYS = 3
 DEFAULT_INPUT_IMAGE_STORE_MB = 1024
 DEFAULT_MAX_REQUEST_MB = 50
+# CometAPI's own examples name gpt-5-mini, which also sees images; which models are live is unverified.
+DEFAULT_CHAT_MODEL = "gpt-5-mini"
+DEFAULT_CHAT_PRICE_PER_1K = 0.002  # dollars; above gpt-5-mini's list price for most answers (its output is dearer)
 MAX_MB = 1024 * 1024  # 1 TiB: far above any real limit, and keeps `MB * MIB` from overflowing int()
 
 
@@ -106,6 +111,11 @@ class Settings:
     log_format: str = "text"
     # BLOCKED_WORDS_FILE: phrases refused in every prompt, everywhere, on top of each server's own list.
     blocked_words: tuple[str, ...] = field(default=(), repr=False)
+    # Words from a chat model with the same key: ✨ Enhance (CHAT_MODEL), /describe (DESCRIBE_MODEL, which must
+    # see images), and the price of their tokens (CHAT_PRICE_PER_1K_TOKENS), in millionths of a dollar.
+    chat_model: str = DEFAULT_CHAT_MODEL
+    describe_model: str = DEFAULT_CHAT_MODEL
+    chat_micros_per_1k_tokens: int = 2_000
 
     def policy(self) -> Policy:
         """What admission applies to every request."""
@@ -125,6 +135,9 @@ class Settings:
             input_image_mode=self.input_image_mode,
             input_image_retention_seconds=self.input_image_retention_seconds,
             max_request_bytes=self.max_request_bytes,
+            chat_model=self.chat_model,
+            describe_model=self.describe_model,
+            chat_price=ChatPrice(self.chat_micros_per_1k_tokens),
         )
 
     def api(self) -> Connection:
@@ -183,6 +196,7 @@ def load_settings(
         _check_priced_models(model_prices)
     default_model = env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models)
     _check_defaults_take_a_seed(default_model, models_file, chosen=env.optional("DEFAULT_MODEL") is not None)
+    chat_model = env.optional("CHAT_MODEL") or DEFAULT_CHAT_MODEL
     return Settings(
         cometapi_key=Secret(key),
         discord_token=Secret(token) if token else None,
@@ -228,6 +242,11 @@ def load_settings(
         metrics_host=env.optional("METRICS_HOST") or "127.0.0.1",
         log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
         blocked_words=env.blocked_words("BLOCKED_WORDS_FILE"),
+        chat_model=chat_model,
+        describe_model=env.optional("DESCRIBE_MODEL") or chat_model,
+        chat_micros_per_1k_tokens=to_micros(
+            Decimal(str(env.number("CHAT_PRICE_PER_1K_TOKENS", DEFAULT_CHAT_PRICE_PER_1K, minimum=0.0, maximum=1000.0)))
+        ),
     )
 
 

@@ -24,6 +24,16 @@ from services.errors import (
 )
 from services.text import Text, _, clip, verbatim
 
+# A provider's own safety refusal ("NSFW content detected"), told apart from other failures so the reply can
+# offer 🔄: the same request with a new seed often passes.
+_UNSAFE = re.compile(r"nsfw|not safe for work|safety (?:filter|system|check)|content (?:policy|moderation)", re.I)
+UNSAFE_REFUSAL = "The model refused to make this image as unsafe: {detail}. Change the prompt, or 🔄 try a new seed."
+
+
+def refused_as_unsafe(message: Text) -> bool:
+    """Whether `message` (from `describe`) is a provider's safety refusal."""
+    return message.msgid == UNSAFE_REFUSAL
+
 
 def describe(error: BaseException) -> Text:
     """What to tell the user; the API's own words (a refusal's reason, a model's error) are quoted as they are."""
@@ -50,6 +60,11 @@ def describe(error: BaseException) -> Text:
     if isinstance(error, Rejected):
         detail = verbatim(_short(str(error).split(": ", 1)[-1]))
         return _("The image service refused the request: {detail}", detail=detail)
+    if isinstance(error, GenerationFailed) and _UNSAFE.search(str(error)):
+        return _(
+            "The model refused to make this image as unsafe: {detail}. Change the prompt, or 🔄 try a new seed.",
+            detail=verbatim(_short(str(error)).rstrip(".")),
+        )
     if isinstance(error, GenerationFailed):
         return _("The model could not make this image: {detail}", detail=verbatim(_short(str(error))))
     if isinstance(error, TooLate):

@@ -807,3 +807,81 @@ async def test_the_fake_takes_a_full_flux_2_request_and_logs_no_progress_bar(
     assert during and all("Using 8 reference image(s)" in log and "%" not in log for log in during)
     custom = await create(session, fake, "flux-2-dev", aspect_ratio="custom", width=1024, height=768, go_fast=False)
     assert custom["status"] == "starting"
+
+
+# -- chat completions and moderations (tests/fakes/cometapi_words.py) ------------------------------------------
+
+
+async def test_chat_answers_openai_shape_with_usage(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    body = {"model": "gpt-5-mini", "messages": [{"role": "user", "content": "a fox"}], "max_tokens": 200}
+    async with session.post(f"{fake.base_url}/v1/chat/completions", json=body, headers=AUTH) as resp:
+        assert resp.status == 200
+        data = await resp.json()
+    assert data["choices"][0]["message"]["role"] == "assistant"
+    assert data["choices"][0]["message"]["content"].startswith("a fox")
+    usage = data["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+    [rec] = fake.requests_for("chat")
+    assert rec.json == body
+
+    fake.words.queue_reply("exactly this", usage=(10, 5))
+    async with session.post(f"{fake.base_url}/v1/chat/completions", json=body, headers=AUTH) as resp:
+        data = await resp.json()
+    assert data["choices"][0]["message"]["content"] == "exactly this"
+    assert data["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+
+async def test_chat_with_an_image_counts_its_tokens_and_needs_a_vision_model(
+    fake: FakeCometAPI, session: aiohttp.ClientSession
+) -> None:
+    parts = [
+        {"type": "text", "text": "describe"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+    ]
+    body = {"model": "gpt-5-mini", "messages": [{"role": "user", "content": parts}]}
+    async with session.post(f"{fake.base_url}/v1/chat/completions", json=body, headers=AUTH) as resp:
+        data = await resp.json()
+    assert data["usage"]["prompt_tokens"] > 765
+    assert data["choices"][0]["message"]["content"].count("\n") == 3  # four prompts
+    fake.words.vision_models = set()
+    async with session.post(f"{fake.base_url}/v1/chat/completions", json=body, headers=AUTH) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "invalid_request"
+
+
+async def test_chat_errors_key_model_and_injected(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    url = f"{fake.base_url}/v1/chat/completions"
+    body = {"model": "gpt-5-mini", "messages": [{"role": "user", "content": "x"}]}
+    async with session.post(url, json=body, headers={"Authorization": "Bearer wrong"}) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["type"] == "comet_api_error"
+    async with session.post(url, json={**body, "model": "no-such-model"}, headers=AUTH) as resp:
+        assert resp.status == 503
+    async with session.post(url, json={"model": "gpt-5-mini"}, headers=AUTH) as resp:
+        assert resp.status == 400
+    fake.inject("chat", status=429, headers={"Retry-After": "1"})
+    async with session.post(url, json=body, headers=AUTH) as resp:
+        assert resp.status == 429
+    async with session.post(url, json=body, headers=AUTH) as resp:
+        assert resp.status == 200
+
+
+async def test_moderation_flags_queued_and_words(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    url = f"{fake.base_url}/v1/moderations"
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+    body = {"model": "omni-moderation-latest", "input": [image]}
+    async with session.post(url, json=body, headers=AUTH) as resp:
+        [result] = (await resp.json())["results"]
+    assert result["flagged"] is False
+    assert result["category_applied_input_types"]["sexual"] == ["image"]
+    fake.words.queue_flag({"sexual": True})
+    async with session.post(url, json=body, headers=AUTH) as resp:
+        [result] = (await resp.json())["results"]
+    assert result["flagged"] is True and result["categories"]["sexual"] is True
+    fake.words.flag_words = {"gore"}
+    async with session.post(url, json={"input": "much gore"}, headers=AUTH) as resp:
+        assert (await resp.json())["results"][0]["flagged"] is True
+    fake.inject("moderation", status=502)
+    async with session.post(url, json=body, headers=AUTH) as resp:
+        assert resp.status == 502
+    assert len(fake.requests_for("moderation")) == 4

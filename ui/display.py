@@ -38,13 +38,16 @@ from services.cometapi.files import ImageFile
 from services.delivery.edit_budget import EditBudget, Slot
 from services.delivery.fit_images import Fitted, fit_images
 from services.delivery.throttle import OPEN, Coalescer, Permit
+from services.failures import refused_as_unsafe
+from services.jobs.checks import WITHHOLD, check_notes
 from services.jobs.leases import LeaseFence
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
 from services.locales import render
 from services.store.models import Job
 from services.text import Text, _, _n
+from ui.job_log import JobLog
 from ui.render import failure_text, progress_text, result_embed, stored_notes
-from ui.views import JobButtons, progress_view, result_view
+from ui.views import JobButtons, progress_view, result_view, retry_view
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +159,19 @@ class DiscordDisplay:
         limit = record.upload_limit or live.upload_limit
         fitted = await _fit(delivery.images, limit)
         shown = record.messages
-        todo = [(index, image) for index, image in enumerate(fitted.images) if image is not None and index not in shown]
-        groups = _pack(job, todo, limit)
+        check = delivery.checked  # the server's image check: flagged images withheld or behind a spoiler
+        withheld = check.hidden if check is not None and check.mode == WITHHOLD else frozenset()
+        spoilered = check.hidden if check is not None and check.mode != WITHHOLD else frozenset()
+        todo = [
+            (index, image)
+            for index, image in enumerate(fitted.images)
+            if image is not None and index not in shown and index not in withheld
+        ]
+        groups = _pack(job, todo, limit, spoilered)
         # Notes come from the live job, or from the record when the job was resumed after a restart.
-        notes = [*(live.notes or stored_notes(job)), *fitted.notes]
+        notes = [*(live.notes or stored_notes(job)), *fitted.notes, *(check_notes(check) if check else [])]
+        if check is not None and check.hidden and check.log_channel_id is not None and job.guild_id is not None:
+            JobLog(self.client).flagged_soon(job, check.log_channel_id, check)
         if job.reply_by is not None and len(groups) > 1 + MAX_FOLLOWUPS:  # only follow-ups can carry the rest
             left = sum(len(group) for group in groups[1 + MAX_FOLLOWUPS :])
             groups = groups[: 1 + MAX_FOLLOWUPS]
@@ -262,8 +274,10 @@ class DiscordDisplay:
         if live is not None:
             live.coalescer.discard()
         try:
+            # A provider's safety refusal offers 🔄: the same request with a new seed often passes.
+            view = retry_view(job.id, job.locale) if refused_as_unsafe(message) else None
             text = failure_text(job, message, canceled=canceled)
-            await self._edit(job, ended=True, content=text, embeds=[], view=None)
+            await self._edit(job, ended=True, content=text, embeds=[], view=view)
         finally:
             self._live.pop(job.id, None)
 
@@ -412,15 +426,19 @@ async def _fit(images: list[ImageFile], limit: int) -> Fitted:
     return await asyncio.to_thread(fit_images, images, limit)
 
 
-def _pack(job: Job, images: list[tuple[int, ImageFile]], limit: int) -> list[list[_Upload]]:
-    """Group files so each message stays within the upload limit and 10 files (each file fits on its own)."""
+def _pack(
+    job: Job, images: list[tuple[int, ImageFile]], limit: int, spoilered: frozenset[int] = frozenset()
+) -> list[list[_Upload]]:
+    """Group files so each message stays within the upload limit and 10 files (each file fits on its own);
+    those in `spoilered` behind a spoiler (Discord's SPOILER_ file name)."""
     groups: list[list[_Upload]] = []
     size = 0
     for index, image in images:
         if not groups or size + image.size > limit or len(groups[-1]) >= MAX_FILES:
             groups.append([])
             size = 0
-        groups[-1].append((index, f"flux-{job.id[:8]}-{index + 1}.{image.extension}", image.data))
+        spoiler = "SPOILER_" if index in spoilered else ""
+        groups[-1].append((index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{image.extension}", image.data))
         size += image.size
     return groups
 

@@ -151,6 +151,7 @@ class FluxBot(commands.AutoShardedBot):
         self.admission = Admission(
             policy, self.store, self.attachment_downloader(), shard_of=self.shard_of, lease=self.lease,
             on_admitted=lambda job: self.metrics.job_admitted(job.model, job.cost_microusd),
+            chat=self.service.client,
         )  # fmt: skip
         self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self))
         self.add_dynamic_items(JobButton)

@@ -11,10 +11,11 @@ import logging
 
 import discord
 
+from services.jobs.checks import WITHHOLD, OutputCheck
 from services.locales import render
 from services.money import dollars
 from services.store.models import Job
-from services.text import _
+from services.text import _, verbatim
 from ui.kind_words import words
 from ui.render import message_link, quote, short_model
 
@@ -47,9 +48,26 @@ class JobLog:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def record(self, job: Job, channel_id: int) -> None:
+    async def record(self, job: Job, channel_id: int, line: str | None = None) -> None:
         try:
             channel = self.client.get_partial_messageable(channel_id, guild_id=job.guild_id)
-            await channel.send(log_line(job), allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(line or log_line(job), allowed_mentions=discord.AllowedMentions.none())
         except Exception as exc:  # a log line is never worth failing a job for
             log.warning("Job %s: could not post to the server's job log: %s", job.id, exc)
+
+    def flagged_soon(self, job: Job, channel_id: int, check: OutputCheck) -> None:
+        """Record in the log channel that the server's image check flagged some of `job`'s images."""
+        if job.guild_id is None:
+            return
+        numbers = ", ".join(str(index + 1) for index in sorted(check.hidden))
+        what = ", ".join(check.categories) or render(_("not checkable"), job.locale)
+        if check.mode == WITHHOLD:
+            # L10N: a line in the server's job log; {numbers} are image numbers, {what} the flagged categories
+            said = _("🚩 image {numbers} withheld ({what})", numbers=verbatim(numbers), what=verbatim(what))
+        else:
+            # L10N: a line in the server's job log; {numbers} are image numbers, {what} the flagged categories
+            said = _("🚩 image {numbers} posted as a spoiler ({what})", numbers=verbatim(numbers), what=verbatim(what))
+        line = f"{render(said, job.locale)} · {log_line(job)}"
+        task = asyncio.create_task(self.record(job, channel_id, line), name=f"job-log-flag-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -127,6 +127,8 @@ WORDS: dict[str, Words] = {
     "pan_down": Words("⬇️", button=_("Pan down")),
     # L10N: a button on a finished image (redraw the parts of it the user picks), at most 80 characters
     "vary_region": Words("🖌️", button=_("Vary (Region)")),
+    # L10N: a button under /describe's four prompts (write four new ones), at most 80 characters
+    "describe": Words("🔄", button=_("Describe again")),
 }
 
 

@@ -142,6 +142,13 @@ def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     return view
 
 
+def retry_view(job_id: str, locale: str | None = None) -> discord.ui.View:
+    """🔄 alone, under a job the provider refused as unsafe."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(button("reroll", Press(job_id), locale=locale))
+    return view
+
+
 def result_view(
     job_id: str, images: int = 1, locale: str | None = None, more: Sequence[Action] = ()
 ) -> discord.ui.View:

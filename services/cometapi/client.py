@@ -1,12 +1,14 @@
 """CometAPI's Replicate-style prediction endpoints over one aiohttp session.
 
 Layers: `_send` owns the transport (URL, auth, timeouts) and the retry rules; `_raise_for_status` turns
-a bad answer into a typed error; the public methods return `Prediction` objects.
+a bad answer into a typed error; the public methods return `Prediction` objects, or for the OpenAI-compatible
+routes on the same host and key (`/v1/chat/completions`, `/v1/moderations`) the plain values of words.py.
 
 Retry rules (CometAPI and Replicate document them alike): GET and cancel are retried on timeouts, dropped
 connections, 429 and 500/502/503/504/524. A create is retried only when the connection failed before
 the request was sent, or on 429; anything that may have reached the server is never repeated, because a
-second create is a second charge.
+second create is a second charge. A chat completion is paid for like a create, so it follows the same rule;
+a moderation is retried like a GET.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from services.cometapi.predictions import Prediction
+from services.cometapi.words import ChatAnswer, Checked, chat_answer, checked
 from services.errors import (
     ApiError,
     AuthError,
@@ -72,7 +75,8 @@ class CometClient:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._session = session
-        self._base = base_url.rstrip("/") + "/replicate/v1"
+        self._root = base_url.rstrip("/")
+        self._base = self._root + "/replicate/v1"
         self._key = api_key
         self._timeout = aiohttp.ClientTimeout(
             total=connect_timeout + read_timeout, sock_connect=connect_timeout, sock_read=read_timeout
@@ -114,6 +118,17 @@ class CometClient:
             raise
         return Prediction.from_api(data)
 
+    async def chat(self, model: str, messages: list[dict[str, object]], *, max_tokens: int) -> ChatAnswer:
+        """One chat completion (OpenAI's format). Paid for once it reaches the server, so never repeated then."""
+        body = {"model": model, "messages": messages, "max_tokens": max_tokens}
+        data = await self._send("POST", "/chat/completions", "chat", body=body, repeatable=False, root="/v1")
+        return chat_answer(data)
+
+    async def moderate(self, parts: list[dict[str, object]], *, model: str = "omni-moderation-latest") -> Checked:
+        """Whether the moderation endpoint flags these input parts (text and image_url)."""
+        body = {"model": model, "input": parts}
+        return checked(await self._send("POST", "/moderations", "moderation", body=body, root="/v1"))
+
     async def _send(
         self,
         method: str,
@@ -124,8 +139,9 @@ class CometClient:
         headers: Mapping[str, str] | None = None,
         repeatable: bool = True,
         deadline: float | None = None,
+        root: str = "/replicate/v1",
     ) -> object:
-        url = self._base + path
+        url = self._root + root + path
         request_headers = {
             "Authorization": f"Bearer {self._key.reveal()}",
             "User-Agent": USER_AGENT,

@@ -18,34 +18,56 @@ of the assembled model input, after the prompt's parameters are taken out and th
 it (the member, a parent job for rerolls and variations, or the bot: /blend's default prompt). The same text is
 judged earlier too, so a refusal costs nothing: in `check_early` against the operator's list, and in `admit`
 against both lists before any attachment is fetched.
+
+✨ Enhance (`enhance` given, or `--enhance` in the prompt) rewrites the judged prompt with a chat model before
+the model's input is built (services/jobs/words.py): the chat's cost is booked first, through the same atomic
+check of the limits, as a row of its own; the rewritten prompt is judged like a typed one (a refusal then costs
+the chat, which was made, and no image); if the chat fails, the typed prompt is used and a note says so.
+`describe` is /describe's chat: an image in, four prompts out, booked the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.cometapi.files import Downloader
-from services.errors import BadInput
+from services.cometapi.files import Downloader, ImageFile
+from services.errors import ApiError, BadInput
 from services.jobs.ask import Ask
+from services.jobs.checks import checking
 from services.jobs.input_refs import KeptImages, check_request_size, keep, stored_copies
 from services.jobs.kinds.base import Kind
 from services.jobs.leases import LeaseTerms
 from services.jobs.policy import Policy
+from services.jobs.words import (
+    DESCRIBE_MAX_TOKENS,
+    ENHANCE_MAX_TOKENS,
+    Chat,
+    describe_messages,
+    enhance_messages,
+    enhanced_prompt,
+    four_prompts,
+)
 from services.limits import Limits, Refusal
 from services.rules.catalogue import ModelSpec, check_images, check_option, clean_prompt, resolve_model
 from services.rules.input_images import ImageRef, precheck, prepare
-from services.rules.moderation import Moderation, apply_safety, check_prompt
+from services.rules.moderation import BlockedPrompt, Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, Resolved, chosen_model
 from services.rules.prompt_params import apply
 from services.store.base import InputImagesGone, Store
 from services.store.job_extra import JobExtra, MessageRef
-from services.store.models import Job, JobStatus
-from services.text import Text, _
+from services.store.models import InputImage, Job, JobStatus
+from services.text import Text, _, verbatim
+
+log = logging.getLogger(__name__)
+
+ENHANCE = "enhance"  # the option (and `--enhance`) that asks for ✨ prompt help; never sent to the image model
 
 
 class LimitReached(BadInput):
@@ -74,6 +96,7 @@ class Admission:
         shard_of: Callable[[int | None], int],
         lease: LeaseTerms,
         on_admitted: Callable[[Job], None] | None = None,
+        chat: Chat | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -81,10 +104,12 @@ class Admission:
         self.shard_of = shard_of
         self.lease = lease
         self.on_admitted = on_admitted  # e.g. metrics: counted once the job is stored
+        self.chat = chat  # chat completions with the same key (None: ✨ Enhance and /describe are off)
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
         applied = apply(ask.prompt, ask.given)
+        applied.given.pop(ENHANCE, None)
         check_prompt(clean_prompt(ask.kind.prompt(applied.prompt)), Moderation(), self.policy.blocked_words)
         precheck(list(ask.images), self.policy.max_input_image_bytes)
         model = applied.given.get("model")
@@ -118,9 +143,14 @@ class Admission:
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
         applied = apply(ask.prompt, ask.given)
+        enhance = applied.given.pop(ENHANCE, None) is True
         prompt = ask.kind.prompt(applied.prompt)
         # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
         check_prompt(clean_prompt(prompt), moderation, self.policy.blocked_words)
+        notes = list(applied.notes)
+        if enhance:
+            prompt, note = await self._enhance(ask, context, prompt, moderation)
+            notes.append(note)
         spec, given = self._model_and_options(ask.kind, applied.given, context)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
         kept, derived = await asyncio.to_thread(ask.kind.derive, kept)  # Pillow work, for an outpaint's canvas
@@ -129,8 +159,12 @@ class Admission:
         # And the text that is sent, as it is in the input: what is judged is what the API gets.
         check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)
         reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
-        notes = [*applied.notes, *resolved.notes]
-        job = self._job(ask, resolved, model_input, kept, notes, message_id, derived)
+        job = self._job(ask, resolved, model_input, kept, [*notes, *resolved.notes], message_id, derived)
+        check = checking(
+            moderation.check_images, age_restricted=ask.age_restricted, log_channel_id=moderation.log_channel_id
+        )
+        if check:  # its images are checked before they are shown (services/jobs/checks.py)
+            job = replace(job, extra=replace(job.extra, more={**job.extra.more, **check}))
         try:
             refusal = await self.store.admit_job(
                 job, self.limits(context), now=job.created_at, images=kept.images, reused=reused
@@ -142,6 +176,113 @@ class Admission:
         if self.on_admitted is not None:
             self.on_admitted(job)
         return Admitted(job, moderation.log_channel_id)
+
+    async def _enhance(self, ask: Ask, context: RequestContext, typed: str, moderation: Moderation) -> tuple[str, Text]:
+        """The prompt to use instead of `typed`, and the note the result shows; `typed` itself when the chat fails."""
+        if self.chat is None:
+            return typed, _("✨ Prompt help is not available on this bot; the prompt was used as typed.")
+        messages = enhance_messages(clean_prompt(typed))
+        model = self.policy.chat_model
+        row = await self._book_words(ask, context, ENHANCE, model, messages, ENHANCE_MAX_TOKENS, {"prompt": typed})
+        try:
+            answer = await self.chat.chat(model, messages, max_tokens=ENHANCE_MAX_TOKENS)
+        except ApiError as exc:
+            log.warning("enhance: the chat with %s failed: %s", model, exc)
+            await self._settle_words(row, 0)  # no answer: not billed as far as anyone can tell
+            return typed, _("✨ The prompt could not be enhanced ({reason}); it was used as typed.", reason=_why(exc))
+        await self._settle_words(row, self.policy.chat_price.of(answer.tokens))
+        rewritten = clean_prompt(enhanced_prompt(answer.content))
+        if not rewritten:
+            return typed, _("✨ The prompt could not be enhanced (an empty answer); it was used as typed.")
+        try:
+            check_prompt(rewritten, moderation, self.policy.blocked_words)
+        except BlockedPrompt as exc:  # the chat wrote it, not the member: say so, and name nothing
+            raise BlockedPrompt(
+                _("The ✨ enhanced prompt contains a word that is not allowed here, so no image was made; try again."),
+                exc.public,
+            ) from None
+        return rewritten, _("✨ Enhanced from: {typed}", typed=verbatim(typed[:300]))
+
+    async def describe(self, ask: Ask, image: ImageFile) -> tuple[Job, list[str]]:
+        """/describe: four prompts for `image` from the vision model, and the row that records the chat's cost
+        (its id names the answer's buttons; its `extra` keeps the prompts). The image is kept like an input
+        image, so 🔄 can describe it again. BadInput when it may not or cannot be done."""
+        if self.chat is None:
+            raise BadInput(_("/describe is not available on this bot."))
+        kept = InputImage.of(image.data, image.content_type)
+        await self.store.put_input_image(kept)
+        return await self._describe(ask, kept)
+
+    async def describe_again(self, ask: Ask, row: Job) -> tuple[Job, list[str]]:
+        """🔄 on a /describe answer: the same image described anew (a new chat, booked like the first)."""
+        sha256 = row.input.get("image_sha256")
+        kept = await self.store.get_input_image(sha256) if isinstance(sha256, str) else None
+        if self.chat is None or kept is None:
+            raise BadInput(_("That image is no longer kept; use /describe with it again."))
+        return await self._describe(ask, kept)
+
+    async def _describe(self, ask: Ask, image: InputImage) -> tuple[Job, list[str]]:
+        assert self.chat is not None
+        context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
+        data_url = "data:{};base64,{}".format(image.content_type, base64.b64encode(image.data).decode("ascii"))
+        messages = describe_messages(data_url)
+        model = self.policy.describe_model
+        record: dict[str, object] = {"image_sha256": image.sha256}
+        row = await self._book_words(ask, context, "describe", model, messages, DESCRIBE_MAX_TOKENS, record)
+        try:
+            answer = await self.chat.chat(model, messages, max_tokens=DESCRIBE_MAX_TOKENS)
+        except ApiError as exc:
+            log.warning("describe: the chat with %s failed: %s", model, exc)
+            await self._settle_words(row, 0)
+            reason = _why(exc)
+            raise BadInput(_("The image could not be described ({reason}); try again later.", reason=reason)) from None
+        prompts = four_prompts(answer.content)
+        extra = replace(row.extra, more={**row.extra.more, "prompts": prompts})
+        await self._settle_words(row, self.policy.chat_price.of(answer.tokens), extra=extra)
+        if not prompts:
+            raise BadInput(_("The model gave no prompts for this image; try again."))
+        return replace(row, extra=extra), prompts
+
+    async def _book_words(
+        self,
+        ask: Ask,
+        context: RequestContext,
+        kind: str,
+        model: str,
+        messages: list[dict[str, object]],
+        max_tokens: int,
+        record: dict[str, object],
+    ) -> Job:
+        """A row for one chat, booked at its upper bound within the limits (LimitReached if not), before it is
+        sent. Stored as succeeded: there is nothing to run or resume, and its cost counts from now on."""
+        now = time.time()
+        row = Job(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            user_id=ask.user_id,
+            channel_id=ask.channel_id,
+            guild_id=ask.guild_id,
+            shard_id=self.shard_of(ask.guild_id),
+            model=model,
+            input=record,
+            status=JobStatus.SUCCEEDED,
+            created_at=now,
+            completed_at=now,
+            cost_microusd=self.policy.chat_price.bound(messages, max_tokens),
+            locale=ask.locale,
+            extra=JobExtra(private=True),
+        )
+        refusal = await self.store.admit_job(row, self.limits(context), now=now)
+        if refusal is not None:
+            raise LimitReached(refusal)
+        return row
+
+    async def _settle_words(self, row: Job, cost: int, *, extra: JobExtra | None = None) -> None:
+        # A chat's row ended when it was made (it holds no lease): no owner to write on.
+        if extra is None:
+            await self.store.update_job(row.id, owner=None, settled_microusd=cost)
+        else:
+            await self.store.update_job(row.id, owner=None, settled_microusd=cost, extra=extra)
 
     def _model_and_options(
         self, kind: Kind, asked: Mapping[str, object], context: RequestContext
@@ -227,6 +368,17 @@ class Admission:
         """Record the message that shows `job` (posted after admission, as for 🔄 reactions)."""
         await self.store.update_job(job.id, owner=self.lease.owner, message_id=message_id)
         return replace(job, message_id=message_id)
+
+
+def _why(exc: ApiError) -> Text:
+    """A short reason for a failed chat, for the member (the detail goes to the log)."""
+    if exc.status in (401, 403):
+        return _("the API refused the key")
+    if exc.status == 429:
+        return _("the chat model is busy")
+    if exc.status is None or exc.status >= 500:
+        return _("the chat model did not answer")
+    return _("the chat model refused")
 
 
 def _extra(ask: Ask, kept: KeptImages, notes: Sequence[Text], derived: Mapping[str, Any]) -> JobExtra:

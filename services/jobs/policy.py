@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.jobs.words import ChatPrice
 from services.limits import Limits
 from services.rules.pricing import Pricing
 
@@ -22,3 +23,8 @@ class Policy:
     input_image_mode: str = "url"  # how input images are kept and sent (services/jobs/input_refs.py)
     input_image_retention_seconds: float = 3 * 86400.0  # how long after its last use an input image is kept
     max_request_bytes: int | None = None  # the largest create body the bot sends (images inline), None: any
+    # Words from a chat model (services/jobs/words.py): ✨ Enhance's model, /describe's (it must see images),
+    # and what their tokens cost.
+    chat_model: str = "gpt-5-mini"
+    describe_model: str = "gpt-5-mini"
+    chat_price: ChatPrice = field(default_factory=lambda: ChatPrice(2_000))

@@ -41,6 +41,7 @@ from services.cometapi.service import PredictionService
 from services.delivery.posted_images import PostedImages
 from services.errors import ApiError, Canceled, LeaseLost, ServiceError, TooLate
 from services.failures import describe
+from services.jobs.checks import WITHHOLD, OutputCheck, check_outputs, withheld_text
 from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseFence, LeaseTerms
@@ -85,6 +86,7 @@ class Delivery:
     prediction: Prediction
     seconds: float
     posted: PostedImages  # what an earlier, interrupted attempt already posted; the display adds to it
+    checked: OutputCheck | None = None  # what the moderation endpoint flagged, where the server checks outputs
 
 
 class Superseded(Exception):
@@ -504,8 +506,14 @@ class JobRunner:
         settled = self.settlement.fetched(job, images)
         images = await restored(job, images, self.store)  # what the kind asked to keep of the original
         seconds = (job.completed_at or time.time()) - job.created_at
+        checked = await check_outputs(self.service.client, job, images)
+        if checked is not None and checked.mode == WITHHOLD and len(checked.hidden) == len(images):
+            # Nothing may be shown; the images were made, so they count (settled above, kept by _end).
+            await self.store.update_job(job.id, owner=self.lease.owner, settled_microusd=settled)
+            await self.display.failed(job, withheld_text(checked), canceled=False)
+            raise NotDelivered("every image was withheld by the server's image check")
         posted = PostedImages(self.store, job, owner=self.lease.owner)
-        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, posted))
+        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, posted, checked))
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
             raise ServiceError("None of the images could be posted.")
         done = await self.store.transition(

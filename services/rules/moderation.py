@@ -31,6 +31,7 @@ MAX_BLOCKED = 200
 MAX_PHRASE_CHARS = 100
 TOLERANCE = "safety_tolerance"
 CHECKER_OFF = "disable_safety_checker"
+CHECK_IMAGES = ("off", "spoiler", "withhold")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Moderation:
     blocked: tuple[str, ...] = ()
     max_safety_tolerance: int = SAFE_TOLERANCE
     log_channel_id: int | None = None
+    # Checked outputs: each image made outside age-restricted channels goes to the moderation endpoint, and a
+    # flagged one is posted as a spoiler or withheld (services/jobs/checks.py); "off": not checked.
+    check_images: str = "off"
 
     @classmethod
     def of(cls, guild: GuildSettings | None) -> Moderation:
@@ -45,10 +49,12 @@ class Moderation:
         words = raw.get("blocked_words")
         tolerance = raw.get("max_safety_tolerance")
         channel = raw.get("log_channel_id")
+        check = raw.get("check_images")
         return cls(
             blocked=tuple(str(w) for w in words) if isinstance(words, list) else (),
             max_safety_tolerance=tolerance if isinstance(tolerance, int) else SAFE_TOLERANCE,
             log_channel_id=channel if isinstance(channel, int) and channel > 0 else None,
+            check_images=check if check in CHECK_IMAGES else "off",
         )
 
     def stored(self) -> dict[str, object]:
@@ -59,6 +65,8 @@ class Moderation:
         }
         if self.log_channel_id is not None:
             values["log_channel_id"] = self.log_channel_id
+        if self.check_images != "off":
+            values["check_images"] = self.check_images
         return values
 
     @property
@@ -192,4 +200,11 @@ def describe(moderation: Moderation) -> list[Text]:
             when=_("in age-restricted channels only") if moderation.permissive else _("never"),
         ),
         _("Job log channel: {channel}", channel=channel),
+        _(
+            "Images made outside age-restricted channels: {what}",
+            what={
+                "spoiler": _("checked; a flagged one is posted as a spoiler"),
+                "withhold": _("checked; a flagged one is withheld"),
+            }.get(moderation.check_images, _("not checked")),
+        ),
     ]

@@ -53,6 +53,7 @@ PARAMS: dict[str, Known] = {
     "quality": Known("output_quality", "--quality 90"),
     "res": Known("resolution", "--res 2", _megapixels),
     "raw": Known("raw", "--raw", None),
+    "enhance": Known("enhance", "--enhance", None),  # ✨ prompt help (services/jobs/admission.py), not a model's
 }
 NEGATIVE = "no"
 _PARAM = re.compile(r"(?<!\S)(?:--|—)([A-Za-z][\w-]*)")

@@ -43,6 +43,7 @@ from services.store.models import (
     JOB_STATUSES,
     MUTABLE_JOB_FIELDS,
     TERMINAL,
+    WORDS_KINDS,
     GuildSettings,
     InputImage,
     Job,
@@ -69,6 +70,8 @@ COUNTED_COST = (
     "COALESCE(settled_microusd, CASE WHEN prediction_id IS NULL AND status IN ('failed', 'canceled') THEN 0 "
     "ELSE cost_microusd END)"
 )
+# The kinds of the rows that only record a chat's cost, as an SQL list (constants, not user input).
+WORDS_IN = ", ".join(f"'{kind}'" for kind in WORDS_KINDS)
 # The images a job counts against the quotas: reserved, then delivered; a failed or canceled job gives them back.
 COUNTED_IMAGES = "CASE WHEN status IN ('failed', 'canceled') THEN 0 ELSE image_count END"
 # Whose jobs each scope of the limits counts (services/limits.py).
@@ -505,6 +508,7 @@ def history_filter(
     if shown_to is not None:
         params.append(shown_to)
         conditions.append(f"(user_id = {placeholder(len(params))} OR {not_private})")
+    conditions.append(f"kind NOT IN ({WORDS_IN})")  # a chat's cost row shows nothing
     return " AND ".join(conditions), params
 
 

@@ -45,6 +45,10 @@ TERMINAL: Final[tuple[JobStatus, ...]] = (JobStatus.SUCCEEDED, JobStatus.FAILED,
 # Jobs that ended like this gave their reserved images back: they do not count against quotas.
 NOT_COUNTED: Final[tuple[JobStatus, ...]] = (JobStatus.FAILED, JobStatus.CANCELED)
 
+# Rows that record what a chat with the API cost (services/jobs/words.py): they count in the budgets like any
+# job, but make no image, start no cooldown and are not shown in a history.
+WORDS_KINDS: Final[tuple[str, ...]] = ("enhance", "describe")
+
 # In a job's `extra`: Discord made the job's reply private (ephemeral); only its owner sees it in a history.
 PRIVATE_REPLY: Final = "private"
 

@@ -47,6 +47,7 @@ from services.store.base import (
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     SCOPE_COLUMNS,
+    WORDS_IN,
     DuplicateJob,
     InputImagesGone,
     Migration,
@@ -105,7 +106,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join(f'${i}' for i in range(1, len(JOB_COLUMNS) + 1))})"  # noqa: S608
 _SELECT_JOB = f"SELECT {JOB_SELECT} FROM jobs WHERE id = $1"  # noqa: S608
 _COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($2::text[])"
-_LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = $1"
+_LAST_JOB = f"SELECT MAX(created_at) FROM jobs WHERE user_id = $1 AND kind NOT IN ({WORDS_IN})"  # noqa: S608
 # `extra` (JSON text) does not mark the job's reply private (absent, or anything but true).
 _NOT_PRIVATE = f"(extra::jsonb -> '{PRIVATE_REPLY}') IS DISTINCT FROM 'true'::jsonb"
 _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"

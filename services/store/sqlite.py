@@ -23,6 +23,7 @@ from services.store.base import (
     COUNTED_IMAGES,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
+    WORDS_IN,
     DuplicateJob,
     InputImagesGone,
     Migration,
@@ -62,7 +63,7 @@ _INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join('?' for _ in 
 _ACTIVE_IN = ", ".join("?" for _ in ACTIVE)
 _NOT_COUNTED_IN = ", ".join("?" for _ in NOT_COUNTED)
 _COUNT_ACTIVE = f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})"  # noqa: S608
-_LAST_JOB = "SELECT MAX(created_at) FROM jobs WHERE user_id = ?"
+_LAST_JOB = f"SELECT MAX(created_at) FROM jobs WHERE user_id = ? AND kind NOT IN ({WORDS_IN})"  # noqa: S608
 # `extra` (JSON text) does not mark the job's reply private: json_extract gives 1 for true, NULL when absent.
 _NOT_PRIVATE = f"json_extract(extra, '$.{PRIVATE_REPLY}') IS NOT 1"
 _IMAGES_SINCE = (

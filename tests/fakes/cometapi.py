@@ -11,10 +11,12 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
     fake.requests, fake.creates(), fake.predictions[pred_id].done_at_wall, fake.file_bytes(url)
     await fake.wait_for(fake.creates)       # re-checked at every request until it returns something truthy
     fake.check_input_images = True          # fetch/decode input images like the API; see cometapi_inputs.py
+    fake.words.queue_reply("..."), fake.requests_for("chat")   # chat and moderations: cometapi_words.py
     await fake.close()
 
 Routes: POST /replicate/v1/models/{owner}/{name}/predictions, GET /replicate/v1/predictions/{id},
-POST /replicate/v1/predictions/{id}/cancel (bearer key checked), GET /files/{id}/{n}.{ext} (no key), and
+POST /replicate/v1/predictions/{id}/cancel, POST /v1/chat/completions, POST /v1/moderations (bearer key
+checked; see tests/fakes/cometapi_words.py), GET /files/{id}/{n}.{ext} (no key), and
 the keyless controls POST /_fake/outcomes, POST /_fake/inject, GET /_fake/requests[?route=],
 GET /_fake/predictions, POST /_fake/reset, GET|POST /_fake/config.
 
@@ -66,12 +68,13 @@ from tests.fakes.cometapi_models import (
     problem,
     validate_input,
 )
+from tests.fakes.cometapi_words import FakeWords
 
 __all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Outcome", "RecordedRequest"]
 
 T = TypeVar("T")
 
-ROUTES = ("create", "get", "cancel", "file")
+ROUTES = ("create", "get", "cancel", "file", "chat", "moderation")
 DEFAULT_IMAGE_SIZES = {"png": 1_400_000, "jpg": 400_000, "webp": 120_000}
 _ID_CHARS = string.ascii_lowercase + string.digits
 _STREAM_CHUNK = 256 * 1024
@@ -102,6 +105,7 @@ class FakeCometAPI:
         # when one is unusable; what it got goes in prediction.extra["inputs"]. Off by default: many tests
         # send made-up URLs that no server answers.
         self.check_input_images = False
+        self.words = FakeWords()  # what chat completions and moderations answer
         self.base_url = ""
         self._rng = random.Random(seed)
         self._outcomes: deque[list[Any]] = deque()  # [Outcome, times left]
@@ -122,6 +126,8 @@ class FakeCometAPI:
         r.add_get("/replicate/v1/predictions/{id}", self._route("get", self._get), name="get", allow_head=False)
         r.add_post("/replicate/v1/predictions/{id}/cancel", self._route("cancel", self._cancel), name="cancel")
         r.add_get("/files/{id}/{filename}", self._route("file", self._file), name="file", allow_head=False)
+        r.add_post("/v1/chat/completions", self._route("chat", self._words(self.words.chat)), name="chat")
+        r.add_post("/v1/moderations", self._route("moderation", self._words(self.words.moderation)), name="moderation")
         r.add_post("/_fake/outcomes", self._ctl_outcomes)
         r.add_post("/_fake/inject", self._ctl_inject)
         r.add_get("/_fake/requests", self._ctl_requests)
@@ -198,6 +204,7 @@ class FakeCometAPI:
         self.cancel_status = None
         self.prefer_wait = True
         self.check_input_images = False
+        self.words.reset()
         self._rng = random.Random(self.seed)
 
     def creates(self) -> list[RecordedRequest]:
@@ -477,6 +484,19 @@ class FakeCometAPI:
             return self._render(pred, 200, headers)
 
         return answer
+
+    def _words(self, answer: Callable[[Any], web.Response]) -> Act:
+        """A chat or moderation route: the key checked, then the body answered by `self.words`."""
+
+        def act(request: web.Request) -> Answer:
+            if not self._authorized(request):
+                return self._fixed(self._unauthorized())
+            rec = request[_REC]
+            if rec.json is None and rec.body:
+                return self._fixed(comet_error(400, "invalid JSON body", "invalid_request"))
+            return self._fixed(answer(rec.json))
+
+        return act
 
     @staticmethod
     def _file_index(pred: FakePrediction, filename: str) -> int | None:

@@ -1,0 +1,122 @@
+"""Checked outputs, end to end: a server that asks for it has each image checked with the moderation endpoint
+outside age-restricted channels; a flagged one is a spoiler or withheld, the log channel says so, and the image
+still costs what it cost (services/jobs/checks.py)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.e2e import wait_status
+from tests.test_settings import ephemeral_text, setup_guild
+
+SCHNELL = 3_000
+
+
+async def set_check(world, guild, channel, admin, mode: str, log_channel=None) -> None:
+    options: dict[str, object] = {"check_images": mode}
+    if log_channel is not None:
+        options["log_channel"] = log_channel.id
+    text = await ephemeral_text(
+        await world.discord.slash_command(guild, channel, admin, "imagine-settings moderation", options)
+    )
+    assert "Images made outside age-restricted channels: checked" in text
+
+
+async def imagine(world, guild, channel, user, **options):
+    return await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a lighthouse", **options})
+
+
+async def ended(bot, handle, predicate):
+    final = await handle.wait_original(predicate, timeout=10)
+    job = await bot.store.job_by_message(final.id)
+    assert job is not None
+    return await wait_status(bot, job.id, "succeeded", "failed"), final
+
+
+async def spent(bot, guild_id: int) -> int:
+    return sum(row.cost_microusd for row in await bot.store.spend_since(guild_id, time.time() - 3600))
+
+
+def note(final) -> str:
+    return str({f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", ""))
+
+
+async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(world):
+    guild, channel, admin, member = setup_guild(world)
+    log_channel = world.discord.add_channel(guild, "job-log")
+    world.comet.words.queue_flag({"sexual": True})  # the first image's check
+    async with world.bot() as bot:
+        await set_check(world, guild, channel, admin, "spoiler", log_channel)
+        handle = await imagine(world, guild, channel, member, num_outputs=2)
+        job, final = await ended(bot, handle, lambda m: len(m.attachments) == 2)
+        logged = await world.discord.wait_for(
+            lambda: [m for m in world.discord.messages_in(log_channel.id) if "🚩" in (m.content or "")],
+            what="the log line",
+        )
+        assert await spent(bot, guild.id) == 2 * SCHNELL
+    names = [a.filename for a in final.attachments]
+    assert names[0].startswith("SPOILER_") and not names[1].startswith("SPOILER_")
+    assert "Image 1 is behind a spoiler" in note(final) and "sexual" in note(final)
+    assert job.status == "succeeded" and job.settled_microusd == 2 * SCHNELL
+    checks = world.comet.requests_for("moderation")
+    assert len(checks) == 2
+    assert checks[0].json["model"] == "omni-moderation-latest"
+    assert checks[0].json["input"][0]["image_url"]["url"].startswith("data:image/")
+    assert "image 1 posted as a spoiler (sexual)" in logged[0].content
+
+
+async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_counts(world):
+    guild, channel, admin, member = setup_guild(world)
+    world.comet.words.queue_flag({"violence": True})
+    async with world.bot() as bot:
+        await set_check(world, guild, channel, admin, "withhold")
+        handle = await imagine(world, guild, channel, member)
+        job, final = await ended(bot, handle, lambda m: "not shown" in (m.content or ""))
+        assert await spent(bot, guild.id) == SCHNELL
+    assert final.attachments == []
+    assert "violence" in final.content
+    assert job.settled_microusd == SCHNELL
+
+
+async def test_a_check_that_fails_counts_as_flagged(world):
+    guild, channel, admin, member = setup_guild(world)
+    world.comet.inject("moderation", status=400)
+    async with world.bot() as bot:
+        await set_check(world, guild, channel, admin, "spoiler")
+        _, final = await ended(bot, await imagine(world, guild, channel, member), lambda m: bool(m.attachments))
+    assert final.attachments[0].filename.startswith("SPOILER_")
+    assert "not checkable" in note(final)
+
+
+async def test_age_restricted_channels_and_servers_that_did_not_ask_are_not_checked(world):
+    guild, channel, admin, member = setup_guild(world)
+    adult = world.discord.add_channel(guild, "adults", nsfw=True)
+    world.comet.words.queue_flag()
+    async with world.bot() as bot:
+        _, final = await ended(bot, await imagine(world, guild, channel, member), lambda m: bool(m.attachments))
+        assert not final.attachments[0].filename.startswith("SPOILER_")
+        await set_check(world, guild, channel, admin, "withhold")
+        _, final = await ended(bot, await imagine(world, guild, adult, member), lambda m: bool(m.attachments))
+        assert not final.attachments[0].filename.startswith("SPOILER_")
+    assert world.comet.requests_for("moderation") == []
+
+
+async def test_a_providers_nsfw_refusal_is_a_refusal_with_a_retry_button(world):
+    from tests.fakes.cometapi import Outcome
+    from tests.test_imagine import custom_ids
+
+    guild, channel, _, member = setup_guild(world)
+    world.comet.queue_outcome(
+        Outcome(status="failed", error="NSFW content detected. Try running it again.", duration=0.05)
+    )
+    async with world.bot() as bot:
+        handle = await imagine(world, guild, channel, member)
+        job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.content or "") and bool(m.components))
+        assert job.status == "failed"
+        assert "NSFW content detected" in refused.content and "🔄" in refused.content
+        [retry] = list(custom_ids(refused.components))
+        assert retry == f"flux:reroll:{job.id}"
+        click = await world.discord.click_button(refused.id, retry, member)
+        again, _ = await ended(bot, click, lambda m: bool(m.attachments))
+    assert again.status == "succeeded" and again.parent_id == job.id
+    assert len(world.comet.creates()) == 2
