@@ -324,7 +324,8 @@ async def test_a_variation_whose_parent_message_is_deleted_meanwhile_still_arriv
 
 async def test_a_failed_parent_offers_no_variation_or_edit(world):
     guild, channel, _, alice, _ = setup_guild(world)
-    world.comet.queue_outcome(Outcome(status="failed"))
+    # A plain failure (an unsafe refusal would offer 🔄, see test_checked_outputs.py)
+    world.comet.queue_outcome(Outcome(status="failed", error="The model ran out of memory."))
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
         failed = await handle.wait_original(lambda m: "⚠️" in m.content, timeout=10)
