@@ -567,6 +567,9 @@ class _DropAfterExecute:
 
         return Acquire()
 
+    async def expire_connections(self) -> None:
+        await self.pool.expire_connections()
+
 
 class _Conn:
     def __init__(self, conn: Any, owner: _DropAfterExecute) -> None:

@@ -203,6 +203,9 @@ class PostgresStore(Store):
             if isinstance(exc, TimeoutError):
                 raise
             log.warning("PostgreSQL connection lost (%s); retrying once", type(exc).__name__)
+            # When the server dropped one connection it usually dropped every idle one in the pool too: the retry
+            # must not be handed another of those.
+            await self._pool.expire_connections()
         async with self._pool.acquire() as conn:
             return await operation(conn, True)
 
