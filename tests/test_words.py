@@ -121,6 +121,17 @@ async def test_a_budget_too_small_for_the_chat_refuses_before_any_chat(world):
 FOUR = "1. a red barn in snow\n2. **2.** a barn at dusk, oil painting\n\n3) a farm, aerial view\n4. a barn, film photo"
 
 
+def test_the_numbers_of_the_prompts_are_taken_off_however_they_are_written():
+    from services.jobs.words import four_prompts
+
+    assert four_prompts(FOUR) == [
+        "a red barn in snow",
+        "a barn at dusk, oil painting",  # "2. **2.**": numbered twice, taken off whole
+        "a farm, aerial view",
+        "a barn, film photo",
+    ]
+
+
 async def describe(world, guild, channel, user):
     attachment = world.discord.add_attachment("photo.png", tiny_png(40), "image/png")
     return await world.discord.slash_command(
@@ -228,3 +239,25 @@ async def test_a_chat_row_counts_in_budgets_but_starts_no_cooldown_and_is_not_in
     assert await store.recent_jobs(user_id=7, limit=10) == []
     refusal = await store.admit_job(row("enhance", 60_000), limits, now=now)
     assert refusal is not None and refusal.limit == "user_budget_day"
+
+
+async def test_describe_buttons_still_work_after_a_restart(world):
+    """The four prompts and the image are kept with the describe's record, so its buttons answer in a new process."""
+    guild, channel, alice = setup_guild(world)
+    world.comet.words.queue_reply(FOUR)
+    world.comet.words.queue_reply("1. one\n2. two\n3. three\n4. described after the restart")
+    async with world.bot():
+        msg = await answered(await describe(world, guild, channel, alice))
+    ids = list(custom_ids(msg.components))
+    async with world.bot() as bot:
+        click = await world.discord.click_button(msg.id, ids[1], alice)
+        _, final = await finished(bot, click)
+        [create] = world.comet.creates()
+        assert create.json["input"]["prompt"] == "a barn at dusk, oil painting"
+        again = await world.discord.click_button(msg.id, ids[4], alice)
+        await world.discord.wait_for(
+            lambda: "described after the restart" in (world.discord.messages[msg.id].content or ""),
+            what="new prompts from the restarted bot",
+        )
+        await bot.interaction_handled(again.id)
+    assert not final.ephemeral

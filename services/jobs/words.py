@@ -92,7 +92,8 @@ def enhanced_prompt(answer: str) -> str:
     return text[:MAX_PROMPT_CHARS].rstrip()
 
 
-_NUMBERED = re.compile(r"^\s*(?:\*\*)?(?:prompt\s*)?[1-9][.):]\s*(?:\*\*)?\s*", re.IGNORECASE)
+# A prompt's number, as chat models write it: "1.", "2)", "**3.**", "Prompt 4:", or numbered twice ("2. **2.**").
+_NUMBERED = re.compile(r"^\s*(?:(?:\*\*)?(?:prompt\s*)?[1-9][.):]\s*(?:\*\*)?\s*)+", re.IGNORECASE)
 
 
 def four_prompts(answer: str) -> list[str]:
