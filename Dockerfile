@@ -27,8 +27,8 @@ RUN mkdir -p /app/data && chown 10001:10001 /app/data
 USER 10001
 # /healthz (on METRICS_PORT, 127.0.0.1 inside the container): 200 when the gateway is connected and the database
 # answers. Docker and compose only mark a failing container "unhealthy"; they never restart it (restart policies
-# act on exits). An orchestrator (Kubernetes, Nomad, Swarm) or an autoheal container does: README "Metrics and
-# health". A stalled process's jobs do not wait for that: other processes adopt them once its leases run out.
+# act on exits). An orchestrator (Kubernetes, Nomad, Swarm) or an autoheal container does: docs/operating.md
+# "Metrics and health". A stalled process's jobs do not wait for that: other processes adopt them once its leases run out.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['METRICS_PORT'], timeout=4)"]
 CMD ["python", "bot.py"]

@@ -1,7 +1,7 @@
 """Entry point: runs the bot (ui/flux_bot.py), syncs its commands, or makes one image without Discord.
 
 python bot.py                      run the Discord bot
-python bot.py sync [--guild ID]    push the slash commands to Discord now
+python bot.py sync [--guild ID]    push the slash commands to Discord now (--clear: remove one server's copies)
 python bot.py generate PROMPT ...  one prediction without Discord (see --help)
 """
 
@@ -86,19 +86,33 @@ async def run_bot(settings: Settings) -> None:
         await bot.connect()
 
 
-async def sync_commands(settings: Settings, guild_id: int | None) -> int:
+async def sync_commands(settings: Settings, guild_id: int | None, *, clear: bool = False) -> int:
     point_discord_at(settings)
     assert settings.discord_token is not None
     store = await open_checked(settings.database_url)
     async with FluxBot(settings, sync_only=True, store=store) as bot:
         await log_in(bot, settings)  # runs setup_hook, which loads the cogs
         guild = discord.Object(guild_id) if guild_id else None
-        if guild is not None:
+        if guild is not None and not clear:
             bot.tree.copy_global_to(guild=guild)
-        synced = await bot.tree.sync(guild=guild)
+        try:
+            synced = await bot.tree.sync(guild=guild)  # with --clear the guild's list is empty: its copies go
+        except (discord.Forbidden, discord.NotFound) as exc:
+            if guild is None:
+                raise
+            # Discord answers 403 Missing Access (or 404 Unknown Guild) for a server the application is not in.
+            raise ConfigError(
+                f"--guild {guild_id}",
+                f"the bot is not in that server, or it does not exist (Discord answered HTTP {exc.status}); "
+                "invite it first",
+            ) from None
         if guild is None:
             await bot.store.set_meta(FINGERPRINT_KEY, await bot.command_fingerprint())
-        print(f"Synced {len(synced)} command(s) {'to guild ' + str(guild_id) if guild_id else 'globally'}.")
+            print(f"Synced {len(synced)} command(s) globally.")
+        elif clear:
+            print(f"Removed this bot's commands from guild {guild_id}; the global ones stay.")
+        else:
+            print(f"Synced {len(synced)} command(s) to guild {guild_id}.")
     return 0
 
 
@@ -107,6 +121,8 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command")
     sync = sub.add_parser("sync", help="push the slash commands to Discord now")
     sync.add_argument("--guild", type=int, help="sync to one server only (instant), for testing")
+    # Guild commands and global ones are listed side by side: once done trying, remove the server's copies.
+    sync.add_argument("--clear", action="store_true", help="with --guild: remove the commands from that server")
     # generate parses its own arguments (see cli/generate.py): everything after the word is handed over as it is.
     sub.add_parser(
         "generate", help="one prediction without Discord; see `python bot.py generate --help`", add_help=False
@@ -116,6 +132,8 @@ def main(argv: list[str]) -> int:
         return generate.main(argv[argv.index("generate") + 1 :])
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if getattr(args, "clear", False) and not args.guild:
+        parser.error("--clear needs --guild ID (global commands are what the bot keeps in sync)")
     try:
         settings = load_settings(require_discord=True)
         configure_logging(settings.log_level, settings.secrets(), stream=sys.stdout, log_format=settings.log_format)
@@ -126,7 +144,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         if args.command == "sync":
-            return asyncio.run(sync_commands(settings, args.guild))
+            return asyncio.run(sync_commands(settings, args.guild, clear=args.clear))
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN: refused by Discord; check it in the developer portal.", file=sys.stderr)
