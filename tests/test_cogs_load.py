@@ -19,6 +19,7 @@ IMAGINE_OPTIONS = [
     "safety_tolerance",
     "image",
     *(f"image{n}" for n in range(2, 11)),
+    "enhance",
 ]
 
 

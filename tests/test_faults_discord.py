@@ -294,9 +294,10 @@ async def test_losing_access_to_the_channel_ends_its_jobs_and_spares_the_rest(wo
     world.comet.default_outcome = Outcome(duration=0.5)
     async with world.bot() as bot:
         lost = await burst(world, guild, channel, 3, "noaccess")
-        kept = await burst(world, guild, other, 2, "kept")
         stored = [await job_of(bot, s) for s in lost]
         await until(lambda: _all_running(bot, stored), what="the jobs running")
+        # Only now the others: their creates must not take the three long outcomes queued above.
+        kept = await burst(world, guild, other, 2, "kept")
         world.discord.set_channel_permissions(channel, world.discord.bot.id, deny=["view_channel"])
         for s in lost:
             world.discord.inject_error("*", original_of(s), 403, 50001, "Missing Access", times=None)

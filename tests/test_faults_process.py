@@ -368,6 +368,9 @@ async def test_a_transition_that_committed_before_its_connection_died_counts_as_
                         armed, self.armed = self.armed, False
                         yield _AnswerLost(conn) if armed else conn
 
+                async def expire_connections(self) -> None:
+                    await real_pool.expire_connections()
+
             try:
                 store._pool = LosesOneAnswer()
                 moved = await store.transition(ours.id, ["running"], "delivering", owner=None, completed_at=2.5)
