@@ -518,12 +518,18 @@ async def test_inject_on_files(fake: FakeCometAPI, session: aiohttp.ClientSessio
 
 
 async def test_failed_canceled_and_aborted(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
-    fake.queue_outcome(Outcome(status="failed", error="NSFW content detected", duration=0.05))
+    # Phases long enough to be seen by a tight poll on a busy machine; each prediction is watched from its own
+    # create answer (always "starting"), so no phase passes before the first look.
+    fake.queue_outcome(Outcome(status="failed", error="NSFW content detected", queue_time=0.3, duration=0.5))
     fake.queue_outcome(Outcome(status="failed", duration=0.05))
     fake.queue_outcome(Outcome(status="canceled", duration=0.05))
     fake.queue_outcome(Outcome(status="aborted", queue_time=0.1))
-    ids = [(await create(session, fake))["id"] for _ in range(4)]
-    f1, f2, c, a = [await poll(session, fake, i) for i in ids]
+    seen = []
+    for _ in range(4):
+        created = await create(session, fake)
+        seen.append([created, *await poll(session, fake, created["id"])])
+    ids = [answers[0]["id"] for answers in seen]
+    f1, f2, c, a = seen
     assert statuses(f1) == ["starting", "processing", "failed"]
     assert f1[-1]["error"] == "NSFW content detected" and f1[-1]["output"] is None
     assert f2[-1]["status"] == "failed" and f2[-1]["error"]
