@@ -97,11 +97,12 @@ def service_layer(module: str) -> int:
 
 
 def test_the_folders_of_services_are_layers_no_import_runs_back_up():
-    for name, path in product_modules().items():
+    modules = product_modules()
+    for name, path in modules.items():
         if not name.startswith("services.") or name == "services":
             continue
         for imported in imports_of(path):
-            if imported.startswith("services.") and imported in product_modules():
+            if imported.startswith("services.") and imported in modules:
                 assert service_layer(imported) <= service_layer(name), f"{name} imports {imported}, a layer above it"
 
 

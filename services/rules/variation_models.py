@@ -71,6 +71,12 @@ def carried_options(spec: ModelSpec | None, options: Mapping[str, object]) -> di
     return kept
 
 
+def carried_with_model(spec: ModelSpec | None, given: Mapping[str, object]) -> dict[str, object]:
+    """`carried_options` of everything but the model, which is kept as it was named."""
+    carried = carried_options(spec, {name: value for name, value in given.items() if name != "model"})
+    return {**carried, "model": given["model"]} if "model" in given else carried
+
+
 def with_reference(
     model_id: str, model_input: Mapping[str, object], reference: str, strength: Strength
 ) -> dict[str, object]:

@@ -52,22 +52,13 @@ def editing_options(spec: ModelSpec | None, given: Mapping[str, object]) -> dict
     return options
 
 
-@dataclass(frozen=True)
-class Outpaint(Kind):
-    """An image extended on a larger canvas; subclasses say how large and where the original lies."""
-
-    name: ClassVar[str] = "outpaint"
-    of_image: int | None = None  # the image's place in the parent's message (1-based)
+class RedrawnImage(Kind):
+    """One image redrawn whole by the editing model (an outpaint's canvas, a region's picture): no options are
+    given, the kind sets them for its model."""
 
     @property
     def checks_options(self) -> bool:
-        return False  # no options are given: the kind sets them for its model
-
-    def placement(self, size: tuple[int, int]) -> Placement:
-        raise NotImplementedError
-
-    def prompt(self, typed: str) -> str:
-        return FILL_INSTRUCTION + (typed.strip() or "as in the picture")
+        return False
 
     def model(self, context: RequestContext) -> str:
         return OUTPAINTERS.pick(context)
@@ -79,6 +70,20 @@ class Outpaint(Kind):
         if len(images) != 1:
             raise BadInput(_("This works on exactly one image."))
         return list(images)
+
+
+@dataclass(frozen=True)
+class Outpaint(RedrawnImage):
+    """An image extended on a larger canvas; subclasses say how large and where the original lies."""
+
+    name: ClassVar[str] = "outpaint"
+    of_image: int | None = None  # the image's place in the parent's message (1-based)
+
+    def placement(self, size: tuple[int, int]) -> Placement:
+        raise NotImplementedError
+
+    def prompt(self, typed: str) -> str:
+        return FILL_INSTRUCTION + (typed.strip() or "as in the picture")
 
     def derive(self, kept: KeptImages) -> tuple[KeptImages, dict[str, Any]]:
         original = kept.images[0]

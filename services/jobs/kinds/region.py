@@ -8,18 +8,14 @@ model's output replace the original, with a soft edge inside them (services/imag
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from services.errors import BadInput
 from services.imaging.outpaint import GRID
 from services.jobs.input_refs import KeptImages
-from services.jobs.kinds.base import Kind
-from services.jobs.kinds.outpaint import OUTPAINTERS, editing_options
-from services.rules.catalogue import ModelSpec
-from services.rules.input_images import ImageRef
-from services.rules.options import RequestContext
+from services.jobs.kinds.outpaint import RedrawnImage
 from services.store.job_extra import Restore
 from services.text import _
 
@@ -43,14 +39,10 @@ def check_cells(cells: Sequence[int]) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class Region(Kind):
+class Region(RedrawnImage):
     name: ClassVar[str] = "region"
     cells: tuple[int, ...] = (5,)
     of_image: int | None = None
-
-    @property
-    def checks_options(self) -> bool:
-        return False
 
     def prompt(self, typed: str) -> str:
         parts = ", ".join(cell_words(cell) for cell in self.cells)
@@ -58,17 +50,6 @@ class Region(Kind):
             f"In the {parts} part of the picture (of a 3x3 grid), make this change: {typed.strip()}. "
             "Keep everything else in the picture exactly as it is, with the same framing, style and light."
         )
-
-    def model(self, context: RequestContext) -> str:
-        return OUTPAINTERS.pick(context)
-
-    def options(self, spec: ModelSpec | None, given: Mapping[str, object]) -> dict[str, object]:
-        return editing_options(spec, given)
-
-    def images(self, images: Sequence[ImageRef], spec: ModelSpec | None) -> list[ImageRef]:
-        if len(images) != 1:
-            raise BadInput(_("This works on exactly one image."))
-        return list(images)
 
     def derive(self, kept: KeptImages) -> tuple[KeptImages, dict[str, Any]]:
         return kept, {"restore": Restore(kept.images[0].sha256, cells=check_cells(self.cells))}

@@ -22,7 +22,7 @@ from services.jobs.kinds.base import Kind
 from services.rules.catalogue import MAX_PROMPT_CHARS, IntRange, ModelSpec, resolve_model
 from services.rules.input_images import ImageRef, Size
 from services.rules.options import ModelNeed, RequestContext, Resolved, resolve
-from services.rules.variation_models import carried_options
+from services.rules.variation_models import carried_with_model
 from services.store.models import Job
 from services.text import _, clip
 
@@ -92,8 +92,7 @@ class Upscale(Kind):
         return UPSCALERS.pick(context)
 
     def options(self, spec: ModelSpec | None, given: Mapping[str, object]) -> dict[str, object]:
-        carried = carried_options(spec, {name: value for name, value in given.items() if name != "model"})
-        return {**carried, "model": given["model"]} if "model" in given else carried
+        return carried_with_model(spec, given)
 
     def sized(self, sizes: Sequence[Size | None]) -> Upscale:
         return replace(self, source=sizes[0] if sizes else None)

@@ -21,7 +21,7 @@ from services.rules.variation_models import (
     PREFERRED_VARIATION_MODEL,
     Strength,
     can_vary,
-    carried_options,
+    carried_with_model,
     with_reference,
 )
 from services.store.models import Job
@@ -50,8 +50,7 @@ class Variation(Kind):
         return VARIERS.pick(context)
 
     def options(self, spec: ModelSpec | None, given: Mapping[str, object]) -> dict[str, object]:
-        carried = carried_options(spec, {name: value for name, value in given.items() if name != "model"})
-        return {**carried, "model": given["model"]} if "model" in given else carried
+        return carried_with_model(spec, given)
 
     def build(
         self, prompt: str, given: Mapping[str, object], references: Sequence[str], context: RequestContext
