@@ -33,7 +33,6 @@ from replicate.client import Client as ReplicateClient
 
 from services.cometapi.service import PredictionService
 from services.config import Settings
-from services.rules.catalogue import typical_seconds
 from services.secrets import Secret
 from tests.fakes.cometapi_models import MODELS, QUEUE_RANGE
 
@@ -234,7 +233,7 @@ class Official:
 @contextlib.asynccontextmanager
 async def open_ours(url: str) -> AsyncIterator[Ours]:
     settings = Settings(cometapi_key=Secret(KEY), cometapi_base_url=url)
-    async with PredictionService.open(settings.api(), typical_seconds=typical_seconds()) as service:
+    async with PredictionService.open(settings.api(), typical_seconds=settings.catalogue.typical_seconds()) as service:
         yield Ours(service)
 
 

@@ -33,14 +33,12 @@ from services.errors import (
 )
 from services.rules.catalogue import (
     MAX_SEED,
-    SHORT_NAMES,
     ImageRefusal,
     NeedsImage,
     Request,
     ShapeNeedsImage,
     TakesNoImage,
-    build_input,
-    typical_seconds,
+    built_in,
 )
 from services.rules.prompt_params import apply
 from services.text import _
@@ -54,7 +52,8 @@ FILE_REDRAW_SECONDS = 10.0  # a log file or a pipe gets a line this often while 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python bot.py generate", description="Make images with one FLUX prediction.")
     p.add_argument("prompt")
-    p.add_argument("--model", help=f"model id or short name ({', '.join(sorted(SHORT_NAMES))})")
+    # The built-in models: the help is shown before the settings (and MODELS_FILE) are read.
+    p.add_argument("--model", help=f"model id or short name ({built_in().names()})")
     p.add_argument("--aspect-ratio")
     p.add_argument("--resolution", help="megapixels: 0.5, 1, 2, 4 or match_input_image (FLUX.2 pro and flex)")
     p.add_argument("--width", help="with --aspect-ratio custom")
@@ -140,7 +139,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str,
         "safety_tolerance": args.safety_tolerance,
         "seed": args.seed,
     }
-    applied = apply(args.prompt, given)  # --ar 16:9 and the like, typed in the prompt
+    applied = apply(args.prompt, given, settings.catalogue)  # --ar 16:9 and the like, typed in the prompt
     for note in applied.notes:
         print(f"note: {note}", file=sys.stderr)
     options = {k: v for k, v in applied.given.items() if v is not None}
@@ -148,7 +147,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str,
     # Always send a seed, so the user can repeat a result they like.
     options.setdefault("seed", random.randint(0, MAX_SEED))
     images = [_input_image(ref, settings.max_input_image_bytes) for ref in args.image]
-    return build_input(
+    return settings.catalogue.build_input(
         model, Request(applied.prompt, options, tuple(images)), allow_unknown=settings.allow_unknown_models
     )
 
@@ -157,7 +156,7 @@ async def _run(settings: Settings, model: str, model_input: dict[str, object], s
     progress = ProgressLine(sys.stderr, model.rsplit("/", maxsplit=1)[-1], model_input.get("seed"))
     with stop.in_loop():
         async with PredictionService.open(
-            settings.api(), typical_seconds=typical_seconds(), sleep=stop.retry_sleep
+            settings.api(), typical_seconds=settings.catalogue.typical_seconds(), sleep=stop.retry_sleep
         ) as service:
             progress.usual = service.stats.window(model)
             try:

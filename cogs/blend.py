@@ -101,7 +101,7 @@ class Blend(commands.Cog):
                 model = BLENDERS.pick(context)
             except BadInput:
                 return []
-        return param_choices(str(model), param, current)
+        return param_choices(self.bot.settings.catalogue, str(model), param, current)
 
 
 async def setup(bot: FluxBot) -> None:

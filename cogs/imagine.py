@@ -102,7 +102,8 @@ class Imagine(commands.Cog):
     async def _values_of(self, interaction: Interaction, param: str, current: str) -> Choices:
         """The values the chosen (or default) model accepts for `param`."""
         context = await self.bot.launcher.context(interaction)
-        return param_choices(chosen_model(getattr(interaction.namespace, "model", None), context), param, current)
+        model = chosen_model(getattr(interaction.namespace, "model", None), context)
+        return param_choices(context.catalogue, model, param, current)
 
 
 async def setup(bot: FluxBot) -> None:

@@ -8,7 +8,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from services.rules.catalogue import CATALOGUE
 from services.rules.options import OPTION_NAMES
 from services.rules.server_settings import shown_value, validated_defaults
 from services.text import _
@@ -25,6 +24,7 @@ SAVES = {"saves": True}  # the error path says "Not saved" when a command refuse
 class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Your own defaults for /imagine"):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
+        self.catalogue = bot.settings.catalogue
         super().__init__()
 
     @app_commands.command(name="show", description="Your saved defaults")
@@ -34,7 +34,7 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
             await reply_ephemeral(interaction, _("You have no saved defaults; the server's apply."))
             return
         names = [name for name in ("model", *OPTION_NAMES) if name in prefs]
-        lines = [f"**{name}**: `{shown_value(name, prefs[name])}`" for name in names]
+        lines = [f"**{name}**: `{shown_value(self.catalogue, name, prefs[name])}`" for name in names]
         await reply_ephemeral(interaction, _("Your defaults:\n{lines}", lines="\n".join(lines)))
 
     @app_commands.command(name="set", description="Save your own defaults for /imagine", extras=SAVES)
@@ -60,14 +60,14 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
             await reply_ephemeral(interaction, _("Nothing to save: give at least one option."))
             return
         current = await self.bot.store.get_user_prefs(interaction.user.id)
-        prefs = validated_defaults(current, options, default_model=self.bot.settings.default_model)
+        prefs = validated_defaults(self.catalogue, current, options, default_model=self.bot.settings.default_model)
         await self.bot.store.save_user_prefs(interaction.user.id, prefs)
-        saved = ", ".join(f"{k} → `{shown_value(k, prefs.get(k, v))}`" for k, v in options.items())
+        saved = ", ".join(f"{k} → `{shown_value(self.catalogue, k, prefs.get(k, v))}`" for k, v in options.items())
         await reply_ephemeral(interaction, _("Saved: {changes}", changes=saved))
 
     @set_prefs.autocomplete("model")
     async def _model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(CATALOGUE.values(), current)
+        return model_choices(self.catalogue.values(), current)
 
     @app_commands.command(name="clear", description="Forget your saved defaults")
     async def clear(self, interaction: Interaction) -> None:

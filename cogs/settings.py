@@ -19,7 +19,6 @@ from services.jobs.kinds.edit import EDITORS
 from services.jobs.kinds.variation import VARIERS
 from services.rules import moderation as mod
 from services.rules import usage
-from services.rules.catalogue import CATALOGUE
 from services.rules.options import ModelNeed, RequestContext, allowed_models, model_choice
 from services.rules.server_settings import (
     allowed_after,
@@ -52,6 +51,7 @@ SOURCES = {"server": _("server"), "built-in": _("built-in")}
 class Admin(commands.GroupCog, group_name="imagine-settings", group_description="Server settings for /imagine"):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
+        self.catalogue = bot.settings.catalogue
         super().__init__()
 
     async def interaction_check(self, interaction: Interaction) -> bool:
@@ -72,12 +72,12 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     async def show(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
         guild = await self.bot.store.get_guild_settings(interaction.guild_id)
-        rows = effective(guild, default_model=self.bot.settings.default_model)
+        rows = effective(self.catalogue, guild, default_model=self.bot.settings.default_model)
         shown: list[Text] = [
             _(
                 "**{name}**: `{value}` ({source})",
                 name=row.name,
-                value=shown_value(row.name, row.value),
+                value=shown_value(self.catalogue, row.name, row.value),
                 source=SOURCES[row.source],
             )
             for row in rows
@@ -126,22 +126,24 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             await reply_ephemeral(interaction, _("Nothing to change: give at least one option."))
             return
         current = await self._load(interaction.guild_id)
-        defaults = validated_defaults(current.defaults, options, default_model=self.bot.settings.default_model)
+        defaults = validated_defaults(
+            self.catalogue, current.defaults, options, default_model=self.bot.settings.default_model
+        )
         await self._save(current, defaults=defaults)
-        changed = ", ".join(f"{k} → `{shown_value(k, defaults.get(k, v))}`" for k, v in options.items())
+        changed = ", ".join(f"{k} → `{shown_value(self.catalogue, k, defaults.get(k, v))}`" for k, v in options.items())
         await reply_ephemeral(interaction, _("Server defaults updated: {changes}.", changes=changed))
 
     @set_defaults.autocomplete("model")
     async def _set_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(CATALOGUE.values(), current)
+        return model_choices(self.catalogue.values(), current)
 
     @set_defaults.autocomplete("edit_model")
     async def _set_edit_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices([spec for spec in CATALOGUE.values() if spec.takes_images], current)
+        return model_choices([spec for spec in self.catalogue.values() if spec.takes_images], current)
 
     @set_defaults.autocomplete("variation_model")
     async def _set_variation_model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices([spec for spec in CATALOGUE.values() if can_vary(spec.id)], current)
+        return model_choices([spec for spec in self.catalogue.values() if can_vary(spec.id)], current)
 
     @app_commands.command(name="reset", description="Back to the built-in defaults")
     async def reset(self, interaction: Interaction) -> None:
@@ -167,22 +169,29 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         current = await self._load(interaction.guild_id)
         if allow or deny or everything or only_standard:
             allowed = allowed_after(
-                current.allowed_models, allow=allow, deny=deny, everything=everything, only_standard=only_standard
+                self.catalogue,
+                current.allowed_models,
+                allow=allow,
+                deny=deny,
+                everything=everything,
+                only_standard=only_standard,
             )
             await self._save(current, allowed_models=allowed)
             current = dataclasses.replace(current, allowed_models=allowed)
         specs = [
-            spec for spec in CATALOGUE.values() if current.allowed_models is None or spec.id in current.allowed_models
+            spec
+            for spec in self.catalogue.values()
+            if current.allowed_models is None or spec.id in current.allowed_models
         ]
         await reply_ephemeral(interaction, _("Models members may use: {models}.", models=model_list(specs)))
 
     @models.autocomplete("allow")
     async def _allow(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(CATALOGUE.values(), current)
+        return model_choices(self.catalogue.values(), current)
 
     @models.autocomplete("deny")
     async def _deny(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices(CATALOGUE.values(), current)
+        return model_choices(self.catalogue.values(), current)
 
     @app_commands.command(
         name="limits", description="Cooldown, jobs in flight and daily image quotas (0 = no quota)", extras=SAVES

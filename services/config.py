@@ -30,8 +30,8 @@ from services.jobs.words import ChatPrice
 from services.limits import Limits
 from services.money import budget, to_micros
 from services.rules.blocked_words_file import read_blocked_words
-from services.rules.catalogue import CATALOGUE, OWNER, SHORT_NAMES, install, resolve_model
-from services.rules.catalogue_file import CatalogueError, load_catalogue
+from services.rules.catalogue import OWNER, Catalogue, built_in
+from services.rules.catalogue_file import CatalogueError
 from services.rules.model_spec import Price
 from services.rules.options import RequestContext
 from services.rules.pricing import Pricing, parse_prices
@@ -89,6 +89,8 @@ class Settings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_MB * MIB
     allow_unknown_models: bool = False
     models_file: str | None = None  # the operator's catalogue file, over the built-in models.toml
+    # The models in use: the built-in catalogue, with MODELS_FILE over it (read once, by load_settings).
+    catalogue: Catalogue = field(default_factory=built_in, repr=False)
     default_model: str = DEFAULT_MODEL
     # Opt-in Replicate "sync mode" (`Prefer: wait=N` on create); unverified on CometAPI, so off by default.
     sync_wait_seconds: int = 0
@@ -121,6 +123,7 @@ class Settings:
         """What admission applies to every request."""
         return Policy(
             default_model=self.default_model,
+            catalogue=self.catalogue,
             limits=Limits(
                 cooldown_seconds=self.user_cooldown,
                 jobs_in_flight=self.max_jobs_per_user,
@@ -128,7 +131,7 @@ class Settings:
                 everywhere_budget_day=self.user_daily_budget_micros,
                 bot_budget_day=self.bot_daily_budget_micros,
             ),
-            pricing=Pricing(self.model_prices),
+            pricing=Pricing(self.catalogue, self.model_prices),
             blocked_words=self.blocked_words,
             allow_unknown_models=self.allow_unknown_models,
             max_input_image_bytes=self.max_input_image_bytes,
@@ -187,15 +190,17 @@ def load_settings(
             raise ConfigError("SHARD_IDS", f"shard ids must be below SHARD_COUNT ({shard_count}), got {bad}")
 
     allow_unknown_models = env.boolean("ALLOW_UNKNOWN_MODELS", False)
-    models_file = env.models_file("MODELS_FILE")  # before DEFAULT_MODEL, which may name one of its models
+    models_file = env.optional("MODELS_FILE")
+    catalogue = env.catalogue("MODELS_FILE")  # before DEFAULT_MODEL, which may name one of its models
     try:
         model_prices = parse_prices(env.optional("MODEL_PRICES") or "")
     except ValueError as exc:
         raise ConfigError("MODEL_PRICES", str(exc)) from None
     if not allow_unknown_models:
-        _check_priced_models(model_prices)
-    default_model = env.model("DEFAULT_MODEL", DEFAULT_MODEL, allow_unknown=allow_unknown_models)
-    _check_defaults_take_a_seed(default_model, models_file, chosen=env.optional("DEFAULT_MODEL") is not None)
+        _check_priced_models(model_prices, catalogue)
+    default_model = env.model("DEFAULT_MODEL", DEFAULT_MODEL, catalogue, allow_unknown=allow_unknown_models)
+    chosen = env.optional("DEFAULT_MODEL") is not None
+    _check_defaults_take_a_seed(default_model, models_file, catalogue, chosen=chosen)
     chat_model = env.optional("CHAT_MODEL") or DEFAULT_CHAT_MODEL
     return Settings(
         cometapi_key=Secret(key),
@@ -228,6 +233,7 @@ def load_settings(
         ),
         allow_unknown_models=allow_unknown_models,
         models_file=models_file,
+        catalogue=catalogue,
         default_model=default_model,
         sync_wait_seconds=env.integer("COMETAPI_SYNC_WAIT", 0, minimum=0, maximum=60) or 0,
         shard_count=shard_count,
@@ -390,14 +396,15 @@ class _Reader:
                 raise ConfigError(name, f"{exc}, got {raw!r}") from None
         return raw
 
-    def models_file(self, name: str) -> str | None:
-        """The catalogue file, checked and put in use (the built-in catalogue alone when it is not set)."""
+    def catalogue(self, name: str) -> Catalogue:
+        """The models in use: the built-in catalogue, with the operator's file (checked) over it where set."""
         path = self.optional(name)
+        if path is None:
+            return built_in()
         try:
-            install(load_catalogue(path))
+            return Catalogue.load(path)
         except CatalogueError as exc:
             raise ConfigError(name, str(exc)) from None
-        return path
 
     def blocked_words(self, name: str) -> tuple[str, ...]:
         """The operator's blocked phrases; none when the setting is not set, a mistake when the file can't be read."""
@@ -409,51 +416,52 @@ class _Reader:
         except ValueError as exc:
             raise ConfigError(name, str(exc)) from None
 
-    def model(self, name: str, default: str, *, allow_unknown: bool) -> str:
+    def model(self, name: str, default: str, catalogue: Catalogue, *, allow_unknown: bool) -> str:
         """A model every /imagine can use: a catalogue model, or any owner/name when unknown ones are allowed."""
         value = self.optional(name) or default
         try:
-            resolve_model(value, allow_unknown=allow_unknown)
+            catalogue.resolve(value, allow_unknown=allow_unknown)
         except BadInput:
             if allow_unknown:
                 raise ConfigError(name, f"must be a model id like owner/name, got {value!r}") from None
-            known = ", ".join(sorted(SHORT_NAMES))
             raise ConfigError(
                 name,
-                f"{value!r} is not a known model; choose one of {known} "
+                f"{value!r} is not a known model; choose one of {catalogue.names()} "
                 "(or set ALLOW_UNKNOWN_MODELS=true to use another owner/name model)",
             ) from None
         return value
 
 
-def _check_priced_models(prices: Mapping[str, Price]) -> None:
+def _check_priced_models(prices: Mapping[str, Price], catalogue: Catalogue) -> None:
     """A price for a model the catalogue lacks is a typo (flux-shnell) that would leave the real one unpriced."""
     for model_id in prices:
-        if model_id in CATALOGUE:
+        if model_id in catalogue:
             continue
         name = model_id.removeprefix(f"{OWNER}/")
-        close = difflib.get_close_matches(name, [*SHORT_NAMES, *CATALOGUE], n=1)
+        close = difflib.get_close_matches(name, [*catalogue.short_names, *catalogue], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(
             "MODEL_PRICES",
-            f"{name!r} is not a model in the catalogue{hint}; models: {', '.join(sorted(SHORT_NAMES))} "
+            f"{name!r} is not a model in the catalogue{hint}; models: {catalogue.names()} "
             "(or set ALLOW_UNKNOWN_MODELS=true to price another owner/name model)",
         )
 
 
-def _check_defaults_take_a_seed(default_model: str, models_file: str | None, *, chosen: bool) -> None:
+def _check_defaults_take_a_seed(
+    default_model: str, models_file: str | None, catalogue: Catalogue, *, chosen: bool
+) -> None:
     """Every job is sent a seed (rerolls and variations depend on it), so a default model that takes none
     would fail every job that uses it. The edit and variation defaults come from the catalogue (MODELS_FILE),
     and so does the built-in DEFAULT_MODEL's definition when DEFAULT_MODEL is not set."""
-    context = RequestContext(default_model=default_model)
-    picks: list[tuple[str, str | None]] = [("", SHORT_NAMES.get(default_model, default_model))]
+    context = RequestContext(default_model=default_model, catalogue=catalogue)
+    picks: list[tuple[str, str | None]] = [("", catalogue.full_id(default_model))]
     for what, pick in (("edits", EDITORS.pick), ("variations", VARIERS.pick)):
         try:
             picks.append((what, pick(context)))
         except BadInput:
             continue  # no model for it at all: the command says so when used
     for what, model_id in picks:
-        spec = CATALOGUE.get(model_id or "")
+        spec = catalogue.get(model_id or "")
         if spec is None or "seed" in spec.params:
             continue
         problem = "takes no `seed` input, which every job sends"

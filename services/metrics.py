@@ -7,27 +7,18 @@ Every label has a bounded set of values: a model outside the catalogue is counte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from services.money import MICROS
-from services.rules.catalogue import CATALOGUE
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREDICTION_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 OTHER_MODEL = "other"  # the label of every model outside the catalogue
-
-
-def _model_label(model: str) -> str:
-    """The model's label: its short name if it is in the catalogue, else `other`. Where unknown models are
-    allowed (ALLOW_UNKNOWN_MODELS) members choose the names: each would be a new series for Prometheus to keep."""
-    if model not in CATALOGUE:
-        return OTHER_MODEL
-    return model.rsplit("/", 1)[-1]
 
 
 class _CountsCollector(Collector):
@@ -44,7 +35,9 @@ class _CountsCollector(Collector):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, known_models: Iterable[str] = ()) -> None:
+        """`known_models`: the catalogue's model ids, each counted under its own label (any other as `other`)."""
+        self._known = frozenset(known_models)
         self.registry = CollectorRegistry()
         self.jobs = Counter(
             "flux_jobs", "Jobs admitted and ended by this process, by status and model", ["status", "model"],
@@ -68,20 +61,27 @@ class Metrics:
         self.queue_depth = Gauge("flux_queue_depth", "Jobs waiting for a prediction slot", registry=self.registry)
         self.in_flight = Gauge("flux_jobs_in_flight", "Jobs this process is working on", registry=self.registry)
 
+    def _model_label(self, model: str) -> str:
+        """The model's label: its short name if it is in the catalogue, else `other`. Where unknown models are
+        allowed (ALLOW_UNKNOWN_MODELS) members choose the names: each would be a new series for Prometheus to keep."""
+        if model not in self._known:
+            return OTHER_MODEL
+        return model.rsplit("/", 1)[-1]
+
     # Events
 
     def job_admitted(self, model: str, cost_microusd: int) -> None:
-        self.jobs.labels("admitted", _model_label(model)).inc()
-        self.spend.labels(_model_label(model)).inc(float(cost_microusd / MICROS))
+        self.jobs.labels("admitted", self._model_label(model)).inc()
+        self.spend.labels(self._model_label(model)).inc(float(cost_microusd / MICROS))
 
     def job_ended(self, status: str, model: str) -> None:
-        self.jobs.labels(str(status), _model_label(model)).inc()
+        self.jobs.labels(str(status), self._model_label(model)).inc()
 
     def prediction_done(self, model: str, seconds: float) -> None:
-        self.prediction_seconds.labels(_model_label(model)).observe(max(seconds, 0.0))
+        self.prediction_seconds.labels(self._model_label(model)).observe(max(seconds, 0.0))
 
     def delivered(self, model: str, seconds: float) -> None:
-        self.delivery_seconds.labels(_model_label(model)).observe(max(seconds, 0.0))
+        self.delivery_seconds.labels(self._model_label(model)).observe(max(seconds, 0.0))
 
     def discord_rate_limited(self) -> None:
         self.discord_429.inc()

@@ -23,6 +23,7 @@ from services.errors import Canceled, ConfigError, GenerationFailed
 from services.jobs.settlement import Settlement
 from services.limits import Limits
 from services.rules import usage
+from services.rules.catalogue import built_in
 from services.rules.pricing import Pricing
 from services.store.job_extra import JobExtra
 from services.store.models import GuildSettings, JobStatus
@@ -103,7 +104,7 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
 
 
 def test_a_flux2_job_settles_at_the_size_of_its_outputs():
-    settlement = Settlement(Pricing())
+    settlement = Settlement(Pricing(built_in()))
     job = replace(
         new_job(1),
         model=FLUX2,
@@ -124,7 +125,7 @@ def test_a_flux2_job_settles_at_the_size_of_its_outputs():
 
 def test_how_an_ended_prediction_counts():
     booked = replace(new_job(1), cost_microusd=40_000, prediction_id="p", status=JobStatus.RUNNING)
-    counting, free = Settlement(Pricing()), Settlement(Pricing(), count_failed=False)
+    counting, free = Settlement(Pricing(built_in())), Settlement(Pricing(built_in()), count_failed=False)
     failed = GenerationFailed("boom", outcome="failed")
     assert counting.ended(booked, failed) == 40_000
     assert free.ended(booked, failed) == 0

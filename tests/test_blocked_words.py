@@ -11,7 +11,7 @@ through, unchanged. Every wait is for an event (the bot has handled the interact
 from __future__ import annotations
 
 from services.jobs.kinds.blend import BLEND_PROMPT
-from services.rules.catalogue import clean_prompt
+from services.rules.catalogue import built_in, clean_prompt
 from services.rules.moderation import BOT_REFUSES, BOT_REFUSES_PUBLIC, SERVER_REFUSES_PUBLIC, blocked_phrase
 from services.rules.prompt_params import apply
 from tests.blocked_variants import ALLOWED, BLOCKED, VARIANTS
@@ -48,7 +48,7 @@ def blocked_file(tmp_path, phrases=BLOCKED):
 
 def phrase_in(prompt: str) -> str:
     """The blocked phrase a variant spells, as the server named it."""
-    found = blocked_phrase(clean_prompt(apply(prompt, {}).prompt), BLOCKED)
+    found = blocked_phrase(clean_prompt(apply(prompt, {}, built_in()).prompt), BLOCKED)
     assert found is not None, prompt
     return found
 

@@ -12,11 +12,12 @@ from services.config import load_settings
 from services.errors import ConfigError
 from services.limits import Limits, Refusal
 from services.money import dollars, to_micros
-from services.rules.catalogue import CATALOGUE
+from services.rules.catalogue import built_in
 from services.rules.pricing import estimate_cost, parse_prices
 from services.store.models import JobStatus
 from tests.test_admission import admit_all, new_job
 
+MODELS = built_in()
 FOX = "black-forest-labs/flux-schnell"
 PRO = "black-forest-labs/flux-1.1-pro"
 FLUX2 = "black-forest-labs/flux-2-pro"
@@ -33,37 +34,37 @@ def costing(user_id: int, cost: int, **kwargs):
 
 
 def test_per_image_models_cost_their_price_times_the_images():
-    assert estimate_cost(FOX, {"num_outputs": 4}) == Decimal("0.012")
-    assert estimate_cost(PRO, {"prompt": "x"}) == Decimal("0.04")
-    assert estimate_cost("black-forest-labs/flux-kontext-max", {"input_image": "u"}) == Decimal("0.08")
+    assert estimate_cost(MODELS, FOX, {"num_outputs": 4}) == Decimal("0.012")
+    assert estimate_cost(MODELS, PRO, {"prompt": "x"}) == Decimal("0.04")
+    assert estimate_cost(MODELS, "black-forest-labs/flux-kontext-max", {"input_image": "u"}) == Decimal("0.08")
 
 
 def test_flux2_is_priced_per_run_and_megapixel_in_and_out():
-    assert estimate_cost(FLUX2, {"resolution": "1 MP"}) == Decimal("0.03")
-    assert estimate_cost(FLUX2, {"resolution": "4 MP"}) == Decimal("0.075")
+    assert estimate_cost(MODELS, FLUX2, {"resolution": "1 MP"}) == Decimal("0.03")
+    assert estimate_cost(MODELS, FLUX2, {"resolution": "4 MP"}) == Decimal("0.075")
     one_mp = (1024, 1024)
-    assert estimate_cost(FLUX2, {"input_images": ["a", "b"]}, None, [one_mp, one_mp]) == Decimal("0.06")
+    assert estimate_cost(MODELS, FLUX2, {"input_images": ["a", "b"]}, None, [one_mp, one_mp]) == Decimal("0.06")
     # a size not known is booked as the largest FLUX.2 makes (4 MP): an upper bound
-    assert estimate_cost(FLUX2, {"input_images": ["a", "b"]}) == Decimal("0.15")
+    assert estimate_cost(MODELS, FLUX2, {"input_images": ["a", "b"]}) == Decimal("0.15")
     # eight 2048x2048 references, the output as large as the first: $0.015 + 8 x 4 x $0.015 + 4 x $0.015
     eight = {"input_images": list("abcdefgh"), "resolution": "match_input_image"}
-    assert estimate_cost(FLUX2, eight, None, [(2048, 2048)] * 8) == Decimal("0.555")
+    assert estimate_cost(MODELS, FLUX2, eight, None, [(2048, 2048)] * 8) == Decimal("0.555")
     # custom size: megapixels rounded up per image (2048x2048 = 4 MP, 1100x1100 = 1.15 -> 2 MP)
-    assert estimate_cost(FLUX2, {"aspect_ratio": "custom", "width": 2048, "height": 2048}) == Decimal("0.075")
-    assert estimate_cost(FLUX2, {"aspect_ratio": "custom", "width": 1100, "height": 1100}) == Decimal("0.045")
+    assert estimate_cost(MODELS, FLUX2, {"aspect_ratio": "custom", "width": 2048, "height": 2048}) == Decimal("0.075")
+    assert estimate_cost(MODELS, FLUX2, {"aspect_ratio": "custom", "width": 1100, "height": 1100}) == Decimal("0.045")
 
 
 def test_an_unknown_model_is_priced_like_the_dearest_per_image_model():
-    dearest = max(spec.price.rates.per_image for spec in CATALOGUE.values() if spec.price is not None)
+    dearest = max(spec.price.rates.per_image for spec in MODELS.values() if spec.price is not None)
     assert dearest > 0
-    assert estimate_cost("someone/else", {}) == Decimal(str(dearest))
+    assert estimate_cost(MODELS, "someone/else", {}) == Decimal(str(dearest))
 
 
 def test_the_operator_overrides_prices():
     prices = parse_prices("flux-schnell=0.002; flux-2-pro=run:0.01,out_mp:0.02")
-    assert estimate_cost(FOX, {"num_outputs": 2}, prices) == Decimal("0.004")
-    assert estimate_cost(FLUX2, {"input_images": ["a"]}, prices) == Decimal("0.03")  # in_mp left out: 0
-    assert estimate_cost(PRO, {}, prices) == Decimal("0.04")  # untouched
+    assert estimate_cost(MODELS, FOX, {"num_outputs": 2}, prices) == Decimal("0.004")
+    assert estimate_cost(MODELS, FLUX2, {"input_images": ["a"]}, prices) == Decimal("0.03")  # in_mp left out: 0
+    assert estimate_cost(MODELS, PRO, {}, prices) == Decimal("0.04")  # untouched
     settings = load_settings({"COMETAPI_KEY": "k" * 20, "MODEL_PRICES": "flux-dev=0.02"}, require_discord=False)
     assert settings.model_prices["black-forest-labs/flux-dev"].rates.per_image == 0.02
     for bad in ("flux-dev", "flux-dev=abc", "flux-dev=-1", "flux-dev=nan", "flux-2-pro=per_mp:0.1"):

@@ -1,16 +1,19 @@
 import pytest
 
 from services.errors import BadInput
-from services.rules.catalogue import CATALOGUE, Request, build_input, clean_prompt, resolve_model
+from services.rules.catalogue import Request, built_in, clean_prompt
 from services.rules.options import RequestContext, resolve
 from services.store.models import GuildSettings
 
+MODELS = built_in()
 SCHNELL = "black-forest-labs/flux-schnell"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
 
 
 def test_defaults_filled_and_values_normalised():
-    model, data = build_input("flux-schnell", Request("  a red fox ", {"aspect_ratio": "16:9", "num_outputs": "2"}))
+    model, data = MODELS.build_input(
+        "flux-schnell", Request("  a red fox ", {"aspect_ratio": "16:9", "num_outputs": "2"})
+    )
     assert model == SCHNELL
     assert data["prompt"] == "a red fox"
     assert data["aspect_ratio"] == "16:9"
@@ -20,7 +23,7 @@ def test_defaults_filled_and_values_normalised():
 
 
 def test_jpeg_is_read_as_jpg():
-    _, data = build_input(SCHNELL, Request("x", {"output_format": "JPEG"}))
+    _, data = MODELS.build_input(SCHNELL, Request("x", {"output_format": "JPEG"}))
     assert data["output_format"] == "jpg"
 
 
@@ -43,13 +46,15 @@ def test_jpeg_is_read_as_jpg():
 )
 def test_refusals_say_what_is_allowed(model, options, fragment):
     with pytest.raises(BadInput, match=fragment):
-        build_input(model, Request("a cat", options, ("https://cdn.example/x.png",) if "kontext" in model else ()))
+        MODELS.build_input(
+            model, Request("a cat", options, ("https://cdn.example/x.png",) if "kontext" in model else ())
+        )
 
 
 def test_kontext_needs_an_image_and_defaults_to_matching_it():
     with pytest.raises(BadInput, match="edits an image: attach one with `image`"):
-        build_input(KONTEXT, Request("make it blue"))
-    _, data = build_input(KONTEXT, Request("make it blue", {}, ("https://cdn.example/a.png",)))
+        MODELS.build_input(KONTEXT, Request("make it blue"))
+    _, data = MODELS.build_input(KONTEXT, Request("make it blue", {}, ("https://cdn.example/a.png",)))
     assert data["input_image"] == "https://cdn.example/a.png"
     assert data["aspect_ratio"] == "match_input_image"
     assert data["output_format"] == "png"
@@ -57,12 +62,12 @@ def test_kontext_needs_an_image_and_defaults_to_matching_it():
 
 def test_kontext_safety_tolerance_capped_with_an_image():
     with pytest.raises(BadInput, match="up to 2"):
-        build_input(KONTEXT, Request("x", {"safety_tolerance": 5}, ("https://cdn.example/a.png",)))
+        MODELS.build_input(KONTEXT, Request("x", {"safety_tolerance": 5}, ("https://cdn.example/a.png",)))
 
 
 def test_text_only_model_refuses_images():
     with pytest.raises(BadInput, match="text only"):
-        build_input(SCHNELL, Request("x", {}, ("https://cdn.example/a.png",)))
+        MODELS.build_input(SCHNELL, Request("x", {}, ("https://cdn.example/a.png",)))
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\u200b\u200b", "\x00\x07\n"])
@@ -79,14 +84,14 @@ def test_prompt_cleaning_and_length():
 
 def test_unknown_models_pass_through_only_when_allowed():
     with pytest.raises(BadInput):
-        resolve_model("someone/new-model")
-    model, data = build_input("someone/new-model", Request("x", {"steps": 9}), allow_unknown=True)
+        MODELS.resolve("someone/new-model")
+    model, data = MODELS.build_input("someone/new-model", Request("x", {"steps": 9}), allow_unknown=True)
     assert model == "someone/new-model"
     assert data == {"prompt": "x", "steps": 9}
 
 
 def test_every_model_has_a_sane_spec():
-    for spec in CATALOGUE.values():
+    for spec in MODELS.values():
         assert spec.typical_seconds[0] < spec.typical_seconds[1]
         assert "aspect_ratio" in spec.params
         assert (spec.images == "none") == (spec.image_param is None)
@@ -125,32 +130,32 @@ URLS = tuple(f"https://cdn.example/{n}.png" for n in range(10))
 )
 def test_flux_2_and_flux_pro_refusals_say_what_is_allowed(model, options, images, fragment):
     with pytest.raises(BadInput, match=fragment):
-        build_input(model, Request("a cat", options, URLS[:images]))
+        MODELS.build_input(model, Request("a cat", options, URLS[:images]))
 
 
 def test_flux_2_sends_its_references_as_a_list_even_one():
-    _, one = build_input(PRO2, Request("the cat", {}, URLS[:1]))
+    _, one = MODELS.build_input(PRO2, Request("the cat", {}, URLS[:1]))
     assert one["input_images"] == [URLS[0]]
-    _, ten = build_input(FLEX2, Request("the cat", {}, URLS))
+    _, ten = MODELS.build_input(FLEX2, Request("the cat", {}, URLS))
     assert ten["input_images"] == list(URLS)
     assert "input_image" not in ten
 
 
 def test_flux_2_defaults_and_accepted_spellings():
-    _, sent = build_input(PRO2, Request("a cat", {"resolution": "2mp"}))
+    _, sent = MODELS.build_input(PRO2, Request("a cat", {"resolution": "2mp"}))
     assert sent == {"prompt": "a cat", "resolution": "2 MP", "aspect_ratio": "1:1", "output_format": "webp",
                     "output_quality": 80, "safety_tolerance": 2}  # fmt: skip
-    assert build_input(PRO2, Request("a cat", {"resolution": "4"}))[1]["resolution"] == "4 MP"
-    _, custom = build_input(DEV2, Request("a cat", {"aspect_ratio": "custom", "width": "1024", "height": 768}))
+    assert MODELS.build_input(PRO2, Request("a cat", {"resolution": "4"}))[1]["resolution"] == "4 MP"
+    _, custom = MODELS.build_input(DEV2, Request("a cat", {"aspect_ratio": "custom", "width": "1024", "height": 768}))
     assert (custom["width"], custom["height"], custom["go_fast"]) == (1024, 768, True)
-    _, flex = build_input(FLEX2, Request("a cat"))
+    _, flex = MODELS.build_input(FLEX2, Request("a cat"))
     assert (flex["steps"], flex["guidance"], flex["prompt_upsampling"]) == (30, 4.5, True)
-    _, matched = build_input(PRO2, Request("a cat", {"aspect_ratio": "match_input_image"}, URLS[:2]))
+    _, matched = MODELS.build_input(PRO2, Request("a cat", {"aspect_ratio": "match_input_image"}, URLS[:2]))
     assert matched["aspect_ratio"] == "match_input_image"
 
 
 def test_a_stored_default_shaped_by_an_input_image_is_skipped_without_one():
     guild = GuildSettings(1, {"aspect_ratio": "match_input_image"}, None, {}, 0.0)
-    context = RequestContext(default_model=PRO2, guild=guild)
+    context = RequestContext(default_model=PRO2, catalogue=MODELS, guild=guild)
     assert resolve("a cat", {}, [], context).input["aspect_ratio"] == "1:1"
     assert resolve("a cat", {}, [URLS[0]], context).input["aspect_ratio"] == "match_input_image"

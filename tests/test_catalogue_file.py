@@ -9,7 +9,7 @@ import pytest
 
 from services.config import load_settings
 from services.errors import ConfigError
-from services.rules.catalogue import CATALOGUE, Request, build_input, install
+from services.rules.catalogue import Request, built_in
 from services.rules.catalogue_file import CatalogueError, load_catalogue
 from services.rules.model_spec import IntRange, OneOf
 
@@ -18,13 +18,6 @@ TEN = [
     "flux-schnell", "flux-dev", "flux-pro", "flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro",
     "flux-kontext-max", "flux-2-pro", "flux-2-flex", "flux-2-dev",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def builtin_afterwards():
-    """A test here may put an operator's catalogue in use; every other test expects the built-in one."""
-    yield
-    install(load_catalogue())
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -96,13 +89,15 @@ def test_models_file_is_read_at_start_up_and_used(tmp_path):
     )
     settings = load_settings({"COMETAPI_KEY": "k", "MODELS_FILE": str(path)}, require_discord=False)
     assert settings.models_file == str(path)
-    _, sent = build_input("flux-2-pro", Request("a cat"))
+    _, sent = settings.catalogue.build_input("flux-2-pro", Request("a cat"))
     assert sent["safety_tolerance"] == 3
     with pytest.raises(Exception, match="between 1 and 4"):
-        build_input("flux-2-pro", Request("a cat", {"safety_tolerance": 5}))
-    # settings without the file put the built-in catalogue back
-    load_settings({"COMETAPI_KEY": "k"}, require_discord=False)
-    assert CATALOGUE[f"{BFL}/flux-2-pro"].params["safety_tolerance"] == IntRange(1, 5, 2)
+        settings.catalogue.build_input("flux-2-pro", Request("a cat", {"safety_tolerance": 5}))
+    assert settings.policy().catalogue is settings.catalogue  # what admission and pricing are given
+    # settings without the file have the built-in catalogue, untouched by the file read before
+    built = load_settings({"COMETAPI_KEY": "k"}, require_discord=False).catalogue
+    assert built is built_in()
+    assert built[f"{BFL}/flux-2-pro"].params["safety_tolerance"] == IntRange(1, 5, 2)
 
 
 def test_default_model_may_name_a_model_of_the_file(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.errors import BadInput
-from services.rules.catalogue import clean_prompt
+from services.rules.catalogue import built_in, clean_prompt
 from services.rules.folding import fold, readings
 from services.rules.moderation import (
     BOT_REFUSES,
@@ -22,7 +22,7 @@ from tests.blocked_variants import ALLOWED, BLOCKED, VARIANTS
 
 def sent(prompt: str) -> str:
     """The prompt as admission sends it: its parameters taken out, then cleaned."""
-    return clean_prompt(apply(prompt, {}).prompt)
+    return clean_prompt(apply(prompt, {}, built_in()).prompt)
 
 
 @pytest.mark.parametrize("prompt", VARIANTS.values(), ids=VARIANTS.keys())

@@ -24,7 +24,6 @@ from cli.interrupt import Interrupted, StopSignal, run_stoppable
 from services.cometapi.polling import Update
 from services.cometapi.service import PredictionService
 from services.config import Settings
-from services.rules.catalogue import typical_seconds
 from services.secrets import Secret
 from tests.fakes.cometapi import FakeCometAPI
 
@@ -211,7 +210,7 @@ async def test_a_signal_before_the_create_sends_nothing() -> None:
         with StopSignal().installed() as stop, stop.in_loop():
             signal.raise_signal(signal.SIGTERM)
             async with PredictionService.open(
-                settings.api(), typical_seconds=typical_seconds(), sleep=stop.retry_sleep
+                settings.api(), typical_seconds=settings.catalogue.typical_seconds(), sleep=stop.retry_sleep
             ) as service:
                 with pytest.raises(Interrupted) as caught:
                     await run_stoppable(

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from services.jobs.runner import Delivery
-from services.rules.catalogue import typical_seconds
+from services.jobs.settlement import Settlement
 from services.store.base import job_from_row
 from services.store.job_extra import JobExtra
 from services.store.models import TERMINAL, Job
@@ -262,9 +262,13 @@ async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with
             settings = load_settings({"COMETAPI_KEY": KEY, "COMETAPI_BASE_URL": comet.base_url}, require_discord=False)
             shown_a, shown_b = Shown(), Shown()
             try:
-                async with PredictionService.open(settings.api(), typical_seconds=typical_seconds()) as service:
-                    a = JobRunner(service, store_a, shown_a, max_concurrent=2, lease=LeaseTerms(LEASE, "A"))
-                    b = JobRunner(service, store_b, shown_b, max_concurrent=2, lease=LeaseTerms(LEASE, "B"))
+                async with PredictionService.open(
+                    settings.api(), typical_seconds=settings.catalogue.typical_seconds()
+                ) as service:
+                    settlement = Settlement(settings.policy().pricing)
+                    lease_a, lease_b = LeaseTerms(LEASE, "A"), LeaseTerms(LEASE, "B")
+                    a = JobRunner(service, store_a, shown_a, max_concurrent=2, lease=lease_a, settlement=settlement)
+                    b = JobRunner(service, store_b, shown_b, max_concurrent=2, lease=lease_b, settlement=settlement)
                     job = replace(new_job(1), lease_owner="A", lease_expires_at=time.time() + LEASE)
                     await store_a.create_job(job)
                     task = a.start(job)

@@ -10,11 +10,10 @@ import re
 from typing import Any
 
 from services.cometapi.polling import DurationStats
-from services.rules.catalogue import CATALOGUE
 from tests.e2e import FAST_POLL, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import tiny_png
-from tests.test_imagine import assert_refused_privately, imagine, progress_edits, setup_guild
+from tests.test_imagine import assert_refused_privately, imagine, private_reply, progress_edits, setup_guild
 
 BFL = "black-forest-labs"
 TEN = [
@@ -126,7 +125,7 @@ async def test_flux_2_progress_shows_its_usual_duration_and_no_invented_percenta
     world.comet.queue_outcome(Outcome(duration=3.0, queue_time=0.0))
     async with world.bot() as bot:
         # seeded from the catalogue as in production (the test bot's own priors are made for speed)
-        bot.service.stats = DurationStats({spec.id: spec.typical_seconds for spec in CATALOGUE.values()}, FAST_POLL)
+        bot.service.stats = DurationStats(bot.settings.catalogue.typical_seconds(), FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-pro")
         final, job = await delivered_job(bot, handle)
     edits = [e.content for e in progress_edits(world, final.id)]
@@ -187,3 +186,26 @@ async def test_autocompletes_offer_what_the_chosen_model_takes(world):
         )
         blenders = await offered("blend", {"model": "flux"}, "model")
         assert blenders == [f"{BFL}/flux-2-pro", f"{BFL}/flux-2-flex", f"{BFL}/flux-2-dev"]
+
+
+async def test_the_bot_runs_on_its_own_settings_catalogue(world, tmp_path):
+    """MODELS_FILE shapes the running bot (its prices, its models), and a bot started after without it has the
+    built-in catalogue: nothing of the first one's is left behind."""
+    guild, channel, alice = setup_guild(world)
+    models = tmp_path / "models.toml"
+    models.write_text(
+        f'[models."{BFL}/flux-schnell"]\nprice = {{ per_image = 0.001 }}\n\n[models."{BFL}/flux-dev"]\nenabled = false\n'
+    )
+    async with world.bot(MODELS_FILE=str(models)) as bot:
+        _, job = await delivered_job(bot, await imagine(world, guild, channel, alice, prompt="a fox", num_outputs=2))
+        assert (job.status, job.cost_microusd, job.settled_microusd) == ("succeeded", 2_000, 2_000)
+        creates = len(world.comet.creates())
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev")
+        assert "Unknown model `flux-dev`" in (await private_reply(world, handle)).content
+        await bot.interaction_handled(handle.id)
+        assert len(world.comet.creates()) == creates
+    async with world.bot() as bot:
+        _, job = await delivered_job(bot, await imagine(world, guild, channel, alice, prompt="a fox", num_outputs=2))
+        assert job.cost_microusd == 6_000  # the built-in price again
+        _, job = await delivered_job(bot, await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev"))
+        assert job.status == "succeeded"

@@ -6,16 +6,18 @@ import textwrap
 
 import pytest
 
-from services.rules.catalogue import Request, build_input, install
-from services.rules.catalogue_file import load_catalogue
+from services.rules.catalogue import Catalogue, Request, built_in
 from services.rules.pricing import job_cost
 
 URL = "https://cdn.example/a.png"
 
 
-def cost(model: str, options: dict[str, object] | None = None, images: int = 0, sizes=()) -> float | None:
-    model_id, sent = build_input(model, Request("a cat", options or {}, (URL,) * images))
-    return job_cost(model_id, sent, sizes)
+def cost(
+    model: str, options: dict[str, object] | None = None, images: int = 0, sizes=(), catalogue: Catalogue | None = None
+) -> float | None:
+    models = catalogue or built_in()
+    model_id, sent = models.build_input(model, Request("a cat", options or {}, (URL,) * images))
+    return job_cost(models, model_id, sent, sizes)
 
 
 def test_per_image_models_charge_each_output():
@@ -52,9 +54,6 @@ def test_an_operator_price_is_used_and_unknown_models_have_none(tmp_path):
         price = { per_image = 0.002 }
     """)
     )
-    try:
-        install(load_catalogue(path))
-        assert cost("flux-schnell", {"num_outputs": 2}) == pytest.approx(0.004)
-    finally:
-        install(load_catalogue())
-    assert job_cost("someone/else", {"prompt": "x"}) is None
+    assert cost("flux-schnell", {"num_outputs": 2}, catalogue=Catalogue.load(path)) == pytest.approx(0.004)
+    assert cost("flux-schnell", {"num_outputs": 2}) == pytest.approx(0.006)  # the built-in catalogue is untouched
+    assert job_cost(built_in(), "someone/else", {"prompt": "x"}) is None

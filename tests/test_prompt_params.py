@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.errors import BadInput
+from services.rules.catalogue import built_in
 from services.rules.prompt_params import apply, parse
 
 
@@ -60,7 +61,7 @@ def test_unknown_negative_and_incomplete_parameters_are_refused(prompt, fragment
 
 
 def test_a_command_option_wins_over_a_parameter_and_a_note_says_so():
-    applied = apply("a fox --ar 16:9 --seed 42", {"aspect_ratio": "1:1", "seed": None, "model": None})
+    applied = apply("a fox --ar 16:9 --seed 42", {"aspect_ratio": "1:1", "seed": None, "model": None}, built_in())
     assert applied.prompt == "a fox"
     assert applied.given == {"aspect_ratio": "1:1", "seed": "42", "model": None}
     assert tuple(str(note) for note in applied.notes) == (
@@ -69,7 +70,9 @@ def test_a_command_option_wins_over_a_parameter_and_a_note_says_so():
 
 
 def test_agreeing_values_make_no_note():
-    applied = apply("a fox --m flux-2-pro --n 1", {"model": "black-forest-labs/flux-2-pro", "num_outputs": 1})
+    applied = apply(
+        "a fox --m flux-2-pro --n 1", {"model": "black-forest-labs/flux-2-pro", "num_outputs": 1}, built_in()
+    )
     assert applied.notes == ()
     assert applied.given == {"model": "black-forest-labs/flux-2-pro", "num_outputs": 1}
 

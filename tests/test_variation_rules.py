@@ -13,13 +13,14 @@ import pytest
 from services.errors import BadInput
 from services.jobs.kinds.reroll import reroll_ask
 from services.jobs.kinds.variation import VARIERS
-from services.rules.catalogue import CATALOGUE
+from services.rules.catalogue import built_in
 from services.rules.options import RequestContext
 from services.rules.server_settings import validated_defaults
 from services.rules.variation_models import Strength, carried_options, split_reference, with_reference
 from services.store.models import GuildSettings, Job, JobStatus
 from ui.views import Action, JobButton, Press, custom_id, result_view
 
+MODELS = built_in()
 DEV = "black-forest-labs/flux-dev"
 ULTRA = "black-forest-labs/flux-1.1-pro-ultra"
 SCHNELL = "black-forest-labs/flux-schnell"
@@ -27,11 +28,11 @@ SCHNELL = "black-forest-labs/flux-schnell"
 
 def context(defaults=None, allowed=None):
     guild = GuildSettings(1, dict(defaults or {}), allowed, {}, time.time())
-    return RequestContext(default_model=SCHNELL, guild=guild)
+    return RequestContext(default_model=SCHNELL, catalogue=MODELS, guild=guild)
 
 
 def test_the_variation_model_is_the_admins_choice_then_the_default_then_flux_dev():
-    assert VARIERS.pick(RequestContext(default_model=SCHNELL)) == DEV
+    assert VARIERS.pick(RequestContext(default_model=SCHNELL, catalogue=MODELS)) == DEV
     assert VARIERS.pick(context({"model": ULTRA})) == ULTRA  # the server's default model can vary
     assert VARIERS.pick(context({"model": ULTRA, "variation_model": DEV})) == DEV  # the admins' choice wins
     assert VARIERS.pick(context({"variation_model": ULTRA}, allowed=[SCHNELL, DEV])) == DEV  # only if allowed
@@ -41,11 +42,13 @@ def test_the_variation_model_is_the_admins_choice_then_the_default_then_flux_dev
 
 
 def test_only_a_model_that_can_vary_may_be_chosen():
-    saved = validated_defaults({}, {"variation_model": "flux-1.1-pro-ultra"}, default_model=SCHNELL)
+    saved = validated_defaults(MODELS, {}, {"variation_model": "flux-1.1-pro-ultra"}, default_model=SCHNELL)
     assert saved == {"variation_model": ULTRA}
-    assert validated_defaults(saved, {"aspect_ratio": "16:9"}, default_model=SCHNELL)["variation_model"] == ULTRA
+    assert (
+        validated_defaults(MODELS, saved, {"aspect_ratio": "16:9"}, default_model=SCHNELL)["variation_model"] == ULTRA
+    )
     with pytest.raises(BadInput, match="flux-kontext-pro cannot make variations"):
-        validated_defaults({}, {"variation_model": "flux-kontext-pro"}, default_model=SCHNELL)
+        validated_defaults(MODELS, {}, {"variation_model": "flux-kontext-pro"}, default_model=SCHNELL)
 
 
 @pytest.mark.parametrize(
@@ -70,9 +73,9 @@ def test_each_model_gets_the_reference_and_its_strength_where_it_takes_them(
 
 def test_options_the_variation_model_does_not_take_fall_back_to_its_defaults():
     parent = {"aspect_ratio": "match_input_image", "num_outputs": 4, "output_format": "webp", "output_quality": 90}
-    assert carried_options(CATALOGUE[DEV], parent) == {"num_outputs": 4, "output_format": "webp", "output_quality": 90}
-    assert carried_options(CATALOGUE[ULTRA], parent) == {}  # no such ratio, one image, no webp, no quality
-    assert carried_options(CATALOGUE[ULTRA], {**parent, "output_format": "png", "aspect_ratio": "16:9"}) == {
+    assert carried_options(MODELS[DEV], parent) == {"num_outputs": 4, "output_format": "webp", "output_quality": 90}
+    assert carried_options(MODELS[ULTRA], parent) == {}  # no such ratio, one image, no webp, no quality
+    assert carried_options(MODELS[ULTRA], {**parent, "output_format": "png", "aspect_ratio": "16:9"}) == {
         "output_format": "png",
         "aspect_ratio": "16:9",
     }

@@ -36,7 +36,7 @@ from services.errors import (
     Unavailable,
     UncertainCreate,
 )
-from services.rules.catalogue import CATALOGUE, Request, build_input
+from services.rules.catalogue import Request, built_in
 from services.secrets import Secret
 from tests.fakes.cometapi import FakeCometAPI, Outcome
 
@@ -44,7 +44,8 @@ KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 PRO = "black-forest-labs/flux-1.1-pro"
 TUNING = PollTuning(fine_interval=0.02, min_interval=0.005, max_interval=0.1)
-PRIORS = dict.fromkeys(CATALOGUE, (0.02, 0.5))
+MODELS = built_in()
+PRIORS = dict.fromkeys(MODELS, (0.02, 0.5))
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
 
@@ -140,7 +141,7 @@ async def test_text_models_end_to_end(
     ext: str,
     shape: str,
 ) -> None:
-    full, model_input = build_input(model, Request("a lighthouse at dusk", options))
+    full, model_input = MODELS.build_input(model, Request("a lighthouse at dusk", options))
     result = await service.run(full, model_input)
     assert result.prediction.status == "succeeded"
     (create,) = fake.creates()
@@ -156,7 +157,7 @@ async def test_kontext_edits_an_input_image_sent_as_a_data_uri(
     fake: FakeCometAPI, service: PredictionService, model: str
 ) -> None:
     image = png_data_uri()
-    full, model_input = build_input(model, Request("make it night", {"output_format": "jpg"}, (image,)))
+    full, model_input = MODELS.build_input(model, Request("make it night", {"output_format": "jpg"}, (image,)))
     result = await service.run(full, model_input)
     (create,) = fake.creates()
     assert isinstance(create.json, dict)
@@ -176,7 +177,7 @@ async def test_outputs_as_data_uris(
     fake: FakeCometAPI, service: PredictionService, model: str, options: dict[str, object], count: int, ext: str
 ) -> None:
     fake.queue_outcome(Outcome(output_shape="data_uri"))
-    full, model_input = build_input(model, Request("a red fox", options))
+    full, model_input = MODELS.build_input(model, Request("a red fox", options))
     result = await service.run(full, model_input)
     assert all(url.startswith("data:image/") for url in result.prediction.output)
     assert_images_match(fake, result, count, ext)
@@ -261,7 +262,7 @@ async def test_on_update_reports_each_change_with_a_rising_percent(
 ) -> None:
     fake.queue_outcome(Outcome(queue_time=0.1, duration=1.0))
     recorder = Recorder()
-    full, model_input = build_input(model, Request("a fox"))
+    full, model_input = MODELS.build_input(model, Request("a fox"))
     result = await service.run(full, model_input, on_update=recorder)
     statuses = recorder.statuses
     assert statuses[0] == "starting"
@@ -285,7 +286,7 @@ async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: Predi
     fake.queue_outcome(Outcome(queue_time=0.05, duration=0.4))
     recorder = Recorder()
     images = (png_data_uri(),) if "kontext" in model else ()
-    full, model_input = build_input(model, Request("a fox", {}, images))
+    full, model_input = MODELS.build_input(model, Request("a fox", {}, images))
     await service.run(full, model_input, on_update=recorder)
     assert recorder.statuses[0] == "starting" and recorder.statuses[-1] == "succeeded"
     assert "processing" in recorder.statuses

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from discord import app_commands
 
 from services.errors import BadInput
-from services.rules.catalogue import ModelSpec, resolve_model
+from services.rules.catalogue import Catalogue, ModelSpec
 
 
 def model_choices(specs: Iterable[ModelSpec], current: str) -> list[app_commands.Choice[str]]:
@@ -20,11 +20,11 @@ def model_choices(specs: Iterable[ModelSpec], current: str) -> list[app_commands
     ][:25]
 
 
-def param_choices(model: str, param: str, current: str) -> list[app_commands.Choice[str]]:
-    """Autocomplete choices: the values `model` takes for `param` that contain what was typed. A custom ratio
-    is left out: it needs a width and height, which only `python bot.py generate` takes."""
+def param_choices(catalogue: Catalogue, model: str, param: str, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete choices: the values `model` (of `catalogue`) takes for `param` that contain what was typed.
+    A custom ratio is left out: it needs a width and height, which only `python bot.py generate` takes."""
     try:
-        spec = resolve_model(model)
+        spec = catalogue.resolve(model)
     except BadInput:
         return []
     if spec is None:

@@ -27,7 +27,6 @@ from services.jobs.settlement import Settlement
 from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import start_metrics_server
-from services.rules.catalogue import typical_seconds
 from services.store import Store, open_store
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
@@ -97,7 +96,7 @@ class FluxBot(commands.AutoShardedBot):
         shard_count = settings.shard_count
         if shard_count is None and settings.discord_gateway_url:
             shard_count = 1  # with a gateway URL given, don't take the one /gateway/bot returns
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.catalogue)
         self.lease = LeaseTerms(settings.lease_seconds)
         quiet_reconnects()
         super().__init__(
@@ -130,7 +129,7 @@ class FluxBot(commands.AutoShardedBot):
             self._opened_store = await self._resources.enter_async_context(await open_store(self.settings.database_url))
         self.store = self._opened_store
         self.service = await self._resources.enter_async_context(
-            PredictionService.open(self.settings.api(), typical_seconds=typical_seconds())
+            PredictionService.open(self.settings.api(), typical_seconds=self.settings.catalogue.typical_seconds())
         )
         # What each job's Discord calls, API calls and store writes are checked against (services/jobs/leases.py).
         fence = LeaseFence(self.store, self.lease)

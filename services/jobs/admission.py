@@ -55,7 +55,7 @@ from services.jobs.words import (
     four_prompts,
 )
 from services.limits import Limits, Refusal
-from services.rules.catalogue import ModelSpec, check_images, check_option, clean_prompt, resolve_model
+from services.rules.catalogue import ModelSpec, check_option, clean_prompt
 from services.rules.input_images import ImageRef, precheck, prepare
 from services.rules.moderation import BlockedPrompt, Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, Resolved, chosen_model
@@ -108,26 +108,28 @@ class Admission:
 
     def check_early(self, ask: Ask) -> None:
         """Raise BadInput for what is wrong with `ask` on its face (no I/O, nothing stored)."""
-        applied = apply(ask.prompt, ask.given)
+        catalogue = self.policy.catalogue
+        applied = apply(ask.prompt, ask.given, catalogue)
         applied.given.pop(ENHANCE, None)
         check_prompt(clean_prompt(ask.kind.prompt(applied.prompt)), Moderation(), self.policy.blocked_words)
         precheck(list(ask.images), self.policy.max_input_image_bytes)
         model = applied.given.get("model")
         if not model or not ask.kind.checks_options:
             return  # the model comes from stored settings, or the options are fitted to it: judged on admission
-        spec = resolve_model(str(model), allow_unknown=self.policy.allow_unknown_models)
+        spec = catalogue.resolve(str(model), allow_unknown=self.policy.allow_unknown_models)
         if spec is None:
             return  # an allowed model we don't know: passed through unchecked
         for name, value in applied.given.items():
             if name != "model":
                 check_option(spec, name, value)
         if ask.kind.checks_image_count:
-            check_images(spec, len(ask.images))
+            catalogue.check_images(spec, len(ask.images))
 
     async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
         guild = await self.store.get_guild_settings(guild_id) if guild_id else None
         return RequestContext(
             default_model=self.policy.default_model,
+            catalogue=self.policy.catalogue,
             allow_unknown_models=self.policy.allow_unknown_models,
             guild=guild,
             user_prefs=await self.store.get_user_prefs(user_id),
@@ -142,7 +144,7 @@ class Admission:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
-        applied = apply(ask.prompt, ask.given)
+        applied = apply(ask.prompt, ask.given, context.catalogue)
         enhance = applied.given.pop(ENHANCE, None) is True
         prompt = ask.kind.prompt(applied.prompt)
         # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
@@ -291,7 +293,8 @@ class Admission:
         given = {name: value for name, value in asked.items() if value is not None}
         if "model" not in given and (model := kind.model(context)) is not None:
             given["model"] = model
-        spec = resolve_model(chosen_model(given.get("model"), context), allow_unknown=context.allow_unknown_models)
+        chosen = chosen_model(given.get("model"), context)
+        spec = context.catalogue.resolve(chosen, allow_unknown=context.allow_unknown_models)
         return spec, kind.options(spec, given)
 
     async def _check_stored_images(self, model_input: dict[str, object], kept: KeptImages, *, reuse: bool) -> list[str]:

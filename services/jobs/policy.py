@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from services.jobs.words import ChatPrice
 from services.limits import Limits
+from services.rules.catalogue import Catalogue
 from services.rules.pricing import Pricing
 
 
@@ -16,7 +17,8 @@ class Policy:
     # The bot's own limits: cooldown, jobs in flight, the caps per user and for the whole bot; a server's
     # settings narrow them in its channels.
     limits: Limits
-    pricing: Pricing = field(default_factory=Pricing)
+    catalogue: Catalogue  # the models in use
+    pricing: Pricing  # the catalogue's prices, with the operator's over them
     blocked_words: tuple[str, ...] = field(default=(), repr=False)  # the operator's list, on top of each server's
     allow_unknown_models: bool = False
     max_input_image_bytes: int = 10 * 1024 * 1024

@@ -124,7 +124,7 @@ class JobRunner:
         lease: LeaseTerms,
         fence: LeaseFence | None = None,
         metrics: Metrics | None = None,
-        settlement: Settlement | None = None,
+        settlement: Settlement,
     ) -> None:
         self.service = service
         self.store = store
@@ -136,7 +136,7 @@ class JobRunner:
         self.fence = fence or LeaseFence(store, lease)
         self.lease = self.fence.terms
         self.metrics = metrics or Metrics()
-        self.settlement = settlement or Settlement()
+        self.settlement = settlement
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._taken_over: set[str] = set()  # jobs whose task `renew` stopped: another process holds their lease

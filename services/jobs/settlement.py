@@ -14,7 +14,7 @@ Admission books an upper bound (services/rules/pricing.py); this replaces it wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import ABORTED, SUCCEEDED, Prediction
@@ -25,7 +25,7 @@ from services.store.models import Job, JobStatus
 
 @dataclass(frozen=True)
 class Settlement:
-    pricing: Pricing = field(default_factory=Pricing)
+    pricing: Pricing  # the prices in force, of the catalogue in use
     count_failed: bool = True
 
     def succeeded(self, job: Job, prediction: Prediction) -> int:

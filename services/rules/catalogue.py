@@ -1,15 +1,18 @@
-"""The FLUX models we know (kept as data in models.toml) and the checks of what is asked of them.
+"""The FLUX models we know (`Catalogue`, kept as data in models.toml) and the checks of what is asked of them.
 
-`build_input` validates and normalises what a user asked for BEFORE anything is sent, so a value the
+`Catalogue.build_input` validates and normalises what a user asked for BEFORE anything is sent, so a value the
 model would refuse costs nothing and gets a message saying what is allowed.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
 
 from services.errors import BadInput
 from services.rules.catalogue_file import load_catalogue
@@ -27,9 +30,9 @@ from services.rules.model_spec import (
 )
 
 __all__ = [
-    "CATALOGUE", "MATCH_INPUT", "SHORT_NAMES", "Flag", "FloatRange", "ImagePolicy", "ImageRefusal", "IntRange",
-    "ModelSpec", "NeedsImage", "OneOf", "Param", "Request", "ShapeNeedsImage", "TakesNoImage", "Text", "build_input",
-    "check_images", "check_option", "clean_prompt", "install", "resolve_model", "shown", "typical_seconds",
+    "MATCH_INPUT", "Catalogue", "Flag", "FloatRange", "ImagePolicy", "ImageRefusal", "IntRange", "ModelSpec",
+    "NeedsImage", "OneOf", "Param", "Request", "ShapeNeedsImage", "TakesNoImage", "Text", "built_in",
+    "check_option", "clean_prompt", "shown",
 ]  # fmt: skip
 from services.text import Text as Message
 from services.text import _, clip
@@ -38,22 +41,6 @@ OWNER = "black-forest-labs"
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**31 - 1
 ONE_IMAGE_OPTION = "num_outputs"
-
-# The catalogue in use: the built-in models.toml, plus the operator's MODELS_FILE once settings are loaded
-# (`install`). Both are changed in place, so every module that imported them sees the same models.
-CATALOGUE: dict[str, ModelSpec] = {}
-SHORT_NAMES: dict[str, str] = {}
-
-
-def install(models: Mapping[str, ModelSpec]) -> None:
-    """Make `models` the catalogue in use."""
-    CATALOGUE.clear()
-    CATALOGUE.update(models)
-    SHORT_NAMES.clear()
-    SHORT_NAMES.update({spec.name: spec.id for spec in models.values()})
-
-
-install(load_catalogue())
 
 
 @dataclass(frozen=True)
@@ -86,18 +73,126 @@ class ShapeNeedsImage(ImageRefusal):
     """An option (`option` = `value`) takes the shape of an input image and none was given."""
 
 
-def resolve_model(model: str, *, allow_unknown: bool = False) -> ModelSpec | None:
-    """The spec for a model id or short name; None for an unknown model when those are allowed."""
-    key = model.strip()
-    full = SHORT_NAMES.get(key, key)
-    spec = CATALOGUE.get(full)
-    if spec is not None:
-        return spec
-    # Each part starts with a letter, digit or underscore: "." and ".." would climb out of /models/ in the URL.
-    if allow_unknown and re.fullmatch(r"\w[\w.-]*/\w[\w.-]*", full, re.ASCII):
-        return None
-    known = ", ".join(sorted(SHORT_NAMES))
-    raise BadInput(_("Unknown model `{model}`. Choose one of: {known}.", model=shown(model), known=known))
+class Catalogue(Mapping[str, ModelSpec]):
+    """The models in use, by full id: the built-in models.toml, with the operator's MODELS_FILE over it.
+
+    Read once with the settings (`Settings.catalogue`) and handed to whoever needs it; it never changes.
+    """
+
+    def __init__(self, models: Mapping[str, ModelSpec]) -> None:
+        self._models = dict(models)
+        self.short_names: Mapping[str, str] = MappingProxyType({spec.name: spec.id for spec in self._models.values()})
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Catalogue:
+        """The built-in models, with the operator's file at `path` over them. Raises CatalogueError."""
+        return cls(load_catalogue(path))
+
+    def __getitem__(self, model_id: str) -> ModelSpec:
+        return self._models[model_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __repr__(self) -> str:
+        return f"Catalogue({', '.join(self.short_names)})"
+
+    def full_id(self, model: str) -> str:
+        """The full id of a short name (flux-dev); any other name as it is."""
+        return self.short_names.get(model, model)
+
+    def names(self) -> str:
+        """The short names, for messages that list the models."""
+        return ", ".join(sorted(self.short_names))
+
+    def resolve(self, model: str, *, allow_unknown: bool = False) -> ModelSpec | None:
+        """The spec for a model id or short name; None for an unknown model when those are allowed."""
+        key = model.strip()
+        full = self.full_id(key)
+        spec = self.get(full)
+        if spec is not None:
+            return spec
+        # Each part starts with a letter, digit or underscore: "." and ".." would climb out of /models/ in the URL.
+        if allow_unknown and re.fullmatch(r"\w[\w.-]*/\w[\w.-]*", full, re.ASCII):
+            return None
+        raise BadInput(_("Unknown model `{model}`. Choose one of: {known}.", model=shown(model), known=self.names()))
+
+    def build_input(
+        self, model: str, request: Request, *, allow_unknown: bool = False
+    ) -> tuple[str, dict[str, object]]:
+        """Validate a request for `model`; return the full model id and the `input` object to send.
+
+        Defaults of the catalogue are filled in so the stored job shows exactly what was asked of the API.
+        """
+        spec = self.resolve(model, allow_unknown=allow_unknown)
+        prompt = clean_prompt(request.prompt)
+        if spec is None:  # an allowed model we don't know: pass the inputs through untouched
+            passthrough: dict[str, object] = {"prompt": prompt, **request.options}
+            if request.image_urls:
+                passthrough["input_image"] = request.image_urls[0]
+            return model.strip(), passthrough
+
+        result: dict[str, object] = {"prompt": prompt}
+        for name, raw in request.options.items():
+            value = check_option(spec, name, raw)
+            if value is not None:
+                result[name] = value
+        for name, param in spec.params.items():
+            if name not in result and param.default is not None:
+                result[name] = param.default
+
+        count = result.get("num_outputs", 1)
+        if isinstance(count, int) and count > spec.max_outputs:
+            raise BadInput(
+                _("{model} makes {count} image per request; ask for 1.", model=spec.name, count=spec.max_outputs)
+            )
+        self.check_images(spec, len(request.image_urls))
+        check_together(spec, result, len(request.image_urls))
+        _attach_images(spec, request.image_urls, result)
+        return spec.id, result
+
+    def check_images(self, spec: ModelSpec, count: int) -> None:
+        """Whether `spec` takes `count` input images (naming the model that takes the most). Raises BadInput."""
+        if count == 0:
+            if spec.images == "required":
+                raise NeedsImage(
+                    _("{model} edits an image: attach one with `image`.", model=spec.name), model=spec.name
+                )
+            return
+        if spec.images == "none":
+            raise TakesNoImage(
+                _(
+                    "{model} makes images from text only; remove the attachment or pick a Kontext or FLUX.2 model.",
+                    model=spec.name,
+                ),
+                model=spec.name,
+            )
+        if count > spec.max_images:
+            more = max(self.values(), key=lambda other: other.max_images, default=spec)
+            if more.max_images > spec.max_images:
+                raise BadInput(
+                    _(
+                        "{model} takes up to {limit} input image(s), got {count} ({other} takes up to {most}).",
+                        model=spec.name, limit=spec.max_images, count=count, other=more.name, most=more.max_images,
+                    )
+                )  # fmt: skip
+            raise BadInput(
+                _("{model} takes up to {limit} input image(s), got {count}.", model=spec.name,
+                  limit=spec.max_images, count=count)
+            )  # fmt: skip
+
+    def typical_seconds(self) -> dict[str, tuple[float, float]]:
+        """Each model's usual duration (low, high), what the prediction service starts from until it learns."""
+        return {spec.id: spec.typical_seconds for spec in self.values()}
+
+
+@functools.cache
+def built_in() -> Catalogue:
+    """The built-in catalogue alone (models.toml), read once: what settings without MODELS_FILE use."""
+    return Catalogue.load()
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -115,39 +210,6 @@ def clean_prompt(prompt: str) -> str:
             _("The prompt is {length} characters long; the limit is {limit}.", length=len(text), limit=MAX_PROMPT_CHARS)
         )
     return text
-
-
-def build_input(model: str, request: Request, *, allow_unknown: bool = False) -> tuple[str, dict[str, object]]:
-    """Validate a request for `model`; return the full model id and the `input` object to send.
-
-    Defaults of the catalogue are filled in so the stored job shows exactly what was asked of the API.
-    """
-    spec = resolve_model(model, allow_unknown=allow_unknown)
-    prompt = clean_prompt(request.prompt)
-    if spec is None:  # an allowed model we don't know: pass the inputs through untouched
-        passthrough: dict[str, object] = {"prompt": prompt, **request.options}
-        if request.image_urls:
-            passthrough["input_image"] = request.image_urls[0]
-        return model.strip(), passthrough
-
-    result: dict[str, object] = {"prompt": prompt}
-    for name, raw in request.options.items():
-        value = check_option(spec, name, raw)
-        if value is not None:
-            result[name] = value
-    for name, param in spec.params.items():
-        if name not in result and param.default is not None:
-            result[name] = param.default
-
-    count = result.get("num_outputs", 1)
-    if isinstance(count, int) and count > spec.max_outputs:
-        raise BadInput(
-            _("{model} makes {count} image per request; ask for 1.", model=spec.name, count=spec.max_outputs)
-        )
-    check_images(spec, len(request.image_urls))
-    check_together(spec, result, len(request.image_urls))
-    _attach_images(spec, request.image_urls, result)
-    return spec.id, result
 
 
 def check_option(spec: ModelSpec, name: str, raw: object) -> object | None:
@@ -169,35 +231,6 @@ def check_option(spec: ModelSpec, name: str, raw: object) -> object | None:
     if param is None:
         raise BadInput(_("{model} does not take `{option}`.", model=spec.name, option=name))
     return _coerce(spec, name, param, raw)
-
-
-def check_images(spec: ModelSpec, count: int) -> None:
-    """Whether `spec` takes `count` input images. Raises BadInput."""
-    if count == 0:
-        if spec.images == "required":
-            raise NeedsImage(_("{model} edits an image: attach one with `image`.", model=spec.name), model=spec.name)
-        return
-    if spec.images == "none":
-        raise TakesNoImage(
-            _(
-                "{model} makes images from text only; remove the attachment or pick a Kontext or FLUX.2 model.",
-                model=spec.name,
-            ),
-            model=spec.name,
-        )
-    if count > spec.max_images:
-        more = max(CATALOGUE.values(), key=lambda other: other.max_images, default=spec)
-        if more.max_images > spec.max_images:
-            raise BadInput(
-                _(
-                    "{model} takes up to {limit} input image(s), got {count} ({other} takes up to {most}).",
-                    model=spec.name, limit=spec.max_images, count=count, other=more.name, most=more.max_images,
-                )
-            )  # fmt: skip
-        raise BadInput(
-            _("{model} takes up to {limit} input image(s), got {count}.", model=spec.name, limit=spec.max_images,
-              count=count)
-        )  # fmt: skip
 
 
 def check_together(spec: ModelSpec, chosen: Mapping[str, object], image_count: int) -> None:
@@ -309,8 +342,3 @@ def _between(name: str, low: object, high: object, raw: object) -> Message:
     return _(
         "{option} must be between {low} and {high}; got {value}.", option=name, low=low, high=high, value=shown(raw)
     )
-
-
-def typical_seconds() -> dict[str, tuple[float, float]]:
-    """Each model's usual duration (low, high), what the prediction service starts from until it learns."""
-    return {spec.id: spec.typical_seconds for spec in CATALOGUE.values()}

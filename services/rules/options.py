@@ -12,16 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.errors import BadInput
-from services.rules.catalogue import (
-    CATALOGUE,
-    MATCH_INPUT,
-    MAX_SEED,
-    ModelSpec,
-    OneOf,
-    Request,
-    build_input,
-    resolve_model,
-)
+from services.rules.catalogue import MATCH_INPUT, MAX_SEED, Catalogue, ModelSpec, OneOf, Request
 from services.store.models import GuildSettings
 from services.text import Text, _, joined, verbatim
 
@@ -45,6 +36,7 @@ class RequestContext:
     """Everything besides the command's own options that shapes a request."""
 
     default_model: str
+    catalogue: Catalogue  # the models in use
     allow_unknown_models: bool = False
     guild: GuildSettings | None = None
     user_prefs: Mapping[str, object] = field(default_factory=dict)
@@ -52,7 +44,7 @@ class RequestContext:
 
 def allowed_models(context: RequestContext) -> list[ModelSpec]:
     allowed = context.guild.allowed_models if context.guild else None
-    return [spec for spec in CATALOGUE.values() if allowed is None or spec.id in allowed]
+    return [spec for spec in context.catalogue.values() if allowed is None or spec.id in allowed]
 
 
 def chosen_model(given_model: object, context: RequestContext) -> str:
@@ -83,7 +75,7 @@ def model_choice(given_model: object, context: RequestContext) -> tuple[str, str
 def usable(model: str, context: RequestContext) -> bool:
     """Whether `model` is in the catalogue (or an allowed unknown one) and allowed where asked."""
     try:
-        spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
+        spec = context.catalogue.resolve(model, allow_unknown=context.allow_unknown_models)
     except BadInput:
         return False
     allowed = context.guild.allowed_models if context.guild else None
@@ -111,7 +103,7 @@ def resolve(
     guild_defaults = context.guild.defaults if context.guild else {}
     layers = [given, context.user_prefs, guild_defaults]
     model_name, stale = model_choice(given.get("model"), context)
-    spec = resolve_model(model_name, allow_unknown=context.allow_unknown_models)
+    spec = context.catalogue.resolve(model_name, allow_unknown=context.allow_unknown_models)
     model_id = spec.id if spec else model_name
     notes: list[Text] = [stale_note(stale, model_id)] if stale else []
     if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
@@ -140,7 +132,7 @@ def resolve(
             if note:
                 notes.append(note)
     options["seed"] = seed if seed is not None else options.get("seed", random.randint(0, MAX_SEED))
-    model, model_input = build_input(
+    model, model_input = context.catalogue.build_input(
         model_id, Request(prompt, options, tuple(image_urls)), allow_unknown=context.allow_unknown_models
     )
     return Resolved(model, model_input, tuple(notes))

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 
 from services.money import to_micros
-from services.rules.catalogue import CATALOGUE, MATCH_INPUT, SHORT_NAMES
+from services.rules.catalogue import MATCH_INPUT, Catalogue
 from services.rules.model_spec import ModelSpec, Price, Rates
 
 MEGAPIXEL = 1024 * 1024
@@ -36,13 +36,17 @@ _MP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MP\s*$", re.IGNORECASE)
 
 
 def job_cost(
-    model: str, model_input: Mapping[str, object], input_sizes: Sequence[tuple[int, int] | None] = ()
+    catalogue: Catalogue,
+    model: str,
+    model_input: Mapping[str, object],
+    input_sizes: Sequence[tuple[int, int] | None] = (),
 ) -> float | None:
-    """Dollars for one job of `model` with `model_input` (as sent to the API); None for a model with no price.
+    """Dollars for one job of `model` of `catalogue` with `model_input` (as sent to the API); None for a model
+    with no price.
 
     `input_sizes` are the (width, height) of the input images where known, in the order they are sent.
     """
-    spec = CATALOGUE.get(SHORT_NAMES.get(model, model))
+    spec = catalogue.get(catalogue.full_id(model))
     if spec is None or spec.price is None:
         return None
     return estimate(spec, model_input, input_sizes)
@@ -117,6 +121,7 @@ def _as_text(value: object) -> str:
 
 
 def estimate_cost(
+    catalogue: Catalogue,
     model: str,
     model_input: Mapping[str, object],
     prices: Mapping[str, Price] | None = None,
@@ -131,8 +136,8 @@ def estimate_cost(
     A model with no price (an unknown model allowed by ALLOW_UNKNOWN_MODELS) is priced like the most
     expensive per-image model, so a budget still bounds it.
     """
-    model_id = SHORT_NAMES.get(model, model)
-    spec = CATALOGUE.get(model_id)
+    model_id = catalogue.full_id(model)
+    spec = catalogue.get(model_id)
     override = (prices or {}).get(model_id)
     outputs = len(output_sizes) if output_sizes is not None else output_count(model_input)
     if spec is not None and (override or spec.price) is not None:
@@ -142,7 +147,7 @@ def estimate_cost(
     if override is not None:
         rates = override.rates
         return Decimal(str(rates.per_run)) + Decimal(str(rates.per_image)) * outputs
-    dearest = max((s.price.rates.per_image for s in CATALOGUE.values() if s.price is not None), default=0.0)
+    dearest = max((s.price.rates.per_image for s in catalogue.values() if s.price is not None), default=0.0)
     return Decimal(str(dearest)) * outputs
 
 
@@ -151,11 +156,12 @@ class Pricing:
     """The prices in force (the catalogue's, with the operator's MODEL_PRICES over them), in millionths of a
     dollar: what admission books and what a job settles at. Every place that records a cost uses this."""
 
+    catalogue: Catalogue
     overrides: Mapping[str, Price] = dataclasses.field(default_factory=dict)
 
     def book(self, model: str, model_input: Mapping[str, object], input_sizes: Sequence[Size | None]) -> int:
         """The upper bound booked at admission."""
-        return to_micros(estimate_cost(model, model_input, self.overrides, input_sizes))
+        return to_micros(estimate_cost(self.catalogue, model, model_input, self.overrides, input_sizes))
 
     def settle(
         self,
@@ -169,7 +175,9 @@ class Pricing:
         """What a finished prediction costs: its real outputs (their sizes once downloaded, else their number)."""
         if output_sizes is None and outputs:
             model_input = {**model_input, "num_outputs": outputs}
-        return to_micros(estimate_cost(model, model_input, self.overrides, input_sizes, output_sizes=output_sizes))
+        return to_micros(
+            estimate_cost(self.catalogue, model, model_input, self.overrides, input_sizes, output_sizes=output_sizes)
+        )
 
 
 def parse_prices(text: str) -> dict[str, Price]:

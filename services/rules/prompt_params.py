@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from services.errors import BadInput
-from services.rules.catalogue import SHORT_NAMES, shown
+from services.rules.catalogue import Catalogue, shown
 from services.text import Text, _
 
 
@@ -123,9 +123,10 @@ def parse(prompt: str) -> Parsed:
     return Parsed(text, options, typed)
 
 
-def apply(prompt: str, given: Mapping[str, object]) -> Applied:
+def apply(prompt: str, given: Mapping[str, object], catalogue: Catalogue) -> Applied:
     """The prompt without its parameters, and `given` (options given with the command, None meaning not
-    given) completed with them. Where both set an option and disagree, the command's option wins."""
+    given) completed with them. Where both set an option and disagree, the command's option wins (a model
+    named by its short name in one and its full id in the other, of `catalogue`, agrees)."""
     parsed = parse(prompt)
     merged = dict(given)
     notes: list[Text] = []
@@ -133,7 +134,7 @@ def apply(prompt: str, given: Mapping[str, object]) -> Applied:
         chosen = given.get(option)
         if chosen is None:
             merged[option] = value
-        elif _same(option, chosen, value):
+        elif _same(catalogue, option, chosen, value):
             continue
         else:
             notes.append(
@@ -147,9 +148,9 @@ def apply(prompt: str, given: Mapping[str, object]) -> Applied:
     return Applied(parsed.prompt, merged, tuple(notes))
 
 
-def _same(option: str, a: object, b: object) -> bool:
+def _same(catalogue: Catalogue, option: str, a: object, b: object) -> bool:
     def norm(value: object) -> str:
         text = "".join(str(value).split()).lower()
-        return SHORT_NAMES.get(text, text) if option == "model" else text
+        return catalogue.full_id(text) if option == "model" else text
 
     return norm(a) == norm(b)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from services.errors import BadInput
 from services.limits import BUDGET_SETTINGS, Limits
 from services.money import dollars
-from services.rules.catalogue import CATALOGUE, ModelSpec, check_option, resolve_model
+from services.rules.catalogue import Catalogue, ModelSpec, check_option
 from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_MODEL_SETTING
 from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
@@ -39,11 +39,11 @@ class Effective:
 MODEL_SETTINGS = ("model", EDIT_MODEL_SETTING, VARIATION_MODEL_SETTING)
 
 
-def shown_value(name: str, value: object) -> object:
+def shown_value(catalogue: Catalogue, name: str, value: object) -> object:
     """A setting's value as replies show it: a model by its short name (flux-dev), as everywhere else."""
     if name not in MODEL_SETTINGS or not isinstance(value, str):
         return value
-    spec = CATALOGUE.get(value)
+    spec = catalogue.get(value)
     return spec.name if spec is not None else value.rsplit("/", maxsplit=1)[-1]
 
 
@@ -52,20 +52,20 @@ def empty(guild_id: int) -> GuildSettings:
 
 
 def validated_defaults(
-    current: Mapping[str, object], changes: Mapping[str, object], *, default_model: str
+    catalogue: Catalogue, current: Mapping[str, object], changes: Mapping[str, object], *, default_model: str
 ) -> dict[str, object]:
     """`current` updated with `changes`, each value checked against the model it will apply to."""
     merged = {**current, **{k: v for k, v in changes.items() if v is not None}}
     if "model" in changes and changes["model"] is not None:
-        spec = resolve_model(str(changes["model"]))
+        spec = catalogue.resolve(str(changes["model"]))
         assert spec is not None
         merged["model"] = spec.id
-    spec = resolve_model(str(merged.get("model") or default_model))
+    spec = catalogue.resolve(str(merged.get("model") or default_model))
     checked: dict[str, object] = {"model": merged["model"]} if "model" in merged else {}
     if merged.get(EDIT_MODEL_SETTING) is not None:
-        checked[EDIT_MODEL_SETTING] = _editing_model(str(merged[EDIT_MODEL_SETTING]))
+        checked[EDIT_MODEL_SETTING] = _editing_model(catalogue, str(merged[EDIT_MODEL_SETTING]))
     if merged.get(VARIATION_MODEL_SETTING) is not None:
-        checked[VARIATION_MODEL_SETTING] = varying_model(str(merged[VARIATION_MODEL_SETTING]))
+        checked[VARIATION_MODEL_SETTING] = varying_model(catalogue, str(merged[VARIATION_MODEL_SETTING]))
     for name in OPTION_NAMES:
         if name in merged:
             value = check_option(spec, name, merged[name]) if spec else merged[name]
@@ -74,11 +74,11 @@ def validated_defaults(
     return checked
 
 
-def _editing_model(name: str) -> str:
-    spec = resolve_model(name)
+def _editing_model(catalogue: Catalogue, name: str) -> str:
+    spec = catalogue.resolve(name)
     assert spec is not None
     if not spec.takes_images:
-        editors = ", ".join(other.name for other in CATALOGUE.values() if other.takes_images)
+        editors = ", ".join(other.name for other in catalogue.values() if other.takes_images)
         raise BadInput(
             _(
                 "{model} does not edit images; the editing model can be one of: {models}.",
@@ -89,9 +89,9 @@ def _editing_model(name: str) -> str:
     return spec.id
 
 
-def varying_model(name: str) -> str:
+def varying_model(catalogue: Catalogue, name: str) -> str:
     """The full id of a model that can make variations; BadInput naming those that can, for any other."""
-    spec = resolve_model(name)
+    spec = catalogue.resolve(name)
     assert spec is not None
     if not can_vary(spec.id):
         names = ", ".join(model_id.split("/")[-1] for model_id in MECHANISMS)
@@ -101,10 +101,10 @@ def varying_model(name: str) -> str:
     return spec.id
 
 
-def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effective]:
+def effective(catalogue: Catalogue, guild: GuildSettings | None, *, default_model: str) -> list[Effective]:
     defaults = guild.defaults if guild else {}
     model_id = str(defaults.get("model") or default_model)
-    spec = CATALOGUE.get(model_id)
+    spec = catalogue.get(model_id)
     rows = [Effective("model", model_id, "server" if "model" in defaults else "built-in")]
     for name in OPTION_NAMES:
         if name in defaults:
@@ -122,18 +122,24 @@ def effective(guild: GuildSettings | None, *, default_model: str) -> list[Effect
 
 
 def allowed_after(
-    current: list[str] | None, *, allow: str | None, deny: str | None, everything: bool, only_standard: bool
+    catalogue: Catalogue,
+    current: list[str] | None,
+    *,
+    allow: str | None,
+    deny: str | None,
+    everything: bool,
+    only_standard: bool,
 ) -> list[str] | None:
     """The new allow-list (None = every catalogue model)."""
     if everything:
         return None
     if only_standard:
-        return [spec.id for spec in CATALOGUE.values() if not spec.premium]
-    allowed = list(current) if current is not None else list(CATALOGUE)
+        return [spec.id for spec in catalogue.values() if not spec.premium]
+    allowed = list(current) if current is not None else list(catalogue)
     for name, adding in ((allow, True), (deny, False)):
         if name is None:
             continue
-        spec = resolve_model(name)
+        spec = catalogue.resolve(name)
         assert spec is not None
         if adding and spec.id not in allowed:
             allowed.append(spec.id)
@@ -141,7 +147,7 @@ def allowed_after(
             allowed.remove(spec.id)
     if not allowed:
         raise BadInput(_("That would leave no model allowed; allow another one first."))
-    return None if set(allowed) == set(CATALOGUE) else sorted(allowed)
+    return None if set(allowed) == set(catalogue) else sorted(allowed)
 
 
 def limits_after(

@@ -15,7 +15,7 @@ from typing import Any
 from services.jobs.ask import Ask
 from services.jobs.input_refs import IMAGE_KEYS, IMAGES_KEY
 from services.jobs.kinds.base import Kind
-from services.rules.catalogue import ModelSpec, resolve_model
+from services.rules.catalogue import ModelSpec
 from services.rules.input_images import ImageRef
 from services.rules.options import RequestContext, Resolved, resolve
 from services.rules.variation_models import Strength, can_vary, split_reference, with_reference
@@ -41,7 +41,7 @@ class Remix(Kind):
     def build(
         self, prompt: str, given: Mapping[str, object], references: Sequence[str], context: RequestContext
     ) -> Resolved:
-        spec = resolve_model(str(given.get("model", "")), allow_unknown=context.allow_unknown_models)
+        spec = context.catalogue.resolve(str(given.get("model", "")), allow_unknown=context.allow_unknown_models)
         if references and spec is not None and not spec.takes_images and can_vary(spec.id):
             resolved = resolve(prompt, given, [], context)
             varied = with_reference(resolved.model, resolved.input, references[0], REMIX_STRENGTH)

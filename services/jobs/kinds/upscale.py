@@ -19,7 +19,7 @@ from typing import Any
 from services.errors import BadInput
 from services.jobs.ask import Ask
 from services.jobs.kinds.base import Kind
-from services.rules.catalogue import MAX_PROMPT_CHARS, IntRange, ModelSpec, resolve_model
+from services.rules.catalogue import MAX_PROMPT_CHARS, IntRange, ModelSpec
 from services.rules.input_images import ImageRef, Size
 from services.rules.options import ModelNeed, RequestContext, Resolved, resolve
 from services.rules.variation_models import carried_with_model
@@ -103,7 +103,7 @@ class Upscale(Kind):
         if len(references) != 1:
             raise BadInput(_("An upscale starts from exactly one image."))
         model = str(given.get("model", ""))
-        spec = resolve_model(model, allow_unknown=context.allow_unknown_models)
+        spec = context.catalogue.resolve(model, allow_unknown=context.allow_unknown_models)
         limits = side_limits(spec) if spec is not None and spec.image_list else None
         if spec is None or limits is None:
             raise BadInput(_("{model} cannot upscale an image.", model=model.rsplit("/", 1)[-1]))
