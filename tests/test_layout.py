@@ -78,6 +78,14 @@ def test_no_cog_is_looked_up_by_name():
         assert "get_cog(" not in path.read_text(encoding="utf-8"), name
 
 
+def test_no_comment_points_outside_the_repository():
+    """Every reference a reader meets can be followed in the repository (no ../shared/docs of a build machine)."""
+    files = [*product_modules().values(), *(ROOT / "services").rglob("*.toml")]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert "../" not in text and "shared/docs" not in text, path
+
+
 # The layers of services/, bottom first. A module may import from its own layer and the ones below, never from
 # one above: the core can be read (and changed) from the bottom up.
 SERVICE_LAYERS = (

@@ -1,6 +1,6 @@
 """The answers of CometAPI's OpenAI-compatible routes (chat completions, moderations) as plain values.
 
-Both routes share the prediction route's host and key (shared/docs/cometapi.md); client.py sends them. An
+Both routes share the prediction route's host and key (as CometAPI documents them); client.py sends them. An
 answer without the fields the bot needs is `Unavailable`, like an unreadable prediction.
 """
 

@@ -1,6 +1,6 @@
 """Words from a chat model with the same CometAPI key: ✨ prompt help for /imagine and four prompts for /describe.
 
-What is sent (POST /v1/chat/completions, OpenAI's format; shared/docs/cometapi.md):
+What is sent (POST /v1/chat/completions, OpenAI's format, as CometAPI documents it):
 
 * ✨ Enhance: to CHAT_MODEL, a system message asking for one richer FLUX prompt, and the typed prompt;
 * describe: to DESCRIBE_MODEL (one that sees images), a system message asking for four prompts, one a line,
