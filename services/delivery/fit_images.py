@@ -21,7 +21,7 @@ from services.text import Text, _
 # raises past twice the cap, when it opens a file, and only warns below that: hence the check in _decode).
 MAX_PIXELS = 16_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-FORMATS = ("PNG", "JPEG", "WEBP", "GIF")  # what the downloads accept (services/images.py sniff)
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF")  # what the downloads accept (services/cometapi/files.py `sniff`)
 QUALITIES = (90, 80)  # tried in turn on the full-size image
 SCALED_QUALITY = 80
 SCALE_ATTEMPTS = 8

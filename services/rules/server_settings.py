@@ -1,6 +1,6 @@
 """Server defaults, allowed models, limits and user preferences: validated edits and effective values.
 
-Plain data in and out; the Discord commands that call this live in cogs/admin.py and cogs/prefs.py.
+Plain data in and out; the Discord commands that call this live in cogs/settings.py and cogs/prefs.py.
 """
 
 from __future__ import annotations
