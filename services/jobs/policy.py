@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from services.jobs.words import ChatPrice
 from services.limits import Limits
+from services.rules.credits import CreditTerms
 from services.rules.pricing import Pricing
 
 
@@ -28,3 +29,5 @@ class Policy:
     chat_model: str = "gpt-5-mini"
     describe_model: str = "gpt-5-mini"
     chat_price: ChatPrice = field(default_factory=lambda: ChatPrice(2_000))
+    # Credits people buy (off unless the operator names SKUs): what pays for each job.
+    credits: CreditTerms = field(default_factory=CreditTerms)
