@@ -29,6 +29,7 @@ from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import start_metrics_server
 from services.rules.catalogue import typical_seconds
+from services.rules.credits import Grant
 from services.store import Store, open_store
 from ui.credits import grant_of
 from ui.display import DiscordDisplay
@@ -183,11 +184,24 @@ class FluxBot(commands.AutoShardedBot):
     async def _consume(self, entitlement_id: int) -> None:
         await self.http.consume_entitlement(self.application_id or 0, entitlement_id)
 
+    async def _all_entitlements(self) -> list[Grant]:
+        """Every entitlement of the app, deleted ones too (a refund made while no process ran). The list route is
+        read directly: discord.py's `entitlements()` drops `exclude_deleted` when it pages forwards."""
+        grants: list[Grant] = []
+        after: int | None = None
+        while True:
+            page = await self.http.get_entitlements(
+                self.application_id or 0, after=after, limit=100, exclude_deleted=False
+            )
+            grants += [grant_of(discord.Entitlement(data=each, state=self._connection)) for each in page]
+            if len(page) < 100:
+                return grants
+            after = int(page[-1]["id"])
+
     async def _reconcile_credits(self) -> None:
         assert self.credits is not None
         try:
-            listed = [grant_of(each) async for each in self.entitlements(limit=None, exclude_deleted=False)]
-            await self.credits.reconcile(listed)
+            await self.credits.reconcile(await self._all_entitlements())
         except Exception:
             log.exception("credits: reconciling the entitlements failed; the next start-up tries again")
 

@@ -106,6 +106,15 @@ class Job:
     def active(self) -> bool:
         return self.status in ACTIVE
 
+    @property
+    def counted_microusd(self) -> int:
+        """What the job counts against budgets and credits now (the store's COUNTED_COST, for one job in hand)."""
+        if self.settled_microusd is not None:
+            return self.settled_microusd
+        if self.prediction_id is None and self.status in NOT_COUNTED:
+            return 0
+        return self.cost_microusd
+
 
 JOB_FIELDS: Final = dataclasses.fields(Job)
 JOB_COLUMNS: Final[tuple[str, ...]] = tuple(f.name for f in JOB_FIELDS)
