@@ -108,6 +108,19 @@ async def test_credits_pay_inside_the_atomic_admission_so_racing_jobs_never_over
     assert (await store.get_job(free.id)).paid_with is None
 
 
+async def test_members_racing_on_a_servers_subscription_never_overdraw_it(store):
+    """Five members, each with no balance, race $0.04 jobs on a server's $0.05 subscription: one is admitted."""
+    terms = CreditTerms(subscription_sku=SUB_SKU, subscription_micros=50_000)
+    ledger = CreditLedger(terms, store, consume=_consumed_ok)
+    await ledger.received(Grant(id=78, sku_id=SUB_SKU, user_id=1, guild_id=3))
+    limits = Limits(cooldown_seconds=0, jobs_in_flight=50, pay_with_credits=True)
+    jobs = [replace(new_job(user, guild_id=3), cost_microusd=40_000) for user in range(10, 15)]
+    refusals = await asyncio.gather(*(store.admit_job(job, limits, now=job.created_at) for job in jobs))
+    assert sum(r is None for r in refusals) == 1
+    elsewhere = replace(new_job(10, guild_id=4), cost_microusd=40_000)  # another server's jobs: not its budget
+    assert (await store.admit_job(elsewhere, limits, now=elsewhere.created_at)).limit == "credits"
+
+
 # --- one entitlement, many deliveries ---------------------------------------------------------------------------
 
 
