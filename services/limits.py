@@ -223,8 +223,7 @@ class Refusal:
         balance, estimate = dollars(int(self.used)), dollars(self.cost)
         if self.sku_id is None:
             return _(
-                "Your credits ({balance}) don't cover this request (estimated at {estimate}), and this server has "
-                "no subscription budget left for it.",
+                "Your credits ({balance}) don't cover this request (estimated at {estimate}).",
                 balance=balance, estimate=estimate,
             )  # fmt: skip
         return _(
