@@ -32,12 +32,12 @@ from services.money import budget, to_micros
 from services.rules.blocked_words_file import read_blocked_words
 from services.rules.catalogue import CATALOGUE, OWNER, SHORT_NAMES, install, resolve_model
 from services.rules.catalogue_file import CatalogueError, load_catalogue
-from services.rules.credits import CreditTerms
 from services.rules.model_spec import Price
 from services.rules.options import RequestContext
 from services.rules.pricing import Pricing, parse_prices
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
+from services.store.credits import CreditTerms
 
 T = TypeVar("T", int, float)
 
@@ -118,7 +118,7 @@ class Settings:
     describe_model: str = DEFAULT_CHAT_MODEL
     chat_micros_per_1k_tokens: int = 2_000
     # Credits people buy (Premium Apps), off unless SKUs are named: CREDIT_PACKS, CREDIT_SUBSCRIPTION_SKU and
-    # CREDIT_SUBSCRIPTION_USD_PER_MONTH (services/rules/credits.py).
+    # CREDIT_SUBSCRIPTION_USD_PER_MONTH (services/store/credits.py).
     credits: CreditTerms = field(default_factory=CreditTerms)
 
     def policy(self) -> Policy:

@@ -66,7 +66,7 @@ class Limits:
     everywhere_images_day: int | None = None
     everywhere_budget_day: int | None = None
     bot_budget_day: int | None = None
-    # Credits are on (services/rules/credits.py): every job that costs something must be paid with them.
+    # Credits are on (services/store/credits.py): every job that costs something must be paid with them.
     pay_with_credits: bool = False
 
     def merged(self, overrides: Mapping[str, float | int]) -> Limits:

@@ -15,7 +15,7 @@ from services.config import load_settings
 from services.errors import ConfigError
 from services.jobs.credits import CreditLedger
 from services.limits import Limits
-from services.rules.credits import CreditTerms, Grant
+from services.store.credits import CreditTerms, Grant
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_admission import new_job
@@ -36,9 +36,11 @@ def world(world_any_store):
 async def balance_of(bot, user_id: int, micros: int, timeout: float = 5.0) -> int:
     """The user's balance once it is `micros` (credits arrive through events the bot handles in its own time)."""
     async with asyncio.timeout(timeout):
-        while (balance := await bot.store.credit_balance(user_id)) != micros:
+        while True:
+            balance = await bot.store.credit_balance(user_id)
+            if balance == micros:
+                return balance
             await asyncio.sleep(0.01)
-    return balance
 
 
 async def made(world, bot, handle):
@@ -46,7 +48,7 @@ async def made(world, bot, handle):
     return await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
 
 
-def premium_buttons(message) -> list[dict]:
+def premium_buttons(message) -> list[dict[str, object]]:
     found = []
     for row in message.components:
         found += [c for c in row.get("components", []) if c.get("style") == PREMIUM]
@@ -162,7 +164,7 @@ async def test_two_processes_crediting_one_entitlement_credit_it_once(store, sto
 
 
 async def test_a_failed_consume_is_retried_at_start_up_and_never_credited_twice(world):
-    guild, channel, alice = setup_guild(world)
+    _guild, _channel, alice = setup_guild(world)
     # (a 5xx is retried by discord.py itself for seconds before it fails: a refusal fails at once)
     world.discord.inject_error("POST", r"/entitlements/\d+/consume", 400, 0, "refused", times=None)
     async with world.bot(**PACKS) as bot:
@@ -200,7 +202,7 @@ async def test_a_refund_takes_the_credit_back_even_below_zero(world):
 
 
 async def test_a_refund_made_while_no_process_ran_is_taken_back_at_start_up(world):
-    guild, channel, alice = setup_guild(world)
+    _guild, _channel, alice = setup_guild(world)
     async with world.bot(**PACKS) as bot:
         bought = world.discord.buy(alice, PACK_SKU)
         await balance_of(bot, alice.id, 100_000)

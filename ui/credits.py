@@ -7,7 +7,7 @@ from typing import Any
 import discord
 
 from services.jobs.credits import CreditLedger
-from services.rules.credits import Grant
+from services.store.credits import Grant
 
 
 def grant_of(entitlement: discord.Entitlement) -> Grant:

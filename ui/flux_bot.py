@@ -29,8 +29,8 @@ from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import start_metrics_server
 from services.rules.catalogue import typical_seconds
-from services.rules.credits import Grant
 from services.store import Store, open_store
+from services.store.credits import Grant
 from ui.credits import grant_of
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree

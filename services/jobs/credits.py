@@ -20,8 +20,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from services.rules.credits import PACK, SUBSCRIPTION, Credit, CreditTerms, Grant
 from services.store.base import Store
+from services.store.credits import PACK, SUBSCRIPTION, Credit, CreditTerms, Grant
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from services.jobs.words import ChatPrice
 from services.limits import Limits
-from services.rules.credits import CreditTerms
 from services.rules.pricing import Pricing
+from services.store.credits import CreditTerms
 
 
 @dataclass(frozen=True)

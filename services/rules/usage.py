@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from services.limits import DAY
 from services.money import dollars
-from services.rules.credits import CreditUsage
 from services.store.base import SpendRow
+from services.store.credits import CreditUsage
 from services.text import Text, _, _n, joined, verbatim
 
 # L10N: a period of /imagine-settings usage, shown in bold before its totals

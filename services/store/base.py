@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
 from services.limits import DAY, MONTH, Limits, Refusal, Window
-from services.rules.credits import BALANCE, PACK, SUBSCRIPTION, Credit, CreditUsage, payer
+from services.store.credits import BALANCE, PACK, SUBSCRIPTION, Credit, CreditUsage, payer
 from services.store.job_extra import JobExtra
 from services.store.models import (
     JOB_COLUMNS,
@@ -272,7 +272,7 @@ class Store(ABC):
         Failed and canceled jobs are left out, as in the quotas and budgets.
         """
 
-    # Credits (services/rules/credits.py; services/jobs/credits.py)
+    # Credits (services/store/credits.py; services/jobs/credits.py)
 
     @abstractmethod
     async def credit_entitlement(self, credit: Credit, *, now: float) -> bool:

@@ -19,7 +19,6 @@ from typing import Any
 import aiosqlite
 
 from services.limits import MONTH, Limits, Refusal, Usage, judge
-from services.rules.credits import Credit, CreditUsage
 from services.store.base import (
     COUNTED_COST,
     COUNTED_IMAGES,
@@ -61,6 +60,7 @@ from services.store.base import (
     window_params,
     window_query,
 )
+from services.store.credits import Credit, CreditUsage
 from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
