@@ -37,7 +37,7 @@ async def balance_of(bot, user_id: int, micros: int, timeout: float = 5.0) -> in
     """The user's balance once it is `micros` (credits arrive through events the bot handles in its own time)."""
     async with asyncio.timeout(timeout):
         while True:
-            balance = await bot.store.credit_balance(user_id)
+            balance: int = await bot.store.credit_balance(user_id)
             if balance == micros:
                 return balance
             await asyncio.sleep(0.01)
