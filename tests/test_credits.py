@@ -123,6 +123,21 @@ async def test_members_racing_on_a_servers_subscription_never_overdraw_it(store)
     assert (await store.admit_job(elsewhere, limits, now=elsewhere.created_at)).limit == "credits"
 
 
+async def test_a_subscription_pays_while_it_runs_and_its_renewal_is_followed(store):
+    terms = CreditTerms(subscription_sku=SUB_SKU, subscription_micros=50_000)
+    ledger = CreditLedger(terms, store, consume=_consumed_ok)
+    limits = Limits(cooldown_seconds=0, jobs_in_flight=50, pay_with_credits=True)
+    job = replace(new_job(10, guild_id=3), cost_microusd=10_000)
+    ended = Grant(id=79, sku_id=SUB_SKU, user_id=1, guild_id=3, ends_at=job.created_at - 1)
+    await ledger.received(ended)
+    assert (await store.admit_job(job, limits, now=job.created_at)).limit == "credits"  # it ended
+    await ledger.updated(replace(ended, ends_at=job.created_at + 86400))  # renewed: ENTITLEMENT_UPDATE
+    assert await store.admit_job(job, limits, now=job.created_at) is None
+    await ledger.updated(replace(ended, deleted=True))
+    again = replace(new_job(11, guild_id=3), cost_microusd=10_000)
+    assert (await store.admit_job(again, limits, now=again.created_at)).limit == "credits"
+
+
 # --- one entitlement, many deliveries ---------------------------------------------------------------------------
 
 
@@ -275,3 +290,34 @@ def test_credit_settings_and_their_mistakes():
 
 async def _consumed_ok(entitlement_id: int) -> None:
     return None
+
+
+# --- the fake's entitlements are Discord's -----------------------------------------------------------------------------
+
+
+def test_the_fakes_entitlements_fit_discords_description():
+    """The payloads the fake sends (events, list route, interactions) fit EntitlementResponse in Discord's OpenAPI
+    description; only a purchase's `type` (1, PURCHASE in Discord's docs) is missing from the description's enum,
+    which lists 8 (APPLICATION_SUBSCRIPTION) and 10 alone."""
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from tests.fakes.discord import FakeDiscord
+    from tests.fakes.discord_openapi import discord_conventions
+
+    described = Path(__file__).parents[2] / "shared/reference/discord-openapi.json"
+    if not described.exists():
+        pytest.skip("Discord's OpenAPI description is not next to the repository")
+    spec = json.loads(described.read_text())
+    components = discord_conventions(spec["components"])
+    schema = {"$ref": "#/components/schemas/EntitlementResponse", "components": components}
+    fake = FakeDiscord()
+    guild, user = fake.add_guild("g"), fake.add_user("u")
+    pack = fake.entitlements.buy(user, PACK_SKU, announce=False)
+    subscription = fake.entitlements.subscribe(guild, user, SUB_SKU, ends_at=1_900_000_000.0)
+    validator = Draft202012Validator(schema)
+    assert list(validator.iter_errors(subscription.payload(fake.application_id))) == []
+    errors = list(validator.iter_errors(pack.payload(fake.application_id)))
+    assert [list(error.absolute_path) for error in errors] == [["type"]]
