@@ -47,7 +47,9 @@ class Credits(commands.Cog):
         if ledger is None:
             await reply_ephemeral(interaction, _("This bot does not sell credits; images are free to make here."))
             return
-        await credit_interaction(ledger, interaction)
+        if interaction.entitlements:  # crediting one calls Discord (the consume): answer within the 3 s first
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await credit_interaction(ledger, interaction)
         balance = await self.bot.store.credit_balance(interaction.user.id)
         jobs = await self.bot.store.paid_jobs(interaction.user.id, limit=RECENT)
         lines: list[Text] = [_("Your credits: **{balance}**.", balance=dollars(balance))]

@@ -179,7 +179,7 @@ async def test_two_processes_crediting_one_entitlement_credit_it_once(store, sto
 
 
 async def test_a_failed_consume_is_retried_at_start_up_and_never_credited_twice(world):
-    _guild, _channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world)
     # (a 5xx is retried by discord.py itself for seconds before it fails: a refusal fails at once)
     world.discord.inject_error("POST", r"/entitlements/\d+/consume", 400, 0, "refused", times=None)
     async with world.bot(**PACKS) as bot:
@@ -188,6 +188,10 @@ async def test_a_failed_consume_is_retried_at_start_up_and_never_credited_twice(
         await bot.settled(lambda: any(name == "entitlement_create" for name, _ in bot.received))
         assert not bought.consumed
         assert await bot.store.unconsumed_packs() == [bought.id]
+        # Not consumed, it comes with each interaction of its buyer: credited already, so not again.
+        handle = await world.discord.slash_command(guild, channel, alice, "imagine-credits")
+        assert handle.payload["entitlements"][0]["id"] == str(bought.id)
+        assert "Your credits: **$0.10**." in (await private_reply(world, handle)).content
     world.discord.clear_faults()
     async with world.bot(**PACKS) as bot:
         await bot.credit_keeper
