@@ -255,6 +255,21 @@ async def test_a_server_subscription_pays_once_the_members_balance_does_not(worl
     assert len(world.comet.creates()) == 1
 
 
+async def test_a_subscription_renewed_through_the_gateway_pays_again(world):
+    guild, channel, alice = setup_guild(world)
+    env = {"CREDIT_SUBSCRIPTION_SKU": str(SUB_SKU), "CREDIT_SUBSCRIPTION_USD_PER_MONTH": "1"}
+    async with world.bot(**env) as bot:
+        ended = world.discord.entitlements.subscribe(guild, alice, SUB_SKU, ends_at=1_000_000_000.0)
+        await bot.settled(lambda: any(name == "entitlement_create" for name, _ in bot.received))
+        refused = await private_reply(world, await imagine(world, guild, channel, alice, prompt="one", model=PRO))
+        world.discord.entitlements.renew(ended.id, ends_at=4_000_000_000.0)
+        await bot.settled(lambda: any(name == "entitlement_update" for name, _ in bot.received))
+        job = await made(world, bot, await imagine(world, guild, channel, alice, prompt="two", model=PRO))
+    assert refused.content == "Your credits ($0.00) don't cover this request (estimated at $0.04)."
+    assert premium_buttons(refused) == []  # no pack to sell
+    assert job.paid_with == "subscription"
+
+
 # --- off unless the operator turns it on -----------------------------------------------------------------------------
 
 

@@ -2,8 +2,8 @@
 and the `entitlements` of each interaction.
 
 A test buys with ``fake.buy(user, sku_id)`` (a consumable: ENTITLEMENT_CREATE, unless ``announce=False`` for a
-purchase whose event never reached the bot), subscribes a server with ``fake.subscribe(guild, user, sku_id)``, and
-refunds with ``fake.refund(entitlement_id)`` (ENTITLEMENT_DELETE). Like Discord, a consumable stays in its buyer's
+purchase whose event never reached the bot), subscribes a server with ``fake.subscribe(guild, user, sku_id)`` (renewed with
+``renew``: ENTITLEMENT_UPDATE), and refunds with ``fake.refund(entitlement_id)`` (ENTITLEMENT_DELETE). Like Discord, a consumable stays in its buyer's
 interactions until the app consumes it, and can be consumed once.
 """
 
@@ -80,6 +80,12 @@ class Entitlements:
         self.all[entitlement.id] = entitlement
         self._dispatch("ENTITLEMENT_CREATE", entitlement)
         return entitlement
+
+    def renew(self, entitlement_id: int, ends_at: float | None) -> None:
+        """A subscription renewed (or cancelled: it ends at `ends_at`): ENTITLEMENT_UPDATE."""
+        entitlement = self.all[entitlement_id]
+        entitlement.ends_at = ends_at
+        self._dispatch("ENTITLEMENT_UPDATE", entitlement)
 
     def refund(self, entitlement_id: int, *, announce: bool = True) -> None:
         entitlement = self.all[entitlement_id]
