@@ -169,6 +169,9 @@ class Store(ABC):
         to) are stored in the same transaction as by `put_input_image`, and only if the job is admitted.
         `reused` names (by sha256) stored images the job will send again (a reroll): they are marked used
         now, and if one is no longer stored `InputImagesGone` is raised and nothing is stored.
+        With `limits.pay_with_credits`, a job that costs something is also paid in the same transaction (its
+        member's balance, else its server's subscription: services/store/credits.py) and stored with `paid_with`
+        set, or refused as "credits"; the `job` given is not changed.
         """
 
     @abstractmethod

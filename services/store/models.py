@@ -49,9 +49,6 @@ NOT_COUNTED: Final[tuple[JobStatus, ...]] = (JobStatus.FAILED, JobStatus.CANCELE
 # job, but make no image, start no cooldown and are not shown in a history.
 WORDS_KINDS: Final[tuple[str, ...]] = ("enhance", "describe")
 
-# What paid for a job when credits are on: its member's balance, or its server's subscription budget.
-PAID_WITH: Final[tuple[str, ...]] = ("balance", "subscription")
-
 # In a job's `extra`: Discord made the job's reply private (ephemeral); only its owner sees it in a history.
 PRIVATE_REPLY: Final = "private"
 
@@ -99,7 +96,8 @@ class Job:
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
     settled_microusd: int | None = field(default=None, metadata=_MUTABLE)
-    # What pays for it when credits are on (PAID_WITH), chosen by the store inside the admitting transaction.
+    # What pays for it when credits are on: "balance" (its member's) or "subscription" (its server's); None: nothing
+    # (credits off, or a free job). Chosen by the store inside the admitting transaction (services/store/credits.py).
     paid_with: str | None = None
 
     @property
