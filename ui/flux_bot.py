@@ -187,11 +187,14 @@ class FluxBot(commands.AutoShardedBot):
     async def _all_entitlements(self) -> list[Grant]:
         """Every entitlement of the app, deleted ones too (a refund made while no process ran). The list route is
         read directly: discord.py's `entitlements()` drops `exclude_deleted` when it pages forwards."""
+        assert self.credits is not None
+        terms = self.credits.terms
+        skus: list[str | int] = [*terms.packs, *([terms.subscription_sku] if terms.subscription_sku else [])]  # ours
         grants: list[Grant] = []
         after: int | None = None
         while True:
             page = await self.http.get_entitlements(
-                self.application_id or 0, after=after, limit=100, exclude_deleted=False
+                self.application_id or 0, sku_ids=skus, after=after, limit=100, exclude_deleted=False
             )
             grants += [grant_of(discord.Entitlement(data=each, state=self._connection)) for each in page]
             if len(page) < 100:
