@@ -21,6 +21,7 @@ from services.rules.input_images import ImageRef, precheck, prepare
 from services.store.models import Job
 from services.text import Text, _, verbatim
 from ui.attachments import image_refs
+from ui.credits import credit_interaction
 from ui.i18n import tr
 from ui.launch import ask_from, image_ref, settings_guild
 from ui.replies import MAX_CONTENT
@@ -82,6 +83,7 @@ class Describe(commands.Cog):
         precheck([ref], self.bot.admission.policy.max_input_image_bytes)  # a mistake answered before "thinking…"
         await interaction.response.defer(ephemeral=True, thinking=True)
         [image] = await prepare([ref], self.bot.admission.attachments)
+        await credit_interaction(self.bot.credits, interaction)  # a purchase the gateway has not told us of yet
         row, prompts = await self.bot.admission.describe(self._ask(interaction), image)
         await self._show(interaction, row, prompts)
 
@@ -112,6 +114,7 @@ class Describe(commands.Cog):
         if row is None:
             raise BadInput(_("That image is no longer kept; use /describe with it again."))
         await interaction.response.defer()  # an update of the private answer, which shows the new prompts
+        await credit_interaction(self.bot.credits, interaction)
         new_row, prompts = await self.bot.admission.describe_again(self._ask(interaction), row)
         await self._show(interaction, new_row, prompts)
 

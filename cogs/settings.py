@@ -258,7 +258,11 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             usage.summarize(label, await self.bot.store.spend_since(interaction.guild_id, usage.since(now, days)))
             for label, days in usage.PERIODS
         ]
-        await reply_ephemeral(interaction, usage.report(periods))
+        report = usage.report(periods)
+        if self.bot.credits is not None:  # credits are on: what was sold and spent here
+            spent = await self.bot.store.credit_usage(interaction.guild_id, usage.since(now, 30))
+            report = joined([report, usage.credits_report(spent)])
+        await reply_ephemeral(interaction, report)
 
     @app_commands.command(
         name="moderation", description="Blocked words, safety settings and a log channel for jobs", extras=SAVES

@@ -37,6 +37,7 @@ from services.rules.options import RequestContext
 from services.rules.pricing import Pricing, parse_prices
 from services.secrets import RedactingFilter, Secret
 from services.store import sqlite_path
+from services.store.credits import CreditTerms
 
 T = TypeVar("T", int, float)
 
@@ -118,6 +119,9 @@ class Settings:
     chat_model: str = DEFAULT_CHAT_MODEL
     describe_model: str = DEFAULT_CHAT_MODEL
     chat_micros_per_1k_tokens: int = 2_000
+    # Credits people buy (Premium Apps), off unless SKUs are named: CREDIT_PACKS, CREDIT_SUBSCRIPTION_SKU and
+    # CREDIT_SUBSCRIPTION_USD_PER_MONTH (services/store/credits.py).
+    credits: CreditTerms = field(default_factory=CreditTerms)
 
     def policy(self) -> Policy:
         """What admission applies to every request."""
@@ -130,7 +134,9 @@ class Settings:
                 everywhere_images_day=self.user_daily_images,
                 everywhere_budget_day=self.user_daily_budget_micros,
                 bot_budget_day=self.bot_daily_budget_micros,
+                pay_with_credits=self.credits.on,
             ),
+            credits=self.credits,
             pricing=Pricing(self.catalogue, self.model_prices),
             blocked_words=self.blocked_words,
             allow_unknown_models=self.allow_unknown_models,
@@ -250,6 +256,7 @@ def load_settings(
         blocked_words=env.blocked_words("BLOCKED_WORDS_FILE"),
         chat_model=chat_model,
         describe_model=env.optional("DESCRIBE_MODEL") or chat_model,
+        credits=_credit_terms(env),
         chat_micros_per_1k_tokens=to_micros(
             Decimal(str(env.number("CHAT_PRICE_PER_1K_TOKENS", DEFAULT_CHAT_PRICE_PER_1K, minimum=0.0, maximum=1000.0)))
         ),
@@ -430,6 +437,54 @@ class _Reader:
                 "(or set ALLOW_UNKNOWN_MODELS=true to use another owner/name model)",
             ) from None
         return value
+
+
+MAX_SNOWFLAKE = 2**63 - 1
+MAX_PACK_USD = 10_000.0
+
+
+def _credit_terms(env: _Reader) -> CreditTerms:
+    """CREDIT_PACKS ("SKU_ID=DOLLARS, ...") and the server subscription; none set: credits are off."""
+    packs: dict[int, int] = {}
+    raw = env.optional("CREDIT_PACKS") or ""
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        sku_text, _sep, amount_text = part.partition("=")
+        sku, amount = _sku("CREDIT_PACKS", sku_text.strip()), _pack_dollars(amount_text.strip(), part)
+        if sku in packs:
+            raise ConfigError("CREDIT_PACKS", f"SKU {sku} is named twice")
+        packs[sku] = amount
+    sub_text = env.optional("CREDIT_SUBSCRIPTION_SKU")
+    monthly = env.dollars("CREDIT_SUBSCRIPTION_USD_PER_MONTH")
+    if sub_text is None:
+        if monthly is not None:
+            raise ConfigError("CREDIT_SUBSCRIPTION_USD_PER_MONTH", "needs CREDIT_SUBSCRIPTION_SKU to be set too")
+        return CreditTerms(packs=packs)
+    sub = _sku("CREDIT_SUBSCRIPTION_SKU", sub_text)
+    if sub in packs:
+        raise ConfigError("CREDIT_SUBSCRIPTION_SKU", f"SKU {sub} is also a credit pack in CREDIT_PACKS")
+    if monthly is None:
+        raise ConfigError("CREDIT_SUBSCRIPTION_SKU", "needs CREDIT_SUBSCRIPTION_USD_PER_MONTH (the monthly budget)")
+    return CreditTerms(packs=packs, subscription_sku=sub, subscription_micros=monthly)
+
+
+def _sku(name: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_SNOWFLAKE:
+        raise ConfigError(name, f"must name SKU ids (the numbers from the developer portal), got {text!r}")
+    return int(text)
+
+
+def _pack_dollars(text: str, part: str) -> int:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 < value <= Decimal(str(MAX_PACK_USD)):
+        raise ConfigError(
+            "CREDIT_PACKS", f"each pack is SKU_ID=DOLLARS with 0 < DOLLARS <= {MAX_PACK_USD:g}, got {part!r}"
+        )
+    return to_micros(value)
 
 
 def _check_priced_models(prices: Mapping[str, Price], catalogue: Catalogue) -> None:

@@ -40,6 +40,7 @@ LimitName = Literal[
     "everywhere_quota",
     "everywhere_budget_day",
     "bot_budget_day",
+    "credits",
 ]
 # The server settings (US dollars) -> the Limits fields (millionths of a dollar).
 BUDGET_SETTINGS = {
@@ -65,6 +66,8 @@ class Limits:
     everywhere_images_day: int | None = None
     everywhere_budget_day: int | None = None
     bot_budget_day: int | None = None
+    # Credits are on (services/store/credits.py): every job that costs something must be paid with them.
+    pay_with_credits: bool = False
 
     def merged(self, overrides: Mapping[str, float | int]) -> Limits:
         values = {**self.__dict__, **{k: v for k, v in overrides.items() if k in self.__dict__}}
@@ -80,6 +83,7 @@ class Limits:
             everywhere_images_day=self.everywhere_images_day,
             everywhere_budget_day=self.everywhere_budget_day,
             bot_budget_day=self.bot_budget_day,
+            pay_with_credits=self.pay_with_credits,
             **budgets,
         )
 
@@ -142,10 +146,12 @@ class Refusal:
     cost: int = 0  # the refused job's estimated cost (budgets), in millionths of a dollar
     # When the window starts to free up (the oldest counted job leaves it), epoch seconds; None: not known.
     resets_at: float | None = field(default=None, compare=False)
+    # For "credits": the credit pack a refusal offers to sell (a Discord SKU id; None: none to offer).
+    sku_id: int | None = field(default=None, compare=False)
 
     def text(self) -> Text:
         what = self._what()
-        if self.resets_at is None or self.limit in ("cooldown", "jobs_in_flight"):
+        if self.resets_at is None or self.limit in ("cooldown", "jobs_in_flight", "credits"):
             return what
         # Discord shows <t:...:R> as "in 3 hours" in the reader's own language and time zone.
         when = verbatim(f"<t:{int(self.resets_at) + 1}:R>")
@@ -164,6 +170,8 @@ class Refusal:
                 count=used,
                 limit=allowed,
             )
+        if self.limit == "credits":
+            return self._credits()
         if self.limit == "user_quota":
             return _("You have used {used} of your {allowed} images for today.", used=used, allowed=allowed)
         if self.limit == "guild_quota":
@@ -209,6 +217,19 @@ class Refusal:
             "This server's budget is {budget} per 30 days, and {left} of it is left; this request is estimated "
             "at {estimate}.",
             budget=budget, left=left, estimate=estimate,
+        )  # fmt: skip
+
+    def _credits(self) -> Text:
+        balance, estimate = dollars(int(self.used)), dollars(self.cost)
+        if self.sku_id is None:
+            return _(
+                "Your credits ({balance}) don't cover this request (estimated at {estimate}).",
+                balance=balance, estimate=estimate,
+            )  # fmt: skip
+        return _(
+            "Your credits ({balance}) don't cover this request (estimated at {estimate}); buy a credit pack with "
+            "the button below to go on.",
+            balance=balance, estimate=estimate,
         )  # fmt: skip
 
 

@@ -13,7 +13,9 @@ import discord
 from discord import app_commands
 
 from services.errors import BadInput
+from services.jobs.admission import LimitReached
 from services.text import _
+from ui.credits import premium_view
 from ui.replies import reply_ephemeral
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,9 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     if isinstance(original, BadInput):
         # A command that saves settings says so: extras={"saves": True}.
         saves = interaction.command.extras.get("saves", False) if interaction.command else False
-        await reply_ephemeral(interaction, _("Not saved: {reason}", reason=original.text) if saves else original.text)
+        text = _("Not saved: {reason}", reason=original.text) if saves else original.text
+        sku_id = original.refusal.sku_id if isinstance(original, LimitReached) else None
+        await reply_ephemeral(interaction, text, view=None if sku_id is None else premium_view(sku_id))
         return
     if isinstance(error, app_commands.NoPrivateMessage):
         await reply_ephemeral(interaction, _("This command works in servers only."))

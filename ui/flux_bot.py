@@ -20,6 +20,7 @@ from services.cometapi.service import PredictionService
 from services.config import Settings
 from services.errors import ConfigError
 from services.jobs.admission import Admission
+from services.jobs.credits import CreditLedger
 from services.jobs.leases import LeaseFence, LeaseTerms
 from services.jobs.retention import Retention, keep_pruning
 from services.jobs.runner import JobRunner
@@ -28,6 +29,8 @@ from services.loopwatch import LoopWatch
 from services.metrics import Metrics
 from services.metrics_server import start_metrics_server
 from services.store import Store, open_store
+from services.store.credits import Grant
+from ui.credits import grant_of
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
 from ui.i18n import CatalogueTranslator
@@ -152,7 +155,9 @@ class FluxBot(commands.AutoShardedBot):
             on_admitted=lambda job: self.metrics.job_admitted(job.model, job.cost_microusd),
             chat=self.service.client,
         )  # fmt: skip
-        self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self))
+        # Credits people buy (off unless the operator names SKUs): services/jobs/credits.py, cogs/credits.py.
+        self.credits = CreditLedger(policy.credits, self.store, self._consume) if policy.credits.on else None
+        self.launcher = Launcher(self.admission, self.runner, self.display, JobLog(self), credits=self.credits)
         self.add_dynamic_items(JobButton)
         await self.tree.set_translator(CatalogueTranslator())  # command descriptions in every catalogue language
         for extension in EXTENSIONS:
@@ -172,6 +177,35 @@ class FluxBot(commands.AutoShardedBot):
         # Input images are kept as long as a reroll can use them (services/jobs/retention.py).
         retention = Retention(self.settings.input_image_retention_seconds, self.settings.input_image_store_bytes)
         self.image_keeper = asyncio.create_task(keep_pruning(self.store, retention), name="input-image-retention")
+        if self.credits is not None:  # purchases and refunds made while no process ran, and consumes to retry
+            self.credit_keeper = asyncio.create_task(self._reconcile_credits(), name="credits-reconcile")
+
+    async def _consume(self, entitlement_id: int) -> None:
+        await self.http.consume_entitlement(self.application_id or 0, entitlement_id)
+
+    async def _all_entitlements(self) -> list[Grant]:
+        """Every entitlement of the app, deleted ones too (a refund made while no process ran). The list route is
+        read directly: discord.py's `entitlements()` drops `exclude_deleted` when it pages forwards."""
+        assert self.credits is not None
+        terms = self.credits.terms
+        skus: list[str | int] = [*terms.packs, *([terms.subscription_sku] if terms.subscription_sku else [])]  # ours
+        grants: list[Grant] = []
+        after: int | None = None
+        while True:
+            page = await self.http.get_entitlements(
+                self.application_id or 0, sku_ids=skus, after=after, limit=100, exclude_deleted=False
+            )
+            grants += [grant_of(discord.Entitlement(data=each, state=self._connection)) for each in page]
+            if len(page) < 100:
+                return grants
+            after = int(page[-1]["id"])
+
+    async def _reconcile_credits(self) -> None:
+        assert self.credits is not None
+        try:
+            await self.credits.reconcile(await self._all_entitlements())
+        except Exception:
+            log.exception("credits: reconciling the entitlements failed; the next start-up tries again")
 
     def _discord_trace(self) -> aiohttp.TraceConfig:
         """Counts Discord's 429s for the metrics (discord.py waits and retries them itself)."""
@@ -253,7 +287,7 @@ class FluxBot(commands.AutoShardedBot):
         log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
 
     async def close(self) -> None:
-        for name in ("resumer", "lease_keeper", "image_keeper"):
+        for name in ("resumer", "lease_keeper", "image_keeper", "credit_keeper"):
             keeper = getattr(self, name, None)
             if keeper is not None:
                 keeper.cancel()  # no adoptions (or deletions) while shutting down

@@ -13,11 +13,13 @@ import discord
 
 from services.jobs.admission import Admission
 from services.jobs.ask import Ask
+from services.jobs.credits import CreditLedger
 from services.jobs.kinds.base import Kind
 from services.jobs.runner import JobRunner
 from services.rules.input_images import ImageRef
 from services.rules.options import RequestContext
 from services.store.models import Job
+from ui.credits import credit_interaction
 from ui.display import DiscordDisplay
 from ui.job_log import JobLog
 from ui.reach import PRIVATE, bot_is_member, reply_fields
@@ -56,12 +58,19 @@ def image_ref(attachment: discord.Attachment) -> ImageRef:
 
 class Launcher:
     def __init__(
-        self, admission: Admission, runner: JobRunner, display: DiscordDisplay, job_log: JobLog | None = None
+        self,
+        admission: Admission,
+        runner: JobRunner,
+        display: DiscordDisplay,
+        job_log: JobLog | None = None,
+        *,
+        credits: CreditLedger | None = None,
     ) -> None:
         self.admission = admission
         self.runner = runner
         self.display = display
         self.job_log = job_log
+        self.credits = credits  # None: credits are off
 
     async def acknowledge(self, interaction: Interaction) -> int:
         """Answer within Discord's 3 s with a public "thinking…"; the id of the message that will show the job."""
@@ -85,6 +94,7 @@ class Launcher:
             server_settings=ask.guild_id is None or settings_guild(interaction) is not None,
             **reply_fields(interaction),
         )
+        await credit_interaction(self.credits, interaction)  # a purchase the gateway has not told us of yet
         admitted = await self.admission.admit(ask, message_id=message_id)
         self.start(admitted.job, interaction, log_channel_id=admitted.log_channel_id)
         return admitted.job

@@ -15,16 +15,22 @@ log = logging.getLogger(__name__)
 MAX_CONTENT = 2000  # Discord refuses a longer message, and the user would get no answer at all
 
 
-async def reply_ephemeral(interaction: discord.Interaction, message: Text | str) -> None:
-    """Answer privately, in the user's language, whether or not the interaction was already acknowledged."""
+async def reply_ephemeral(
+    interaction: discord.Interaction, message: Text | str, *, view: discord.ui.View | None = None
+) -> None:
+    """Answer privately, in the user's language, whether or not the interaction was already acknowledged
+    (with `view`'s buttons, such as the premium button that sells a credit pack)."""
     text = clip(tr(interaction, message), MAX_CONTENT)
+    buttons = discord.utils.MISSING if view is None else view
     try:
         if interaction.response.is_done():
             await _drop_thinking(interaction)
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+            await interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none(), view=buttons
+            )
         else:
             await interaction.response.send_message(
-                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none(), view=buttons
             )
     except discord.HTTPException:
         log.warning("Could not send an error reply for interaction %s", interaction.id)

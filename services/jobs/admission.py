@@ -174,7 +174,7 @@ class Admission:
         except InputImagesGone:  # deleted since they were looked at, just now
             raise BadInput(self.gone()) from None
         if refusal is not None:
-            raise LimitReached(refusal)
+            raise self._refused(refusal)
         if self.on_admitted is not None:
             self.on_admitted(job)
         return Admitted(job, moderation.log_channel_id)
@@ -276,7 +276,7 @@ class Admission:
         )
         refusal = await self.store.admit_job(row, self.limits(context), now=now)
         if refusal is not None:
-            raise LimitReached(refusal)
+            raise self._refused(refusal)
         return row
 
     async def _settle_words(self, row: Job, cost: int, *, extra: JobExtra | None = None) -> None:
@@ -285,6 +285,12 @@ class Admission:
             await self.store.update_job(row.id, owner=None, settled_microusd=cost)
         else:
             await self.store.update_job(row.id, owner=None, settled_microusd=cost, extra=extra)
+
+    def _refused(self, refusal: Refusal) -> LimitReached:
+        """The refusal to raise; one for lack of credits offers a credit pack (Discord's premium button)."""
+        if refusal.limit == "credits":
+            refusal = replace(refusal, sku_id=self.policy.credits.pack_to_offer)
+        return LimitReached(refusal)
 
     def _model_and_options(
         self, kind: Kind, asked: Mapping[str, object], context: RequestContext

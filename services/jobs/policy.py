@@ -9,6 +9,7 @@ from services.jobs.words import ChatPrice
 from services.limits import Limits
 from services.rules.catalogue import Catalogue
 from services.rules.pricing import Pricing
+from services.store.credits import CreditTerms
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,5 @@ class Policy:
     chat_model: str = "gpt-5-mini"
     describe_model: str = "gpt-5-mini"
     chat_price: ChatPrice = field(default_factory=lambda: ChatPrice(2_000))
+    # Credits people buy (off unless the operator names SKUs): what pays for each job.
+    credits: CreditTerms = field(default_factory=CreditTerms)

@@ -11,6 +11,7 @@ from typing import TypeVar
 from services.limits import DAY
 from services.money import dollars
 from services.store.base import SpendRow
+from services.store.credits import CreditUsage
 from services.text import Text, _, _n, joined, verbatim
 
 # L10N: a period of /imagine-settings usage, shown in bold before its totals
@@ -127,3 +128,15 @@ def _same_as_shown(periods: Sequence[Period], shown: Sequence[Period]) -> Text |
 def _bar(value: int, widest: int) -> str:
     filled = round(BAR * value / widest) if widest else 0
     return "█" * filled + "·" * (BAR - filled)
+
+
+def credits_report(spent: CreditUsage) -> Text:
+    """The credits line of the usage report (credits on): sold in the server and spent on its jobs, 30 days."""
+    return _(
+        "**Credits (30 days)**: {sold} sold here; {spent} spent ({balance} from members' credits, {subscription} "
+        "from the server subscription).",
+        sold=dollars(spent.sold),
+        spent=dollars(spent.spent_balance + spent.spent_subscription),
+        balance=dollars(spent.spent_balance),
+        subscription=dollars(spent.spent_subscription),
+    )

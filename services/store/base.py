@@ -36,6 +36,7 @@ from typing import Any, Final, Literal, Protocol, Self, get_type_hints
 
 from services.errors import ServiceError
 from services.limits import DAY, MONTH, Limits, Refusal, Window
+from services.store.credits import BALANCE, PACK, SUBSCRIPTION, Credit, CreditUsage, payer
 from services.store.job_extra import JobExtra
 from services.store.models import (
     JOB_COLUMNS,
@@ -168,6 +169,9 @@ class Store(ABC):
         to) are stored in the same transaction as by `put_input_image`, and only if the job is admitted.
         `reused` names (by sha256) stored images the job will send again (a reroll): they are marked used
         now, and if one is no longer stored `InputImagesGone` is raised and nothing is stored.
+        With `limits.pay_with_credits`, a job that costs something is also paid in the same transaction (its
+        member's balance, else its server's subscription: services/store/credits.py) and stored with `paid_with`
+        set, or refused as "credits"; the `job` given is not changed.
         """
 
     @abstractmethod
@@ -270,6 +274,43 @@ class Store(ABC):
 
         Failed and canceled jobs are left out, as in the quotas and budgets.
         """
+
+    # Credits (services/store/credits.py; services/jobs/credits.py)
+
+    @abstractmethod
+    async def credit_entitlement(self, credit: Credit, *, now: float) -> bool:
+        """Add an entitlement to the ledger, once: True if this call credited it, False if it was already there
+        (credited before, by any process, or taken back before it was ever credited)."""
+
+    @abstractmethod
+    async def take_back(self, credit: Credit, *, now: float) -> bool:
+        """Mark an entitlement deleted or refunded: it counts no more (the balance is debited by its value, and may
+        go below zero). One never credited is kept as taken back, so it can never be credited later. True if this
+        call changed anything."""
+
+    @abstractmethod
+    async def mark_consumed(self, entitlement_id: int, *, now: float) -> None:
+        """Record that Discord accepted the consume of a credited pack."""
+
+    @abstractmethod
+    async def unconsumed_packs(self) -> list[int]:
+        """The credited packs (entitlement ids) whose consume has not succeeded yet, oldest first."""
+
+    @abstractmethod
+    async def renew_subscription(self, entitlement_id: int, ends_at: float | None) -> None:
+        """A server subscription's new end (ENTITLEMENT_UPDATE when it renews or is cancelled)."""
+
+    @abstractmethod
+    async def credit_balance(self, user_id: int) -> int:
+        """The user's balance in millionths of a dollar: packs credited, less what the jobs they paid count."""
+
+    @abstractmethod
+    async def paid_jobs(self, user_id: int, *, limit: int) -> list[Job]:
+        """The user's newest jobs paid with their balance."""
+
+    @abstractmethod
+    async def credit_usage(self, guild_id: int, since: float) -> CreditUsage:
+        """Credits sold in the server (entitlements naming it) and spent on its jobs since `since`."""
 
     # Leases (see services/jobs/leases.py)
 
@@ -553,6 +594,76 @@ def window_from_row(row: RowLike | None) -> Window:
         oldest_day=None if oldest_day is None else float(oldest_day),
         oldest_month=None if oldest_month is None else float(oldest_month),
     )
+
+
+def balance_query(placeholder: Callable[[int], str]) -> str:
+    """A user's balance; parameter 1: the user's id."""
+    user = placeholder(1)
+    return (
+        f"SELECT (SELECT COALESCE(SUM(micros), 0) FROM credit_entitlements WHERE user_id = {user} "  # noqa: S608 (constants)
+        f"AND kind = '{PACK}' AND revoked_at IS NULL) - (SELECT COALESCE(SUM({COUNTED_COST}), 0) FROM jobs "
+        f"WHERE user_id = {user} AND paid_with = '{BALANCE}')"
+    )
+
+
+def subscription_query(placeholder: Callable[[int], str]) -> str:
+    """A server's subscription budget (NULL: none running) and what its jobs drew from it in the last 30 days.
+    Parameters: the server's id, now, the window's start."""
+    guild, now, since = placeholder(1), placeholder(2), placeholder(3)
+    return (
+        f"SELECT (SELECT MAX(micros) FROM credit_entitlements WHERE guild_id = {guild} AND kind = '{SUBSCRIPTION}' "  # noqa: S608 (constants)
+        f"AND revoked_at IS NULL AND (ends_at IS NULL OR ends_at > {now})), "
+        f"(SELECT COALESCE(SUM({COUNTED_COST}), 0) FROM jobs WHERE guild_id = {guild} AND paid_with = '{SUBSCRIPTION}' "
+        f"AND created_at >= {since})"
+    )
+
+
+def credit_usage_query(placeholder: Callable[[int], str]) -> str:
+    """Credits sold in a server and spent on its jobs. Parameters: the server's id, the window's start."""
+    guild, since = placeholder(1), placeholder(2)
+    return (
+        f"SELECT (SELECT COALESCE(SUM(micros), 0) FROM credit_entitlements WHERE guild_id = {guild} "  # noqa: S608 (constants)
+        f"AND revoked_at IS NULL AND credited_at >= {since}), "
+        f"COALESCE(SUM(CASE WHEN paid_with = '{BALANCE}' THEN {COUNTED_COST} ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN paid_with = '{SUBSCRIPTION}' THEN {COUNTED_COST} ELSE 0 END), 0) "
+        f"FROM jobs WHERE guild_id = {guild} AND created_at >= {since} AND paid_with IS NOT NULL"
+    )
+
+
+def credit_params(credit: Credit, now: float, revoked_at: float | None = None) -> tuple[object, ...]:
+    """The values of CREDIT_COLUMNS for one ledger row."""
+    return (
+        credit.entitlement_id,
+        credit.sku_id,
+        credit.kind,
+        credit.user_id,
+        credit.guild_id,
+        credit.micros,
+        float(now),
+        credit.ends_at,
+        revoked_at,
+    )
+
+
+CREDIT_COLUMNS = "entitlement_id, sku_id, kind, user_id, guild_id, micros, credited_at, ends_at, revoked_at"
+
+
+def usage_from_row(row: RowLike | None) -> CreditUsage:
+    if row is None:
+        return CreditUsage()
+    return CreditUsage(sold=int(row[0] or 0), spent_balance=int(row[1] or 0), spent_subscription=int(row[2] or 0))
+
+
+def credit_payment(job: Job, balance: int, budget: int | None, drawn: int) -> tuple[str | None, Refusal | None]:
+    """What pays for `job` when credits are on (None for a free job), or the refusal when nothing can."""
+    cost = job.cost_microusd
+    if cost <= 0:
+        return None, None
+    left = None if budget is None or job.guild_id is None else budget - drawn
+    paid_with = payer(cost, balance, left)
+    if paid_with is None:
+        return None, Refusal("credits", max(balance, 0), 0, cost)
+    return paid_with, None
 
 
 def check_paging(limit: int, offset: int) -> None:

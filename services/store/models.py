@@ -96,10 +96,22 @@ class Job:
     interaction_token: str | None = field(default=None, repr=False)
     reply_by: float | None = None
     settled_microusd: int | None = field(default=None, metadata=_MUTABLE)
+    # What pays for it when credits are on: "balance" (its member's) or "subscription" (its server's); None: nothing
+    # (credits off, or a free job). Chosen by the store inside the admitting transaction (services/store/credits.py).
+    paid_with: str | None = None
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def counted_microusd(self) -> int:
+        """What the job counts against budgets and credits now (the store's COUNTED_COST, for one job in hand)."""
+        if self.settled_microusd is not None:
+            return self.settled_microusd
+        if self.prediction_id is None and self.status in NOT_COUNTED:
+            return 0
+        return self.cost_microusd
 
 
 JOB_FIELDS: Final = dataclasses.fields(Job)

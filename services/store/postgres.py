@@ -35,15 +35,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 
-from services.limits import Limits, Refusal, Usage, judge
+from services.limits import MONTH, Limits, Refusal, Usage, judge
 from services.store.base import (
     COUNTED_COST,
     COUNTED_IMAGES,
+    CREDIT_COLUMNS,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     SCOPE_COLUMNS,
@@ -56,10 +58,14 @@ from services.store.base import (
     SpendRow,
     Store,
     StoreError,
+    balance_query,
     beyond_cap,
     check_paging,
     check_statuses,
     counted_scopes,
+    credit_params,
+    credit_payment,
+    credit_usage_query,
     dump_json,
     encode_job_fields,
     end_assignments,
@@ -71,11 +77,14 @@ from services.store.base import (
     load_json_object,
     load_migrations,
     pending,
+    subscription_query,
     unneeded,
+    usage_from_row,
     window_from_row,
     window_params,
     window_query,
 )
+from services.store.credits import Credit, CreditUsage
 from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
@@ -112,6 +121,10 @@ _NOT_PRIVATE = f"(extra::jsonb -> '{PRIVATE_REPLY}') IS DISTINCT FROM 'true'::js
 _IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
 _WINDOWS = {scope: window_query(scope, lambda n: f"${n}") for scope in SCOPE_COLUMNS}
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+_BALANCE = balance_query("${}".format)
+_SUBSCRIPTION = subscription_query("${}".format)
+_CREDIT_USAGE = credit_usage_query("${}".format)
+_INSERT_CREDIT = f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"  # noqa: S608
 # The same bytes again are one row, marked used now.
 _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at, used_at, size_bytes) "
@@ -266,14 +279,16 @@ class PostgresStore(Store):
                 # wait for each other here, in every process; always user, then server, then bot, so two of them
                 # can never deadlock.
                 await conn.execute(_LOCK, f"admit:user:{job.user_id}")
-                if in_guild and limits.guild_wide:
+                if in_guild and (limits.guild_wide or limits.pay_with_credits):  # credits: the server's subscription
                     await conn.execute(_LOCK, f"admit:guild:{job.guild_id}")
                 if limits.bot_wide:
                     await conn.execute(_LOCK, "admit:bot")
                 if retry:
                     stored = await conn.fetchrow(_SELECT_JOB, job.id)
-                    if stored is not None and job_params(job_from_row(stored)) == params:
-                        return None  # our first attempt committed before the connection dropped
+                    if stored is not None:
+                        paid = job_from_row(stored).paid_with  # chosen by the first attempt
+                        if job_params(job_from_row(stored)) == job_params(replace(job, paid_with=paid)):
+                            return None  # our first attempt committed before the connection dropped
                 last = await conn.fetchval(_LAST_JOB, job.user_id)
                 windows = {
                     scope: window_from_row(await conn.fetchrow(_WINDOWS[scope], *window_params(scope, job, now)))
@@ -285,13 +300,17 @@ class PostgresStore(Store):
                     **windows,
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
+                insert = params
+                if refusal is None and limits.pay_with_credits:
+                    paid_with, refusal = await _payment(conn, job, now)
+                    insert = job_params(replace(job, paid_with=paid_with))
                 if refusal is None:
                     if images or reused:
                         await conn.execute(_IMAGES_LOCK.format("_shared"))
                     await _touch(conn, reused, now)
                     for image in images:
                         await conn.execute(_PUT_IMAGE, *_image_params(image, now))
-                    await conn.execute(_INSERT_JOB, *params)
+                    await conn.execute(_INSERT_JOB, *insert)
                 return refusal
 
         return await self._run(op)
@@ -495,6 +514,74 @@ class PostgresStore(Store):
 
         return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in await self._run(op)]
 
+    # Credits
+
+    async def credit_entitlement(self, credit: Credit, *, now: float) -> bool:
+        # A retry after a lost answer finds the row and says False: the consume then waits for the next
+        # reconcile (unconsumed_packs), and the entitlement is still credited once.
+        async def op(conn: Any, _retry: bool) -> bool:
+            row = await conn.fetchrow(
+                _INSERT_CREDIT + " ON CONFLICT (entitlement_id) DO NOTHING RETURNING entitlement_id",
+                *credit_params(credit, now),
+            )
+            return row is not None
+
+        return await self._run(op)
+
+    async def take_back(self, credit: Credit, *, now: float) -> bool:
+        async def op(conn: Any, _retry: bool) -> bool:
+            row = await conn.fetchrow(
+                _INSERT_CREDIT + " ON CONFLICT (entitlement_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at "
+                "WHERE credit_entitlements.revoked_at IS NULL RETURNING entitlement_id",
+                *credit_params(credit, now, revoked_at=float(now)),
+            )
+            return row is not None
+
+        return await self._run(op)
+
+    async def mark_consumed(self, entitlement_id: int, *, now: float) -> None:
+        await self._execute(
+            "UPDATE credit_entitlements SET consumed_at = $1 WHERE entitlement_id = $2 AND consumed_at IS NULL",
+            float(now),
+            entitlement_id,
+        )
+
+    async def unconsumed_packs(self) -> list[int]:
+        async def op(conn: Any, _retry: bool) -> list[Any]:
+            return list(
+                await conn.fetch(
+                    "SELECT entitlement_id FROM credit_entitlements WHERE kind = 'pack' AND consumed_at IS NULL "
+                    "AND revoked_at IS NULL ORDER BY credited_at"
+                )
+            )
+
+        return [int(row[0]) for row in await self._run(op)]
+
+    async def renew_subscription(self, entitlement_id: int, ends_at: float | None) -> None:
+        await self._execute(
+            "UPDATE credit_entitlements SET ends_at = $1 WHERE entitlement_id = $2 AND kind = 'subscription'",
+            ends_at,
+            entitlement_id,
+        )
+
+    async def credit_balance(self, user_id: int) -> int:
+        return int(await self._fetch_value(_BALANCE, user_id) or 0)
+
+    async def paid_jobs(self, user_id: int, *, limit: int) -> list[Job]:
+        check_paging(limit, 0)
+        return await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE user_id = $1 AND paid_with = 'balance' "  # noqa: S608
+            "ORDER BY created_at DESC LIMIT $2",
+            user_id,
+            limit,
+        )
+
+    async def credit_usage(self, guild_id: int, since: float) -> CreditUsage:
+        async def op(conn: Any, _retry: bool) -> Any:
+            return await conn.fetchrow(_CREDIT_USAGE, guild_id, float(since))
+
+        return usage_from_row(await self._run(op))
+
     # Leases
 
     async def claim_lease(
@@ -652,3 +739,13 @@ def _updated(status: str) -> int:
     """The row count of a command status such as "UPDATE 3"."""
     count = status.rsplit(" ", 1)[-1]
     return int(count) if count.isdigit() else 0
+
+
+async def _payment(conn: Any, job: Job, now: float) -> tuple[str | None, Refusal | None]:
+    """What pays for `job` with credits, inside the admitting transaction (the user's and server's locks held)."""
+    balance = int(await conn.fetchval(_BALANCE, job.user_id) or 0)
+    budget, drawn = None, 0
+    if job.guild_id is not None:
+        row = await conn.fetchrow(_SUBSCRIPTION, job.guild_id, float(now), float(now - MONTH))
+        budget, drawn = (None, 0) if row is None else (row[0], int(row[1] or 0))
+    return credit_payment(job, balance, None if budget is None else int(budget), drawn)

@@ -12,15 +12,17 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from services.limits import Limits, Refusal, Usage, judge
+from services.limits import MONTH, Limits, Refusal, Usage, judge
 from services.store.base import (
     COUNTED_COST,
     COUNTED_IMAGES,
+    CREDIT_COLUMNS,
     JOB_SELECT,
     SCHEMA_MIGRATIONS_DDL,
     WORDS_IN,
@@ -32,10 +34,14 @@ from services.store.base import (
     SpendRow,
     Store,
     StoreError,
+    balance_query,
     beyond_cap,
     check_paging,
     check_statuses,
     counted_scopes,
+    credit_params,
+    credit_payment,
+    credit_usage_query,
     dump_json,
     encode_job_fields,
     end_assignments,
@@ -47,11 +53,14 @@ from services.store.base import (
     load_json_object,
     load_migrations,
     pending,
+    subscription_query,
     unneeded,
+    usage_from_row,
     window_from_row,
     window_params,
     window_query,
 )
+from services.store.credits import Credit, CreditUsage
 from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
@@ -184,6 +193,9 @@ class SqliteStore(Store):
                     **windows,
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
+                if refusal is None and limits.pay_with_credits:
+                    paid_with, refusal = await self._payment(job, now)
+                    params = job_params(replace(job, paid_with=paid_with))
                 if refusal is None:
                     await self._touch(reused, now)
                     for image in images:
@@ -353,6 +365,76 @@ class SqliteStore(Store):
         async with self._lock:
             rows = await self._conn.execute_fetchall(sql, (guild_id, float(since)))
         return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    async def _payment(self, job: Job, now: float) -> tuple[str | None, Refusal | None]:
+        """What pays for `job` with credits; the caller holds the write lock (BEGIN IMMEDIATE)."""
+        balance = int(await self._value(balance_query(_numbered), (job.user_id,)) or 0)
+        budget, drawn = None, 0
+        if job.guild_id is not None:
+            row = await self._row(subscription_query(_numbered), (job.guild_id, float(now), float(now - MONTH)))
+            budget, drawn = (None, 0) if row is None else (row[0], int(row[1] or 0))
+        return credit_payment(job, balance, None if budget is None else int(budget), drawn)
+
+    # Credits
+
+    async def credit_entitlement(self, credit: Credit, *, now: float) -> bool:
+        async with self._lock:
+            cursor = await self._conn.execute(
+                f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+                "ON CONFLICT (entitlement_id) DO NOTHING",
+                credit_params(credit, now),
+            )
+        return bool(cursor.rowcount)
+
+    async def take_back(self, credit: Credit, *, now: float) -> bool:
+        async with self._lock:
+            cursor = await self._conn.execute(
+                f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+                "ON CONFLICT (entitlement_id) DO UPDATE SET revoked_at = excluded.revoked_at "
+                "WHERE credit_entitlements.revoked_at IS NULL",
+                credit_params(credit, now, revoked_at=float(now)),
+            )
+        return bool(cursor.rowcount)
+
+    async def mark_consumed(self, entitlement_id: int, *, now: float) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "UPDATE credit_entitlements SET consumed_at = ? WHERE entitlement_id = ? AND consumed_at IS NULL",
+                (float(now), entitlement_id),
+            )
+
+    async def unconsumed_packs(self) -> list[int]:
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                "SELECT entitlement_id FROM credit_entitlements WHERE kind = 'pack' AND consumed_at IS NULL "
+                "AND revoked_at IS NULL ORDER BY credited_at"
+            )
+        return [int(row[0]) for row in rows]
+
+    async def renew_subscription(self, entitlement_id: int, ends_at: float | None) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "UPDATE credit_entitlements SET ends_at = ? WHERE entitlement_id = ? AND kind = 'subscription'",
+                (ends_at, entitlement_id),
+            )
+
+    async def credit_balance(self, user_id: int) -> int:
+        return int(await self._scalar(balance_query(_numbered), (user_id,)) or 0)
+
+    async def paid_jobs(self, user_id: int, *, limit: int) -> list[Job]:
+        check_paging(limit, 0)
+        sql = (
+            f"SELECT {JOB_SELECT} FROM jobs WHERE user_id = ? AND paid_with = 'balance' "  # noqa: S608
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        )
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, (user_id, limit))
+        return [job_from_row(row) for row in rows]
+
+    async def credit_usage(self, guild_id: int, since: float) -> CreditUsage:
+        async with self._lock:
+            row = await self._row(credit_usage_query(_numbered), (guild_id, float(since)))
+        return usage_from_row(row)
 
     # Leases
 

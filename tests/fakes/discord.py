@@ -32,6 +32,7 @@ from aiohttp import web
 
 from tests.fakes.discord_actions import InteractionActions
 from tests.fakes.discord_cli import main, register_control
+from tests.fakes.discord_entitlements import Entitlements, FakeEntitlement
 from tests.fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
 from tests.fakes.discord_interactions import (
     InteractionHandle,
@@ -178,6 +179,7 @@ class FakeDiscord(InteractionActions):
         self._gateway = Gateway(self)
         self._msgs = MessageStore(self)
         self._rest = RestApi(self)
+        self.entitlements = Entitlements(self)  # Premium Apps: purchases, refunds, the list and consume routes
         self._runner: web.AppRunner | None = None
         self._change = asyncio.Event()
         self._abort: BaseException | None = None
@@ -190,6 +192,7 @@ class FakeDiscord(InteractionActions):
         # client_max_size above Discord's upload limit so the fake, not aiohttp, answers oversized uploads
         app = web.Application(middlewares=[self._rest.middleware], client_max_size=256 * 1024 * 1024)
         self._rest.register(app)
+        self.entitlements.register(app, API_PREFIX)
         app.router.add_get("/gateway", self._gateway.handle)
         if self.control_api:
             register_control(app, self)
@@ -480,6 +483,10 @@ class FakeDiscord(InteractionActions):
         if msg.channel_id != as_id(channel_id):
             raise LookupError(f"message {msg.id} is not in channel {as_id(channel_id)}")
         return msg
+
+    def buy(self, user: IdLike, sku_id: int, *, guild: IdLike | None = None, announce: bool = True) -> FakeEntitlement:
+        """A user buys a consumable SKU: an entitlement, and ENTITLEMENT_CREATE unless `announce` is False."""
+        return self.entitlements.buy(user, sku_id, guild=guild, announce=announce)
 
     def dispatch(self, event: str, data: JSON, *, guild_id: IdLike | None = None) -> bool:
         """Escape hatch: send any gateway event to the shard owning ``guild_id`` (shard 0 if None)."""

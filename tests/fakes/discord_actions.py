@@ -114,6 +114,7 @@ class InteractionActions:
         guild = self.guilds[guild_id] if guild_id is not None else None
         channel = self.channels[channel_id] if channel_id is not None else self.dm_channel(user_id)
         payload, perms = interaction_context(self._fake, guild, channel, user, app_permissions)
+        payload["entitlements"] = self._fake.entitlements.for_interaction(user_id, guild_id)
         payload |= {
             "application_id": str(self.application_id),
             "type": itype,

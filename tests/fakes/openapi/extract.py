@@ -58,6 +58,8 @@ SERVED: list[tuple[str, str]] = [
     ("get", "/guilds/{guild_id}/channels"),
     ("get", "/guilds/{guild_id}/roles"),
     ("get", "/guilds/{guild_id}/members/{user_id}"),
+    ("get", "/applications/{application_id}/entitlements"),
+    ("post", "/applications/{application_id}/entitlements/{entitlement_id}/consume"),
     ("post", "/interactions/{interaction_id}/{interaction_token}/callback"),
     ("post", _WEBHOOK),
     *[(m, _WEBHOOK + "/messages/" + msg) for msg in ("@original", "{message_id}") for m in ("get", "patch", "delete")],
