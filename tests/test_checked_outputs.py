@@ -50,7 +50,7 @@ async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(w
         handle = await imagine(world, guild, channel, member, num_outputs=2)
         job, final = await ended(bot, handle, lambda m: len(m.attachments) == 2)
         logged = await world.discord.wait_for(
-            lambda: [m for m in world.discord.messages_in(log_channel.id) if "🚩" in (m.content or "")],
+            lambda: [m for m in world.discord.messages_in(log_channel.id) if "🚩" in (m.text or "")],
             what="the log line",
         )
         assert await spent(bot, guild.id) == 2 * SCHNELL
@@ -62,7 +62,7 @@ async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(w
     assert len(checks) == 2
     assert checks[0].json["model"] == "omni-moderation-latest"
     assert checks[0].json["input"][0]["image_url"]["url"].startswith("data:image/")
-    assert "image 1 posted as a spoiler (sexual)" in logged[0].content
+    assert "image 1 posted as a spoiler (sexual)" in logged[0].text
 
 
 async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_counts(world):
@@ -71,10 +71,10 @@ async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_co
     async with world.bot() as bot:
         await set_check(world, guild, channel, admin, "withhold")
         handle = await imagine(world, guild, channel, member)
-        job, final = await ended(bot, handle, lambda m: "not shown" in (m.content or ""))
+        job, final = await ended(bot, handle, lambda m: "not shown" in (m.text or ""))
         assert await spent(bot, guild.id) == SCHNELL
     assert final.attachments == []
-    assert "violence" in final.content
+    assert "violence" in final.text
     assert job.settled_microusd == SCHNELL
 
 
@@ -111,9 +111,9 @@ async def test_a_providers_nsfw_refusal_is_a_refusal_with_a_retry_button(world):
     )
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, member)
-        job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.content or "") and bool(m.components))
+        job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.text or "") and bool(m.components))
         assert job.status == "failed"
-        assert "NSFW content detected" in refused.content and "🔄" in refused.content
+        assert "NSFW content detected" in refused.text and "🔄" in refused.text
         [retry] = list(custom_ids(refused.components))
         assert retry == f"flux:reroll:{job.id}"
         click = await world.discord.click_button(refused.id, retry, member)

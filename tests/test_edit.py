@@ -97,7 +97,7 @@ async def test_kontext_without_an_image_gets_a_hint_and_costs_nothing(world):
         await handle.wait_response()
         message = handle.original_message()
         assert message.ephemeral
-        assert "flux-kontext-pro edits an image: attach one with `image`" in message.content
+        assert "flux-kontext-pro edits an image: attach one with `image`" in message.text
     assert world.comet.creates() == []
 
 
@@ -112,7 +112,7 @@ async def test_an_unreachable_attachment_is_refused_clearly(world):
         )  # fmt: skip
         [reply] = await handle.wait_followups(1)
         assert reply.ephemeral
-        assert "Could not use the attached image" in reply.content
+        assert "Could not use the attached image" in reply.text
     assert world.comet.creates() == []
 
 
@@ -121,9 +121,9 @@ async def test_an_input_image_the_api_cannot_fetch_shows_the_apis_error(world):
     world.comet.queue_outcome(Outcome(status="failed", error="Could not download input_image: HTTP 403 (expired)"))
     async with world.bot() as bot:
         _, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
-        message = await handle.wait_original(lambda m: "Could not download" in m.content, timeout=10)
+        message = await handle.wait_original(lambda m: "Could not download" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "failed")
-    assert "The model could not make this image" in message.content
+    assert "The model could not make this image" in message.text
     assert job.status == "failed"
 
 
@@ -227,5 +227,5 @@ async def test_edit_is_refused_where_no_editing_model_is_allowed(world):
         submitted = await open_and_submit(world, click, alice, "add snow")
         [reply] = await submitted.wait_followups(1)
         assert reply.ephemeral
-        assert "allows no model that edits images" in reply.content
+        assert "allows no model that edits images" in reply.text
     assert len(world.comet.creates()) == 1

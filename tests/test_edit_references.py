@@ -70,7 +70,7 @@ async def test_asking_kontext_for_several_images_is_refused_and_costs_nothing(wo
             submitted = await edit(world, posted, alice, "make it night", which=which)
             [reply] = await submitted.wait_followups(1)
             assert reply.ephemeral
-            assert re.search(r"flux-kontext-pro takes up to 1 input image\(s\), got \d", reply.content), reply.content
+            assert re.search(r"flux-kontext-pro takes up to 1 input image\(s\), got \d", reply.text), reply.text
     assert world.comet.creates() == []
 
 

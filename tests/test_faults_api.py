@@ -94,7 +94,7 @@ async def assert_delivered(world, sent: Sent, job: Job) -> None:
     msg = await sent.handle.wait_original(lambda m: bool(m.attachments))
     assert msg.attachment_bytes() == served_files(world, job.prediction_id), sent.prompt
     assert job.image_count == len(msg.attachments)
-    assert "⚠️" not in msg.content and "🛑" not in msg.content
+    assert "⚠️" not in msg.text and "🛑" not in msg.text
     assert sent.prompt in msg.embeds[0]["description"]
 
 
@@ -103,13 +103,13 @@ async def assert_told(world, sent: Sent, job: Job, status: str, *words: str) -> 
     assert job.status == status, (sent.prompt, job.status, job.error)
 
     def says(m) -> bool:
-        return all(re.search(w, m.content, re.IGNORECASE) for w in words)
+        return all(re.search(w, m.text, re.IGNORECASE) for w in words)
 
     try:
         msg = await sent.handle.wait_original(says)
     except TimeoutError:
         raise AssertionError(f"{words} not in {sent.handle.original_message()!r}") from None
-    text = msg.content
+    text = msg.text
     assert sent.prompt in text
     lines = [line for line in text.splitlines() if line.strip()]
     assert 2 <= len(lines) <= 3, text

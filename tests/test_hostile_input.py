@@ -104,7 +104,7 @@ class Unchanged:
 async def refused(world, handle, guard: Unchanged, *words: str) -> str:
     """A short private answer containing every one of `words` (regexes), and nothing else changed."""
     msg = await private_reply(world, handle)
-    text = str(msg.content)
+    text = str(msg.text)
     assert msg.flags & EPHEMERAL, f"not private: {text!r}"
     assert len(text) <= 400, f"not short ({len(text)} chars): {text[:200]!r}…"
     for word in words:
@@ -377,7 +377,7 @@ async def test_mentions_in_the_prompt_are_shown_but_ping_nobody(world):
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [prompt]
     assert "@everyone" in final.embeds[0]["description"]
-    progress = [e.content for e in world.discord.edits_of(final.id) if "@everyone" in e.content]
+    progress = [e.text for e in world.discord.edits_of(final.id) if "@everyone" in e.text]
     assert progress, "the progress lines quote the prompt"
     bodies = list(message_bodies(world))
     assert any("@everyone" in json.dumps(body) for _, body in bodies)
@@ -416,7 +416,7 @@ async def test_markdown_in_the_prompt_is_neutralised_in_progress_and_embed(world
     description = final.embeds[0]["description"]
     assert description.startswith("**\\# heading"), description
     assert_neutralised(description)
-    progress = [e.content for e in world.discord.edits_of(final.id) if e.content]
+    progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
     assert progress
     for text in progress:
         first_line = text.splitlines()[0]
@@ -432,7 +432,7 @@ async def test_forged_cancel_of_someone_elses_job_is_refused_and_the_job_goes_on
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="alice's slow cat")
-        await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        await handle.wait_original(lambda m: not m.loading and bool(m.text))
         job = await bot.store.job_by_message(handle.original_message_id)
         assert job is not None
         job = await wait_status(bot, job.id, "running")
@@ -648,7 +648,7 @@ async def test_reroll_reaction_on_a_failed_jobs_reply_is_ignored(world):
     world.comet.queue_outcome(Outcome(status="failed", error="NSFW content detected", duration=0.05))
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="something spicy")
-        msg = await handle.wait_original(lambda m: "NSFW" in m.content, timeout=10)
+        msg = await handle.wait_original(lambda m: "NSFW" in m.text, timeout=10)
         job = await bot.store.job_by_message(msg.id)
         assert job is not None
         await wait_status(bot, job.id, "failed")

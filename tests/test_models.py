@@ -129,7 +129,7 @@ async def test_flux_2_progress_shows_its_usual_duration_and_no_invented_percenta
         bot.service.stats = DurationStats({spec.id: spec.typical_seconds for spec in CATALOGUE.values()}, FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-pro")
         final, job = await delivered_job(bot, handle)
-    edits = [e.content for e in progress_edits(world, final.id)]
+    edits = [e.text for e in progress_edits(world, final.id)]
     generating = [text for text in edits if "Generating" in text]
     assert generating, edits
     assert all("(usually 7–35 s)" in text for text in generating), generating
@@ -160,7 +160,7 @@ async def test_a_flux_2_run_past_its_usual_time_says_so(world):
         bot.service.stats = DurationStats({f"{BFL}/flux-2-dev": (0.2, 1.0)}, FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-dev")
         final, job = await delivered_job(bot, handle)
-    edits = [e.content for e in progress_edits(world, final.id)]
+    edits = [e.text for e in progress_edits(world, final.id)]
     assert any("(longer than the usual 0.2–1.0 s)" in text for text in edits), edits
     assert job.status == "succeeded"
 

@@ -52,6 +52,6 @@ async def test_a_form_with_no_cell_or_a_made_up_one_is_refused_privately_at_no_c
         reply = await private_reply(world, submitted)
         await bot.interaction_handled(submitted.id)
         jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
-    assert reply.ephemeral and "at least one part" in reply.content
+    assert reply.ephemeral and "at least one part" in reply.text
     assert len(world.comet.creates()) == 1
     assert jobs == [parent]

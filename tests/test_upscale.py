@@ -173,7 +173,7 @@ async def test_a_remixed_prompt_is_moderated_like_any_prompt(world):
         handle = await remix(world, bot, result, f"flux:remix:{parent.id}:1", alice, "a red dragon")
         reply = await private_reply(world, handle)
         assert reply.ephemeral
-        assert 'does not allow "dragon"' in reply.content
+        assert 'does not allow "dragon"' in reply.text
         assert await job_count(bot, guild) == jobs
     assert len(world.comet.creates()) == 1
 
@@ -187,7 +187,7 @@ async def test_refusals_cost_nothing_and_create_nothing(world):
     async def refused(message, custom_id, expected):
         reply = await private_reply(world, await world.discord.click_button(message, custom_id, alice))
         assert reply.ephemeral
-        assert expected in reply.content
+        assert expected in reply.text
         return reply
 
     async with world.bot() as bot:
@@ -206,7 +206,7 @@ async def test_refusals_cost_nothing_and_create_nothing(world):
         await admin_says("imagine-settings models", {"deny": "flux-schnell"})
         handle = await remix(world, bot, message, f"flux:remix:{parent.id}:1", alice, "a boat")
         reply = await private_reply(world, handle)
-        assert "does not allow flux-schnell" in reply.content
+        assert "does not allow flux-schnell" in reply.text
         # The images' links have expired (days later, the message not loaded anew): nothing to post or send.
         world.discord.cdn_time_shift = 3 * 86_400
         await refused(grid, f"flux:pick:{grid_job.id}:1", "Could not use the attached image")

@@ -71,7 +71,7 @@ async def test_imagine_in_a_server_without_the_bot_is_delivered_through_the_inte
         assert second.status == "succeeded" and second.parent_id == job.id
     assert not final.ephemeral
     assert job.reply_by is not None  # it had to end before the token expired
-    assert len([e for e in world.discord.edits_of(final.id) if e.content]) >= 1  # progress shown on the way
+    assert len([e for e in world.discord.edits_of(final.id) if e.text]) >= 1  # progress shown on the way
     assert channel_requests(world, channel.id) == []
     assert world.discord.dispatched_events("GUILD_CREATE") == []  # the bot really is not in that server
 
@@ -147,7 +147,7 @@ async def test_a_job_that_cannot_finish_before_the_token_expires_says_so_in_time
     monkeypatch.setattr(runner_module, "REPLY_MARGIN", 15 * 60 - 1.0)
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
-        final = await handle.wait_original(lambda m: "15 minutes" in m.content, timeout=10)
+        final = await handle.wait_original(lambda m: "15 minutes" in m.text, timeout=10)
         job = await bot.store.job_by_message(final.id)
         job = await wait_status(bot, job.id, "failed", "canceled", "succeeded")
     assert job.status == "failed"
@@ -214,9 +214,9 @@ async def test_a_refusal_there_is_a_private_follow_up_through_the_interaction(wo
         click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
         await click.wait_response()
         await wait_status(bot, job.id, "canceled")
-        await first.wait_original(lambda m: "🛑" in m.content)
+        await first.wait_original(lambda m: "🛑" in m.text)
     assert reply.flags & EPHEMERAL
-    assert "already have 1 image job running" in reply.content
+    assert "already have 1 image job running" in reply.text
     assert channel_requests(world, channel.id) == []
 
 
@@ -259,7 +259,7 @@ async def test_the_interaction_token_is_deleted_from_the_database_when_the_job_e
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a bad fox"})
         job, message = await started_job(world, bot, handle)
         assert await stored_token(bot, job.id) == handle.token  # kept while the job works
-        await handle.wait_original(lambda m: "⚠️" in m.content, timeout=10)
+        await handle.wait_original(lambda m: "⚠️" in m.text, timeout=10)
         job = await wait_status(bot, job.id, "failed")
         assert await stored_token(bot, job.id) is None
         # Canceled.
@@ -268,7 +268,7 @@ async def test_the_interaction_token_is_deleted_from_the_database_when_the_job_e
         job = await wait_status(bot, job.id, "running")
         click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
         await click.wait_response()
-        await handle.wait_original(lambda m: "🛑" in m.content, timeout=10)
+        await handle.wait_original(lambda m: "🛑" in m.text, timeout=10)
         job = await wait_status(bot, job.id, "canceled")
         assert await stored_token(bot, job.id) is None
     assert channel_requests(world, channel.id) == []
@@ -291,7 +291,7 @@ async def test_a_job_resumed_after_a_restart_still_shows_its_end_through_the_tok
             click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
             await click.wait_response()
         icon = "⚠️" if end == "failed" else "🛑"
-        await handle.wait_original(lambda m: icon in m.content, timeout=10)
+        await handle.wait_original(lambda m: icon in m.text, timeout=10)
         job = await wait_status(bot, job.id, end)
         assert await stored_token(bot, job.id) is None
     assert world.discord.requests_matching("PATCH", rf"^/webhooks/\d+/[^/]+/messages/{message.id}$")

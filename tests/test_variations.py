@@ -34,13 +34,13 @@ async def delivered(world, bot, handle):
 
     def outcome():
         original = handle.original_message()
-        if original is not None and (original.attachments or "⚠️" in original.content or "🛑" in original.content):
+        if original is not None and (original.attachments or "⚠️" in original.text or "🛑" in original.text):
             return original
-        refusals = [m for m in handle.followups() if m.content]
+        refusals = [m for m in handle.followups() if m.text]
         return refusals[-1] if refusals else None
 
     final = await world.discord.wait_for(outcome, timeout=10, what=f"the outcome of {handle!r}")
-    assert final.attachments, f"no images; the bot said: {final.content!r}"
+    assert final.attachments, f"no images; the bot said: {final.text!r}"
     job = await bot.store.job_by_message(final.id)
     return final, await wait_status(bot, job.id, "succeeded")
 
@@ -203,7 +203,7 @@ async def test_another_member_varies_as_themself_within_their_own_limits(world):
         refused = await world.discord.click_button(result, f"flux:vary:{parent.id}:2:strong", bob)
         reply = await private_reply(world, refused)
         assert reply.ephemeral
-        assert "already have 1 image job" in reply.content
+        assert "already have 1 image job" in reply.text
         # Alice is not held back by Bob's limit.
         _, hers = await click_vary(world, bot, result, f"flux:vary:{parent.id}:2:strong", alice)
     assert hers.user_id == alice.id
@@ -284,7 +284,7 @@ async def test_variations_are_refused_where_no_model_can_make_them(world):
         refused = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:subtle", alice)
         reply = await private_reply(world, refused)
     assert reply.ephemeral
-    assert "allows no model that makes variations" in reply.content
+    assert "allows no model that makes variations" in reply.text
     assert len(world.comet.creates()) == 1
     assert [m for m in world.discord.messages_in(channel.id) if not m.ephemeral] == [result]
 
@@ -302,7 +302,7 @@ async def test_buttons_whose_parent_record_is_deleted(world):
         refused = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:strong", alice)
         reply = await private_reply(world, refused)
         assert reply.ephemeral
-        assert "no longer in my records" in reply.content
+        assert "no longer in my records" in reply.text
         # An edit needs only the image, which is in the message: it runs, unlinked.
         message, edit = await click_edit(world, bot, result, f"flux:edit:{parent.id}:2", alice)
     assert (edit.parent_id, edit.input["input_image"]) == (None, result.attachments[1].url)
@@ -328,14 +328,14 @@ async def test_a_failed_parent_offers_no_variation_or_edit(world):
     world.comet.queue_outcome(Outcome(status="failed", error="The model ran out of memory."))
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
-        failed = await handle.wait_original(lambda m: "⚠️" in m.content, timeout=10)
+        failed = await handle.wait_original(lambda m: "⚠️" in m.text, timeout=10)
         await wait_status(bot, (await bot.store.job_by_message(failed.id)).id, "failed")
         assert failed.components == []
         # Images that could not be attached (no Attach Files): the job failed; only 🔄 Reroll is offered.
         refusal = {"message": "Missing Permissions", "code": 50013}
         inject_on_upload(world, r"^/webhooks/\d+/[^/]+/messages/@original$", 403, json=refusal)
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "no files"})
-        shown = await handle.wait_original(lambda m: "Attach Files" in m.content, timeout=10)
+        shown = await handle.wait_original(lambda m: "Attach Files" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(shown.id)).id, "failed")
         assert rows(shown) == [[("Reroll", f"flux:reroll:{job.id}")]]
     assert len(world.comet.creates()) == 2
@@ -359,5 +359,5 @@ async def test_a_variation_button_on_a_job_that_did_not_succeed_is_refused(world
         refused = await world.discord.click_button(message, button["custom_id"], alice)
         reply = await private_reply(world, refused)
     assert reply.ephemeral
-    assert "did not finish" in reply.content
+    assert "did not finish" in reply.text
     assert world.comet.creates() == []

@@ -107,7 +107,7 @@ async def test_a_budget_too_small_for_the_chat_refuses_before_any_chat(world):
         msg = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
         assert msg.flags & EPHEMERAL
-        assert "$0.20 per day" in msg.content
+        assert "$0.20 per day" in msg.text
         assert world.comet.requests_for("chat") == []
         assert world.comet.creates() == []
         assert await spend(bot, guild.id) == {}
@@ -140,7 +140,7 @@ async def describe(world, guild, channel, user):
 
 
 async def answered(handle, with_text: str = "Prompts"):
-    return await handle.wait_original(lambda m: with_text in (m.content or "") and bool(m.components))
+    return await handle.wait_original(lambda m: with_text in (m.text or "") and bool(m.components))
 
 
 async def test_describe_answers_four_prompts_privately_with_buttons_and_costs_its_tokens(world):
@@ -152,7 +152,7 @@ async def test_describe_answers_four_prompts_privately_with_buttons_and_costs_it
         spent = await spend(bot, guild.id)
     assert msg.flags & EPHEMERAL
     for prompt in ("a red barn in snow", "a barn at dusk, oil painting", "a farm, aerial view", "a barn, film photo"):
-        assert prompt in msg.content
+        assert prompt in msg.text
     ids = list(custom_ids(msg.components))
     assert [i.rsplit(":", 1)[-1] for i in ids[:4]] == ["1", "2", "3", "4"] and ids[4].startswith("flux:describe:")
     [chat] = world.comet.requests_for("chat")
@@ -178,7 +178,7 @@ async def test_describe_buttons_start_imagine_with_that_prompt_and_again_describ
 
         again = await world.discord.click_button(msg.id, ids[4], alice)
         updated = await world.discord.wait_for(
-            lambda: "a new fourth prompt" in (world.discord.messages[msg.id].content or ""), what="new prompts"
+            lambda: "a new fourth prompt" in (world.discord.messages[msg.id].text or ""), what="new prompts"
         )
         assert updated
         await bot.interaction_handled(again.id)
@@ -203,7 +203,7 @@ async def test_describe_over_budget_is_refused_before_any_chat(world):
         handle = await describe(world, guild, channel, alice)
         msg = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
-    assert msg.flags & EPHEMERAL and "$0.50 per day" in msg.content
+    assert msg.flags & EPHEMERAL and "$0.50 per day" in msg.text
     assert world.comet.requests_for("chat") == []
 
 
@@ -214,7 +214,7 @@ async def test_a_failed_describe_says_so_and_costs_nothing(world):
         handle = await describe(world, guild, channel, alice)
         msg = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
-        assert msg.flags & EPHEMERAL and "could not be described" in msg.content
+        assert msg.flags & EPHEMERAL and "could not be described" in msg.text
         assert await spend(bot, guild.id) == {"gpt-5-mini": 0}
 
 
@@ -256,7 +256,7 @@ async def test_describe_buttons_still_work_after_a_restart(world):
         assert create.json["input"]["prompt"] == "a barn at dusk, oil painting"
         again = await world.discord.click_button(msg.id, ids[4], alice)
         await world.discord.wait_for(
-            lambda: "described after the restart" in (world.discord.messages[msg.id].content or ""),
+            lambda: "described after the restart" in (world.discord.messages[msg.id].text or ""),
             what="new prompts from the restarted bot",
         )
         await bot.interaction_handled(again.id)

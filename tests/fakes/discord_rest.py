@@ -30,6 +30,7 @@ from tests.fakes.discord_interactions import (
 from tests.fakes.discord_messages import MessageStore
 from tests.fakes.discord_models import (
     API_PREFIX,
+    FLAG_COMPONENTS_V2,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
@@ -613,7 +614,7 @@ class RestApi:
         route = f"callback {cb_type}"
         if cb_type in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             channel = self.fake.channels[handle.channel_id]
-            mask = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS
+            mask = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2
             body = data if cb_type == CHANNEL_MESSAGE else {"flags": int(data.get("flags") or 0) & FLAG_EPHEMERAL}
             if handle.forced_ephemeral:
                 body = body | {"flags": int(body.get("flags") or 0) | FLAG_EPHEMERAL}
@@ -725,7 +726,7 @@ class RestApi:
                 body,
                 files,
                 upload_limit=limit,
-                flags_mask=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS,
+                flags_mask=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
                 webhook_id=self.fake.application_id,
                 application_id=self.fake.application_id,
                 interaction_id=handle.id,
