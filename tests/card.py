@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tests.fakes.discord_components import GalleryItem, buttons, gallery, texts
-from tests.fakes.discord_models import JSON, MessageEdit, StoredMessage
+from tests.fakes.discord_components import ACTION_ROW, GalleryItem, buttons, gallery, texts, walk
+from tests.fakes.discord_models import FLAG_COMPONENTS_V2, JSON, MessageEdit, StoredMessage
 
 SUBTEXT = "-# "
 
@@ -29,15 +29,16 @@ class Card:
         return " · ".join(self.facts)
 
     @property
-    def notes(self) -> str:
-        return "\n".join(self.texts)
+    def notes(self) -> list[str]:
+        """The other texts' lines, without their small-print mark: the notes under a result."""
+        return [line.removeprefix(SUBTEXT) for text in self.texts for line in text.split("\n")]
 
 
 def card(message: StoredMessage | MessageEdit) -> Card:
     """The card a message shows (an empty Card for a message that is none, such as an old embed)."""
     components: list[JSON] = message.components
     shown = texts(components)
-    if not message.flags & (1 << 15) or not shown:
+    if not message.flags & FLAG_COMPONENTS_V2 or not shown:
         return Card()
     heading, *rest = shown
     lines = heading.split("\n")
@@ -50,3 +51,16 @@ def card(message: StoredMessage | MessageEdit) -> Card:
         gallery=gallery(components),
         custom_ids=[str(b.get("custom_id")) for b in buttons(components) if b.get("custom_id")],
     )
+
+
+def button_rows(message: StoredMessage | MessageEdit) -> list[list[JSON]]:
+    """The buttons of each action row, wherever the rows are (top level on an old message, in the card on a new)."""
+    return [list(row.get("components") or []) for row in walk(message.components) if row.get("type") == ACTION_ROW]
+
+
+def posted_by_an_older_version(message: StoredMessage, rows: list[list[JSON]]) -> None:
+    """Make a stored result look as older versions posted it: an embed and top-level rows of `rows` buttons,
+    no V2 flag (its attachments stay)."""
+    message.flags &= ~FLAG_COMPONENTS_V2
+    message.embeds = [{"description": f"**{card(message).prompt}**", "fields": [{"name": "Model", "value": "?"}]}]
+    message.components = [{"type": ACTION_ROW, "components": row} for row in rows]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from tests.card import card
 from tests.e2e import wait_status
 from tests.test_settings import ephemeral_text, setup_guild
 
@@ -38,7 +39,7 @@ async def spent(bot, guild_id: int) -> int:
 
 
 def note(final) -> str:
-    return str({f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", ""))
+    return "\n".join(card(final).notes)
 
 
 async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(world):

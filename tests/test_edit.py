@@ -6,6 +6,7 @@ import base64
 import struct
 import zlib
 
+from tests.card import button_rows, card, posted_by_an_older_version
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 
@@ -85,7 +86,7 @@ async def test_a_server_default_of_webp_becomes_png_for_kontext_and_says_so(worl
         _, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
         final, _ = await delivered(world, bot, handle)
     assert world.comet.creates()[-1].json["input"]["output_format"] == "png"
-    notes = [f["value"] for f in final.embeds[0]["fields"] if f["name"] == "Note"]
+    notes = card(final).notes
     assert notes
     assert "png was used" in notes[0]
 
@@ -138,9 +139,7 @@ async def test_edit_button_runs_kontext_on_the_result_and_links_the_jobs(world):
     async with world.bot() as bot:
         first = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a cabin"})
         result, parent = await delivered(world, bot, first)
-        assert any(
-            c.get("custom_id") == f"flux:edit:{parent.id}" for row in result.components for c in row["components"]
-        )
+        assert any(c.get("custom_id") == f"flux:edit:{parent.id}" for row in button_rows(result) for c in row)
         click = await world.discord.click_button(result, f"flux:edit:{parent.id}", alice)
         submitted = await open_and_submit(world, click, alice, "add snow on the roof")
         edited, child = await delivered(world, bot, submitted)
@@ -162,7 +161,7 @@ def posted_before_per_image_buttons(world, message, job_id):
         {"type": 2, "style": 2, "label": label, "custom_id": f"flux:{action}:{job_id}"}
         for action, label in (("reroll", "Reroll"), ("edit", "Edit"))
     ]
-    world.discord.message(message.id).components = [{"type": 1, "components": buttons}]
+    posted_by_an_older_version(world.discord.message(message.id), [buttons])
 
 
 async def test_an_old_edit_button_asks_which_image_when_the_result_has_several(world):

@@ -822,6 +822,24 @@ async def test_bodies_that_fit_discords_description_pass(fake: FakeDiscord, worl
     assert fake.spec_violations == []
 
 
+LEGACY = "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"
+TEXT: JSON = {"type": 10, "content": "words"}
+
+
+def card(*inside: JSON) -> JSON:
+    """A container holding a text display and `inside`."""
+    return {"type": 17, "components": [TEXT, *inside]}
+
+
+def gallery(*urls: str) -> JSON:
+    return {"type": 12, "items": [{"media": {"url": url}, "description": "alt"} for url in urls]}
+
+
+def v2(body: JSON, *components: JSON) -> JSON:
+    """A Components V2 message body: the flag and `components`, plus `body`."""
+    return {"flags": 1 << 15, "components": list(components)} | body
+
+
 REFUSED = {
     "content over 2000 in a follow-up": ("POST", "webhook", {"content": "x" * 2001}, "content", "BASE_TYPE_MAX_LENGTH"),
     "payload_json of a multipart follow-up": (
@@ -853,6 +871,37 @@ REFUSED = {
         "UNION_TYPE_CHOICES",
     ),
     "unknown callback type": ("POST", "callback", {"type": 42}, "type", "UNION_TYPE_CHOICES"),
+    "content with the V2 flag": ("POST", "channel", v2({"content": "x"}, card()), "content", LEGACY),
+    "embeds with the V2 flag": ("PATCH", "original", v2({"embeds": [{"title": "t"}]}, card()), "embeds", LEGACY),
+    "a gallery showing a file the message lacks": (
+        "PATCH",
+        "original",
+        v2({}, card(gallery("attachment://nowhere.png"))),
+        "components",
+        "UNFURLED_MEDIA_ITEM_ATTACHMENT_NOT_FOUND",
+    ),
+    "a file uploaded to a V2 message and shown nowhere": (
+        "POST",
+        "webhook+file",
+        v2({"attachments": [{"id": 0, "filename": "a.png"}]}, card()),
+        "attachments",
+        "MESSAGE_ATTACHMENT_NOT_REFERENCED",
+    ),
+    "41 components": ("POST", "channel", v2({}, *[card()] * 20, TEXT), "components", "BASE_TYPE_MAX_LENGTH"),
+    "six action rows": (
+        "POST",
+        "channel",
+        v2({}, card(*[{"type": 1, "components": buttons(1)}] * 6)),
+        "components",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    "a layout without the V2 flag": (
+        "POST",
+        "channel",
+        {"components": [card()]},
+        "components",
+        "COMPONENT_TYPE_INVALID",
+    ),
     "command description over 100": (
         "PUT",
         "commands",
@@ -861,6 +910,25 @@ REFUSED = {
         "BASE_TYPE_MAX_LENGTH",
     ),
 }
+
+
+async def test_a_v2_card_showing_its_files_passes_and_keeps_its_flag(
+    fake: FakeDiscord, world: World, bot: Harness
+) -> None:
+    _, webhook = await answered_ping(fake, world)
+    rows = [{"type": 1, "components": buttons(5)}] * 5
+    body = v2({"attachments": [{"id": 0, "filename": "out.png"}]}, card(gallery("attachment://out.png"), *rows))
+    status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", body, files={"out.png": IMAGE})
+    assert status == 200, answer
+    message = fake.message(int(answer["id"]))
+    assert message.components_v2 and [item.filename for item in message.gallery] == ["out.png"]
+    assert message.text == "words"
+    status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", {"flags": 0, "components": []})
+    assert (status, answer["errors"]["flags"]["_errors"][0]["code"]) == (
+        400,
+        "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG",
+    )
+    assert fake.spec_violations == []
 
 
 @pytest.mark.parametrize(("method", "route", "body", "where", "code"), REFUSED.values(), ids=REFUSED.keys())

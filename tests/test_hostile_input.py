@@ -24,6 +24,7 @@ import pytest
 
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.fakes.discord_interactions import find_component
@@ -235,7 +236,7 @@ async def test_control_and_invisible_characters_are_stripped_from_a_real_prompt(
         job = await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == ["a red fox in the snow"]
     assert job.input["prompt"] == "a red fox in the snow"
-    assert "a red fox in the snow" in final.embeds[0]["description"]
+    assert "a red fox in the snow" in card(final).prompt
 
 
 # --- /imagine: options a modified client sends past Discord's checks ------------------------------------------
@@ -376,7 +377,7 @@ async def test_mentions_in_the_prompt_are_shown_but_ping_nobody(world):
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [prompt]
-    assert "@everyone" in final.embeds[0]["description"]
+    assert "@everyone" in card(final).prompt
     progress = [e.text for e in world.discord.edits_of(final.id) if "@everyone" in e.text]
     assert progress, "the progress lines quote the prompt"
     bodies = list(message_bodies(world))
@@ -413,7 +414,7 @@ async def test_markdown_in_the_prompt_is_neutralised_in_progress_and_embed(world
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [f"# heading {MARKDOWN}"]  # the model gets the prompt as written
-    description = final.embeds[0]["description"]
+    description = final.text
     assert description.startswith("**\\# heading"), description
     assert_neutralised(description)
     progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
@@ -471,8 +472,7 @@ async def test_reroll_of_someone_elses_result_is_allowed_and_is_theirs(world):
     assert child.user_id == s.bob.id
     assert child.parent_id == parent.id and child.kind == "reroll"
     assert created_prompts(world) == ["alice's fox", "alice's fox"]
-    fields = {f["name"]: f["value"] for f in second.embeds[0]["fields"]}
-    assert fields["Requested by"] == f"<@{s.bob.id}>"
+    assert card(second).facts[-1] == f"<@{s.bob.id}>"
     assert world.discord.message(result.id).attachments, "alice's result is left as it was"
 
 

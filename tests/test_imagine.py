@@ -373,7 +373,9 @@ async def test_mentions_in_the_prompt_never_ping(world):
     sent = [
         r
         for r in world.discord.requests
-        if r.method in ("PATCH", "POST") and isinstance(r.json, dict) and ("content" in r.json or "embeds" in r.json or "components" in r.json)
+        if r.method in ("PATCH", "POST")
+        and isinstance(r.json, dict)
+        and ("content" in r.json or "embeds" in r.json or "components" in r.json)
     ]
     assert sent, "the bot sent no messages?"
     for request in sent:

@@ -241,7 +241,7 @@ async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world)
     async with world.bot() as bot:
         job = await wait_status(bot, job.id, "failed", "succeeded", "canceled")
         msg = await world.discord.wait_for(
-            lambda: m if "not answering" in (m := world.discord.message(message.id)).content else None,
+            lambda: m if "not answering" in (m := world.discord.message(message.id)).text else None,
             what="the failure in the reply",
         )
     assert job.status == "failed"

@@ -8,6 +8,7 @@ import re
 
 from PIL import Image
 
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import (
@@ -134,12 +135,12 @@ async def test_images_that_do_not_fit_one_message_follow_in_more_messages(world)
     assert [b for m in [final, *rest] for b in m.attachment_bytes()] == served
     for msg in rest:
         assert msg.message_reference is not None and int(msg.message_reference["message_id"]) == final.id
-    note = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", "")
-    assert "did not fit in one message" in note and "1 more" in note, final.embeds[0]
+    note = notes_of(final)
+    assert "did not fit in one message" in note and "1 more" in note, final.text
 
 
 def notes_of(message) -> str:
-    return str({f["name"]: f["value"] for f in message.embeds[0]["fields"]}.get("Note", ""))
+    return "\n".join(card(message).notes)
 
 
 def attachments_in(world, channel):
@@ -214,7 +215,7 @@ async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
         assert await bot.store.images_since(0, user_id=alice.id) == 0
     assert (job.status, job.image_count) == ("failed", 0)
     assert final.attachments == []
-    assert "image 1 (102 kB) is over the upload limit and could not be read" in notes_of(final), final.embeds
+    assert "image 1 (102 kB) is over the upload limit and could not be read" in notes_of(final), final.text
     assert [r for r in world.discord.requests if r.status == 413] == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.discord_interactions import find_component
 from tests.test_imagine import EPHEMERAL, private_reply, started_job
@@ -109,8 +110,7 @@ async def test_a_job_message_is_in_the_servers_language_and_private_answers_in_t
     assert job.status == "succeeded" and job.locale == "id"
     progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
     assert any(indonesian("Starting") in line or indonesian("Generating") in line for line in progress), progress
-    fields = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}
-    assert fields[indonesian("Requested by")] == f"<@{budi.id}>"
+    assert card(final).facts[-1] == f"<@{budi.id}>"
     assert label(final, f"flux:reroll:{job.id}") == indonesian("Reroll")
     assert label(final, f"flux:edit:{job.id}") == indonesian("Edit")
     assert edit.modal["title"] == "Sunting dengan FLUX"

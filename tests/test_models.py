@@ -11,6 +11,7 @@ from typing import Any
 
 from services.cometapi.polling import DurationStats
 from services.rules.catalogue import CATALOGUE
+from tests.card import card
 from tests.e2e import FAST_POLL, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import tiny_png
@@ -117,7 +118,7 @@ async def test_when_a_parameter_and_an_option_disagree_the_option_wins_and_the_r
                                model="flux-2-pro")  # fmt: skip
         final, job = await delivered_job(bot, handle)
     assert (job.input["aspect_ratio"], job.input["resolution"]) == ("3:2", "2 MP")
-    notes = [f["value"] for f in final.embeds[0]["fields"] if f["name"] == "Note"]
+    notes = card(final).notes
     assert notes == ["`--ar 16:9` in the prompt was not used: the aspect_ratio option (`3:2`) wins."]
 
 

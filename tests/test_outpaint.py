@@ -9,6 +9,7 @@ import io
 from PIL import Image
 
 from services.jobs.input_refs import referenced
+from tests.card import button_rows
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT
@@ -210,7 +211,7 @@ async def test_the_buttons_work_after_a_restart(world):
     guild, channel, _, alice, _ = setup_guild(world)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-    offered = [c["custom_id"] for row in world.discord.message(result.id).components for c in row["components"]]
+    offered = [c["custom_id"] for row in button_rows(world.discord.message(result.id)) for c in row]
     for action in ("zoom_double", "zoom_half", "zoom_custom", "make_square", "pan_left", "pan_right", "pan_up"):
         assert f"flux:{action}:{parent.id}" in offered
     async with world.bot() as bot:  # a new process: nothing cached

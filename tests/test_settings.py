@@ -7,6 +7,7 @@ import time
 import pytest
 
 from services.store.models import GuildSettings
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, private_reply
@@ -245,7 +246,7 @@ RETIRED = "black-forest-labs/flux-3-retired"  # saved while it was in the catalo
 
 
 def notes_of(message) -> list[str]:
-    return [field["value"] for field in message.embeds[0]["fields"] if field["name"] == "Note"]
+    return ["\n".join(card(message).notes)] if card(message).notes else []
 
 
 async def save_server(bot, guild, defaults, allowed=None):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION, instruction
 from services.store.models import Job, JobStatus
+from tests.card import card
 from tests.test_imagine import private_reply
 from tests.test_variations import delivered, link_to, result_of, rows, setup_guild
 
@@ -91,9 +92,9 @@ async def test_u_buttons_post_each_image_alone_with_no_create_and_no_cost(world)
         assert (pick.cost_microusd, pick.settled_microusd, pick.image_count) == (0, 0, 0)
         assert (pick.model, pick.input) == (parent.model, parent.input)
         assert rows(message)[:2] == one_image_rows(pick.id)  # the one-image buttons at once (offered ones after)
-        embed = message.embeds[0]
-        assert f"Copy of image {n} of [an earlier result]({link_to(result)})" in embed["description"]
-        assert "Time" not in [field["name"] for field in embed["fields"]]  # nothing ran
+        shown = card(message)
+        assert f"Copy of image {n} of [an earlier result]({link_to(result)})" in str(shown.origin)
+        assert not [fact for fact in shown.facts if fact.endswith(" s")]  # nothing ran: no time
     assert pick.created_at == parent.created_at  # so it starts no cooldown
 
 
@@ -116,10 +117,7 @@ async def test_upscale_sends_twice_the_size_with_the_image_as_its_only_reference
     assert sent[0]["prompt"] == SUBTLE_INSTRUCTION
     assert sent[1]["prompt"] == CREATIVE_INSTRUCTION + parent.input["prompt"]
     assert (subtle.extra.strength, creative.extra.strength) == ("subtle", "creative")
-    assert (
-        f"Subtle upscale of image 1 of [an earlier result]({link_to(message)})"
-        in subtle_message.embeds[0]["description"]
-    )
+    assert f"Subtle upscale of image 1 of [an earlier result]({link_to(message)})" in str(card(subtle_message).origin)
     assert rows(subtle_message)[:2] == one_image_rows(subtle.id)
 
 
@@ -132,7 +130,7 @@ async def test_an_upscale_stays_within_the_models_largest_size_and_says_so(world
     assert (body["width"], body["height"]) == (2048, 1360)  # 3072x2048 scaled to 2048 a side, in steps of 16
     assert job.cost_microusd == 15_000 + 2 * 15_000 + 3 * 15_000  # 1.5 MP in, 2.7 MP out
     note = "Twice the size would be 3072×2048; flux-2-pro draws at most 2048 a side, so it is 2048×1360."
-    assert {"name": "Note", "value": note, "inline": False} in shown.embeds[0]["fields"]
+    assert note in card(shown).notes
 
 
 async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
@@ -154,7 +152,7 @@ async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
     for name in ("output_format", "output_quality", "num_outputs"):
         assert body[name] == parent.input[name]
     assert (child.input["image"], child.input["prompt_strength"]) == (result.attachments[0].url, 0.75)
-    assert "🎛️ Remix of image 1 of [an earlier result]" in message.embeds[0]["description"]
+    assert "🎛️ Remix of image 1 of [an earlier result]" in str(card(message).origin)
     sent = world.comet.creates()[3].json["input"]
     assert (plain_child.model, sent["prompt"], sent["seed"], sent["aspect_ratio"]) == (SCHNELL, "a castle", 9, "16:9")
     assert "image" not in sent

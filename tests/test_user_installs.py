@@ -14,6 +14,7 @@ import pytest
 from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
+from tests.card import button_rows
 from tests.e2e import KEY, TOKEN, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, custom_ids, private_reply, started_job
@@ -122,7 +123,7 @@ async def test_replies_forced_private_by_the_server_still_show_the_job_in_the_us
     assert job.status == "succeeded"
     # Only alice sees it: in her language (English), not the server's (Indonesian).
     assert job.locale == "en-US"
-    assert any(b.get("label") == "Reroll" for row in final.components for b in row.get("components", []))
+    assert any(b.get("label") == "Reroll" for row in button_rows(final) for b in row)
     assert channel_requests(world, channel.id) == []
 
 
@@ -153,7 +154,7 @@ async def test_a_job_that_cannot_finish_before_the_token_expires_says_so_in_time
     assert job.status == "failed"
     assert not handle.token_expired and not final.ephemeral
     assert world.comet.predictions[job.prediction_id].cancel_requested  # stopped, not left running and paid for
-    assert list(custom_ids(final.components)) == []
+    assert list(custom_ids(final.components)) == [f"flux:reroll:{job.id}"]  # 🔄: a new click, a new token
     assert channel_requests(world, channel.id) == []
 
 

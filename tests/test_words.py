@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from tests.card import card
 from tests.e2e import wait_status
 from tests.test_edit import tiny_png
 from tests.test_imagine import (
@@ -50,9 +51,8 @@ async def test_enhance_sends_the_rewritten_prompt_shows_both_and_costs_its_token
     [create] = world.comet.creates()
     assert create.json["input"]["prompt"] == "a red fox in a misty birch forest at dawn, soft light"
     assert "enhance" not in create.json["input"]
-    embed = final.embeds[0]
-    assert "misty birch forest" in embed["description"]  # the prompt used
-    notes = {f["name"]: f["value"] for f in embed["fields"]}["Note"]
+    assert "misty birch forest" in card(final).prompt  # the prompt used
+    notes = "\n".join(card(final).notes)
     assert "Enhanced from: a fox" in notes  # and the one typed
     # The chat costs its 150 tokens at $1 per 1000, beside the image.
     assert spent == {"gpt-5-mini": 150_000, "black-forest-labs/flux-schnell": SCHNELL}
@@ -94,7 +94,7 @@ async def test_a_failed_chat_runs_the_typed_prompt_and_says_so(world):
     assert len(world.comet.requests_for("chat")) == 1  # a chat that may have reached the API is not repeated
     [create] = world.comet.creates()
     assert create.json["input"]["prompt"] == "a lighthouse"
-    notes = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}["Note"]
+    notes = "\n".join(card(final).notes)
     assert "could not be enhanced" in notes and "used as typed" in notes
     assert spent == {"gpt-5-mini": 0, "black-forest-labs/flux-schnell": SCHNELL}
 

@@ -33,7 +33,7 @@ async def client(fake: FakeCometAPI) -> AsyncIterator[CometClient]:
 async def test_chat_returns_the_text_and_the_tokens(fake: FakeCometAPI, client: CometClient) -> None:
     fake.words.queue_reply("  a fox at dawn  ", usage=(12, 7))
     answer = await client.chat("gpt-5-mini", list(USER), max_tokens=100)
-    assert (answer.text, answer.prompt_tokens, answer.completion_tokens, answer.tokens) == (
+    assert (answer.content, answer.prompt_tokens, answer.completion_tokens, answer.tokens) == (
         "a fox at dawn",
         12,
         7,

@@ -49,6 +49,7 @@ from tests.fakes.discord_models import (
     safe_filename,
     utc_iso,
 )
+from tests.fakes.discord_openapi import Violation
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
@@ -57,37 +58,30 @@ _MENTION = re.compile(r"<@!?(\d+)>")
 _LEGACY_FIELD = "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"
 
 
-def check_layout(
+def layout_problem(
     v2: bool, body: JSON, components: list[JSON], attachments: list[StoredAttachment], new: list[StoredAttachment]
-) -> None:
-    """Discord's rules for the components of a message as it will be after this request (400 when one breaks)."""
+) -> tuple[str, str, str] | None:
+    """What Discord refuses in the components of a message as it will be after this request: (field, code,
+    message), or None."""
     every = list(walk(components))
     if not v2:
         if any(c.get("type") in LAYOUT_TYPES for c in every):
-            raise invalid_form("components", "COMPONENT_TYPE_INVALID", "Layout components need IS_COMPONENTS_V2")
-        return
+            return "components", "COMPONENT_TYPE_INVALID", "Layout components need IS_COMPONENTS_V2"
+        return None
     for legacy in ("content", "embeds", "sticker_ids", "poll"):
         if body.get(legacy):
-            message = f"The '{legacy}' field cannot be used when using MessageFlags.IS_COMPONENTS_V2"
-            raise invalid_form(legacy, _LEGACY_FIELD, message)
+            return legacy, _LEGACY_FIELD, f"The '{legacy}' field cannot be used when using IS_COMPONENTS_V2"
     if len(every) > MAX_COMPONENTS:
-        raise invalid_form("components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_COMPONENTS} or fewer in total.")
+        return "components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_COMPONENTS} or fewer in total."
     if sum(c.get("type") == ACTION_ROW for c in every) > MAX_ROWS:
-        raise invalid_form("components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ROWS} or fewer action rows.")
+        return "components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ROWS} or fewer action rows."
     names = {a.filename for a in attachments}
-    named = set()
-    for url in media_urls(components):
-        if url.startswith(ATTACHMENT_SCHEME):
-            name = url.removeprefix(ATTACHMENT_SCHEME)
-            if name not in names:
-                raise invalid_form(
-                    "components", "UNFURLED_MEDIA_ITEM_ATTACHMENT_NOT_FOUND", f"Unknown attachment {name}"
-                )
-            named.add(name)
-    for attachment in new:
-        if attachment.filename not in named:
-            message = f"Attachment {attachment.filename} is not shown by any component"
-            raise invalid_form("attachments", "MESSAGE_ATTACHMENT_NOT_REFERENCED", message)
+    named = {url.removeprefix(ATTACHMENT_SCHEME) for url in media_urls(components) if url.startswith(ATTACHMENT_SCHEME)}
+    if unknown := sorted(named - names):
+        return "components", "UNFURLED_MEDIA_ITEM_ATTACHMENT_NOT_FOUND", f"Unknown attachment {unknown[0]}"
+    if unshown := [a.filename for a in new if a.filename not in named]:
+        return "attachments", "MESSAGE_ATTACHMENT_NOT_REFERENCED", f"{unshown[0]} is not shown by any component"
+    return None
 
 
 class MessageStore:
@@ -144,6 +138,23 @@ class MessageStore:
             raise invalid_form("attachments", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
         return result
 
+    def _check_layout(
+        self,
+        route: str,
+        v2: bool,
+        body: JSON,
+        components: list[JSON],
+        attachments: list[StoredAttachment],
+        new: list[StoredAttachment],
+    ) -> None:
+        """Refuse, as Discord would, components that break the layout rules, and keep it for the test to fail on."""
+        problem = layout_problem(v2, body, components, attachments, new)
+        if problem is not None:
+            where, code, message = problem
+            method, _, path = route.partition(" ")
+            self.fake.spec_violations.append(Violation(method, path, path, "components layout", where, code, message))
+            raise invalid_form(where, code, message)
+
     def _check_upload_size(self, files: list[UploadedFile], limit: int) -> None:
         if sum(len(f.data) for f in files) > limit:
             raise DiscordHTTPError(413, 40005, "Request entity too large")
@@ -175,7 +186,7 @@ class MessageStore:
         content = str(body.get("content") or "")
         components = body.get("components") or []
         flags = int(body.get("flags") or 0) & flags_mask
-        check_layout(bool(flags & FLAG_COMPONENTS_V2), body, components, attachments, attachments)
+        self._check_layout("POST message", bool(flags & FLAG_COMPONENTS_V2), body, components, attachments, attachments)
         if not (allow_empty or content or embeds or attachments or components or body.get("sticker_ids")):
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
         ref = body.get("message_reference")
@@ -251,7 +262,7 @@ class MessageStore:
         v2 = bool(flags & FLAG_COMPONENTS_V2)
         if v2:  # the legacy fields go: only components show
             content, embeds = "", []
-        check_layout(v2, body, components, attachments, [a for a in attachments if a.id not in old_ids])
+        self._check_layout(route, v2, body, components, attachments, [a for a in attachments if a.id not in old_ids])
         if not (content or embeds or attachments or components) and not msg.loading:
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
         msg.content, msg.embeds, msg.components, msg.attachments = content, embeds, components, attachments
