@@ -57,6 +57,7 @@ async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(w
         assert await spent(bot, guild.id) == 2 * SCHNELL
     names = [a.filename for a in final.attachments]
     assert names[0].startswith("SPOILER_") and not names[1].startswith("SPOILER_")
+    assert [item.spoiler for item in card(final).gallery] == [True, False]  # the card blurs it too
     assert "Image 1 is behind a spoiler" in note(final) and "sexual" in note(final)
     assert job.status == "succeeded" and job.settled_microusd == 2 * SCHNELL
     checks = world.comet.requests_for("moderation")

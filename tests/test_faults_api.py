@@ -113,7 +113,7 @@ async def assert_told(world, sent: Sent, job: Job, status: str, *words: str) -> 
     text = msg.text
     assert sent.prompt in text
     lines = [line for line in text.splitlines() if line.strip()]
-    assert 2 <= len(lines) <= 3, text
+    assert 3 <= len(lines) <= 4, text  # the prompt, its facts line, then one or two lines of reason
     for bad in ("Traceback", "Error:", "Exception", "HTTP 4", "HTTP 5", 'File "', "<html"):
         assert bad not in text, text
     assert msg.attachments == []

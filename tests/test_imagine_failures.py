@@ -122,7 +122,7 @@ async def failed_reply(world, bot, handle, *statuses, timeout=10.0):
 
 def assert_short_human_text(text):
     lines = [line for line in text.splitlines() if line.strip()]
-    assert 2 <= len(lines) <= 3, text  # the prompt, then one or two lines of reason
+    assert 3 <= len(lines) <= 4, text  # the prompt, its facts line, then one or two lines of reason
     for bad in ("Traceback", "Error:", "Exception", "HTTP 4", "HTTP 5", 'File "'):
         assert bad not in text, text
 
@@ -164,6 +164,7 @@ async def test_wrong_api_key_asks_for_the_admins_and_never_shows_the_key(world):
     assert "admins" in msg.text
     assert_short_human_text(msg.text)
     assert world.comet.predictions == {}
+    assert ":reroll:" not in str(msg.components)  # the same request would fail the same way
     sent = [repr(r.json) for r in world.discord.requests] + [
         repr((m.text, m.embeds)) for m in world.discord.messages.values()
     ]

@@ -175,7 +175,8 @@ def result_card(
     job: Job, seconds: float | None, notes: Sequence[Text], images: Sequence[CardImage], rows: Sequence[Row]
 ) -> discord.ui.LayoutView:
     """A result: the heading with its time (None: nothing ran, as for U1), the images, any notes, the buttons."""
-    texts = ["\n".join(f"-# {render(note, job.locale)}" for note in notes)] if notes else []
+    lines = [line for note in notes for line in render(note, job.locale).splitlines() if line.strip()]
+    texts = ["\n".join(f"-# {line}" for line in lines)] if lines else []
     return job_card(job, heading(job, seconds), texts, images=images, rows=rows)
 
 
