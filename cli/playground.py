@@ -144,15 +144,15 @@ def _button(component: dict[str, Any]) -> str:
 
 
 def _find_button(message: StoredMessage, wanted: str) -> str:
-    buttons = [b for row in message.components for b in row.get("components") or [] if b.get("custom_id")]
-    for button in buttons:
+    offered = [b for b in buttons(message.components) if b.get("custom_id")]
+    for button in offered:
         emoji = (button.get("emoji") or {}).get("name", "")
         if (
             wanted in (button["custom_id"], button.get("label"), emoji)
             or wanted.lower() == str(button.get("label", "")).lower()
         ):
             return str(button["custom_id"])
-    labels = ", ".join(str(b.get("label") or b["custom_id"]) for b in buttons) or "none"
+    labels = ", ".join(str(b.get("label") or b["custom_id"]) for b in offered) or "none"
     raise ValueError(f"message has no button {wanted!r}; its buttons: {labels}")
 
 
