@@ -77,8 +77,8 @@ async def click_edit(world, bot, result, custom_id, user, instruction="add snow"
     await click.wait_response()
     modal = click.modal
     assert modal is not None, "the edit button should open the modal"
-    fields = [c["custom_id"] for row in modal["components"] for c in row["components"]]
-    assert fields == ["instruction"], "an edit of one named image does not ask which image"
+    fields = [c["custom_id"] for row in modal["components"] for c in row.get("components", [row.get("component")])]
+    assert fields == ["instruction", "references"], "an edit of one named image does not ask which image"
     submitted = await world.discord.submit_modal(click, {"instruction": instruction}, user_id=user.id)
     return await delivered(world, bot, submitted)
 
