@@ -31,6 +31,7 @@ from tests.fakes.discord_models import (
     IdLike,
     PermissionsLike,
     SnowflakeGenerator,
+    StoredAttachment,
     StoredMessage,
     as_id,
     permissions_value,
@@ -51,6 +52,7 @@ class InteractionActions:
         guilds: dict[int, FakeGuild]
         channels: dict[int, FakeChannel]
         messages: dict[int, StoredMessage]
+        uploads: dict[int, StoredAttachment]
         interactions: dict[int, InteractionHandle]
         modals: dict[str, InteractionHandle]
         global_commands: list[JSON]
