@@ -68,7 +68,8 @@ class Pick(commands.Cog):
         )
         await self.bot.store.create_job(job)  # first: the buttons below must find it
         name = f"flux-{job.id[:8]}-1.{file.extension}"
-        rows = result_rows(job.id, 1, job.locale, self.bot.job_buttons.offered)
+        buttons = self.bot.job_buttons
+        rows = result_rows(job.id, 1, job.locale, buttons.offered, buttons.icons)
         await interaction.edit_original_response(
             attachments=[discord.File(io.BytesIO(file.data), filename=name)],
             view=result_card(job, None, [], [CardImage(name)], rows),

@@ -233,7 +233,7 @@ class DiscordDisplay:
     ) -> discord.ui.LayoutView:
         """The result's card showing the message's own files `first` (V1, E1... name them by their place)."""
         images = [CardImage(name, spoiler=name.startswith(SPOILER)) for _, name, _ in first]
-        rows = result_rows(job.id, len(first), job.locale, self.buttons.offered)
+        rows = result_rows(job.id, len(first), job.locale, self.buttons.offered, self.buttons.icons)
         return result_card(job, seconds, notes, images, rows)
 
     async def _edit_result(self, job: Job, seconds: float | None, notes: list[Text], first: list[_Upload]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -52,6 +52,8 @@ class JobButtons:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._offered: list[str] = []
+        # the app's own emojis for some buttons, "action:strength" -> "<:name:id>" (ui/app_emojis.py)
+        self.icons: Mapping[str, str] = {}
 
     def handle(self, action: Action, handler: Handler, *, offer: bool = False) -> None:
         """What a click on `action`'s buttons does; with `offer`, every result also carries one such button
@@ -148,7 +150,13 @@ def retry_rows(job_id: str, locale: str | None = None) -> list[Row]:
     return [[button("reroll", Press(job_id), locale=locale)]]
 
 
-def result_rows(job_id: str, images: int = 1, locale: str | None = None, more: Sequence[Action] = ()) -> list[Row]:
+def result_rows(
+    job_id: str,
+    images: int = 1,
+    locale: str | None = None,
+    more: Sequence[Action] = (),
+    icons: Mapping[str, str] | None = None,
+) -> list[Row]:
     """The buttons under a result showing `images` images, as Midjourney users know them (at most Discord's
     five rows of five).
 
@@ -156,9 +164,10 @@ def result_rows(job_id: str, images: int = 1, locale: str | None = None, more: S
     Reroll. Several: U1..Un (that image posted alone, which then carries the one-image buttons) with 🔄 Reroll,
     V1..Vn (a variation of image N) and E1..En (edit image N), a row each. None (not attached): 🔄 Reroll
     only. Then, under one image, the buttons of `more` (JobButtons.offered: actions on one image, such as Zoom
-    and Pan) in the rows left; under several, U1..Un lead to them.
+    and Pan) in the rows left; under several, U1..Un lead to them. `icons` (JobButtons.icons) replace the
+    Unicode emojis of the buttons they name.
     """
-    rows = _builtin_result_rows(job_id, images, locale)
+    rows = _builtin_result_rows(job_id, images, locale, icons or {})
     if images == 1:
         room = (MAX_ROWS - len(rows)) * ROW_SIZE  # Discord allows five rows of five
         extras = [button(action, Press(job_id), locale=locale) for action in more[:room]]
@@ -166,7 +175,7 @@ def result_rows(job_id: str, images: int = 1, locale: str | None = None, more: S
     return rows
 
 
-def _builtin_result_rows(job_id: str, images: int, locale: str | None) -> list[Row]:
+def _builtin_result_rows(job_id: str, images: int, locale: str | None, icons: Mapping[str, str]) -> list[Row]:
     if images == 1:
         # Upscale's "strong" is Creative: the custom id keeps the two strengths every per-image button has.
         # L10N: a button on a finished image (twice the size, as it is), at most 80 characters
@@ -178,7 +187,7 @@ def _builtin_result_rows(job_id: str, images: int, locale: str | None) -> list[R
         # L10N: a button on a finished image (a variation further from it), at most 80 characters
         strong = _("Vary (Strong)")
         first = [
-            button(action, press, label=label, emoji=emoji, locale=locale)
+            button(action, press, label=label, emoji=icons.get(f"{action}:{press.strength}", emoji), locale=locale)
             for action, press, label, emoji in (
                 ("upscale", Press(job_id, 1, "subtle"), upscale_subtle, "🔍"),
                 ("upscale", Press(job_id, 1, "strong"), upscale_creative, "🔍"),
