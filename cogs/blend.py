@@ -4,7 +4,8 @@ flux-2-pro takes up to 8 reference images, flux-2-flex 10 and flux-2-dev 4; more
 refused before anything is sent. The job runs like any /imagine, with Reroll and Edit on its result.
 
 "Blend with…" under a result does the same from a form: its image first, then the images uploaded in the form
-(checked like /blend's attachments), linked to the result it came from.
+(checked like /blend's attachments), linked to the result it came from; "Blend with FLUX" on any message blends
+its images (2 or more).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.rules.catalogue import MAX_PROMPT_CHARS, MAX_SEED
 from services.rules.input_images import ImageRef
 from services.rules.options import allowed_models
 from services.text import _
+from ui.attachments import image_refs
 from ui.choices import model_choices, param_choices
 from ui.errors import report_error
 from ui.i18n import tr
@@ -37,6 +39,8 @@ Choices = list[app_commands.Choice[str]]
 ACTION = "blend_with"
 MAX_OTHERS = 9  # /blend's 10 images, less the result's own
 
+# L10N: the name of a message menu command, at most 32 characters
+BLEND_WITH_FLUX = _("Blend with FLUX")
 # L10N: the title of the "Blend with…" form, at most 45 characters
 BLEND_WITH_TITLE = _("Blend with…")
 # L10N: a label of the "Blend with…" form (a file upload), at most 45 characters
@@ -85,12 +89,26 @@ class BlendWithModal(discord.ui.Modal):
 class Blend(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
+        self.menu = app_commands.ContextMenu(name=BLEND_WITH_FLUX.msgid, callback=self.blend_message)
+        self.bot.tree.add_command(self.menu)
 
     async def cog_load(self) -> None:
         self.bot.job_buttons.handle(ACTION, self.on_button, offer=True)
 
     async def cog_unload(self) -> None:
         self.bot.job_buttons.forget(ACTION)
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def blend_message(self, interaction: Interaction, message: discord.Message) -> None:
+        """The "Blend with FLUX" message command: the message's images, blended."""
+        images = image_refs(message)
+        if len(images) < 2:
+            raise BadInput(
+                _("Blending takes a message with 2 images or more; for one, use Blend with… under a result.")
+            )
+        ask = ask_from(interaction, BLEND, "", images=images)
+        self.bot.admission.check_early(ask)
+        await self.bot.launcher.launch(interaction, ask)
 
     async def on_button(self, interaction: Interaction, press: Press) -> None:
         """ "Blend with…" under a result: a form for the other images."""

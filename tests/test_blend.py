@@ -119,3 +119,23 @@ async def test_blend_with_refuses_what_the_model_cannot_take_before_anything_is_
             await bot.interaction_handled(submitted.id)
             assert reply.flags & EPHEMERAL and words in reply.content, reply.content
     assert len(world.comet.creates()) == 2  # the two results, no blend
+
+
+# --- the message menus on any image -----------------------------------------------------------------------
+
+
+async def test_blend_with_flux_on_any_message_blends_its_images_and_one_image_is_refused(world):
+    _, channel, alice = setup_guild(world)
+    files = [(f"photo{n}.png", tiny_png(10 + n)) for n in range(3)]
+    photos = await world.discord.post_message(channel, alice, "my photos", files=files)
+    lone = await world.discord.post_message(channel, alice, "one photo", files=files[:1])
+    async with world.bot() as bot:
+        final, job = await delivered_job(bot, await world.discord.message_command(photos, alice, "Blend with FLUX"))
+        refused = await world.discord.message_command(lone, alice, "Blend with FLUX")
+        reply = await private_reply(world, refused)
+        await bot.interaction_handled(refused.id)
+    assert (job.kind, job.model, job.parent_id) == ("blend", PRO2, None)
+    assert world.comet.creates()[-1].json["input"]["input_images"] == [a.url for a in photos.attachments]
+    assert card(final).gallery
+    assert reply.flags & EPHEMERAL and "2 images or more" in reply.content
+    assert len(world.comet.creates()) == 1

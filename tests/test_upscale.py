@@ -240,3 +240,17 @@ def test_a_creative_upscale_of_an_upscale_names_the_original_subject():
     again = instruction(SUBTLE_INSTRUCTION, creative=True)
     assert again.endswith("style.") and SUBTLE_INSTRUCTION not in again
     assert instruction(first, creative=False) == SUBTLE_INSTRUCTION
+
+
+async def test_upscale_with_flux_on_any_message_upscales_its_first_image_subtly(world):
+    _, channel, _, alice, _ = setup_guild(world)
+    posted = await world.discord.post_message(channel, alice, "my photo", files=[("photo.png", png(640, 480))])
+    async with world.bot() as bot:
+        menu = await world.discord.message_command(posted, alice, "Upscale with FLUX")
+        message, job = await delivered(world, bot, menu)
+    body = world.comet.creates()[-1].json["input"]
+    assert (job.kind, job.model, job.parent_id) == ("upscale", FLUX2_PRO, None)
+    assert body["input_images"] == [posted.attachments[0].url]
+    assert (body["width"], body["height"]) == (1280, 960)
+    assert body["prompt"] == SUBTLE_INSTRUCTION
+    assert card(message).gallery
