@@ -183,7 +183,8 @@ class _Canvas:
         for row in rows:
             cursor = x
             for button in row.get("components") or []:
-                emoji = (button.get("emoji") or {}).get("name") or ""
+                icon = button.get("emoji") or {}
+                emoji = "" if icon.get("id") else icon.get("name") or ""  # the app's own emojis are images
                 label = self.fonts.drawable(font, f"{emoji} {button.get('label') or ''}").strip()
                 width = int(font.getlength(label)) + 28
                 if cursor + width > WIDTH - PAD:
