@@ -91,6 +91,10 @@ class RetryView(discord.ui.View):
 
 class FeedbackModal(discord.ui.Modal, title="Feedback"):
     text: discord.ui.TextInput[FeedbackModal] = discord.ui.TextInput(label="Your feedback", custom_id="feedback:text")
+    screenshots: discord.ui.Label[FeedbackModal] = discord.ui.Label(
+        text="Screenshots",
+        component=discord.ui.FileUpload(custom_id="feedback:files", required=False, min_values=0, max_values=2),
+    )
 
     def __init__(self, probe: Probe) -> None:
         super().__init__(custom_id="feedback")
@@ -98,7 +102,11 @@ class FeedbackModal(discord.ui.Modal, title="Feedback"):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         self.probe.calls.append(("feedback", self.text.value))
-        await interaction.response.send_message(f"thanks: {self.text.value}")
+        assert isinstance(self.screenshots.component, discord.ui.FileUpload)
+        shown = [f"{a.filename} {len(await a.read())} B" for a in self.screenshots.component.values]
+        await interaction.response.send_message(
+            f"thanks: {self.text.value}" + (f" ({', '.join(shown)})" if shown else "")
+        )
 
 
 MODELS = ["flux-dev", "flux-pro", "flux-schnell", "sdxl"]
@@ -487,6 +495,16 @@ async def test_modal_round_trip(fake: FakeDiscord, world: World, bot: Harness) -
     submitted = await fake.submit_modal("feedback", {"feedback:text": "lovely"})
     assert (await submitted.wait_response()).type == 4
     assert submitted.original_message().content == "thanks: lovely"  # type: ignore[union-attr]
+    # files uploaded in the form reach the bot as resolved attachments, within the form's count
+    shots = [fake.add_attachment(f"shot{n}.png", IMAGE, "image/png") for n in range(3)]
+    opened = await fake.slash_command(world.guild, world.channel, world.alice, "feedback")
+    await opened.wait_response()
+    with pytest.raises(ValueError, match="takes 0-2 files"):
+        await fake.submit_modal(opened, {"feedback:text": "see", "feedback:files": shots})
+    submitted = await fake.submit_modal(opened, {"feedback:text": "see", "feedback:files": shots[:2]})
+    await submitted.wait_response()
+    expected = f"thanks: see (shot0.png {len(IMAGE)} B, shot1.png {len(IMAGE)} B)"
+    assert submitted.original_message().content == expected  # type: ignore[union-attr]
 
 
 async def test_message_context_menu(fake: FakeDiscord, world: World, bot: Harness) -> None:
