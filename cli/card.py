@@ -1,4 +1,4 @@
-"""Draw one Discord message (content, attachments, embeds, buttons) as a Discord-like card with Pillow.
+"""Draw one Discord message (content, attachments, embeds, buttons, or a Components V2 container) with Pillow.
 
 Used by `python -m cli.screens` for the README's pictures. It draws the message bodies the bot really sent; only
 the look (colours, sizes, DejaVu Sans instead of Discord's font) is an approximation. Emoji the font lacks are
@@ -42,6 +42,7 @@ class MessageBody:
     embeds: list[dict[str, Any]] = field(default_factory=list)
     components: list[dict[str, Any]] = field(default_factory=list)
     images: list[bytes] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # the attachments by name (what `attachment://` names)
 
 
 def _font(size: int, *, bold: bool = False) -> Font:
@@ -153,12 +154,37 @@ class _Canvas:
             y = self.text(inner, y + 10, footer, width - 32, small=True, colour=MUTED)
         return y + 12
 
+    def container(self, x: int, y: int, box: dict[str, Any], body: MessageBody, mentions: Callable[[str], str]) -> int:
+        """Draw a V2 container: its box first (measured on a scratch canvas), then what it holds."""
+        bottom = _Canvas(4000)._inside(x, y, box, body, mentions)
+        self.draw.rounded_rectangle((x, y, WIDTH - PAD, bottom), radius=8, fill=EMBED_BACKGROUND)
+        self.draw.rectangle((x, y, x + 3, bottom), fill=_colour(box.get("accent_color")))
+        return self._inside(x, y, box, body, mentions)
+
+    def _inside(self, x: int, y: int, box: dict[str, Any], body: MessageBody, mentions: Callable[[str], str]) -> int:
+        inner, width = x + 16, WIDTH - x - PAD - 32
+        y += 12
+        for item in box.get("components") or []:
+            if item.get("type") == 10:  # a text display; "-# " lines are Discord's small print
+                for line in mentions(item.get("content", "")).split("\n"):
+                    small = line.startswith("-# ")
+                    colour = MUTED if small else TEXT
+                    y = self.text(inner, y, line.removeprefix("-# "), width, small=small, colour=colour)
+                y += 6
+            elif item.get("type") == 12:  # a media gallery of the message's attachments
+                urls = [str(entry["media"]["url"]).removeprefix("attachment://") for entry in item.get("items") or []]
+                y = self.images(inner, y + 2, [body.files[name] for name in urls if name in body.files]) + 4
+            elif item.get("type") == 1:
+                y = self.buttons(inner, y + 2, [item])
+        return y + 6
+
     def buttons(self, x: int, y: int, rows: Sequence[dict[str, Any]]) -> int:
         font = self.fonts.button
         for row in rows:
             cursor = x
             for button in row.get("components") or []:
-                emoji = (button.get("emoji") or {}).get("name") or ""
+                icon = button.get("emoji") or {}
+                emoji = "" if icon.get("id") else icon.get("name") or ""  # the app's own emojis are images
                 label = self.fonts.drawable(font, f"{emoji} {button.get('label') or ''}").strip()
                 width = int(font.getlength(label)) + 28
                 if cursor + width > WIDTH - PAD:
@@ -191,6 +217,11 @@ def _draw(canvas: _Canvas, body: MessageBody, author: str, mentions: Callable[[s
     y += 26
     if body.content:
         y = canvas.text(LEFT, y, mentions(body.content), WIDTH - LEFT - PAD) + 4
+    containers = [item for item in body.components if item.get("type") == 17]
+    if containers:  # Components V2: the images are shown by the container's gallery
+        for box in containers:
+            y = canvas.container(LEFT, y + 4, box, body, mentions) + 4
+        return y + PAD - 8
     y = canvas.images(LEFT, y + 2, body.images)
     for embed in body.embeds:
         y = canvas.embed(LEFT, y + 4, embed, mentions) + 4

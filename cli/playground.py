@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.sandbox import Sandbox, sandbox
+from tests.fakes.discord_components import buttons
 from tests.fakes.discord_models import StoredMessage
 
 HELP = __doc__.split("\n\n")[1].split("\n", 1)[1] if __doc__ else ""
@@ -46,7 +47,8 @@ class Playground:
         lines = [f"[{number}] {author}"]
         if message.loading:
             lines.append("  … is thinking")
-        lines += [f"  {line}" for line in _mentions(message.content, names).splitlines()]
+        # a V2 card's small print ("-# ") shown as plain lines
+        lines += [f"  {line.removeprefix('-# ')}" for line in _mentions(message.text, names).splitlines()]
         for embed in message.embeds:
             for key in ("title", "description"):
                 if embed.get(key):
@@ -56,9 +58,9 @@ class Playground:
                 lines.append("  | " + " · ".join(fields))
         for attachment in message.attachments:
             lines.append(f"  image: {attachment.filename} ({len(attachment.data) // 1024} KB)")
-        buttons = [_button(b) for row in message.components for b in row.get("components") or []]
-        if buttons:
-            lines.append("  buttons: " + " ".join(buttons))
+        shown = [_button(b) for b in buttons(message.components)]
+        if shown:
+            lines.append("  buttons: " + " ".join(shown))
         reactions = [f"{emoji} {len(users)}" for emoji, users in message.reactions.items() if users]
         if reactions:
             lines.append("  reactions: " + ", ".join(reactions))
@@ -142,15 +144,15 @@ def _button(component: dict[str, Any]) -> str:
 
 
 def _find_button(message: StoredMessage, wanted: str) -> str:
-    buttons = [b for row in message.components for b in row.get("components") or [] if b.get("custom_id")]
-    for button in buttons:
+    offered = [b for b in buttons(message.components) if b.get("custom_id")]
+    for button in offered:
         emoji = (button.get("emoji") or {}).get("name", "")
         if (
             wanted in (button["custom_id"], button.get("label"), emoji)
             or wanted.lower() == str(button.get("label", "")).lower()
         ):
             return str(button["custom_id"])
-    labels = ", ".join(str(b.get("label") or b["custom_id"]) for b in buttons) or "none"
+    labels = ", ".join(str(b.get("label") or b["custom_id"]) for b in offered) or "none"
     raise ValueError(f"message has no button {wanted!r}; its buttons: {labels}")
 
 

@@ -3,7 +3,7 @@
 Runs the real bot against the fake Discord and the fake CometAPI (cli/sandbox.py), makes one /imagine, and keeps
 the message bodies the bot sent: the reply while it shows progress, and the same reply once it holds the images.
 Each is drawn as a Discord-like card (cli/card.py) into progress.png and result.png. The images in the result are
-the fake CometAPI's test pictures, not a model's; the text, embed and buttons are exactly what the bot sent.
+the fake CometAPI's test pictures, not a model's; the card (texts, gallery, buttons) is exactly what the bot sent.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def _body(message: StoredMessage) -> MessageBody:
         embeds=copy.deepcopy(message.embeds),
         components=copy.deepcopy(message.components),
         images=[attachment.data for attachment in message.attachments],
+        files={attachment.filename: attachment.data for attachment in message.attachments},
     )
 
 
@@ -41,7 +42,7 @@ async def capture() -> tuple[MessageBody, MessageBody, dict[int, str], str]:
 
         def generating(message: StoredMessage) -> bool:
             # The body is copied when it is seen: the same message is edited on into the result.
-            if "%" in message.content and not message.attachments:
+            if "%" in message.text and not message.attachments:
                 seen.append(_body(message))
                 return True
             return False

@@ -1,9 +1,10 @@
 """Editing images: ✏️ Edit and E1..En on results, and "Edit with FLUX" on any message with an image.
 
-All open the same modal asking what to change; the edit then runs the server's editing model (Kontext, or a
-FLUX.2 model, which can take all the message's images as references) like any job, posted as a new reply with
-live progress, and linked to the job whose result it edits (when the image is one of ours). The store is
-read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
+All open the same modal asking what to change, with room for more reference images (a file upload: FLUX.2
+editing models take several; they are checked like /imagine's attachments). The edit then runs the server's
+editing model (Kontext, or a FLUX.2 model, which can take all the message's images as references) like any job,
+posted as a new reply with live progress, and linked to the job whose result it edits (when the image is one of
+ours). The store is read only after the modal is submitted: a modal must be the interaction's first answer, within 3 s.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from services.text import _
 from ui.attachments import image_at, image_refs
 from ui.errors import report_error
 from ui.i18n import tr
-from ui.launch import ask_from
+from ui.launch import ask_from, image_ref
 from ui.views import Press
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ EDIT_WITH_FLUX = _("Edit with FLUX")
 WHAT_TO_CHANGE = _("What should change?")
 # L10N: the example in the edit form's text box, at most 100 characters
 EXAMPLE = _("e.g. make it night, with snow falling")
+# L10N: a label of the edit form (a file upload), at most 45 characters
+MORE_REFERENCES = _("More reference images (optional)")
+# L10N: the description under the edit form's file upload, at most 100 characters
+REFERENCES_HINT = _("For FLUX.2 editing models, which take several images: sent after the one edited")
+MAX_UPLOADS = 10  # Discord's most files in one file upload
 
 
 class EditModal(discord.ui.Modal):
@@ -63,6 +69,14 @@ class EditModal(discord.ui.Modal):
             custom_id="instruction",
         )
         self.add_item(self.instruction)
+        self.references: discord.ui.FileUpload[EditModal] = discord.ui.FileUpload(
+            custom_id="references", required=False, min_values=0, max_values=MAX_UPLOADS
+        )
+        references = discord.ui.Label(
+            text=tr(interaction, MORE_REFERENCES),
+            description=tr(interaction, REFERENCES_HINT),
+            component=self.references,
+        )
         self.bot, self.images, self.find_parent, self.chosen = bot, images, find_parent, chosen
         self.which: discord.ui.TextInput[EditModal] | None = None
         if chosen is None and len(images) > 1:
@@ -74,6 +88,7 @@ class EditModal(discord.ui.Modal):
                 label=label, placeholder=placeholder, max_length=40, required=False, custom_id="which"
             )
             self.add_item(self.which)
+        self.add_item(references)
 
     def chosen_images(self) -> tuple[list[ImageRef], bool, int | None]:
         """The images picked; whether to send only as many of them as the model takes (nothing was said); and,
@@ -95,6 +110,8 @@ class EditModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: Interaction) -> None:
         images, fit, position = self.chosen_images()
+        if self.references.values:  # references given: all are sent, so the model's limit is checked
+            images, fit = [*images, *(image_ref(a) for a in self.references.values)], False
         ask = ask_from(interaction, edit_kind.Edit(fit=fit, of_image=position), self.instruction.value, images=images)
         self.bot.admission.check_early(ask)
         message_id = await self.bot.launcher.acknowledge(interaction)  # before the store is read for the parent

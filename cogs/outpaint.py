@@ -10,7 +10,7 @@ create, live progress, Cancel, resume; posted as a new reply linked to its paren
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -60,13 +60,20 @@ async def parent_job(bot: FluxBot, job_id: str) -> Job:
 
 
 async def start(
-    bot: FluxBot, interaction: Interaction, press: Press, kind: Kind, image: ImageRef, prompt: str | None = None
+    bot: FluxBot,
+    interaction: Interaction,
+    press: Press,
+    kind: Kind,
+    image: ImageRef,
+    prompt: str | None = None,
+    more: Sequence[ImageRef] = (),
 ) -> None:
-    """Acknowledge, then admit and run `kind` on `image`, with the parent's prompt unless a new one is given."""
+    """Acknowledge, then admit and run `kind` on `image` (and `more`: a mask), with the parent's prompt unless a
+    new one is given."""
     message_id = await bot.launcher.acknowledge(interaction)  # before the store, which may be slow
     parent = await parent_job(bot, press.job_id)
     typed = prompt if prompt and prompt.strip() else str(parent.input.get("prompt", ""))
-    ask = ask_from(interaction, kind, typed, images=[image], parent=parent)
+    ask = ask_from(interaction, kind, typed, images=[image, *more], parent=parent)
     bot.admission.check_early(ask)
     await bot.launcher.launch(interaction, ask, message_id=message_id)
 

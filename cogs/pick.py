@@ -22,8 +22,8 @@ from services.store.models import JobStatus
 from services.text import _
 from ui.attachments import image_refs
 from ui.reach import reply_fields
-from ui.render import result_embed
-from ui.views import Press, result_view
+from ui.render import CardImage, result_card
+from ui.views import Press, result_rows
 
 if TYPE_CHECKING:
     from ui.flux_bot import FluxBot
@@ -67,11 +67,12 @@ class Pick(commands.Cog):
             now=time.time(),
         )
         await self.bot.store.create_job(job)  # first: the buttons below must find it
-        upload = discord.File(io.BytesIO(file.data), filename=f"flux-{job.id[:8]}-1.{file.extension}")
+        name = f"flux-{job.id[:8]}-1.{file.extension}"
+        buttons = self.bot.job_buttons
+        rows = result_rows(job.id, 1, job.locale, buttons.offered, buttons.icons)
         await interaction.edit_original_response(
-            embeds=[result_embed(job, None, [], shown=1)],
-            attachments=[upload],
-            view=result_view(job.id, 1, job.locale, self.bot.job_buttons.offered),
+            attachments=[discord.File(io.BytesIO(file.data), filename=name)],
+            view=result_card(job, None, [], [CardImage(name)], rows),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

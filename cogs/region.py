@@ -1,8 +1,9 @@
 """Vary (Region) under a result (services/jobs/kinds/region.py): pick the parts to change, say what goes there.
 
 The button (offered under every result, working after a restart: the job id is in its custom id) opens a form
-with a select menu of the cells of a 3x3 grid (several may be picked) and a text box; the job then runs like any
-other, and only the picked cells of the model's output replace the original.
+with a select menu of the cells of a 3x3 grid (several may be picked), an optional mask (a file upload: white where
+it changes, black elsewhere) and a text box; the job then runs like any other, and only the picked cells (or the
+mask's white) of the model's output replace the original. A mask is checked like any attachment.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from services.rules.input_images import ImageRef
 from services.text import Text, _
 from ui.errors import report_error
 from ui.i18n import tr
+from ui.launch import image_ref
 from ui.views import Press
 
 if TYPE_CHECKING:
@@ -35,6 +37,10 @@ WHICH_PARTS = _("Which parts to change")
 WHAT_GOES_THERE = _("What should be there?")
 # L10N: the example in the Vary (Region) form's text box, at most 100 characters
 REGION_EXAMPLE = _("e.g. a red sailing boat")
+# L10N: a label of the Vary (Region) form (a file upload), at most 45 characters
+MASK_LABEL = _("Or a mask (optional)")
+# L10N: the description under the Vary (Region) form's mask upload, at most 100 characters
+MASK_HINT = _("An image the same shape: white where it changes, black where it stays")
 # L10N: the parts of an image in a 3x3 grid, for a menu, each at most 100 characters
 CELL_NAMES: tuple[Text, ...] = (
     _("Top left"),
@@ -57,7 +63,10 @@ class RegionModal(discord.ui.Modal):
             for n, name in zip(CELLS, CELL_NAMES, strict=True)
         ]
         self.cells: discord.ui.Select[RegionModal] = discord.ui.Select(
-            custom_id="cells", options=options, min_values=1, max_values=len(options)
+            custom_id="cells", options=options, min_values=0, max_values=len(options), required=False
+        )
+        self.mask: discord.ui.FileUpload[RegionModal] = discord.ui.FileUpload(
+            custom_id="mask", required=False, min_values=0, max_values=1
         )
         self.instruction: discord.ui.TextInput[RegionModal] = discord.ui.TextInput(
             style=discord.TextStyle.paragraph,
@@ -66,15 +75,21 @@ class RegionModal(discord.ui.Modal):
             custom_id="instruction",
         )
         self.add_item(discord.ui.Label(text=tr(interaction, WHICH_PARTS), component=self.cells))
+        mask = discord.ui.Label(
+            text=tr(interaction, MASK_LABEL), description=tr(interaction, MASK_HINT), component=self.mask
+        )
+        self.add_item(mask)
         self.add_item(discord.ui.Label(text=tr(interaction, WHAT_GOES_THERE), component=self.instruction))
         self.bot, self.press, self.image = bot, press, image
 
     async def on_submit(self, interaction: Interaction) -> None:
         # Checked before anything is acknowledged or stored: a refusal is private and costs nothing.
-        cells = check_cells([int(value) for value in self.cells.values if value.isdigit()])
+        picked = [int(value) for value in self.cells.values if value.isdigit()]
         image, number = self.image
-        kind = Region(cells, number)
-        await start(self.bot, interaction, self.press, kind, image, self.instruction.value)
+        masks = [image_ref(attachment) for attachment in self.mask.values]
+        cells = check_cells(picked) if picked or not masks else ()  # a mask alone says where
+        kind = Region(cells, number, masked=bool(masks))
+        await start(self.bot, interaction, self.press, kind, image, self.instruction.value, more=masks)
 
     # discord.py's Modal narrows BaseView.on_error (no item argument); mypy sees that as an override clash.
     async def on_error(self, interaction: Interaction, error: Exception, /) -> None:  # type: ignore[override]

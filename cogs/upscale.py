@@ -1,4 +1,5 @@
-"""Upscale (Subtle) and Upscale (Creative) under a one-image result: that image redrawn at twice its size.
+"""Upscale (Subtle) and Upscale (Creative) under a one-image result: that image redrawn at twice its size; and
+"Upscale with FLUX" on any message with an image (its first, subtly; linked to its job when it is our result).
 
 The image is taken from the clicked message itself (fresh links, the image the user saw) and sent as the only
 reference to the upscaling model (services/jobs/kinds/upscale.py); the job then runs like any other: admission
@@ -11,13 +12,14 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from services.errors import BadInput
 from services.jobs.kinds.upscale import upscale_ask
 from services.store.models import JobStatus
 from services.text import _
-from ui.attachments import image_refs
+from ui.attachments import image_at, image_refs
 from ui.launch import age_restricted
 from ui.views import Press
 
@@ -25,15 +27,41 @@ if TYPE_CHECKING:
     from ui.flux_bot import FluxBot
 
 
+# L10N: the name of a message menu command, at most 32 characters
+UPSCALE_WITH_FLUX = _("Upscale with FLUX")
+
+
 class Upscale(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
+        self.menu = app_commands.ContextMenu(name=UPSCALE_WITH_FLUX.msgid, callback=self.upscale_message)
+        self.bot.tree.add_command(self.menu)
 
     async def cog_load(self) -> None:
         self.bot.job_buttons.handle("upscale", self.on_button)
 
     async def cog_unload(self) -> None:
         self.bot.job_buttons.forget("upscale")
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def upscale_message(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        """The "Upscale with FLUX" message command: the message's first image, twice the size, as it is."""
+        image = image_at(image_refs(message), 1, doing="upscale")
+        message_id = await self.bot.launcher.acknowledge(interaction)  # before the store, which may be slow
+        ours = self.bot.user is not None and message.author.id == self.bot.user.id
+        parent = await self.bot.store.job_by_message(message.id) if ours else None
+        ask = upscale_ask(
+            parent if parent is not None and parent.status == JobStatus.SUCCEEDED else None,
+            image,
+            of_image=1,
+            creative=False,
+            user_id=interaction.user.id,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+        )
+        ask = dataclasses.replace(ask, age_restricted=age_restricted(interaction.channel))
+        self.bot.admission.check_early(ask)
+        await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 
     async def on_button(self, interaction: discord.Interaction[Any], press: Press) -> None:
         if press.image is None or press.strength is None:

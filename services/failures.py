@@ -35,6 +35,12 @@ def refused_as_unsafe(message: Text) -> bool:
     return message.msgid == UNSAFE_REFUSAL
 
 
+def worth_retrying(message: Text) -> bool:
+    """Whether the same request may pass if tried again (a new seed, a service back up): not when the operator's
+    key or account is at fault, nor when the service refused the request itself."""
+    return message.msgid not in _NOT_WORTH_RETRYING
+
+
 def describe(error: BaseException) -> Text:
     """What to tell the user; the API's own words (a refusal's reason, a model's error) are quoted as they are."""
     if isinstance(error, BadInput):
@@ -92,3 +98,9 @@ def _without_status(text: str) -> str:
 
 def _short(text: str, limit: int = 300) -> str:
     return clip(" ".join(text.split()), limit)
+
+
+# what `describe` says where trying the same request again would fail the same way
+_NOT_WORTH_RETRYING = frozenset(
+    describe(error).msgid for error in (AuthError("key"), BillingError("credit"), Rejected("refused"))
+)

@@ -137,14 +137,14 @@ async def answers(world, bot, handles):
 
     outcomes = []
     for handle in handles:
-        msg = await handle.wait_original(lambda m: (not m.loading and bool(m.content)) or m.deleted, timeout=10)
+        msg = await handle.wait_original(lambda m: (not m.loading and bool(m.text)) or m.deleted, timeout=10)
         job = None if msg.deleted else await bot.store.job_by_message(msg.id)
         if job is not None:
             outcomes.append(("job", job))
             continue
         reply = await private_reply(world, handle)
-        assert reply.flags & EPHEMERAL, reply.content
-        outcomes.append(("refused", reply.content))
+        assert reply.flags & EPHEMERAL, reply.text
+        outcomes.append(("refused", reply.text))
     return outcomes
 
 
@@ -215,7 +215,7 @@ async def test_a_burst_of_reroll_reactions_makes_one_reroll(world):
             lambda: (
                 found
                 if len(found := [m for m in world.discord.messages_in(channel) if m.message_reference]) == 4
-                and not any(m.content.startswith("⏳") for m in found)
+                and not any(m.text.startswith("⏳") for m in found)
                 else None
             ),
             timeout=10,
@@ -223,6 +223,6 @@ async def test_a_burst_of_reroll_reactions_makes_one_reroll(world):
         )
         jobs = [await bot.store.job_by_message(m.id) for m in replies]
     assert sum(job is not None for job in jobs) == 1
-    refusals = [m.content for m, job in zip(replies, jobs, strict=True) if job is None]
+    refusals = [m.text for m, job in zip(replies, jobs, strict=True) if job is None]
     assert all("can't reroll this: Slow down" in text for text in refusals), refusals
     assert len(world.comet.creates()) == 2  # the first result and one reroll

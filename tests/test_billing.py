@@ -78,8 +78,8 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
             world, guild, channel, alice, prompt="a collage --res match", model="flux-2-pro", attachments=files, **slots
         )
         first_refusal = await private_reply(world, refused)
-        assert first_refusal.content.startswith("This server's budget is $0.50 per day, and $0.50 of it is left")
-        assert "estimated at $0.555" in first_refusal.content
+        assert first_refusal.text.startswith("This server's budget is $0.50 per day, and $0.50 of it is left")
+        assert "estimated at $0.555" in first_refusal.text
         assert world.comet.creates() == []
         await bot.store.save_guild_settings(
             GuildSettings(guild.id, {}, None, {"usd_per_guild_per_day": 0.6}, updated_at=2.0)
@@ -98,8 +98,8 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
         )
         reply = await private_reply(world, second)
     assert reply.flags & EPHEMERAL
-    assert reply.content.startswith("This server's budget is $0.60 per day")
-    assert "this request is estimated at $0.555" in reply.content
+    assert reply.text.startswith("This server's budget is $0.60 per day")
+    assert "this request is estimated at $0.555" in reply.text
     assert len(world.comet.creates()) == 1
 
 
@@ -155,7 +155,7 @@ async def test_a_prediction_that_succeeded_counts_even_when_cancelled_while_its_
             )
         )
         handle = await imagine(world, guild, channel, alice, prompt="a paid castle", model="flux-1.1-pro")
-        msg = await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
         job = await bot.store.job_by_message(msg.id)
         job = await wait_status(bot, job.id, "delivering")
         assert job.settled_microusd == 40_000  # settled as soon as the prediction succeeded
@@ -167,7 +167,7 @@ async def test_a_prediction_that_succeeded_counts_even_when_cancelled_while_its_
         assert job.settled_microusd == 40_000
         second = await imagine(world, guild, channel, alice, prompt="another castle", model="flux-1.1-pro")
         reply = await private_reply(world, second)
-    assert reply.content.startswith("Your budget is $0.05 per day, and $0.01 of it is left")
+    assert reply.text.startswith("Your budget is $0.05 per day, and $0.01 of it is left")
     assert len(world.comet.creates()) == 1
 
 
@@ -187,7 +187,7 @@ async def test_a_failed_prediction_counts_as_the_operator_says(world_any_store, 
     world.comet.queue_outcome(outcome)
     async with world.bot(**env) as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a castle", model="flux-1.1-pro")
-        msg = await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
         job = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed")
         spent = await bot.store.spend_since(guild.id, 0)
     assert job.settled_microusd == counted
@@ -276,8 +276,8 @@ async def test_the_operators_cap_covers_dms_buttons_and_reroll_reactions(world):
             what="the answer to the reaction",
         )
     assert reply.flags & EPHEMERAL
-    assert reply.content.startswith("You have used 2 of the 2 images this bot allows each person per day.")
-    assert "allows each person per day" in answer.content
+    assert reply.text.startswith("You have used 2 of the 2 images this bot allows each person per day.")
+    assert "allows each person per day" in answer.text
     assert len(world.comet.creates()) == creates == 2
 
 

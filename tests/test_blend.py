@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from services.jobs.kinds.blend import BLEND_PROMPT
+from tests.card import card
 from tests.test_edit import tiny_png
-from tests.test_imagine import assert_refused_privately, setup_guild
+from tests.test_imagine import EPHEMERAL, assert_refused_privately, private_reply, setup_guild
 from tests.test_models import delivered_job
 
 PRO2 = "black-forest-labs/flux-2-pro"
@@ -78,3 +79,63 @@ async def test_blend_where_no_model_takes_several_images(world):
         _, handle = await blend(world, guild, channel, alice, 2)
         await assert_refused_privately(world, bot, handle, alice, "allows no model that blends images")
     assert world.comet.creates() == []
+
+
+# --- "Blend with…" under a result -------------------------------------------------------------------------
+
+
+async def blend_with(world, bot, guild, channel, user, uploads, prompt=""):
+    """A fresh result, then its "Blend with…" form submitted with `uploads`."""
+    handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a cat"})
+    result, parent = await delivered_job(bot, handle)
+    click = await world.discord.click_button(result, f"flux:blend_with:{parent.id}", user)
+    await click.wait_response()
+    assert click.response_type == 9, "the button opens a form"
+    submitted = await world.discord.submit_modal(click, {"images": uploads, "prompt": prompt}, user_id=user.id)
+    return result, parent, submitted
+
+
+async def test_blend_with_a_result_sends_its_image_then_the_ones_uploaded(world):
+    guild, channel, alice = setup_guild(world)
+    uploads = [world.discord.add_attachment(f"room{n}.png", tiny_png(10 + n), "image/png") for n in range(2)]
+    async with world.bot() as bot:
+        result, parent, submitted = await blend_with(world, bot, guild, channel, alice, uploads, "the cat in the room")
+        final, job = await delivered_job(bot, submitted)
+    assert (job.kind, job.model, job.parent_id) == ("blend", PRO2, parent.id)
+    sent = world.comet.creates()[-1].json["input"]
+    assert sent["input_images"] == [result.attachments[0].url, *(u["url"] for u in uploads)]
+    assert sent["prompt"] == "the cat in the room"
+    assert "Blend of" in str(card(final).origin)
+
+
+async def test_blend_with_refuses_what_the_model_cannot_take_before_anything_is_sent(world):
+    guild, channel, alice = setup_guild(world)
+    eight = [world.discord.add_attachment(f"p{n}.png", tiny_png(10 + n), "image/png") for n in range(8)]
+    text = world.discord.add_attachment("notes.txt", b"not an image", "text/plain")
+    async with world.bot() as bot:
+        for uploads, words in ((eight, "takes up to 8 input image"), ([text], "notes.txt")):
+            _, _, submitted = await blend_with(world, bot, guild, channel, alice, uploads)
+            reply = await private_reply(world, submitted)
+            await bot.interaction_handled(submitted.id)
+            assert reply.flags & EPHEMERAL and words in reply.content, reply.content
+    assert len(world.comet.creates()) == 2  # the two results, no blend
+
+
+# --- the message menus on any image -----------------------------------------------------------------------
+
+
+async def test_blend_with_flux_on_any_message_blends_its_images_and_one_image_is_refused(world):
+    _, channel, alice = setup_guild(world)
+    files = [(f"photo{n}.png", tiny_png(10 + n)) for n in range(3)]
+    photos = await world.discord.post_message(channel, alice, "my photos", files=files)
+    lone = await world.discord.post_message(channel, alice, "one photo", files=files[:1])
+    async with world.bot() as bot:
+        final, job = await delivered_job(bot, await world.discord.message_command(photos, alice, "Blend with FLUX"))
+        refused = await world.discord.message_command(lone, alice, "Blend with FLUX")
+        reply = await private_reply(world, refused)
+        await bot.interaction_handled(refused.id)
+    assert (job.kind, job.model, job.parent_id) == ("blend", PRO2, None)
+    assert world.comet.creates()[-1].json["input"]["input_images"] == [a.url for a in photos.attachments]
+    assert card(final).gallery
+    assert reply.flags & EPHEMERAL and "2 images or more" in reply.content
+    assert len(world.comet.creates()) == 1

@@ -76,8 +76,8 @@ async def refused(world, bot, handle) -> str:
     """The private answer to `handle`, once the bot has done all it was going to do about it."""
     msg = await private_reply(world, handle)
     await bot.interaction_handled(handle.id)
-    assert msg.flags & EPHEMERAL, f"not private: {msg.content!r}"
-    return str(msg.content)
+    assert msg.flags & EPHEMERAL, f"not private: {msg.text!r}"
+    return str(msg.text)
 
 
 # --- the server's list ------------------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ async def test_results_whose_prompt_is_blocked_since_are_not_varied_or_rerolled(
                 handle = await world.discord.click_button(result, button, bob)
                 assert await refused(world, bot, handle) == said, (name, button)
             reply = await reaction_reply(world, bot, channel, result, bob)
-            assert reply.content == f"<@{bob.id}> can't reroll this: {SERVER_REFUSES_PUBLIC}", name
+            assert reply.text == f"<@{bob.id}> can't reroll this: {SERVER_REFUSES_PUBLIC}", name
             replies.add(reply.id)
         await nothing.check(allowed_public=replies)
     assert len(world.comet.creates()) == len(VARIANTS)  # the parents' own
@@ -158,7 +158,7 @@ async def reaction_reply(world, bot, channel, result, user):
         m for m in world.discord.messages_in(channel) if (m.message_reference or {}).get("message_id") == str(result.id)
     ]
     # Seen by everyone in the channel: it names no blocked phrase in any spelling.
-    assert blocked_phrase(reply.content, BLOCKED) is None, reply.content
+    assert blocked_phrase(reply.text, BLOCKED) is None, reply.text
     return reply
 
 
@@ -194,7 +194,7 @@ async def test_the_operators_list_applies_in_dms_user_installs_and_every_server_
         click = await world.discord.click_button(result, f"flux:reroll:{parent.id}", bob)
         assert await refused(world, bot, click) == str(BOT_REFUSES)
         reply = await reaction_reply(world, bot, channel, result, bob)
-        assert reply.content == f"<@{bob.id}> can't reroll this: {BOT_REFUSES_PUBLIC}"
+        assert reply.text == f"<@{bob.id}> can't reroll this: {BOT_REFUSES_PUBLIC}"
         await nothing.check(allowed_public={reply.id})
     assert blocked_phrase(str(BOT_REFUSES), BLOCKED) is None
     assert len(world.comet.creates()) == 1  # the parent's own

@@ -181,7 +181,7 @@ async def assert_refused_privately_after(world, handle, creates: int) -> str:
     reply = await private_reply(world, handle)
     assert reply.flags & EPHEMERAL
     assert len(world.comet.creates()) == creates
-    return str(reply.content)
+    return str(reply.text)
 
 
 async def test_usage_shows_images_and_cost_by_period_model_and_member(world):

@@ -80,10 +80,9 @@ def test_translations_fit_discords_limits(path, messages):
 
 
 def test_short_slots_are_known_with_their_limits(messages):
-    """Buttons, modal titles, embed field names and command texts carry their own, smaller limits."""
+    """Buttons, modal titles and command texts carry their own, smaller limits."""
     assert messages["Cancel"].limit == 80  # a button label
     assert messages["Edit with FLUX"].limit == 32  # a context-menu name (and the form's title, 45)
-    assert messages["Model"].limit == 256  # an embed field name
     assert messages["What to draw"].limit == 100  # an option description, found in the command tree
     assert "parameter_description of imagine prompt" in messages["What to draw"].places
 
@@ -113,6 +112,7 @@ SINKS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "Embed": (None, ("title", "description")),
     "add_field": (None, ("name",)),
     "set_footer": (None, ("text",)),
+    "TextDisplay": (0, ("content",)),
 }
 
 

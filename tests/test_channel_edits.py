@@ -96,16 +96,16 @@ async def test_a_queued_line_is_edited_when_its_place_changes_not_every_few_seco
         first_job, _ = await started_job(world, bot, first)
         await wait_status(bot, first_job.id, "running")
         second = await imagine(world, guild, channel, bob, prompt="bob's owl")
-        bob_queued = await second.wait_original(lambda m: "#1 in line" in m.content)
+        bob_queued = await second.wait_original(lambda m: "#1 in line" in m.text)
         third = await imagine(world, guild, channel, carol, prompt="carol's cat")
-        carol_queued = await third.wait_original(lambda m: "#2 in line" in m.content)
+        carol_queued = await third.wait_original(lambda m: "#2 in line" in m.text)
         bob_job = await bot.store.job_by_message(bob_queued.id)
         click = await world.discord.click_button(bob_queued.id, f"flux:cancel:{bob_job.id}", bob)
         await click.wait_response()
-        await third.wait_original(lambda m: "#1 in line" in m.content, timeout=10)
+        await third.wait_original(lambda m: "#1 in line" in m.text, timeout=10)
         carol_job = await bot.store.job_by_message(carol_queued.id)
         carol_job = await wait_status(bot, carol_job.id, "succeeded", timeout=20)
-    queued = [e.content for e in world.discord.edits_of(carol_queued.id) if "in line" in e.content]
+    queued = [e.text for e in world.discord.edits_of(carol_queued.id) if "in line" in e.text]
     # Queued for about 6 s: its place once, then its new place, and no refresh of the elapsed time between.
     assert [re.findall(r"#\d+ in line", text) for text in queued] == [["#2 in line"], ["#1 in line"]], queued
 
@@ -120,10 +120,10 @@ async def test_an_unchanged_place_in_line_is_still_refreshed_now_and_then(world)
         first_job, _ = await started_job(world, bot, first)
         await wait_status(bot, first_job.id, "running")
         second = await imagine(world, guild, channel, bob, prompt="bob's owl")
-        message = await second.wait_original(lambda m: "#1 in line" in m.content)
+        message = await second.wait_original(lambda m: "#1 in line" in m.text)
 
         def refreshed():
-            lines = [e.content for e in world.discord.edits_of(message.id) if "#1 in line" in e.content]
+            lines = [e.text for e in world.discord.edits_of(message.id) if "#1 in line" in e.text]
             return lines if len(set(lines)) >= 2 else None
 
         lines = await world.discord.wait_for(refreshed, timeout=10, what="the elapsed time refreshed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from tests.card import card
 from tests.e2e import wait_status
 from tests.test_settings import ephemeral_text, setup_guild
 
@@ -38,7 +39,7 @@ async def spent(bot, guild_id: int) -> int:
 
 
 def note(final) -> str:
-    return str({f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", ""))
+    return "\n".join(card(final).notes)
 
 
 async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(world):
@@ -50,19 +51,20 @@ async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(w
         handle = await imagine(world, guild, channel, member, num_outputs=2)
         job, final = await ended(bot, handle, lambda m: len(m.attachments) == 2)
         logged = await world.discord.wait_for(
-            lambda: [m for m in world.discord.messages_in(log_channel.id) if "🚩" in (m.content or "")],
+            lambda: [m for m in world.discord.messages_in(log_channel.id) if "🚩" in (m.text or "")],
             what="the log line",
         )
         assert await spent(bot, guild.id) == 2 * SCHNELL
     names = [a.filename for a in final.attachments]
     assert names[0].startswith("SPOILER_") and not names[1].startswith("SPOILER_")
+    assert [item.spoiler for item in card(final).gallery] == [True, False]  # the card blurs it too
     assert "Image 1 is behind a spoiler" in note(final) and "sexual" in note(final)
     assert job.status == "succeeded" and job.settled_microusd == 2 * SCHNELL
     checks = world.comet.requests_for("moderation")
     assert len(checks) == 2
     assert checks[0].json["model"] == "omni-moderation-latest"
     assert checks[0].json["input"][0]["image_url"]["url"].startswith("data:image/")
-    assert "image 1 posted as a spoiler (sexual)" in logged[0].content
+    assert "image 1 posted as a spoiler (sexual)" in logged[0].text
 
 
 async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_counts(world):
@@ -71,10 +73,10 @@ async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_co
     async with world.bot() as bot:
         await set_check(world, guild, channel, admin, "withhold")
         handle = await imagine(world, guild, channel, member)
-        job, final = await ended(bot, handle, lambda m: "not shown" in (m.content or ""))
+        job, final = await ended(bot, handle, lambda m: "not shown" in (m.text or ""))
         assert await spent(bot, guild.id) == SCHNELL
     assert final.attachments == []
-    assert "violence" in final.content
+    assert "violence" in final.text
     assert job.settled_microusd == SCHNELL
 
 
@@ -111,9 +113,9 @@ async def test_a_providers_nsfw_refusal_is_a_refusal_with_a_retry_button(world):
     )
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, member)
-        job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.content or "") and bool(m.components))
+        job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.text or "") and bool(m.components))
         assert job.status == "failed"
-        assert "NSFW content detected" in refused.content and "🔄" in refused.content
+        assert "NSFW content detected" in refused.text and "🔄" in refused.text
         [retry] = list(custom_ids(refused.components))
         assert retry == f"flux:reroll:{job.id}"
         click = await world.discord.click_button(refused.id, retry, member)

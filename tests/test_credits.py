@@ -70,14 +70,14 @@ async def test_a_purchase_becomes_credits_that_pay_for_exactly_the_images_made(w
         # A failed prediction draws what the budgets count for it (COUNT_FAILED_PREDICTIONS=false: nothing).
         world.comet.queue_outcome(Outcome(status="aborted"))
         handle = await imagine(world, guild, channel, alice, prompt="an aborted castle", model=PRO)
-        msg = await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
         aborted = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed")
         assert (aborted.paid_with, aborted.settled_microusd) == ("balance", 0)
         assert await bot.store.credit_balance(alice.id) == 60_000
         shown = await private_reply(world, await world.discord.slash_command(guild, channel, alice, "imagine-credits"))
     assert shown.flags & EPHEMERAL
-    assert "Your credits: **$0.06**." in shown.content
-    assert "flux-1.1-pro: 1 image, $0.04" in shown.content
+    assert "Your credits: **$0.06**." in shown.text
+    assert "flux-1.1-pro: 1 image, $0.04" in shown.text
     assert [b["sku_id"] for b in premium_buttons(shown)] == [str(PACK_SKU)]
     assert len(bought.consumes) == 1
 
@@ -90,7 +90,7 @@ async def test_a_job_refused_for_lack_of_credit_creates_no_prediction_and_offers
         await bot.interaction_handled(handle.id)
         assert await bot.store.recent_jobs(user_id=alice.id, limit=5) == []
     assert reply.flags & EPHEMERAL
-    assert reply.content.startswith("Your credits ($0.00) don't cover this request (estimated at $0.04)")
+    assert reply.text.startswith("Your credits ($0.00) don't cover this request (estimated at $0.04)")
     assert [b["sku_id"] for b in premium_buttons(reply)] == [str(PACK_SKU)]
     assert world.comet.creates() == []
 
@@ -151,7 +151,7 @@ async def test_the_same_entitlement_delivered_twice_and_after_a_restart_credits_
         world.discord.entitlements.announce(bought.id)  # Discord may send an event twice
         await bot.settled(lambda: sum(name == "entitlement_create" for name, _ in bot.received) == 2)
         handle = await world.discord.slash_command(guild, channel, alice, "imagine-credits")
-        assert "Your credits: **$0.06**." in (await private_reply(world, handle)).content
+        assert "Your credits: **$0.06**." in (await private_reply(world, handle)).text
     async with world.bot(**PACKS) as bot:  # the restart lists every entitlement again
         await bot.credit_keeper
         assert await bot.store.credit_balance(alice.id) == 60_000
@@ -191,7 +191,7 @@ async def test_a_failed_consume_is_retried_at_start_up_and_never_credited_twice(
         # Not consumed, it comes with each interaction of its buyer: credited already, so not again.
         handle = await world.discord.slash_command(guild, channel, alice, "imagine-credits")
         assert handle.payload["entitlements"][0]["id"] == str(bought.id)
-        assert "Your credits: **$0.10**." in (await private_reply(world, handle)).content
+        assert "Your credits: **$0.10**." in (await private_reply(world, handle)).text
     world.discord.clear_faults()
     async with world.bot(**PACKS) as bot:
         await bot.credit_keeper
@@ -216,7 +216,7 @@ async def test_a_refund_takes_the_credit_back_even_below_zero(world):
         world.discord.entitlements.announce(bought.id)  # a late create for a refunded entitlement credits nothing
         await bot.settled(lambda: sum(name == "entitlement_create" for name, _ in bot.received) == 2)
         assert await bot.store.credit_balance(alice.id) == -40_000
-    assert reply.content.startswith("Your credits ($0.00) don't cover")
+    assert reply.text.startswith("Your credits ($0.00) don't cover")
     assert len(world.comet.creates()) == 1
 
 
@@ -248,9 +248,9 @@ async def test_a_server_subscription_pays_once_the_members_balance_does_not(worl
         report = await private_reply(
             world, await world.discord.slash_command(guild, channel, admin, "imagine-settings usage")
         )
-    assert refused.content.startswith("Your credits ($0.00) don't cover")
+    assert refused.text.startswith("Your credits ($0.00) don't cover")
     assert "**Credits (30 days)**: $0.05 sold here; $0.04 spent ($0.00 from members' credits, $0.04 from the " in (
-        report.content
+        report.text
     )
     assert len(world.comet.creates()) == 1
 
@@ -265,7 +265,7 @@ async def test_a_subscription_renewed_through_the_gateway_pays_again(world):
         world.discord.entitlements.renew(ended.id, ends_at=4_000_000_000.0)
         await bot.settled(lambda: any(name == "entitlement_update" for name, _ in bot.received))
         job = await made(world, bot, await imagine(world, guild, channel, alice, prompt="two", model=PRO))
-    assert refused.content == "Your credits ($0.00) don't cover this request (estimated at $0.04)."
+    assert refused.text == "Your credits ($0.00) don't cover this request (estimated at $0.04)."
     assert premium_buttons(refused) == []  # no pack to sell
     assert job.paid_with == "subscription"
 
@@ -283,7 +283,7 @@ async def test_credits_off_change_nothing(world):
         shown = await private_reply(world, await world.discord.slash_command(guild, channel, alice, "imagine-credits"))
         assert job.paid_with is None
         assert await bot.store.credit_balance(alice.id) == 0  # nothing credited, nothing drawn
-    assert shown.content == "This bot does not sell credits; images are free to make here."
+    assert shown.text == "This bot does not sell credits; images are free to make here."
     assert not world.discord.requests_matching("GET|POST", r"/entitlements")
 
 

@@ -6,6 +6,7 @@ import base64
 import struct
 import zlib
 
+from tests.card import button_rows, card, posted_by_an_older_version
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 
@@ -85,7 +86,7 @@ async def test_a_server_default_of_webp_becomes_png_for_kontext_and_says_so(worl
         _, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
         final, _ = await delivered(world, bot, handle)
     assert world.comet.creates()[-1].json["input"]["output_format"] == "png"
-    notes = [f["value"] for f in final.embeds[0]["fields"] if f["name"] == "Note"]
+    notes = card(final).notes
     assert notes
     assert "png was used" in notes[0]
 
@@ -97,7 +98,7 @@ async def test_kontext_without_an_image_gets_a_hint_and_costs_nothing(world):
         await handle.wait_response()
         message = handle.original_message()
         assert message.ephemeral
-        assert "flux-kontext-pro edits an image: attach one with `image`" in message.content
+        assert "flux-kontext-pro edits an image: attach one with `image`" in message.text
     assert world.comet.creates() == []
 
 
@@ -112,7 +113,7 @@ async def test_an_unreachable_attachment_is_refused_clearly(world):
         )  # fmt: skip
         [reply] = await handle.wait_followups(1)
         assert reply.ephemeral
-        assert "Could not use the attached image" in reply.content
+        assert "Could not use the attached image" in reply.text
     assert world.comet.creates() == []
 
 
@@ -121,9 +122,9 @@ async def test_an_input_image_the_api_cannot_fetch_shows_the_apis_error(world):
     world.comet.queue_outcome(Outcome(status="failed", error="Could not download input_image: HTTP 403 (expired)"))
     async with world.bot() as bot:
         _, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
-        message = await handle.wait_original(lambda m: "Could not download" in m.content, timeout=10)
+        message = await handle.wait_original(lambda m: "Could not download" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "failed")
-    assert "The model could not make this image" in message.content
+    assert "The model could not make this image" in message.text
     assert job.status == "failed"
 
 
@@ -138,9 +139,7 @@ async def test_edit_button_runs_kontext_on_the_result_and_links_the_jobs(world):
     async with world.bot() as bot:
         first = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a cabin"})
         result, parent = await delivered(world, bot, first)
-        assert any(
-            c.get("custom_id") == f"flux:edit:{parent.id}" for row in result.components for c in row["components"]
-        )
+        assert any(c.get("custom_id") == f"flux:edit:{parent.id}" for row in button_rows(result) for c in row)
         click = await world.discord.click_button(result, f"flux:edit:{parent.id}", alice)
         submitted = await open_and_submit(world, click, alice, "add snow on the roof")
         edited, child = await delivered(world, bot, submitted)
@@ -162,7 +161,7 @@ def posted_before_per_image_buttons(world, message, job_id):
         {"type": 2, "style": 2, "label": label, "custom_id": f"flux:{action}:{job_id}"}
         for action, label in (("reroll", "Reroll"), ("edit", "Edit"))
     ]
-    world.discord.message(message.id).components = [{"type": 1, "components": buttons}]
+    posted_by_an_older_version(world.discord.message(message.id), [buttons])
 
 
 async def test_an_old_edit_button_asks_which_image_when_the_result_has_several(world):
@@ -227,5 +226,5 @@ async def test_edit_is_refused_where_no_editing_model_is_allowed(world):
         submitted = await open_and_submit(world, click, alice, "add snow")
         [reply] = await submitted.wait_followups(1)
         assert reply.ephemeral
-        assert "allows no model that edits images" in reply.content
+        assert "allows no model that edits images" in reply.text
     assert len(world.comet.creates()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.test_edit import delivered, open_and_submit, setup_guild, tiny_png
+from tests.test_imagine import EPHEMERAL, private_reply
 
 PRO2, DEV2 = "black-forest-labs/flux-2-pro", "black-forest-labs/flux-2-dev"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
@@ -70,7 +71,7 @@ async def test_asking_kontext_for_several_images_is_refused_and_costs_nothing(wo
             submitted = await edit(world, posted, alice, "make it night", which=which)
             [reply] = await submitted.wait_followups(1)
             assert reply.ephemeral
-            assert re.search(r"flux-kontext-pro takes up to 1 input image\(s\), got \d", reply.content), reply.content
+            assert re.search(r"flux-kontext-pro takes up to 1 input image\(s\), got \d", reply.text), reply.text
     assert world.comet.creates() == []
 
 
@@ -82,3 +83,52 @@ async def test_the_editing_model_must_edit_images(world):
         assert "flux-schnell does not edit images" in text
         assert "flux-2-pro" in text
         assert await bot.store.get_guild_settings(guild.id) is None
+
+
+async def edit_result_with(world, bot, guild, channel, user, references, instruction="in this style"):
+    """✏️ Edit on a fresh result, with `references` uploaded in the form."""
+    first = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a cabin"})
+    result, parent = await delivered(world, bot, first)
+    click = await world.discord.click_button(result, f"flux:edit:{parent.id}", user)
+    return result, await open_and_submit(world, click, user, instruction, references=references)
+
+
+async def test_the_edit_form_takes_more_reference_images_for_a_flux_2_model(world):
+    guild, channel, admin, alice = setup_guild(world)
+    refs = [world.discord.add_attachment(f"style{n}.png", tiny_png(20 + n), "image/png") for n in range(2)]
+    async with world.bot() as bot:
+        await set_edit_model(world, guild, admin, "flux-2-pro")
+        result, submitted = await edit_result_with(world, bot, guild, channel, alice, refs)
+        _, job = await delivered(world, bot, submitted)
+    assert (job.kind, job.model) == ("edit", PRO2)
+    # the image edited first, then the references in the order given
+    assert job.input["input_images"] == [result.attachments[0].url, *(ref["url"] for ref in refs)]
+
+
+async def refused_privately(world, bot, handle, *words):
+    """A short private answer naming the problem, and no prediction made for it."""
+    creates = len(world.comet.creates())
+    reply = await private_reply(world, handle)
+    await bot.interaction_handled(handle.id)
+    assert reply.flags & EPHEMERAL, reply.content
+    for word in words:
+        assert re.search(word, reply.content, re.IGNORECASE), (word, reply.content)
+    assert len(world.comet.creates()) == creates
+    return reply.content
+
+
+async def test_references_the_model_cannot_take_are_refused_before_anything_is_sent(world):
+    guild, channel, admin, alice = setup_guild(world)
+    text = world.discord.add_attachment("notes.txt", b"not an image", "text/plain")
+    four = [world.discord.add_attachment(f"r{n}.png", tiny_png(20 + n), "image/png") for n in range(4)]
+    async with world.bot() as bot:
+        # Kontext takes one image: the result's own
+        _, submitted = await edit_result_with(world, bot, guild, channel, alice, four[:1])
+        await refused_privately(world, bot, submitted, "kontext", r"\b1\b")
+        await set_edit_model(world, guild, admin, "flux-2-dev")
+        _, submitted = await edit_result_with(world, bot, guild, channel, alice, [text])
+        await refused_privately(world, bot, submitted, "notes.txt")
+        # flux-2-dev takes 4: the result and four more is one too many
+        _, submitted = await edit_result_with(world, bot, guild, channel, alice, four)
+        await refused_privately(world, bot, submitted, "4")
+    assert len(world.comet.creates()) == 3  # the three results edited, nothing else

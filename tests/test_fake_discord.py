@@ -91,6 +91,10 @@ class RetryView(discord.ui.View):
 
 class FeedbackModal(discord.ui.Modal, title="Feedback"):
     text: discord.ui.TextInput[FeedbackModal] = discord.ui.TextInput(label="Your feedback", custom_id="feedback:text")
+    screenshots: discord.ui.Label[FeedbackModal] = discord.ui.Label(
+        text="Screenshots",
+        component=discord.ui.FileUpload(custom_id="feedback:files", required=False, min_values=0, max_values=2),
+    )
 
     def __init__(self, probe: Probe) -> None:
         super().__init__(custom_id="feedback")
@@ -98,7 +102,11 @@ class FeedbackModal(discord.ui.Modal, title="Feedback"):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         self.probe.calls.append(("feedback", self.text.value))
-        await interaction.response.send_message(f"thanks: {self.text.value}")
+        assert isinstance(self.screenshots.component, discord.ui.FileUpload)
+        shown = [f"{a.filename} {len(await a.read())} B" for a in self.screenshots.component.values]
+        await interaction.response.send_message(
+            f"thanks: {self.text.value}" + (f" ({', '.join(shown)})" if shown else "")
+        )
 
 
 MODELS = ["flux-dev", "flux-pro", "flux-schnell", "sdxl"]
@@ -487,6 +495,16 @@ async def test_modal_round_trip(fake: FakeDiscord, world: World, bot: Harness) -
     submitted = await fake.submit_modal("feedback", {"feedback:text": "lovely"})
     assert (await submitted.wait_response()).type == 4
     assert submitted.original_message().content == "thanks: lovely"  # type: ignore[union-attr]
+    # files uploaded in the form reach the bot as resolved attachments, within the form's count
+    shots = [fake.add_attachment(f"shot{n}.png", IMAGE, "image/png") for n in range(3)]
+    opened = await fake.slash_command(world.guild, world.channel, world.alice, "feedback")
+    await opened.wait_response()
+    with pytest.raises(ValueError, match="takes 0-2 files"):
+        await fake.submit_modal(opened, {"feedback:text": "see", "feedback:files": shots})
+    submitted = await fake.submit_modal(opened, {"feedback:text": "see", "feedback:files": shots[:2]})
+    await submitted.wait_response()
+    expected = f"thanks: see (shot0.png {len(IMAGE)} B, shot1.png {len(IMAGE)} B)"
+    assert submitted.original_message().content == expected  # type: ignore[union-attr]
 
 
 async def test_message_context_menu(fake: FakeDiscord, world: World, bot: Harness) -> None:
@@ -822,6 +840,24 @@ async def test_bodies_that_fit_discords_description_pass(fake: FakeDiscord, worl
     assert fake.spec_violations == []
 
 
+LEGACY = "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"
+TEXT: JSON = {"type": 10, "content": "words"}
+
+
+def card(*inside: JSON) -> JSON:
+    """A container holding a text display and `inside`."""
+    return {"type": 17, "components": [TEXT, *inside]}
+
+
+def gallery(*urls: str) -> JSON:
+    return {"type": 12, "items": [{"media": {"url": url}, "description": "alt"} for url in urls]}
+
+
+def v2(body: JSON, *components: JSON) -> JSON:
+    """A Components V2 message body: the flag and `components`, plus `body`."""
+    return {"flags": 1 << 15, "components": list(components)} | body
+
+
 REFUSED = {
     "content over 2000 in a follow-up": ("POST", "webhook", {"content": "x" * 2001}, "content", "BASE_TYPE_MAX_LENGTH"),
     "payload_json of a multipart follow-up": (
@@ -853,6 +889,37 @@ REFUSED = {
         "UNION_TYPE_CHOICES",
     ),
     "unknown callback type": ("POST", "callback", {"type": 42}, "type", "UNION_TYPE_CHOICES"),
+    "content with the V2 flag": ("POST", "channel", v2({"content": "x"}, card()), "content", LEGACY),
+    "embeds with the V2 flag": ("PATCH", "original", v2({"embeds": [{"title": "t"}]}, card()), "embeds", LEGACY),
+    "a gallery showing a file the message lacks": (
+        "PATCH",
+        "original",
+        v2({}, card(gallery("attachment://nowhere.png"))),
+        "components",
+        "UNFURLED_MEDIA_ITEM_ATTACHMENT_NOT_FOUND",
+    ),
+    "a file uploaded to a V2 message and shown nowhere": (
+        "POST",
+        "webhook+file",
+        v2({"attachments": [{"id": 0, "filename": "a.png"}]}, card()),
+        "attachments",
+        "MESSAGE_ATTACHMENT_NOT_REFERENCED",
+    ),
+    "41 components": ("POST", "channel", v2({}, *[card()] * 20, TEXT), "components", "BASE_TYPE_MAX_LENGTH"),
+    "six action rows": (
+        "POST",
+        "channel",
+        v2({}, card(*[{"type": 1, "components": buttons(1)}] * 6)),
+        "components",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    "a layout without the V2 flag": (
+        "POST",
+        "channel",
+        {"components": [card()]},
+        "components",
+        "COMPONENT_TYPE_INVALID",
+    ),
     "command description over 100": (
         "PUT",
         "commands",
@@ -861,6 +928,25 @@ REFUSED = {
         "BASE_TYPE_MAX_LENGTH",
     ),
 }
+
+
+async def test_a_v2_card_showing_its_files_passes_and_keeps_its_flag(
+    fake: FakeDiscord, world: World, bot: Harness
+) -> None:
+    _, webhook = await answered_ping(fake, world)
+    rows = [{"type": 1, "components": buttons(5)}] * 5
+    body = v2({"attachments": [{"id": 0, "filename": "out.png"}]}, card(gallery("attachment://out.png"), *rows))
+    status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", body, files={"out.png": IMAGE})
+    assert status == 200, answer
+    message = fake.message(int(answer["id"]))
+    assert message.components_v2 and [item.filename for item in message.gallery] == ["out.png"]
+    assert message.text == "words"
+    status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", {"flags": 0, "components": []})
+    assert (status, answer["errors"]["flags"]["_errors"][0]["code"]) == (
+        400,
+        "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG",
+    )
+    assert fake.spec_violations == []
 
 
 @pytest.mark.parametrize(("method", "route", "body", "where", "code"), REFUSED.values(), ids=REFUSED.keys())

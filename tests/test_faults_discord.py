@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.card import card
 from tests.fakes.cometapi import Outcome
 from tests.fakes.discord import Fault
 from tests.fakes.discord_models import make_fault
@@ -141,7 +142,7 @@ async def test_a_token_refused_mid_job_moves_the_job_to_the_channel(world, refus
         stored = [await job_of(bot, s) for s in sent]
         await until(lambda: _all_running(bot, stored), what="the jobs running")
         cut = sent[1]
-        await cut.handle.wait_original(lambda m: "flux" in m.content)  # a progress edit went through the token
+        await cut.handle.wait_original(lambda m: "flux" in m.text)  # a progress edit went through the token
         if refusal.startswith("401"):
             cut.handle.expire_token()
         else:
@@ -183,7 +184,7 @@ async def test_replies_deleted_mid_job_cancel_those_jobs_only(world):
             else:
                 await assert_delivered(world, s, job)
         assert jobs[running.input["prompt"]].prediction_id is not None
-        assert not [m for m in world.discord.messages_in(channel) if "Cancelled" in m.content]
+        assert not [m for m in world.discord.messages_in(channel) if "Cancelled" in m.text]
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
 
@@ -213,9 +214,9 @@ async def test_missing_attach_files_says_so_in_the_reply(world):
                 # The images were made but could not be posted: the reply explains why, and the job is not
                 # counted as a success (nor against the user's daily images).
                 assert (job.status, job.image_count) == ("failed", 0)
-                msg = await s.handle.wait_original(lambda m: "Attach Files" in m.content)
+                msg = await s.handle.wait_original(lambda m: "Attach Files" in m.text)
                 assert msg.attachments == []
-                assert msg.embeds and s.prompt in msg.embeds[0]["description"]
+                assert s.prompt in card(msg).prompt
             else:
                 await assert_delivered(world, s, jobs[s.prompt])
         assert len(answered(world, upload)) == 1  # a refusal is not retried
@@ -238,17 +239,18 @@ async def test_a_split_result_without_send_messages_keeps_what_was_shown_and_nam
         )  # fmt: skip
         sent = Sent(alice, "four foxes", handle)
         job = (await ended(bot, [sent]))[sent.prompt]
-        msg = await handle.wait_original(lambda m: "could not be posted" in str(m.embeds))
+        msg = await handle.wait_original(lambda m: "could not be posted" in m.text)
         refused = world.discord.requests_matching("POST", rf"^/channels/{channel.id}/messages$")
         assert refused and {r.status for r in refused} == {403}
     assert job.prediction_id is not None
     served = served_files(world, job.prediction_id)
     assert msg.attachment_bytes() == served[:2], "the images already shown were taken away"
     assert (job.status, job.image_count) == ("succeeded", 2)
-    note = {f["name"]: f["value"] for f in msg.embeds[0]["fields"]}["Note"]
+    note = "\n".join(card(msg).notes)
     assert "2 more images could not be posted: I need the **Send Messages** permission" in note, note
-    assert "Attach Files" not in msg.content + note
-    assert "four foxes" in msg.embeds[0]["description"]
+    assert "Attach Files" not in msg.text + note
+    assert "four foxes" in card(msg).prompt
+    assert len(card(msg).gallery) == 2, "the gallery still shows the images already posted"
     assert [m for m in world.discord.messages_in(channel) if m.id != msg.id] == []
 
 
@@ -266,7 +268,7 @@ async def test_missing_attach_files_for_a_job_resumed_after_a_restart(world):
         for s in sent:
             job = jobs[s.prompt]
             assert (job.status, job.image_count) == ("failed", 0)
-            msg = await s.handle.wait_original(lambda m: "Attach Files" in m.content)
+            msg = await s.handle.wait_original(lambda m: "Attach Files" in m.text)
             assert msg.attachments == []
         refused = world.discord.requests_matching("PATCH", rf"^/channels/{channel.id}/messages/\d+$")
         assert Counter(r.status for r in refused if r.files)[403] == 3

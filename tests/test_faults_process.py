@@ -278,7 +278,7 @@ async def test_sqlite_file_locked_by_another_process_for_two_seconds(world, tmp_
             assert result.at >= released
         response = late[0].handle.response
         assert response is not None and response.at < released
-        first_progress = next(e for e in world.discord.edits_of(late[0].handle.original_message_id) if e.content)
+        first_progress = next(e for e in world.discord.edits_of(late[0].handle.original_message_id) if e.text)
         assert first_progress.at >= released
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)

@@ -157,7 +157,7 @@ async def test_the_servers_history_is_for_manage_server_only(world):
         refused = await world.discord.slash_command(guild, channel, bob, "imagine-history", {"scope": "server"})
         reply = await private_reply(world, refused)
         assert reply.ephemeral
-        assert "permission" in reply.content
+        assert "permission" in reply.text
         shown = await history(world, guild, channel, admin, scope="server")
         own = await history(world, guild, channel, alice)
     assert shown.embeds[0]["title"] == "Recent images in this server"
@@ -185,9 +185,9 @@ def take_permissions(world, guild, user):
 async def refused_privately(world, bot, click, *words):
     reply = await private_reply(world, click)
     await bot.interaction_handled(click.id)
-    assert reply.flags & EPHEMERAL, reply.content
+    assert reply.flags & EPHEMERAL, reply.text
     for word in words:
-        assert word in reply.content, (word, reply.content)
+        assert word in reply.text, (word, reply.text)
     return reply
 
 
@@ -236,7 +236,7 @@ async def test_history_buttons_are_checked_again_when_pressed(world):
             click = await world.discord.click_button(planted.id, older, presser)
             await refused_privately(world, bot, click, "Only the person who opened this history")
         assert world.discord.edits_of(planted.id) == []
-        assert world.discord.message(planted.id).content == "look"
+        assert world.discord.message(planted.id).text == "look"
         # Someone else's page (as a forged interaction could reach it): neither bob's history nor alice's shown.
         mine_older = "flux-history:mine:older:1"
         for page, presser in ((own, bob), (server, bob), (own, admin)):

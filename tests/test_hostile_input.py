@@ -24,6 +24,7 @@ import pytest
 
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.fakes.discord_interactions import find_component
@@ -104,7 +105,7 @@ class Unchanged:
 async def refused(world, handle, guard: Unchanged, *words: str) -> str:
     """A short private answer containing every one of `words` (regexes), and nothing else changed."""
     msg = await private_reply(world, handle)
-    text = str(msg.content)
+    text = str(msg.text)
     assert msg.flags & EPHEMERAL, f"not private: {text!r}"
     assert len(text) <= 400, f"not short ({len(text)} chars): {text[:200]!r}…"
     for word in words:
@@ -132,7 +133,7 @@ def message_bodies(world) -> Iterator[tuple[str, dict[str, Any]]]:
         body = request.json
         if request.path.endswith("/callback"):
             body = body.get("data") or {}
-        if isinstance(body, dict) and ("content" in body or "embeds" in body):
+        if isinstance(body, dict) and ("content" in body or "embeds" in body or "components" in body):
             yield request.path, body
 
 
@@ -235,7 +236,7 @@ async def test_control_and_invisible_characters_are_stripped_from_a_real_prompt(
         job = await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == ["a red fox in the snow"]
     assert job.input["prompt"] == "a red fox in the snow"
-    assert "a red fox in the snow" in final.embeds[0]["description"]
+    assert "a red fox in the snow" in card(final).prompt
 
 
 # --- /imagine: options a modified client sends past Discord's checks ------------------------------------------
@@ -376,8 +377,8 @@ async def test_mentions_in_the_prompt_are_shown_but_ping_nobody(world):
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [prompt]
-    assert "@everyone" in final.embeds[0]["description"]
-    progress = [e.content for e in world.discord.edits_of(final.id) if "@everyone" in e.content]
+    assert "@everyone" in card(final).prompt
+    progress = [e.text for e in world.discord.edits_of(final.id) if "@everyone" in e.text]
     assert progress, "the progress lines quote the prompt"
     bodies = list(message_bodies(world))
     assert any("@everyone" in json.dumps(body) for _, body in bodies)
@@ -413,10 +414,10 @@ async def test_markdown_in_the_prompt_is_neutralised_in_progress_and_embed(world
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [f"# heading {MARKDOWN}"]  # the model gets the prompt as written
-    description = final.embeds[0]["description"]
+    description = final.text.splitlines()[0]  # the card's first line: the prompt
     assert description.startswith("**\\# heading"), description
     assert_neutralised(description)
-    progress = [e.content for e in world.discord.edits_of(final.id) if e.content]
+    progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
     assert progress
     for text in progress:
         first_line = text.splitlines()[0]
@@ -432,7 +433,7 @@ async def test_forged_cancel_of_someone_elses_job_is_refused_and_the_job_goes_on
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="alice's slow cat")
-        await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        await handle.wait_original(lambda m: not m.loading and bool(m.text))
         job = await bot.store.job_by_message(handle.original_message_id)
         assert job is not None
         job = await wait_status(bot, job.id, "running")
@@ -471,8 +472,7 @@ async def test_reroll_of_someone_elses_result_is_allowed_and_is_theirs(world):
     assert child.user_id == s.bob.id
     assert child.parent_id == parent.id and child.kind == "reroll"
     assert created_prompts(world) == ["alice's fox", "alice's fox"]
-    fields = {f["name"]: f["value"] for f in second.embeds[0]["fields"]}
-    assert fields["Requested by"] == f"<@{s.bob.id}>"
+    assert card(second).facts[-1] == f"<@{s.bob.id}>"
     assert world.discord.message(result.id).attachments, "alice's result is left as it was"
 
 
@@ -648,7 +648,7 @@ async def test_reroll_reaction_on_a_failed_jobs_reply_is_ignored(world):
     world.comet.queue_outcome(Outcome(status="failed", error="NSFW content detected", duration=0.05))
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="something spicy")
-        msg = await handle.wait_original(lambda m: "NSFW" in m.content, timeout=10)
+        msg = await handle.wait_original(lambda m: "NSFW" in m.text, timeout=10)
         job = await bot.store.job_by_message(msg.id)
         assert job is not None
         await wait_status(bot, job.id, "failed")

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from tests.card import card
 from tests.e2e import option_map, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.fakes.discord_interactions import find_component
@@ -65,14 +66,14 @@ async def assert_refused_privately(world, bot, handle, user, *pattern_words):
     """An ephemeral answer naming what to change, no public message left behind, nothing created or stored."""
     msg = await private_reply(world, handle)
     await bot.interaction_handled(handle.id)  # whatever the command was going to do, it has done
-    assert msg.flags & EPHEMERAL, f"not ephemeral: {msg.content!r}"
-    text = msg.content
+    assert msg.flags & EPHEMERAL, f"not ephemeral: {msg.text!r}"
+    text = msg.text
     for word in pattern_words:
         assert re.search(word, text, re.IGNORECASE), (word, text)
     assert "Traceback" not in text
     # the public "thinking…" (when the bot deferred first) is gone, no other public message was posted
     public = [m for m in world.discord.messages_in(handle.channel_id) if not m.ephemeral]
-    assert public == [], [m.content for m in public]
+    assert public == [], [m.text for m in public]
     assert world.comet.creates() == []
     assert await bot.store.last_job_at(user.id) is None
     return text
@@ -91,9 +92,9 @@ def has_component(custom_id):
 
 async def started_job(world, bot, handle, timeout=5.0):
     """The stored job behind a reply, once the reply shows progress."""
-    msg = await handle.wait_original(lambda m: not m.loading and bool(m.content), timeout=timeout)
+    msg = await handle.wait_original(lambda m: not m.loading and bool(m.text), timeout=timeout)
     job = await bot.store.job_by_message(msg.id)
-    assert job is not None, msg.content
+    assert job is not None, msg.text
     return job, msg
 
 
@@ -141,14 +142,18 @@ async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
     prediction = world.comet.predictions[job.prediction_id]
     served = [world.comet.file_bytes(u) for u in prediction_outputs(world, job.prediction_id)]
     assert final.attachment_bytes() == served
-    embed = final.embeds[0]
-    assert "a red fox" in embed["description"]
-    fields = {f["name"]: f["value"] for f in embed["fields"]}
-    assert fields["Seed"] == "42"
-    assert fields["Model"] == "flux-schnell"
-    assert fields["Requested by"] == f"<@{alice.id}>"
+    assert final.components_v2 and not final.content and not final.embeds
+    shown = card(final)
+    assert shown.prompt == "a red fox"
+    assert shown.facts[0] == "flux-schnell"
+    assert "seed 42" in shown.facts
+    assert shown.facts[-1] == f"<@{alice.id}>"
+    # the gallery shows the two files, in order, with the prompt as their alt text
+    assert final.shown_bytes() == served
+    assert [item.description for item in shown.gallery] == ["a red fox", "a red fox"]
+    assert not any(item.spoiler for item in shown.gallery)
     assert prediction.gets >= 1
-    progress = [e.content for e in world.discord.edits_of(final.id) if e.content]
+    progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
     assert any("Generating" in text or "Starting" in text for text in progress), progress
 
 
@@ -183,11 +188,12 @@ async def test_cancel_button_pressed_by_the_requester_cancels_the_prediction(wor
         assert click.response_type == 6  # acknowledged silently; the reply itself says what happened
         job = await wait_status(bot, job.id, "canceled", "failed", "succeeded")
         assert job.status == "canceled"
-        final = await handle.wait_original(lambda m: "Cancelled" in m.content)
+        final = await handle.wait_original(lambda m: "Cancelled" in m.text)
     assert cancel_requests(world, job.prediction_id)
     assert world.comet.predictions[job.prediction_id].cancel_requested
-    assert "a very slow cat" in final.content
-    assert list(custom_ids(final.components)) == []  # no Cancel button on a finished job
+    assert "a very slow cat" in final.text
+    # no Cancel button on a finished job; 🔄 to try again
+    assert list(custom_ids(final.components)) == [f"flux:reroll:{job.id}"]
     assert world.discord.internal_errors == []
 
 
@@ -202,7 +208,7 @@ async def test_cancel_button_refuses_other_members_and_the_job_goes_on(world):
         click = await world.discord.click_button(msg.id, custom_id, bob)
         refusal = await private_reply(world, click)
         assert refusal.flags & EPHEMERAL
-        assert "moderator" in refusal.content or "Only the person" in refusal.content
+        assert "moderator" in refusal.text or "Only the person" in refusal.text
 
         job = await wait_status(bot, job.id, "succeeded", "failed", "canceled")
     assert job.status == "succeeded"
@@ -270,7 +276,7 @@ async def test_deleting_the_reply_cancels_the_job_and_the_bot_carries_on(world):
         assert final.attachments
     assert world.discord.internal_errors == []
     assert world.discord.unhandled == []
-    assert not [m for m in world.discord.messages_in(channel) if "Cancelled" in m.content]
+    assert not [m for m in world.discord.messages_in(channel) if "Cancelled" in m.text]
 
 
 async def test_deleting_the_reply_of_a_stalled_job_cancels_it_promptly(world):
@@ -280,7 +286,7 @@ async def test_deleting_the_reply_of_a_stalled_job_cancels_it_promptly(world):
         handle = await imagine(world, guild, channel, alice, prompt="a cat", model="flux-1.1-pro")
         job, msg = await started_job(world, bot, handle)
         job = await wait_status(bot, job.id, "running")
-        await world.discord.wait_for(lambda: any("Generating" in e.content for e in world.discord.edits_of(msg.id)))
+        await world.discord.wait_for(lambda: any("Generating" in e.text for e in world.discord.edits_of(msg.id)))
         await world.discord.delete_message(channel, msg.id)
         try:
             job = await wait_status(bot, job.id, "canceled", "failed", "succeeded", timeout=3)
@@ -310,9 +316,9 @@ async def test_progress_shows_the_percentage_from_the_logs_at_a_calm_pace(world)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
     edits = progress_edits(world, final.id)
-    values = [int(m.group(1)) for e in edits if (m := PERCENT.search(e.content))]
-    assert values, [e.content for e in edits]
-    assert all("flux-dev" in e.content for e in edits)
+    values = [int(m.group(1)) for e in edits if (m := PERCENT.search(e.text))]
+    assert values, [e.text for e in edits]
+    assert all("flux-dev" in e.text for e in edits)
     # percentages only go up
     assert values == sorted(values)
     assert all(b.at - a.at >= 1.4 for a, b in itertools.pairwise(edits)), [e.at for e in edits]
@@ -348,8 +354,8 @@ async def test_no_percentage_is_invented_for_a_model_without_a_progress_bar(worl
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-1.1-pro")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
     edits = progress_edits(world, final.id)
-    assert any("Generating" in e.content for e in edits), [e.content for e in edits]
-    assert not [e.content for e in edits if "%" in e.content]
+    assert any("Generating" in e.text for e in edits), [e.text for e in edits]
+    assert not [e.text for e in edits if "%" in e.text]
     assert all(b.at - a.at >= 1.4 for a, b in itertools.pairwise(edits))
 
 
@@ -363,16 +369,18 @@ async def test_mentions_in_the_prompt_never_ping(world):
         handle = await imagine(world, guild, channel, alice, prompt="@everyone look at <@&123> and @here")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
         await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
-    assert "@everyone" in final.embeds[0]["description"]
+    assert "@everyone" in card(final).prompt
     sent = [
         r
         for r in world.discord.requests
-        if r.method in ("PATCH", "POST") and isinstance(r.json, dict) and ("content" in r.json or "embeds" in r.json)
+        if r.method in ("PATCH", "POST")
+        and isinstance(r.json, dict)
+        and ("content" in r.json or "embeds" in r.json or "components" in r.json)
     ]
     assert sent, "the bot sent no messages?"
     for request in sent:
         assert request.json.get("allowed_mentions", {}).get("parse") == [], (request.path, request.json)
-    shown = [e.content for e in world.discord.edits_of(final.id) if "@everyone" in e.content]
+    shown = [e.text for e in world.discord.edits_of(final.id) if "@everyone" in e.text]
     assert shown, "the progress lines quote the prompt (with pings disabled)"
 
 
@@ -469,4 +477,4 @@ async def test_the_token_is_timed_from_the_interaction_not_from_when_the_job_sta
     assert refused == [], f"the bot used a token it should have known was dead: {refused}"
     [result] = [e for e in world.discord.edits_of(final.id) if e.new_attachments]
     assert result.route.startswith(f"PATCH /channels/{channel.id}/messages/"), result.route
-    assert "make it night" in final.embeds[0]["description"]
+    assert "make it night" in card(final).prompt

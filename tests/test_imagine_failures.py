@@ -111,7 +111,7 @@ async def test_a_non_image_attachment_is_caught_after_the_download(world):
 
 async def failed_reply(world, bot, handle, *statuses, timeout=10.0):
     job = None
-    msg = await handle.wait_original(lambda m: not m.loading and bool(m.content), timeout=timeout)
+    msg = await handle.wait_original(lambda m: not m.loading and bool(m.text), timeout=timeout)
     job = await bot.store.job_by_message(msg.id)
     assert job is not None
     job = await wait_status(bot, job.id, "failed", "canceled", "succeeded", timeout=timeout)
@@ -122,7 +122,7 @@ async def failed_reply(world, bot, handle, *statuses, timeout=10.0):
 
 def assert_short_human_text(text):
     lines = [line for line in text.splitlines() if line.strip()]
-    assert 2 <= len(lines) <= 3, text  # the prompt, then one or two lines of reason
+    assert 3 <= len(lines) <= 4, text  # the prompt, its facts line, then one or two lines of reason
     for bad in ("Traceback", "Error:", "Exception", "HTTP 4", "HTTP 5", 'File "'):
         assert bad not in text, text
 
@@ -133,9 +133,9 @@ async def test_model_failure_is_shown_in_the_reply(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="something spicy")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert "NSFW content detected" in msg.content
-    assert "something spicy" in msg.content
-    assert_short_human_text(msg.content)
+    assert "NSFW content detected" in msg.text
+    assert "something spicy" in msg.text
+    assert_short_human_text(msg.text)
     assert not msg.ephemeral and msg.attachments == []
     # No Cancel button left on a finished job; a safety refusal offers 🔄 (tests/test_checked_outputs.py)
     assert ":cancel:" not in str(msg.components)
@@ -148,8 +148,8 @@ async def test_deadline_cancels_the_prediction_and_says_it_timed_out(world):
     async with world.bot(PREDICTION_DEADLINE="1") as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a slow cat")
         job, msg = await failed_reply(world, bot, handle, "failed")
-    assert "too long" in msg.content
-    assert_short_human_text(msg.content)
+    assert "too long" in msg.text
+    assert_short_human_text(msg.text)
     assert job.prediction_id is not None
     assert cancel_requests(world, job.prediction_id), "the prediction was left running on the API"
     assert world.comet.predictions[job.prediction_id].cancel_requested
@@ -161,11 +161,12 @@ async def test_wrong_api_key_asks_for_the_admins_and_never_shows_the_key(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert "admins" in msg.content
-    assert_short_human_text(msg.content)
+    assert "admins" in msg.text
+    assert_short_human_text(msg.text)
     assert world.comet.predictions == {}
+    assert ":reroll:" not in str(msg.components)  # the same request would fail the same way
     sent = [repr(r.json) for r in world.discord.requests] + [
-        repr((m.content, m.embeds)) for m in world.discord.messages.values()
+        repr((m.text, m.embeds)) for m in world.discord.messages.values()
     ]
     assert not [s for s in sent if KEY in s], "the API key reached Discord"
 
@@ -176,8 +177,8 @@ async def test_out_of_credit(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert "out of credit" in msg.content
-    assert_short_human_text(msg.content)
+    assert "out of credit" in msg.text
+    assert_short_human_text(msg.text)
     assert world.comet.predictions == {}
 
 
@@ -187,8 +188,8 @@ async def test_rate_limiting_that_outlasts_the_retries_says_to_try_again(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert re.search(r"try again", msg.content, re.IGNORECASE)
-    assert_short_human_text(msg.content)
+    assert re.search(r"try again", msg.text, re.IGNORECASE)
+    assert_short_human_text(msg.text)
     assert len(world.comet.creates()) > 1  # it did retry
     assert world.comet.predictions == {}
 
@@ -208,12 +209,12 @@ async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_trac
         damaged.close()
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         msg = await private_reply(world, handle)
-        assert msg.flags & EPHEMERAL, msg.content
-        assert "Something went wrong" in msg.content
-        assert "resolve exploded" not in msg.content
-        assert "Traceback" not in msg.content
+        assert msg.flags & EPHEMERAL, msg.text
+        assert "Something went wrong" in msg.text
+        assert "resolve exploded" not in msg.text
+        assert "Traceback" not in msg.text
         public = [m for m in world.discord.messages_in(channel) if not m.ephemeral and not m.deleted]
-        assert public == [], [(m.content, m.flags) for m in public]
+        assert public == [], [(m.text, m.flags) for m in public]
         assert world.comet.creates() == []
         assert await bot.store.last_job_at(alice.id) is None
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
@@ -232,7 +233,7 @@ async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world)
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
-        message = await handle.wait_original(lambda m: not m.loading and bool(m.content))
+        message = await handle.wait_original(lambda m: not m.loading and bool(m.text))
         job = await bot.store.job_by_message(message.id)
         job = await wait_status(bot, job.id, "running")
     gets_before = len(world.comet.requests_for("get"))
@@ -241,13 +242,13 @@ async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world)
     async with world.bot() as bot:
         job = await wait_status(bot, job.id, "failed", "succeeded", "canceled")
         msg = await world.discord.wait_for(
-            lambda: m if "not answering" in (m := world.discord.message(message.id)).content else None,
+            lambda: m if "not answering" in (m := world.discord.message(message.id)).text else None,
             what="the failure in the reply",
         )
     assert job.status == "failed"
-    assert "a cat" in msg.content
-    assert_short_human_text(msg.content)
-    assert "503" not in msg.content
+    assert "a cat" in msg.text
+    assert_short_human_text(msg.text)
+    assert "503" not in msg.text
     assert len(world.comet.requests_for("get")) - gets_before == RetryPolicy().attempts  # every retry was made
     assert len(world.comet.creates()) == 1
     # The prediction may still be running (and billed): the bot asked the API to stop it.
@@ -269,9 +270,9 @@ async def test_a_request_the_api_refuses_says_why(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert "refused the request: input.prompt: flagged by the content filter" in msg.content
-    assert_short_human_text(msg.content)
-    assert "422" not in msg.content
+    assert "refused the request: input.prompt: flagged by the content filter" in msg.text
+    assert_short_human_text(msg.text)
+    assert "422" not in msg.text
     assert len(world.comet.creates()) == 1  # a refusal is not retried
     assert world.comet.predictions == {}
 
@@ -282,9 +283,9 @@ async def test_an_api_answer_the_bot_has_no_rule_for_is_blamed_on_the_service_no
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         _, msg = await failed_reply(world, bot, handle, "failed")
-    assert "The image service could not take this request" in msg.content
-    assert_short_human_text(msg.content)
-    assert "409" not in msg.content
+    assert "The image service could not take this request" in msg.text
+    assert_short_human_text(msg.text)
+    assert "409" not in msg.text
     assert len(world.comet.creates()) == 1
 
 
@@ -298,11 +299,11 @@ async def test_a_job_that_crashes_gets_the_generic_text_and_a_logged_traceback(w
     caplog.set_level(logging.ERROR)
     async with world.bot() as bot:
         await imagine(world, guild, channel, alice, prompt="a cat")
-        msg = await world.discord.wait_for_message(lambda m: "Something went wrong" in m.content, timeout=10)
+        msg = await world.discord.wait_for_message(lambda m: "Something went wrong" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed", "succeeded")
     assert job.status == "failed"
-    assert "a cat" in msg.content
-    assert_short_human_text(msg.content)
-    assert "Invalid Form Body" not in msg.content
+    assert "a cat" in msg.text
+    assert_short_human_text(msg.text)
+    assert "Invalid Form Body" not in msg.text
     crashes = [r for r in caplog.records if "crashed" in r.getMessage() and r.exc_info]
     assert crashes, caplog.text

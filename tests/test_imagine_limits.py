@@ -8,6 +8,7 @@ import re
 
 from PIL import Image
 
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import (
@@ -37,8 +38,8 @@ async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(wo
         first_job, _ = await started_job(world, bot, first)
         await wait_status(bot, first_job.id, "running")
         second = await imagine(world, guild, channel, bob, prompt="bob's owl")
-        queued = await second.wait_original(lambda m: "in line" in m.content)
-        assert re.search(r"Queued — #1 in line", queued.content), queued.content
+        queued = await second.wait_original(lambda m: "in line" in m.text)
+        assert re.search(r"Queued — #1 in line", queued.text), queued.text
         second_job = await bot.store.job_by_message(queued.id)
         assert second_job is not None and second_job.status == "queued"
         assert len(world.comet.creates()) == 1  # bob's waits for the one slot
@@ -53,7 +54,7 @@ async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(wo
     assert final_b.attachment_bytes() == [
         world.comet.file_bytes(u) for u in prediction_outputs(world, job_b.prediction_id)
     ]
-    edits_b = [e.content for e in world.discord.edits_of(final_b.id)]
+    edits_b = [e.text for e in world.discord.edits_of(final_b.id)]
     assert "in line" in edits_b[0], edits_b  # the place in line came before anything else
 
 
@@ -86,7 +87,7 @@ async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
         second = await imagine(world, guild, channel, alice, prompt="two")
         refusal = await private_reply(world, second)
         assert refusal.flags & EPHEMERAL
-        assert re.search(r"already have 1 .*running", refusal.content), refusal.content
+        assert re.search(r"already have 1 .*running", refusal.text), refusal.text
         await bot.interaction_handled(second.id)
         assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
         assert second.original_message() is None or second.original_message().deleted
@@ -103,9 +104,9 @@ async def test_cooldown_asks_to_slow_down(world):
         second = await imagine(world, guild, channel, alice, prompt="two")
         refusal = await private_reply(world, second)
         assert refusal.flags & EPHEMERAL
-        assert "Slow down" in refusal.content
-        wait = re.search(r"in (\d+) s", refusal.content)
-        assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.content
+        assert "Slow down" in refusal.text
+        wait = re.search(r"in (\d+) s", refusal.text)
+        assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.text
         await bot.interaction_handled(second.id)
         assert len(world.comet.creates()) == 1
         assert second.original_message() is None or second.original_message().deleted
@@ -134,12 +135,12 @@ async def test_images_that_do_not_fit_one_message_follow_in_more_messages(world)
     assert [b for m in [final, *rest] for b in m.attachment_bytes()] == served
     for msg in rest:
         assert msg.message_reference is not None and int(msg.message_reference["message_id"]) == final.id
-    note = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}.get("Note", "")
-    assert "did not fit in one message" in note and "1 more" in note, final.embeds[0]
+    note = notes_of(final)
+    assert "did not fit in one message" in note and "1 more" in note, final.text
 
 
 def notes_of(message) -> str:
-    return str({f["name"]: f["value"] for f in message.embeds[0]["fields"]}.get("Note", ""))
+    return "\n".join(card(message).notes)
 
 
 def attachments_in(world, channel):
@@ -209,12 +210,12 @@ async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
     world.comet.queue_outcome(Outcome(duration=0.2))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a broken fox", attachment_size_limit=70_000)
-        final = await handle.wait_original(lambda m: "None of the images could be posted" in m.content, timeout=10)
+        final = await handle.wait_original(lambda m: "None of the images could be posted" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
         assert await bot.store.images_since(0, user_id=alice.id) == 0
     assert (job.status, job.image_count) == ("failed", 0)
     assert final.attachments == []
-    assert "image 1 (102 kB) is over the upload limit and could not be read" in notes_of(final), final.embeds
+    assert "image 1 (102 kB) is over the upload limit and could not be read" in notes_of(final), final.text
     assert [r for r in world.discord.requests if r.status == 413] == []
 
 
@@ -227,13 +228,13 @@ async def test_cancelling_a_queued_job_frees_its_place_and_creates_nothing(world
         first_job, _ = await started_job(world, bot, first)
         await wait_status(bot, first_job.id, "running")
         second = await imagine(world, guild, channel, bob, prompt="bob's owl")
-        queued = await second.wait_original(lambda m: "in line" in m.content)
+        queued = await second.wait_original(lambda m: "in line" in m.text)
         bob_job = await bot.store.job_by_message(queued.id)
         click = await world.discord.click_button(queued.id, f"flux:cancel:{bob_job.id}", bob)
         await click.wait_response()
         bob_job = await wait_status(bot, bob_job.id, "canceled", "failed", "succeeded")
         assert bob_job.status == "canceled" and bob_job.prediction_id is None
-        await second.wait_original(lambda m: "Cancelled" in m.content)
+        await second.wait_original(lambda m: "Cancelled" in m.text)
 
         # the slot is not leaked: alice's finishes, and a third job still gets to run
         job_a, _ = await delivered(bot, first)

@@ -175,7 +175,7 @@ async def test_a_reroll_whose_input_image_is_no_longer_stored_is_refused_and_not
         await bot.interaction_handled(click.id)
         assert [job.id for job in await bot.store.recent_jobs(user_id=alice.id, limit=10)] == [edit.id]
     assert message.flags & EPHEMERAL
-    assert "no longer kept" in message.content and "attach them anew" in message.content
+    assert "no longer kept" in message.text and "attach them anew" in message.text
     assert len(world.comet.creates()) == 1  # the edit's only
 
 
@@ -383,8 +383,8 @@ async def test_the_bot_deletes_expired_images_and_a_reroll_of_their_job_is_refus
         refusal = await private_reply(world, click)
         await bot.interaction_handled(click.id)
         jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
-    assert refusal.flags & EPHEMERAL, refusal.content
-    assert refusal.content.startswith("The images of this job are no longer kept (the bot keeps them 0 days"), refusal
+    assert refusal.flags & EPHEMERAL, refusal.text
+    assert refusal.text.startswith("The images of this job are no longer kept (the bot keeps them 0 days"), refusal
     assert [job.id for job in jobs] == [edit.id]  # nothing admitted, nothing booked
     assert len(world.comet.creates()) == 1  # the edit's only
 

@@ -9,6 +9,7 @@ from typing import Any
 from services.jobs.kinds.base import Kind
 from services.rules.options import RequestContext
 from services.text import verbatim
+from tests.card import card
 from tests.e2e import wait_status
 from ui.kind_words import WORDS, Words
 from ui.launch import ask_from
@@ -60,5 +61,5 @@ async def test_a_made_up_kind_runs_end_to_end_with_its_button_and_words(world, m
     sent = world.comet.creates()[-1].json["input"]
     assert sent["prompt"] == job.input["prompt"] == "a lighthouse, as a pencil sketch"
     assert len(world.comet.creates()) == 2
-    assert "🖍 Sketch of image 1 of [an earlier result]" in final.embeds[0]["description"]
+    assert "🖍 Sketch of image 1 of [an earlier result]" in str(card(final).origin)
     assert "🖍 sketch" in listed[0]

@@ -499,7 +499,7 @@ async def test_a_create_in_the_air_when_its_process_was_paused_is_recorded_and_n
 
         def shown() -> bool:
             message = sent[0].handle.original_message()
-            return message is not None and "not sent again" in message.content
+            return message is not None and "not sent again" in message.text
 
         return Paused(sent, at_stage, shown)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.discord_interactions import find_component
 from tests.test_imagine import EPHEMERAL, private_reply, started_job
@@ -90,7 +91,7 @@ async def test_a_mistake_is_explained_in_the_users_language(world):
         reply = await private_reply(world, handle)
         assert await bot.store.last_job_at(budi.id) is None
     assert reply.flags & EPHEMERAL
-    assert reply.content == indonesian("The prompt is empty: describe the image you want.")
+    assert reply.text == indonesian("The prompt is empty: describe the image you want.")
 
 
 async def test_a_job_message_is_in_the_servers_language_and_private_answers_in_the_users(world):
@@ -107,10 +108,9 @@ async def test_a_job_message_is_in_the_servers_language_and_private_answers_in_t
         english = await world.discord.click_button(final.id, f"flux:edit:{job.id}", budi, locale="en-US")
         await english.wait_response()
     assert job.status == "succeeded" and job.locale == "id"
-    progress = [e.content for e in world.discord.edits_of(final.id) if e.content]
+    progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
     assert any(indonesian("Starting") in line or indonesian("Generating") in line for line in progress), progress
-    fields = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}
-    assert fields[indonesian("Requested by")] == f"<@{budi.id}>"
+    assert card(final).facts[-1] == f"<@{budi.id}>"
     assert label(final, f"flux:reroll:{job.id}") == indonesian("Reroll")
     assert label(final, f"flux:edit:{job.id}") == indonesian("Edit")
     assert edit.modal["title"] == "Sunting dengan FLUX"
@@ -137,10 +137,10 @@ async def test_settings_answer_an_admin_in_their_language(world):
         )
         limits = await private_reply(world, refused)
     assert reply.flags & EPHEMERAL
-    assert "**Model yang diizinkan**:" in reply.content
-    assert "bawaan bot" in reply.content  # where each value comes from
-    assert limits.content.startswith(indonesian("Limits now:"))
-    assert "Jeda antar gambar seorang pengguna: 5 detik" in limits.content
+    assert "**Model yang diizinkan**:" in reply.text
+    assert "bawaan bot" in reply.text  # where each value comes from
+    assert limits.text.startswith(indonesian("Limits now:"))
+    assert "Jeda antar gambar seorang pengguna: 5 detik" in limits.text
 
 
 async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
@@ -152,8 +152,8 @@ async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
     async def private(command: str, options: dict[str, object]) -> str:
         handle = await world.discord.slash_command(guild, channel, budi, command, options, locale="id")
         reply = await private_reply(world, handle)
-        assert reply.flags & EPHEMERAL, reply.content
-        return str(reply.content)
+        assert reply.flags & EPHEMERAL, reply.text
+        return str(reply.text)
 
     async with world.bot() as bot:
         rules = await private("imagine-settings moderation", {"block": "rubah", "log_channel": log_channel.id})
@@ -173,7 +173,7 @@ async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
     assert blocked == 'Server ini tidak mengizinkan "rubah" dalam prompt; ubah prompt lalu coba lagi.'
     assert negative.startswith("FLUX tidak menerima prompt negatif")
     assert job.locale == "id"
-    assert " · sekitar $0.003 · " in line.content, line.content
+    assert " · sekitar $0.003 · " in line.text, line.text
     assert usage.startswith("**Hari ini (24 jam)**: 1 gambar, sekitar $0.003"), usage
     assert f"Anggota teratas: <@{budi.id}> 1 gambar $0.003" in usage
     assert usage.endswith(indonesian(USAGE_FOOTNOTE))

@@ -83,7 +83,7 @@ async def test_forty_member_chosen_model_names_make_no_series_beyond_other(world
         before = set(samples(text))
         handles = [await imagine(world, guild, channel, alice, prompt="a fox", model=name) for name in names]
         for handle in handles:  # the fake API knows none of them: each job fails (counted before it is shown)
-            await handle.wait_original(lambda m: "⚠️" in m.content, timeout=20)
+            await handle.wait_original(lambda m: "⚠️" in m.text, timeout=20)
         _, text = await get(port, "/metrics")
     found = samples(text)
     assert len(world.comet.creates()) == len(names)  # they did reach the API, by those names

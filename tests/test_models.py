@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from services.cometapi.polling import DurationStats
+from tests.card import card
 from tests.e2e import FAST_POLL, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import tiny_png
@@ -116,7 +117,7 @@ async def test_when_a_parameter_and_an_option_disagree_the_option_wins_and_the_r
                                model="flux-2-pro")  # fmt: skip
         final, job = await delivered_job(bot, handle)
     assert (job.input["aspect_ratio"], job.input["resolution"]) == ("3:2", "2 MP")
-    notes = [f["value"] for f in final.embeds[0]["fields"] if f["name"] == "Note"]
+    notes = card(final).notes
     assert notes == ["`--ar 16:9` in the prompt was not used: the aspect_ratio option (`3:2`) wins."]
 
 
@@ -128,7 +129,7 @@ async def test_flux_2_progress_shows_its_usual_duration_and_no_invented_percenta
         bot.service.stats = DurationStats(bot.settings.catalogue.typical_seconds(), FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-pro")
         final, job = await delivered_job(bot, handle)
-    edits = [e.content for e in progress_edits(world, final.id)]
+    edits = [e.text for e in progress_edits(world, final.id)]
     generating = [text for text in edits if "Generating" in text]
     assert generating, edits
     assert all("(usually 7–35 s)" in text for text in generating), generating
@@ -159,7 +160,7 @@ async def test_a_flux_2_run_past_its_usual_time_says_so(world):
         bot.service.stats = DurationStats({f"{BFL}/flux-2-dev": (0.2, 1.0)}, FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-dev")
         final, job = await delivered_job(bot, handle)
-    edits = [e.content for e in progress_edits(world, final.id)]
+    edits = [e.text for e in progress_edits(world, final.id)]
     assert any("(longer than the usual 0.2–1.0 s)" in text for text in edits), edits
     assert job.status == "succeeded"
 

@@ -65,10 +65,10 @@ def world(world_any_store):
 
 async def refused(world, handle) -> str:
     reply = await private_reply(world, handle)
-    assert reply.flags & EPHEMERAL, reply.content
+    assert reply.flags & EPHEMERAL, reply.text
     public = [m for m in world.discord.messages_in(handle.channel_id) if not m.ephemeral and not m.attachments]
-    assert public == [], [m.content for m in public]
-    return str(reply.content)
+    assert public == [], [m.text for m in public]
+    return str(reply.text)
 
 
 async def moderation(world, guild, channel, admin, **options) -> str:
@@ -125,7 +125,7 @@ async def test_each_job_is_recorded_in_the_log_channel(world):
         await moderation(world, guild, channel, admin, stop_logging=True)
         second = await imagine(world, guild, channel, member, prompt="not logged")
         await second.wait_original(lambda m: bool(m.attachments), timeout=10)
-    assert line.content == (
+    assert line.text == (
         f"<@{member.id}> · imagine · flux-schnell · about $0.006 · "
         f"https://discord.com/channels/{guild.id}/{channel.id}/{final.id}\n> a \\*lighthouse\\* @everyone"
     )

@@ -9,6 +9,7 @@ import io
 from PIL import Image
 
 from services.jobs.input_refs import referenced
+from tests.card import button_rows
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT
@@ -125,7 +126,7 @@ async def test_make_square_of_a_square_image_is_refused_privately_at_no_cost(wor
         reply = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
         jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
-    assert reply.ephemeral and "already square" in reply.content
+    assert reply.ephemeral and "already square" in reply.text
     assert len(world.comet.creates()) == 1
     assert jobs == [parent]
 
@@ -159,7 +160,7 @@ async def test_custom_zoom_refuses_a_factor_outside_1_to_2_privately_at_no_cost(
             submitted = await world.discord.submit_modal(click, {"factor": factor}, user_id=alice.id)
             reply = await private_reply(world, submitted)
             await bot.interaction_handled(submitted.id)
-            assert reply.ephemeral and "from 1.0 to 2.0" in reply.content, factor
+            assert reply.ephemeral and "from 1.0 to 2.0" in reply.text, factor
         jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
     assert len(world.comet.creates()) == 1
     assert jobs == [parent]
@@ -210,7 +211,7 @@ async def test_the_buttons_work_after_a_restart(world):
     guild, channel, _, alice, _ = setup_guild(world)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-    offered = [c["custom_id"] for row in world.discord.message(result.id).components for c in row["components"]]
+    offered = [c["custom_id"] for row in button_rows(world.discord.message(result.id)) for c in row]
     for action in ("zoom_double", "zoom_half", "zoom_custom", "make_square", "pan_left", "pan_right", "pan_up"):
         assert f"flux:{action}:{parent.id}" in offered
     async with world.bot() as bot:  # a new process: nothing cached
@@ -228,7 +229,7 @@ async def test_a_zoom_in_flight_at_a_restart_is_delivered_with_the_original_kept
         world.comet.queue_outcome(Outcome(duration=2.0))
         handle = await world.discord.click_button(result, f"flux:pan_down:{parent.id}", alice)
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
-        message = await handle.wait_original(lambda m: "Starting" in m.content or "Generating" in m.content)
+        message = await handle.wait_original(lambda m: "Starting" in m.text or "Generating" in m.text)
         job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "running")
     async with world.bot() as bot:  # a new process picks the job up by its prediction id
         job = await wait_status(bot, job.id, "succeeded", "failed")

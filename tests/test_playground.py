@@ -32,7 +32,7 @@ def test_imagine_a_button_and_a_reaction_from_the_terminal(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     imagine, press, react, bad, show, _quit = blocks(result.stdout)
     assert imagine.startswith("imagine a red fox")
-    assert "[1] FLUX" in imagine and "Aspect ratio: 16:9" in imagine and "image: flux-" in imagine
+    assert "[1] FLUX" in imagine and " · 16:9 · " in imagine and "image: flux-" in imagine
     assert "[Reroll]" in imagine
     # the button made a second result, the reaction a third; each one an image
     assert "[2] FLUX" in press and "Reroll of" in press and "image: flux-" in press

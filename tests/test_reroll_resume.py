@@ -78,7 +78,7 @@ async def test_reactions_that_are_not_rerolls_are_ignored(world):
         assert await bot.store.last_job_at(bob.id) is None
     assert len(world.comet.creates()) == 1
     replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
-    assert replies == [], [m.content for m in replies]
+    assert replies == [], [m.text for m in replies]
 
 
 async def test_the_repeat_reaction_rerolls_too(world):
@@ -107,8 +107,8 @@ async def test_refused_reroll_says_why(world):
         await world.discord.slash_command(guild, channel, bob, "imagine", {"prompt": "slow one"})
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
         await world.discord.add_reaction(channel, result.id, bob, "🔄")
-        reply = await world.discord.wait_for_message(lambda m: "can't reroll" in m.content, timeout=10)
-    assert "already have 1 image job" in reply.content
+        reply = await world.discord.wait_for_message(lambda m: "can't reroll" in m.text, timeout=10)
+    assert "already have 1 image job" in reply.text
     assert len(world.comet.creates()) == 2
 
 
@@ -131,7 +131,7 @@ async def test_a_job_in_flight_at_shutdown_resumes_with_the_same_prediction(worl
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "slow"})
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 1, timeout=10)
-        message = await handle.wait_original(lambda m: "Starting" in m.content or "Generating" in m.content)
+        message = await handle.wait_original(lambda m: "Starting" in m.text or "Generating" in m.text)
         job = await bot.store.job_by_message(message.id)
         job = await wait_status(bot, job.id, "running")
     # The bot stopped mid-job; a new process picks the job up by its prediction id.
@@ -150,7 +150,7 @@ async def test_a_stop_while_the_create_is_in_the_air_records_it_and_resumes(worl
     world.comet.inject("create", status=None, delay=1.0)  # answered normally, but slowly
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
-        message = await handle.wait_original(lambda m: "Starting" in m.content, timeout=10)
+        message = await handle.wait_original(lambda m: "Starting" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "submitting")
         await world.comet.wait_for(world.comet.creates, what="the create")  # it is answered after 1 s
     # Shutdown waited for the create's answer, so the prediction id was recorded and the job resumes by polling.
@@ -174,7 +174,7 @@ async def test_a_job_found_mid_create_after_a_crash_is_failed_not_sent_again(wor
         await bot.store.create_job(job)
     async with world.bot() as bot:
         job = await wait_status(bot, job.id, "failed")
-        await world.discord.wait_for(lambda: "restarted while starting" in world.discord.message(message.id).content)
+        await world.discord.wait_for(lambda: "restarted while starting" in world.discord.message(message.id).text)
     assert world.comet.creates() == []
 
 
@@ -238,9 +238,9 @@ async def test_a_reaction_refused_for_the_cooldown_gets_a_reply_that_goes_when_t
         await world.discord.add_reaction(channel, result.id, bob, "🔁")  # within bob's cooldown
         await bot.reaction_handled(result.id, bob.id, "🔁")
         replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
-        assert len(replies) == 2, [m.content for m in replies]
+        assert len(replies) == 2, [m.text for m in replies]
         rerolled, refused = replies
-        assert refused.content.startswith(f"<@{bob.id}> can't reroll this: Slow down"), refused.content
+        assert refused.text.startswith(f"<@{bob.id}> can't reroll this: Slow down"), refused.text
         # Public (a reaction has no private answer), so it is deleted once the cooldown is over.
         await world.discord.wait_for(
             lambda: world.discord.message(refused.id).deleted or None, timeout=30, what="the refusal deleted"

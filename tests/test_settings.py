@@ -7,6 +7,7 @@ import time
 import pytest
 
 from services.store.models import GuildSettings
+from tests.card import card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, private_reply
@@ -34,7 +35,7 @@ async def ephemeral_text(handle) -> str:
     message = handle.original_message()
     assert message is not None
     assert message.ephemeral
-    return str(message.content)
+    return str(message.text)
 
 
 async def imagine(world, bot, guild, channel, user, **options):
@@ -131,7 +132,7 @@ async def test_models_not_allowed_are_refused_before_any_prediction(world):
         )
         refusal = await handle.wait_followups(1)
         assert refusal[0].ephemeral
-        assert "does not allow" in refusal[0].content
+        assert "does not allow" in refusal[0].text
     assert world.comet.creates() == []
 
 
@@ -147,7 +148,7 @@ async def test_daily_quota_and_cooldown_from_server_limits(world):
         await imagine(world, bot, guild, channel, member, num_outputs=2)
         handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one more"})
         [refusal] = await handle.wait_followups(1)
-        assert "2 of your 2 images" in refusal.content
+        assert "2 of your 2 images" in refusal.text
         await (
             await world.discord.slash_command(
                 guild, channel, admin, "imagine-settings limits", {"images_per_user_per_day": 0, "cooldown_seconds": 60}
@@ -155,7 +156,7 @@ async def test_daily_quota_and_cooldown_from_server_limits(world):
         ).wait_response()
         handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "again"})
         [refusal] = await handle.wait_followups(1)
-        assert "Slow down" in refusal.content
+        assert "Slow down" in refusal.text
     assert len(world.comet.creates()) == 1
 
 
@@ -167,11 +168,11 @@ async def refused(world, bot, handle, user) -> str:
     """A private refusal, and nothing started for `user`: no job stored, no prediction created."""
     creates = len(world.comet.creates())
     msg = await private_reply(world, handle)
-    assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.content!r}"
+    assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.text!r}"
     await bot.interaction_handled(handle.id)
     assert len(world.comet.creates()) == creates
     assert await bot.store.last_job_at(user.id) is None
-    return str(msg.content)
+    return str(msg.text)
 
 
 async def test_the_servers_daily_quota_counts_every_members_images(world):
@@ -201,14 +202,14 @@ async def test_the_servers_jobs_in_flight_limit_replaces_the_bots(world):
     async with world.bot(MAX_JOBS_PER_USER="10") as bot:
         await set_limits(world, guild, channel, admin, jobs_in_flight=1)
         first = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one"})
-        message = await first.wait_original(lambda m: not m.loading and bool(m.content))
+        message = await first.wait_original(lambda m: not m.loading and bool(m.text))
         job = await bot.store.job_by_message(message.id)
         await wait_status(bot, job.id, "running")
 
         second = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "two"})
         msg = await private_reply(world, second)
-        assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.content!r}"
-        assert "already have 1 image job running" in msg.content and "limit 1" in msg.content
+        assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.text!r}"
+        assert "already have 1 image job running" in msg.text and "limit 1" in msg.text
         await bot.interaction_handled(second.id)
     assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
 
@@ -245,7 +246,7 @@ RETIRED = "black-forest-labs/flux-3-retired"  # saved while it was in the catalo
 
 
 def notes_of(message) -> list[str]:
-    return [field["value"] for field in message.embeds[0]["fields"] if field["name"] == "Note"]
+    return ["\n".join(card(message).notes)] if card(message).notes else []
 
 
 async def save_server(bot, guild, defaults, allowed=None):

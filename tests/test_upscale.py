@@ -12,6 +12,7 @@ from PIL import Image
 
 from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION, instruction
 from services.store.models import Job, JobStatus
+from tests.card import card
 from tests.test_imagine import private_reply
 from tests.test_variations import delivered, link_to, result_of, rows, setup_guild
 
@@ -91,9 +92,9 @@ async def test_u_buttons_post_each_image_alone_with_no_create_and_no_cost(world)
         assert (pick.cost_microusd, pick.settled_microusd, pick.image_count) == (0, 0, 0)
         assert (pick.model, pick.input) == (parent.model, parent.input)
         assert rows(message)[:2] == one_image_rows(pick.id)  # the one-image buttons at once (offered ones after)
-        embed = message.embeds[0]
-        assert f"Copy of image {n} of [an earlier result]({link_to(result)})" in embed["description"]
-        assert "Time" not in [field["name"] for field in embed["fields"]]  # nothing ran
+        shown = card(message)
+        assert f"Copy of image {n} of [an earlier result]({link_to(result)})" in str(shown.origin)
+        assert not [fact for fact in shown.facts if fact.endswith(" s")]  # nothing ran: no time
     assert pick.created_at == parent.created_at  # so it starts no cooldown
 
 
@@ -116,10 +117,7 @@ async def test_upscale_sends_twice_the_size_with_the_image_as_its_only_reference
     assert sent[0]["prompt"] == SUBTLE_INSTRUCTION
     assert sent[1]["prompt"] == CREATIVE_INSTRUCTION + parent.input["prompt"]
     assert (subtle.extra.strength, creative.extra.strength) == ("subtle", "creative")
-    assert (
-        f"Subtle upscale of image 1 of [an earlier result]({link_to(message)})"
-        in subtle_message.embeds[0]["description"]
-    )
+    assert f"Subtle upscale of image 1 of [an earlier result]({link_to(message)})" in str(card(subtle_message).origin)
     assert rows(subtle_message)[:2] == one_image_rows(subtle.id)
 
 
@@ -132,7 +130,7 @@ async def test_an_upscale_stays_within_the_models_largest_size_and_says_so(world
     assert (body["width"], body["height"]) == (2048, 1360)  # 3072x2048 scaled to 2048 a side, in steps of 16
     assert job.cost_microusd == 15_000 + 2 * 15_000 + 3 * 15_000  # 1.5 MP in, 2.7 MP out
     note = "Twice the size would be 3072×2048; flux-2-pro draws at most 2048 a side, so it is 2048×1360."
-    assert {"name": "Note", "value": note, "inline": False} in shown.embeds[0]["fields"]
+    assert note in card(shown).notes
 
 
 async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
@@ -154,7 +152,7 @@ async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
     for name in ("output_format", "output_quality", "num_outputs"):
         assert body[name] == parent.input[name]
     assert (child.input["image"], child.input["prompt_strength"]) == (result.attachments[0].url, 0.75)
-    assert "🎛️ Remix of image 1 of [an earlier result]" in message.embeds[0]["description"]
+    assert "🎛️ Remix of image 1 of [an earlier result]" in str(card(message).origin)
     sent = world.comet.creates()[3].json["input"]
     assert (plain_child.model, sent["prompt"], sent["seed"], sent["aspect_ratio"]) == (SCHNELL, "a castle", 9, "16:9")
     assert "image" not in sent
@@ -173,7 +171,7 @@ async def test_a_remixed_prompt_is_moderated_like_any_prompt(world):
         handle = await remix(world, bot, result, f"flux:remix:{parent.id}:1", alice, "a red dragon")
         reply = await private_reply(world, handle)
         assert reply.ephemeral
-        assert 'does not allow "dragon"' in reply.content
+        assert 'does not allow "dragon"' in reply.text
         assert await job_count(bot, guild) == jobs
     assert len(world.comet.creates()) == 1
 
@@ -187,7 +185,7 @@ async def test_refusals_cost_nothing_and_create_nothing(world):
     async def refused(message, custom_id, expected):
         reply = await private_reply(world, await world.discord.click_button(message, custom_id, alice))
         assert reply.ephemeral
-        assert expected in reply.content
+        assert expected in reply.text
         return reply
 
     async with world.bot() as bot:
@@ -206,7 +204,7 @@ async def test_refusals_cost_nothing_and_create_nothing(world):
         await admin_says("imagine-settings models", {"deny": "flux-schnell"})
         handle = await remix(world, bot, message, f"flux:remix:{parent.id}:1", alice, "a boat")
         reply = await private_reply(world, handle)
-        assert "does not allow flux-schnell" in reply.content
+        assert "does not allow flux-schnell" in reply.text
         # The images' links have expired (days later, the message not loaded anew): nothing to post or send.
         world.discord.cdn_time_shift = 3 * 86_400
         await refused(grid, f"flux:pick:{grid_job.id}:1", "Could not use the attached image")
@@ -242,3 +240,17 @@ def test_a_creative_upscale_of_an_upscale_names_the_original_subject():
     again = instruction(SUBTLE_INSTRUCTION, creative=True)
     assert again.endswith("style.") and SUBTLE_INSTRUCTION not in again
     assert instruction(first, creative=False) == SUBTLE_INSTRUCTION
+
+
+async def test_upscale_with_flux_on_any_message_upscales_its_first_image_subtly(world):
+    _, channel, _, alice, _ = setup_guild(world)
+    posted = await world.discord.post_message(channel, alice, "my photo", files=[("photo.png", png(640, 480))])
+    async with world.bot() as bot:
+        menu = await world.discord.message_command(posted, alice, "Upscale with FLUX")
+        message, job = await delivered(world, bot, menu)
+    body = world.comet.creates()[-1].json["input"]
+    assert (job.kind, job.model, job.parent_id) == ("upscale", FLUX2_PRO, None)
+    assert body["input_images"] == [posted.attachments[0].url]
+    assert (body["width"], body["height"]) == (1280, 960)
+    assert body["prompt"] == SUBTLE_INSTRUCTION
+    assert card(message).gallery

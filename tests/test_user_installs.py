@@ -14,6 +14,7 @@ import pytest
 from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
+from tests.card import button_rows
 from tests.e2e import KEY, TOKEN, wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, custom_ids, private_reply, started_job
@@ -71,7 +72,7 @@ async def test_imagine_in_a_server_without_the_bot_is_delivered_through_the_inte
         assert second.status == "succeeded" and second.parent_id == job.id
     assert not final.ephemeral
     assert job.reply_by is not None  # it had to end before the token expired
-    assert len([e for e in world.discord.edits_of(final.id) if e.content]) >= 1  # progress shown on the way
+    assert len([e for e in world.discord.edits_of(final.id) if e.text]) >= 1  # progress shown on the way
     assert channel_requests(world, channel.id) == []
     assert world.discord.dispatched_events("GUILD_CREATE") == []  # the bot really is not in that server
 
@@ -122,7 +123,7 @@ async def test_replies_forced_private_by_the_server_still_show_the_job_in_the_us
     assert job.status == "succeeded"
     # Only alice sees it: in her language (English), not the server's (Indonesian).
     assert job.locale == "en-US"
-    assert any(b.get("label") == "Reroll" for row in final.components for b in row.get("components", []))
+    assert any(b.get("label") == "Reroll" for row in button_rows(final) for b in row)
     assert channel_requests(world, channel.id) == []
 
 
@@ -147,13 +148,13 @@ async def test_a_job_that_cannot_finish_before_the_token_expires_says_so_in_time
     monkeypatch.setattr(runner_module, "REPLY_MARGIN", 15 * 60 - 1.0)
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
-        final = await handle.wait_original(lambda m: "15 minutes" in m.content, timeout=10)
+        final = await handle.wait_original(lambda m: "15 minutes" in m.text, timeout=10)
         job = await bot.store.job_by_message(final.id)
         job = await wait_status(bot, job.id, "failed", "canceled", "succeeded")
     assert job.status == "failed"
     assert not handle.token_expired and not final.ephemeral
     assert world.comet.predictions[job.prediction_id].cancel_requested  # stopped, not left running and paid for
-    assert list(custom_ids(final.components)) == []
+    assert list(custom_ids(final.components)) == [f"flux:reroll:{job.id}"]  # 🔄: a new click, a new token
     assert channel_requests(world, channel.id) == []
 
 
@@ -214,9 +215,9 @@ async def test_a_refusal_there_is_a_private_follow_up_through_the_interaction(wo
         click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
         await click.wait_response()
         await wait_status(bot, job.id, "canceled")
-        await first.wait_original(lambda m: "🛑" in m.content)
+        await first.wait_original(lambda m: "🛑" in m.text)
     assert reply.flags & EPHEMERAL
-    assert "already have 1 image job running" in reply.content
+    assert "already have 1 image job running" in reply.text
     assert channel_requests(world, channel.id) == []
 
 
@@ -259,7 +260,7 @@ async def test_the_interaction_token_is_deleted_from_the_database_when_the_job_e
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a bad fox"})
         job, message = await started_job(world, bot, handle)
         assert await stored_token(bot, job.id) == handle.token  # kept while the job works
-        await handle.wait_original(lambda m: "⚠️" in m.content, timeout=10)
+        await handle.wait_original(lambda m: "⚠️" in m.text, timeout=10)
         job = await wait_status(bot, job.id, "failed")
         assert await stored_token(bot, job.id) is None
         # Canceled.
@@ -268,7 +269,7 @@ async def test_the_interaction_token_is_deleted_from_the_database_when_the_job_e
         job = await wait_status(bot, job.id, "running")
         click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
         await click.wait_response()
-        await handle.wait_original(lambda m: "🛑" in m.content, timeout=10)
+        await handle.wait_original(lambda m: "🛑" in m.text, timeout=10)
         job = await wait_status(bot, job.id, "canceled")
         assert await stored_token(bot, job.id) is None
     assert channel_requests(world, channel.id) == []
@@ -291,7 +292,7 @@ async def test_a_job_resumed_after_a_restart_still_shows_its_end_through_the_tok
             click = await world.discord.click_button(message.id, f"flux:cancel:{job.id}", alice)
             await click.wait_response()
         icon = "⚠️" if end == "failed" else "🛑"
-        await handle.wait_original(lambda m: icon in m.content, timeout=10)
+        await handle.wait_original(lambda m: icon in m.text, timeout=10)
         job = await wait_status(bot, job.id, end)
         assert await stored_token(bot, job.id) is None
     assert world.discord.requests_matching("PATCH", rf"^/webhooks/\d+/[^/]+/messages/{message.id}$")

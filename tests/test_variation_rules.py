@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
-import discord
 import pytest
 
 from services.errors import BadInput
@@ -18,7 +16,7 @@ from services.rules.options import RequestContext
 from services.rules.server_settings import validated_defaults
 from services.rules.variation_models import Strength, carried_options, split_reference, with_reference
 from services.store.models import GuildSettings, Job, JobStatus
-from ui.views import Action, JobButton, Press, custom_id, result_view
+from ui.views import Action, JobButton, Press, Row, custom_id, result_rows
 
 MODELS = built_in()
 DEV = "black-forest-labs/flux-dev"
@@ -122,34 +120,24 @@ def test_custom_ids_name_the_image_and_strength_and_old_ones_still_match():
     assert template.fullmatch(f"flux:Up Scale:{job_id}:2") is None
 
 
-def buttons(view: discord.ui.View) -> list[discord.ui.Button[Any]]:
-    return [item for item in view.children if isinstance(item, discord.ui.Button)]
-
-
-def labels(view: discord.ui.View) -> list[list[str | None]]:
-    return [[item.label for item in buttons(view) if item.row == row] for row in range(5)]
+def labels(rows: list[Row]) -> list[list[str | None]]:
+    return [[item.label for item in row] for row in rows]
 
 
 def test_result_buttons_for_one_several_and_no_images():
     job_id = "f" * 32
-    one = result_view(job_id, 1)
-    assert labels(one) == [
+    assert labels(result_rows(job_id, 1)) == [
         ["Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)"],
         ["Remix", "Edit", "Reroll"],
-        [],
-        [],
-        [],
     ]
-    assert labels(result_view(job_id, 4)) == [
+    assert labels(result_rows(job_id, 4)) == [
         ["U1", "U2", "U3", "U4", "Reroll"],
         ["V1", "V2", "V3", "V4"],
         ["E1", "E2", "E3", "E4"],
-        [],
-        [],
     ]
-    assert labels(result_view(job_id, 5))[3] == ["Reroll"]  # a full row of five: 🔄 gets a row of its own
-    assert [item.label for item in buttons(result_view(job_id, 0))] == ["Reroll"]
-    ids = [str(item.custom_id) for item in buttons(result_view(job_id, 4))]
+    assert labels(result_rows(job_id, 5))[3] == ["Reroll"]  # a full row of five: 🔄 gets a row of its own
+    assert labels(result_rows(job_id, 0)) == [["Reroll"]]
+    ids = [str(item.custom_id) for row in result_rows(job_id, 4) for item in row]
     assert len(ids) == len(set(ids))
     assert all(len(i) <= 100 and re.fullmatch(r"flux:\w+:[0-9a-f]{32}(:\d+(:\w+)?)?", i) for i in ids)
 
@@ -161,19 +149,20 @@ def test_offered_buttons_take_the_rows_left_within_discords_limits(images, offer
     under several, U1..Un lead to them."""
     job_id = "e" * 32
     more = [f"extra{n}" for n in range(offered)]
-    view = result_view(job_id, images, more=more)
-    payload = view.to_components()
-    assert len(payload) <= 5
-    assert all(len(row["components"]) <= 5 for row in payload)
-    assert len(view.children) <= 25
-    ids = [str(item.custom_id) for item in buttons(view)]
+    rows = result_rows(job_id, images, more=more)
+    assert len(rows) <= 5
+    assert all(1 <= len(row) <= 5 for row in rows)
+    everything = [item for row in rows for item in row]
+    ids = [str(item.custom_id) for item in everything]
     assert len(ids) == len(set(ids))
-    extras = [item for item in buttons(view) if str(item.custom_id).startswith("flux:extra")]
+    extras = [n for n, row in enumerate(rows) for item in row if str(item.custom_id).startswith("flux:extra")]
     if images != 1:
         assert extras == []
     else:
-        builtin_rows = {item.row for item in buttons(view) if item not in extras}
-        assert all(item.row not in builtin_rows for item in extras)  # a row of their own
+        builtin_rows = {
+            n for n, row in enumerate(rows) for item in row if not str(item.custom_id).startswith("flux:extra")
+        }
+        assert not builtin_rows & set(extras)  # rows of their own
         room = 25 - 5 * len(builtin_rows)
         assert len(extras) == min(offered, room)
     if images == 1:

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from services.store.models import Job, JobStatus
+from tests.card import button_rows, card
 from tests.e2e import wait_status
 from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT, tiny_png
@@ -34,13 +35,13 @@ async def delivered(world, bot, handle):
 
     def outcome():
         original = handle.original_message()
-        if original is not None and (original.attachments or "⚠️" in original.content or "🛑" in original.content):
+        if original is not None and (original.attachments or "⚠️" in original.text or "🛑" in original.text):
             return original
-        refusals = [m for m in handle.followups() if m.content]
+        refusals = [m for m in handle.followups() if m.text]
         return refusals[-1] if refusals else None
 
     final = await world.discord.wait_for(outcome, timeout=10, what=f"the outcome of {handle!r}")
-    assert final.attachments, f"no images; the bot said: {final.content!r}"
+    assert final.attachments, f"no images; the bot said: {final.text!r}"
     job = await bot.store.job_by_message(final.id)
     return final, await wait_status(bot, job.id, "succeeded")
 
@@ -52,7 +53,7 @@ async def result_of(world, bot, guild, channel, user, prompt="a lighthouse at du
 
 def rows(message):
     """The buttons of a message, row by row, as (label, custom_id)."""
-    return [[(c.get("label"), c["custom_id"]) for c in row["components"]] for row in message.components]
+    return [[(c.get("label"), c["custom_id"]) for c in row] for row in button_rows(message)]
 
 
 def builtin_rows(message, bot):
@@ -76,8 +77,8 @@ async def click_edit(world, bot, result, custom_id, user, instruction="add snow"
     await click.wait_response()
     modal = click.modal
     assert modal is not None, "the edit button should open the modal"
-    fields = [c["custom_id"] for row in modal["components"] for c in row["components"]]
-    assert fields == ["instruction"], "an edit of one named image does not ask which image"
+    fields = [c["custom_id"] for row in modal["components"] for c in row.get("components", [row.get("component")])]
+    assert fields == ["instruction", "references"], "an edit of one named image does not ask which image"
     submitted = await world.discord.submit_modal(click, {"instruction": instruction}, user_id=user.id)
     return await delivered(world, bot, submitted)
 
@@ -121,12 +122,12 @@ async def test_every_button_under_one_image(world):
     assert_variation_of(subtle, parent, result, 1, SUBTLE, alice)
     assert_variation_of(strong, parent, result, 1, STRONG, alice)
     assert_edit_of(edit, parent, result, 1)
-    assert {"name": "Aspect ratio", "value": "as the input", "inline": True} in edit_msg.embeds[0]["fields"]
+    assert "as the input" in card(edit_msg).facts
     assert (reroll.kind, reroll.parent_id, reroll.model) == ("reroll", parent.id, SCHNELL)
     assert len({job.input["seed"] for job in (parent, subtle, strong, reroll)}) == 4
     assert len(world.comet.creates()) == 5  # exactly one create per click
     # The variation's own result shows where it came from, with a link, and the buttons of a one-image result.
-    description = subtle_msg.embeds[0]["description"]
+    description = subtle_msg.text
     assert f"Subtle variation of image 1 of [an earlier result]({link_to(result)})" in description
     assert rows(subtle_msg)[0][2] == ("Vary (Subtle)", f"flux:vary:{subtle.id}:1:subtle")
 
@@ -142,7 +143,7 @@ async def test_every_button_under_several_images(world, count):
             [(f"V{n}", f"flux:vary:{parent.id}:{n}:strong") for n in numbers],
             [(f"E{n}", f"flux:edit:{parent.id}:{n}") for n in numbers],
         ]
-        assert f"V1-V{count}" in result.embeds[0]["footer"]["text"]
+        assert len(card(result).gallery) == count
         variations = [await click_vary(world, bot, result, f"flux:vary:{parent.id}:{n}:strong", alice) for n in numbers]
         edits = [await click_edit(world, bot, result, f"flux:edit:{parent.id}:{n}", alice) for n in numbers]
         _, reroll = await delivered(
@@ -152,13 +153,10 @@ async def test_every_button_under_several_images(world, count):
         assert_variation_of(child, parent, result, n, STRONG, alice)
         assert child.input["num_outputs"] == count  # a grid varies into a grid
         assert len(message.attachments) == count
-        assert (
-            f"Strong variation of image {n} of [an earlier result]({link_to(result)})"
-            in message.embeds[0]["description"]
-        )
+        assert f"Strong variation of image {n} of [an earlier result]({link_to(result)})" in str(card(message).origin)
     for n, (message, child) in zip(numbers, edits, strict=True):
         assert_edit_of(child, parent, result, n)
-        assert f"Edit of image {n} of [an earlier result]({link_to(result)})" in message.embeds[0]["description"]
+        assert f"Edit of image {n} of [an earlier result]({link_to(result)})" in str(card(message).origin)
     assert (reroll.kind, reroll.input["num_outputs"]) == ("reroll", count)
     assert len(world.comet.creates()) == 1 + 2 * count + 1
 
@@ -195,7 +193,7 @@ async def test_another_member_varies_as_themself_within_their_own_limits(world):
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         message, child = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:strong", bob)
         assert child.user_id == bob.id
-        assert {"name": "Requested by", "value": f"<@{bob.id}>", "inline": True} in message.embeds[0]["fields"]
+        assert card(message).facts[-1] == f"<@{bob.id}>"
         # Bob's next variation while one of his jobs runs: refused by his limit, nothing sent.
         world.comet.queue_outcome(Outcome(duration=5))
         await world.discord.slash_command(guild, channel, bob, "imagine", {"prompt": "slow"})
@@ -203,7 +201,7 @@ async def test_another_member_varies_as_themself_within_their_own_limits(world):
         refused = await world.discord.click_button(result, f"flux:vary:{parent.id}:2:strong", bob)
         reply = await private_reply(world, refused)
         assert reply.ephemeral
-        assert "already have 1 image job" in reply.content
+        assert "already have 1 image job" in reply.text
         # Alice is not held back by Bob's limit.
         _, hers = await click_vary(world, bot, result, f"flux:vary:{parent.id}:2:strong", alice)
     assert hers.user_id == alice.id
@@ -245,7 +243,7 @@ async def test_a_reroll_of_a_variation_varies_the_same_image_again(world):
     assert again.input["image"] == variation.input["image"] == result.attachments[1].url
     assert again.input["prompt_strength"] == STRONG
     assert again.input["seed"] != variation.input["seed"]
-    assert f"Reroll of [an earlier result]({link_to(varied)})" in again_message.embeds[0]["description"]
+    assert f"Reroll of [an earlier result]({link_to(varied)})" in str(card(again_message).origin)
     assert_variation_of(deeper, variation, varied, 1, STRONG, alice)
 
 
@@ -284,7 +282,7 @@ async def test_variations_are_refused_where_no_model_can_make_them(world):
         refused = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:subtle", alice)
         reply = await private_reply(world, refused)
     assert reply.ephemeral
-    assert "allows no model that makes variations" in reply.content
+    assert "allows no model that makes variations" in reply.text
     assert len(world.comet.creates()) == 1
     assert [m for m in world.discord.messages_in(channel.id) if not m.ephemeral] == [result]
 
@@ -302,11 +300,11 @@ async def test_buttons_whose_parent_record_is_deleted(world):
         refused = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:strong", alice)
         reply = await private_reply(world, refused)
         assert reply.ephemeral
-        assert "no longer in my records" in reply.content
+        assert "no longer in my records" in reply.text
         # An edit needs only the image, which is in the message: it runs, unlinked.
         message, edit = await click_edit(world, bot, result, f"flux:edit:{parent.id}:2", alice)
     assert (edit.parent_id, edit.input["input_image"]) == (None, result.attachments[1].url)
-    assert "earlier result" not in message.embeds[0]["description"]
+    assert "earlier result" not in message.text
     assert len(world.comet.creates()) == 2
 
 
@@ -324,18 +322,18 @@ async def test_a_variation_whose_parent_message_is_deleted_meanwhile_still_arriv
 
 async def test_a_failed_parent_offers_no_variation_or_edit(world):
     guild, channel, _, alice, _ = setup_guild(world)
-    # A plain failure (an unsafe refusal would offer 🔄, see test_checked_outputs.py)
+    # A plain failure: 🔄 only (trying again may work; there is no image to vary or edit)
     world.comet.queue_outcome(Outcome(status="failed", error="The model ran out of memory."))
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
-        failed = await handle.wait_original(lambda m: "⚠️" in m.content, timeout=10)
+        failed = await handle.wait_original(lambda m: "⚠️" in m.text, timeout=10)
         await wait_status(bot, (await bot.store.job_by_message(failed.id)).id, "failed")
-        assert failed.components == []
+        assert [c for row in button_rows(failed) for c in row if ":reroll:" not in c["custom_id"]] == []
         # Images that could not be attached (no Attach Files): the job failed; only 🔄 Reroll is offered.
         refusal = {"message": "Missing Permissions", "code": 50013}
         inject_on_upload(world, r"^/webhooks/\d+/[^/]+/messages/@original$", 403, json=refusal)
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "no files"})
-        shown = await handle.wait_original(lambda m: "Attach Files" in m.content, timeout=10)
+        shown = await handle.wait_original(lambda m: "Attach Files" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(shown.id)).id, "failed")
         assert rows(shown) == [[("Reroll", f"flux:reroll:{job.id}")]]
     assert len(world.comet.creates()) == 2
@@ -359,5 +357,5 @@ async def test_a_variation_button_on_a_job_that_did_not_succeed_is_refused(world
         refused = await world.discord.click_button(message, button["custom_id"], alice)
         reply = await private_reply(world, refused)
     assert reply.ephemeral
-    assert "did not finish" in reply.content
+    assert "did not finish" in reply.text
     assert world.comet.creates() == []

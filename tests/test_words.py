@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from tests.card import card
 from tests.e2e import wait_status
 from tests.test_edit import tiny_png
 from tests.test_imagine import (
@@ -50,9 +51,8 @@ async def test_enhance_sends_the_rewritten_prompt_shows_both_and_costs_its_token
     [create] = world.comet.creates()
     assert create.json["input"]["prompt"] == "a red fox in a misty birch forest at dawn, soft light"
     assert "enhance" not in create.json["input"]
-    embed = final.embeds[0]
-    assert "misty birch forest" in embed["description"]  # the prompt used
-    notes = {f["name"]: f["value"] for f in embed["fields"]}["Note"]
+    assert "misty birch forest" in card(final).prompt  # the prompt used
+    notes = "\n".join(card(final).notes)
     assert "Enhanced from: a fox" in notes  # and the one typed
     # The chat costs its 150 tokens at $1 per 1000, beside the image.
     assert spent == {"gpt-5-mini": 150_000, "black-forest-labs/flux-schnell": SCHNELL}
@@ -94,7 +94,7 @@ async def test_a_failed_chat_runs_the_typed_prompt_and_says_so(world):
     assert len(world.comet.requests_for("chat")) == 1  # a chat that may have reached the API is not repeated
     [create] = world.comet.creates()
     assert create.json["input"]["prompt"] == "a lighthouse"
-    notes = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}["Note"]
+    notes = "\n".join(card(final).notes)
     assert "could not be enhanced" in notes and "used as typed" in notes
     assert spent == {"gpt-5-mini": 0, "black-forest-labs/flux-schnell": SCHNELL}
 
@@ -107,7 +107,7 @@ async def test_a_budget_too_small_for_the_chat_refuses_before_any_chat(world):
         msg = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
         assert msg.flags & EPHEMERAL
-        assert "$0.20 per day" in msg.content
+        assert "$0.20 per day" in msg.text
         assert world.comet.requests_for("chat") == []
         assert world.comet.creates() == []
         assert await spend(bot, guild.id) == {}
@@ -140,7 +140,7 @@ async def describe(world, guild, channel, user):
 
 
 async def answered(handle, with_text: str = "Prompts"):
-    return await handle.wait_original(lambda m: with_text in (m.content or "") and bool(m.components))
+    return await handle.wait_original(lambda m: with_text in (m.text or "") and bool(m.components))
 
 
 async def test_describe_answers_four_prompts_privately_with_buttons_and_costs_its_tokens(world):
@@ -152,7 +152,7 @@ async def test_describe_answers_four_prompts_privately_with_buttons_and_costs_it
         spent = await spend(bot, guild.id)
     assert msg.flags & EPHEMERAL
     for prompt in ("a red barn in snow", "a barn at dusk, oil painting", "a farm, aerial view", "a barn, film photo"):
-        assert prompt in msg.content
+        assert prompt in msg.text
     ids = list(custom_ids(msg.components))
     assert [i.rsplit(":", 1)[-1] for i in ids[:4]] == ["1", "2", "3", "4"] and ids[4].startswith("flux:describe:")
     [chat] = world.comet.requests_for("chat")
@@ -178,7 +178,7 @@ async def test_describe_buttons_start_imagine_with_that_prompt_and_again_describ
 
         again = await world.discord.click_button(msg.id, ids[4], alice)
         updated = await world.discord.wait_for(
-            lambda: "a new fourth prompt" in (world.discord.messages[msg.id].content or ""), what="new prompts"
+            lambda: "a new fourth prompt" in (world.discord.messages[msg.id].text or ""), what="new prompts"
         )
         assert updated
         await bot.interaction_handled(again.id)
@@ -203,7 +203,7 @@ async def test_describe_over_budget_is_refused_before_any_chat(world):
         handle = await describe(world, guild, channel, alice)
         msg = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
-    assert msg.flags & EPHEMERAL and "$0.50 per day" in msg.content
+    assert msg.flags & EPHEMERAL and "$0.50 per day" in msg.text
     assert world.comet.requests_for("chat") == []
 
 
@@ -214,7 +214,7 @@ async def test_a_failed_describe_says_so_and_costs_nothing(world):
         handle = await describe(world, guild, channel, alice)
         msg = await private_reply(world, handle)
         await bot.interaction_handled(handle.id)
-        assert msg.flags & EPHEMERAL and "could not be described" in msg.content
+        assert msg.flags & EPHEMERAL and "could not be described" in msg.text
         assert await spend(bot, guild.id) == {"gpt-5-mini": 0}
 
 
@@ -256,7 +256,7 @@ async def test_describe_buttons_still_work_after_a_restart(world):
         assert create.json["input"]["prompt"] == "a barn at dusk, oil painting"
         again = await world.discord.click_button(msg.id, ids[4], alice)
         await world.discord.wait_for(
-            lambda: "described after the restart" in (world.discord.messages[msg.id].content or ""),
+            lambda: "described after the restart" in (world.discord.messages[msg.id].text or ""),
             what="new prompts from the restarted bot",
         )
         await bot.interaction_handled(again.id)

@@ -38,16 +38,15 @@ from services.cometapi.files import ImageFile
 from services.delivery.edit_budget import EditBudget, Slot
 from services.delivery.fit_images import Fitted, fit_images
 from services.delivery.throttle import OPEN, Coalescer, Permit
-from services.failures import refused_as_unsafe
+from services.failures import worth_retrying
 from services.jobs.checks import WITHHOLD, check_notes
 from services.jobs.leases import LeaseFence
 from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
-from services.locales import render
 from services.store.models import Job
 from services.text import Text, _, _n
 from ui.job_log import JobLog
-from ui.render import failure_text, progress_text, result_embed, stored_notes
-from ui.views import JobButtons, progress_view, result_view, retry_view
+from ui.render import CardImage, failure_card, progress_card, progress_text, result_card, stored_notes
+from ui.views import JobButtons, progress_rows, result_rows, retry_rows
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ MAX_FILES = 10
 TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
 DELIVERY_ATTEMPTS = 4
 MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member
+SPOILER = "SPOILER_"  # a file name's prefix that blurs it (also in the card's gallery)
 
 # one file to upload: (image index, filename, data)
 _Upload = tuple[int, str, bytes]
@@ -123,9 +123,9 @@ class DiscordDisplay:
         live = self._live.get(job.id)
         if live is None:
 
-            async def send(text: str) -> None:
-                view = progress_view(job.id, job.locale)
-                await self._edit(job, slot=gate.slot, content=text, embeds=[], view=view)
+            async def send(stage_line: str) -> None:
+                card = progress_card(job, stage_line, progress_rows(job.id, job.locale))
+                await self._edit(job, slot=gate.slot, view=card)
 
             def via_token() -> bool:
                 return job.reply_by is not None or self._webhook(job.id) is not None
@@ -184,6 +184,8 @@ class DiscordDisplay:
                 )
             )
         count = len(shown)
+        # the images the first message shows (its gallery), when it was posted by an earlier attempt
+        first = [_upload(job, i, fitted.images[i], spoilered) for i, at in shown.items() if at == job.message_id]
         if job.message_id is None or job.message_id not in shown.values():
             first = groups.pop(0) if groups else []
             split = (
@@ -198,7 +200,7 @@ class DiscordDisplay:
                 if groups
                 else []
             )
-            await self._edit_result(job, result_embed(job, delivery.seconds, notes + split, shown=len(first)), first)
+            await self._edit_result(job, delivery.seconds, notes + split, first)
             count += len(first)
             if groups and job.message_id is not None:  # (a lone message is simply edited again on a resume)
                 await record.add([index for index, _, _ in first], job.message_id, upload_limit=limit)
@@ -220,20 +222,27 @@ class DiscordDisplay:
                     )
                 )
                 with contextlib.suppress(discord.HTTPException, MessageGone):
-                    await self._edit(job, embeds=[result_embed(job, delivery.seconds, notes)])
+                    await self._edit(job, view=self._result_card(job, delivery.seconds, notes, first))
                 break
             count += len(group)
             await record.add([index for index, _, _ in group], message_id, upload_limit=limit)
         return count
 
-    async def _edit_result(self, job: Job, embed: discord.Embed, first: list[_Upload]) -> None:
+    def _result_card(
+        self, job: Job, seconds: float | None, notes: list[Text], first: list[_Upload]
+    ) -> discord.ui.LayoutView:
+        """The result's card showing the message's own files `first` (V1, E1... name them by their place)."""
+        images = [CardImage(name, spoiler=name.startswith(SPOILER)) for _, name, _ in first]
+        rows = result_rows(job.id, len(first), job.locale, self.buttons.offered, self.buttons.icons)
+        return result_card(job, seconds, notes, images, rows)
+
+    async def _edit_result(self, job: Job, seconds: float | None, notes: list[Text], first: list[_Upload]) -> None:
         """The reply becomes the result, with the first files; NotDelivered if it can show none."""
 
         async def edit_result() -> None:
             with _files(first) as files:
-                # V1, E1... name images by their place in this message
-                view = result_view(job.id, len(first), job.locale, self.buttons.offered)
-                await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
+                card = self._result_card(job, seconds, notes, first)
+                await self._edit(job, attachments=files, view=card)
 
         try:
             await self._retrying(edit_result)
@@ -241,13 +250,11 @@ class DiscordDisplay:
             if exc.code != 50013:
                 raise MessageGone() from exc
             reason = _("I need the **Attach Files** permission in this channel to post the images.")
-            content = render(reason, job.locale)
-            view = result_view(job.id, 0, job.locale)
-            await self._edit(job, content=content, embeds=[embed], attachments=[], view=view)
+            await self._edit(job, attachments=[], view=self._result_card(job, seconds, [*notes, reason], []))
             raise NotDelivered(str(reason)) from exc
-        if not first:  # every image was left out (the embed's note says why)
+        if not first:  # every image was left out (the card's notes say why)
             reason = _("None of the images could be posted.")
-            await self._edit(job, content=render(reason, job.locale))
+            await self._edit(job, view=self._result_card(job, seconds, [*notes, reason], []))
             raise NotDelivered(str(reason))
 
     def _refusal(self, job: Job, live: _Live, exc: discord.HTTPException) -> Text:
@@ -274,10 +281,10 @@ class DiscordDisplay:
         if live is not None:
             live.coalescer.discard()
         try:
-            # A provider's safety refusal offers 🔄: the same request with a new seed often passes.
-            view = retry_view(job.id, job.locale) if refused_as_unsafe(message) else None
-            text = failure_text(job, message, canceled=canceled)
-            await self._edit(job, ended=True, content=text, embeds=[], view=view)
+            # 🔄 where the same request may pass this time (a safety refusal with a new seed, a timeout...)
+            rows = retry_rows(job.id, job.locale) if canceled or worth_retrying(message) else []
+            card = failure_card(job, message, canceled=canceled, rows=rows)
+            await self._edit(job, ended=True, view=card)
         finally:
             self._live.pop(job.id, None)
 
@@ -437,10 +444,16 @@ def _pack(
         if not groups or size + image.size > limit or len(groups[-1]) >= MAX_FILES:
             groups.append([])
             size = 0
-        spoiler = "SPOILER_" if index in spoilered else ""
-        groups[-1].append((index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{image.extension}", image.data))
+        groups[-1].append(_upload(job, index, image, spoilered))
         size += image.size
     return groups
+
+
+def _upload(job: Job, index: int, image: ImageFile | None, spoilered: frozenset[int]) -> _Upload:
+    """Image `index` of a job as a file to upload, named the same on every attempt (the card refers to the name)."""
+    spoiler = SPOILER if index in spoilered else ""
+    extension, data = (image.extension, image.data) if image is not None else ("png", b"")
+    return index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{extension}", data
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from services.metrics import Metrics
 from services.metrics_server import start_metrics_server
 from services.store import Store, open_store
 from services.store.credits import Grant
+from ui.app_emojis import app_icons
 from ui.credits import grant_of
 from ui.display import DiscordDisplay
 from ui.errors import FluxTree
@@ -168,6 +169,7 @@ class FluxBot(commands.AutoShardedBot):
         self.loopwatch.start()
         await self.start_metrics()
         await self.sync_if_changed()
+        self.job_buttons.icons = await app_icons(self)  # before any result is drawn, resumed ones included
         # Kept, so it is not collected mid-run and `close` can wait for it.
         self.resumer = asyncio.create_task(self.runner.resume(self.settings.shard_ids), name="resume-jobs")
         # Renew this process's leases; on PostgreSQL also adopt the jobs of processes that died.

@@ -25,8 +25,13 @@ class Words:
 
 WORDS: dict[str, Words] = {
     "imagine": Words("🎨"),
-    # L10N: what kind of job a line of /imagine-history is, after an emoji
-    "blend": Words("🧪", history=_("blend")),
+    "blend": Words(
+        "🧪",
+        # L10N: the lead of the line under a blend of a result, before "of image 1 of an earlier result"
+        lead=_("Blend"),
+        # L10N: what kind of job a line of /imagine-history is, after an emoji
+        history=_("blend"),
+    ),
     "reroll": Words(
         "🔄",
         lead=_("Reroll"),
@@ -127,6 +132,8 @@ WORDS: dict[str, Words] = {
     "pan_down": Words("⬇️", button=_("Pan down")),
     # L10N: a button on a finished image (redraw the parts of it the user picks), at most 80 characters
     "vary_region": Words("🖌️", button=_("Vary (Region)")),
+    # L10N: a button on a finished image (blend it with images the user uploads), at most 80 characters
+    "blend_with": Words("🧪", button=_("Blend with…")),
     # L10N: a button under /describe's four prompts (write four new ones), at most 80 characters
     "describe": Words("🔄", button=_("Describe again")),
 }

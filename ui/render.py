@@ -1,10 +1,17 @@
-"""What job messages look like: progress lines, the result embed, failure text.
+"""What job messages look like: one Components V2 card from the first answer to the last.
+
+The card is a container holding the prompt and one short line (model · seed · ratio · time · who asked, and
+where a reroll, edit or variation came from), then the stage line while the job runs, the images once it is
+done (a media gallery of the message's attachments) or why it ended without them, and the buttons.
 
 They are seen by the whole channel, so they are in the job's language (`Job.locale`: the server's, or the
 user's where the message is private).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import discord
 
@@ -13,8 +20,11 @@ from services.locales import render
 from services.store.models import Job
 from services.text import Text, _, clip
 from ui.kind_words import words
+from ui.views import Row
 
-PROMPT_PREVIEW = 180
+PROMPT_SHOWN = 1000
+ALT_TEXT = 1024  # Discord's most for a media gallery item's description
+CARD_COLOUR = discord.Colour.blurple()
 STAGE_TEXT = {
     # L10N: a stage of an image job, shown after an emoji on its progress line
     "queued": ("⏳", _("Queued")),
@@ -39,6 +49,7 @@ def quote(text: str, limit: int) -> str:
 
 
 def progress_text(job: Job, progress: JobProgress) -> str:
+    """The stage line of a job in progress: "🎨 Generating — 40% · 12 s (usually 7–35 s)"."""
     icon, stage = STAGE_TEXT[progress.stage]
     line = f"{icon} {render(stage, job.locale)}"
     if progress.stage == "queued" and progress.queue_position is not None:
@@ -55,8 +66,7 @@ def progress_text(job: Job, progress: JobProgress) -> str:
             else _("usually {low}–{high} s", low=low, high=high)
         )
         line += f" ({render(usual, job.locale)})"
-    prompt = quote(str(job.input.get("prompt", "")), PROMPT_PREVIEW)
-    return f"**{prompt}**\n{line} · {short_model(job.model)}"
+    return line
 
 
 def _seconds(value: float) -> str:
@@ -90,65 +100,87 @@ def origin_line(job: Job) -> str | None:
     return f"{said.icon} {render(line, job.locale)}"
 
 
-def buttons_hint(shown: int) -> Text | None:
-    """A footer that says what the buttons under a result do, in Midjourney's words."""
-    if shown == 1:
-        # L10N: the footer of a result, at most 2048 characters
-        return _(
-            "Upscale: redrawn at twice the size · Vary: a new take on this image · Remix: change the prompt · "
-            "Edit: change it in words · 🔄 Reroll: same prompt, new seed"
-        )
-    if shown > 1:
-        # L10N: the footer of a result, at most 2048 characters
-        return _(
-            "U1-U{shown}: that image alone, with its own buttons · V1-V{shown}: variations of that image · "
-            "E1-E{shown}: edit it · 🔄 Reroll: same prompt, new seed",
-            shown=shown,
-        )
-    return None
-
-
 def stored_notes(job: Job) -> list[Text]:
     """The notes admission stored with the job (older records hold plain English strings)."""
     return [Text.from_json(note) for note in job.extra.notes]
 
 
-def result_embed(job: Job, seconds: float | None, notes: list[Text], *, shown: int = 1) -> discord.Embed:
-    """The result's card: prompt, where it came from, model, seed, shape, time (None: nothing ran, as for U1)
-    and requester; `shown` images are attached to the message (the footer explains their buttons)."""
+@dataclass(frozen=True)
+class CardImage:
+    """One image of a result card: the message's attachment of that name, blurred when `spoiler`."""
 
-    def t(text: Text) -> str:
-        return render(text, job.locale)
+    filename: str
+    spoiler: bool = False
 
-    prompt = quote(str(job.input.get("prompt", "")), 1000)
-    origin = origin_line(job)
-    description = f"**{prompt}**" + (f"\n{origin}" if origin else "")
-    embed = discord.Embed(description=description, colour=discord.Colour.blurple())
-    # L10N: the name of a field of the result embed, at most 256 characters
-    embed.add_field(name=t(_("Model")), value=short_model(job.model))
-    # L10N: the name of a field of the result embed, at most 256 characters
-    embed.add_field(name=t(_("Seed")), value=str(job.input.get("seed", "?")))
+
+def facts_line(job: Job, seconds: float | None = None) -> str:
+    """The card's one short line: model · seed · ratio · time (None: nothing ran, as for U1) · who asked."""
+    parts = [short_model(job.model)]
+    seed = job.input.get("seed")
+    if seed is not None:
+        # L10N: on the line under a prompt, between the model's name and the aspect ratio
+        parts.append(render(_("seed {seed}", seed=seed), job.locale))
     ratio = job.input.get("aspect_ratio")
     if ratio:
-        shape = t(_("as the input")) if ratio == "match_input_image" else str(ratio)
-        # L10N: the name of a field of the result embed, at most 256 characters
-        embed.add_field(name=t(_("Aspect ratio")), value=shape)
+        parts.append(render(_("as the input"), job.locale) if ratio == "match_input_image" else str(ratio))
     if seconds is not None:
-        # L10N: the name of a field of the result embed, at most 256 characters
-        embed.add_field(name=t(_("Time")), value=f"{seconds:.1f} s")
-    # A mention inside an embed never pings; allowed_mentions is also none on every message.
-    # L10N: the name of a field of the result embed, at most 256 characters
-    embed.add_field(name=t(_("Requested by")), value=f"<@{job.user_id}>")
-    if notes:
-        # L10N: the name of a field of the result embed, at most 256 characters
-        embed.add_field(name=t(_("Note")), value="\n".join(t(note) for note in notes)[:1000], inline=False)
-    hint = buttons_hint(shown)
-    if hint:
-        embed.set_footer(text=t(hint))
-    return embed
+        parts.append(f"{seconds:.1f} s")
+    # A mention never pings here: allowed_mentions is none on every job message.
+    parts.append(f"<@{job.user_id}>")
+    return " · ".join(parts)
 
 
-def failure_text(job: Job, message: Text, *, canceled: bool) -> str:
-    prompt = quote(str(job.input.get("prompt", "")), PROMPT_PREVIEW)
+def heading(job: Job, seconds: float | None = None) -> str:
+    """The prompt in bold, the facts line, and the origin line of a job that came from another."""
+    prompt = quote(str(job.input.get("prompt", "")), PROMPT_SHOWN)
+    lines = [f"**{prompt}**", f"-# {facts_line(job, seconds)}"]
+    origin = origin_line(job)
+    if origin:
+        lines.append(f"-# {origin}")
+    return "\n".join(lines)
+
+
+def job_card(
+    job: Job,
+    heading_text: str,
+    texts: Sequence[str] = (),
+    *,
+    images: Sequence[CardImage] = (),
+    rows: Sequence[Row] = (),
+) -> discord.ui.LayoutView:
+    """One container: the heading, the images in a gallery, `texts` (a display each) and the rows of buttons."""
+    container: discord.ui.Container[discord.ui.LayoutView] = discord.ui.Container(accent_colour=CARD_COLOUR)
+    container.add_item(discord.ui.TextDisplay(heading_text))
+    if images:
+        alt = clip(" ".join(str(job.input.get("prompt", "")).split()), ALT_TEXT) or None
+        gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
+        for image in images:
+            gallery.add_item(media=f"attachment://{image.filename}", description=alt, spoiler=image.spoiler)
+        container.add_item(gallery)
+    for text in texts:
+        container.add_item(discord.ui.TextDisplay(text))
+    for row in rows:
+        container.add_item(discord.ui.ActionRow(*row))
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(container)
+    return view
+
+
+def progress_card(job: Job, stage_line: str, rows: Sequence[Row]) -> discord.ui.LayoutView:
+    """A job in progress: the stage line where the images will be."""
+    return job_card(job, heading(job), [stage_line], rows=rows)
+
+
+def result_card(
+    job: Job, seconds: float | None, notes: Sequence[Text], images: Sequence[CardImage], rows: Sequence[Row]
+) -> discord.ui.LayoutView:
+    """A result: the heading with its time (None: nothing ran, as for U1), the images, any notes, the buttons."""
+    lines = [line for note in notes for line in render(note, job.locale).splitlines() if line.strip()]
+    texts = ["\n".join(f"-# {line}" for line in lines)] if lines else []
+    return job_card(job, heading(job, seconds), texts, images=images, rows=rows)
+
+
+def failure_card(job: Job, message: Text, *, canceled: bool, rows: Sequence[Row]) -> discord.ui.LayoutView:
+    """A job that ended without images: why (🛑 cancelled, ⚠️ anything else), and 🔄 where trying again helps."""
     icon = "🛑" if canceled else "⚠️"
-    return f"**{prompt}**\n{icon} {render(message, job.locale)}"
+    return job_card(job, heading(job), [f"{icon} {render(message, job.locale)}"], rows=rows)

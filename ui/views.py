@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -52,6 +52,8 @@ class JobButtons:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._offered: list[str] = []
+        # the app's own emojis for some buttons, "action:strength" -> "<:name:id>" (ui/app_emojis.py)
+        self.icons: Mapping[str, str] = {}
 
     def handle(self, action: Action, handler: Handler, *, offer: bool = False) -> None:
         """What a click on `action`'s buttons does; with `offer`, every result also carries one such button
@@ -136,22 +138,25 @@ class JobButton(
             await report_error(interaction, exc, where=f"Button {self.action}")
 
 
-def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(button("cancel", Press(job_id), locale=locale))
-    return view
+Row = list[discord.ui.Button[Any]]  # one action row's buttons, left to right
 
 
-def retry_view(job_id: str, locale: str | None = None) -> discord.ui.View:
-    """🔄 alone, under a job the provider refused as unsafe."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(button("reroll", Press(job_id), locale=locale))
-    return view
+def progress_rows(job_id: str, locale: str | None = None) -> list[Row]:
+    return [[button("cancel", Press(job_id), locale=locale)]]
 
 
-def result_view(
-    job_id: str, images: int = 1, locale: str | None = None, more: Sequence[Action] = ()
-) -> discord.ui.View:
+def retry_rows(job_id: str, locale: str | None = None) -> list[Row]:
+    """🔄 alone, under a job that ended without images where trying again makes sense."""
+    return [[button("reroll", Press(job_id), locale=locale)]]
+
+
+def result_rows(
+    job_id: str,
+    images: int = 1,
+    locale: str | None = None,
+    more: Sequence[Action] = (),
+    icons: Mapping[str, str] | None = None,
+) -> list[Row]:
     """The buttons under a result showing `images` images, as Midjourney users know them (at most Discord's
     five rows of five).
 
@@ -159,22 +164,18 @@ def result_view(
     Reroll. Several: U1..Un (that image posted alone, which then carries the one-image buttons) with 🔄 Reroll,
     V1..Vn (a variation of image N) and E1..En (edit image N), a row each. None (not attached): 🔄 Reroll
     only. Then, under one image, the buttons of `more` (JobButtons.offered: actions on one image, such as Zoom
-    and Pan) in the rows left; under several, U1..Un lead to them.
+    and Pan) in the rows left; under several, U1..Un lead to them. `icons` (JobButtons.icons) replace the
+    Unicode emojis of the buttons they name.
     """
-    view = _builtin_result_view(job_id, images, locale)
+    rows = _builtin_result_rows(job_id, images, locale, icons or {})
     if images == 1:
-        row = max(item.row or 0 for item in view.children) + 1
-        for action in more:
-            while row < MAX_ROWS and sum(item.row == row for item in view.children) >= ROW_SIZE:
-                row += 1
-            if row >= MAX_ROWS:
-                break  # no room left: Discord allows five rows
-            view.add_item(button(action, Press(job_id), row=row, locale=locale))
-    return view
+        room = (MAX_ROWS - len(rows)) * ROW_SIZE  # Discord allows five rows of five
+        extras = [button(action, Press(job_id), locale=locale) for action in more[:room]]
+        rows += [extras[start : start + ROW_SIZE] for start in range(0, len(extras), ROW_SIZE)]
+    return rows
 
 
-def _builtin_result_view(job_id: str, images: int, locale: str | None) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
+def _builtin_result_rows(job_id: str, images: int, locale: str | None, icons: Mapping[str, str]) -> list[Row]:
     if images == 1:
         # Upscale's "strong" is Creative: the custom id keeps the two strengths every per-image button has.
         # L10N: a button on a finished image (twice the size, as it is), at most 80 characters
@@ -185,24 +186,27 @@ def _builtin_result_view(job_id: str, images: int, locale: str | None) -> discor
         subtle = _("Vary (Subtle)")
         # L10N: a button on a finished image (a variation further from it), at most 80 characters
         strong = _("Vary (Strong)")
-        for action, press, label, emoji in (
-            ("upscale", Press(job_id, 1, "subtle"), upscale_subtle, "🔍"),
-            ("upscale", Press(job_id, 1, "strong"), upscale_creative, "🔍"),
-            ("vary", Press(job_id, 1, "subtle"), subtle, "🪄"),
-            ("vary", Press(job_id, 1, "strong"), strong, "🪄"),
-        ):
-            view.add_item(button(action, press, label=label, emoji=emoji, row=0, locale=locale))
-        view.add_item(button("remix", Press(job_id, 1), row=1, locale=locale))
-        view.add_item(button("edit", Press(job_id), row=1, locale=locale))
-        view.add_item(button("reroll", Press(job_id), row=1, locale=locale))
-        return view
+        first = [
+            button(action, press, label=label, emoji=icons.get(f"{action}:{press.strength}", emoji), locale=locale)
+            for action, press, label, emoji in (
+                ("upscale", Press(job_id, 1, "subtle"), upscale_subtle, "🔍"),
+                ("upscale", Press(job_id, 1, "strong"), upscale_creative, "🔍"),
+                ("vary", Press(job_id, 1, "subtle"), subtle, "🪄"),
+                ("vary", Press(job_id, 1, "strong"), strong, "🪄"),
+            )
+        ]
+        second = [button(action, Press(job_id, 1) if action == "remix" else Press(job_id), locale=locale)
+                  for action in ("remix", "edit", "reroll")]  # fmt: skip
+        return [first, second]
     shown = range(1, min(images, ROW_SIZE) + 1)
     # U1..Un, V1..Vn and E1..En are the same in every language (as Midjourney users know them).
-    for n in shown:
-        view.add_item(button("pick", Press(job_id, n), label=verbatim(f"U{n}"), row=0))
-    for n in shown:
-        view.add_item(button("vary", Press(job_id, n, GRID_STRENGTH), label=verbatim(f"V{n}"), row=1))
-    for n in shown:
-        view.add_item(button("edit", Press(job_id, n), label=verbatim(f"E{n}"), row=2))
-    view.add_item(button("reroll", Press(job_id), row=0 if len(shown) < ROW_SIZE else 3, locale=locale))
-    return view
+    picks = [button("pick", Press(job_id, n), label=verbatim(f"U{n}")) for n in shown]
+    variations = [button("vary", Press(job_id, n, GRID_STRENGTH), label=verbatim(f"V{n}")) for n in shown]
+    edits = [button("edit", Press(job_id, n), label=verbatim(f"E{n}")) for n in shown]
+    reroll = button("reroll", Press(job_id), locale=locale)
+    rows = [row for row in (picks, variations, edits) if row]
+    if rows and len(picks) < ROW_SIZE:
+        picks.append(reroll)
+    else:
+        rows.append([reroll])
+    return rows

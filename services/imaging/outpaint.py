@@ -4,7 +4,8 @@ original's pixels back over what it made.
 An editing model (Kontext, FLUX.2) redraws the whole picture it gets. So for an outpaint the image is laid on a
 larger canvas (the new area a flat grey the instruction names), the model fills it, and its output, brought to the
 canvas's size, gets the original pasted back where it was: the user's pixels stay exactly theirs. For a region,
-the model's output replaces the original only inside the chosen cells, with a soft edge that stays inside them.
+the model's output replaces the original only inside the chosen cells (or the white of a mask the user drew), with a
+soft edge that stays inside them.
 
 Plain bytes in and out; CPU-heavy, so callers run it off the event loop (`asyncio.to_thread`).
 """
@@ -172,6 +173,31 @@ def replace_region(output: bytes, original: bytes, cells: Iterable[int]) -> byte
     with Image.open(io.BytesIO(output)) as made:
         changed = made.convert("RGB").resize(picture.size, Image.Resampling.LANCZOS)
     return _png(Image.composite(changed, picture, region_mask(picture.size, cells)))
+
+
+def replace_masked(output: bytes, original: bytes, mask: bytes) -> bytes:
+    """The original with the model's output (brought to its size) where the mask is light, feathered inside (PNG)."""
+    with Image.open(io.BytesIO(original)) as image:
+        picture = image.convert("RGB")
+    with Image.open(io.BytesIO(output)) as made:
+        changed = made.convert("RGB").resize(picture.size, Image.Resampling.LANCZOS)
+    return _png(Image.composite(changed, picture, soft_mask(mask, picture.size)))
+
+
+def soft_mask(mask: bytes, size: Size) -> Image.Image:
+    """A drawn mask as an L mask of `size`: its light parts 255 well inside, a soft edge inside them, 0 elsewhere
+    (so no pixel outside what was painted changes); BadInput if it is not an image or marks nothing."""
+    try:
+        with Image.open(io.BytesIO(mask)) as drawn:
+            grey = drawn.convert("L").resize(size, Image.Resampling.BILINEAR)
+    except (OSError, ValueError):
+        raise BadInput(_("The mask is not an image I can read.")) from None
+    hard = grey.point(lambda value: 255 if value >= 128 else 0)
+    if hard.getbbox() is None:
+        raise BadInput(_("The mask marks nothing: paint the parts to change in white, the rest in black."))
+    feather = max(1, round(min(size) * FEATHER_FRACTION))
+    shrunk = hard.filter(ImageFilter.MinFilter(2 * (feather // 2) + 1))
+    return ImageChops.darker(shrunk.filter(ImageFilter.GaussianBlur(feather / 2)), hard)
 
 
 def _scale(size: Size) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from services.cometapi.files import ImageFile
 from services.errors import ServiceError
-from services.imaging.outpaint import Placement, paste_back, replace_region
+from services.imaging.outpaint import Placement, paste_back, replace_masked, replace_region
 from services.store.base import Store
 from services.store.models import Job
 
@@ -26,10 +26,15 @@ async def restored(job: Job, images: Sequence[ImageFile], store: Store) -> list[
     if original is None:
         raise ServiceError("The original image of this job is no longer stored, so its pixels cannot be kept.")
     placement = Placement.from_json(list(restore.placement)) if restore.placement else None
+    mask = await store.get_input_image(restore.mask) if restore.mask else None
+    if restore.mask and mask is None:
+        raise ServiceError("The mask of this job is no longer stored, so the region cannot be kept to it.")
 
     def finish(output: bytes) -> bytes:
         if placement is not None:
             return paste_back(output, original.data, placement)
+        if mask is not None:
+            return replace_masked(output, original.data, mask.data)
         return replace_region(output, original.data, restore.cells)
 
     # Decoding and encoding a few megapixels takes a while: off the event loop.

@@ -40,14 +40,22 @@ class Restore:
     """What delivery puts back over the model's output so the user's pixels stay theirs (Zoom Out, Pan, Make
     Square, Vary (Region)): the original, by the sha256 of its stored bytes, and where it goes: on a larger canvas
     (`placement`: the canvas's width and height, the original's left, top, width and height) or only the grid
-    cells that change (`cells`, 1-9)."""
+    cells that change (`cells`, 1-9), or the light parts of a mask the user drew (`mask`: its sha256)."""
 
     original: str
     placement: tuple[int, ...] = ()
     cells: tuple[int, ...] = ()
+    mask: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"original": self.original, "placement": list(self.placement), "cells": list(self.cells)}
+        data: dict[str, object] = {
+            "original": self.original,
+            "placement": list(self.placement),
+            "cells": list(self.cells),
+        }
+        if self.mask:
+            data["mask"] = self.mask
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> Restore | None:
@@ -58,6 +66,7 @@ class Restore:
             data["original"],
             tuple(v for v in placement if _int(v) is not None) if isinstance(placement, list) else (),
             tuple(v for v in cells if _int(v) is not None) if isinstance(cells, list) else (),
+            data["mask"] if isinstance(data.get("mask"), str) else "",
         )
 
 

@@ -173,6 +173,7 @@ class FakeDiscord(InteractionActions):
         self.global_commands: list[JSON] = []
         self.guild_commands: dict[int, list[JSON]] = {}
         self.modals: dict[str, InteractionHandle] = {}  # open modals by custom_id -> the interaction that opened it
+        self.app_emojis: dict[int, JSON] = {}  # the application's own emojis, by id (their images as data URIs)
         self._dm_channels: dict[int, FakeChannel] = {}
         # group DMs and DMs between users: only a user-installed app reaches them, through interactions
         self.private_channels: set[int] = set()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from tests.fakes.discord_interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
+    FILE_UPLOAD,
     MESSAGE_COMPONENT,
     MODAL_SUBMIT,
     InteractionHandle,
@@ -30,6 +31,7 @@ from tests.fakes.discord_models import (
     IdLike,
     PermissionsLike,
     SnowflakeGenerator,
+    StoredAttachment,
     StoredMessage,
     as_id,
     permissions_value,
@@ -50,6 +52,7 @@ class InteractionActions:
         guilds: dict[int, FakeGuild]
         channels: dict[int, FakeChannel]
         messages: dict[int, StoredMessage]
+        uploads: dict[int, StoredAttachment]
         interactions: dict[int, InteractionHandle]
         modals: dict[str, InteractionHandle]
         global_commands: list[JSON]
@@ -326,6 +329,22 @@ class InteractionActions:
             message=msg,
         )
 
+    def _uploaded_in_modal(self, asked: list[JSON], sent: list[JSON], origin: InteractionHandle) -> JSON:
+        """The attachments of a modal's file uploads, as `data.resolved.attachments`, after the checks the
+        Discord client makes before it lets a form go (how many files, each within the upload limit)."""
+        resolved: JSON = {}
+        limit = int(origin.payload.get("attachment_size_limit") or self.upload_limit)
+        for custom_id, upload in _file_uploads(sent).items():
+            field = _file_uploads(asked)[custom_id]
+            chosen = [self.uploads[int(value)] for value in upload["values"]]
+            least = field.get("min_values", 1) if field.get("required", True) else 0
+            if not least <= len(chosen) <= field.get("max_values", 1):
+                raise ValueError(f"file upload {custom_id!r} takes {least}-{field.get('max_values', 1)} files")
+            if any(att.size > limit for att in chosen):
+                raise ValueError(f"file upload {custom_id!r}: a file over the {limit} byte upload limit")
+            resolved |= {str(att.id): att.payload() for att in chosen}
+        return resolved
+
     async def submit_modal(
         self, modal: str | InteractionHandle, values: Mapping[str, Any], *, user_id: IdLike | None = None
     ) -> InteractionHandle:
@@ -344,7 +363,9 @@ class InteractionActions:
                 raise ValueError(f"required text input {comp['custom_id']!r} left empty")
         self.modals.pop(definition["custom_id"], None)
         message = self.messages.get(origin.source_message_id) if origin.source_message_id else None
-        data = {"custom_id": definition["custom_id"], "components": components}
+        data: JSON = {"custom_id": definition["custom_id"], "components": components}
+        if files := self._uploaded_in_modal(definition["components"], components, origin):
+            data["resolved"] = {"attachments": files}
         return await self._fire(
             MODAL_SUBMIT,
             data,
@@ -354,6 +375,10 @@ class InteractionActions:
             locale=str(origin.payload.get("locale", "en-US")),
             message=message,
         )
+
+
+def _file_uploads(components: list[JSON]) -> dict[str, JSON]:
+    return {c["custom_id"]: c for c in _walk(components) if c.get("type") == FILE_UPLOAD}
 
 
 def _walk(components: list[JSON]) -> Iterable[JSON]:

@@ -364,6 +364,9 @@ def find_component(components: list[JSON], custom_id: str) -> JSON | None:
     return None
 
 
+FILE_UPLOAD = 19
+
+
 def modal_submission(components: list[JSON], values: Mapping[str, Any]) -> list[JSON]:
     """The ``data.components`` of a modal submit, mirroring the modal's layout with the user's values."""
     out: list[JSON] = []
@@ -376,6 +379,10 @@ def modal_submission(components: list[JSON], values: Mapping[str, Any]) -> list[
             out.append({"type": 18, "id": comp.get("id", 0), "component": inner[0]})
         elif ctype == 10:
             out.append({"type": 10, "id": comp.get("id", 0), "content": comp.get("content", "")})
+        elif ctype == FILE_UPLOAD:  # the files' ids; their attachments go into data.resolved (submit_modal)
+            chosen = values.get(comp["custom_id"], [])
+            files = [str(f["id"]) if isinstance(f, Mapping) else str(f) for f in chosen]
+            out.append({"type": ctype, "id": comp.get("id", 0), "custom_id": comp["custom_id"], "values": files})
         elif "custom_id" in comp:
             custom_id = comp["custom_id"]
             value = values.get(custom_id, comp.get("value", ""))

@@ -1,5 +1,11 @@
 """Messages of the fake Discord: creation and edits with Discord's rules, attachments, gateway events.
 
+With the IS_COMPONENTS_V2 flag a message is laid out by its components alone: no `content`, no `embeds`;
+its attachments are seen only through components (`attachment://NAME`), so each one named must exist and
+each file uploaded must be named; at most 40 components in all and 5 action rows. Without the flag the
+layout components (container, text display, media gallery...) are refused. The flag can be set by an edit
+(a deferred reply's first one) but never removed.
+
 Shared by the REST routes, the interaction callbacks and webhooks, and the user actions tests drive.
 """
 
@@ -11,8 +17,18 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from tests.fakes.discord_components import (
+    ACTION_ROW,
+    ATTACHMENT_SCHEME,
+    LAYOUT_TYPES,
+    MAX_COMPONENTS,
+    MAX_ROWS,
+    media_urls,
+    walk,
+)
 from tests.fakes.discord_models import (
     ALL_PERMISSIONS,
+    FLAG_COMPONENTS_V2,
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
     FLAG_SUPPRESS_NOTIFICATIONS,
@@ -33,11 +49,39 @@ from tests.fakes.discord_models import (
     safe_filename,
     utc_iso,
 )
+from tests.fakes.discord_openapi import Violation
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
 
 _MENTION = re.compile(r"<@!?(\d+)>")
+_LEGACY_FIELD = "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"
+
+
+def layout_problem(
+    v2: bool, body: JSON, components: list[JSON], attachments: list[StoredAttachment], new: list[StoredAttachment]
+) -> tuple[str, str, str] | None:
+    """What Discord refuses in the components of a message as it will be after this request: (field, code,
+    message), or None."""
+    every = list(walk(components))
+    if not v2:
+        if any(c.get("type") in LAYOUT_TYPES for c in every):
+            return "components", "COMPONENT_TYPE_INVALID", "Layout components need IS_COMPONENTS_V2"
+        return None
+    for legacy in ("content", "embeds", "sticker_ids", "poll"):
+        if body.get(legacy):
+            return legacy, _LEGACY_FIELD, f"The '{legacy}' field cannot be used when using IS_COMPONENTS_V2"
+    if len(every) > MAX_COMPONENTS:
+        return "components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_COMPONENTS} or fewer in total."
+    if sum(c.get("type") == ACTION_ROW for c in every) > MAX_ROWS:
+        return "components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ROWS} or fewer action rows."
+    names = {a.filename for a in attachments}
+    named = {url.removeprefix(ATTACHMENT_SCHEME) for url in media_urls(components) if url.startswith(ATTACHMENT_SCHEME)}
+    if unknown := sorted(named - names):
+        return "components", "UNFURLED_MEDIA_ITEM_ATTACHMENT_NOT_FOUND", f"Unknown attachment {unknown[0]}"
+    if unshown := [a.filename for a in new if a.filename not in named]:
+        return "attachments", "MESSAGE_ATTACHMENT_NOT_REFERENCED", f"{unshown[0]} is not shown by any component"
+    return None
 
 
 class MessageStore:
@@ -94,6 +138,23 @@ class MessageStore:
             raise invalid_form("attachments", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
         return result
 
+    def _check_layout(
+        self,
+        route: str,
+        v2: bool,
+        body: JSON,
+        components: list[JSON],
+        attachments: list[StoredAttachment],
+        new: list[StoredAttachment],
+    ) -> None:
+        """Refuse, as Discord would, components that break the layout rules, and keep it for the test to fail on."""
+        problem = layout_problem(v2, body, components, attachments, new)
+        if problem is not None:
+            where, code, message = problem
+            method, _, path = route.partition(" ")
+            self.fake.spec_violations.append(Violation(method, path, path, "components layout", where, code, message))
+            raise invalid_form(where, code, message)
+
     def _check_upload_size(self, files: list[UploadedFile], limit: int) -> None:
         if sum(len(f.data) for f in files) > limit:
             raise DiscordHTTPError(413, 40005, "Request entity too large")
@@ -113,7 +174,7 @@ class MessageStore:
         files: list[UploadedFile],
         *,
         upload_limit: int,
-        flags_mask: int = FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS,
+        flags_mask: int = FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
         type: int = 0,
         allow_empty: bool = False,
         **extra: Any,
@@ -124,6 +185,8 @@ class MessageStore:
         attachments = self.apply_attachments(body, files, [], channel.id) or []
         content = str(body.get("content") or "")
         components = body.get("components") or []
+        flags = int(body.get("flags") or 0) & flags_mask
+        self._check_layout("POST message", bool(flags & FLAG_COMPONENTS_V2), body, components, attachments, attachments)
         if not (allow_empty or content or embeds or attachments or components or body.get("sticker_ids")):
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
         ref = body.get("message_reference")
@@ -146,7 +209,7 @@ class MessageStore:
             embeds=list(embeds),
             components=list(components),
             attachments=attachments,
-            flags=int(body.get("flags") or 0) & flags_mask,
+            flags=flags,
             type=type,
             tts=bool(body.get("tts")),
             message_reference=ref or None,
@@ -188,13 +251,22 @@ class MessageStore:
             embeds = [body["embed"]] if body["embed"] else []
         components = msg.components if "components" not in body else list(body["components"] or [])
         attachments = msg.attachments if new_list is None else new_list
+        old_ids = {a.id for a in msg.attachments}
+        flags = msg.flags
+        if body.get("flags") is not None:
+            asked = int(body["flags"])
+            if flags & FLAG_COMPONENTS_V2 and not asked & FLAG_COMPONENTS_V2:
+                raise invalid_form("flags", "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG", "The flag can't be removed")
+            # only SUPPRESS_EMBEDS can be changed by an edit, and V2 set; ephemeral stays what it was
+            flags = (flags & ~FLAG_SUPPRESS_EMBEDS) | (asked & (FLAG_SUPPRESS_EMBEDS | FLAG_COMPONENTS_V2))
+        v2 = bool(flags & FLAG_COMPONENTS_V2)
+        if v2:  # the legacy fields go: only components show
+            content, embeds = "", []
+        self._check_layout(route, v2, body, components, attachments, [a for a in attachments if a.id not in old_ids])
         if not (content or embeds or attachments or components) and not msg.loading:
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
-        old_ids = {a.id for a in msg.attachments}
         msg.content, msg.embeds, msg.components, msg.attachments = content, embeds, components, attachments
-        if body.get("flags") is not None:
-            # only SUPPRESS_EMBEDS can be changed by an edit; ephemeral stays what it was
-            msg.flags = (msg.flags & ~FLAG_SUPPRESS_EMBEDS) | (int(body["flags"]) & FLAG_SUPPRESS_EMBEDS)
+        msg.flags = flags
         msg.flags &= ~FLAG_LOADING
         msg.edited_timestamp = utc_iso()
         msg.mentions = [self.fake.users[int(u)] for u in _MENTION.findall(content) if int(u) in self.fake.users]

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import discord
 
+from tests.fakes.discord_components import GalleryItem, gallery, texts
+
 JSON = dict[str, Any]
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -472,6 +474,11 @@ class MessageEdit:
     attachments: list[StoredAttachment]
     flags: int
 
+    @property
+    def text(self) -> str:
+        """What a person read after this edit: the content, then a V2 message's text displays (a line each)."""
+        return "\n".join([self.content] * bool(self.content) + texts(self.components))
+
 
 @dataclass
 class StoredMessage:
@@ -510,8 +517,27 @@ class StoredMessage:
     def loading(self) -> bool:
         return bool(self.flags & FLAG_LOADING)
 
+    @property
+    def components_v2(self) -> bool:
+        return bool(self.flags & FLAG_COMPONENTS_V2)
+
+    @property
+    def text(self) -> str:
+        """What a person reads: the content, then the text displays of a V2 message (a line each)."""
+        return "\n".join([self.content] * bool(self.content) + texts(self.components))
+
+    @property
+    def gallery(self) -> list[GalleryItem]:
+        """The images a V2 message shows in media galleries, in order."""
+        return gallery(self.components)
+
     def attachment_bytes(self) -> list[bytes]:
         return [a.data for a in self.attachments]
+
+    def shown_bytes(self) -> list[bytes]:
+        """The bytes of the attachments its gallery shows, in the gallery's order."""
+        by_name = {a.filename: a.data for a in self.attachments}
+        return [by_name[item.filename] for item in self.gallery if item.filename in by_name]
 
     def payload(self, *, me_id: int, referenced: StoredMessage | None = None) -> JSON:
         data: JSON = {

@@ -4,6 +4,7 @@ callbacks and interaction webhooks. Message rules live in discord_messages.py.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from tests.fakes.discord_interactions import (
 from tests.fakes.discord_messages import MessageStore
 from tests.fakes.discord_models import (
     API_PREFIX,
+    FLAG_COMPONENTS_V2,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
@@ -109,6 +111,10 @@ _WEBHOOK_PATH = re.compile(r"^/webhooks/\d+/([^/]+)")
 _MESSAGE_PATH = re.compile(r"/messages/(\d+)")
 _MAJOR = re.compile(r"^/(channels|guilds|webhooks|interactions)/(\d+)")
 _NAME = re.compile(r"^[-_\w]{1,32}$")
+_EMOJI_NAME = re.compile(r"[A-Za-z0-9_]{2,32}")
+_DATA_URI = re.compile(r"data:image/(?:png|gif|webp|jpeg);base64,([A-Za-z0-9+/=]+)")
+MAX_EMOJI_BYTES = 256 * 1024
+MAX_APP_EMOJIS = 2000
 MAX_FOLLOWUPS = 5  # per interaction of a user-installed app where the bot is not a member
 
 
@@ -133,6 +139,8 @@ class RestApi:
         r.add_get(p + "/users/{user_id}", self.get_user)
         r.add_get(p + "/oauth2/applications/@me", self.get_application)
         r.add_get(p + "/applications/@me", self.get_application)
+        r.add_get(p + "/applications/{app_id}/emojis", self.list_app_emojis)
+        r.add_post(p + "/applications/{app_id}/emojis", self.create_app_emoji)
         for base in ("/applications/{app_id}/commands", "/applications/{app_id}/guilds/{guild_id}/commands"):
             r.add_get(p + base, self.get_commands)
             r.add_put(p + base, self.put_commands)
@@ -333,6 +341,46 @@ class RestApi:
 
     async def get_application(self, request: web.Request) -> web.Response:
         return json_response(self.fake.application_payload())
+
+    async def list_app_emojis(self, request: web.Request) -> web.Response:
+        self._check_app(request)
+        return json_response({"items": [self._emoji_payload(e) for e in self.fake.app_emojis.values()]})
+
+    async def create_app_emoji(self, request: web.Request) -> web.Response:
+        """An emoji of the application's own: a unique name of 2-32 word characters, a PNG, GIF or WebP data URI
+        of at most 256 KiB, at most 2000 of them."""
+        self._check_app(request)
+        body = self._body(request)
+        name, image = str(body.get("name", "")), str(body.get("image", ""))
+        if not _EMOJI_NAME.fullmatch(name):
+            raise invalid_form("name", "STRING_TYPE_REGEX", "Must be 2-32 letters, digits or underscores")
+        if any(e["name"] == name for e in self.fake.app_emojis.values()):
+            raise invalid_form("name", "APPLICATION_EMOJI_NAME_ALREADY_TAKEN", "Application emoji names must be unique")
+        match = _DATA_URI.fullmatch(image)
+        if match is None or len(base64.b64decode(match.group(1), validate=True)) > MAX_EMOJI_BYTES:
+            raise invalid_form("image", "BINARY_TYPE_MAX_SIZE", "An image (data URI) of at most 256 KiB")
+        if len(self.fake.app_emojis) >= MAX_APP_EMOJIS:
+            raise DiscordHTTPError(400, 30018, "Maximum number of emojis reached")
+        emoji_id = self.fake._snowflakes.next()
+        emoji: JSON = {"id": emoji_id, "name": name, "image": image}
+        self.fake.app_emojis[emoji_id] = emoji
+        return json_response(self._emoji_payload(emoji))
+
+    def _emoji_payload(self, emoji: JSON) -> JSON:
+        return {
+            "id": str(emoji["id"]),
+            "name": emoji["name"],
+            "roles": [],
+            "user": self.fake.bot.payload(),
+            "require_colons": True,
+            "managed": False,
+            "animated": False,
+            "available": True,
+        }
+
+    def _check_app(self, request: web.Request) -> None:
+        if int(request.match_info["app_id"]) != self.fake.application_id:
+            raise unknown("Application", 10002)
 
     def _command_list(self, request: web.Request) -> list[JSON]:
         if int(request.match_info["app_id"]) != self.fake.application_id:
@@ -613,7 +661,7 @@ class RestApi:
         route = f"callback {cb_type}"
         if cb_type in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             channel = self.fake.channels[handle.channel_id]
-            mask = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS
+            mask = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2
             body = data if cb_type == CHANNEL_MESSAGE else {"flags": int(data.get("flags") or 0) & FLAG_EPHEMERAL}
             if handle.forced_ephemeral:
                 body = body | {"flags": int(body.get("flags") or 0) | FLAG_EPHEMERAL}
@@ -725,7 +773,7 @@ class RestApi:
                 body,
                 files,
                 upload_limit=limit,
-                flags_mask=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS,
+                flags_mask=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
                 webhook_id=self.fake.application_id,
                 application_id=self.fake.application_id,
                 interaction_id=handle.id,

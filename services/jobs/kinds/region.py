@@ -1,9 +1,11 @@
-"""Vary (Region): the chosen cells of a 3x3 grid redrawn by an editing model as the user says; the rest untouched.
+"""Vary (Region): the chosen cells of a 3x3 grid, or the white of a mask the user uploads, redrawn by an editing
+model as the user says; the rest untouched.
 
 The image (as the user saw it, from the clicked message) is sent whole to the editing model with an instruction
 naming the part to change, since Kontext and FLUX.2 take no mask. At delivery only the chosen cells of the
 model's output replace the original, with a soft edge inside them (services/imaging/outpaint.py
-`replace_region`); outside them every pixel is the original's.
+`replace_region`, `replace_masked` for a mask); outside them every pixel is the original's. A mask is kept with
+the job like an input image but never sent: the model gets the picture alone.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from services.errors import BadInput
-from services.imaging.outpaint import GRID
+from services.imaging.outpaint import GRID, size_of, soft_mask
 from services.jobs.input_refs import KeptImages
 from services.jobs.kinds.outpaint import RedrawnImage
+from services.rules.catalogue import ModelSpec
+from services.rules.input_images import ImageRef
 from services.store.job_extra import Restore
 from services.text import _
 
@@ -43,16 +47,37 @@ class Region(RedrawnImage):
     name: ClassVar[str] = "region"
     cells: tuple[int, ...] = (5,)
     of_image: int | None = None
+    masked: bool = False  # the second image is a mask: its white is the region (the cells, if any, name it)
 
     def prompt(self, typed: str) -> str:
-        parts = ", ".join(cell_words(cell) for cell in self.cells)
+        where = (
+            f"In the {', '.join(map(cell_words, self.cells))} part of the picture (of a 3x3 grid), "
+            if self.cells
+            else ""
+        )
         return (
-            f"In the {parts} part of the picture (of a 3x3 grid), make this change: {typed.strip()}. "
+            f"{where}make this change: {typed.strip()}. "
             "Keep everything else in the picture exactly as it is, with the same framing, style and light."
         )
 
+    def images(self, images: Sequence[ImageRef], spec: ModelSpec | None) -> list[ImageRef]:
+        if not self.masked:
+            return super().images(images, spec)
+        picture, mask = images  # the clicked image and the mask uploaded with it
+        return [*super().images([picture], spec), mask]
+
     def derive(self, kept: KeptImages) -> tuple[KeptImages, dict[str, Any]]:
-        return kept, {"restore": Restore(kept.images[0].sha256, cells=check_cells(self.cells))}
+        original = kept.images[0]
+        if not self.masked:
+            return kept, {"restore": Restore(original.sha256, cells=check_cells(self.cells))}
+        mask = kept.images[1]
+        soft_mask(mask.data, size_of(original.data))  # refused now if it marks nothing
+        # the picture alone goes to the model; the mask is only stored, for the paste-back
+        link = kept.values[0]
+        sent = KeptImages(
+            [link], {link: kept.sha256[link]} if link in kept.sha256 else {}, [original, mask], kept.sizes[:1]
+        )
+        return sent, {"restore": Restore(original.sha256, mask=mask.sha256)}
 
     def extra(self) -> dict[str, Any]:
         return {"of_image": self.of_image}

@@ -144,7 +144,7 @@ def instruction(parent_prompt: str, *, creative: bool) -> str:
 
 
 def upscale_ask(
-    parent: Job,
+    parent: Job | None,
     image: ImageRef,
     *,
     of_image: int,
@@ -153,17 +153,16 @@ def upscale_ask(
     channel_id: int,
     guild_id: int | None,
 ) -> Ask:
-    """An upscale of `image` (the parent's image number `of_image`, as the user saw it), by `user_id`; the
-    parent's output format and quality carry over where the upscaling model takes them."""
-    carried: dict[str, object] = {
-        name: parent.input[name] for name in ("output_format", "output_quality") if name in parent.input
-    }
+    """An upscale of `image` (the parent's image number `of_image`, as the user saw it; no parent: any image), by
+    `user_id`; the parent's output format and quality carry over where the upscaling model takes them."""
+    given = parent.input if parent is not None else {}
+    carried: dict[str, object] = {name: given[name] for name in ("output_format", "output_quality") if name in given}
     return Ask(
         kind=Upscale(creative, of_image),
         user_id=user_id,
         channel_id=channel_id,
         guild_id=guild_id,
-        prompt=instruction(str(parent.input.get("prompt", "")), creative=creative),
+        prompt=instruction(str(given.get("prompt", "")), creative=creative),
         given=carried,
         images=[image],
         parent=parent,

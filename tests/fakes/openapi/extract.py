@@ -39,6 +39,8 @@ SERVED: list[tuple[str, str]] = [
     ("get", "/users/{user_id}"),
     ("get", "/oauth2/applications/@me"),
     ("get", "/applications/@me"),
+    ("get", "/applications/{application_id}/emojis"),
+    ("post", "/applications/{application_id}/emojis"),
     *[(m, base) for base in (_COMMANDS, _GUILD_COMMANDS) for m in ("get", "put", "post")],
     *[(m, base + "/{command_id}") for base in (_COMMANDS, _GUILD_COMMANDS) for m in ("get", "delete")],
     ("get", "/channels/{channel_id}"),
