@@ -22,7 +22,7 @@ import pytest
 from services.store import PostgresStore, Store, open_store
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -120,8 +120,8 @@ def store_target(request: pytest.FixtureRequest, store: Store) -> StoreTarget:
 
 @pytest.fixture
 async def comet():
+    from fakes.cometapi import FakeCometAPI
     from tests.e2e import KEY
-    from tests.fakes.cometapi import FakeCometAPI
 
     fake = FakeCometAPI(api_key=KEY, speed=0.02, seed=1, image_size=30_000)
     await fake.start()
@@ -131,7 +131,7 @@ async def comet():
 
 @pytest.fixture
 async def discord_fake():
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
     fake = FakeDiscord()
     await fake.start()

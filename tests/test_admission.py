@@ -163,7 +163,7 @@ async def test_one_member_firing_four_imagines_at_once_gets_one_job_per_cooldown
 
 
 async def test_ten_at_once_never_exceed_the_jobs_in_flight(world):
-    from tests.fakes.cometapi import Outcome
+    from fakes.cometapi import Outcome
     from tests.test_imagine import imagine, setup_guild
 
     guild, channel, alice = setup_guild(world)
@@ -176,8 +176,8 @@ async def test_ten_at_once_never_exceed_the_jobs_in_flight(world):
 
 
 async def test_members_asking_while_a_job_runs_share_the_server_quota(world):
+    from fakes.cometapi import Outcome
     from services.store.models import GuildSettings
-    from tests.fakes.cometapi import Outcome
     from tests.test_imagine import add_member, imagine, setup_guild
 
     guild, channel, alice = setup_guild(world)

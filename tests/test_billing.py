@@ -16,6 +16,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
+from fakes.cometapi import Outcome
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import Prediction
 from services.config import load_settings
@@ -27,7 +28,6 @@ from services.rules.pricing import Pricing
 from services.store.job_extra import JobExtra
 from services.store.models import GuildSettings, JobStatus
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_admission import admit_all, new_job
 
 FLUX2 = "black-forest-labs/flux-2-pro"

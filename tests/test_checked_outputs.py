@@ -102,7 +102,7 @@ async def test_age_restricted_channels_and_servers_that_did_not_ask_are_not_chec
 
 
 async def test_a_providers_nsfw_refusal_is_a_refusal_with_a_retry_button(world):
-    from tests.fakes.cometapi import Outcome
+    from fakes.cometapi import Outcome
     from tests.test_imagine import custom_ids
 
     guild, channel, _, member = setup_guild(world)

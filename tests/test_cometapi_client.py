@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.predictions import Prediction
 from services.errors import (
@@ -27,7 +28,6 @@ from services.errors import (
     UncertainCreate,
 )
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"

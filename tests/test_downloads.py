@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
 from services.errors import DownloadError
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"

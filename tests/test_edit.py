@@ -6,8 +6,8 @@ import base64
 import struct
 import zlib
 
+from fakes.cometapi import Outcome
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 
 KONTEXT = "black-forest-labs/flux-kontext-pro"
 

@@ -1,4 +1,4 @@
-"""Checks of the fake CometAPI itself (tests/fakes/cometapi.py), with plain aiohttp requests."""
+"""Checks of the fake CometAPI itself (fakes/cometapi.py), with plain aiohttp requests."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakes.cometapi import FakeCometAPI, Outcome
+from fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -727,7 +727,7 @@ async def test_standalone_process() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes.cometapi",
+        "fakes.cometapi",
         "--port",
         "0",
         "--speed",
@@ -815,7 +815,7 @@ async def test_the_fake_takes_a_full_flux_2_request_and_logs_no_progress_bar(
     assert custom["status"] == "starting"
 
 
-# -- chat completions and moderations (tests/fakes/cometapi_words.py) ------------------------------------------
+# -- chat completions and moderations (fakes/cometapi_words.py) ------------------------------------------
 
 
 async def test_chat_answers_openai_shape_with_usage(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:

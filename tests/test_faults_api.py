@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fakes.cometapi import Outcome
+from fakes.discord import FakeUser, InteractionHandle
 from services.store.models import TERMINAL, Job
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord import FakeUser, InteractionHandle
 from tests.test_imagine import add_member, imagine, setup_guild
 
 UNCONFIRMED = "did not confirm"  # UncertainCreate: the create may have reached the API; never repeated

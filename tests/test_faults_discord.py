@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord import Fault
-from tests.fakes.discord_models import make_fault
+from fakes.cometapi import Outcome
+from fakes.discord import Fault
+from fakes.discord_models import make_fault
 from tests.test_faults_api import (
     Sent,
     assert_delivered,

@@ -21,14 +21,14 @@ from typing import Any
 
 import asyncpg
 
+from fakes.cometapi import Outcome
+from fakes.discord import Fault
+from fakes.discord_models import make_fault
 from services.store import PostgresStore
 from services.store.base import job_from_row
 from services.store.models import ACTIVE, TERMINAL, Job, JobStatus
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.e2e import KEY, TOKEN, World
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord import Fault
-from tests.fakes.discord_models import make_fault
 from tests.test_faults_api import (
     Sent,
     assert_delivered,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.files import sniff
-from tests.fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "sk-test-cometapi-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
+from fakes.cometapi import Outcome
+from fakes.discord_interactions import find_component
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_interactions import find_component
 from tests.test_imagine import EPHEMERAL, imagine, png_bytes, private_reply
 
 KONTEXT = "flux-kontext-pro"

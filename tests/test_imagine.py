@@ -12,9 +12,9 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from fakes.cometapi import Outcome
+from fakes.discord_interactions import find_component
 from tests.e2e import option_map, wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_interactions import find_component
 from ui.display import EDIT_INTERVAL
 
 EPHEMERAL = 1 << 6

@@ -9,9 +9,9 @@ import sqlite3
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.cometapi.client import RetryPolicy
 from tests.e2e import KEY, wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_imagine import (
     EPHEMERAL,
     assert_refused_privately,

@@ -8,8 +8,8 @@ import re
 
 from PIL import Image
 
+from fakes.cometapi import Outcome
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_imagine import (
     EPHEMERAL,
     add_member,

@@ -18,6 +18,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from fakes.cometapi import Outcome
+from fakes.discord_models import make_fault
 from services.jobs.runner import Delivery
 from services.rules.catalogue import typical_seconds
 from services.store.base import job_from_row
@@ -25,8 +27,6 @@ from services.store.job_extra import JobExtra
 from services.store.models import TERMINAL, Job
 from tests.conftest import postgres_schema, postgres_test_url
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_models import make_fault
 from tests.test_admission import new_job
 from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, served_files, until
 from tests.test_faults_process import NthRequest, assert_clean_log, assert_one_create_each, start_bot, stop_bot
@@ -244,13 +244,13 @@ class Shown:
 async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with_one_create():
     """Process A works on a job but stalls past its lease; B adopts it. When A renews, it finds the job taken
     over and stops its own work without ending the job; B polls the same prediction and delivers it."""
+    from fakes.cometapi import FakeCometAPI
     from services.cometapi.service import PredictionService
     from services.config import load_settings
     from services.jobs.leases import LeaseTerms
     from services.jobs.runner import JobRunner
     from tests.conftest import StoreTarget
     from tests.e2e import KEY
-    from tests.fakes.cometapi import FakeCometAPI
 
     comet = FakeCometAPI(api_key=KEY, image_size=1000)
     await comet.start()

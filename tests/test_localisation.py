@@ -6,11 +6,11 @@ follows the server's (`guild_locale`). Commands carry their Indonesian descripti
 
 from __future__ import annotations
 
+from fakes.discord_interactions import find_component
 from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
 from tests.e2e import wait_status
-from tests.fakes.discord_interactions import find_component
 from tests.test_imagine import EPHEMERAL, private_reply, started_job
 from tests.test_store import make_job
 from ui.render import progress_text

@@ -11,10 +11,10 @@ import socket
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from fakes.cometapi import Outcome
 from services.config import configure_logging
 from tests.conftest import connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.e2e import KEY, World
-from tests.fakes.cometapi import Outcome
 from tests.test_faults_api import until
 from tests.test_imagine import imagine, setup_guild
 from tests.test_startup_mistakes import refusing_discord, run_bot  # noqa: F401 (a fixture)

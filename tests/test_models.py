@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fakes.cometapi import Outcome
 from services.cometapi.polling import DurationStats
 from services.rules.catalogue import CATALOGUE
 from tests.e2e import FAST_POLL, wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_edit import tiny_png
 from tests.test_imagine import assert_refused_privately, imagine, progress_edits, setup_guild
 

@@ -8,9 +8,9 @@ import io
 
 from PIL import Image
 
+from fakes.cometapi import Outcome
 from services.jobs.input_refs import referenced
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT
 from tests.test_imagine import private_reply
 from tests.test_variations import delivered, result_of, setup_guild

@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from fakes.cometapi import Outcome
 from tests.e2e import KEY, TOKEN
-from tests.fakes.cometapi import Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 

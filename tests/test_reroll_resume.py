@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 
 
 @pytest.fixture

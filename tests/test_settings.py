@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.store.models import GuildSettings
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, private_reply
 
 

@@ -21,12 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from fakes.cometapi import FakeCometAPI
+from fakes.discord import FakeDiscord
 from services.errors import ConfigError
 from services.store.preflight import open_checked
 from tests.conftest import connect_postgres_or_skip, postgres_test_url
 from tests.e2e import KEY, TOKEN
-from tests.fakes.cometapi import FakeCometAPI
-from tests.fakes.discord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-that-must-never-be-printed"

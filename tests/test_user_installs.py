@@ -11,11 +11,11 @@ import logging
 import discord
 import pytest
 
+from fakes.cometapi import Outcome
 from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
 from tests.e2e import KEY, TOKEN, wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_imagine import EPHEMERAL, custom_ids, private_reply, started_job
 
 GUILD_INSTALL, USER_INSTALL = 0, 1

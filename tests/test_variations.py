@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
 from tests.test_edit import KONTEXT, tiny_png
 from tests.test_edit import setup_guild as edit_scene
 from tests.test_faults_discord import inject_on_upload

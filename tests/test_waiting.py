@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import encode_data_uri, sniff
 from services.cometapi.polling import DurationStats, PollTuning, Update, wait_for
@@ -38,7 +39,6 @@ from services.errors import (
 )
 from services.rules.catalogue import CATALOGUE, Request, build_input
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI, Outcome
 
 KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"

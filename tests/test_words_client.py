@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI
 from services.cometapi.client import CometClient, RetryPolicy
 from services.errors import ApiError, AuthError, Unavailable
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI
 
 KEY = "test-key"
 USER: list[dict[str, object]] = [{"role": "user", "content": "a fox"}]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.discord_interactions import (
+from fakes.discord_interactions import (
     ALLOWED_CALLBACKS,
     AUTOCOMPLETE_RESULT,
     CHANNEL_MESSAGE,
@@ -27,8 +27,8 @@ from tests.fakes.discord_interactions import (
     InteractionHandle,
     InteractionResponse,
 )
-from tests.fakes.discord_messages import MessageStore
-from tests.fakes.discord_models import (
+from fakes.discord_messages import MessageStore
+from fakes.discord_models import (
     API_PREFIX,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
@@ -48,10 +48,10 @@ from tests.fakes.discord_models import (
     permissions_value,
     unknown,
 )
-from tests.fakes.discord_openapi import invalid_form_body, request_bodies
+from fakes.discord_openapi import invalid_form_body, request_bodies
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 _log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Everything here is plain data plus the functions that turn it into Discord-shaped JSON payloads.
 The server lives in discord_rest.py (routes), discord_messages.py, discord_gateway.py, discord_interactions.py
-and discord_actions.py (what users do); tests import everything from tests.fakes.discord.
+and discord_actions.py (what users do); tests import everything from fakes.discord.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord_models import (
+from fakes.discord_models import (
     ALL_PERMISSIONS,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_EVERYONE_PERMISSIONS,
@@ -23,7 +23,7 @@ from tests.fakes.discord_models import (
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 # interaction types
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5

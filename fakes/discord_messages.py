@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tests.fakes.discord_models import (
+from fakes.discord_models import (
     ALL_PERMISSIONS,
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
@@ -35,7 +35,7 @@ from tests.fakes.discord_models import (
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 _MENTION = re.compile(r"<@!?(\d+)>")
 

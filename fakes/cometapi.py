@@ -1,6 +1,6 @@
 """A fake CometAPI (Replicate-style predictions for FLUX models), as an aiohttp server on 127.0.0.1.
 
-It follows shared/docs/cometapi.md: create/get/cancel predictions, statuses that advance with the clock,
+It follows CometAPI's documented behaviour: create/get/cancel predictions, statuses that advance with the clock,
 realistic logs, per-model output shapes, CometAPI and Replicate error bodies, and output files served by
 the fake itself. Tests drive it from Python; a benchmark or a person drives it over HTTP under /_fake/.
 
@@ -16,7 +16,7 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
 
 Routes: POST /replicate/v1/models/{owner}/{name}/predictions, GET /replicate/v1/predictions/{id},
 POST /replicate/v1/predictions/{id}/cancel, POST /v1/chat/completions, POST /v1/moderations (bearer key
-checked; see tests/fakes/cometapi_words.py), GET /files/{id}/{n}.{ext} (no key), and
+checked; see fakes/cometapi_words.py), GET /files/{id}/{n}.{ext} (no key), and
 the keyless controls POST /_fake/outcomes, POST /_fake/inject, GET /_fake/requests[?route=],
 GET /_fake/predictions, POST /_fake/reset, GET|POST /_fake/config.
 
@@ -24,13 +24,13 @@ Timing: a prediction is "starting" for its queue time, then shows Outcome.unknow
 "processing" for its duration, then its outcome. Defaults at speed 1.0: queue 0-0.5 s; flux-schnell 1-2 s,
 flux-dev 3-6 s, the pro, ultra and kontext models 5-15 s, flux-2-pro 7-30 s, flux-2-flex 12-38 s, flux-2-dev
 3-12 s; all multiplied by ``speed``, drawn from random.Random(seed). Outcome times are used as given. File
-formats: see tests/fakes/cometapi_images.py.
+formats: see fakes/cometapi_images.py.
 
-Inputs are checked against each model's schema (tests/fakes/cometapi_models.py: types, ranges, choices, how
+Inputs are checked against each model's schema (fakes/cometapi_models.py: types, ranges, choices, how
 many reference images, multiples for custom sizes, match_input_image only with an image); a create the model
 would refuse gets Replicate's 422 with ``invalid_fields``, and no prediction is made.
 
-    python -m tests.fakes.cometapi --port 8787 [--key KEY] [--speed 1.0] [--seed 0] [--image-size BYTES]
+    python -m fakes.cometapi --port 8787 [--key KEY] [--speed 1.0] [--seed 0] [--image-size BYTES]
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.fakes.cometapi_images import FileBody, ImageFactory
-from tests.fakes.cometapi_inputs import look_at_inputs
-from tests.fakes.cometapi_models import (
+from fakes.cometapi_images import FileBody, ImageFactory
+from fakes.cometapi_inputs import look_at_inputs
+from fakes.cometapi_models import (
     MODELS,
     NOT_IMAGE_HTML,
     QUEUE_RANGE,
@@ -68,7 +68,7 @@ from tests.fakes.cometapi_models import (
     problem,
     validate_input,
 )
-from tests.fakes.cometapi_words import FakeWords
+from fakes.cometapi_words import FakeWords
 
 __all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Outcome", "RecordedRequest"]
 
@@ -648,7 +648,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.cometapi", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fakes.cometapi", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--key", default="test-key", help="the API key it accepts (default test-key)")

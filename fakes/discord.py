@@ -1,6 +1,6 @@
 """A fake Discord (REST + gateway + CDN) on loopback, for running the real discord.py client in tests.
 
-Usage (see tests/test_fake_discord.py and ../shared/docs/discord-testing.md)::
+Usage (see tests/test_fake_discord.py)::
 
     fake = FakeDiscord()
     guild = fake.add_guild("g")
@@ -14,7 +14,7 @@ Usage (see tests/test_fake_discord.py and ../shared/docs/discord-testing.md)::
     handle = await fake.slash_command(guild, channel, alice, "imagine", {"prompt": "a cat"})
     await handle.wait_response()
 
-Run standalone with ``python -m tests.fakes.discord --port 8788``.
+Run standalone with ``python -m fakes.discord --port 8788``.
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
-from tests.fakes.discord_actions import InteractionActions
-from tests.fakes.discord_cli import main, register_control
-from tests.fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
-from tests.fakes.discord_interactions import (
+from fakes.discord_actions import InteractionActions
+from fakes.discord_cli import main, register_control
+from fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
+from fakes.discord_interactions import (
     InteractionHandle,
     InteractionResponse,
     find_command,
 )
-from tests.fakes.discord_messages import MessageStore
-from tests.fakes.discord_models import (
+from fakes.discord_messages import MessageStore
+from fakes.discord_models import (
     API_PREFIX,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_EVERYONE_PERMISSIONS,
@@ -68,8 +68,8 @@ from tests.fakes.discord_models import (
     permissions_value,
     safe_filename,
 )
-from tests.fakes.discord_openapi import Violation
-from tests.fakes.discord_rest import RestApi
+from fakes.discord_openapi import Violation
+from fakes.discord_rest import RestApi
 
 __all__ = [
     "DiscordHTTPError",
