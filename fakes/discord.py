@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
+from fakes.common import Changes, Fault, RecordedRequest, UploadedFile
 from fakes.discord_actions import InteractionActions
 from fakes.discord_cli import main, register_control
 from fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
@@ -52,16 +53,13 @@ from fakes.discord_models import (
     FakeMember,
     FakeRole,
     FakeUser,
-    Fault,
     IdLike,
     MessageEdit,
     Overwrite,
     PermissionsLike,
-    RecordedRequest,
     SnowflakeGenerator,
     StoredAttachment,
     StoredMessage,
-    UploadedFile,
     as_id,
     emoji_key,
     make_fault,
@@ -179,8 +177,7 @@ class FakeDiscord(InteractionActions):
         self._msgs = MessageStore(self)
         self._rest = RestApi(self)
         self._runner: web.AppRunner | None = None
-        self._change = asyncio.Event()
-        self._abort: BaseException | None = None
+        self.changes = Changes("fake Discord")  # what wait_for() waits on
         self.default_ids: dict[str, int] = {}  # used by the control API when a request omits ids
         self._link_generation = 0  # bumped by renew_attachment_links(): older signed links stop working
 
@@ -611,9 +608,9 @@ class FakeDiscord(InteractionActions):
     def abort_waits(self, error: BaseException | None) -> None:
         """Make every pending and later wait_for() raise at once (None: stop doing so). Hook it to the bot's
         error handlers so a crash in a command fails the test immediately instead of after a wait's timeout."""
-        if self._abort is None or error is None:
-            self._abort = error
-        self._changed()
+        if self.changes.abort is None or error is None:
+            self.changes.abort = error
+        self.changes.changed()
 
     def watch(self, task: asyncio.Task[Any]) -> None:
         """Abort waits when ``task`` (the bot's start()) ends: the bot can no longer answer anything."""
@@ -626,24 +623,11 @@ class FakeDiscord(InteractionActions):
 
     def _changed(self) -> None:
         """Wake every wait_for(): state changed."""
-        event, self._change = self._change, asyncio.Event()
-        event.set()
+        self.changes.changed()
 
     async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
-        """Re-check ``predicate`` on every change until it returns something other than None/False."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    if self._abort is not None:
-                        raise RuntimeError(
-                            f"fake Discord: gave up waiting for {what}: {self._abort!r}"
-                        ) from self._abort
-                    result = predicate()
-                    if result is not None and result is not False:
-                        return result
-                    await self._change.wait()
-        except TimeoutError:
-            raise TimeoutError(f"fake Discord: timed out after {timeout}s waiting for {what}") from None
+        """Re-check ``predicate`` at every change until it returns something true (see `Changes.wait_for`)."""
+        return await self.changes.wait_for(predicate, timeout=timeout, what=what)
 
     async def wait_for_requests(
         self, method: str, path_regex: str, *, count: int = 1, timeout: float = 5.0

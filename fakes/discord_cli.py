@@ -105,7 +105,7 @@ class _Control:
         return json_response(out)
 
     async def requests(self, request: web.Request) -> web.Response:
-        return json_response([r.summary() for r in self.fake.requests])
+        return json_response([r.to_json() for r in self.fake.requests])
 
     async def interaction(self, request: web.Request) -> web.Response:
         handle = self.fake.interactions.get(int(request.match_info["interaction_id"]))
@@ -178,7 +178,12 @@ class _Control:
                 "internal_errors": [repr(e) for e in self.fake.internal_errors],
                 "spec_violations": [str(v) for v in self.fake.spec_violations],
                 "faults": [
-                    {"method": f.method, "path": f.path_regex.pattern, "status": f.status, "hits": f.hits}
+                    {
+                        "method": f.method,
+                        "path": f.path_regex and f.path_regex.pattern,
+                        "status": f.status,
+                        "hits": f.hits,
+                    }
                     for f in self.fake.faults
                 ],
             }

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fakes.common import UploadedFile
 from fakes.discord_models import (
     ALL_PERMISSIONS,
     DEFAULT_BOT_PERMISSIONS,
@@ -18,7 +19,6 @@ from fakes.discord_models import (
     PermissionsLike,
     StoredAttachment,
     StoredMessage,
-    UploadedFile,
     permissions_value,
 )
 

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from fakes.common import UploadedFile
 from fakes.discord_models import (
     ALL_PERMISSIONS,
     FLAG_LOADING,
@@ -27,7 +28,6 @@ from fakes.discord_models import (
     MessageEdit,
     StoredAttachment,
     StoredMessage,
-    UploadedFile,
     emoji_payload,
     invalid_form,
     safe_filename,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
+from fakes.common import RecordedRequest, UploadedFile
 from fakes.discord_interactions import (
     ALLOWED_CALLBACKS,
     AUTOCOMPLETE_RESULT,
@@ -38,9 +39,7 @@ from fakes.discord_models import (
     DiscordHTTPError,
     FakeChannel,
     FakeGuild,
-    RecordedRequest,
     StoredMessage,
-    UploadedFile,
     emoji_key,
     invalid_form,
     missing_access,
@@ -173,7 +172,7 @@ class RestApi:
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
         path = request.path[len(API_PREFIX) :]
-        rec = RecordedRequest(request.method, path, dict(request.query), None, [], time.monotonic())
+        rec = RecordedRequest(request.method, path, dict(request.query))
         resource = request.match_info.route.resource
         rec.route = resource.canonical[len(API_PREFIX) :] if resource is not None else ""
         self._annotate(rec)

@@ -169,7 +169,7 @@ async def test_get_honours_retry_after_seconds(fake: FakeCometAPI, client: Comet
     assert got.id == created.id
     first, second = fake.requests_for("get")
     # The backoff alone is at most 0.05 s here: a gap of about a second is the Retry-After.
-    assert second.t - first.t >= 0.95
+    assert second.at - first.at >= 0.95
     assert client.counts["retry"] == 1
 
 
@@ -180,7 +180,7 @@ async def test_get_honours_retry_after_as_an_http_date(fake: FakeCometAPI, clien
     got = await client.get(created.id)
     assert got.id == created.id
     first, second = fake.requests_for("get")
-    assert second.t - first.t >= 0.9
+    assert second.at - first.at >= 0.9
 
 
 async def test_a_retry_after_beyond_the_limit_is_reported_not_slept(

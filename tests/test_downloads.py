@@ -170,7 +170,7 @@ async def test_fetch_all_downloads_every_file_at_once(fake: FakeCometAPI, downlo
     files = fake.requests_for("file")
     assert sorted(r.path for r in files) == sorted(url.removeprefix(fake.base_url) for url in urls)
     # Each answer was held for `hold` seconds: the last request arrived while the first was still held.
-    assert max(r.t for r in files) - min(r.t for r in files) < hold
+    assert max(r.at for r in files) - min(r.at for r in files) < hold
 
 
 async def test_fetch_all_raises_the_first_failure(fake: FakeCometAPI, downloader: Downloader) -> None:

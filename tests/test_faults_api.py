@@ -142,7 +142,7 @@ async def assert_nothing_lost(world, bot, jobs: dict[str, Job], *, extra_creates
             assert creates[prompt] >= 1
     assert world.discord.internal_errors == []
     assert world.discord.unhandled == []
-    assert not any(world.comet._injections.values()), "an injected API fault never fired"
+    assert world.comet.pending_faults() == [], "an injected API fault never fired"
     assert all(f.times is None or f.hits == f.times for f in world.discord.faults), "a Discord fault never fired"
 
 
@@ -180,7 +180,7 @@ async def test_429_storm_on_create_waits_retry_after_and_creates_each_job_once(w
             await assert_delivered(world, s, jobs[s.prompt])
         # A refused create is tried again, never before its Retry-After.
         for prompt in jobs:
-            times = sorted(c.t for c in world.comet.creates() if c.json["input"]["prompt"] == prompt)
+            times = sorted(c.at for c in world.comet.creates() if c.json["input"]["prompt"] == prompt)
             assert all(b - a >= 0.99 for a, b in itertools.pairwise(times)), (prompt, times)
         assert max(creates_by_prompt(world).values()) > 1, "the storm did refuse someone's create"
         await assert_nothing_lost(world, bot, jobs, extra_creates=6)
@@ -199,7 +199,7 @@ async def test_429_storm_on_polls_waits_retry_after_and_every_job_is_delivered(w
         gets = world.comet.requests_for("get")
         assert len(gets) > 34
         for index in range(4):  # the ones answered "Retry-After: 1"
-            assert next_request_after(gets, index).t - gets[index].t >= 0.99
+            assert next_request_after(gets, index).at - gets[index].at >= 0.99
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
 
@@ -287,7 +287,7 @@ async def test_a_poll_that_hangs_past_the_read_timeout_is_abandoned_and_retried(
                 await assert_delivered(world, s, jobs[s.prompt])
         gets = world.comet.requests_for("get")
         for index in range(3):  # the hung polls: given up after the read timeout, not before
-            assert next_request_after(gets, index).t - gets[index].t >= 0.5
+            assert next_request_after(gets, index).at - gets[index].at >= 0.5
         assert all(n == 1 for n in creates_by_prompt(world).values())
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)

@@ -455,7 +455,7 @@ async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_anot
     for job in ended.values():
         assert job.status == "succeeded" and job.lease_owner != run.owner_a, (job.status, job.error)
     # Nothing went out for those jobs from A after it woke (B was done with them by then).
-    assert [(r.method, r.path) for r in world.comet.requests if r.t >= woke] == []
+    assert [(r.method, r.path) for r in world.comet.requests if r.at >= woke] == []
     about_jobs = ("/channels/", "/webhooks/", "/interactions/")
     assert [(r.method, r.path) for r in d.requests if r.at >= woke and r.path.startswith(about_jobs)] == []
     assert_one_create_each(world, ended)
@@ -507,7 +507,7 @@ async def test_a_create_in_the_air_when_its_process_was_paused_is_recorded_and_n
     await assert_told(world, s, job, "failed", "while starting", "not sent again")  # B's end, left as it is
     assert job.prediction_id == prediction_id  # recorded by A, though the job was B's by then
     assert_one_create_each(world, run.ended)
-    after = [(r.method, r.path) for r in world.comet.requests if r.t >= run.woke]
+    after = [(r.method, r.path) for r in world.comet.requests if r.at >= run.woke]
     assert after == [("POST", f"/replicate/v1/predictions/{prediction_id}/cancel")]
     assert world.comet.predictions[prediction_id].cancel_requested
     assert [r for r in d.requests if r.at >= run.woke and r.path.startswith(("/channels/", "/webhooks/"))] == []
