@@ -130,6 +130,16 @@ async def comet():
 
 
 @pytest.fixture
+async def fake():
+    """A fake CometAPI on its own (key `tests.e2e.KEY`), for tests of the API client and of the fake itself."""
+    from fakes.cometapi import FakeCometAPI
+    from tests.e2e import KEY
+
+    async with FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000) as server:
+        yield server
+
+
+@pytest.fixture
 async def discord_fake():
     from fakes.discord import FakeDiscord
 
@@ -138,6 +148,15 @@ async def discord_fake():
     yield fake
     await fake.close()
     assert_no_spec_violations(fake)
+
+
+@pytest.fixture
+async def refusing_discord():
+    """A fake Discord that refuses the bot's token: a bot that gets as far as logging in shows up here."""
+    from fakes.discord import FakeDiscord
+
+    async with FakeDiscord(token="not-the-token-the-bot-has") as fake:
+        yield fake
 
 
 def assert_no_spec_violations(fake: FakeDiscord) -> None:

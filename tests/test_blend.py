@@ -5,25 +5,16 @@ from __future__ import annotations
 import re
 
 from services.jobs.kinds.blend import BLEND_PROMPT
-from tests.test_edit import tiny_png
-from tests.test_imagine import assert_refused_privately, setup_guild
-from tests.test_models import delivered_job
+from tests.helpers import assert_refused_privately, blend, delivered, setup_guild
 
 PRO2 = "black-forest-labs/flux-2-pro"
 
 
-async def blend(world, guild, channel, user, count, **options):
-    files = [world.discord.add_attachment(f"part{n}.png", tiny_png(10 * n), "image/png") for n in range(count)]
-    slots = {f"image{n + 1}": f["id"] for n, f in enumerate(files)}
-    handle = await world.discord.slash_command(guild, channel, user, "blend", {**slots, **options}, attachments=files)
-    return files, handle
-
-
 async def test_blend_sends_every_image_as_a_reference_to_flux_2_pro(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         files, handle = await blend(world, guild, channel, alice, 3)
-        final, job = await delivered_job(bot, handle)
+        final, job = await delivered(world, bot, handle)
     assert job.status == "succeeded"
     assert job.model == PRO2
     sent = world.comet.creates()[-1].json["input"]
@@ -33,13 +24,13 @@ async def test_blend_sends_every_image_as_a_reference_to_flux_2_pro(world):
 
 
 async def test_blend_takes_ten_images_with_flex_and_parameters_in_its_prompt(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         _, handle = await blend(
             world, guild, channel, alice, 10, prompt="the cat from image 1 in every room --ar 16:9 --seed 9",
             model="black-forest-labs/flux-2-flex",
         )  # fmt: skip
-        _, job = await delivered_job(bot, handle)
+        _, job = await delivered(world, bot, handle)
     assert job.status == "succeeded"
     sent = world.comet.creates()[-1].json["input"]
     assert len(sent["input_images"]) == 10
@@ -47,7 +38,7 @@ async def test_blend_takes_ten_images_with_flex_and_parameters_in_its_prompt(wor
 
 
 async def test_blend_refusals_say_what_is_allowed_and_cost_nothing(world):
-    guild, _, alice = setup_guild(world)
+    guild, _, alice = setup_guild(world, "alice")
     cases = [
         (9, {}, "flux-2-pro takes up to 8 input image(s), got 9 (flux-2-flex takes up to 10)"),
         (5, {"model": "flux-2-dev"}, "flux-2-dev takes up to 4"),
@@ -65,7 +56,7 @@ async def test_blend_refusals_say_what_is_allowed_and_cost_nothing(world):
 
 
 async def test_blend_where_no_model_takes_several_images(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
     async with world.bot() as bot:

@@ -28,8 +28,8 @@ from services.errors import (
     UncertainCreate,
 )
 from services.secrets import Secret
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 INPUT: dict[str, object] = {"prompt": "a red fox in the snow", "num_outputs": 1}
 RETRYABLE = (500, 502, 503, 504, 524)
@@ -37,16 +37,6 @@ HTML_PAGE = (
     "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
     "</center><hr><center>cloudflare</center></body></html>"
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture

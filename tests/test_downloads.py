@@ -20,23 +20,13 @@ from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
 from services.errors import DownloadError
 from services.secrets import Secret
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 MIB = 1024 * 1024
 MAX_BYTES = 1 * MIB
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 class RequestLog:

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import re
 
-from tests.test_edit import delivered, open_and_submit, setup_guild, tiny_png
+from tests.helpers import KONTEXT, delivered, open_and_submit, png, set_edit_model, setup_guild
 
 PRO2, DEV2 = "black-forest-labs/flux-2-pro", "black-forest-labs/flux-2-dev"
-KONTEXT = "black-forest-labs/flux-kontext-pro"
-
-
-async def set_edit_model(world, guild, admin, model):
-    channel = world.discord.add_channel(guild, f"admin-{len(world.discord.requests)}")
-    handle = await world.discord.slash_command(guild, channel, admin, "imagine-settings set", {"edit_model": model})
-    await handle.wait_response()
-    return handle.original_message().content
 
 
 async def photos(world, channel, user, count):
-    files = [(f"photo{n}.png", tiny_png(30 * n)) for n in range(count)]
+    files = [(f"photo{n}.png", png(grey=30 * n)) for n in range(count)]
     return await world.discord.post_message(channel, user, "my photos", files=files)
 
 
@@ -28,7 +20,7 @@ async def edit(world, message, user, instruction, **fields):
 
 
 async def test_a_flux_2_editing_model_takes_every_image_of_the_message(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         assert "flux-2-pro" in await set_edit_model(world, guild, admin, "flux-2-pro")
         posted = await photos(world, channel, alice, 3)
@@ -41,7 +33,7 @@ async def test_a_flux_2_editing_model_takes_every_image_of_the_message(world):
 
 
 async def test_left_blank_an_edit_sends_as_many_images_as_the_model_takes(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         posted = await photos(world, channel, alice, 5)
         _, kontext = await delivered(world, bot, await edit(world, posted, alice, "make it night"))
@@ -53,7 +45,7 @@ async def test_left_blank_an_edit_sends_as_many_images_as_the_model_takes(world)
 
 
 async def test_a_model_named_in_the_instruction_is_used(world):
-    _, channel, _, alice = setup_guild(world)
+    _, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         posted = await photos(world, channel, alice, 2)
         _, job = await delivered(world, bot, await edit(world, posted, alice, "swap their hats --m flux-2-flex"))
@@ -63,7 +55,7 @@ async def test_a_model_named_in_the_instruction_is_used(world):
 
 
 async def test_asking_kontext_for_several_images_is_refused_and_costs_nothing(world):
-    _, channel, _, alice = setup_guild(world)
+    _, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot():
         posted = await photos(world, channel, alice, 3)
         for which in ("all", "1,2"):
@@ -75,7 +67,7 @@ async def test_asking_kontext_for_several_images_is_refused_and_costs_nothing(wo
 
 
 async def test_the_editing_model_must_edit_images(world):
-    guild, _, admin, _ = setup_guild(world)
+    guild, _, admin, _ = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         text = await set_edit_model(world, guild, admin, "flux-schnell")
         assert "Not saved" in text

@@ -20,24 +20,14 @@ import pytest
 
 from fakes.cometapi import FakeCometAPI, Outcome
 from fakes.common import ManualClock
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BFL = "black-forest-labs"
 TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 ID = re.compile(r"^[a-z0-9]{26}$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture

@@ -25,12 +25,22 @@ from services.rules.catalogue import typical_seconds
 from services.store.base import job_from_row
 from services.store.job_extra import JobExtra
 from services.store.models import TERMINAL, Job
+from tests.campaign import (
+    NthRequest,
+    Sent,
+    assert_clean_log,
+    assert_delivered,
+    assert_one_create_each,
+    assert_told,
+    burst,
+    served_files,
+    start_bot,
+    stop_bot,
+    until,
+)
 from tests.conftest import postgres_schema, postgres_test_url
 from tests.e2e import wait_status
-from tests.test_admission import new_job
-from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, served_files, until
-from tests.test_faults_process import NthRequest, assert_clean_log, assert_one_create_each, start_bot, stop_bot
-from tests.test_imagine import add_member, imagine, setup_guild, started_job
+from tests.helpers import add_member, imagine, new_job, setup_guild, started_job
 
 LEASE = 30.0
 
@@ -130,7 +140,7 @@ async def test_the_fence_lets_a_process_act_only_while_its_last_renewal_is_young
 async def test_a_live_owner_keeps_pushing_its_lease_forward(world_any_store):
     """While its process lives, a job's lease keeps moving ahead (else another process would adopt it)."""
     world = world_any_store
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot(JOB_LEASE_SECONDS="1.5") as bot:  # renewed every 0.5 s
         handle = await imagine(world, guild, channel, alice, prompt="a slow fox")

@@ -4,9 +4,7 @@ cells exactly the original's; refusals at no cost."""
 from __future__ import annotations
 
 from services.imaging.outpaint import cells_box
-from tests.test_imagine import private_reply
-from tests.test_outpaint import decoded, picture, show_instead
-from tests.test_variations import delivered, result_of, setup_guild
+from tests.helpers import decoded, delivered, patterned_png, private_reply, result_of, setup_guild, show_instead
 
 
 async def open_form(world, result, parent, user):
@@ -17,10 +15,10 @@ async def open_form(world, result, parent, user):
 
 
 async def test_only_the_chosen_cells_change(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((90, 60)))
+        original = show_instead(world, result, patterned_png((90, 60)))
         click = await open_form(world, result, parent, alice)
         values = {"cells": ["1", "2"], "instruction": "a red sailing boat"}
         message, job = await delivered(world, bot, await world.discord.submit_modal(click, values, user_id=alice.id))
@@ -42,7 +40,7 @@ async def test_only_the_chosen_cells_change(world):
 
 
 async def test_a_form_with_no_cell_or_a_made_up_one_is_refused_privately_at_no_cost(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         click = await open_form(world, result, parent, alice)

@@ -10,10 +10,8 @@ import asyncio
 import base64
 import itertools
 import logging
-import struct
 import time
 import traceback
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,8 +37,9 @@ from services.errors import (
 )
 from services.rules.catalogue import CATALOGUE, Request, build_input
 from services.secrets import Secret
+from tests.e2e import KEY  # the key of the `fake` fixture's API
+from tests.helpers import png
 
-KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 PRO = "black-forest-labs/flux-1.1-pro"
 TUNING = PollTuning(fine_interval=0.02, min_interval=0.005, max_interval=0.1)
@@ -48,27 +47,8 @@ PRIORS = dict.fromkeys(CATALOGUE, (0.02, 0.5))
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
 
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x80\x00")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
 def png_data_uri() -> str:
-    return "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
+    return "data:image/png;base64," + base64.b64encode(png()).decode()
 
 
 def settings_for(fake: FakeCometAPI, **changes: Any) -> Settings:
@@ -161,7 +141,7 @@ async def test_kontext_edits_an_input_image_sent_as_a_data_uri(
     (create,) = fake.creates()
     assert isinstance(create.json, dict)
     assert create.json["input"]["input_image"] == image
-    assert base64.b64decode(create.json["input"]["input_image"].split(",", 1)[1]) == tiny_png()
+    assert base64.b64decode(create.json["input"]["input_image"].split(",", 1)[1]) == png()
     assert_images_match(fake, result, 1, "jpg")
 
 
@@ -477,5 +457,5 @@ async def test_the_api_key_never_shows_in_logs_errors_or_settings(
 def test_encoded_input_images_are_data_uris() -> None:
     from services.cometapi.files import as_image
 
-    uri = encode_data_uri(as_image(tiny_png(), "test"))
+    uri = encode_data_uri(as_image(png(), "test"))
     assert uri == png_data_uri()
