@@ -67,7 +67,7 @@ from fakes.cometapi_models import (
     validate_input,
 )
 from fakes.cometapi_words import FakeWords
-from fakes.common import Changes, Fault, RecordedRequest
+from fakes.common import Changes, Fault, ManualClock, RecordedRequest
 
 __all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Fault", "Outcome", "RecordedRequest"]
 
@@ -485,7 +485,10 @@ class FakeCometAPI:
         pred.gets += 1
 
         async def answer(headers: dict[str, str]) -> web.StreamResponse:
-            return self._render(pred, 200, headers)
+            response = self._render(pred, 200, headers)
+            if isinstance(self.clock, ManualClock):
+                self.clock.advance(self.clock.per_poll)
+            return response
 
         return answer
 

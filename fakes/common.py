@@ -138,10 +138,15 @@ class Changes:
 
 class ManualClock:
     """A monotonic clock that moves only when a test says so: the phases of a fake's predictions then last exactly
-    as long as the test wants, however busy the machine (pass it as ``FakeCometAPI(clock=...)``)."""
+    as long as the test wants, however busy the machine (pass it as ``FakeCometAPI(clock=...)``).
 
-    def __init__(self, start: float = 1000.0) -> None:
+    With ``per_poll``, the fake CometAPI moves it that much after answering each poll of a prediction: a client
+    polling at its own pace then sees every phase longer than ``per_poll``, however late each poll comes.
+    """
+
+    def __init__(self, start: float = 1000.0, *, per_poll: float = 0.0) -> None:
         self._now = start
+        self.per_poll = per_poll
 
     def __call__(self) -> float:
         return self._now

@@ -28,6 +28,7 @@ from services.errors import (
     UncertainCreate,
 )
 from services.secrets import Secret
+from tests.campaign import until
 from tests.e2e import KEY  # the key of the `fake` fixture's API
 
 SCHNELL = "black-forest-labs/flux-schnell"
@@ -376,7 +377,7 @@ async def test_a_create_is_retried_while_nothing_listens_and_creates_once(sessio
     port = free_port()
     client = make_client(session, f"http://127.0.0.1:{port}", attempts=100)
     task = asyncio.create_task(client.create(SCHNELL, INPUT))
-    await asyncio.sleep(0.2)
+    await until(lambda: client.counts["create"] >= 2 or task.done(), what="two refused connections")
     assert not task.done()
     refused = client.counts["create"]
     assert refused >= 2  # connection refused, and tried again

@@ -557,10 +557,12 @@ async def test_failed_canceled_and_aborted(stepped: FakeCometAPI, session: aioht
     assert fake.predictions[ids[3]].done_at_wall is not None
 
 
-async def test_never_stays_processing(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+async def test_never_stays_processing(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(status="never", queue_time=0.0, duration=0.05))
     p = await create(session, fake, "flux-dev", num_inference_steps=4)
-    await asyncio.sleep(0.3)
+    assert isinstance(fake.clock, ManualClock)
+    fake.clock.advance(600)  # ten minutes later, it still runs
     last = await get(session, fake, p["id"])
     assert last["status"] == "processing" and last["completed_at"] is None
     assert progress(last["logs"]) == (3, 4)

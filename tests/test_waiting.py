@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from fakes.cometapi import FakeCometAPI, Outcome
+from fakes.common import ManualClock
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import encode_data_uri, sniff
 from services.cometapi.polling import DurationStats, PollTuning, Update, wait_for
@@ -74,6 +75,20 @@ async def open_service(fake: FakeCometAPI, **changes: Any) -> AsyncIterator[Pred
 @pytest.fixture
 async def service(fake: FakeCometAPI) -> AsyncIterator[PredictionService]:
     async with open_service(fake) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def stepped() -> AsyncIterator[FakeCometAPI]:
+    """A fake whose clock moves 20 ms per poll: the service sees every phase, however busy the machine."""
+    clock = ManualClock(per_poll=0.02)
+    async with FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000, clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+async def stepped_service(stepped: FakeCometAPI) -> AsyncIterator[PredictionService]:
+    async with open_service(stepped) as opened:
         yield opened
 
 
@@ -188,7 +203,10 @@ async def test_aborted_is_a_failure_that_was_not_billed(fake: FakeCometAPI, serv
     assert caught.value.prediction_id in fake.predictions
 
 
-async def test_an_unknown_status_is_shown_then_success(fake: FakeCometAPI, service: PredictionService) -> None:
+async def test_an_unknown_status_is_shown_then_success(
+    stepped: FakeCometAPI, stepped_service: PredictionService
+) -> None:
+    fake, service = stepped, stepped_service
     fake.queue_outcome(Outcome(unknown_status="queued_for_gpu", unknown_status_time=0.3, queue_time=0.05))
     recorder = Recorder()
     result = await service.run(SCHNELL, {"prompt": "a fox"}, on_update=recorder)
@@ -237,9 +255,10 @@ async def test_odd_and_failing_poll_answers_are_ridden_out(
 
 @pytest.mark.parametrize("model", ["flux-schnell", "flux-dev"])
 async def test_on_update_reports_each_change_with_a_rising_percent(
-    fake: FakeCometAPI, service: PredictionService, model: str
+    stepped: FakeCometAPI, stepped_service: PredictionService, model: str
 ) -> None:
-    fake.queue_outcome(Outcome(queue_time=0.1, duration=1.0))
+    fake, service = stepped, stepped_service
+    fake.queue_outcome(Outcome(queue_time=0.1, duration=0.4))  # the fake's time: 25 polls
     recorder = Recorder()
     full, model_input = build_input(model, Request("a fox"))
     result = await service.run(full, model_input, on_update=recorder)
@@ -261,7 +280,10 @@ async def test_on_update_reports_each_change_with_a_rising_percent(
 
 
 @pytest.mark.parametrize("model", ["flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro"])
-async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: PredictionService, model: str) -> None:
+async def test_pro_models_never_get_a_percent(
+    stepped: FakeCometAPI, stepped_service: PredictionService, model: str
+) -> None:
+    fake, service = stepped, stepped_service
     fake.queue_outcome(Outcome(queue_time=0.05, duration=0.4))
     recorder = Recorder()
     images = (png_data_uri(),) if "kontext" in model else ()
@@ -273,7 +295,10 @@ async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: Predi
     assert any(u.progress.stage == "Generating image..." for u in recorder.updates if u.status == "processing")
 
 
-async def test_tqdm_lines_without_a_total_give_no_percent(fake: FakeCometAPI, service: PredictionService) -> None:
+async def test_tqdm_lines_without_a_total_give_no_percent(
+    stepped: FakeCometAPI, stepped_service: PredictionService
+) -> None:
+    fake, service = stepped, stepped_service
     fake.queue_outcome(Outcome(logs_style="no_total", queue_time=0.05, duration=0.5))
     recorder = Recorder()
     await service.run(SCHNELL, {"prompt": "a fox"}, on_update=recorder)
