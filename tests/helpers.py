@@ -6,7 +6,8 @@ tests/test_layout.py checks it):
 - fakes/                 the fake Discord and the fake CometAPI (fakes/common.py: `RecordedRequest`, `Fault`,
                          `wait_for`, `ManualClock`, shared by both).
 - tests/conftest.py      the fixtures: `store` (SQLite, then PostgreSQL), `world` (the bot against both fakes),
-                         `world_any_store`, `comet`, `discord_fake`, `fake` (a fake CometAPI on its own).
+                         `world_any_store`, `comet`, `discord_fake`, `fake` (a fake CometAPI on its own),
+                         `refusing_discord`.
 - tests/e2e.py           the harness: `World` (starts bots), `TestBot`, `wait_status`, `TOKEN` and `KEY`.
 - tests/helpers.py       this file: scenes (`setup_guild`), user actions (`imagine`, `result_of`, ...), what the
                          bot answered (`private_reply`, `delivered`, ...), pictures (`png`) and jobs (`make_job`).
