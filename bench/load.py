@@ -38,7 +38,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.fakes.cometapi_models import MODELS
+from fakes.cometapi_models import MODELS
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-comet-key"
@@ -472,9 +472,9 @@ def run(args: argparse.Namespace) -> Run:
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-load-")))
         comet_port, discord_port = free_port(), free_port()
-        comet_cmd = [sys.executable, "-m", "tests.fakes.cometapi", "--port", str(comet_port), "--key", KEY]
+        comet_cmd = [sys.executable, "-m", "fakes.cometapi", "--port", str(comet_port), "--key", KEY]
         comet_cmd += ["--speed", "1.0", "--seed", str(args.seed)]
-        discord_cmd = [sys.executable, "-m", "tests.fakes.discord", "--port", str(discord_port), "--token", TOKEN]
+        discord_cmd = [sys.executable, "-m", "fakes.discord", "--port", str(discord_port), "--token", TOKEN]
         with (
             process(comet_cmd, tmp / "comet.log") as comet,
             process(discord_cmd, tmp / "discord.log") as discord,

@@ -3,7 +3,7 @@ client (a GET every 0.5 s), on the same mixed workload against the same fake Com
 
     python -m bench.polling [--n 200] [--spread 10] [--seed 1] [--port 0] [--json out.json]
 
-The fake (tests/fakes/cometapi.py) runs as a separate process, so its CPU is not counted against the
+The fake (fakes/cometapi.py) runs as a separate process, so its CPU is not counted against the
 clients. Both clients are timed one after the other in this process. `Prefer: wait` is off for both:
 this compares polling with polling. See bench/README.md for what is measured and why it is fair.
 """
@@ -31,10 +31,10 @@ import aiohttp
 import httpx
 from replicate.client import Client as ReplicateClient
 
+from fakes.cometapi_models import MODELS, QUEUE_RANGE
 from services.cometapi.service import PredictionService
 from services.config import Settings
 from services.secrets import Secret
-from tests.fakes.cometapi_models import MODELS, QUEUE_RANGE
 
 KEY = "bench-key"
 REPO = Path(__file__).resolve().parent.parent
@@ -110,8 +110,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def fake_process(port: int, seed: int) -> Iterator[str]:
-    """Start `python -m tests.fakes.cometapi` and stop it (by its own pid) afterwards."""
-    cmd = [sys.executable, "-m", "tests.fakes.cometapi", "--port", str(port), "--key", KEY]
+    """Start `python -m fakes.cometapi` and stop it (by its own pid) afterwards."""
+    cmd = [sys.executable, "-m", "fakes.cometapi", "--port", str(port), "--key", KEY]
     cmd += ["--speed", "1.0", "--seed", str(seed)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
     try:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.sandbox import Sandbox, sandbox
-from tests.fakes.discord_components import buttons
-from tests.fakes.discord_models import StoredMessage
+from fakes.discord_components import buttons
+from fakes.discord_models import StoredMessage
 
 HELP = __doc__.split("\n\n")[1].split("\n", 1)[1] if __doc__ else ""
 JOB_TIMEOUT = 300.0  # seconds a command may keep jobs running (FLUX.2 at full speed takes up to about 40 s)

@@ -1,7 +1,7 @@
 """The whole bot with no keys: the fake Discord, the fake CometAPI and the real FluxBot wired to them in one process.
 
 Used by `python -m cli.screens` (the README's pictures) and `python -m cli.playground` (try it by hand). Only
-Discord and CometAPI are fakes (tests/fakes); the bot, discord.py and the store (SQLite in a temporary folder) are
+Discord and CometAPI are fakes (fakes); the bot, discord.py and the store (SQLite in a temporary folder) are
 the real ones, started through the tests' harness (tests/e2e.py).
 """
 
@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakes.cometapi import FakeCometAPI
+from fakes.discord import FakeDiscord
+from fakes.discord_models import FakeChannel, FakeGuild, FakeUser
 from tests.e2e import KEY, TestBot, World
-from tests.fakes.cometapi import FakeCometAPI
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_models import FakeChannel, FakeGuild, FakeUser
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cli.card import MessageBody, render
 from cli.sandbox import sandbox
-from tests.fakes.discord_models import StoredMessage
+from fakes.discord_models import StoredMessage
 
 PROMPT = "a red fox in the snow, golden hour --ar 16:9"
 MODEL = "flux-dev"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tests.fakes.discord_components import ACTION_ROW, GalleryItem, buttons, gallery, texts, walk
-from tests.fakes.discord_models import FLAG_COMPONENTS_V2, JSON, MessageEdit, StoredMessage
+from fakes.discord_components import ACTION_ROW, GalleryItem, buttons, gallery, texts, walk
+from fakes.discord_models import FLAG_COMPONENTS_V2, JSON, MessageEdit, StoredMessage
 
 SUBTEXT = "-# "
 

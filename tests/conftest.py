@@ -22,7 +22,7 @@ import pytest
 from services.store import PostgresStore, Store, open_store
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -120,8 +120,8 @@ def store_target(request: pytest.FixtureRequest, store: Store) -> StoreTarget:
 
 @pytest.fixture
 async def comet():
+    from fakes.cometapi import FakeCometAPI
     from tests.e2e import KEY
-    from tests.fakes.cometapi import FakeCometAPI
 
     fake = FakeCometAPI(api_key=KEY, speed=0.02, seed=1, image_size=30_000)
     await fake.start()
@@ -130,14 +130,33 @@ async def comet():
 
 
 @pytest.fixture
+async def fake():
+    """A fake CometAPI on its own (key `tests.e2e.KEY`), for tests of the API client and of the fake itself."""
+    from fakes.cometapi import FakeCometAPI
+    from tests.e2e import KEY
+
+    async with FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000) as server:
+        yield server
+
+
+@pytest.fixture
 async def discord_fake():
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
     fake = FakeDiscord()
     await fake.start()
     yield fake
     await fake.close()
     assert_no_spec_violations(fake)
+
+
+@pytest.fixture
+async def refusing_discord():
+    """A fake Discord that refuses the bot's token: a bot that gets as far as logging in shows up here."""
+    from fakes.discord import FakeDiscord
+
+    async with FakeDiscord(token="not-the-token-the-bot-has") as fake:
+        yield fake
 
 
 def assert_no_spec_violations(fake: FakeDiscord) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 import discord
 import yarl
 
+from fakes.cometapi import FakeCometAPI
+from fakes.discord import FakeDiscord
 from services.cometapi.polling import DurationStats, PollTuning
 from services.config import Settings, load_settings
-from tests.fakes.cometapi import FakeCometAPI
-from tests.fakes.discord import FakeDiscord
 from ui.flux_bot import FluxBot
 
 TOKEN = "bot-token-abcdefghijklmnopqrstuvwxyz"

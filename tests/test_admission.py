@@ -5,39 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 from services.limits import Limits, Refusal
-from services.store.models import Job, JobStatus
+from services.store.models import JobStatus
+from tests.helpers import (
+    EPHEMERAL,
+    GUILD,
+    add_member,
+    admit_all,
+    imagine,
+    new_job,
+    private_reply,
+    result_of,
+    setup_guild,
+)
 
-GUILD = 42
 NO_LIMITS = Limits(cooldown_seconds=0, jobs_in_flight=100)
-
-
-def new_job(user_id: int, *, images: int = 1, guild_id: int | None = GUILD, created_at: float | None = None) -> Job:
-    return Job(
-        id=uuid.uuid4().hex,
-        kind="imagine",
-        user_id=user_id,
-        channel_id=7,
-        guild_id=guild_id,
-        shard_id=0,
-        model="black-forest-labs/flux-schnell",
-        input={"prompt": "a fox", "num_outputs": images},
-        status=JobStatus.QUEUED,
-        created_at=time.time() if created_at is None else created_at,
-        image_count=images,
-    )
-
-
-async def admit_all(stores, jobs, limits):
-    """Admit every job at once, alternating between the stores (as several processes would)."""
-    results = await asyncio.gather(
-        *(stores[i % len(stores)].admit_job(job, limits, now=job.created_at) for i, job in enumerate(jobs))
-    )
-    return [job for job, refusal in zip(jobs, results, strict=True) if refusal is None], [
-        r for r in results if r is not None
-    ]
 
 
 async def test_racing_commands_get_one_job_per_cooldown(store, store_target):
@@ -62,7 +45,7 @@ async def test_racing_commands_never_exceed_the_jobs_in_flight(store, store_targ
         await other.close()
     assert len(admitted) == 2
     assert {r.limit for r in refusals} == {"jobs_in_flight"}
-    assert await store.count_active(1) == 2
+    assert len(await store.active_jobs(None)) == 2  # all of user 1
 
 
 async def test_images_are_reserved_at_admission_so_racing_members_share_the_server_quota(store, store_target):
@@ -80,7 +63,7 @@ async def test_images_are_reserved_at_admission_so_racing_members_share_the_serv
     assert str(refusals[0].text()) == (
         f"This server has used 4 of its 4 images for today. It starts to free up <t:{int(first.created_at) + 86401}:R>."
     )
-    assert await store.images_since(0, guild_id=GUILD) == 4
+    assert sum(row.images for row in await store.spend_since(GUILD, 0)) == 4
 
 
 async def test_the_user_quota_counts_reserved_images(store):
@@ -133,7 +116,6 @@ async def test_a_refused_job_is_not_stored(store):
 
 async def answers(world, bot, handles):
     """For each handle: ("job", job) when it started a job, or ("refused", text) for a private refusal."""
-    from tests.test_imagine import EPHEMERAL, private_reply
 
     outcomes = []
     for handle in handles:
@@ -149,9 +131,8 @@ async def answers(world, bot, handles):
 
 
 async def test_one_member_firing_four_imagines_at_once_gets_one_job_per_cooldown(world):
-    from tests.test_imagine import imagine, setup_guild
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(USER_COOLDOWN="10", MAX_JOBS_PER_USER="10") as bot:
         handles = await asyncio.gather(*(imagine(world, guild, channel, alice, prompt=f"fox {i}") for i in range(4)))
         outcomes = await answers(world, bot, handles)
@@ -163,10 +144,9 @@ async def test_one_member_firing_four_imagines_at_once_gets_one_job_per_cooldown
 
 
 async def test_ten_at_once_never_exceed_the_jobs_in_flight(world):
-    from tests.fakes.cometapi import Outcome
-    from tests.test_imagine import imagine, setup_guild
+    from fakes.cometapi import Outcome
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=2.0), times=10)
     async with world.bot(USER_COOLDOWN="0", MAX_JOBS_PER_USER="2") as bot:
         handles = await asyncio.gather(*(imagine(world, guild, channel, alice, prompt=f"owl {i}") for i in range(10)))
@@ -176,11 +156,10 @@ async def test_ten_at_once_never_exceed_the_jobs_in_flight(world):
 
 
 async def test_members_asking_while_a_job_runs_share_the_server_quota(world):
+    from fakes.cometapi import Outcome
     from services.store.models import GuildSettings
-    from tests.fakes.cometapi import Outcome
-    from tests.test_imagine import add_member, imagine, setup_guild
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     others = [add_member(world, guild, name) for name in ("bob", "carol", "dave")]
     world.comet.queue_outcome(Outcome(duration=2.0), times=4)
     async with world.bot() as bot:
@@ -200,13 +179,11 @@ async def test_members_asking_while_a_job_runs_share_the_server_quota(world):
 
 
 async def test_a_burst_of_reroll_reactions_makes_one_reroll(world):
-    from tests.test_imagine import add_member, setup_guild
-    from tests.test_reroll_resume import first_result
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     async with world.bot(USER_COOLDOWN="10") as bot:
-        result, _ = await first_result(world, bot, guild, channel, alice)
+        result, _ = await result_of(world, bot, guild, channel, alice)
         for emoji in ("🔄", "🔁", "🔄", "🔁"):
             await world.discord.remove_reaction(channel, result.id, bob, emoji)
             await world.discord.add_reaction(channel, result.id, bob, emoji)

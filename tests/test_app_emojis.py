@@ -8,7 +8,7 @@ import io
 from PIL import Image
 
 from tests.card import button_rows
-from tests.test_variations import result_of, setup_guild
+from tests.helpers import result_of, setup_guild
 from ui.app_emojis import ICONS
 
 UPLOADS = r"^/applications/\d+/emojis$"
@@ -25,7 +25,7 @@ def emojis_of(message, job_id):
 
 
 async def test_the_icons_are_uploaded_once_and_shown_on_the_buttons(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
     async with world.bot():  # a second start finds them
@@ -44,7 +44,7 @@ async def test_the_icons_are_uploaded_once_and_shown_on_the_buttons(world):
 
 
 async def test_buttons_keep_their_unicode_emojis_when_the_upload_is_refused(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     world.discord.inject_error("POST", UPLOADS, 403, times=None)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)

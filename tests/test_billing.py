@@ -9,13 +9,12 @@ MODEL_PRICES reaching admission and settlement; the usage report's windows.
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from dataclasses import replace
 
 import pytest
-from PIL import Image
 
+from fakes.cometapi import Outcome
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import Prediction
 from services.config import load_settings
@@ -28,18 +27,22 @@ from services.rules.pricing import Pricing
 from services.store.job_extra import JobExtra
 from services.store.models import GuildSettings, JobStatus
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_admission import admit_all, new_job
+from tests.helpers import (
+    EPHEMERAL,
+    IMAGE_SLOTS,
+    admit_all,
+    ephemeral_text,
+    imagine,
+    new_job,
+    png,
+    private_reply,
+    result_of,
+    setup_guild,
+)
 
 FLUX2 = "black-forest-labs/flux-2-pro"
 PRO = "black-forest-labs/flux-1.1-pro"
 DAY = 86400.0
-
-
-def png(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 90, 160)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def costing(user_id: int, cost: int, **kwargs):
@@ -58,15 +61,13 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
     """8 references of 2048x2048 with the output matching them cost $0.015 + 8 x 4 x $0.015 + 4 x $0.015 = $0.555:
     a $0.50 daily budget takes none, a $0.60 one takes one such job, not a second (booked as 1 MP each, a $0.50
     budget took three)."""
-    from tests.test_imagine import EPHEMERAL, imagine, private_reply, setup_guild
-    from tests.test_models import SLOTS
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     big = png(2048, 2048)
 
     def references():
         files = [world.discord.add_attachment(f"ref{n}.png", big, "image/png") for n in range(8)]
-        return files, {slot: f["id"] for slot, f in zip(SLOTS, files, strict=False)}
+        return files, {slot: f["id"] for slot, f in zip(IMAGE_SLOTS, files, strict=False)}
 
     async with world.bot() as bot:
         # Under a $0.50 budget the first such job is already too dear: refused before anything is sent.
@@ -141,10 +142,8 @@ def test_how_an_ended_prediction_counts():
 
 
 async def test_a_prediction_that_succeeded_counts_even_when_cancelled_while_its_images_download(world):
-    from tests.test_imagine import imagine, private_reply, setup_guild
-    from tests.test_settings import ephemeral_text
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
     world.comet.inject("file", status=None, delay=30.0)  # the images take long to download
@@ -180,10 +179,9 @@ async def test_a_prediction_that_succeeded_counts_even_when_cancelled_while_its_
     ],
 )
 async def test_a_failed_prediction_counts_as_the_operator_says(world_any_store, outcome, env, counted):
-    from tests.test_imagine import imagine, setup_guild
 
     world = world_any_store
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(outcome)
     async with world.bot(**env) as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a castle", model="flux-1.1-pro")
@@ -255,12 +253,10 @@ async def test_the_operators_daily_budget_per_user_and_for_the_bot_hold_under_ra
 
 
 async def test_the_operators_cap_covers_dms_buttons_and_reroll_reactions(world):
-    from tests.test_imagine import EPHEMERAL, imagine, private_reply, setup_guild
-    from tests.test_reroll_resume import first_result
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(USER_DAILY_IMAGES="2") as bot:
-        result, _ = await first_result(world, bot, guild, channel, alice)
+        result, _ = await result_of(world, bot, guild, channel, alice)
         dm = world.discord.dm_channel(alice.id)
         in_dm = await world.discord.slash_command(None, dm.id, alice, "imagine", {"prompt": "a dm fox"})
         await in_dm.wait_original(lambda m: bool(m.attachments), timeout=10)
@@ -285,10 +281,8 @@ async def test_the_operators_cap_covers_dms_buttons_and_reroll_reactions(world):
 
 
 async def test_model_prices_reach_admission_settlement_and_the_usage_report(world):
-    from tests.test_imagine import imagine, setup_guild
-    from tests.test_settings import ephemeral_text
 
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
     async with world.bot(MODEL_PRICES="flux-schnell=0.5") as bot:

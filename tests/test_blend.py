@@ -6,25 +6,16 @@ import re
 
 from services.jobs.kinds.blend import BLEND_PROMPT
 from tests.card import card
-from tests.test_edit import tiny_png
-from tests.test_imagine import EPHEMERAL, assert_refused_privately, private_reply, setup_guild
-from tests.test_models import delivered_job
+from tests.helpers import EPHEMERAL, assert_refused_privately, blend, delivered, png, private_reply, setup_guild
 
 PRO2 = "black-forest-labs/flux-2-pro"
 
 
-async def blend(world, guild, channel, user, count, **options):
-    files = [world.discord.add_attachment(f"part{n}.png", tiny_png(10 * n), "image/png") for n in range(count)]
-    slots = {f"image{n + 1}": f["id"] for n, f in enumerate(files)}
-    handle = await world.discord.slash_command(guild, channel, user, "blend", {**slots, **options}, attachments=files)
-    return files, handle
-
-
 async def test_blend_sends_every_image_as_a_reference_to_flux_2_pro(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         files, handle = await blend(world, guild, channel, alice, 3)
-        final, job = await delivered_job(bot, handle)
+        final, job = await delivered(world, bot, handle)
     assert job.status == "succeeded"
     assert job.model == PRO2
     sent = world.comet.creates()[-1].json["input"]
@@ -34,13 +25,13 @@ async def test_blend_sends_every_image_as_a_reference_to_flux_2_pro(world):
 
 
 async def test_blend_takes_ten_images_with_flex_and_parameters_in_its_prompt(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         _, handle = await blend(
             world, guild, channel, alice, 10, prompt="the cat from image 1 in every room --ar 16:9 --seed 9",
             model="black-forest-labs/flux-2-flex",
         )  # fmt: skip
-        _, job = await delivered_job(bot, handle)
+        _, job = await delivered(world, bot, handle)
     assert job.status == "succeeded"
     sent = world.comet.creates()[-1].json["input"]
     assert len(sent["input_images"]) == 10
@@ -48,7 +39,7 @@ async def test_blend_takes_ten_images_with_flex_and_parameters_in_its_prompt(wor
 
 
 async def test_blend_refusals_say_what_is_allowed_and_cost_nothing(world):
-    guild, _, alice = setup_guild(world)
+    guild, _, alice = setup_guild(world, "alice")
     cases = [
         (9, {}, "flux-2-pro takes up to 8 input image(s), got 9 (flux-2-flex takes up to 10)"),
         (5, {"model": "flux-2-dev"}, "flux-2-dev takes up to 4"),
@@ -66,7 +57,7 @@ async def test_blend_refusals_say_what_is_allowed_and_cost_nothing(world):
 
 
 async def test_blend_where_no_model_takes_several_images(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
     async with world.bot() as bot:
@@ -87,7 +78,7 @@ async def test_blend_where_no_model_takes_several_images(world):
 async def blend_with(world, bot, guild, channel, user, uploads, prompt=""):
     """A fresh result, then its "Blend with…" form submitted with `uploads`."""
     handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a cat"})
-    result, parent = await delivered_job(bot, handle)
+    result, parent = await delivered(world, bot, handle)
     click = await world.discord.click_button(result, f"flux:blend_with:{parent.id}", user)
     await click.wait_response()
     assert click.response_type == 9, "the button opens a form"
@@ -96,11 +87,11 @@ async def blend_with(world, bot, guild, channel, user, uploads, prompt=""):
 
 
 async def test_blend_with_a_result_sends_its_image_then_the_ones_uploaded(world):
-    guild, channel, alice = setup_guild(world)
-    uploads = [world.discord.add_attachment(f"room{n}.png", tiny_png(10 + n), "image/png") for n in range(2)]
+    guild, channel, alice = setup_guild(world, "alice")
+    uploads = [world.discord.add_attachment(f"room{n}.png", png(grey=10 + n), "image/png") for n in range(2)]
     async with world.bot() as bot:
         result, parent, submitted = await blend_with(world, bot, guild, channel, alice, uploads, "the cat in the room")
-        final, job = await delivered_job(bot, submitted)
+        final, job = await delivered(world, bot, submitted)
     assert (job.kind, job.model, job.parent_id) == ("blend", PRO2, parent.id)
     sent = world.comet.creates()[-1].json["input"]
     assert sent["input_images"] == [result.attachments[0].url, *(u["url"] for u in uploads)]
@@ -109,8 +100,8 @@ async def test_blend_with_a_result_sends_its_image_then_the_ones_uploaded(world)
 
 
 async def test_blend_with_refuses_what_the_model_cannot_take_before_anything_is_sent(world):
-    guild, channel, alice = setup_guild(world)
-    eight = [world.discord.add_attachment(f"p{n}.png", tiny_png(10 + n), "image/png") for n in range(8)]
+    guild, channel, alice = setup_guild(world, "alice")
+    eight = [world.discord.add_attachment(f"p{n}.png", png(grey=10 + n), "image/png") for n in range(8)]
     text = world.discord.add_attachment("notes.txt", b"not an image", "text/plain")
     async with world.bot() as bot:
         for uploads, words in ((eight, "takes up to 8 input image"), ([text], "notes.txt")):
@@ -125,12 +116,12 @@ async def test_blend_with_refuses_what_the_model_cannot_take_before_anything_is_
 
 
 async def test_blend_with_flux_on_any_message_blends_its_images_and_one_image_is_refused(world):
-    _, channel, alice = setup_guild(world)
-    files = [(f"photo{n}.png", tiny_png(10 + n)) for n in range(3)]
+    _, channel, alice = setup_guild(world, "alice")
+    files = [(f"photo{n}.png", png(grey=10 + n)) for n in range(3)]
     photos = await world.discord.post_message(channel, alice, "my photos", files=files)
     lone = await world.discord.post_message(channel, alice, "one photo", files=files[:1])
     async with world.bot() as bot:
-        final, job = await delivered_job(bot, await world.discord.message_command(photos, alice, "Blend with FLUX"))
+        final, job = await delivered(world, bot, await world.discord.message_command(photos, alice, "Blend with FLUX"))
         refused = await world.discord.message_command(lone, alice, "Blend with FLUX")
         reply = await private_reply(world, refused)
         await bot.interaction_handled(refused.id)

@@ -15,19 +15,26 @@ from services.rules.catalogue import built_in, clean_prompt
 from services.rules.moderation import BOT_REFUSES, BOT_REFUSES_PUBLIC, SERVER_REFUSES_PUBLIC, blocked_phrase
 from services.rules.prompt_params import apply
 from tests.blocked_variants import ALLOWED, BLOCKED, VARIANTS
-from tests.test_blend import blend
-from tests.test_edit import open_and_submit, tiny_png
-from tests.test_edit import setup_guild as edit_scene
-from tests.test_imagine import EPHEMERAL, add_member, imagine, private_reply
-from tests.test_settings import ephemeral_text
-from tests.test_variations import delivered, result_of
+from tests.helpers import (
+    EPHEMERAL,
+    add_member,
+    blend,
+    delivered,
+    ephemeral_text,
+    imagine,
+    open_and_submit,
+    png,
+    private_reply,
+    result_of,
+    setup_guild,
+)
 
 SERVER_SAYS = 'This server does not allow "{}" in prompts; change the prompt and try again.'
 
 
 def scene(world):
     """A server with an admin, alice (whose results are the parents) and bob (who tries the blocked prompts)."""
-    guild, channel, admin, alice = edit_scene(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     return guild, channel, admin, alice, add_member(world, guild, "bob")
 
 
@@ -68,7 +75,7 @@ class Nothing:
 
     async def check(self, *, allowed_public: frozenset[int] | set[int] = frozenset()) -> None:
         assert len(self.world.comet.creates()) == self.creates, "a prediction was created"
-        assert await self.bot.store.last_job_at(self.user.id) is None, "a job was stored"
+        assert await self.bot.store.count_jobs(user_id=self.user.id) == 0, "a job was stored"
         assert self._public() - self.public - allowed_public == set(), "a public message was left"
 
 
@@ -116,7 +123,7 @@ async def test_every_variant_through_the_edit_form_from_a_result_and_from_the_me
     guild, channel, admin, alice, bob = scene(world)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, prompt="a cabin")
-        photo = await world.discord.post_message(channel, bob, "my photo", files=[("me.png", tiny_png(90))])
+        photo = await world.discord.post_message(channel, bob, "my photo", files=[("me.png", png(grey=90))])
         await block(world, guild, channel, admin)
         nothing = Nothing(world, bot, channel, bob)
         for name, prompt in VARIANTS.items():

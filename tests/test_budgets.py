@@ -15,7 +15,17 @@ from services.money import dollars, to_micros
 from services.rules.catalogue import built_in
 from services.rules.pricing import estimate_cost, parse_prices
 from services.store.models import JobStatus
-from tests.test_admission import admit_all, new_job
+from tests.helpers import (
+    EPHEMERAL,
+    add_member,
+    admit_all,
+    ephemeral_text,
+    imagine,
+    new_job,
+    private_reply,
+    result_of,
+    setup_guild,
+)
 
 MODELS = built_in()
 FOX = "black-forest-labs/flux-schnell"
@@ -151,10 +161,8 @@ def world(world_any_store):
 
 
 async def test_an_admin_sets_budgets_and_an_image_over_it_is_refused_saying_what_is_left(world):
-    from tests.test_imagine import imagine
-    from tests.test_settings import ephemeral_text, setup_guild
 
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         text = await ephemeral_text(
             await world.discord.slash_command(
@@ -176,7 +184,6 @@ async def test_an_admin_sets_budgets_and_an_image_over_it_is_refused_saying_what
 
 
 async def assert_refused_privately_after(world, handle, creates: int) -> str:
-    from tests.test_imagine import EPHEMERAL, private_reply
 
     reply = await private_reply(world, handle)
     assert reply.flags & EPHEMERAL
@@ -185,14 +192,12 @@ async def assert_refused_privately_after(world, handle, creates: int) -> str:
 
 
 async def test_usage_shows_images_and_cost_by_period_model_and_member(world):
-    from tests.test_imagine import add_member
-    from tests.test_settings import ephemeral_text, imagine, setup_guild
 
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     other = add_member(world, guild, "other")
     async with world.bot() as bot:
-        await imagine(world, bot, guild, channel, member, num_outputs=4)  # schnell: 4 x $0.003
-        await imagine(world, bot, guild, channel, other, model="flux-1.1-pro")  # $0.04
+        await result_of(world, bot, guild, channel, member, num_outputs=4)  # schnell: 4 x $0.003
+        await result_of(world, bot, guild, channel, other, model="flux-1.1-pro")  # $0.04
         text = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings usage"))
     today = text.split("\n\n")[0]
     assert today.startswith("**Today (24 h)**: 5 images, about $0.052")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from fakes.cometapi import Outcome
 from tests.conftest import postgres_test_url, store_location
 from tests.e2e import World, wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_imagine import imagine, running_job_with_cancel_button, setup_guild
-from tests.test_reroll_resume import first_result
+from tests.helpers import imagine, result_of, running_job_with_cancel_button, setup_guild
 
 
 @pytest.fixture
@@ -21,9 +20,9 @@ async def pg_world(tmp_path, discord_fake, comet):
 
 async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_locked(pg_world):
     world, schema = pg_world
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(USER_COOLDOWN="0", MAX_JOBS_PER_USER="5") as bot:
-        result, parent = await first_result(world, bot, guild, channel, alice)
+        result, parent = await result_of(world, bot, guild, channel, alice)
         world.comet.queue_outcome(Outcome(duration=30.0))
         slow = await imagine(world, guild, channel, alice, prompt="a very slow cat")
         job, progress, cancel_id = await running_job_with_cancel_button(world, bot, slow)

@@ -3,18 +3,17 @@ posted by older versions (an embed and rows of buttons) still work."""
 
 from __future__ import annotations
 
+from fakes.cometapi import Outcome
+from fakes.discord_components import CONTAINER
 from tests.card import button_rows, card, posted_by_an_older_version
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_components import CONTAINER
-from tests.test_imagine import custom_ids, imagine, setup_guild
-from tests.test_variations import delivered, result_of
+from tests.helpers import custom_ids, delivered, imagine, result_of, setup_guild
 
 CANCEL_IDS = ":cancel:"
 
 
 async def test_every_edit_of_a_jobs_message_is_the_same_card(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=2.0, queue_time=0.0))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a fox in the snow", model="flux-dev", seed=5)
@@ -43,7 +42,7 @@ async def test_every_edit_of_a_jobs_message_is_the_same_card(world):
 
 
 async def test_a_failed_job_is_a_card_whose_reroll_tries_again(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="failed", error="The model ran out of memory."))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="an unlucky fox")
@@ -60,7 +59,7 @@ async def test_a_failed_job_is_a_card_whose_reroll_tries_again(world):
 
 async def test_the_buttons_of_a_result_posted_by_an_older_version_still_work(world):
     """Older versions posted an embed and rows of buttons; the same custom ids start the same jobs."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         old_rows = [

@@ -7,11 +7,11 @@ import re
 import time
 import uuid
 
+from fakes.cometapi import Outcome
 from services.delivery.edit_budget import EditBudget
 from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_imagine import add_member, imagine, setup_guild, started_job
+from tests.helpers import add_member, imagine, setup_guild, started_job
 
 DISCORD_CHANNEL_EDITS = 5  # Discord's bucket for edits in one channel: about 5 per 5 s
 DISCORD_WINDOW = 5.0
@@ -46,7 +46,7 @@ def busiest_window(requests, window=DISCORD_WINDOW):
 
 
 async def test_jobs_queued_in_one_channel_after_a_restart_stay_within_its_edit_limit(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         jobs = await store_queued_jobs(world, bot, guild, channel, alice, 8)
     # One slot: the first job generates for a while, the seven others wait in line, all in one channel.
@@ -71,7 +71,7 @@ async def test_jobs_queued_in_one_channel_after_a_restart_stay_within_its_edit_l
 
 
 async def test_results_never_wait_for_a_turn_in_the_channel(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         # A channel budget of one progress edit an hour: every line but the first has to wait for good.
         bot.display.budget = EditBudget(1, 3600.0)
@@ -86,7 +86,7 @@ async def test_results_never_wait_for_a_turn_in_the_channel(world):
 
 
 async def test_a_queued_line_is_edited_when_its_place_changes_not_every_few_seconds(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     carol = add_member(world, guild, "carol")
     world.comet.queue_outcome(Outcome(duration=6.0, queue_time=0.0))
@@ -111,7 +111,7 @@ async def test_a_queued_line_is_edited_when_its_place_changes_not_every_few_seco
 
 
 async def test_an_unchanged_place_in_line_is_still_refreshed_now_and_then(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     world.comet.queue_outcome(Outcome(duration=20.0, queue_time=0.0))
     async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:

@@ -8,7 +8,7 @@ import time
 
 from tests.card import card
 from tests.e2e import wait_status
-from tests.test_settings import ephemeral_text, setup_guild
+from tests.helpers import custom_ids, ephemeral_text, imagine, setup_guild
 
 SCHNELL = 3_000
 
@@ -21,10 +21,6 @@ async def set_check(world, guild, channel, admin, mode: str, log_channel=None) -
         await world.discord.slash_command(guild, channel, admin, "imagine-settings moderation", options)
     )
     assert "Images made outside age-restricted channels: checked" in text
-
-
-async def imagine(world, guild, channel, user, **options):
-    return await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a lighthouse", **options})
 
 
 async def ended(bot, handle, predicate):
@@ -43,12 +39,12 @@ def note(final) -> str:
 
 
 async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     log_channel = world.discord.add_channel(guild, "job-log")
     world.comet.words.queue_flag({"sexual": True})  # the first image's check
     async with world.bot() as bot:
         await set_check(world, guild, channel, admin, "spoiler", log_channel)
-        handle = await imagine(world, guild, channel, member, num_outputs=2)
+        handle = await imagine(world, guild, channel, member, prompt="a lighthouse", num_outputs=2)
         job, final = await ended(bot, handle, lambda m: len(m.attachments) == 2)
         logged = await world.discord.wait_for(
             lambda: [m for m in world.discord.messages_in(log_channel.id) if "🚩" in (m.text or "")],
@@ -68,11 +64,11 @@ async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(w
 
 
 async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_counts(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     world.comet.words.queue_flag({"violence": True})
     async with world.bot() as bot:
         await set_check(world, guild, channel, admin, "withhold")
-        handle = await imagine(world, guild, channel, member)
+        handle = await imagine(world, guild, channel, member, prompt="a lighthouse")
         job, final = await ended(bot, handle, lambda m: "not shown" in (m.text or ""))
         assert await spent(bot, guild.id) == SCHNELL
     assert final.attachments == []
@@ -81,38 +77,43 @@ async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_co
 
 
 async def test_a_check_that_fails_counts_as_flagged(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     world.comet.inject("moderation", status=400)
     async with world.bot() as bot:
         await set_check(world, guild, channel, admin, "spoiler")
-        _, final = await ended(bot, await imagine(world, guild, channel, member), lambda m: bool(m.attachments))
+        _, final = await ended(
+            bot, await imagine(world, guild, channel, member, prompt="a lighthouse"), lambda m: bool(m.attachments)
+        )
     assert final.attachments[0].filename.startswith("SPOILER_")
     assert "not checkable" in note(final)
 
 
 async def test_age_restricted_channels_and_servers_that_did_not_ask_are_not_checked(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     adult = world.discord.add_channel(guild, "adults", nsfw=True)
     world.comet.words.queue_flag()
     async with world.bot() as bot:
-        _, final = await ended(bot, await imagine(world, guild, channel, member), lambda m: bool(m.attachments))
+        _, final = await ended(
+            bot, await imagine(world, guild, channel, member, prompt="a lighthouse"), lambda m: bool(m.attachments)
+        )
         assert not final.attachments[0].filename.startswith("SPOILER_")
         await set_check(world, guild, channel, admin, "withhold")
-        _, final = await ended(bot, await imagine(world, guild, adult, member), lambda m: bool(m.attachments))
+        _, final = await ended(
+            bot, await imagine(world, guild, adult, member, prompt="a lighthouse"), lambda m: bool(m.attachments)
+        )
         assert not final.attachments[0].filename.startswith("SPOILER_")
     assert world.comet.requests_for("moderation") == []
 
 
 async def test_a_providers_nsfw_refusal_is_a_refusal_with_a_retry_button(world):
-    from tests.fakes.cometapi import Outcome
-    from tests.test_imagine import custom_ids
+    from fakes.cometapi import Outcome
 
-    guild, channel, _, member = setup_guild(world)
+    guild, channel, _, member = setup_guild(world, "member", admin=True)
     world.comet.queue_outcome(
         Outcome(status="failed", error="NSFW content detected. Try running it again.", duration=0.05)
     )
     async with world.bot() as bot:
-        handle = await imagine(world, guild, channel, member)
+        handle = await imagine(world, guild, channel, member, prompt="a lighthouse")
         job, refused = await ended(bot, handle, lambda m: "unsafe" in (m.text or "") and bool(m.components))
         assert job.status == "failed"
         assert "NSFW content detected" in refused.text and "🔄" in refused.text

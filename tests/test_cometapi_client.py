@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.predictions import Prediction
 from services.errors import (
@@ -27,9 +28,9 @@ from services.errors import (
     UncertainCreate,
 )
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI, Outcome
+from tests.campaign import until
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 INPUT: dict[str, object] = {"prompt": "a red fox in the snow", "num_outputs": 1}
 RETRYABLE = (500, 502, 503, 504, 524)
@@ -37,16 +38,6 @@ HTML_PAGE = (
     "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
     "</center><hr><center>cloudflare</center></body></html>"
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture
@@ -169,7 +160,7 @@ async def test_get_honours_retry_after_seconds(fake: FakeCometAPI, client: Comet
     assert got.id == created.id
     first, second = fake.requests_for("get")
     # The backoff alone is at most 0.05 s here: a gap of about a second is the Retry-After.
-    assert second.t - first.t >= 0.95
+    assert second.at - first.at >= 0.95
     assert client.counts["retry"] == 1
 
 
@@ -180,7 +171,7 @@ async def test_get_honours_retry_after_as_an_http_date(fake: FakeCometAPI, clien
     got = await client.get(created.id)
     assert got.id == created.id
     first, second = fake.requests_for("get")
-    assert second.t - first.t >= 0.9
+    assert second.at - first.at >= 0.9
 
 
 async def test_a_retry_after_beyond_the_limit_is_reported_not_slept(
@@ -386,7 +377,7 @@ async def test_a_create_is_retried_while_nothing_listens_and_creates_once(sessio
     port = free_port()
     client = make_client(session, f"http://127.0.0.1:{port}", attempts=100)
     task = asyncio.create_task(client.create(SCHNELL, INPUT))
-    await asyncio.sleep(0.2)
+    await until(lambda: client.counts["create"] >= 2 or task.done(), what="two refused connections")
     assert not task.done()
     refused = client.counts["create"]
     assert refused >= 2  # connection refused, and tried again

@@ -11,15 +11,14 @@ from dataclasses import replace
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.config import load_settings
 from services.errors import ConfigError
 from services.jobs.credits import CreditLedger
 from services.limits import Limits
 from services.store.credits import CreditTerms, Grant
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_admission import new_job
-from tests.test_imagine import EPHEMERAL, imagine, private_reply, setup_guild
+from tests.helpers import EPHEMERAL, imagine, new_job, private_reply, setup_guild
 
 PACK_SKU = 1_100_000_000_000_001
 SUB_SKU = 1_100_000_000_000_002
@@ -59,7 +58,7 @@ def premium_buttons(message) -> list[dict[str, object]]:
 
 
 async def test_a_purchase_becomes_credits_that_pay_for_exactly_the_images_made(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(**PACKS) as bot:
         bought = world.discord.buy(alice, PACK_SKU)
         await balance_of(bot, alice.id, 100_000)
@@ -83,7 +82,7 @@ async def test_a_purchase_becomes_credits_that_pay_for_exactly_the_images_made(w
 
 
 async def test_a_job_refused_for_lack_of_credit_creates_no_prediction_and_offers_the_pack(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(**PACKS) as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a castle on credit", model=PRO)
         reply = await private_reply(world, handle)
@@ -142,7 +141,7 @@ async def test_a_subscription_pays_while_it_runs_and_its_renewal_is_followed(sto
 
 
 async def test_the_same_entitlement_delivered_twice_and_after_a_restart_credits_once(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(**PACKS) as bot:
         bought = world.discord.buy(alice, PACK_SKU, announce=False)  # the gateway event comes late
         job = await made(world, bot, await imagine(world, guild, channel, alice, prompt="a castle", model=PRO))
@@ -179,7 +178,7 @@ async def test_two_processes_crediting_one_entitlement_credit_it_once(store, sto
 
 
 async def test_a_failed_consume_is_retried_at_start_up_and_never_credited_twice(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     # (a 5xx is retried by discord.py itself for seconds before it fails: a refusal fails at once)
     world.discord.inject_error("POST", r"/entitlements/\d+/consume", 400, 0, "refused", times=None)
     async with world.bot(**PACKS) as bot:
@@ -204,7 +203,7 @@ async def test_a_failed_consume_is_retried_at_start_up_and_never_credited_twice(
 
 
 async def test_a_refund_takes_the_credit_back_even_below_zero(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(**PACKS) as bot:
         bought = world.discord.buy(alice, PACK_SKU)
         await balance_of(bot, alice.id, 100_000)
@@ -221,7 +220,7 @@ async def test_a_refund_takes_the_credit_back_even_below_zero(world):
 
 
 async def test_a_refund_made_while_no_process_ran_is_taken_back_at_start_up(world):
-    _guild, _channel, alice = setup_guild(world)
+    _guild, _channel, alice = setup_guild(world, "alice")
     async with world.bot(**PACKS) as bot:
         bought = world.discord.buy(alice, PACK_SKU)
         await balance_of(bot, alice.id, 100_000)
@@ -235,7 +234,7 @@ async def test_a_refund_made_while_no_process_ran_is_taken_back_at_start_up(worl
 
 
 async def test_a_server_subscription_pays_once_the_members_balance_does_not(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     env = {**PACKS, "CREDIT_SUBSCRIPTION_SKU": str(SUB_SKU), "CREDIT_SUBSCRIPTION_USD_PER_MONTH": "0.05"}
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
@@ -256,7 +255,7 @@ async def test_a_server_subscription_pays_once_the_members_balance_does_not(worl
 
 
 async def test_a_subscription_renewed_through_the_gateway_pays_again(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     env = {"CREDIT_SUBSCRIPTION_SKU": str(SUB_SKU), "CREDIT_SUBSCRIPTION_USD_PER_MONTH": "1"}
     async with world.bot(**env) as bot:
         ended = world.discord.entitlements.subscribe(guild, alice, SUB_SKU, ends_at=1_000_000_000.0)
@@ -274,7 +273,7 @@ async def test_a_subscription_renewed_through_the_gateway_pays_again(world):
 
 
 async def test_credits_off_change_nothing(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         assert bot.credits is None
         world.discord.buy(alice, PACK_SKU)
@@ -323,8 +322,8 @@ def test_the_fakes_entitlements_fit_discords_description():
 
     from jsonschema import Draft202012Validator
 
-    from tests.fakes.discord import FakeDiscord
-    from tests.fakes.discord_openapi import discord_conventions
+    from fakes.discord import FakeDiscord
+    from fakes.discord_openapi import discord_conventions
 
     described = Path(__file__).parents[2] / "shared/reference/discord-openapi.json"
     if not described.exists():

@@ -15,28 +15,18 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
 from services.errors import DownloadError
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI, Outcome
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 MIB = 1024 * 1024
 MAX_BYTES = 1 * MIB
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 class RequestLog:
@@ -170,7 +160,7 @@ async def test_fetch_all_downloads_every_file_at_once(fake: FakeCometAPI, downlo
     files = fake.requests_for("file")
     assert sorted(r.path for r in files) == sorted(url.removeprefix(fake.base_url) for url in urls)
     # Each answer was held for `hold` seconds: the last request arrived while the first was still held.
-    assert max(r.t for r in files) - min(r.t for r in files) < hold
+    assert max(r.at for r in files) - min(r.at for r in files) < hold
 
 
 async def test_fetch_all_raises_the_first_failure(fake: FakeCometAPI, downloader: Downloader) -> None:

@@ -3,60 +3,17 @@
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 
+from fakes.cometapi import Outcome
 from tests.card import button_rows, card, posted_by_an_older_version
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-
-KONTEXT = "black-forest-labs/flux-kontext-pro"
-
-
-def tiny_png(colour: int = 0) -> bytes:
-    """A real 2x2 PNG, so the bot's image check passes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + bytes([colour, colour, colour]) * 2 for _ in range(2))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
-def setup_guild(world):
-    d = world.discord
-    guild = d.add_guild("art club")
-    channel = d.add_channel(guild, "images")
-    admin = d.add_user("admin")
-    d.add_member(guild, admin, permissions=["manage_guild"])
-    alice = d.add_user("alice")
-    d.add_member(guild, alice)
-    return guild, channel, admin, alice
-
-
-async def delivered(world, bot, handle):
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-    job = await bot.store.job_by_message(final.id)
-    return final, await wait_status(bot, job.id, "succeeded")
-
-
-async def imagine_with_image(world, guild, channel, user, data: bytes, **options):
-    attachment = world.discord.add_attachment("photo.png", data, "image/png")
-    options = {"prompt": "make it night", "model": KONTEXT, "image": attachment["id"], **options}
-    return attachment, await world.discord.slash_command(
-        guild, channel, user, "imagine", options, attachments=[attachment]
-    )
+from tests.helpers import KONTEXT, delivered, imagine_with_image, open_and_submit, png, setup_guild
 
 
 async def test_imagine_with_an_image_sends_its_url_and_kontext_defaults(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
-        attachment, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
+        attachment, handle = await imagine_with_image(world, guild, channel, alice, png())
         _, job = await delivered(world, bot, handle)
     sent = world.comet.creates()[-1].json["input"]
     assert sent["input_image"] == attachment["url"]
@@ -67,8 +24,8 @@ async def test_imagine_with_an_image_sends_its_url_and_kontext_defaults(world):
 
 
 async def test_data_uri_mode_sends_the_bytes_inline(world):
-    guild, channel, _, alice = setup_guild(world)
-    picture = tiny_png(200)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
+    picture = png(grey=200)
     async with world.bot(INPUT_IMAGE_MODE="data_uri") as bot:
         _, handle = await imagine_with_image(world, guild, channel, alice, picture)
         await delivered(world, bot, handle)
@@ -78,12 +35,12 @@ async def test_data_uri_mode_sends_the_bytes_inline(world):
 
 
 async def test_a_server_default_of_webp_becomes_png_for_kontext_and_says_so(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         await (
             await world.discord.slash_command(guild, channel, admin, "imagine-settings set", {"output_format": "webp"})
         ).wait_response()
-        _, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
+        _, handle = await imagine_with_image(world, guild, channel, alice, png())
         final, _ = await delivered(world, bot, handle)
     assert world.comet.creates()[-1].json["input"]["output_format"] == "png"
     notes = card(final).notes
@@ -92,7 +49,7 @@ async def test_a_server_default_of_webp_becomes_png_for_kontext_and_says_so(worl
 
 
 async def test_kontext_without_an_image_gets_a_hint_and_costs_nothing(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot():
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "x", "model": KONTEXT})
         await handle.wait_response()
@@ -103,9 +60,9 @@ async def test_kontext_without_an_image_gets_a_hint_and_costs_nothing(world):
 
 
 async def test_an_unreachable_attachment_is_refused_clearly(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot():
-        attachment = world.discord.add_attachment("gone.png", tiny_png(), "image/png")
+        attachment = world.discord.add_attachment("gone.png", png(), "image/png")
         del world.discord.attachments[int(attachment["id"])]  # expired: the CDN answers 404 for it
         handle = await world.discord.slash_command(
             guild, channel, alice, "imagine", {"prompt": "x", "model": KONTEXT, "image": attachment["id"]},
@@ -118,24 +75,18 @@ async def test_an_unreachable_attachment_is_refused_clearly(world):
 
 
 async def test_an_input_image_the_api_cannot_fetch_shows_the_apis_error(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     world.comet.queue_outcome(Outcome(status="failed", error="Could not download input_image: HTTP 403 (expired)"))
     async with world.bot() as bot:
-        _, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
+        _, handle = await imagine_with_image(world, guild, channel, alice, png())
         message = await handle.wait_original(lambda m: "Could not download" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "failed")
     assert "The model could not make this image" in message.text
     assert job.status == "failed"
 
 
-async def open_and_submit(world, handle, user, instruction, **fields):
-    await handle.wait_response()
-    assert handle.response_type == 9, "a modal should open"
-    return await world.discord.submit_modal(handle, {"instruction": instruction, **fields}, user_id=user.id)
-
-
 async def test_edit_button_runs_kontext_on_the_result_and_links_the_jobs(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         first = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a cabin"})
         result, parent = await delivered(world, bot, first)
@@ -165,7 +116,7 @@ def posted_before_per_image_buttons(world, message, job_id):
 
 
 async def test_an_old_edit_button_asks_which_image_when_the_result_has_several(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         first = await world.discord.slash_command(
             guild, channel, alice, "imagine", {"prompt": "a cabin", "num_outputs": 3}
@@ -185,9 +136,9 @@ async def test_an_old_edit_button_asks_which_image_when_the_result_has_several(w
 
 
 async def test_edit_with_flux_on_any_message_with_an_image(world):
-    _, channel, _, alice = setup_guild(world)
+    _, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
-        posted = await world.discord.post_message(channel, alice, "my photo", files=[("me.png", tiny_png(90))])
+        posted = await world.discord.post_message(channel, alice, "my photo", files=[("me.png", png(grey=90))])
         menu = await world.discord.message_command(posted, alice, "Edit with FLUX")
         submitted = await open_and_submit(world, menu, alice, "give me a hat")
         _, job = await delivered(world, bot, submitted)
@@ -202,9 +153,9 @@ async def test_edit_with_flux_on_any_message_with_an_image(world):
 
 
 async def test_reroll_of_an_edit_reuses_its_input_image(world):
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
-        attachment, handle = await imagine_with_image(world, guild, channel, alice, tiny_png())
+        attachment, handle = await imagine_with_image(world, guild, channel, alice, png())
         result, edit_job = await delivered(world, bot, handle)
         reroll = await world.discord.click_button(result, f"flux:reroll:{edit_job.id}", alice)
         _, child = await delivered(world, bot, reroll)
@@ -214,7 +165,7 @@ async def test_reroll_of_an_edit_reuses_its_input_image(world):
 
 
 async def test_edit_is_refused_where_no_editing_model_is_allowed(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         for model in ("flux-kontext-pro", "flux-kontext-max", "flux-2-pro", "flux-2-flex", "flux-2-dev"):
             await (

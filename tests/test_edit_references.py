@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import re
 
-from tests.test_edit import delivered, open_and_submit, setup_guild, tiny_png
-from tests.test_imagine import EPHEMERAL, private_reply
+from tests.helpers import (
+    EPHEMERAL,
+    KONTEXT,
+    delivered,
+    open_and_submit,
+    png,
+    private_reply,
+    set_edit_model,
+    setup_guild,
+)
 
 PRO2, DEV2 = "black-forest-labs/flux-2-pro", "black-forest-labs/flux-2-dev"
-KONTEXT = "black-forest-labs/flux-kontext-pro"
-
-
-async def set_edit_model(world, guild, admin, model):
-    channel = world.discord.add_channel(guild, f"admin-{len(world.discord.requests)}")
-    handle = await world.discord.slash_command(guild, channel, admin, "imagine-settings set", {"edit_model": model})
-    await handle.wait_response()
-    return handle.original_message().content
 
 
 async def photos(world, channel, user, count):
-    files = [(f"photo{n}.png", tiny_png(30 * n)) for n in range(count)]
+    files = [(f"photo{n}.png", png(grey=30 * n)) for n in range(count)]
     return await world.discord.post_message(channel, user, "my photos", files=files)
 
 
@@ -29,7 +29,7 @@ async def edit(world, message, user, instruction, **fields):
 
 
 async def test_a_flux_2_editing_model_takes_every_image_of_the_message(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         assert "flux-2-pro" in await set_edit_model(world, guild, admin, "flux-2-pro")
         posted = await photos(world, channel, alice, 3)
@@ -42,7 +42,7 @@ async def test_a_flux_2_editing_model_takes_every_image_of_the_message(world):
 
 
 async def test_left_blank_an_edit_sends_as_many_images_as_the_model_takes(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         posted = await photos(world, channel, alice, 5)
         _, kontext = await delivered(world, bot, await edit(world, posted, alice, "make it night"))
@@ -54,7 +54,7 @@ async def test_left_blank_an_edit_sends_as_many_images_as_the_model_takes(world)
 
 
 async def test_a_model_named_in_the_instruction_is_used(world):
-    _, channel, _, alice = setup_guild(world)
+    _, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         posted = await photos(world, channel, alice, 2)
         _, job = await delivered(world, bot, await edit(world, posted, alice, "swap their hats --m flux-2-flex"))
@@ -64,7 +64,7 @@ async def test_a_model_named_in_the_instruction_is_used(world):
 
 
 async def test_asking_kontext_for_several_images_is_refused_and_costs_nothing(world):
-    _, channel, _, alice = setup_guild(world)
+    _, channel, _, alice = setup_guild(world, "alice", admin=True)
     async with world.bot():
         posted = await photos(world, channel, alice, 3)
         for which in ("all", "1,2"):
@@ -76,7 +76,7 @@ async def test_asking_kontext_for_several_images_is_refused_and_costs_nothing(wo
 
 
 async def test_the_editing_model_must_edit_images(world):
-    guild, _, admin, _ = setup_guild(world)
+    guild, _, admin, _ = setup_guild(world, "alice", admin=True)
     async with world.bot() as bot:
         text = await set_edit_model(world, guild, admin, "flux-schnell")
         assert "Not saved" in text
@@ -94,8 +94,8 @@ async def edit_result_with(world, bot, guild, channel, user, references, instruc
 
 
 async def test_the_edit_form_takes_more_reference_images_for_a_flux_2_model(world):
-    guild, channel, admin, alice = setup_guild(world)
-    refs = [world.discord.add_attachment(f"style{n}.png", tiny_png(20 + n), "image/png") for n in range(2)]
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
+    refs = [world.discord.add_attachment(f"style{n}.png", png(grey=20 + n), "image/png") for n in range(2)]
     async with world.bot() as bot:
         await set_edit_model(world, guild, admin, "flux-2-pro")
         result, submitted = await edit_result_with(world, bot, guild, channel, alice, refs)
@@ -118,9 +118,9 @@ async def refused_privately(world, bot, handle, *words):
 
 
 async def test_references_the_model_cannot_take_are_refused_before_anything_is_sent(world):
-    guild, channel, admin, alice = setup_guild(world)
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
     text = world.discord.add_attachment("notes.txt", b"not an image", "text/plain")
-    four = [world.discord.add_attachment(f"r{n}.png", tiny_png(20 + n), "image/png") for n in range(4)]
+    four = [world.discord.add_attachment(f"r{n}.png", png(grey=20 + n), "image/png") for n in range(4)]
     async with world.bot() as bot:
         # Kontext takes one image: the result's own
         _, submitted = await edit_result_with(world, bot, guild, channel, alice, four[:1])

@@ -1,4 +1,4 @@
-"""Checks of the fake CometAPI itself (tests/fakes/cometapi.py), with plain aiohttp requests."""
+"""Checks of the fake CometAPI itself (fakes/cometapi.py), with plain aiohttp requests."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakes.cometapi import FakeCometAPI, Outcome
+from fakes.cometapi import FakeCometAPI, Outcome
+from fakes.common import ManualClock
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BFL = "black-forest-labs"
 TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
@@ -30,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
+async def stepped() -> AsyncIterator[FakeCometAPI]:
+    """A fake whose predictions move only when the test moves its clock (`walk`): no phase is too short to see."""
+    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000, clock=ManualClock())
     await server.start()
     try:
         yield server
@@ -86,6 +88,19 @@ async def poll(
             if until(seen[-1]):
                 return seen
             await asyncio.sleep(0.005)
+
+
+async def walk(session: aiohttp.ClientSession, fake: FakeCometAPI, pred_id: str, step: float) -> list[dict[str, Any]]:
+    """Every answer from the first to a terminal status, the fake's manual clock moved ``step`` seconds after each."""
+    clock = fake.clock
+    assert isinstance(clock, ManualClock), "walk() needs the `stepped` fake"
+    seen: list[dict[str, Any]] = []
+    for _ in range(100_000):
+        seen.append(await get(session, fake, pred_id))
+        if seen[-1]["status"] in {"succeeded", "failed", "canceled", "aborted"}:
+            return seen
+        clock.advance(step)
+    raise AssertionError(f"{pred_id} never ended: {seen[-1]['status']}")
 
 
 def statuses(seen: list[dict[str, Any]]) -> list[str]:
@@ -152,7 +167,8 @@ async def test_create_answers_a_full_prediction_object(fake: FakeCometAPI, sessi
     assert fake.predictions[p["id"]].seed == 7
 
 
-async def test_status_progresses_with_the_clock(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+async def test_status_progresses_with_the_clock(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(queue_time=0.15, duration=0.3))
     p = await create(session, fake)
     pred = fake.predictions[p["id"]]
@@ -162,7 +178,7 @@ async def test_status_progresses_with_the_clock(fake: FakeCometAPI, session: aio
     assert pred.status_at(pred.created + 0.449) == "processing"
     assert pred.status_at(pred.created + 0.451) == "succeeded"
     assert pred.done_at_wall is None
-    seen = await poll(session, fake, p["id"])
+    seen = await walk(session, fake, p["id"], 0.01)
     assert statuses(seen) == ["starting", "processing", "succeeded"]
     for s in seen:
         assert (s["started_at"] is None) == (s["status"] == "starting")
@@ -247,10 +263,11 @@ async def test_output_shape_per_model(
 # -- logs ---------------------------------------------------------------------------------------------
 
 
-async def test_tqdm_logs_advance_for_flux_dev(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+async def test_tqdm_logs_advance_for_flux_dev(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(queue_time=0.0, duration=0.6))
     p = await create(session, fake, "flux-dev", num_inference_steps=8, seed=1234)
-    seen = await poll(session, fake, p["id"])
+    seen = await walk(session, fake, p["id"], 0.02)
     steps = [progress(s["logs"]) for s in seen if s["status"] == "processing"]
     numbers = [s[0] for s in steps if s is not None]
     assert all(s is None or s[1] == 8 for s in steps)
@@ -272,10 +289,11 @@ async def test_schnell_defaults_to_four_steps_and_lf_style(fake: FakeCometAPI, s
     assert "\n 25%|██▌       | 1/4 [" in logs
 
 
-async def test_pro_models_log_plain_text(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+async def test_pro_models_log_plain_text(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(queue_time=0.0, duration=0.2))
     p = await create(session, fake, "flux-1.1-pro")
-    seen = await poll(session, fake, p["id"])
+    seen = await walk(session, fake, p["id"], 0.05)
     during = [s["logs"] for s in seen if s["status"] == "processing"]
     assert during and all("Generating image..." in log and "%" not in log for log in during)
     assert "Generated image in" in seen[-1]["logs"]
@@ -517,9 +535,9 @@ async def test_inject_on_files(fake: FakeCometAPI, session: aiohttp.ClientSessio
 # -- outcomes ---------------------------------------------------------------------------------------
 
 
-async def test_failed_canceled_and_aborted(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
-    # Phases long enough to be seen by a tight poll on a busy machine; each prediction is watched from its own
-    # create answer (always "starting"), so no phase passes before the first look.
+async def test_failed_canceled_and_aborted(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    # The fake's clock moves only between two looks, so every phase is seen however busy the machine.
+    fake = stepped
     fake.queue_outcome(Outcome(status="failed", error="NSFW content detected", queue_time=0.3, duration=0.5))
     fake.queue_outcome(Outcome(status="failed", duration=0.05))
     fake.queue_outcome(Outcome(status="canceled", duration=0.05))
@@ -527,7 +545,7 @@ async def test_failed_canceled_and_aborted(fake: FakeCometAPI, session: aiohttp.
     seen = []
     for _ in range(4):
         created = await create(session, fake)
-        seen.append([created, *await poll(session, fake, created["id"])])
+        seen.append([created, *await walk(session, fake, created["id"], 0.01)])
     ids = [answers[0]["id"] for answers in seen]
     f1, f2, c, a = seen
     assert statuses(f1) == ["starting", "processing", "failed"]
@@ -539,10 +557,12 @@ async def test_failed_canceled_and_aborted(fake: FakeCometAPI, session: aiohttp.
     assert fake.predictions[ids[3]].done_at_wall is not None
 
 
-async def test_never_stays_processing(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+async def test_never_stays_processing(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(status="never", queue_time=0.0, duration=0.05))
     p = await create(session, fake, "flux-dev", num_inference_steps=4)
-    await asyncio.sleep(0.3)
+    assert isinstance(fake.clock, ManualClock)
+    fake.clock.advance(600)  # ten minutes later, it still runs
     last = await get(session, fake, p["id"])
     assert last["status"] == "processing" and last["completed_at"] is None
     assert progress(last["logs"]) == (3, 4)
@@ -558,10 +578,16 @@ async def test_data_removed(fake: FakeCometAPI, session: aiohttp.ClientSession) 
         assert r.status == 404
 
 
-async def test_unknown_status_is_shown_before_processing(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+async def test_unknown_status_is_shown_before_processing(stepped: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(unknown_status="queued_for_gpu", unknown_status_time=0.1, queue_time=0.05, duration=0.1))
     p = await create(session, fake)
-    assert statuses(await poll(session, fake, p["id"])) == ["starting", "queued_for_gpu", "processing", "succeeded"]
+    assert statuses(await walk(session, fake, p["id"], 0.01)) == [
+        "starting",
+        "queued_for_gpu",
+        "processing",
+        "succeeded",
+    ]
 
 
 @pytest.mark.parametrize("code", [404, 410])
@@ -666,7 +692,7 @@ async def test_requests_are_recorded(fake: FakeCometAPI, session: aiohttp.Client
     assert create_req.path == f"/replicate/v1/models/{BFL}/flux-schnell/predictions"
     assert create_req.headers["Authorization"] == f"Bearer {KEY}"
     assert create_req.json == {"input": {"prompt": "a red fox in the snow", "seed": 3}}
-    assert before <= create_req.t <= get_req.t and abs(create_req.wall - time.time()) < 5
+    assert before <= create_req.at <= get_req.at and abs(create_req.wall - time.time()) < 5
     assert get_req.route == "get" and get_req.query == {"x": "1"} and get_req.json is None
 
 
@@ -696,7 +722,8 @@ async def test_http_control_routes(fake: FakeCometAPI, session: aiohttp.ClientSe
     async with session.get(f"{base}/predictions") as r:
         [summary] = await r.json()
     assert summary["id"] == p["id"] and summary["status"] == "failed" and summary["model"] == f"{BFL}/flux-schnell"
-    assert summary["gets"] >= 2 and summary["done_wall"] >= summary["created_wall"]
+    # every poll reached the prediction but the one the injected 503 answered
+    assert summary["gets"] == len(fake.requests_for("get")) - 1 and summary["done_wall"] >= summary["created_wall"]
     async with session.post(f"{base}/config", json={"cancel_status": 405, "default_outcome": {"status": "never"}}) as r:
         assert (await r.json())["cancel_status"] == 405
     assert fake.cancel_status == 405 and fake.default_outcome.status == "never"
@@ -727,7 +754,7 @@ async def test_standalone_process() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes.cometapi",
+        "fakes.cometapi",
         "--port",
         "0",
         "--speed",
@@ -798,15 +825,16 @@ async def test_the_fake_refuses_what_each_model_would(
 
 
 async def test_the_fake_takes_a_full_flux_2_request_and_logs_no_progress_bar(
-    fake: FakeCometAPI, session: aiohttp.ClientSession
+    stepped: FakeCometAPI, session: aiohttp.ClientSession
 ) -> None:
+    fake = stepped
     fake.queue_outcome(Outcome(queue_time=0.0, duration=0.2))
     inp = {
         "input_images": [PNG_URI, "https://example.com/b.png", *([PNG_URI] * 6)], "aspect_ratio": "match_input_image",
         "resolution": "4 MP", "safety_tolerance": 5, "seed": 7, "output_format": "png", "output_quality": 95,
     }  # fmt: skip
     p = await create(session, fake, "flux-2-pro", **inp)
-    seen = await poll(session, fake, p["id"])
+    seen = await walk(session, fake, p["id"], 0.05)
     assert seen[-1]["status"] == "succeeded"
     assert isinstance(seen[-1]["output"], str) and seen[-1]["output"].endswith("/0.png")
     during = [s["logs"] for s in seen if s["status"] == "processing"]
@@ -815,7 +843,7 @@ async def test_the_fake_takes_a_full_flux_2_request_and_logs_no_progress_bar(
     assert custom["status"] == "starting"
 
 
-# -- chat completions and moderations (tests/fakes/cometapi_words.py) ------------------------------------------
+# -- chat completions and moderations (fakes/cometapi_words.py) ------------------------------------------
 
 
 async def test_chat_answers_openai_shape_with_usage(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:

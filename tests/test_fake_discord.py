@@ -24,11 +24,11 @@ from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
+from fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from fakes.discord_models import API_PREFIX, JSON
+from fakes.discord_openapi import request_bodies
+from fakes.discord_rest import RestApi
 from tests.conftest import assert_no_spec_violations
-from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.discord_models import API_PREFIX, JSON
-from tests.fakes.discord_openapi import request_bodies
-from tests.fakes.discord_rest import RestApi
 
 T = TypeVar("T")
 AnyBot = commands.Bot | commands.AutoShardedBot

@@ -10,149 +10,27 @@ The helpers at the top are shared with test_faults_discord.py and test_faults_pr
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import itertools
-import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from services.store.models import TERMINAL, Job
-from tests.card import card
-from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord import FakeUser, InteractionHandle
-from tests.test_imagine import add_member, imagine, setup_guild
+from fakes.cometapi import Outcome
+from services.store.models import Job
+from tests.campaign import (
+    assert_delivered,
+    assert_nothing_lost,
+    assert_still_serving,
+    assert_told,
+    burst,
+    creates_by_prompt,
+    ended,
+    predictions_by_prompt,
+)
+from tests.helpers import setup_guild
 
 UNCONFIRMED = "did not confirm"  # UncertainCreate: the create may have reached the API; never repeated
 
 
 # --- shared helpers ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Sent:
-    """One /imagine fired by a test: who, with which (unique) prompt, and the interaction."""
-
-    user: FakeUser
-    prompt: str
-    handle: InteractionHandle
-
-
-async def burst(world, guild, channel, count: int, tag: str, **options: Any) -> list[Sent]:
-    """`count` users each run /imagine at once (prompts `tag 0`, `tag 1`, ...)."""
-    sent = []
-    for n in range(count):
-        user = add_member(world, guild, f"{tag}-{n}")
-        prompt = f"{tag} {n}"
-        sent.append(Sent(user, prompt, await imagine(world, guild, channel, user, prompt=prompt, **options)))
-    return sent
-
-
-async def until(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "a condition") -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; returns that."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                value = predicate()
-                if inspect.isawaitable(value):
-                    value = await value
-                if value:
-                    return value
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
-
-
-async def job_of(bot, sent: Sent, timeout: float = 10.0) -> Job:
-    """The stored job behind a reply (it is stored right after the "thinking…" reply exists)."""
-    await sent.handle.wait_response(timeout=timeout)
-    message_id = sent.handle.original_message_id
-    assert message_id is not None
-    job: Job = await until(lambda: bot.store.job_by_message(message_id), timeout=timeout, what=f"{sent.prompt}'s job")
-    return job
-
-
-async def ended(bot, sents: list[Sent], timeout: float = 30.0) -> dict[str, Job]:
-    """Each job once it has ended, by prompt."""
-    jobs = {}
-    for sent in sents:
-        job = await job_of(bot, sent)
-        jobs[sent.prompt] = await wait_status(bot, job.id, *TERMINAL, timeout=timeout)
-    return jobs
-
-
-def served_files(world, prediction_id: str) -> list[bytes]:
-    prediction = world.comet.predictions[prediction_id]
-    return [world.comet.file_bytes(url) for url in prediction.file_urls(world.comet.base_url)]
-
-
-async def assert_delivered(world, sent: Sent, job: Job) -> None:
-    assert job.status == "succeeded", (sent.prompt, job.status, job.error)
-    assert job.prediction_id is not None
-    msg = await sent.handle.wait_original(lambda m: bool(m.attachments))
-    assert msg.attachment_bytes() == served_files(world, job.prediction_id), sent.prompt
-    assert job.image_count == len(msg.attachments)
-    assert "⚠️" not in msg.text and "🛑" not in msg.text
-    assert sent.prompt in card(msg).prompt
-
-
-async def assert_told(world, sent: Sent, job: Job, status: str, *words: str) -> str:
-    """The job ended with `status` and its own reply says so in a line or two, containing `words`."""
-    assert job.status == status, (sent.prompt, job.status, job.error)
-
-    def says(m) -> bool:
-        return all(re.search(w, m.text, re.IGNORECASE) for w in words)
-
-    try:
-        msg = await sent.handle.wait_original(says)
-    except TimeoutError:
-        raise AssertionError(f"{words} not in {sent.handle.original_message()!r}") from None
-    text = msg.text
-    assert sent.prompt in text
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert 3 <= len(lines) <= 4, text  # the prompt, its facts line, then one or two lines of reason
-    for bad in ("Traceback", "Error:", "Exception", "HTTP 4", "HTTP 5", 'File "', "<html"):
-        assert bad not in text, text
-    assert msg.attachments == []
-    assert ":cancel:" not in str(msg.components), "a finished job keeps no Cancel button"
-    return text
-
-
-def creates_by_prompt(world) -> Counter[str]:
-    return Counter(str((c.json or {}).get("input", {}).get("prompt")) for c in world.comet.creates())
-
-
-def predictions_by_prompt(world) -> Counter[str]:
-    return Counter(str(p.input.get("prompt")) for p in world.comet.predictions.values())
-
-
-async def assert_nothing_lost(world, bot, jobs: dict[str, Job], *, extra_creates: int = 0) -> None:
-    """No active job left; one create per job that got one (plus `extra_creates` refused ones: 429s); at most
-    one prediction per job, and a delivered job's prediction is the one it recorded."""
-    assert await bot.store.active_jobs(None) == []
-    creates = creates_by_prompt(world)
-    predictions = predictions_by_prompt(world)
-    assert sum(creates[p] for p in jobs) == sum(1 for p in jobs if creates[p]) + extra_creates, creates
-    for prompt, job in jobs.items():
-        assert predictions[prompt] <= 1, (prompt, predictions[prompt])
-        if job.prediction_id is not None:
-            assert world.comet.predictions[job.prediction_id].input["prompt"] == prompt
-            assert creates[prompt] >= 1
-    assert world.discord.internal_errors == []
-    assert world.discord.unhandled == []
-    assert not any(world.comet._injections.values()), "an injected API fault never fired"
-    assert all(f.times is None or f.hits == f.times for f in world.discord.faults), "a Discord fault never fired"
-
-
-async def assert_still_serving(world, bot, guild, channel, tag: str = "afterwards") -> None:
-    """A new user's /imagine, after the storm, is delivered."""
-    [sent] = await burst(world, guild, channel, 1, tag)
-    [job] = (await ended(bot, [sent])).values()
-    await assert_delivered(world, sent, job)
-    assert creates_by_prompt(world)[sent.prompt] == 1
 
 
 def outcome_of(world, job: Job) -> Outcome:
@@ -172,7 +50,7 @@ def next_request_after(requests, index: int):
 
 
 async def test_429_storm_on_create_waits_retry_after_and_creates_each_job_once(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.inject("create", status=429, headers={"Retry-After": "1"}, times=6)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 4, "storm")
@@ -181,7 +59,7 @@ async def test_429_storm_on_create_waits_retry_after_and_creates_each_job_once(w
             await assert_delivered(world, s, jobs[s.prompt])
         # A refused create is tried again, never before its Retry-After.
         for prompt in jobs:
-            times = sorted(c.t for c in world.comet.creates() if c.json["input"]["prompt"] == prompt)
+            times = sorted(c.at for c in world.comet.creates() if c.json["input"]["prompt"] == prompt)
             assert all(b - a >= 0.99 for a, b in itertools.pairwise(times)), (prompt, times)
         assert max(creates_by_prompt(world).values()) > 1, "the storm did refuse someone's create"
         await assert_nothing_lost(world, bot, jobs, extra_creates=6)
@@ -189,7 +67,7 @@ async def test_429_storm_on_create_waits_retry_after_and_creates_each_job_once(w
 
 
 async def test_429_storm_on_polls_waits_retry_after_and_every_job_is_delivered(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.inject("get", status=429, headers={"Retry-After": "1"}, times=4)
     world.comet.inject("get", status=429, headers={"Retry-After": "0"}, times=30)  # a long storm, fast
     async with world.bot() as bot:
@@ -200,7 +78,7 @@ async def test_429_storm_on_polls_waits_retry_after_and_every_job_is_delivered(w
         gets = world.comet.requests_for("get")
         assert len(gets) > 34
         for index in range(4):  # the ones answered "Retry-After: 1"
-            assert next_request_after(gets, index).t - gets[index].t >= 0.99
+            assert next_request_after(gets, index).at - gets[index].at >= 0.99
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
 
@@ -209,7 +87,7 @@ async def test_429_storm_on_polls_waits_retry_after_and_every_job_is_delivered(w
 
 
 async def test_5xx_flaps_on_polls_are_ridden_out(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     for status in (500, 502, 503, 504, 524, 503, 500):
         world.comet.inject("get", status=status)
     async with world.bot() as bot:
@@ -223,7 +101,7 @@ async def test_5xx_flaps_on_polls_are_ridden_out(world):
 
 async def test_5xx_on_create_fails_that_job_with_a_message_and_is_never_repeated(world):
     """A create answered 5xx may or may not have been made: it is not sent again; the reply says so."""
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.inject("create", status=503)
     world.comet.inject("create", status=524, side_effects=True)  # the timeout came after the prediction was made
     world.comet.inject("create", status=502)
@@ -249,7 +127,7 @@ async def test_5xx_on_create_fails_that_job_with_a_message_and_is_never_repeated
 
 
 async def test_connection_resets_on_polls_are_retried_and_a_reset_create_is_not_repeated(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.inject("get", drop=True, times=4)
     world.comet.inject("create", status=None)  # the first create goes through
     world.comet.inject("create", drop=True)  # the second is made, then its connection is reset
@@ -272,7 +150,7 @@ async def test_connection_resets_on_polls_are_retried_and_a_reset_create_is_not_
 
 
 async def test_a_poll_that_hangs_past_the_read_timeout_is_abandoned_and_retried(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.inject("create", status=None)  # the first create answers at once
     world.comet.inject("create", status=None, delay=3.0)  # the second is made but its answer comes too late
     world.comet.inject("get", status=None, delay=3.0, times=3)
@@ -288,7 +166,7 @@ async def test_a_poll_that_hangs_past_the_read_timeout_is_abandoned_and_retried(
                 await assert_delivered(world, s, jobs[s.prompt])
         gets = world.comet.requests_for("get")
         for index in range(3):  # the hung polls: given up after the read timeout, not before
-            assert next_request_after(gets, index).t - gets[index].t >= 0.5
+            assert next_request_after(gets, index).at - gets[index].at >= 0.5
         assert all(n == 1 for n in creates_by_prompt(world).values())
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
@@ -298,7 +176,7 @@ CLOUDFLARE = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><b
 
 
 async def test_html_and_truncated_json_answers(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.inject("get", status=200, text="<html><body>Just a moment...</body></html>", content_type="text/html")
     world.comet.inject("get", status=502, text=CLOUDFLARE, content_type="text/html")
     world.comet.inject("get", status=200, text='{"id": "abc", "status": "proce', content_type="application/json")
@@ -324,7 +202,7 @@ async def test_html_and_truncated_json_answers(world):
 
 
 async def test_unknown_status_strings_are_waited_through(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(unknown_status="queued_for_gpu", unknown_status_time=0.6), times=2)
     world.comet.queue_outcome(Outcome(unknown_status="PENDING", unknown_status_time=0.6))
     world.comet.queue_outcome(Outcome(unknown_status="in_queue", unknown_status_time=0.6))
@@ -341,7 +219,7 @@ async def test_unknown_status_strings_are_waited_through(world):
 
 
 async def test_output_files_that_are_gone_or_too_large(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     for outcome in (Outcome(file_status=404), Outcome(file_size=300_000), Outcome(), Outcome(file_status=410)):
         world.comet.queue_outcome(outcome)
     world.comet.inject("file", status=503)  # a passing hiccup of the file host is retried
@@ -365,7 +243,7 @@ async def test_output_files_that_are_gone_or_too_large(world):
 
 
 async def test_outputs_removed_by_the_api(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(data_removed=True), times=2)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 4, "removed")
@@ -381,7 +259,7 @@ async def test_outputs_removed_by_the_api(world):
 
 
 async def test_predictions_that_never_finish_are_cancelled_at_the_deadline(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     for never in (True, False, True, False):
         world.comet.queue_outcome(Outcome(status="never") if never else Outcome(duration=0.2))
     async with world.bot(PREDICTION_DEADLINE="1.5") as bot:

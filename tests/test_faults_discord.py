@@ -9,16 +9,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.card import card
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord import Fault
-from tests.fakes.discord_models import make_fault
-from tests.test_faults_api import (
+from fakes.cometapi import Outcome
+from fakes.discord import Fault
+from tests.campaign import (
     Sent,
     assert_delivered,
     assert_nothing_lost,
@@ -26,11 +23,13 @@ from tests.test_faults_api import (
     burst,
     creates_by_prompt,
     ended,
+    inject_on_upload,
     job_of,
     served_files,
     until,
 )
-from tests.test_imagine import imagine, setup_guild
+from tests.card import card
+from tests.helpers import imagine, setup_guild
 
 WEBHOOK_EDIT = r"^/webhooks/\d+/[^/]+/messages/@original$"
 
@@ -38,28 +37,6 @@ WEBHOOK_EDIT = r"^/webhooks/\d+/[^/]+/messages/@original$"
 def original_of(sent: Sent) -> str:
     """The path of the interaction's own reply (the one every edit of a fresh job goes to)."""
     return rf"^/webhooks/\d+/{re.escape(sent.handle.token)}/messages/@original$"
-
-
-@dataclass
-class UploadFault(Fault):
-    """A fault for requests that upload files only (the result), not the progress edits to the same path."""
-
-    fake: Any = None
-
-    def matches(self, method: str, path: str) -> bool:
-        if not super().matches(method, path):
-            return False
-        # The request being answered was recorded (with its files) just before the fake looks for a fault.
-        pending = [r for r in self.fake.requests if r.method == method and r.path == path and not r.status]
-        return bool(pending and pending[-1].files)
-
-
-def inject_on_upload(world, path_regex: str, status: int, *, json: Any = None, times: int | None = 1) -> Fault:
-    d = world.discord
-    base = make_fault("PATCH", path_regex, status, json=json, times=times)
-    fault = UploadFault(**vars(base), fake=d)
-    d.faults.append(fault)
-    return fault
 
 
 def answered(world, fault: Fault) -> list[Any]:
@@ -79,7 +56,7 @@ def assert_waited_after(world, fault: Fault, seconds: float) -> None:
 
 
 async def test_rate_limited_edits_are_retried_after_retry_after(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=0.5)
     progress = world.discord.inject_rate_limit("PATCH", WEBHOOK_EDIT, retry_after=0.3, times=4)
     async with world.bot() as bot:
@@ -100,7 +77,7 @@ def _rate_limited(seconds: float) -> dict[str, Any]:
 
 async def test_a_429_storm_on_the_result_upload_longer_than_discord_py_retries(world):
     """discord.py tries a request 5 times; a result is worth waiting longer for than a progress line."""
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 3, "upload429")
         upload = inject_on_upload(world, original_of(sent[0]), 429, json=_rate_limited(0.1), times=7)
@@ -113,7 +90,7 @@ async def test_a_429_storm_on_the_result_upload_longer_than_discord_py_retries(w
 
 
 async def test_server_errors_on_edits_are_retried(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=0.3)
     progress = world.discord.inject_error("PATCH", WEBHOOK_EDIT, 500)
     async with world.bot() as bot:
@@ -135,7 +112,7 @@ async def test_server_errors_on_edits_are_retried(world):
 async def test_a_token_refused_mid_job_moves_the_job_to_the_channel(world, refusal):
     """Discord may refuse a token earlier than the clock says (401, or 404 with 50027): the job goes on
     through the channel endpoints and is delivered, instead of failing after it was paid for."""
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=2.5)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 3, "token")
@@ -162,7 +139,7 @@ async def test_a_token_refused_mid_job_moves_the_job_to_the_channel(world, refus
 
 
 async def test_replies_deleted_mid_job_cancel_those_jobs_only(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=2.0), times=2)  # the first two run while the others wait
     world.comet.default_outcome = Outcome(duration=0.3)
     async with world.bot(MAX_CONCURRENT_PREDICTIONS="2") as bot:
@@ -201,7 +178,7 @@ async def _first_with_status(bot, stored, status):
 
 
 async def test_missing_attach_files_says_so_in_the_reply(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=0.3)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 3, "noattach")
@@ -227,7 +204,7 @@ async def test_missing_attach_files_says_so_in_the_reply(world):
 async def test_a_split_result_without_send_messages_keeps_what_was_shown_and_names_the_permission(world):
     """The reply is edited (no Send Messages needed) with the first images; the messages with the rest are
     refused. The images shown stay, and the reply names the permission that is missing."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.discord.set_channel_permissions(channel, world.discord.bot.id, deny=["send_messages"])
     world.comet.image_size = 30_000
     world.comet.default_outcome = Outcome(duration=0.3)
@@ -256,7 +233,7 @@ async def test_a_split_result_without_send_messages_keeps_what_was_shown_and_nam
 
 async def test_missing_attach_files_for_a_job_resumed_after_a_restart(world):
     """After a restart the reply is edited through the channel, where the fake itself checks Attach Files."""
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=1.5)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 3, "resumed")
@@ -289,7 +266,7 @@ async def _all_running(bot, stored) -> bool:
 async def test_losing_access_to_the_channel_ends_its_jobs_and_spares_the_rest(world):
     """50001 Missing Access: nothing can be shown there any more, so its jobs stop (and stop their predictions);
     jobs in another channel are untouched."""
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     other = world.discord.add_channel(guild, "elsewhere")
     # Long enough that they are still running when access is lost, however busy the machine is.
     world.comet.queue_outcome(Outcome(duration=30.0), times=3)
@@ -319,7 +296,7 @@ async def test_losing_access_to_the_channel_ends_its_jobs_and_spares_the_rest(wo
 
 
 async def test_a_resumed_gateway_mid_job_loses_nothing(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=1.0)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 4, "resume")
@@ -338,7 +315,7 @@ async def test_a_resumed_gateway_mid_job_loses_nothing(world):
 
 
 async def test_a_new_gateway_session_mid_job_loses_nothing(world):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=1.0)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 4, "reidentify")
@@ -357,7 +334,7 @@ async def test_a_new_gateway_session_mid_job_loses_nothing(world):
 
 
 async def test_each_failed_reconnect_is_one_log_line_not_a_traceback(world, caplog):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     caplog.set_level(logging.INFO)
     async with world.bot() as bot:
         world.discord.refuse_gateway(times=2)

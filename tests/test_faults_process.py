@@ -11,63 +11,40 @@ import asyncio
 import contextlib
 import signal
 import sqlite3
-import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
+from fakes.cometapi import Outcome
+from fakes.discord_models import make_fault
 from services.store import PostgresStore
 from services.store.base import job_from_row
 from services.store.models import ACTIVE, TERMINAL, Job, JobStatus
-from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
-from tests.e2e import KEY, TOKEN, World
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord import Fault
-from tests.fakes.discord_models import make_fault
-from tests.test_faults_api import (
+from tests.campaign import (
+    NthRequest,
     Sent,
+    assert_clean_log,
     assert_delivered,
     assert_nothing_lost,
+    assert_one_create_each,
     assert_still_serving,
     assert_told,
     burst,
-    creates_by_prompt,
     ended,
     job_of,
-    predictions_by_prompt,
     served_files,
+    start_bot,
+    stop_bot,
     until,
 )
-from tests.test_imagine import setup_guild
-from tests.test_process import ROOT, _count, bot_env
+from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
+from tests.e2e import World
+from tests.helpers import setup_guild
 
 # --- a real process ---------------------------------------------------------------------------------------
-
-
-async def start_bot(world, tmp_path: Path, log: Path, **env: str) -> asyncio.subprocess.Process:
-    """`python bot.py` with extra settings; returns once it has logged in (its log is appended to `log`)."""
-    ready_before = _count(log, "Logged in as")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bot.py"), cwd=tmp_path, env={**bot_env(world, tmp_path), **env},
-        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    async with asyncio.timeout(30):
-        while _count(log, "Logged in as") == ready_before:
-            assert process.returncode is None, log.read_text()
-            await asyncio.sleep(0.05)
-    return process
-
-
-async def stop_bot(process: asyncio.subprocess.Process, log: Path) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    code = await asyncio.wait_for(process.wait(), timeout=30)
-    assert code == 0, log.read_text()
 
 
 def stored_jobs(tmp_path: Path) -> dict[int, Job]:
@@ -100,33 +77,17 @@ async def all_ended(tmp_path: Path, sent: list[Sent], timeout: float = 30.0) -> 
     return jobs
 
 
-def assert_one_create_each(world, jobs: dict[str, Job]) -> None:
-    creates, predictions = creates_by_prompt(world), predictions_by_prompt(world)
-    for prompt, job in jobs.items():
-        assert creates[prompt] == 1, (prompt, creates[prompt])
-        assert predictions[prompt] == 1
-        if job.prediction_id is not None:
-            assert world.comet.predictions[job.prediction_id].input["prompt"] == prompt
-
-
 async def assert_process_serves(world, tmp_path: Path, guild, channel) -> None:
     [sent] = await burst(world, guild, channel, 1, "afterwards")
     [job] = (await all_ended(tmp_path, [sent])).values()
     await assert_delivered(world, sent, job)
 
 
-def assert_clean_log(log: Path) -> None:
-    text = log.read_text()
-    assert KEY not in text
-    assert TOKEN not in text
-    assert "Traceback" not in text, text[-3000:]
-
-
 async def test_sigkill_with_jobs_in_every_stage_then_restart(world, tmp_path):
     """Killed with two jobs generating, one create in the air and two queued: after a restart the generating
     and queued jobs are delivered, each created once; the one whose create was in the air is not sent again and
     its reply says so."""
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=3.0)
     world.comet.inject("create", status=None, times=2)
     world.comet.inject("create", status=None, delay=5.0)  # the third create is made, but not answered in time
@@ -161,7 +122,7 @@ async def test_sigkill_with_jobs_in_every_stage_then_restart(world, tmp_path):
 
 
 async def test_sigterm_during_a_burst_exits_cleanly_and_the_restart_delivers_everything(world, tmp_path):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=3.0))  # the first job is still generating at the SIGTERM
     world.comet.inject("create", status=None)
     world.comet.inject("create", status=None, delay=1.0)  # the second create is in the air at the SIGTERM
@@ -191,25 +152,11 @@ async def test_sigterm_during_a_burst_exits_cleanly_and_the_restart_delivers_eve
     assert_clean_log(log)
 
 
-@dataclass
-class NthRequest(Fault):
-    """A fault for the n-th request to a path only; the ones before it are answered normally."""
-
-    n: int = 1
-    fake: Any = None
-
-    def matches(self, method: str, path: str) -> bool:
-        if not super().matches(method, path):
-            return False
-        # The request being answered was recorded just before the fake looks for a fault.
-        return len([r for r in self.fake.requests if (r.method, r.path) == (method, path)]) == self.n
-
-
 async def test_sigkill_while_a_split_result_is_posted_then_restart_posts_each_image_once(world, tmp_path):
     """The case from the issue ("5 images for 4"): four images, one per message (reply + 3 more). Killed once
     the third message was made by Discord but before its answer reached the bot. The restarted bot posts
     only what is missing: every image exactly once."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     d = world.discord
     world.comet.default_outcome = Outcome(duration=0.3)
     held = make_fault("POST", rf"^/channels/{channel.id}/messages$", None, hold=5.0)
@@ -248,7 +195,7 @@ async def test_sigkill_while_a_split_result_is_posted_then_restart_posts_each_im
 
 
 async def test_sqlite_file_locked_by_another_process_for_two_seconds(world, tmp_path):
-    guild, channel, _ = setup_guild(world)
+    guild, channel, _ = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=0.5)
     async with world.bot() as bot:
         sent = await burst(world, guild, channel, 4, "locked")
@@ -299,7 +246,7 @@ async def test_postgres_connections_killed_for_a_few_seconds(tmp_path, discord_f
             # application_name lets the test find the bot's own connections (and no one else's)
             url = f"{postgres_test_url()}?search_path={schema}&application_name={schema}"
             world = World(discord_fake, comet, url)
-            guild, channel, _ = setup_guild(world)
+            guild, channel, _ = setup_guild(world, "alice")
             for n in range(6):  # the jobs move from stage to stage all through the outage
                 comet.queue_outcome(Outcome(duration=0.3 + 0.4 * n))
             async with world.bot() as bot:

@@ -13,14 +13,13 @@ from PIL import Image
 
 from services.cometapi.files import ImageFile, sniff
 from services.delivery.fit_images import MAX_PIXELS, fit_images
+from tests.helpers import encoded
 
 INLINE = {"image/jpeg", "image/webp"}  # what the fitted images may be (Discord shows both inline)
 
 
 def png(picture: Image.Image) -> ImageFile:
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return ImageFile(buffer.getvalue(), "image/png", "png")
+    return ImageFile(encoded(picture), "image/png", "png")
 
 
 def noise(width: int, height: int, mode: str = "RGB", seed: int = 1) -> Image.Image:

@@ -11,29 +11,19 @@ import base64
 import os
 import pty
 import re
-import struct
 import sys
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.files import sniff
-from tests.fakes.cometapi import FakeCometAPI, Outcome
+from tests.helpers import png
 
 KEY = "sk-test-cometapi-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x80\x00")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -111,7 +101,7 @@ async def test_success_writes_the_files_and_lists_them(fake: FakeCometAPI, tmp_p
 
 
 async def test_a_local_image_goes_to_kontext_as_a_data_uri(fake: FakeCometAPI, tmp_path: Path) -> None:
-    (tmp_path / "in.png").write_bytes(tiny_png())
+    (tmp_path / "in.png").write_bytes(png())
     run = await generate(
         fake, tmp_path, "make it night", "--model", "flux-kontext-pro", "--image", "in.png", "--output-format", "jpg"
     )
@@ -121,7 +111,7 @@ async def test_a_local_image_goes_to_kontext_as_a_data_uri(fake: FakeCometAPI, t
     assert isinstance(create.json, dict)
     sent = create.json["input"]["input_image"]
     assert sent.startswith("data:image/png;base64,")
-    assert base64.b64decode(sent.split(",", 1)[1]) == tiny_png()
+    assert base64.b64decode(sent.split(",", 1)[1]) == png()
     (line,) = run.stdout.splitlines()
     (pred_id,) = fake.predictions
     (url,) = fake.predictions[pred_id].file_urls(fake.base_url)
@@ -177,8 +167,8 @@ TEN = [
 
 
 async def test_every_model_works_end_to_end_through_generate(fake: FakeCometAPI, tmp_path: Path) -> None:
-    (tmp_path / "a.png").write_bytes(tiny_png())
-    (tmp_path / "b.png").write_bytes(tiny_png())
+    (tmp_path / "a.png").write_bytes(png())
+    (tmp_path / "b.png").write_bytes(png())
 
     def images(model: str) -> list[str]:
         count = 1 if "kontext" in model else 2 if "flux-2" in model else 0
@@ -202,7 +192,7 @@ async def test_every_model_works_end_to_end_through_generate(fake: FakeCometAPI,
 
 
 async def test_flux_2_takes_images_files_and_urls_and_a_resolution(fake: FakeCometAPI, tmp_path: Path) -> None:
-    (tmp_path / "a.png").write_bytes(tiny_png())
+    (tmp_path / "a.png").write_bytes(png())
     url = "https://example.com/reference.png"
     run = await generate(
         fake, tmp_path, "the two of them on a bench", "--model", "flux-2-pro", "--image", "a.png", "--image", url,
@@ -231,7 +221,7 @@ async def test_prompt_parameters_work_in_generate_and_an_option_wins(fake: FakeC
 
 
 async def test_what_a_model_would_refuse_exits_2_and_sends_nothing(fake: FakeCometAPI, tmp_path: Path) -> None:
-    (tmp_path / "a.png").write_bytes(tiny_png())
+    (tmp_path / "a.png").write_bytes(png())
     nine = [arg for _ in range(9) for arg in ("--image", "a.png")]
     cases: list[tuple[tuple[str, ...], str]] = [
         (("a fox", "--model", "flux-2-pro", *nine), "flux-2-pro takes up to 8 input image(s), got 9"),
@@ -252,7 +242,7 @@ async def test_what_a_model_would_refuse_exits_2_and_sends_nothing(fake: FakeCom
 
 
 async def test_image_refusals_name_the_image_flag_not_discords_attachments(fake: FakeCometAPI, tmp_path: Path) -> None:
-    (tmp_path / "a.png").write_bytes(tiny_png())
+    (tmp_path / "a.png").write_bytes(png())
     cases: list[tuple[tuple[str, ...], str]] = [
         (("make it night", "--model", "flux-kontext-pro"), "flux-kontext-pro edits an image: give one with --image."),
         (

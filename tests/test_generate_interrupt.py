@@ -1,6 +1,6 @@
 """`python bot.py generate` stopped by SIGINT or SIGTERM, and `--out` checked before anything is sent.
 
-Both sides are real processes: the standalone fake CometAPI (`python -m tests.fakes.cometapi`), set up and read
+Both sides are real processes: the standalone fake CometAPI (`python -m fakes.cometapi`), set up and read
 through its /_fake/ control routes, and `python bot.py generate`. A signal is sent on an event (a progress
 line on stderr, or the fake having received the create), never after a fixed sleep.
 """
@@ -21,11 +21,11 @@ import aiohttp
 import pytest
 
 from cli.interrupt import Interrupted, StopSignal, run_stoppable
+from fakes.cometapi import FakeCometAPI
 from services.cometapi.polling import Update
 from services.cometapi.service import PredictionService
 from services.config import Settings
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI
 
 KEY = "sk-test-cometapi-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ class Fake:
 async def fake() -> AsyncIterator[Fake]:
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.cometapi", "--port", "0", "--key", KEY, "--speed", "0.02",
+        sys.executable, "-m", "fakes.cometapi", "--port", "0", "--key", KEY, "--speed", "0.02",
         "--image-size", "20000", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -9,24 +9,10 @@ import uuid
 
 from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
-from tests.test_imagine import private_reply
+from tests.helpers import EPHEMERAL, add_member, history, history_lines, private_reply, setup_guild
 
 SCHNELL = "black-forest-labs/flux-schnell"
-EPHEMERAL = 1 << 6
 T0 = time.time() - 3600
-
-
-def setup_guild(world, name="art club"):
-    d = world.discord
-    guild = d.add_guild(name)
-    channel = d.add_channel(guild, "images")
-    return guild, channel
-
-
-def member(world, guild, name, permissions=None):
-    user = world.discord.add_user(name)
-    world.discord.add_member(guild, user, permissions=permissions)
-    return user
 
 
 async def stored_jobs(world, bot, guild, channel, user, count, *, prefix, start=T0, status=JobStatus.SUCCEEDED):
@@ -44,20 +30,9 @@ async def stored_jobs(world, bot, guild, channel, user, count, *, prefix, start=
     return jobs
 
 
-async def history(world, guild, channel, user, **options):
-    handle = await world.discord.slash_command(guild, channel, user, "imagine-history", options)
-    message = await handle.wait_original(lambda m: bool(m.embeds), timeout=10)
-    assert message.flags & EPHEMERAL, "history is a private answer"
-    return message
-
-
-def lines(message):
-    return message.embeds[0].get("description", "").split("\n")
-
-
 def prompts(message):
     """The prompt of each line (shown in bold)."""
-    return [re.findall(r"\*\*(.+?)\*\*", line)[0] for line in lines(message)]
+    return [re.findall(r"\*\*(.+?)\*\*", line)[0] for line in history_lines(message)]
 
 
 def pager(message):
@@ -75,14 +50,14 @@ async def turn(world, message, user, custom_id):
 
 async def test_my_history_is_paged_newest_first_with_status_model_time_and_link(world):
     guild, channel = setup_guild(world)
-    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    alice, bob = add_member(world, guild, "alice"), add_member(world, guild, "bob")
     async with world.bot() as bot:
         mine = await stored_jobs(world, bot, guild, channel, alice, 10, prefix="alice")
         await stored_jobs(world, bot, guild, channel, bob, 2, prefix="bob", start=T0 + 30)
         first = await history(world, guild, channel, alice)
     assert first.embeds[0]["title"] == "Your recent images"
     assert prompts(first) == [f"alice {n}" for n in range(9, 1, -1)]  # 8 a page, newest first, only hers
-    newest = lines(first)[0]
+    newest = history_lines(first)[0]
     job = mine[9]
     assert newest.startswith("✅ done")
     assert "flux-schnell" in newest
@@ -108,7 +83,7 @@ async def test_my_history_is_paged_newest_first_with_status_model_time_and_link(
 
 async def test_history_shows_real_jobs_of_every_kind_and_status(world):
     guild, channel = setup_guild(world)
-    alice = member(world, guild, "alice")
+    alice = add_member(world, guild, "alice")
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a red fox"})
         result = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
@@ -119,7 +94,7 @@ async def test_history_shows_real_jobs_of_every_kind_and_status(world):
         await stored_jobs(world, bot, guild, channel, alice, 1, prefix="broken", status=JobStatus.FAILED)
         shown = await history(world, guild, channel, alice)
     assert prompts(shown) == ["a red fox", "a red fox", "broken 0"]
-    variation, original, failed = lines(shown)
+    variation, original, failed = history_lines(shown)
     assert "🪄 variation" in variation and "flux-dev" in variation
     assert f"/{child_message.id})" in variation
     assert "✅ done" in original and f"/{result.id})" in original
@@ -129,26 +104,26 @@ async def test_history_shows_real_jobs_of_every_kind_and_status(world):
 
 async def test_a_deleted_message_is_said_to_be_deleted_and_remembered(world):
     guild, channel = setup_guild(world)
-    alice = member(world, guild, "alice")
+    alice = add_member(world, guild, "alice")
     async with world.bot() as bot:
         kept, deleted = await stored_jobs(world, bot, guild, channel, alice, 2, prefix="pic")
         await world.discord.delete_message(channel.id, deleted.message_id)
         shown = await history(world, guild, channel, alice)
-        newest, older = lines(shown)
+        newest, older = history_lines(shown)
         assert "message deleted" in newest and "discord.com/channels" not in newest
         assert f"/{kept.message_id})" in older
         assert (await bot.store.get_job(deleted.id)).extra.message_deleted is True
         asked = len(world.discord.requests_matching("GET", rf"/messages/{deleted.message_id}$"))
         again = await history(world, guild, channel, alice)
-        assert "message deleted" in lines(again)[0]
+        assert "message deleted" in history_lines(again)[0]
         assert len(world.discord.requests_matching("GET", rf"/messages/{deleted.message_id}$")) == asked
 
 
 async def test_the_servers_history_is_for_manage_server_only(world):
     guild, channel = setup_guild(world)
-    other_guild, other_channel = setup_guild(world, "elsewhere")
-    admin = member(world, guild, "admin", permissions=["manage_guild"])
-    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    other_guild, other_channel = setup_guild(world, name="elsewhere")
+    admin = add_member(world, guild, "admin", permissions=["manage_guild"])
+    alice, bob = add_member(world, guild, "alice"), add_member(world, guild, "bob")
     world.discord.add_member(other_guild, alice)
     async with world.bot() as bot:
         await stored_jobs(world, bot, guild, channel, alice, 1, prefix="alice")
@@ -162,14 +137,14 @@ async def test_the_servers_history_is_for_manage_server_only(world):
         own = await history(world, guild, channel, alice)
     assert shown.embeds[0]["title"] == "Recent images in this server"
     assert prompts(shown) == ["bob 0", "alice 0"]  # this server's only, everyone's
-    assert f"<@{bob.id}>" in lines(shown)[0]
+    assert f"<@{bob.id}>" in history_lines(shown)[0]
     assert prompts(own) == ["elsewhere 0", "alice 0"]  # her own, from every server
-    assert f"<@{alice.id}>" not in lines(own)[0]
+    assert f"<@{alice.id}>" not in history_lines(own)[0]
 
 
 async def test_an_empty_history_says_how_to_start(world):
     guild, channel = setup_guild(world)
-    alice = member(world, guild, "alice")
+    alice = add_member(world, guild, "alice")
     async with world.bot():
         shown = await history(world, guild, channel, alice)
     assert "No images yet" in shown.embeds[0]["description"]
@@ -196,8 +171,8 @@ async def test_a_job_made_with_a_private_reply_is_in_its_owners_history_only(wor
     # A server that turned off "Use External Apps": replies of the app installed to a user's account are private.
     guild = d.add_guild("no external apps", with_bot=False, external_apps=False)
     channel = d.add_channel(guild, "chat")
-    admin = member(world, guild, "admin", permissions=["manage_guild"])
-    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    admin = add_member(world, guild, "admin", permissions=["manage_guild"])
+    alice, bob = add_member(world, guild, "alice"), add_member(world, guild, "bob")
     async with world.bot() as bot:
         made = {}
         for user, prompt in ((alice, "alice's secret fox"), (admin, "the admin's own fox")):
@@ -218,8 +193,8 @@ async def test_a_job_made_with_a_private_reply_is_in_its_owners_history_only(wor
 
 async def test_history_buttons_are_checked_again_when_pressed(world):
     guild, channel = setup_guild(world)
-    admin = member(world, guild, "admin", permissions=["manage_guild"])
-    alice, bob = member(world, guild, "alice"), member(world, guild, "bob")
+    admin = add_member(world, guild, "admin", permissions=["manage_guild"])
+    alice, bob = add_member(world, guild, "alice"), add_member(world, guild, "bob")
     async with world.bot() as bot:
         await stored_jobs(world, bot, guild, channel, alice, 10, prefix="alice")
         server = await history(world, guild, channel, admin, scope="server")

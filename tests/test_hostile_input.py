@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
+from fakes.cometapi import Outcome
+from fakes.discord_interactions import find_component
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
 from tests.card import card
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_interactions import find_component
-from tests.test_imagine import EPHEMERAL, imagine, png_bytes, private_reply
+from tests.helpers import EPHEMERAL, imagine, png, private_reply
 
 KONTEXT = "flux-kontext-pro"
 ZERO_JOB = "0" * 32
@@ -317,7 +317,7 @@ ATTACHMENTS: list[tuple[str, str, Callable[[Any], dict[str, Any]], dict[str, str
     (
         "oversized",
         KONTEXT,
-        lambda d: {"image": d.add_attachment("huge.png", png_bytes() + b"\0" * 1_600_000, "image/png")},
+        lambda d: {"image": d.add_attachment("huge.png", png(1, 1) + b"\0" * 1_600_000, "image/png")},
         {"MAX_INPUT_IMAGE_MB": "1"},
         ["huge.png", "1.5 MiB", "limit is 1 MiB"],
     ),
@@ -331,7 +331,7 @@ ATTACHMENTS: list[tuple[str, str, Callable[[Any], dict[str, Any]], dict[str, str
     (
         "image-for-a-text-only-model",
         "flux-schnell",
-        lambda d: {"image": d.add_attachment("cat.png", png_bytes(), "image/png")},
+        lambda d: {"image": d.add_attachment("cat.png", png(1, 1), "image/png")},
         {},
         ["text only", "remove the attachment"],
     ),
@@ -339,8 +339,8 @@ ATTACHMENTS: list[tuple[str, str, Callable[[Any], dict[str, Any]], dict[str, str
         "two-images-for-a-one-image-model",
         KONTEXT,
         lambda d: {
-            "image": d.add_attachment("a.png", png_bytes(), "image/png"),
-            "image2": d.add_attachment("b.png", png_bytes(), "image/png"),
+            "image": d.add_attachment("a.png", png(1, 1), "image/png"),
+            "image2": d.add_attachment("b.png", png(1, 1), "image/png"),
         },
         {},
         ["1 input image", "got 2"],

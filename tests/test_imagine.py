@@ -7,118 +7,31 @@ from __future__ import annotations
 
 import itertools
 import re
-import struct
-import zlib
-from collections.abc import Iterator
-from typing import Any
 
+from fakes.cometapi import Outcome
+from fakes.discord_interactions import find_component
 from tests.card import card
-from tests.e2e import option_map, wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_interactions import find_component
+from tests.e2e import wait_status
+from tests.helpers import (
+    EPHEMERAL,
+    add_member,
+    cancel_requests,
+    custom_ids,
+    has_component,
+    imagine,
+    png,
+    prediction_outputs,
+    private_reply,
+    progress_edits,
+    running_job_with_cancel_button,
+    setup_guild,
+    started_job,
+)
 from ui.display import EDIT_INTERVAL
-
-EPHEMERAL = 1 << 6
-
-
-def setup_guild(world, *, member_permissions=None):
-    d = world.discord
-    guild = d.add_guild("art club")
-    channel = d.add_channel(guild, "images")
-    alice = d.add_user("alice")
-    d.add_member(guild, alice, permissions=member_permissions)
-    return guild, channel, alice
-
-
-def add_member(world, guild, name, permissions=None):
-    user = world.discord.add_user(name)
-    world.discord.add_member(guild, user, permissions=permissions)
-    return user
-
-
-async def imagine(world, guild, channel, user, *, attachments=(), attachment_size_limit=None, **options):
-    extra: dict[str, Any] = {"attachments": list(attachments)}
-    if attachment_size_limit is not None:
-        extra["attachment_size_limit"] = attachment_size_limit
-    return await world.discord.slash_command(guild, channel, user, "imagine", option_map(**options), **extra)
-
-
-async def private_reply(world, handle, timeout=5.0):
-    """The bot's answer to `handle` that is text only (no job): an immediate response or a follow-up.
-
-    Returns the stored message; the caller asserts it is ephemeral (a public answer is found too, so a
-    wrong flag fails on the assertion rather than on a timeout).
-    """
-
-    def answered():
-        # After a deferred update, @original is the clicked message itself: not an answer.
-        original = handle.original_message() if handle.original_message_id != handle.source_message_id else None
-        candidates = [original, *handle.followups()]
-        for msg in reversed(candidates):
-            if msg is not None and not msg.deleted and not msg.loading and msg.content:
-                return msg
-        return None
-
-    return await world.discord.wait_for(answered, timeout=timeout, what=f"a text answer to {handle!r}")
-
-
-async def assert_refused_privately(world, bot, handle, user, *pattern_words):
-    """An ephemeral answer naming what to change, no public message left behind, nothing created or stored."""
-    msg = await private_reply(world, handle)
-    await bot.interaction_handled(handle.id)  # whatever the command was going to do, it has done
-    assert msg.flags & EPHEMERAL, f"not ephemeral: {msg.text!r}"
-    text = msg.text
-    for word in pattern_words:
-        assert re.search(word, text, re.IGNORECASE), (word, text)
-    assert "Traceback" not in text
-    # the public "thinking…" (when the bot deferred first) is gone, no other public message was posted
-    public = [m for m in world.discord.messages_in(handle.channel_id) if not m.ephemeral]
-    assert public == [], [m.text for m in public]
-    assert world.comet.creates() == []
-    assert await bot.store.last_job_at(user.id) is None
-    return text
-
-
-def custom_ids(components) -> Iterator[str]:
-    for comp in components:
-        if comp.get("custom_id"):
-            yield comp["custom_id"]
-        yield from custom_ids(comp.get("components") or [])
-
-
-def has_component(custom_id):
-    return lambda m: find_component(m.components, custom_id) is not None
-
-
-async def started_job(world, bot, handle, timeout=5.0):
-    """The stored job behind a reply, once the reply shows progress."""
-    msg = await handle.wait_original(lambda m: not m.loading and bool(m.text), timeout=timeout)
-    job = await bot.store.job_by_message(msg.id)
-    assert job is not None, msg.text
-    return job, msg
-
-
-def png_bytes() -> bytes:
-    """A valid 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
-
-
-def cancel_requests(world, prediction_id):
-    return [r for r in world.comet.requests_for("cancel") if prediction_id in r.path]
 
 
 async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.6))
     async with world.bot() as bot:
         handle = await world.discord.slash_command(
@@ -157,27 +70,11 @@ async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
     assert any("Generating" in text or "Starting" in text for text in progress), progress
 
 
-def prediction_outputs(world, prediction_id):
-    prediction = world.comet.predictions[prediction_id]
-    return [f"{world.comet.base_url}/files/{prediction_id}/{n}.{prediction.ext}" for n in range(prediction.num_outputs)]
-
-
 # --- the Cancel button ------------------------------------------------------------------------------------
 
 
-async def running_job_with_cancel_button(world, bot, handle):
-    """Wait until the job runs on the API and its reply offers Cancel; returns (job, message, custom id)."""
-    job, _ = await started_job(world, bot, handle)
-    custom_id = f"flux:cancel:{job.id}"
-    msg = await handle.wait_original(has_component(custom_id))
-    assert custom_id in list(custom_ids(msg.components))
-    job = await wait_status(bot, job.id, "running")
-    assert job.prediction_id is not None
-    return job, msg, custom_id
-
-
 async def test_cancel_button_pressed_by_the_requester_cancels_the_prediction(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a very slow cat")
@@ -198,7 +95,7 @@ async def test_cancel_button_pressed_by_the_requester_cancels_the_prediction(wor
 
 
 async def test_cancel_button_refuses_other_members_and_the_job_goes_on(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     world.comet.queue_outcome(Outcome(duration=0.8))
     async with world.bot() as bot:
@@ -217,7 +114,7 @@ async def test_cancel_button_refuses_other_members_and_the_job_goes_on(world):
 
 
 async def test_cancel_button_works_for_a_member_who_can_manage_messages(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     mod = add_member(world, guild, "mod", permissions=["manage_messages"])
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
@@ -233,7 +130,7 @@ async def test_cancel_button_works_for_a_member_who_can_manage_messages(world):
 
 async def test_cancel_during_the_create_still_cancels_the_prediction_it_made(world):
     """A create in flight is paid for: a cancel then must wait for its id and cancel that prediction."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     world.comet.inject("create", status=None, delay=0.6)  # answered normally, but slowly
     async with world.bot() as bot:
@@ -257,7 +154,7 @@ async def test_cancel_during_the_create_still_cancels_the_prediction_it_made(wor
 
 
 async def test_deleting_the_reply_cancels_the_job_and_the_bot_carries_on(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=4.0))  # flux-dev: its logs move the progress on
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat", model="flux-dev")
@@ -280,7 +177,7 @@ async def test_deleting_the_reply_cancels_the_job_and_the_bot_carries_on(world):
 
 
 async def test_deleting_the_reply_of_a_stalled_job_cancels_it_promptly(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never", queue_time=0.0))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat", model="flux-1.1-pro")
@@ -301,15 +198,8 @@ async def test_deleting_the_reply_of_a_stalled_job_cancels_it_promptly(world):
 PERCENT = re.compile(r"\b(\d{1,3})%")
 
 
-def progress_edits(world, message_id):
-    """The edits before the result (the last edit, with the files, is the result)."""
-    edits = world.discord.edits_of(message_id)
-    assert edits and edits[-1].attachments, "the last edit should be the result"
-    return edits[:-1]
-
-
 async def test_progress_shows_the_percentage_from_the_logs_at_a_calm_pace(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=3.0, queue_time=0.0))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev")
@@ -328,7 +218,7 @@ async def test_progress_shows_the_percentage_from_the_logs_at_a_calm_pace(world)
 async def test_progress_edits_are_spaced_from_the_end_of_one_to_the_start_of_the_next(world):
     """Each edit takes a while to reach Discord (0.4 s here). The next one may start only EDIT_INTERVAL after
     the previous one was answered: counted from its start, two edits can arrive closer than the interval."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     # flux-dev's logs report a new percentage at nearly every poll, so there is always a newer line to send
     world.comet.queue_outcome(Outcome(duration=5.5, queue_time=0.0))  # room for 3 edits 1.9 s apart
     world.discord.inject_delay("PATCH", r"/messages/@original$", 0.4, times=None)
@@ -348,7 +238,7 @@ async def test_progress_edits_are_spaced_from_the_end_of_one_to_the_start_of_the
 
 
 async def test_no_percentage_is_invented_for_a_model_without_a_progress_bar(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=2.0, queue_time=0.0))
     async with world.bot():
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-1.1-pro")
@@ -363,7 +253,7 @@ async def test_no_percentage_is_invented_for_a_model_without_a_progress_bar(worl
 
 
 async def test_mentions_in_the_prompt_never_ping(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.2))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="@everyone look at <@&123> and @here")
@@ -388,7 +278,7 @@ async def test_mentions_in_the_prompt_never_ping(world):
 
 
 async def test_reroll_button_makes_a_new_job_with_a_new_seed(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.2), times=2)
     async with world.bot() as bot:
         handle = await imagine(
@@ -425,7 +315,7 @@ async def test_reroll_button_makes_a_new_job_with_a_new_seed(world):
 
 
 async def test_one_image_models_accept_num_outputs_1(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.2))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-1.1-pro", num_outputs=1)
@@ -438,9 +328,9 @@ async def test_one_image_models_accept_num_outputs_1(world):
 
 async def test_kontext_edits_an_attached_image(world):
     """The good case next to the bad-input ones: a real PNG for a Kontext model is passed on as its URL."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.2))
-    picture = world.discord.add_attachment("cat.png", png_bytes(), "image/png")
+    picture = world.discord.add_attachment("cat.png", png(1, 1), "image/png")
     async with world.bot() as bot:
         handle = await imagine(
             world, guild, channel, alice, prompt="make it blue", model="flux-kontext-pro", image=picture
@@ -461,9 +351,9 @@ async def test_the_token_is_timed_from_the_interaction_not_from_when_the_job_sta
     slow attachment download; here, an interaction made 14 min 57 s before it reaches the bot). The token dies 15
     minutes after the interaction, during the job: the bot must have moved to the channel endpoints before that,
     never meeting a refused token, and the user gets the result."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=4.0))  # outlives the 3 s left of the token
-    picture = world.discord.add_attachment("cat.png", png_bytes(), "image/png")
+    picture = world.discord.add_attachment("cat.png", png(1, 1), "image/png")
     async with world.bot() as bot:
         handle = await world.discord.slash_command(
             guild, channel, alice, "imagine", {"prompt": "make it night", "model": "flux-kontext-pro", "image": picture},

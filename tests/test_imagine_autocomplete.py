@@ -4,7 +4,7 @@ or the built-in default)."""
 
 from __future__ import annotations
 
-from tests.test_imagine import setup_guild
+from tests.helpers import setup_guild
 
 KONTEXT_PRO = "black-forest-labs/flux-kontext-pro"
 KONTEXT_MAX = "black-forest-labs/flux-kontext-max"
@@ -19,7 +19,7 @@ async def offered(world, guild, channel, user, focused, **typed) -> list[str]:
 
 
 async def test_model_autocomplete_offers_the_models_this_server_allows(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
     async with world.bot():
@@ -38,7 +38,7 @@ async def test_model_autocomplete_offers_the_models_this_server_allows(world):
 
 
 async def test_aspect_ratio_autocomplete_follows_the_model_typed_else_the_default(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot():
         # Kontext can keep the input image's shape; the default model (schnell) cannot
         assert await offered(
@@ -49,7 +49,7 @@ async def test_aspect_ratio_autocomplete_follows_the_model_typed_else_the_defaul
 
 
 async def test_output_format_autocomplete_follows_the_members_preferred_model(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot():
         assert await offered(world, guild, channel, alice, "output_format", output_format="") == ["webp", "jpg", "png"]
         prefs = await world.discord.slash_command(

@@ -9,18 +9,10 @@ import sqlite3
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.cometapi.client import RetryPolicy
 from tests.e2e import KEY, wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_imagine import (
-    EPHEMERAL,
-    assert_refused_privately,
-    cancel_requests,
-    imagine,
-    png_bytes,
-    private_reply,
-    setup_guild,
-)
+from tests.helpers import EPHEMERAL, assert_refused_privately, cancel_requests, imagine, png, private_reply, setup_guild
 
 KONTEXT = "flux-kontext-pro"
 
@@ -57,7 +49,7 @@ BAD_INPUT = [
         lambda w: {
             "prompt": "a cat",
             "model": "flux-schnell",
-            "image": _attachment(w, "cat.png", png_bytes(), "image/png"),
+            "image": _attachment(w, "cat.png", png(1, 1), "image/png"),
         },
         {},
         ["text only", "remove the attachment|kontext"],
@@ -78,7 +70,7 @@ BAD_INPUT = [
         lambda w: {
             "prompt": "make it blue",
             "model": KONTEXT,
-            "image": _attachment(w, "big.png", png_bytes() + b"\0" * 20_000, "image/png"),
+            "image": _attachment(w, "big.png", png(1, 1) + b"\0" * 20_000, "image/png"),
         },
         {"MAX_INPUT_IMAGE_MB": "0.01"},
         ["big.png", "limit"],
@@ -88,7 +80,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("options", "settings", "words"), [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
 async def test_bad_input_gets_a_private_answer_and_nothing_is_sent(world, options, settings, words):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(**settings) as bot:
         handle = await imagine(world, guild, channel, alice, **options(world))
         await assert_refused_privately(world, bot, handle, alice, *words)
@@ -97,7 +89,7 @@ async def test_bad_input_gets_a_private_answer_and_nothing_is_sent(world, option
 
 async def test_a_non_image_attachment_is_caught_after_the_download(world):
     """The declared type says PNG; only the bytes tell, so the bot fetched it (deferring first) and then refused."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     fake_png = world.discord.add_attachment("x.png", b"GIF? no. just text", "image/png")
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="make it blue", model=KONTEXT, image=fake_png)
@@ -128,7 +120,7 @@ def assert_short_human_text(text):
 
 
 async def test_model_failure_is_shown_in_the_reply(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="failed", error="NSFW content detected", duration=0.1))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="something spicy")
@@ -143,7 +135,7 @@ async def test_model_failure_is_shown_in_the_reply(world):
 
 
 async def test_deadline_cancels_the_prediction_and_says_it_timed_out(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot(PREDICTION_DEADLINE="1") as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a slow cat")
@@ -156,7 +148,7 @@ async def test_deadline_cancels_the_prediction_and_says_it_timed_out(world):
 
 
 async def test_wrong_api_key_asks_for_the_admins_and_never_shows_the_key(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.api_key = "other"
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
@@ -172,7 +164,7 @@ async def test_wrong_api_key_asks_for_the_admins_and_never_shows_the_key(world):
 
 
 async def test_out_of_credit(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.inject("create", status=402)
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
@@ -183,7 +175,7 @@ async def test_out_of_credit(world):
 
 
 async def test_rate_limiting_that_outlasts_the_retries_says_to_try_again(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.inject("create", status=429, headers={"Retry-After": "0"}, times=1000)
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
@@ -198,7 +190,7 @@ async def test_rate_limiting_that_outlasts_the_retries_says_to_try_again(world):
 
 
 async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_traceback(world, caplog):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     caplog.set_level(logging.ERROR)
     async with world.bot() as bot:
         # A fault no code path expects: the user's stored preferences were damaged outside the bot.
@@ -216,7 +208,7 @@ async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_trac
         public = [m for m in world.discord.messages_in(channel) if not m.ephemeral and not m.deleted]
         assert public == [], [(m.text, m.flags) for m in public]
         assert world.comet.creates() == []
-        assert await bot.store.last_job_at(alice.id) is None
+        assert await bot.store.count_jobs(user_id=alice.id) == 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
     assert errors, caplog.text
     assert any(isinstance(r.exc_info[1], ValueError) for r in errors)
@@ -229,7 +221,7 @@ async def test_an_unexpected_error_gets_a_short_private_answer_and_a_logged_trac
 async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world):
     """The one place a poll is not ridden out until the deadline: the first look at a job resumed after a
     restart. When every retry of it fails, the job ends with "not answering", and nothing is created again."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
@@ -256,7 +248,7 @@ async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world)
 
 
 async def test_a_request_the_api_refuses_says_why(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.inject(
         "create",
         status=422,
@@ -278,7 +270,7 @@ async def test_a_request_the_api_refuses_says_why(world):
 
 
 async def test_an_api_answer_the_bot_has_no_rule_for_is_blamed_on_the_service_not_the_bot(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.inject("create", status=409)  # none of the statuses the client knows what to make of
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
@@ -293,7 +285,7 @@ async def test_a_job_that_crashes_gets_the_generic_text_and_a_logged_traceback(w
     """An exception nobody planned for (here Discord answers 400 to every edit through the interaction, so the
     result cannot be posted): the job ends, the user is told in a line (through the channel endpoint), and the
     traceback goes to the log."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.1))
     world.discord.inject_error("PATCH", r"/messages/@original$", 400, 50035, "Invalid Form Body", times=None)
     caplog.set_level(logging.ERROR)

@@ -8,12 +8,13 @@ import re
 
 from PIL import Image
 
+from fakes.cometapi import Outcome
 from tests.card import card
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_imagine import (
+from tests.helpers import (
     EPHEMERAL,
     add_member,
+    delivered,
     imagine,
     prediction_outputs,
     private_reply,
@@ -22,15 +23,8 @@ from tests.test_imagine import (
 )
 
 
-async def delivered(bot, handle, timeout=10.0):
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=timeout)
-    job = await bot.store.job_by_message(final.id)
-    assert job is not None
-    return await wait_status(bot, job.id, "succeeded", "failed", "canceled", timeout=timeout), final
-
-
 async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     world.comet.queue_outcome(Outcome(duration=0.8, queue_time=0.0), times=2)
     async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:
@@ -44,8 +38,8 @@ async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(wo
         assert second_job is not None and second_job.status == "queued"
         assert len(world.comet.creates()) == 1  # bob's waits for the one slot
 
-        job_a, _ = await delivered(bot, first)
-        job_b, final_b = await delivered(bot, second)
+        _, job_a = await delivered(world, bot, first)
+        final_b, job_b = await delivered(world, bot, second)
     assert (job_a.status, job_b.status) == ("succeeded", "succeeded")
     assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["alice's fox", "bob's owl"]
     # bob's create came only after alice's prediction had finished
@@ -59,7 +53,7 @@ async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(wo
 
 
 async def test_queue_is_round_robin_between_users(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     world.comet.queue_outcome(Outcome(duration=0.4, queue_time=0.0), times=4)
     async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:
@@ -68,8 +62,8 @@ async def test_queue_is_round_robin_between_users(world):
             handle = await imagine(world, guild, channel, user, prompt=prompt)
             await started_job(world, bot, handle)  # stored and queued in this order
             handles.append(handle)
-        jobs = [await delivered(bot, h, timeout=15) for h in handles]
-    assert [job.status for job, _ in jobs] == ["succeeded"] * 4
+        jobs = [await delivered(world, bot, h, timeout=15) for h in handles]
+    assert [job.status for _, job in jobs] == ["succeeded"] * 4
     order = [c.json["input"]["prompt"] for c in world.comet.creates()]
     # a1 took the free slot; then one job per user in turn: a2 (alice was first in line), b1, a3
     assert order.index("b1") < order.index("a3"), order
@@ -77,7 +71,7 @@ async def test_queue_is_round_robin_between_users(world):
 
 
 async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot(MAX_JOBS_PER_USER="1") as bot:
         first = await imagine(world, guild, channel, alice, prompt="one")
@@ -90,16 +84,16 @@ async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
         assert re.search(r"already have 1 .*running", refusal.text), refusal.text
         await bot.interaction_handled(second.id)
         assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
-        assert second.original_message() is None or second.original_message().deleted
+        assert (reply := second.original_message()) is None or reply.deleted
         assert (await bot.store.get_job(job.id)).status == "running"  # the first is untouched
 
 
 async def test_cooldown_asks_to_slow_down(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.1))
     async with world.bot(USER_COOLDOWN="30") as bot:
         first = await imagine(world, guild, channel, alice, prompt="one")
-        await delivered(bot, first)
+        await delivered(world, bot, first)
 
         second = await imagine(world, guild, channel, alice, prompt="two")
         refusal = await private_reply(world, second)
@@ -109,14 +103,14 @@ async def test_cooldown_asks_to_slow_down(world):
         assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.text
         await bot.interaction_handled(second.id)
         assert len(world.comet.creates()) == 1
-        assert second.original_message() is None or second.original_message().deleted
+        assert (reply := second.original_message()) is None or reply.deleted
 
 
 # --- results over the upload limit -------------------------------------------------------------------------
 
 
 async def test_images_that_do_not_fit_one_message_follow_in_more_messages(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.image_size = 30_000
     world.comet.queue_outcome(Outcome(duration=0.2))
     async with world.bot() as bot:
@@ -124,7 +118,7 @@ async def test_images_that_do_not_fit_one_message_follow_in_more_messages(world)
         handle = await imagine(
             world, guild, channel, alice, prompt="four foxes", num_outputs=4, attachment_size_limit=70_000
         )
-        job, final = await delivered(bot, handle)
+        final, job = await delivered(world, bot, handle)
         rest = await world.discord.wait_for(
             lambda: [m for m in world.discord.messages_in(channel) if m.id != final.id and m.attachments] or None
         )
@@ -156,12 +150,12 @@ def picture(data: bytes) -> Image.Image:
 
 
 async def test_an_image_over_the_limit_is_re_encoded_to_fit_and_posted(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.image_size = 100_000
     world.comet.queue_outcome(Outcome(duration=0.2))
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a big fox", attachment_size_limit=70_000)
-        job, final = await delivered(bot, handle)
+        final, job = await delivered(world, bot, handle)
     assert (job.status, job.image_count) == ("succeeded", 1)
     [attachment] = final.attachments
     assert attachment.size <= 70_000 and attachment.filename.endswith(".jpg")
@@ -174,7 +168,7 @@ async def test_an_image_over_the_limit_is_re_encoded_to_fit_and_posted(world):
 async def test_four_12_mb_pngs_are_all_posted_within_the_10_mib_limit(world):
     """The case from the issue: four 12 MB PNGs, Discord's default 10 MiB limit per file (the fake refuses more
     with 413 / 40005). Each is made to fit; none is dropped; the note says what was changed."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     limit = 10 * 1024 * 1024
     world.comet.image_size = 12_000_000
     world.comet.queue_outcome(Outcome(duration=0.2))
@@ -183,7 +177,7 @@ async def test_four_12_mb_pngs_are_all_posted_within_the_10_mib_limit(world):
             world, guild, channel, alice, prompt="four big foxes", model="flux-dev", num_outputs=4,
             output_format="png", attachment_size_limit=limit,
         )  # fmt: skip
-        job, final = await delivered(bot, handle, timeout=30)
+        final, job = await delivered(world, bot, handle, timeout=30)
         await world.discord.wait_for(lambda: len(attachments_in(world, channel)[0]) >= 4, timeout=30)
     assert handle.payload["attachment_size_limit"] == limit
     assert (job.status, job.image_count) == ("succeeded", 4)
@@ -204,7 +198,7 @@ async def test_four_12_mb_pngs_are_all_posted_within_the_10_mib_limit(world):
 async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
     """An image over the limit that cannot be read cannot be made smaller: the user gets no image, so the job
     fails (and counts against no quota), and the reply says why."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     broken = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 400  # a PNG's signature, then garbage: 102 kB
     world.comet.inject("file", status=200, body=broken, content_type="image/png")
     world.comet.queue_outcome(Outcome(duration=0.2))
@@ -212,7 +206,7 @@ async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
         handle = await imagine(world, guild, channel, alice, prompt="a broken fox", attachment_size_limit=70_000)
         final = await handle.wait_original(lambda m: "None of the images could be posted" in m.text, timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
-        assert await bot.store.images_since(0, user_id=alice.id) == 0
+        assert sum(row.images for row in await bot.store.spend_since(guild.id, 0)) == 0
     assert (job.status, job.image_count) == ("failed", 0)
     assert final.attachments == []
     assert "image 1 (102 kB) is over the upload limit and could not be read" in notes_of(final), final.text
@@ -220,7 +214,7 @@ async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
 
 
 async def test_cancelling_a_queued_job_frees_its_place_and_creates_nothing(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     bob = add_member(world, guild, "bob")
     world.comet.queue_outcome(Outcome(duration=0.6, queue_time=0.0), times=3)
     async with world.bot(MAX_CONCURRENT_PREDICTIONS="1") as bot:
@@ -237,8 +231,8 @@ async def test_cancelling_a_queued_job_frees_its_place_and_creates_nothing(world
         await second.wait_original(lambda m: "Cancelled" in m.text)
 
         # the slot is not leaked: alice's finishes, and a third job still gets to run
-        job_a, _ = await delivered(bot, first)
+        _, job_a = await delivered(world, bot, first)
         third = await imagine(world, guild, channel, bob, prompt="bob's second owl")
-        job_c, _ = await delivered(bot, third)
+        _, job_c = await delivered(world, bot, third)
     assert (job_a.status, job_c.status) == ("succeeded", "succeeded")
     assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["alice's fox", "bob's second owl"]

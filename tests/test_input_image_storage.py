@@ -31,8 +31,15 @@ from services.store.job_extra import JobExtra
 from services.store.models import InputImage, Job, JobStatus
 from tests.conftest import postgres_test_url
 from tests.e2e import wait_status
-from tests.test_edit import KONTEXT, delivered, imagine_with_image, setup_guild
-from tests.test_imagine import EPHEMERAL, assert_refused_privately, private_reply
+from tests.helpers import (
+    EPHEMERAL,
+    KONTEXT,
+    assert_refused_privately,
+    delivered,
+    imagine_with_image,
+    private_reply,
+    setup_guild,
+)
 
 DAY = 86_400.0
 BIG = 7_700_000  # the size of the edit in the report that made a 72 MB database
@@ -108,7 +115,7 @@ def sent_image(world, job: Job) -> tuple[str, dict[str, Any]]:
 async def test_data_uri_mode_stores_an_edit_image_once_for_the_edit_and_three_rerolls(world_any_store):
     world = world_any_store
     world.comet.check_input_images = True
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     picture = noise_png(BIG)
     async with world.bot(INPUT_IMAGE_MODE="data_uri") as bot:
         before = await database_bytes(world.database_url)
@@ -133,7 +140,7 @@ async def test_data_uri_mode_stores_an_edit_image_once_for_the_edit_and_three_re
 async def test_url_mode_rerolls_send_a_fresh_link_and_the_stored_bytes_of_an_expired_one(world_any_store):
     world = world_any_store
     world.comet.check_input_images = True
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     fresh_picture, old_picture = noise_png(40_000, seed=1), noise_png(40_000, seed=2)
     async with world.bot() as bot:
         fresh_attachment, handle = await imagine_with_image(world, guild, channel, alice, fresh_picture)
@@ -164,7 +171,7 @@ async def test_url_mode_rerolls_send_a_fresh_link_and_the_stored_bytes_of_an_exp
 async def test_a_reroll_whose_input_image_is_no_longer_stored_is_refused_and_nothing_is_sent(world_any_store):
     world = world_any_store
     world.comet.check_input_images = True
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     picture = noise_png(40_000, seed=3)
     async with world.bot(INPUT_IMAGE_MODE="data_uri") as bot:
         _, handle = await imagine_with_image(world, guild, channel, alice, picture)
@@ -366,7 +373,7 @@ async def test_a_reroll_marks_its_images_used_and_is_refused_when_they_are_gone(
 
 async def test_the_bot_deletes_expired_images_and_a_reroll_of_their_job_is_refused_at_once(world_any_store):
     world = world_any_store
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     picture = noise_png(40_000, seed=9)
     async with world.bot(INPUT_IMAGE_MODE="data_uri") as bot:
         _, handle = await imagine_with_image(world, guild, channel, alice, picture)
@@ -391,7 +398,7 @@ async def test_the_bot_deletes_expired_images_and_a_reroll_of_their_job_is_refus
 
 async def test_a_request_too_large_with_its_images_inline_is_refused_before_it_is_built(world_any_store):
     world = world_any_store
-    guild, channel, _, alice = setup_guild(world)
+    guild, channel, _, alice = setup_guild(world, "alice", admin=True)
     pictures = [noise_png(300_000, seed=20 + n) for n in range(10)]
     files = [world.discord.add_attachment(f"part{n}.png", data, "image/png") for n, data in enumerate(pictures)]
     options = {f"image{n + 1}": f["id"] for n, f in enumerate(files)} | {"model": "flux-2-flex"}

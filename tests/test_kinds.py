@@ -11,6 +11,7 @@ from services.rules.options import RequestContext
 from services.text import verbatim
 from tests.card import card
 from tests.e2e import wait_status
+from tests.helpers import custom_ids, history, history_lines, result_of, setup_guild
 from ui.kind_words import WORDS, Words
 from ui.launch import ask_from
 
@@ -34,14 +35,11 @@ class Sketch(Kind):
 
 
 async def test_a_made_up_kind_runs_end_to_end_with_its_button_and_words(world, monkeypatch):
-    from tests.test_history import history, lines
-    from tests.test_imagine import custom_ids, setup_guild
-    from tests.test_reroll_resume import first_result
 
     # Its words: one line of the table.
     sketch_words = Words("🖍", lead=verbatim("Sketch"), history=verbatim("sketch"), button=verbatim("Sketch"))
     monkeypatch.setitem(WORDS, "sketch", sketch_words)
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         # Its button, as its cog would register it.
         async def on_sketch(interaction, press):
@@ -50,13 +48,13 @@ async def test_a_made_up_kind_runs_end_to_end_with_its_button_and_words(world, m
             await bot.launcher.launch(interaction, ask)
 
         bot.job_buttons.handle("sketch", on_sketch, offer=True)
-        result, parent = await first_result(world, bot, guild, channel, alice, prompt="a lighthouse", model="flux-dev")
+        result, parent = await result_of(world, bot, guild, channel, alice, prompt="a lighthouse", model="flux-dev")
         custom_id = f"flux:sketch:{parent.id}"
         assert custom_id in list(custom_ids(result.components))
         click = await world.discord.click_button(result.id, custom_id, alice)
         final = await click.wait_original(lambda m: bool(m.attachments), timeout=10)
         job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
-        listed = lines(await history(world, guild, channel, alice))
+        listed = history_lines(await history(world, guild, channel, alice))
     assert (job.kind, job.model, job.parent_id) == ("sketch", SCHNELL, parent.id)
     sent = world.comet.creates()[-1].json["input"]
     assert sent["prompt"] == job.input["prompt"] == "a lighthouse, as a pencil sketch"

@@ -117,3 +117,11 @@ def test_the_folders_of_services_are_layers_no_import_runs_back_up():
 def test_every_part_of_services_has_a_layer():
     parts = {name.split(".")[1] for name in product_modules() if name.startswith("services.")}
     assert parts == {part for layer in SERVICE_LAYERS for part in layer}
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/helpers.py, tests/campaign.py, tests/e2e.py and conftest.py, so a test
+    module can be read, moved or deleted alone."""
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        others = sorted(m for m in imports_of(path) if m.startswith("tests.test_"))
+        assert not others, f"{path.name} imports {others}: move what they share to tests/helpers.py"

@@ -18,19 +18,29 @@ from typing import Any
 import asyncpg
 import pytest
 
+from fakes.cometapi import Outcome
+from fakes.discord_models import make_fault
 from services.jobs.runner import Delivery
 from services.jobs.settlement import Settlement
 from services.store.base import job_from_row
 from services.store.job_extra import JobExtra
 from services.store.models import TERMINAL, Job
+from tests.campaign import (
+    NthRequest,
+    Sent,
+    assert_clean_log,
+    assert_delivered,
+    assert_one_create_each,
+    assert_told,
+    burst,
+    served_files,
+    start_bot,
+    stop_bot,
+    until,
+)
 from tests.conftest import postgres_schema, postgres_test_url
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.fakes.discord_models import make_fault
-from tests.test_admission import new_job
-from tests.test_faults_api import Sent, assert_delivered, assert_told, burst, served_files, until
-from tests.test_faults_process import NthRequest, assert_clean_log, assert_one_create_each, start_bot, stop_bot
-from tests.test_imagine import add_member, imagine, setup_guild, started_job
+from tests.helpers import add_member, imagine, new_job, setup_guild, started_job
 
 LEASE = 30.0
 
@@ -130,7 +140,7 @@ async def test_the_fence_lets_a_process_act_only_while_its_last_renewal_is_young
 async def test_a_live_owner_keeps_pushing_its_lease_forward(world_any_store):
     """While its process lives, a job's lease keeps moving ahead (else another process would adopt it)."""
     world = world_any_store
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot(JOB_LEASE_SECONDS="1.5") as bot:  # renewed every 0.5 s
         handle = await imagine(world, guild, channel, alice, prompt="a slow fox")
@@ -244,13 +254,13 @@ class Shown:
 async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with_one_create():
     """Process A works on a job but stalls past its lease; B adopts it. When A renews, it finds the job taken
     over and stops its own work without ending the job; B polls the same prediction and delivers it."""
+    from fakes.cometapi import FakeCometAPI
     from services.cometapi.service import PredictionService
     from services.config import load_settings
     from services.jobs.leases import LeaseTerms
     from services.jobs.runner import JobRunner
     from tests.conftest import StoreTarget
     from tests.e2e import KEY
-    from tests.fakes.cometapi import FakeCometAPI
 
     comet = FakeCometAPI(api_key=KEY, image_size=1000)
     await comet.start()
@@ -459,7 +469,7 @@ async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_anot
     for job in ended.values():
         assert job.status == "succeeded" and job.lease_owner != run.owner_a, (job.status, job.error)
     # Nothing went out for those jobs from A after it woke (B was done with them by then).
-    assert [(r.method, r.path) for r in world.comet.requests if r.t >= woke] == []
+    assert [(r.method, r.path) for r in world.comet.requests if r.at >= woke] == []
     about_jobs = ("/channels/", "/webhooks/", "/interactions/")
     assert [(r.method, r.path) for r in d.requests if r.at >= woke and r.path.startswith(about_jobs)] == []
     assert_one_create_each(world, ended)
@@ -511,7 +521,7 @@ async def test_a_create_in_the_air_when_its_process_was_paused_is_recorded_and_n
     await assert_told(world, s, job, "failed", "while starting", "not sent again")  # B's end, left as it is
     assert job.prediction_id == prediction_id  # recorded by A, though the job was B's by then
     assert_one_create_each(world, run.ended)
-    after = [(r.method, r.path) for r in world.comet.requests if r.t >= run.woke]
+    after = [(r.method, r.path) for r in world.comet.requests if r.at >= run.woke]
     assert after == [("POST", f"/replicate/v1/predictions/{prediction_id}/cancel")]
     assert world.comet.predictions[prediction_id].cancel_requested
     assert [r for r in d.requests if r.at >= run.woke and r.path.startswith(("/channels/", "/webhooks/"))] == []

@@ -6,14 +6,13 @@ follows the server's (`guild_locale`). Commands carry their Indonesian descripti
 
 from __future__ import annotations
 
+from fakes.discord_interactions import find_component
 from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
 from tests.card import card
 from tests.e2e import wait_status
-from tests.fakes.discord_interactions import find_component
-from tests.test_imagine import EPHEMERAL, private_reply, started_job
-from tests.test_store import make_job
+from tests.helpers import EPHEMERAL, make_job, private_reply, started_job
 from ui.render import progress_text
 
 
@@ -89,7 +88,7 @@ async def test_a_mistake_is_explained_in_the_users_language(world):
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "   "}, locale="id")
         reply = await private_reply(world, handle)
-        assert await bot.store.last_job_at(budi.id) is None
+        assert await bot.store.count_jobs(user_id=budi.id) == 0
     assert reply.flags & EPHEMERAL
     assert reply.text == indonesian("The prompt is empty: describe the image you want.")
 

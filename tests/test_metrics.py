@@ -11,13 +11,12 @@ import socket
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from fakes.cometapi import Outcome
 from services.config import configure_logging
+from tests.campaign import run_bot, until
 from tests.conftest import connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.e2e import KEY, World
-from tests.fakes.cometapi import Outcome
-from tests.test_faults_api import until
-from tests.test_imagine import imagine, setup_guild
-from tests.test_startup_mistakes import refusing_discord, run_bot  # noqa: F401 (a fixture)
+from tests.helpers import imagine, setup_guild
 
 
 def free_port() -> int:
@@ -41,7 +40,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     port = free_port()
     world.comet.inject("get", status=503)  # one poll fails and is retried
     world.comet.queue_outcome(Outcome(duration=0.3))
@@ -75,7 +74,7 @@ async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
 
 async def test_forty_member_chosen_model_names_make_no_series_beyond_other(world):
     """Where unknown models are allowed, members choose the names: they are all counted as `other`."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     port = free_port()
     names = [f"member{n}/pick-{n}" for n in range(40)]
     async with world.bot(METRICS_PORT=str(port), ALLOW_UNKNOWN_MODELS="true", MAX_JOBS_PER_USER="40"):
@@ -139,7 +138,7 @@ async def test_healthz_is_503_naming_the_gateway_shard_that_is_down(world):
         await until(healthy, timeout=10, what="/healthz healthy again")
 
 
-async def test_a_metrics_port_in_use_is_one_line_and_exit_2(refusing_discord, tmp_path):  # noqa: F811
+async def test_a_metrics_port_in_use_is_one_line_and_exit_2(refusing_discord, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -9,47 +9,47 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fakes.cometapi import Outcome
 from services.cometapi.polling import DurationStats
 from tests.card import card
-from tests.e2e import FAST_POLL, wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_edit import tiny_png
-from tests.test_imagine import assert_refused_privately, imagine, private_reply, progress_edits, setup_guild
+from tests.e2e import FAST_POLL
+from tests.helpers import (
+    IMAGE_SLOTS,
+    assert_refused_privately,
+    delivered,
+    imagine,
+    png,
+    private_reply,
+    progress_edits,
+    setup_guild,
+)
 
 BFL = "black-forest-labs"
 TEN = [
     "flux-schnell", "flux-dev", "flux-pro", "flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro",
     "flux-kontext-max", "flux-2-pro", "flux-2-flex", "flux-2-dev",
 ]  # fmt: skip
-SLOTS = ["image", *(f"image{n}" for n in range(2, 11))]
 
 
 def attach(world, count):
     """`count` uploaded PNGs, and the /imagine options that carry them."""
-    files = [world.discord.add_attachment(f"ref{n}.png", tiny_png(20 * n), "image/png") for n in range(count)]
-    return files, {slot: f["id"] for slot, f in zip(SLOTS, files, strict=False)}
+    files = [world.discord.add_attachment(f"ref{n}.png", png(grey=20 * n), "image/png") for n in range(count)]
+    return files, {slot: f["id"] for slot, f in zip(IMAGE_SLOTS, files, strict=False)}
 
 
 def references_for(model):
     return 1 if "kontext" in model else 2 if "flux-2" in model else 0
 
 
-async def delivered_job(bot, handle, timeout=15):
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=timeout)
-    job = await bot.store.job_by_message(final.id)
-    assert job is not None
-    return final, await wait_status(bot, job.id, "succeeded", "failed")
-
-
 async def test_every_model_works_end_to_end_through_imagine(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         for model in TEN:
             files, slots = attach(world, references_for(model))
             handle = await imagine(
                 world, guild, channel, alice, prompt=f"a lighthouse ({model})", model=model, attachments=files, **slots
             )
-            final, job = await delivered_job(bot, handle)
+            final, job = await delivered(world, bot, handle)
             assert job.status == "succeeded", (model, job.error)
             create = world.comet.creates()[-1]
             assert create.path == f"/replicate/v1/models/{BFL}/{model}/predictions"
@@ -67,7 +67,7 @@ async def test_every_model_works_end_to_end_through_imagine(world):
 
 
 async def test_refusals_are_private_and_cost_nothing(world):
-    guild, _, alice = setup_guild(world)
+    guild, _, alice = setup_guild(world, "alice")
     cases: list[tuple[dict[str, Any], int, str]] = [
         (
             {"model": "flux-2-pro"},
@@ -98,12 +98,12 @@ async def test_refusals_are_private_and_cost_nothing(world):
 
 
 async def test_prompt_parameters_set_the_options_and_leave_the_prompt(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         handle = await imagine(
             world, guild, channel, alice, prompt="a castle on a hill --ar 16:9 --seed 42 --m flux-2-dev --format png"
         )
-        _, job = await delivered_job(bot, handle)
+        _, job = await delivered(world, bot, handle)
     sent = world.comet.creates()[-1]
     assert sent.path == f"/replicate/v1/models/{BFL}/flux-2-dev/predictions"
     assert sent.json["input"]["prompt"] == "a castle on a hill"
@@ -111,24 +111,24 @@ async def test_prompt_parameters_set_the_options_and_leave_the_prompt(world):
 
 
 async def test_when_a_parameter_and_an_option_disagree_the_option_wins_and_the_result_says_so(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a castle --ar 16:9 --res 2", aspect_ratio="3:2",
                                model="flux-2-pro")  # fmt: skip
-        final, job = await delivered_job(bot, handle)
+        final, job = await delivered(world, bot, handle)
     assert (job.input["aspect_ratio"], job.input["resolution"]) == ("3:2", "2 MP")
     notes = card(final).notes
     assert notes == ["`--ar 16:9` in the prompt was not used: the aspect_ratio option (`3:2`) wins."]
 
 
 async def test_flux_2_progress_shows_its_usual_duration_and_no_invented_percentage(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=3.0, queue_time=0.0))
     async with world.bot() as bot:
         # seeded from the catalogue as in production (the test bot's own priors are made for speed)
         bot.service.stats = DurationStats(bot.settings.catalogue.typical_seconds(), FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-pro")
-        final, job = await delivered_job(bot, handle)
+        final, job = await delivered(world, bot, handle)
     edits = [e.text for e in progress_edits(world, final.id)]
     generating = [text for text in edits if "Generating" in text]
     assert generating, edits
@@ -139,7 +139,7 @@ async def test_flux_2_progress_shows_its_usual_duration_and_no_invented_percenta
 
 async def test_a_refusal_at_admission_leaves_no_public_message(world):
     """A model named by the server's default (judged after the acknowledgement) is refused just as privately."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     admin = world.discord.add_user("admin")
     world.discord.add_member(guild, admin, permissions=["manage_guild"])
     async with world.bot() as bot:
@@ -154,19 +154,19 @@ async def test_a_refusal_at_admission_leaves_no_public_message(world):
 
 
 async def test_a_flux_2_run_past_its_usual_time_says_so(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=4.0, queue_time=0.0))
     async with world.bot() as bot:
         bot.service.stats = DurationStats({f"{BFL}/flux-2-dev": (0.2, 1.0)}, FAST_POLL)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-2-dev")
-        final, job = await delivered_job(bot, handle)
+        final, job = await delivered(world, bot, handle)
     edits = [e.text for e in progress_edits(world, final.id)]
     assert any("(longer than the usual 0.2–1.0 s)" in text for text in edits), edits
     assert job.status == "succeeded"
 
 
 async def test_autocompletes_offer_what_the_chosen_model_takes(world):
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     d = world.discord
 
     async def offered(command, options, focused):
@@ -192,13 +192,13 @@ async def test_autocompletes_offer_what_the_chosen_model_takes(world):
 async def test_the_bot_runs_on_its_own_settings_catalogue(world, tmp_path):
     """MODELS_FILE shapes the running bot (its prices, its models), and a bot started after without it has the
     built-in catalogue: nothing of the first one's is left behind."""
-    guild, channel, alice = setup_guild(world)
+    guild, channel, alice = setup_guild(world, "alice")
     models = tmp_path / "models.toml"
     models.write_text(
         f'[models."{BFL}/flux-schnell"]\nprice = {{ per_image = 0.001 }}\n\n[models."{BFL}/flux-dev"]\nenabled = false\n'
     )
     async with world.bot(MODELS_FILE=str(models)) as bot:
-        _, job = await delivered_job(bot, await imagine(world, guild, channel, alice, prompt="a fox", num_outputs=2))
+        _, job = await delivered(world, bot, await imagine(world, guild, channel, alice, prompt="a fox", num_outputs=2))
         assert (job.status, job.cost_microusd, job.settled_microusd) == ("succeeded", 2_000, 2_000)
         creates = len(world.comet.creates())
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev")
@@ -206,7 +206,9 @@ async def test_the_bot_runs_on_its_own_settings_catalogue(world, tmp_path):
         await bot.interaction_handled(handle.id)
         assert len(world.comet.creates()) == creates
     async with world.bot() as bot:
-        _, job = await delivered_job(bot, await imagine(world, guild, channel, alice, prompt="a fox", num_outputs=2))
+        _, job = await delivered(world, bot, await imagine(world, guild, channel, alice, prompt="a fox", num_outputs=2))
         assert job.cost_microusd == 6_000  # the built-in price again
-        _, job = await delivered_job(bot, await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev"))
+        _, job = await delivered(
+            world, bot, await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev")
+        )
         assert job.status == "succeeded"

@@ -7,8 +7,7 @@ import pytest
 
 from services.errors import BadInput
 from services.rules.moderation import Moderation, apply_safety, blocked_after, blocked_phrase
-from tests.test_imagine import EPHEMERAL, imagine, private_reply
-from tests.test_settings import ephemeral_text, setup_guild
+from tests.helpers import EPHEMERAL, ephemeral_text, imagine, private_reply, setup_guild
 
 PRO = "flux-1.1-pro"
 
@@ -78,13 +77,13 @@ async def moderation(world, guild, channel, admin, **options) -> str:
 
 
 async def test_a_prompt_with_a_blocked_phrase_is_refused_and_nothing_is_sent(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         shown = await moderation(world, guild, channel, admin, block="red fox, gore")
         assert 'Blocked words and phrases: "red fox", "gore"' in shown
         text = await refused(world, await imagine(world, guild, channel, member, prompt="a Red  FOX in the snow"))
         assert text == 'This server does not allow "red fox" in prompts; change the prompt and try again.'
-        assert await bot.store.last_job_at(member.id) is None
+        assert await bot.store.count_jobs(user_id=member.id) == 0
         # the list is edited: one phrase unblocked, the other still refused
         await moderation(world, guild, channel, admin, unblock="red fox")
         handle = await imagine(world, guild, channel, member, prompt="a red fox, gore")
@@ -93,7 +92,7 @@ async def test_a_prompt_with_a_blocked_phrase_is_refused_and_nothing_is_sent(wor
 
 
 async def test_permissive_safety_settings_only_in_age_restricted_channels(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     adults = world.discord.add_channel(guild, "after-dark", nsfw=True)
     async with world.bot():
         # The server allows nothing above the default yet: refused even in the age-restricted channel.
@@ -112,7 +111,7 @@ async def test_permissive_safety_settings_only_in_age_restricted_channels(world)
 
 
 async def test_each_job_is_recorded_in_the_log_channel(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     log_channel = world.discord.add_channel(guild, "bot-log")
     async with world.bot():
         shown = await moderation(world, guild, channel, admin, log_channel=log_channel.id)

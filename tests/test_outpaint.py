@@ -4,24 +4,24 @@ refusals at no cost, the buttons after a restart."""
 from __future__ import annotations
 
 import base64
-import io
 
-from PIL import Image
-
+from fakes.cometapi import Outcome
 from services.jobs.input_refs import referenced
 from tests.card import button_rows
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_edit import KONTEXT
-from tests.test_imagine import private_reply
-from tests.test_variations import delivered, result_of, setup_guild
+from tests.helpers import (
+    KONTEXT,
+    decoded,
+    delivered,
+    patterned_png,
+    private_reply,
+    result_of,
+    set_edit_model,
+    setup_guild,
+    show_instead,
+)
 
 FLUX2 = "black-forest-labs/flux-2-pro"
-
-
-def decoded(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
 
 
 async def click(world, bot, result, action, job, user):
@@ -48,7 +48,7 @@ def assert_original_kept(message, original, box):
 
 
 async def test_zoom_out_2x_keeps_the_original_in_the_middle_of_a_canvas_twice_its_size(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         original = decoded(result.attachments[0].data)
@@ -64,30 +64,11 @@ async def test_zoom_out_2x_keeps_the_original_in_the_middle_of_a_canvas_twice_it
     assert len(world.comet.creates()) == 2
 
 
-def picture(size, seed=1) -> bytes:
-    """A PNG of `size` whose every pixel differs from its neighbours (so a misplaced paste shows)."""
-    w, h = size
-    image = Image.frombytes(
-        "RGB",
-        size,
-        bytes((x * 7 + y * 13 + c * 101 + seed) % 256 for y in range(h) for x in range(w) for c in range(3)),
-    )
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
-def show_instead(world, result, data):
-    """The result message shows `data` as its image from now on (the fake API makes only square images)."""
-    world.discord.message(result.id).attachments[0].data = data
-    return decoded(data)
-
-
 async def test_pan_adds_half_the_image_on_that_side_and_keeps_the_original(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((96, 64)))
+        original = show_instead(world, result, patterned_png((96, 64)))
         panned = {
             direction: await click(world, bot, result, f"pan_{direction}", parent, alice)
             for direction in ("left", "right", "up", "down")
@@ -107,10 +88,10 @@ async def test_pan_adds_half_the_image_on_that_side_and_keeps_the_original(world
 
 
 async def test_make_square_centres_the_image_on_a_square(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((60, 100)))
+        original = show_instead(world, result, patterned_png((60, 100)))
         message, job = await click(world, bot, result, "make_square", parent, alice)
         canvas = await sent_canvas(world, bot, job)
     assert job.kind == "square"
@@ -119,7 +100,7 @@ async def test_make_square_centres_the_image_on_a_square(world):
 
 
 async def test_make_square_of_a_square_image_is_refused_privately_at_no_cost(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         handle = await world.discord.click_button(result, f"flux:make_square:{parent.id}", alice)
@@ -139,10 +120,10 @@ async def open_custom_zoom(world, result, parent, user):
 
 
 async def test_custom_zoom_takes_a_factor_and_a_new_prompt(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((80, 40)))
+        original = show_instead(world, result, patterned_png((80, 40)))
         click = await open_custom_zoom(world, result, parent, alice)
         values = {"factor": "1.25", "prompt": "a harbour at night"}
         message, job = await delivered(world, bot, await world.discord.submit_modal(click, values, user_id=alice.id))
@@ -152,7 +133,7 @@ async def test_custom_zoom_takes_a_factor_and_a_new_prompt(world):
 
 
 async def test_custom_zoom_refuses_a_factor_outside_1_to_2_privately_at_no_cost(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         for factor in ("3", "0.5", "big", "nan"):
@@ -167,7 +148,7 @@ async def test_custom_zoom_refuses_a_factor_outside_1_to_2_privately_at_no_cost(
 
 
 async def test_refusals_cost_nothing(world):
-    guild, channel, admin, alice, _ = setup_guild(world)
+    guild, channel, admin, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         # A server that allows no model able to extend an image.
@@ -208,24 +189,24 @@ async def test_refusals_cost_nothing(world):
 
 
 async def test_the_buttons_work_after_a_restart(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
     offered = [c["custom_id"] for row in button_rows(world.discord.message(result.id)) for c in row]
     for action in ("zoom_double", "zoom_half", "zoom_custom", "make_square", "pan_left", "pan_right", "pan_up"):
         assert f"flux:{action}:{parent.id}" in offered
     async with world.bot() as bot:  # a new process: nothing cached
-        original = show_instead(world, result, picture((64, 64)))
+        original = show_instead(world, result, patterned_png((64, 64)))
         message, job = await click(world, bot, result, "zoom_half", parent, alice)
     assert (job.kind, job.parent_id) == ("zoom", parent.id)
     assert_original_kept(message, original, (16, 16))
 
 
 async def test_a_zoom_in_flight_at_a_restart_is_delivered_with_the_original_kept(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((50, 30)))
+        original = show_instead(world, result, patterned_png((50, 30)))
         world.comet.queue_outcome(Outcome(duration=2.0))
         handle = await world.discord.click_button(result, f"flux:pan_down:{parent.id}", alice)
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
@@ -240,10 +221,10 @@ async def test_a_zoom_in_flight_at_a_restart_is_delivered_with_the_original_kept
 
 
 async def test_a_reroll_of_a_zoom_zooms_again_keeping_the_original(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((40, 40)))
+        original = show_instead(world, result, patterned_png((40, 40)))
         zoomed, zoom_job = await click(world, bot, result, "zoom_double", parent, alice)
         message, reroll = await click(world, bot, zoomed, "reroll", zoom_job, alice)
     assert (reroll.kind, reroll.parent_id) == ("reroll", zoom_job.id)
@@ -254,13 +235,12 @@ async def test_a_reroll_of_a_zoom_zooms_again_keeping_the_original(world):
 
 
 async def test_on_flux_2_the_canvas_goes_in_input_images_shaped_and_sized_by_it(world):
-    from tests.test_edit_references import set_edit_model
 
-    guild, channel, admin, alice, _ = setup_guild(world)
+    guild, channel, admin, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         await set_edit_model(world, guild, admin, "flux-2-pro")
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((64, 48)))
+        original = show_instead(world, result, patterned_png((64, 48)))
         message, job = await click(world, bot, result, "zoom_half", parent, alice)
         canvas = await sent_canvas(world, bot, job)
     sent = world.comet.creates()[-1].json["input"]

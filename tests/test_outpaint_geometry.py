@@ -24,12 +24,7 @@ from services.imaging.outpaint import (
     zoom,
 )
 from services.store.job_extra import JobExtra, Restore
-
-
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
+from tests.helpers import encoded
 
 
 def noise(size: tuple[int, int], seed: int) -> Image.Image:
@@ -91,7 +86,7 @@ def test_a_canvas_too_large_is_refused_before_any_pixel():
 
 def test_the_canvas_is_grey_around_the_original_and_sent_within_the_models_sizes():
     original = noise((40, 20), 1)
-    board = opened(canvas(png(original), zoom((40, 20), 2.0)))
+    board = opened(canvas(encoded(original), zoom((40, 20), 2.0)))
     assert board.size == (80, 40)
     assert board.crop((20, 10, 60, 30)).tobytes() == original.tobytes()
     assert board.getpixel((0, 0)) == board.getpixel((79, 39)) == (128, 128, 128)
@@ -105,7 +100,7 @@ def test_paste_back_keeps_every_original_pixel_whatever_size_the_model_made():
     original = noise((90, 50), 2)
     placement = pan((90, 50), "left")
     made = noise((64, 64), 3)  # a square output, of another size than the canvas
-    result = opened(paste_back(png(made), png(original), placement))
+    result = opened(paste_back(encoded(made), encoded(original), placement))
     assert result.size == (135, 50)
     assert result.crop((45, 0, 135, 50)).tobytes() == original.tobytes()
     assert result.crop((0, 0, 45, 50)).tobytes() != Image.new("RGB", (45, 50), (128, 128, 128)).tobytes()
@@ -132,7 +127,7 @@ def test_a_region_at_the_image_edge_is_not_feathered_there():
 
 def test_replace_region_takes_the_model_inside_and_the_original_outside():
     original, made = noise((90, 90), 4), noise((45, 45), 5)
-    result = opened(replace_region(png(made), png(original), [9]))
+    result = opened(replace_region(encoded(made), encoded(original), [9]))
     outside = original.copy()
     outside.paste((0, 0, 0), (60, 60, 90, 90))
     result_outside = result.copy()

@@ -3,48 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
+from fakes.cometapi import Outcome
+from tests.campaign import ROOT, bot_env, count_in_log
 from tests.e2e import KEY, TOKEN
-from tests.fakes.cometapi import Outcome
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def bot_env(world, tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "DISCORD_TOKEN": TOKEN,
-        "COMETAPI_KEY": KEY,
-        "COMETAPI_BASE_URL": world.comet.base_url,
-        "DISCORD_API_BASE_URL": world.discord.api_base_url,
-        "DISCORD_GATEWAY_URL": world.discord.gateway_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
-        "USER_COOLDOWN": "0",
-        "LOG_LEVEL": "INFO",
-    }
 
 
 async def start_bot(world, tmp_path: Path, log: Path) -> asyncio.subprocess.Process:
     """Start `python bot.py` and wait until it says it is logged in (its log is appended to `log`)."""
-    ready_before = _count(log, "Logged in as")
+    ready_before = count_in_log(log, "Logged in as")
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "bot.py"), cwd=tmp_path, env=bot_env(world, tmp_path),
         stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     async with asyncio.timeout(30):
-        while _count(log, "Logged in as") == ready_before:
+        while count_in_log(log, "Logged in as") == ready_before:
             assert process.returncode is None, log.read_text()
             await asyncio.sleep(0.05)
     return process
-
-
-def _count(log: Path, text: str) -> int:
-    return log.read_text().count(text) if log.exists() else 0
 
 
 async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_path):

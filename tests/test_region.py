@@ -8,9 +8,7 @@ import io
 from PIL import Image, ImageDraw
 
 from services.imaging.outpaint import cells_box
-from tests.test_imagine import private_reply
-from tests.test_outpaint import decoded, picture, show_instead
-from tests.test_variations import delivered, result_of, setup_guild
+from tests.helpers import decoded, delivered, patterned_png, private_reply, result_of, setup_guild, show_instead
 
 
 async def open_form(world, result, parent, user):
@@ -21,10 +19,10 @@ async def open_form(world, result, parent, user):
 
 
 async def test_only_the_chosen_cells_change(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((90, 60)))
+        original = show_instead(world, result, patterned_png((90, 60)))
         click = await open_form(world, result, parent, alice)
         values = {"cells": ["1", "2"], "instruction": "a red sailing boat"}
         message, job = await delivered(world, bot, await world.discord.submit_modal(click, values, user_id=alice.id))
@@ -46,7 +44,7 @@ async def test_only_the_chosen_cells_change(world):
 
 
 async def test_a_form_with_no_cell_or_a_made_up_one_is_refused_privately_at_no_cost(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         click = await open_form(world, result, parent, alice)
@@ -72,12 +70,12 @@ def mask_png(size, white) -> bytes:
 
 
 async def test_a_mask_uploaded_in_the_form_says_where_and_is_never_sent(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     # drawn at twice the picture's size: it is scaled to the picture
     mask = world.discord.add_attachment("mask.png", mask_png((180, 120), (0, 0, 90, 120)), "image/png")
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
-        original = show_instead(world, result, picture((90, 60)))
+        original = show_instead(world, result, patterned_png((90, 60)))
         click = await open_form(world, result, parent, alice)
         values = {"mask": [mask], "instruction": "a lighthouse"}
         message, job = await delivered(world, bot, await world.discord.submit_modal(click, values, user_id=alice.id))
@@ -92,7 +90,7 @@ async def test_a_mask_uploaded_in_the_form_says_where_and_is_never_sent(world):
 
 
 async def test_a_mask_that_marks_nothing_or_is_no_image_is_refused_privately_at_no_cost(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     black = world.discord.add_attachment("black.png", mask_png((90, 60), (0, 0, 0, 0)), "image/png")
     text = world.discord.add_attachment("mask.txt", b"white on the left", "text/plain")
     async with world.bot() as bot:

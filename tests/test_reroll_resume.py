@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
+from tests.helpers import result_of, setup_guild
 
 
 @pytest.fixture
@@ -18,28 +19,10 @@ def world(world_any_store):
     return world_any_store
 
 
-def setup_guild(world):
-    d = world.discord
-    guild = d.add_guild("art club")
-    channel = d.add_channel(guild, "images")
-    alice = d.add_user("alice")
-    d.add_member(guild, alice)
-    bob = d.add_user("bob")
-    d.add_member(guild, bob)
-    return guild, channel, alice, bob
-
-
-async def first_result(world, bot, guild, channel, user, prompt="a lighthouse", **options):
-    handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": prompt, **options})
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-    job = await bot.store.job_by_message(final.id)
-    return final, await wait_status(bot, job.id, "succeeded")
-
-
 async def test_reaction_reroll_after_a_restart_replies_with_a_new_seed(world):
-    guild, channel, alice, bob = setup_guild(world)
+    guild, channel, alice, bob = setup_guild(world, "alice", "bob")
     async with world.bot() as bot:
-        result, parent = await first_result(world, bot, guild, channel, alice, seed=7, aspect_ratio="3:2")
+        result, parent = await result_of(world, bot, guild, channel, alice, seed=7, aspect_ratio="3:2")
     # A new process: nothing cached; the job is found by message id in the store.
     async with world.bot() as bot:
         await world.discord.add_reaction(channel, result.id, bob, "🔄")
@@ -61,10 +44,10 @@ async def test_reaction_reroll_after_a_restart_replies_with_a_new_seed(world):
 
 
 async def test_reactions_that_are_not_rerolls_are_ignored(world):
-    guild, channel, alice, bob = setup_guild(world)
+    guild, channel, alice, bob = setup_guild(world, "alice", "bob")
     other_bot = world.discord.add_user("otherbot", bot=True)
     async with world.bot() as bot:
-        result, _ = await first_result(world, bot, guild, channel, alice)
+        result, _ = await result_of(world, bot, guild, channel, alice)
         foreign = await world.discord.post_message(channel, other_bot, "not ours")
         ignored = [
             (foreign.id, bob.id, "🔄"),  # another bot's message
@@ -75,16 +58,16 @@ async def test_reactions_that_are_not_rerolls_are_ignored(world):
             await world.discord.add_reaction(channel, message_id, user_id, emoji)
         for message_id, user_id, emoji in ignored:
             await bot.reaction_handled(message_id, user_id, emoji)
-        assert await bot.store.last_job_at(bob.id) is None
+        assert await bot.store.count_jobs(user_id=bob.id) == 0
     assert len(world.comet.creates()) == 1
     replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
     assert replies == [], [m.text for m in replies]
 
 
 async def test_the_repeat_reaction_rerolls_too(world):
-    guild, channel, alice, bob = setup_guild(world)
+    guild, channel, alice, bob = setup_guild(world, "alice", "bob")
     async with world.bot() as bot:
-        result, parent = await first_result(world, bot, guild, channel, alice)
+        result, parent = await result_of(world, bot, guild, channel, alice)
         await world.discord.add_reaction(channel, result.id, bob, "🔁")
         await bot.reaction_handled(result.id, bob.id, "🔁")
         replies = [m for m in world.discord.messages_in(channel) if m.message_reference]
@@ -100,9 +83,9 @@ async def test_the_repeat_reaction_rerolls_too(world):
 
 
 async def test_refused_reroll_says_why(world):
-    guild, channel, alice, bob = setup_guild(world)
+    guild, channel, alice, bob = setup_guild(world, "alice", "bob")
     async with world.bot(MAX_JOBS_PER_USER="1") as bot:
-        result, _ = await first_result(world, bot, guild, channel, alice)
+        result, _ = await result_of(world, bot, guild, channel, alice)
         world.comet.default_outcome = Outcome(duration=5)
         await world.discord.slash_command(guild, channel, bob, "imagine", {"prompt": "slow one"})
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
@@ -113,9 +96,9 @@ async def test_refused_reroll_says_why(world):
 
 
 async def test_reroll_button_works_on_a_result_from_before_a_restart(world):
-    guild, channel, alice, bob = setup_guild(world)
+    guild, channel, alice, bob = setup_guild(world, "alice", "bob")
     async with world.bot() as bot:
-        result, parent = await first_result(world, bot, guild, channel, alice, num_outputs=2)
+        result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
     async with world.bot() as bot:
         handle = await world.discord.click_button(result, f"flux:reroll:{parent.id}", bob)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
@@ -126,7 +109,7 @@ async def test_reroll_button_works_on_a_result_from_before_a_restart(world):
 
 
 async def test_a_job_in_flight_at_shutdown_resumes_with_the_same_prediction(world):
-    guild, channel, alice, _ = setup_guild(world)
+    guild, channel, alice, _ = setup_guild(world, "alice", "bob")
     world.comet.queue_outcome(Outcome(duration=2.0))
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "slow"})
@@ -146,7 +129,7 @@ async def test_a_job_in_flight_at_shutdown_resumes_with_the_same_prediction(worl
 
 
 async def test_a_stop_while_the_create_is_in_the_air_records_it_and_resumes(world):
-    guild, channel, alice, _ = setup_guild(world)
+    guild, channel, alice, _ = setup_guild(world, "alice", "bob")
     world.comet.inject("create", status=None, delay=1.0)  # answered normally, but slowly
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
@@ -162,7 +145,7 @@ async def test_a_stop_while_the_create_is_in_the_air_records_it_and_resumes(worl
 
 
 async def test_a_job_found_mid_create_after_a_crash_is_failed_not_sent_again(world):
-    guild, channel, alice, _ = setup_guild(world)
+    guild, channel, alice, _ = setup_guild(world, "alice", "bob")
     async with world.bot() as bot:
         message = await world.discord.post_message(channel, world.discord.bot, "🚀 Starting")
         # What a killed process leaves behind when it died between claiming the job and hearing back from the API.
@@ -187,7 +170,7 @@ def stored_job(guild, channel, user, message_id, *, status, shard_id=0, prompt="
 
 
 async def test_a_queued_job_left_by_a_crash_is_submitted_once_on_restart(world):
-    guild, channel, alice, _ = setup_guild(world)
+    guild, channel, alice, _ = setup_guild(world, "alice", "bob")
     async with world.bot() as bot:
         message = await world.discord.post_message(channel, world.discord.bot, "⏳ Queued")
         # A crash after the record was written but before the job was claimed: nothing reached the API.
@@ -230,9 +213,9 @@ async def test_each_process_resumes_only_the_jobs_of_its_own_shards(world):
 
 
 async def test_a_reaction_refused_for_the_cooldown_gets_a_reply_that_goes_when_the_cooldown_ends(world):
-    guild, channel, alice, bob = setup_guild(world)
+    guild, channel, alice, bob = setup_guild(world, "alice", "bob")
     async with world.bot(USER_COOLDOWN="6") as bot:
-        result, _ = await first_result(world, bot, guild, channel, alice)
+        result, _ = await result_of(world, bot, guild, channel, alice)
         await world.discord.add_reaction(channel, result.id, bob, "🔄")
         await bot.reaction_handled(result.id, bob.id, "🔄")
         await world.discord.add_reaction(channel, result.id, bob, "🔁")  # within bob's cooldown

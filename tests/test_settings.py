@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.store.models import GuildSettings
 from tests.card import card
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_imagine import EPHEMERAL, private_reply
+from tests.helpers import EPHEMERAL, ephemeral_text, private_reply, result_of, setup_guild
 
 
 @pytest.fixture
@@ -19,34 +19,8 @@ def world(world_any_store):
     return world_any_store
 
 
-def setup_guild(world):
-    d = world.discord
-    guild = d.add_guild("art club")
-    channel = d.add_channel(guild, "images")
-    admin = d.add_user("admin")
-    d.add_member(guild, admin, permissions=["manage_guild"])
-    member = d.add_user("member")
-    d.add_member(guild, member)
-    return guild, channel, admin, member
-
-
-async def ephemeral_text(handle) -> str:
-    await handle.wait_response()
-    message = handle.original_message()
-    assert message is not None
-    assert message.ephemeral
-    return str(message.text)
-
-
-async def imagine(world, bot, guild, channel, user, **options):
-    handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": "a lighthouse", **options})
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-    job = await bot.store.job_by_message(final.id)
-    return await wait_status(bot, job.id, "succeeded")
-
-
 async def test_server_defaults_are_shown_and_used(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         text = await ephemeral_text(
             await world.discord.slash_command(
@@ -59,7 +33,7 @@ async def test_server_defaults_are_shown_and_used(world):
         assert "**output_format**: `png` (server)" in shown
         assert "**num_outputs**: `1` (built-in)" in shown
 
-        job = await imagine(world, bot, guild, channel, member)
+        _, job = await result_of(world, bot, guild, channel, member)
     sent = world.comet.creates()[-1].json["input"]
     assert sent["aspect_ratio"] == "16:9"
     assert sent["output_format"] == "png"
@@ -67,7 +41,7 @@ async def test_server_defaults_are_shown_and_used(world):
 
 
 async def test_precedence_command_then_user_then_server_then_builtin(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         await (
             await world.discord.slash_command(
@@ -77,19 +51,19 @@ async def test_precedence_command_then_user_then_server_then_builtin(world):
         await (
             await world.discord.slash_command(guild, channel, member, "imagine-prefs set", {"aspect_ratio": "3:2"})
         ).wait_response()
-        job = await imagine(world, bot, guild, channel, member)
+        _, job = await result_of(world, bot, guild, channel, member)
         assert job.input["aspect_ratio"] == "3:2"  # user preference beats the server default
         assert job.input["output_quality"] == 50  # server default beats built-in 80
         assert job.input["output_format"] == "webp"  # built-in
-        job = await imagine(world, bot, guild, channel, member, aspect_ratio="9:16")
+        _, job = await result_of(world, bot, guild, channel, member, aspect_ratio="9:16")
         assert job.input["aspect_ratio"] == "9:16"  # the command beats everything
         await (await world.discord.slash_command(guild, channel, member, "imagine-prefs clear")).wait_response()
-        job = await imagine(world, bot, guild, channel, member)
+        _, job = await result_of(world, bot, guild, channel, member)
         assert job.input["aspect_ratio"] == "16:9"
 
 
 async def test_settings_refused_without_manage_server_even_if_the_command_is_shown(world):
-    guild, channel, _admin, member = setup_guild(world)
+    guild, channel, _admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         command = world.discord.command("imagine-settings")
         assert command is not None
@@ -103,7 +77,7 @@ async def test_settings_refused_without_manage_server_even_if_the_command_is_sho
 
 
 async def test_set_validates_against_the_model_and_saves_nothing_when_wrong(world):
-    guild, channel, admin, _member = setup_guild(world)
+    guild, channel, admin, _member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         text = await ephemeral_text(
             await world.discord.slash_command(
@@ -120,7 +94,7 @@ async def test_set_validates_against_the_model_and_saves_nothing_when_wrong(worl
 
 
 async def test_models_not_allowed_are_refused_before_any_prediction(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot():
         text = await ephemeral_text(
             await world.discord.slash_command(guild, channel, admin, "imagine-settings models", {"only_standard": True})
@@ -137,7 +111,7 @@ async def test_models_not_allowed_are_refused_before_any_prediction(world):
 
 
 async def test_daily_quota_and_cooldown_from_server_limits(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     world.comet.default_outcome = Outcome(duration=0.05)
     async with world.bot() as bot:
         await (
@@ -145,7 +119,7 @@ async def test_daily_quota_and_cooldown_from_server_limits(world):
                 guild, channel, admin, "imagine-settings limits", {"images_per_user_per_day": 2}
             )
         ).wait_response()
-        await imagine(world, bot, guild, channel, member, num_outputs=2)
+        await result_of(world, bot, guild, channel, member, num_outputs=2)
         handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one more"})
         [refusal] = await handle.wait_followups(1)
         assert "2 of your 2 images" in refusal.text
@@ -171,18 +145,18 @@ async def refused(world, bot, handle, user) -> str:
     assert msg.flags & EPHEMERAL, f"expected a private refusal, got {msg.text!r}"
     await bot.interaction_handled(handle.id)
     assert len(world.comet.creates()) == creates
-    assert await bot.store.last_job_at(user.id) is None
+    assert await bot.store.count_jobs(user_id=user.id) == 0
     return str(msg.text)
 
 
 async def test_the_servers_daily_quota_counts_every_members_images(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     other = world.discord.add_user("other")
     world.discord.add_member(guild, other)
     world.comet.default_outcome = Outcome(duration=0.05)
     async with world.bot() as bot:
         await set_limits(world, guild, channel, admin, images_per_guild_per_day=3)
-        await imagine(world, bot, guild, channel, member, num_outputs=2)
+        await result_of(world, bot, guild, channel, member, num_outputs=2)
 
         # another member, with no images of their own today, asks for two more: the server has 1 left
         handle = await world.discord.slash_command(
@@ -191,13 +165,13 @@ async def test_the_servers_daily_quota_counts_every_members_images(world):
         text = await refused(world, bot, handle, other)
         assert "This server has used 2 of its 3 images" in text
 
-        job = await imagine(world, bot, guild, channel, other)  # one still fits
+        _, job = await result_of(world, bot, guild, channel, other)  # one still fits
     assert job.image_count == 1
     assert len(world.comet.creates()) == 2
 
 
 async def test_the_servers_jobs_in_flight_limit_replaces_the_bots(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     world.comet.default_outcome = Outcome(status="never")
     async with world.bot(MAX_JOBS_PER_USER="10") as bot:
         await set_limits(world, guild, channel, admin, jobs_in_flight=1)
@@ -215,7 +189,7 @@ async def test_the_servers_jobs_in_flight_limit_replaces_the_bots(world):
 
 
 async def test_reset_brings_back_the_built_in_defaults_and_keeps_the_limits(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         await (
             await world.discord.slash_command(
@@ -235,7 +209,7 @@ async def test_reset_brings_back_the_built_in_defaults_and_keeps_the_limits(worl
         assert "**aspect_ratio**: `1:1` (built-in)" in shown
         assert "**output_format**: `webp` (built-in)" in shown
 
-        job = await imagine(world, bot, guild, channel, member)
+        _, job = await result_of(world, bot, guild, channel, member)
     assert job.model == "black-forest-labs/flux-schnell"
     assert (job.input["aspect_ratio"], job.input["output_format"]) == ("1:1", "webp")
 
@@ -254,7 +228,7 @@ async def save_server(bot, guild, defaults, allowed=None):
 
 
 async def test_a_removed_model_saved_as_preference_and_server_default_falls_back_to_the_bots(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         await bot.store.save_user_prefs(member.id, {"model": RETIRED, "aspect_ratio": "16:9"})
         await save_server(bot, guild, {"model": RETIRED})
@@ -273,10 +247,10 @@ async def test_a_removed_model_saved_as_preference_and_server_default_falls_back
 
 
 async def test_a_server_default_the_server_no_longer_allows_falls_back(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         await save_server(bot, guild, {"model": "black-forest-labs/flux-dev"}, ["black-forest-labs/flux-schnell"])
-        job = await imagine(world, bot, guild, channel, member)
+        _, job = await result_of(world, bot, guild, channel, member)
         assert job.model == "black-forest-labs/flux-schnell"
         assert "flux-dev" in str(job.extra.notes)
         shown = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings show"))
@@ -284,7 +258,7 @@ async def test_a_server_default_the_server_no_longer_allows_falls_back(world):
 
 
 async def test_when_the_fallback_is_not_allowed_either_the_refusal_says_both(world):
-    guild, channel, _admin, member = setup_guild(world)
+    guild, channel, _admin, member = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
         await bot.store.save_user_prefs(member.id, {"model": RETIRED})
         await save_server(bot, guild, {}, ["black-forest-labs/flux-dev"])
@@ -297,7 +271,7 @@ async def test_when_the_fallback_is_not_allowed_either_the_refusal_says_both(wor
 
 
 async def test_settings_and_preferences_name_models_by_their_short_names(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     options = {"model": "flux-dev", "edit_model": "black-forest-labs/flux-kontext-pro", "variation_model": "flux-dev"}
     async with world.bot():
         d = world.discord

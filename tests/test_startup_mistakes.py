@@ -7,59 +7,26 @@ request to the fake (and as the DISCORD_TOKEN line instead of the expected one),
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from fakes.cometapi import FakeCometAPI
 from services.errors import ConfigError
 from services.store.preflight import open_checked
+from tests.campaign import run_bot
 from tests.conftest import connect_postgres_or_skip, postgres_test_url
 from tests.e2e import KEY, TOKEN
-from tests.fakes.cometapi import FakeCometAPI
-from tests.fakes.discord import FakeDiscord
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-that-must-never-be-printed"
-
-
-@pytest.fixture
-async def refusing_discord() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(token="not-the-token-the-bot-has") as fake:
-        yield fake
-
-
-async def run_bot(
-    discord: FakeDiscord, cwd: Path, *args: str, prefix: tuple[str, ...] = (), **env: str
-) -> tuple[int, str, str]:
-    """Run `python bot.py ARGS` (under `prefix`, if given); its exit status, stdout and stderr."""
-    environ = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "DISCORD_TOKEN": TOKEN,
-        "COMETAPI_KEY": KEY,
-        "COMETAPI_BASE_URL": "http://127.0.0.1:9",  # never reached: everything here ends before login
-        "DISCORD_API_BASE_URL": discord.api_base_url,
-        "DISCORD_GATEWAY_URL": discord.gateway_url,
-        "DATABASE_URL": f"sqlite:///{cwd}/bot.db",
-        **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, str(ROOT / "bot.py"), *args, cwd=cwd, env=environ,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), timeout=90)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def assert_one_line(code: int, out: str, err: str, variable: str, *fragments: str) -> str:

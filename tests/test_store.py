@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.limits import DAY, Limits, Refusal
 from services.store import (
     ACTIVE,
     DuplicateJob,
     GuildSettings,
-    Job,
     MigrationError,
     PostgresStore,
     SqliteStore,
@@ -28,26 +29,9 @@ from services.store.base import MIGRATIONS_DIR, dialect_script, load_migrations
 from services.store.job_extra import JobExtra
 from services.store.sqlite import split_statements
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
+from tests.helpers import T0, make_job
 
 SNOWFLAKE = 1_234_567_890_123_456_789  # Discord ids need 64 bits
-T0 = 1_760_000_000.125
-
-
-def make_job(**overrides: Any) -> Job:
-    values: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
-        "kind": "imagine",
-        "user_id": 11,
-        "channel_id": 22,
-        "guild_id": 33,
-        "shard_id": 0,
-        "model": "black-forest-labs/flux-schnell",
-        "input": {"prompt": "a cat", "seed": 42},
-        "status": "queued",
-        "created_at": T0,
-    }
-    values.update(overrides)
-    return Job(**values)
 
 
 def latest_migration_version() -> int:
@@ -275,33 +259,46 @@ async def test_job_by_message_returns_newest(store: Store) -> None:
     assert await store.job_by_message(42) is None
 
 
-async def test_quotas_count_images_since_by_user_and_guild(store: Store) -> None:
+async def test_admission_counts_the_images_of_the_day_by_member_server_and_user(store: Store) -> None:
+    """The quotas as admission judges them: the last day only, failed and canceled jobs give their images back,
+    a DM counts for its user everywhere but for no server."""
     since = T0 + 100
     for job in (
         make_job(user_id=1, guild_id=10, created_at=since - 1, status="succeeded", image_count=4),  # too old
         make_job(user_id=1, guild_id=10, created_at=since, status="succeeded", image_count=2),
         make_job(user_id=1, guild_id=10, created_at=since + 5, status="running", image_count=1),
-        make_job(user_id=1, guild_id=10, created_at=since + 6, status="failed", image_count=4),  # excluded
-        make_job(user_id=1, guild_id=10, created_at=since + 7, status="canceled", image_count=4),  # excluded
+        make_job(user_id=1, guild_id=10, created_at=since + 6, status="failed", image_count=4),  # given back
+        make_job(user_id=1, guild_id=10, created_at=since + 7, status="canceled", image_count=4),  # given back
         make_job(user_id=1, guild_id=None, created_at=since + 8, status="succeeded", image_count=3),  # DM
         make_job(user_id=2, guild_id=10, created_at=since + 9, status="delivering", image_count=5),
         make_job(user_id=2, guild_id=20, created_at=since + 9, status="succeeded", image_count=7),
     ):
         await store.create_job(job)
-    assert await store.images_since(since, user_id=1) == 2 + 1 + 3
-    assert await store.images_since(since, user_id=2) == 5 + 7
-    assert await store.images_since(since, guild_id=10) == 2 + 1 + 5
-    assert await store.images_since(since, guild_id=20) == 7
-    assert await store.images_since(since, user_id=1, guild_id=10) == 2 + 1
-    assert await store.images_since(since) == 2 + 1 + 3 + 5 + 7
-    assert await store.images_since(since, user_id=3) == 0
-    assert await store.images_since(since + 1000) == 0
-    assert await store.images_since(0, user_id=1) == 4 + 2 + 1 + 3
+    now = since - 0.5 + DAY  # the day's window starts half a second before `since`
+    unlimited = Limits(cooldown_seconds=0, jobs_in_flight=100)
+
+    async def used(limit: str, user_id: int, guild_id: int | None, **quota: Any) -> float:
+        job = make_job(user_id=user_id, guild_id=guild_id, created_at=now, image_count=1)
+        refusal = await store.admit_job(job, replace(unlimited, **quota), now=now)
+        assert refusal is not None and refusal.limit == limit, refusal
+        return refusal.used
+
+    assert await used("user_quota", 1, 10, images_per_user_per_day=1) == 2 + 1
+    assert await used("guild_quota", 1, 10, images_per_guild_per_day=1) == 2 + 1 + 5
+    assert await used("guild_quota", 2, 20, images_per_guild_per_day=1) == 7
+    assert await used("everywhere_quota", 1, None, everywhere_images_day=1) == 2 + 1 + 3
+    assert await used("everywhere_quota", 2, 10, everywhere_images_day=1) == 5 + 7
+    assert (
+        await store.admit_job(
+            make_job(user_id=3, guild_id=30, created_at=now),
+            replace(unlimited, images_per_user_per_day=1, images_per_guild_per_day=1, everywhere_images_day=1),
+            now=now,
+        )
+        is None
+    )
 
 
-async def test_count_active_and_last_job_at(store: Store) -> None:
-    assert await store.count_active(1) == 0
-    assert await store.last_job_at(1) is None
+async def test_admission_counts_active_jobs_and_a_cooldown_from_a_job_of_any_status(store: Store) -> None:
     for job in (
         make_job(user_id=1, status="queued", created_at=T0 + 1),
         make_job(user_id=1, status="running", created_at=T0 + 2),
@@ -309,10 +306,19 @@ async def test_count_active_and_last_job_at(store: Store) -> None:
         make_job(user_id=2, status="running", created_at=T0 + 9),
     ):
         await store.create_job(job)
-    assert await store.count_active(1) == 2
-    assert await store.count_active(2) == 1
-    assert await store.last_job_at(1) == T0 + 3  # any status counts for the cooldown
-    assert await store.last_job_at(2) == T0 + 9
+    now = T0 + 10
+
+    async def refused(user_id: int, limits: Limits) -> Refusal | None:
+        return await store.admit_job(make_job(user_id=user_id, created_at=now), limits, now=now)
+
+    assert await refused(1, Limits(cooldown_seconds=0, jobs_in_flight=2)) == Refusal("jobs_in_flight", 2, 2)
+    assert await refused(2, Limits(cooldown_seconds=0, jobs_in_flight=1)) == Refusal("jobs_in_flight", 1, 1)
+    # the cooldown runs from the newest job of any status: the failed one, 7 s before now
+    refusal = await refused(1, Limits(cooldown_seconds=8, jobs_in_flight=9))
+    assert refusal is not None and refusal.limit == "cooldown" and refusal.used == pytest.approx(7)
+    assert await refused(4, Limits(cooldown_seconds=60, jobs_in_flight=9)) is None  # no job yet: no cooldown
+    # (admitted, so last) the failed one is not in flight, and its 7 s are enough for a 7 s cooldown
+    assert await refused(1, Limits(cooldown_seconds=7, jobs_in_flight=3)) is None
 
 
 # Settings, preferences, metadata

@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.test_settings import ephemeral_text, setup_guild
+from tests.helpers import ephemeral_text, setup_guild
 
 _inside = contextvars.ContextVar("inside_the_store", default=False)
 
@@ -43,7 +43,7 @@ def count_calls(store: Any) -> list[str]:
 
 
 async def test_one_imagine_reads_the_servers_settings_once_and_its_store_calls_are_counted(world):
-    guild, channel, admin, member = setup_guild(world)
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
     log_channel = world.discord.add_channel(guild, "job-log")
     async with world.bot() as bot:
         # A server with a job log: its line is posted from the settings admission read.

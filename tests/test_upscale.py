@@ -4,27 +4,17 @@ changed prompt; their refusals cost nothing, and their buttons work after a rest
 
 from __future__ import annotations
 
-import io
 import time
 import uuid
-
-from PIL import Image
 
 from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION, instruction
 from services.store.models import Job, JobStatus
 from tests.card import card
-from tests.test_imagine import private_reply
-from tests.test_variations import delivered, link_to, result_of, rows, setup_guild
+from tests.helpers import delivered, link_to, png, private_reply, result_of, rows, setup_guild
 
 DEV = "black-forest-labs/flux-dev"
 SCHNELL = "black-forest-labs/flux-schnell"
 FLUX2_PRO = "black-forest-labs/flux-2-pro"
-
-
-def png(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 90, 160)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def one_image_rows(job_id: str) -> list[list[tuple[str, str]]]:
@@ -80,7 +70,7 @@ async def job_count(bot, guild):
 
 
 async def test_u_buttons_post_each_image_alone_with_no_create_and_no_cost(world):
-    guild, channel, _, alice, bob = setup_guild(world)
+    guild, channel, _, alice, bob = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=4)
         seen = world.discord.message(result.id).attachments
@@ -99,7 +89,7 @@ async def test_u_buttons_post_each_image_alone_with_no_create_and_no_cost(world)
 
 
 async def test_upscale_sends_twice_the_size_with_the_image_as_its_only_reference(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         message, parent = await posted_result(world, bot, guild, channel, alice, (640, 480))
         subtle_message, subtle = await click(world, bot, message, f"flux:upscale:{parent.id}:1:subtle", alice)
@@ -122,7 +112,7 @@ async def test_upscale_sends_twice_the_size_with_the_image_as_its_only_reference
 
 
 async def test_an_upscale_stays_within_the_models_largest_size_and_says_so(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         message, parent = await posted_result(world, bot, guild, channel, alice, (1536, 1024))
         shown, job = await click(world, bot, message, f"flux:upscale:{parent.id}:1:subtle", alice)
@@ -134,7 +124,7 @@ async def test_an_upscale_stays_within_the_models_largest_size_and_says_so(world
 
 
 async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
-    guild, channel, _, alice, bob = setup_guild(world)
+    guild, channel, _, alice, bob = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(
             world, bot, guild, channel, alice, model="flux-dev", seed=7, aspect_ratio="3:2"
@@ -160,7 +150,7 @@ async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
 
 
 async def test_a_remixed_prompt_is_moderated_like_any_prompt(world):
-    guild, channel, admin, alice, _ = setup_guild(world)
+    guild, channel, admin, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         blocked = await world.discord.slash_command(
             guild, channel, admin, "imagine-settings moderation", {"block": "dragon"}
@@ -177,7 +167,7 @@ async def test_a_remixed_prompt_is_moderated_like_any_prompt(world):
 
 
 async def test_refusals_cost_nothing_and_create_nothing(world):
-    guild, channel, admin, alice, _ = setup_guild(world)
+    guild, channel, admin, alice, _ = setup_guild(world, "alice", "bob", admin=True)
 
     async def admin_says(command, options):
         await private_reply(world, await world.discord.slash_command(guild, channel, admin, command, options))
@@ -215,7 +205,7 @@ async def test_refusals_cost_nothing_and_create_nothing(world):
 
 
 async def test_a_u_post_and_its_buttons_work_after_a_restart(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         grid, grid_job = await result_of(world, bot, guild, channel, alice, num_outputs=2)
     world.discord.renew_attachment_links()  # a day later
@@ -243,7 +233,7 @@ def test_a_creative_upscale_of_an_upscale_names_the_original_subject():
 
 
 async def test_upscale_with_flux_on_any_message_upscales_its_first_image_subtly(world):
-    _, channel, _, alice, _ = setup_guild(world)
+    _, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     posted = await world.discord.post_message(channel, alice, "my photo", files=[("photo.png", png(640, 480))])
     async with world.bot() as bot:
         menu = await world.discord.message_command(posted, alice, "Upscale with FLUX")

@@ -11,13 +11,13 @@ import logging
 import discord
 import pytest
 
+from fakes.cometapi import Outcome
 from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
 from tests.card import button_rows
 from tests.e2e import KEY, TOKEN, wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_imagine import EPHEMERAL, custom_ids, private_reply, started_job
+from tests.helpers import EPHEMERAL, custom_ids, delivered, private_reply, started_job
 
 GUILD_INSTALL, USER_INSTALL = 0, 1
 GUILD, BOT_DM, PRIVATE_CHANNEL = 0, 1, 2
@@ -35,14 +35,6 @@ def foreign_server(world, **kwargs):
 
 def channel_requests(world, channel_id):
     return world.discord.requests_matching("*", rf"^/channels/{channel_id}")
-
-
-async def delivered(world, bot, handle, timeout=10.0):
-    """The job's message once it shows the images, and the finished job."""
-    final = await handle.wait_original(lambda m: bool(m.attachments), timeout=timeout)
-    job = await bot.store.job_by_message(final.id)
-    assert job is not None
-    return final, await wait_status(bot, job.id, "succeeded", "failed", "canceled")
 
 
 async def test_commands_are_offered_to_user_installs_everywhere_and_server_settings_to_servers_only(world):

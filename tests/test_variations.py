@@ -9,14 +9,12 @@ import uuid
 
 import pytest
 
+from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
+from tests.campaign import inject_on_upload
 from tests.card import button_rows, card
 from tests.e2e import wait_status
-from tests.fakes.cometapi import Outcome
-from tests.test_edit import KONTEXT, tiny_png
-from tests.test_edit import setup_guild as edit_scene
-from tests.test_faults_discord import inject_on_upload
-from tests.test_imagine import add_member, private_reply
+from tests.helpers import KONTEXT, delivered, link_to, png, private_reply, result_of, rows, setup_guild
 
 DEV = "black-forest-labs/flux-dev"
 ULTRA = "black-forest-labs/flux-1.1-pro-ultra"
@@ -24,47 +22,11 @@ SCHNELL = "black-forest-labs/flux-schnell"
 SUBTLE, STRONG = 0.35, 0.75  # flux-dev's prompt_strength for each (README)
 
 
-def setup_guild(world):
-    """The edit tests' server (an admin and alice), with bob too."""
-    guild, channel, admin, alice = edit_scene(world)
-    return guild, channel, admin, alice, add_member(world, guild, "bob")
-
-
-async def delivered(world, bot, handle):
-    """The result a click or command led to, failing at once with what the bot said if it refused or failed."""
-
-    def outcome():
-        original = handle.original_message()
-        if original is not None and (original.attachments or "⚠️" in original.text or "🛑" in original.text):
-            return original
-        refusals = [m for m in handle.followups() if m.text]
-        return refusals[-1] if refusals else None
-
-    final = await world.discord.wait_for(outcome, timeout=10, what=f"the outcome of {handle!r}")
-    assert final.attachments, f"no images; the bot said: {final.text!r}"
-    job = await bot.store.job_by_message(final.id)
-    return final, await wait_status(bot, job.id, "succeeded")
-
-
-async def result_of(world, bot, guild, channel, user, prompt="a lighthouse at dusk", **options):
-    handle = await world.discord.slash_command(guild, channel, user, "imagine", {"prompt": prompt, **options})
-    return await delivered(world, bot, handle)
-
-
-def rows(message):
-    """The buttons of a message, row by row, as (label, custom_id)."""
-    return [[(c.get("label"), c["custom_id"]) for c in row] for row in button_rows(message)]
-
-
 def builtin_rows(message, bot):
     """`rows` without the buttons other features offer under every result (JobButtons.offered)."""
     offered = tuple(f"flux:{action}:" for action in bot.job_buttons.offered)
     kept = [[button for button in row if not button[1].startswith(offered)] for row in rows(message)]
     return [row for row in kept if row]
-
-
-def link_to(message):
-    return f"https://discord.com/channels/{message.guild_id}/{message.channel_id}/{message.id}"
 
 
 async def click_vary(world, bot, result, custom_id, user):
@@ -98,7 +60,7 @@ def assert_edit_of(child, parent, result, n):
 
 
 async def test_every_button_under_one_image(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         assert builtin_rows(result, bot) == [
@@ -134,7 +96,7 @@ async def test_every_button_under_one_image(world):
 
 @pytest.mark.parametrize("count", [2, 4])
 async def test_every_button_under_several_images(world, count):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=count)
         numbers = range(1, count + 1)
@@ -162,7 +124,7 @@ async def test_every_button_under_several_images(world, count):
 
 
 async def test_buttons_after_a_restart_send_the_fresh_link_of_the_image_seen(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
     old = [a.url for a in result.attachments]
@@ -177,7 +139,7 @@ async def test_buttons_after_a_restart_send_the_fresh_link_of_the_image_seen(wor
 
 
 async def test_data_uri_mode_sends_the_bytes_of_the_image_seen(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot(INPUT_IMAGE_MODE="data_uri") as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         _, child = await click_vary(world, bot, result, f"flux:vary:{parent.id}:2:strong", alice)
@@ -188,7 +150,7 @@ async def test_data_uri_mode_sends_the_bytes_of_the_image_seen(world):
 
 
 async def test_another_member_varies_as_themself_within_their_own_limits(world):
-    guild, channel, _, alice, bob = setup_guild(world)
+    guild, channel, _, alice, bob = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot(MAX_JOBS_PER_USER="1") as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         message, child = await click_vary(world, bot, result, f"flux:vary:{parent.id}:1:strong", bob)
@@ -209,7 +171,7 @@ async def test_another_member_varies_as_themself_within_their_own_limits(world):
 
 
 async def test_a_variation_is_cancelled_and_resumed_like_any_job(world):
-    guild, channel, _, alice, bob = setup_guild(world)
+    guild, channel, _, alice, bob = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         world.comet.queue_outcome(Outcome(duration=30))
@@ -231,7 +193,7 @@ async def test_a_variation_is_cancelled_and_resumed_like_any_job(world):
 
 
 async def test_a_reroll_of_a_variation_varies_the_same_image_again(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         varied, variation = await click_vary(world, bot, result, f"flux:vary:{parent.id}:2:strong", alice)
@@ -248,7 +210,7 @@ async def test_a_reroll_of_a_variation_varies_the_same_image_again(world):
 
 
 async def test_the_servers_admins_choose_the_variation_model(world):
-    guild, channel, admin, alice, _ = setup_guild(world)
+    guild, channel, admin, alice, _ = setup_guild(world, "alice", "bob", admin=True)
 
     async def settings(options):
         handle = await world.discord.slash_command(guild, channel, admin, "imagine-settings set", options)
@@ -271,7 +233,7 @@ async def test_the_servers_admins_choose_the_variation_model(world):
 
 
 async def test_variations_are_refused_where_no_model_can_make_them(world):
-    guild, channel, admin, alice, _ = setup_guild(world)
+    guild, channel, admin, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         for model in ("flux-dev", "flux-1.1-pro-ultra"):
             handle = await world.discord.slash_command(
@@ -293,7 +255,7 @@ async def forget_job(bot, job_id):
 
 
 async def test_buttons_whose_parent_record_is_deleted(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice, num_outputs=2)
         await forget_job(bot, parent.id)
@@ -309,7 +271,7 @@ async def test_buttons_whose_parent_record_is_deleted(world):
 
 
 async def test_a_variation_whose_parent_message_is_deleted_meanwhile_still_arrives(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         result, parent = await result_of(world, bot, guild, channel, alice)
         world.comet.queue_outcome(Outcome(duration=0.5))
@@ -321,8 +283,8 @@ async def test_a_variation_whose_parent_message_is_deleted_meanwhile_still_arriv
 
 
 async def test_a_failed_parent_offers_no_variation_or_edit(world):
-    guild, channel, _, alice, _ = setup_guild(world)
-    # A plain failure: 🔄 only (trying again may work; there is no image to vary or edit)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    # A plain failure (an unsafe refusal would offer 🔄, see test_checked_outputs.py)
     world.comet.queue_outcome(Outcome(status="failed", error="The model ran out of memory."))
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
@@ -340,12 +302,12 @@ async def test_a_failed_parent_offers_no_variation_or_edit(world):
 
 
 async def test_a_variation_button_on_a_job_that_did_not_succeed_is_refused(world):
-    guild, channel, _, alice, _ = setup_guild(world)
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
         job_id = uuid.uuid4().hex
         button = {"type": 2, "style": 2, "label": "V1", "custom_id": f"flux:vary:{job_id}:1:strong"}
         message = await world.discord.post_message(
-            channel, world.discord.bot, files=[("flux-1.png", tiny_png())],
+            channel, world.discord.bot, files=[("flux-1.png", png())],
             components=[{"type": 1, "components": [button]}],
         )  # fmt: skip
         failed = Job(

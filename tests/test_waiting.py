@@ -10,10 +10,8 @@ import asyncio
 import base64
 import itertools
 import logging
-import struct
 import time
 import traceback
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI, Outcome
+from fakes.common import ManualClock
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import encode_data_uri, sniff
 from services.cometapi.polling import DurationStats, PollTuning, Update, wait_for
@@ -38,9 +38,9 @@ from services.errors import (
 )
 from services.rules.catalogue import Request, built_in
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI, Outcome
+from tests.e2e import KEY  # the key of the `fake` fixture's API
+from tests.helpers import png
 
-KEY = "sk-test-cometapi-0123456789abcdef"
 SCHNELL = "black-forest-labs/flux-schnell"
 PRO = "black-forest-labs/flux-1.1-pro"
 TUNING = PollTuning(fine_interval=0.02, min_interval=0.005, max_interval=0.1)
@@ -49,27 +49,8 @@ PRIORS = dict.fromkeys(MODELS, (0.02, 0.5))
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
 
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x80\x00")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
 def png_data_uri() -> str:
-    return "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    server = FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
+    return "data:image/png;base64," + base64.b64encode(png()).decode()
 
 
 def settings_for(fake: FakeCometAPI, **changes: Any) -> Settings:
@@ -95,6 +76,20 @@ async def open_service(fake: FakeCometAPI, **changes: Any) -> AsyncIterator[Pred
 @pytest.fixture
 async def service(fake: FakeCometAPI) -> AsyncIterator[PredictionService]:
     async with open_service(fake) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def stepped() -> AsyncIterator[FakeCometAPI]:
+    """A fake whose clock moves 20 ms per poll: the service sees every phase, however busy the machine."""
+    clock = ManualClock(per_poll=0.02)
+    async with FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000, clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+async def stepped_service(stepped: FakeCometAPI) -> AsyncIterator[PredictionService]:
+    async with open_service(stepped) as opened:
         yield opened
 
 
@@ -162,7 +157,7 @@ async def test_kontext_edits_an_input_image_sent_as_a_data_uri(
     (create,) = fake.creates()
     assert isinstance(create.json, dict)
     assert create.json["input"]["input_image"] == image
-    assert base64.b64decode(create.json["input"]["input_image"].split(",", 1)[1]) == tiny_png()
+    assert base64.b64decode(create.json["input"]["input_image"].split(",", 1)[1]) == png()
     assert_images_match(fake, result, 1, "jpg")
 
 
@@ -209,7 +204,10 @@ async def test_aborted_is_a_failure_that_was_not_billed(fake: FakeCometAPI, serv
     assert caught.value.prediction_id in fake.predictions
 
 
-async def test_an_unknown_status_is_shown_then_success(fake: FakeCometAPI, service: PredictionService) -> None:
+async def test_an_unknown_status_is_shown_then_success(
+    stepped: FakeCometAPI, stepped_service: PredictionService
+) -> None:
+    fake, service = stepped, stepped_service
     fake.queue_outcome(Outcome(unknown_status="queued_for_gpu", unknown_status_time=0.3, queue_time=0.05))
     recorder = Recorder()
     result = await service.run(SCHNELL, {"prompt": "a fox"}, on_update=recorder)
@@ -258,9 +256,10 @@ async def test_odd_and_failing_poll_answers_are_ridden_out(
 
 @pytest.mark.parametrize("model", ["flux-schnell", "flux-dev"])
 async def test_on_update_reports_each_change_with_a_rising_percent(
-    fake: FakeCometAPI, service: PredictionService, model: str
+    stepped: FakeCometAPI, stepped_service: PredictionService, model: str
 ) -> None:
-    fake.queue_outcome(Outcome(queue_time=0.1, duration=1.0))
+    fake, service = stepped, stepped_service
+    fake.queue_outcome(Outcome(queue_time=0.1, duration=0.4))  # the fake's time: 25 polls
     recorder = Recorder()
     full, model_input = MODELS.build_input(model, Request("a fox"))
     result = await service.run(full, model_input, on_update=recorder)
@@ -282,7 +281,10 @@ async def test_on_update_reports_each_change_with_a_rising_percent(
 
 
 @pytest.mark.parametrize("model", ["flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro"])
-async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: PredictionService, model: str) -> None:
+async def test_pro_models_never_get_a_percent(
+    stepped: FakeCometAPI, stepped_service: PredictionService, model: str
+) -> None:
+    fake, service = stepped, stepped_service
     fake.queue_outcome(Outcome(queue_time=0.05, duration=0.4))
     recorder = Recorder()
     images = (png_data_uri(),) if "kontext" in model else ()
@@ -294,7 +296,10 @@ async def test_pro_models_never_get_a_percent(fake: FakeCometAPI, service: Predi
     assert any(u.progress.stage == "Generating image..." for u in recorder.updates if u.status == "processing")
 
 
-async def test_tqdm_lines_without_a_total_give_no_percent(fake: FakeCometAPI, service: PredictionService) -> None:
+async def test_tqdm_lines_without_a_total_give_no_percent(
+    stepped: FakeCometAPI, stepped_service: PredictionService
+) -> None:
+    fake, service = stepped, stepped_service
     fake.queue_outcome(Outcome(logs_style="no_total", queue_time=0.05, duration=0.5))
     recorder = Recorder()
     await service.run(SCHNELL, {"prompt": "a fox"}, on_update=recorder)
@@ -478,5 +483,5 @@ async def test_the_api_key_never_shows_in_logs_errors_or_settings(
 def test_encoded_input_images_are_data_uris() -> None:
     from services.cometapi.files import as_image
 
-    uri = encode_data_uri(as_image(tiny_png(), "test"))
+    uri = encode_data_uri(as_image(png(), "test"))
     assert uri == png_data_uri()

@@ -7,19 +7,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from fakes.cometapi import FakeCometAPI
 from services.cometapi.client import CometClient, RetryPolicy
 from services.errors import ApiError, AuthError, Unavailable
 from services.secrets import Secret
-from tests.fakes.cometapi import FakeCometAPI
+from tests.e2e import KEY  # the key of the `fake` fixture's API
 
-KEY = "test-key"
 USER: list[dict[str, object]] = [{"role": "user", "content": "a fox"}]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    async with FakeCometAPI(api_key=KEY, speed=0.02) as server:
-        yield server
 
 
 @pytest.fixture

@@ -234,21 +234,6 @@ class Store(ABC):
     async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
         """Jobs whose status is in ACTIVE, oldest first; only those of `shard_ids` unless it is None."""
 
-    @abstractmethod
-    async def count_active(self, user_id: int) -> int:
-        """How many of this user's jobs are in ACTIVE states."""
-
-    @abstractmethod
-    async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        """Sum of `image_count` over jobs created at or after `since` that did not fail or get canceled.
-
-        Restricted to one user and/or one guild when given (for daily quotas).
-        """
-
-    @abstractmethod
-    async def last_job_at(self, user_id: int) -> float | None:
-        """`created_at` of the user's newest job of any status (for cooldowns), or None."""
-
     # Input images
 
     @abstractmethod

@@ -8,7 +8,7 @@ crash shutdown of the server, asyncpg's InternalClientError for a killed idle co
 connection is discarded and the operation runs once more on a fresh one. This is safe
 for each of them, for these reasons:
 
-* reads (get_job, job_by_message, active_jobs, count_active, images_since, last_job_at, get_*): no effect;
+* reads (get_job, job_by_message, active_jobs, get_*): no effect;
 * update_job, save_*/delete_*, set_meta, put_input_image: idempotent (plain UPDATE, upsert, DELETE of
   fixed values, an insert keyed by the content's own hash);
 * record_prediction: sets an id only where there is none; a retry that finds one set reports whether it is
@@ -85,7 +85,7 @@ from services.store.base import (
     window_query,
 )
 from services.store.credits import Credit, CreditUsage
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ _COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND status = ANY($
 _LAST_JOB = f"SELECT MAX(created_at) FROM jobs WHERE user_id = $1 AND kind NOT IN ({WORDS_IN})"  # noqa: S608
 # `extra` (JSON text) does not mark the job's reply private (absent, or anything but true).
 _NOT_PRIVATE = f"(extra::jsonb -> '{PRIVATE_REPLY}') IS DISTINCT FROM 'true'::jsonb"
-_IMAGES_SINCE = "SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= $1 AND status <> ALL($2::text[])"
 _WINDOWS = {scope: window_query(scope, lambda n: f"${n}") for scope in SCOPE_COLUMNS}
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _BALANCE = balance_query("${}".format)
@@ -430,25 +429,6 @@ class PostgresStore(Store):
             list(ACTIVE),
             shards,
         )
-
-    async def count_active(self, user_id: int) -> int:
-        value = await self._fetch_value(_COUNT_ACTIVE, user_id, list(ACTIVE))
-        return int(value or 0)
-
-    async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        sql = _IMAGES_SINCE
-        params: list[object] = [float(since), list(NOT_COUNTED)]
-        if user_id is not None:
-            params.append(user_id)
-            sql += f" AND user_id = ${len(params)}"
-        if guild_id is not None:
-            params.append(guild_id)
-            sql += f" AND guild_id = ${len(params)}"
-        return int(await self._fetch_value(sql, *params) or 0)
-
-    async def last_job_at(self, user_id: int) -> float | None:
-        value = await self._fetch_value(_LAST_JOB, user_id)
-        return None if value is None else float(value)
 
     # Input images
 

@@ -61,7 +61,7 @@ from services.store.base import (
     window_query,
 )
 from services.store.credits import Credit, CreditUsage
-from services.store.models import ACTIVE, JOB_COLUMNS, NOT_COUNTED, PRIVATE_REPLY, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,10 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_SELECT}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)})"  # noqa: S608 (constant columns)
 _ACTIVE_IN = ", ".join("?" for _ in ACTIVE)
-_NOT_COUNTED_IN = ", ".join("?" for _ in NOT_COUNTED)
 _COUNT_ACTIVE = f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_ACTIVE_IN})"  # noqa: S608
 _LAST_JOB = f"SELECT MAX(created_at) FROM jobs WHERE user_id = ? AND kind NOT IN ({WORDS_IN})"  # noqa: S608
 # `extra` (JSON text) does not mark the job's reply private: json_extract gives 1 for true, NULL when absent.
 _NOT_PRIVATE = f"json_extract(extra, '$.{PRIVATE_REPLY}') IS NOT 1"
-_IMAGES_SINCE = (
-    f"SELECT COALESCE(SUM(image_count), 0) FROM jobs WHERE created_at >= ? AND status NOT IN ({_NOT_COUNTED_IN})"  # noqa: S608
-)
 # The same bytes again are one row, marked used now.
 _PUT_IMAGE = (
     "INSERT INTO input_images (sha256, content_type, data, created_at, used_at, size_bytes) "
@@ -286,24 +282,6 @@ class SqliteStore(Store):
         async with self._lock:
             rows = await self._conn.execute_fetchall(sql, params)
         return [job_from_row(row) for row in rows]
-
-    async def count_active(self, user_id: int) -> int:
-        return int(await self._scalar(_COUNT_ACTIVE, (user_id, *ACTIVE)) or 0)
-
-    async def images_since(self, since: float, *, user_id: int | None = None, guild_id: int | None = None) -> int:
-        sql = _IMAGES_SINCE
-        params: list[object] = [float(since), *NOT_COUNTED]
-        if user_id is not None:
-            sql += " AND user_id = ?"
-            params.append(user_id)
-        if guild_id is not None:
-            sql += " AND guild_id = ?"
-            params.append(guild_id)
-        return int(await self._scalar(sql, params) or 0)
-
-    async def last_job_at(self, user_id: int) -> float | None:
-        value = await self._scalar(_LAST_JOB, (user_id,))
-        return None if value is None else float(value)
 
     # Input images
 

@@ -1,6 +1,6 @@
 """A fake CometAPI (Replicate-style predictions for FLUX models), as an aiohttp server on 127.0.0.1.
 
-It follows shared/docs/cometapi.md: create/get/cancel predictions, statuses that advance with the clock,
+It follows CometAPI's documented behaviour: create/get/cancel predictions, statuses that advance with the clock,
 realistic logs, per-model output shapes, CometAPI and Replicate error bodies, and output files served by
 the fake itself. Tests drive it from Python; a benchmark or a person drives it over HTTP under /_fake/.
 
@@ -16,7 +16,7 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
 
 Routes: POST /replicate/v1/models/{owner}/{name}/predictions, GET /replicate/v1/predictions/{id},
 POST /replicate/v1/predictions/{id}/cancel, POST /v1/chat/completions, POST /v1/moderations (bearer key
-checked; see tests/fakes/cometapi_words.py), GET /files/{id}/{n}.{ext} (no key), and
+checked; see fakes/cometapi_words.py), GET /files/{id}/{n}.{ext} (no key), and
 the keyless controls POST /_fake/outcomes, POST /_fake/inject, GET /_fake/requests[?route=],
 GET /_fake/predictions, POST /_fake/reset, GET|POST /_fake/config.
 
@@ -24,13 +24,13 @@ Timing: a prediction is "starting" for its queue time, then shows Outcome.unknow
 "processing" for its duration, then its outcome. Defaults at speed 1.0: queue 0-0.5 s; flux-schnell 1-2 s,
 flux-dev 3-6 s, the pro, ultra and kontext models 5-15 s, flux-2-pro 7-30 s, flux-2-flex 12-38 s, flux-2-dev
 3-12 s; all multiplied by ``speed``, drawn from random.Random(seed). Outcome times are used as given. File
-formats: see tests/fakes/cometapi_images.py.
+formats: see fakes/cometapi_images.py.
 
-Inputs are checked against each model's schema (tests/fakes/cometapi_models.py: types, ranges, choices, how
+Inputs are checked against each model's schema (fakes/cometapi_models.py: types, ranges, choices, how
 many reference images, multiples for custom sizes, match_input_image only with an image); a create the model
 would refuse gets Replicate's 422 with ``invalid_fields``, and no prediction is made.
 
-    python -m tests.fakes.cometapi --port 8787 [--key KEY] [--speed 1.0] [--seed 0] [--image-size BYTES]
+    python -m fakes.cometapi --port 8787 [--key KEY] [--speed 1.0] [--seed 0] [--image-size BYTES]
 """
 
 from __future__ import annotations
@@ -52,25 +52,24 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.fakes.cometapi_images import FileBody, ImageFactory
-from tests.fakes.cometapi_inputs import look_at_inputs
-from tests.fakes.cometapi_models import (
+from fakes.cometapi_images import FileBody, ImageFactory
+from fakes.cometapi_inputs import look_at_inputs
+from fakes.cometapi_models import (
     MODELS,
     NOT_IMAGE_HTML,
     QUEUE_RANGE,
     FakePrediction,
-    Injection,
     ModelSpec,
     Outcome,
-    RecordedRequest,
     comet_error,
     phrase,
     problem,
     validate_input,
 )
-from tests.fakes.cometapi_words import FakeWords
+from fakes.cometapi_words import FakeWords
+from fakes.common import Changes, Fault, ManualClock, RecordedRequest
 
-__all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Outcome", "RecordedRequest"]
+__all__ = ["DEFAULT_IMAGE_SIZES", "MODELS", "FakeCometAPI", "FakePrediction", "Fault", "Outcome", "RecordedRequest"]
 
 T = TypeVar("T")
 
@@ -90,9 +89,18 @@ class FakeCometAPI:
     """The fake server. See the module docstring and tests/test_fake_cometapi.py for use."""
 
     def __init__(
-        self, api_key: str = "test-key", *, speed: float = 1.0, seed: int = 0, image_size: int | None = None
+        self,
+        api_key: str = "test-key",
+        *,
+        speed: float = 1.0,
+        seed: int = 0,
+        image_size: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key
+        # What the predictions' phases are timed by; a test may pass a ManualClock (fakes/common.py) to step
+        # through them. Under a ManualClock a "Prefer: wait" create answers at once with what is true then.
+        self.clock = clock
         self.speed = speed
         self.seed = seed
         self.image_size = image_size  # bytes of every output file; None: DEFAULT_IMAGE_SIZES per format
@@ -109,11 +117,11 @@ class FakeCometAPI:
         self.base_url = ""
         self._rng = random.Random(seed)
         self._outcomes: deque[list[Any]] = deque()  # [Outcome, times left]
-        self._injections: dict[str, deque[list[Any]]] = {r: deque() for r in ROUTES}  # [Injection, times]
+        self._faults: dict[str, deque[Fault]] = {r: deque() for r in ROUTES}  # each route's, first one first
         self._images = ImageFactory(seed)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
-        self._change = asyncio.Event()
+        self.changes = Changes("fake CometAPI")  # what wait_for() waits on
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -179,7 +187,7 @@ class FakeCometAPI:
         times: int = 1,
         side_effects: bool = False,
         body: bytes | None = None,
-    ) -> None:
+    ) -> Fault:
         """Override the next ``times`` answers on ``route`` (create, get, cancel, file).
 
         status=None answers normally (after ``delay``, with ``headers`` added). ``drop`` closes the
@@ -190,15 +198,27 @@ class FakeCometAPI:
             raise ValueError(f"route must be one of {ROUTES}, not {route!r}")
         if times < 1:
             raise ValueError("times must be at least 1")
-        injection = Injection(status, json, text, content_type, headers, delay, drop, side_effects, body)
-        self._injections[route].append([injection, times])
+        fault = Fault(
+            status=status,
+            json=json,
+            headers=dict(headers or {}),
+            delay=delay,
+            times=times,
+            text=text,
+            content_type=content_type,
+            body=body,
+            drop=drop,
+            side_effects=side_effects,
+        )
+        self._faults[route].append(fault)
+        return fault
 
     def reset(self) -> None:
         """Forget requests, predictions, queued outcomes and injections; restore default switches."""
         self.requests.clear()
         self.predictions.clear()
         self._outcomes.clear()
-        for q in self._injections.values():
+        for q in self._faults.values():
             q.clear()
         self.default_outcome = Outcome()
         self.cancel_status = None
@@ -206,6 +226,10 @@ class FakeCometAPI:
         self.check_input_images = False
         self.words.reset()
         self._rng = random.Random(self.seed)
+
+    def pending_faults(self) -> list[Fault]:
+        """The injected faults that have not yet taken all the requests they were meant to."""
+        return [fault for queue in self._faults.values() for fault in queue]
 
     def creates(self) -> list[RecordedRequest]:
         return self.requests_for("create")
@@ -215,20 +239,11 @@ class FakeCometAPI:
 
     async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
         """Re-check ``predicate`` whenever a request arrives or is answered, until it returns something true
-        (an empty list is not); e.g. ``await fake.wait_for(fake.creates)``."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    result = predicate()
-                    if result:
-                        return result
-                    await self._change.wait()
-        except TimeoutError:
-            raise TimeoutError(f"fake CometAPI: timed out after {timeout}s waiting for {what}") from None
+        (an empty list is not); e.g. ``await fake.wait_for(fake.creates)`` (see `Changes.wait_for`)."""
+        return await self.changes.wait_for(predicate, timeout=timeout, what=what)
 
     def _changed(self) -> None:
-        event, self._change = self._change, asyncio.Event()
-        event.set()
+        self.changes.changed()
 
     def file_bytes(self, url: str) -> bytes:
         """The bytes the fake serves (or embeds, for a data: URI) at ``url``."""
@@ -270,8 +285,6 @@ class FakeCometAPI:
                 query=dict(request.query),
                 headers=dict(request.headers),
                 json=parsed,
-                t=time.monotonic(),
-                wall=time.time(),
                 route=request.match_info.route.name or "other",
                 body=body,
             )
@@ -292,9 +305,19 @@ class FakeCometAPI:
             q.popleft()
         return entry[0]
 
+    @staticmethod
+    def _take_fault(queue: deque[Fault]) -> Fault | None:
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.hits += 1
+        if fault.used_up:
+            queue.popleft()
+        return fault
+
     def _route(self, route: str, act: Act) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
-            inj: Injection | None = self._take(self._injections[route])
+            inj = self._take_fault(self._faults[route])
             if inj is None:
                 return await act(request)({})
             answer = act(request) if (inj.drop or inj.status is None or inj.side_effects) else None
@@ -311,7 +334,7 @@ class FakeCometAPI:
         return handler
 
     @staticmethod
-    def _injected(inj: Injection) -> web.Response:
+    def _injected(inj: Fault) -> web.Response:
         status = inj.status or 500
         headers = dict(inj.headers or {})
         if inj.body is not None:
@@ -344,7 +367,7 @@ class FakeCometAPI:
         return comet_error(401, "invalid token", "invalid_token")
 
     def _render(self, pred: FakePrediction, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-        now = time.monotonic()
+        now = self.clock()
         data_uris = None
         if pred.outcome.output_shape == "data_uri" and pred.status_at(now) == "succeeded":
             data_uris = [self._image_body(pred, n).to_bytes() for n in range(pred.num_outputs)]
@@ -389,10 +412,10 @@ class FakeCometAPI:
         async def answer(headers: dict[str, str]) -> web.StreamResponse:
             if self.check_input_images:
                 await self._check_input_images(pred)
-            if wait is not None:
+            if wait is not None and self.clock is time.monotonic:
                 end = pred.end_offset
                 until = wait if end is None else min(wait, end)
-                await self._sleep(pred.created + until - time.monotonic())
+                await self._sleep(pred.created + until - self.clock())
             return self._render(pred, 201, headers)
 
         return answer
@@ -438,7 +461,8 @@ class FakeCometAPI:
             outcome=outcome,
             spec=spec,
             seed=seed,
-            created=time.monotonic(),
+            created=self.clock(),
+            clock=self.clock,
             created_wall=time.time(),
             queue_time=queue,
             unknown_time=unknown,
@@ -461,7 +485,10 @@ class FakeCometAPI:
         pred.gets += 1
 
         async def answer(headers: dict[str, str]) -> web.StreamResponse:
-            return self._render(pred, 200, headers)
+            response = self._render(pred, 200, headers)
+            if isinstance(self.clock, ManualClock):
+                self.clock.advance(self.clock.per_poll)
+            return response
 
         return answer
 
@@ -648,7 +675,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.cometapi", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fakes.cometapi", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--key", default="test-key", help="the API key it accepts (default test-key)")

@@ -17,7 +17,8 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tests.fakes.discord_components import (
+from fakes.common import UploadedFile
+from fakes.discord_components import (
     ACTION_ROW,
     ATTACHMENT_SCHEME,
     LAYOUT_TYPES,
@@ -26,7 +27,7 @@ from tests.fakes.discord_components import (
     media_urls,
     walk,
 )
-from tests.fakes.discord_models import (
+from fakes.discord_models import (
     ALL_PERMISSIONS,
     FLAG_COMPONENTS_V2,
     FLAG_LOADING,
@@ -43,16 +44,15 @@ from tests.fakes.discord_models import (
     MessageEdit,
     StoredAttachment,
     StoredMessage,
-    UploadedFile,
     emoji_payload,
     invalid_form,
     safe_filename,
     utc_iso,
 )
-from tests.fakes.discord_openapi import Violation
+from fakes.discord_openapi import Violation
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 _MENTION = re.compile(r"<@!?(\d+)>")
 _LEGACY_FIELD = "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"

@@ -2,9 +2,10 @@
 and the `entitlements` of each interaction.
 
 A test buys with ``fake.buy(user, sku_id)`` (a consumable: ENTITLEMENT_CREATE, unless ``announce=False`` for a
-purchase whose event never reached the bot), subscribes a server with ``fake.subscribe(guild, user, sku_id)`` (renewed with
-``renew``: ENTITLEMENT_UPDATE), and refunds with ``fake.refund(entitlement_id)`` (ENTITLEMENT_DELETE). Like Discord, a consumable stays in its buyer's
-interactions until the app consumes it, and can be consumed once.
+purchase whose event never reached the bot), subscribes a server with ``fake.subscribe(guild, user, sku_id)``
+(renewed with ``renew``: ENTITLEMENT_UPDATE), and refunds with ``fake.refund(entitlement_id)``
+(ENTITLEMENT_DELETE). Like Discord, a consumable stays in its buyer's interactions until the app consumes it, and
+can be consumed once.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from tests.fakes.discord_models import JSON, DiscordHTTPError, IdLike, as_id, unknown, utc_iso
+from fakes.discord_models import JSON, DiscordHTTPError, IdLike, as_id, unknown, utc_iso
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 # Entitlement types (Discord's docs): a purchase of a one-time or consumable SKU, an app subscription.
 PURCHASE, APPLICATION_SUBSCRIPTION = 1, 8
@@ -119,7 +120,7 @@ class Entitlements:
             raise unknown("Application", 10002)
 
     async def list_route(self, request: web.Request) -> web.Response:
-        from tests.fakes.discord_rest import json_response
+        from fakes.discord_rest import json_response
 
         self._app(request)
         q = request.query
@@ -141,7 +142,7 @@ class Entitlements:
         return json_response([e.payload(self.fake.application_id) for e in found])
 
     async def consume_route(self, request: web.Request) -> web.Response:
-        from tests.fakes.discord_rest import no_content
+        from fakes.discord_rest import no_content
 
         self._app(request)
         entitlement = self.all.get(int(request.match_info["entitlement_id"]))

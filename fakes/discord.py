@@ -1,6 +1,6 @@
 """A fake Discord (REST + gateway + CDN) on loopback, for running the real discord.py client in tests.
 
-Usage (see tests/test_fake_discord.py and ../shared/docs/discord-testing.md)::
+Usage (see tests/test_fake_discord.py)::
 
     fake = FakeDiscord()
     guild = fake.add_guild("g")
@@ -14,7 +14,7 @@ Usage (see tests/test_fake_discord.py and ../shared/docs/discord-testing.md)::
     handle = await fake.slash_command(guild, channel, alice, "imagine", {"prompt": "a cat"})
     await handle.wait_response()
 
-Run standalone with ``python -m tests.fakes.discord --port 8788``.
+Run standalone with ``python -m fakes.discord --port 8788``.
 """
 
 from __future__ import annotations
@@ -30,17 +30,18 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
-from tests.fakes.discord_actions import InteractionActions
-from tests.fakes.discord_cli import main, register_control
-from tests.fakes.discord_entitlements import Entitlements, FakeEntitlement
-from tests.fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
-from tests.fakes.discord_interactions import (
+from fakes.common import Changes, Fault, RecordedRequest, UploadedFile
+from fakes.discord_actions import InteractionActions
+from fakes.discord_cli import main, register_control
+from fakes.discord_entitlements import Entitlements, FakeEntitlement
+from fakes.discord_gateway import DispatchedEvent, Gateway, GatewayConnection, GatewaySession
+from fakes.discord_interactions import (
     InteractionHandle,
     InteractionResponse,
     find_command,
 )
-from tests.fakes.discord_messages import MessageStore
-from tests.fakes.discord_models import (
+from fakes.discord_messages import MessageStore
+from fakes.discord_models import (
     API_PREFIX,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_EVERYONE_PERMISSIONS,
@@ -53,24 +54,21 @@ from tests.fakes.discord_models import (
     FakeMember,
     FakeRole,
     FakeUser,
-    Fault,
     IdLike,
     MessageEdit,
     Overwrite,
     PermissionsLike,
-    RecordedRequest,
     SnowflakeGenerator,
     StoredAttachment,
     StoredMessage,
-    UploadedFile,
     as_id,
     emoji_key,
     make_fault,
     permissions_value,
     safe_filename,
 )
-from tests.fakes.discord_openapi import Violation
-from tests.fakes.discord_rest import RestApi
+from fakes.discord_openapi import Violation
+from fakes.discord_rest import RestApi
 
 __all__ = [
     "DiscordHTTPError",
@@ -182,8 +180,7 @@ class FakeDiscord(InteractionActions):
         self._rest = RestApi(self)
         self.entitlements = Entitlements(self)  # Premium Apps: purchases, refunds, the list and consume routes
         self._runner: web.AppRunner | None = None
-        self._change = asyncio.Event()
-        self._abort: BaseException | None = None
+        self.changes = Changes("fake Discord")  # what wait_for() waits on
         self.default_ids: dict[str, int] = {}  # used by the control API when a request omits ids
         self._link_generation = 0  # bumped by renew_attachment_links(): older signed links stop working
 
@@ -619,9 +616,9 @@ class FakeDiscord(InteractionActions):
     def abort_waits(self, error: BaseException | None) -> None:
         """Make every pending and later wait_for() raise at once (None: stop doing so). Hook it to the bot's
         error handlers so a crash in a command fails the test immediately instead of after a wait's timeout."""
-        if self._abort is None or error is None:
-            self._abort = error
-        self._changed()
+        if self.changes.abort is None or error is None:
+            self.changes.abort = error
+        self.changes.changed()
 
     def watch(self, task: asyncio.Task[Any]) -> None:
         """Abort waits when ``task`` (the bot's start()) ends: the bot can no longer answer anything."""
@@ -634,24 +631,11 @@ class FakeDiscord(InteractionActions):
 
     def _changed(self) -> None:
         """Wake every wait_for(): state changed."""
-        event, self._change = self._change, asyncio.Event()
-        event.set()
+        self.changes.changed()
 
     async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
-        """Re-check ``predicate`` on every change until it returns something other than None/False."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    if self._abort is not None:
-                        raise RuntimeError(
-                            f"fake Discord: gave up waiting for {what}: {self._abort!r}"
-                        ) from self._abort
-                    result = predicate()
-                    if result is not None and result is not False:
-                        return result
-                    await self._change.wait()
-        except TimeoutError:
-            raise TimeoutError(f"fake Discord: timed out after {timeout}s waiting for {what}") from None
+        """Re-check ``predicate`` at every change until it returns something true (see `Changes.wait_for`)."""
+        return await self.changes.wait_for(predicate, timeout=timeout, what=what)
 
     async def wait_for_requests(
         self, method: str, path_regex: str, *, count: int = 1, timeout: float = 5.0

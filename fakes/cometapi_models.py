@@ -254,37 +254,6 @@ class Outcome:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any | None
-    t: float  # time.monotonic()
-    wall: float  # time.time()
-    route: str = "other"  # create | get | cancel | file | other
-    body: bytes = b""
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["body"] = self.body.decode("utf-8", "replace")
-        return data
-
-
-@dataclass(frozen=True)
-class Injection:
-    status: int | None = 500  # None: answer normally (after delay, with headers added)
-    json: Any | None = None
-    text: str | None = None
-    content_type: str | None = None
-    headers: dict[str, str] | None = None
-    delay: float = 0.0
-    drop: bool = False
-    side_effects: bool = False  # run the real handler (e.g. create the prediction) before the injected answer
-    body: bytes | None = None  # raw bytes to answer with (e.g. a broken image file)
-
-
 def iso(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -321,7 +290,7 @@ class FakePrediction:
     outcome: Outcome
     spec: ModelSpec
     seed: int
-    created: float  # time.monotonic()
+    created: float  # clock(), by default time.monotonic()
     created_wall: float  # time.time()
     queue_time: float
     unknown_time: float
@@ -335,6 +304,7 @@ class FakePrediction:
     gets: int = 0
     stream_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)  # the fake's
 
     # -- schedule (offsets in seconds from creation) ------------------------------------------------
 
@@ -365,7 +335,7 @@ class FakePrediction:
         return self.outcome.status
 
     def elapsed(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.created
+        return (self.clock() if now is None else now) - self.created
 
     def status_at(self, now: float | None = None) -> str:
         e = self.elapsed(now)
@@ -454,7 +424,7 @@ class FakePrediction:
     def to_json(
         self, base_url: str, now: float | None = None, data_uri_bytes: list[bytes] | None = None
     ) -> dict[str, Any]:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         status = self.status_at(now)
         started = self.started_offset(now)
         end = self.end_offset

@@ -1,7 +1,7 @@
 """Request bodies checked against Discord's own OpenAPI description, as the real Discord would check them.
 
-The description is the part of Discord's spec the fake serves, cut out by tests/fakes/openapi/extract.py.
-Its conventions (../shared/docs/discord-platform.md, "Checking requests against Discord's own description"):
+The description is the part of Discord's spec the fake serves, cut out by fakes/openapi/extract.py.
+Its conventions, the ones Discord documents for reading its description:
 a ``oneOf`` means "one of these shapes" and is checked as ``anyOf``; integer fields also accept strings of
 digits, and snowflakes (strings of digits in the spec) also accept integers. ``format`` is not asserted
 (embed image URLs may be ``attachment://`` references). Multipart requests are checked by their ``payload_json``.
@@ -22,7 +22,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import extend
 
-from tests.fakes.discord_models import JSON, DiscordHTTPError
+from fakes.discord_models import JSON, DiscordHTTPError
 
 SPEC_FILE = Path(__file__).parent / "openapi" / "discord-requests.json"
 _DIGITS = re.compile(r"[0-9]+")
@@ -51,7 +51,7 @@ def _is_integer(checker: TypeChecker, instance: object) -> bool:
 
 
 # Draft 2020-12 (what OpenAPI 3.1 uses) with Discord's integers
-_DiscordValidator = extend(
+_DiscordValidator = extend(  # type: ignore[no-untyped-call]  # jsonschema's stubs leave extend() untyped
     Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
 )
 

@@ -1,5 +1,5 @@
 """Standalone use of the fake Discord: a small JSON control API under /_fake/ and ``main()`` for
-``python -m tests.fakes.discord --port 8788``. The bot under test is pointed at the printed URLs.
+``python -m fakes.discord --port 8788``. The bot under test is pointed at the printed URLs.
 
 Control routes (no auth):
   POST /_fake/slash                 fire one slash command (see ``slash``)
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.discord_models import JSON, MessageEdit
-from tests.fakes.discord_rest import json_response
+from fakes.discord_models import JSON, MessageEdit
+from fakes.discord_rest import json_response
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
-    from tests.fakes.discord_interactions import InteractionHandle
+    from fakes.discord import FakeDiscord
+    from fakes.discord_interactions import InteractionHandle
 
 
 def register_control(app: web.Application, fake: FakeDiscord) -> None:
@@ -105,7 +105,7 @@ class _Control:
         return json_response(out)
 
     async def requests(self, request: web.Request) -> web.Response:
-        return json_response([r.summary() for r in self.fake.requests])
+        return json_response([r.to_json() for r in self.fake.requests])
 
     async def interaction(self, request: web.Request) -> web.Response:
         handle = self.fake.interactions.get(int(request.match_info["interaction_id"]))
@@ -178,7 +178,12 @@ class _Control:
                 "internal_errors": [repr(e) for e in self.fake.internal_errors],
                 "spec_violations": [str(v) for v in self.fake.spec_violations],
                 "faults": [
-                    {"method": f.method, "path": f.path_regex.pattern, "status": f.status, "hits": f.hits}
+                    {
+                        "method": f.method,
+                        "path": f.path_regex and f.path_regex.pattern,
+                        "status": f.status,
+                        "hits": f.hits,
+                    }
                     for f in self.fake.faults
                 ],
             }
@@ -278,7 +283,7 @@ def build_world(fake: FakeDiscord, *, guilds: int, channels: int, users: int, gu
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from tests.fakes.discord import FakeDiscord  # here: this module is imported by that one
+    from fakes.discord import FakeDiscord  # here: this module is imported by that one
 
     fake = FakeDiscord(host=args.host, port=args.port, shard_count=args.shards, token=args.token)
     guild = fake.add_guild("Fake Guild")
@@ -305,7 +310,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.discord", description="Run the fake Discord server.")
+    parser = argparse.ArgumentParser(prog="python -m fakes.discord", description="Run the fake Discord server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8788)
     parser.add_argument("--shards", type=int, default=1, help="shard count GET /gateway/bot recommends")

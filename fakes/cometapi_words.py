@@ -1,6 +1,6 @@
-"""The fake CometAPI's OpenAI-compatible routes: chat completions and moderations (shared/docs/cometapi.md).
+"""The fake CometAPI's OpenAI-compatible routes: chat completions and moderations, as CometAPI documents them.
 
-`FakeCometAPI` (tests/fakes/cometapi.py) serves them at POST /v1/chat/completions and POST /v1/moderations with
+`FakeCometAPI` (fakes/cometapi.py) serves them at POST /v1/chat/completions and POST /v1/moderations with
 the same bearer key; its `inject("chat" | "moderation", ...)` overrides answers like any route. This module
 holds what they answer, in `fake.words`:
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.cometapi_models import comet_error
+from fakes.cometapi_models import comet_error
 
 CHAT_MODELS = frozenset({"gpt-5-mini", "gpt-5.1", "gpt-4o-mini", "gpt-4o"})
 MODERATION_MODELS = frozenset({"omni-moderation-latest", "text-moderation-latest"})

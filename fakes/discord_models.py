@@ -2,7 +2,7 @@
 
 Everything here is plain data plus the functions that turn it into Discord-shaped JSON payloads.
 The server lives in discord_rest.py (routes), discord_messages.py, discord_gateway.py, discord_interactions.py
-and discord_actions.py (what users do); tests import everything from tests.fakes.discord.
+and discord_actions.py (what users do); tests import everything from fakes.discord.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import discord
 
-from tests.fakes.discord_components import GalleryItem, gallery, texts
+from fakes.common import Fault
+from fakes.discord_components import GalleryItem, gallery, texts
 
 JSON = dict[str, Any]
 
@@ -415,21 +416,6 @@ class FakeGuild:
 
 
 @dataclass
-class UploadedFile:
-    """A ``files[N]`` part of a multipart request, bytes included."""
-
-    field: str
-    filename: str
-    content_type: str | None
-    data: bytes
-
-    @property
-    def index(self) -> int | None:
-        match = re.fullmatch(r"files\[(\d+)\]", self.field)
-        return int(match.group(1)) if match else None
-
-
-@dataclass
 class StoredAttachment:
     id: int
     filename: str
@@ -607,60 +593,6 @@ def emoji_payload(key: str) -> JSON:
     return {"id": None, "name": key}
 
 
-@dataclass
-class RecordedRequest:
-    """One REST request the bot made, as the fake saw it."""
-
-    method: str
-    path: str  # without the /api/v10 prefix, e.g. /channels/1/messages
-    query: dict[str, str]
-    json: Any
-    files: list[UploadedFile]
-    at: float  # time.monotonic(), when it arrived
-    route: str = ""  # the matched route template
-    status: int = 0
-    response: Any = None
-    fault: Fault | None = None
-    interaction_id: int | None = None
-    message_id: int | None = None
-    answered_at: float | None = None  # time.monotonic(), when the answer was handed back (after any delay)
-    held: bool = False  # it took effect and its answer is being held (Fault.hold)
-
-    def summary(self) -> JSON:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "json": self.json,
-            "files": [{"field": f.field, "filename": f.filename, "size": len(f.data)} for f in self.files],
-            "at": self.at,
-            "answered_at": self.answered_at,
-            "status": self.status,
-            "interaction_id": str(self.interaction_id) if self.interaction_id else None,
-            "message_id": str(self.message_id) if self.message_id else None,
-        }
-
-
-@dataclass
-class Fault:
-    """An injected failure (or delay) for requests matching method + path regex."""
-
-    method: str
-    path_regex: re.Pattern[str]
-    status: int | None
-    json: Any
-    headers: dict[str, str]
-    times: int | None  # None: forever
-    delay: float = 0.0
-    hits: int = 0
-    hold: float = 0.0  # status None: seconds the answer is held AFTER the request took effect (a reply lost in a cut)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.times is not None and self.hits >= self.times:
-            return False
-        return (self.method in ("*", method)) and self.path_regex.search(path) is not None
-
-
 def default_error_body(status: int) -> JSON:
     if status == 429:
         return {"message": "You are being rate limited.", "retry_after": 0.2, "global": False}
@@ -708,4 +640,13 @@ def make_fault(
         if is_global:
             all_headers["X-RateLimit-Global"] = "true"
     all_headers.update(headers or {})
-    return Fault(method.upper(), re.compile(path_regex), status, json, all_headers, times, delay, hold=hold)
+    return Fault(
+        status=status,
+        json=json,
+        headers=all_headers,
+        delay=delay,
+        times=times,
+        method=method.upper(),
+        path_regex=re.compile(path_regex),
+        hold=hold,
+    )

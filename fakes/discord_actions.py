@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from tests.fakes.discord_interactions import (
+from fakes.discord_interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
     FILE_UPLOAD,
@@ -21,7 +21,7 @@ from tests.fakes.discord_interactions import (
     modal_submission,
     user_install,
 )
-from tests.fakes.discord_models import (
+from fakes.discord_models import (
     ADMINISTRATOR,
     DEFAULT_UPLOAD_LIMIT,
     JSON,
@@ -36,12 +36,12 @@ from tests.fakes.discord_models import (
     as_id,
     permissions_value,
 )
-from tests.fakes.discord_rest import new_token
+from fakes.discord_rest import new_token
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
-    from tests.fakes.discord_gateway import Gateway
-    from tests.fakes.discord_messages import MessageStore
+    from fakes.discord import FakeDiscord
+    from fakes.discord_gateway import Gateway
+    from fakes.discord_messages import MessageStore
 
 
 class InteractionActions:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.discord_interactions import (
+from fakes.common import RecordedRequest, UploadedFile
+from fakes.discord_interactions import (
     ALLOWED_CALLBACKS,
     AUTOCOMPLETE_RESULT,
     CHANNEL_MESSAGE,
@@ -28,8 +29,8 @@ from tests.fakes.discord_interactions import (
     InteractionHandle,
     InteractionResponse,
 )
-from tests.fakes.discord_messages import MessageStore
-from tests.fakes.discord_models import (
+from fakes.discord_messages import MessageStore
+from fakes.discord_models import (
     API_PREFIX,
     FLAG_COMPONENTS_V2,
     FLAG_EPHEMERAL,
@@ -40,9 +41,7 @@ from tests.fakes.discord_models import (
     DiscordHTTPError,
     FakeChannel,
     FakeGuild,
-    RecordedRequest,
     StoredMessage,
-    UploadedFile,
     emoji_key,
     invalid_form,
     missing_access,
@@ -50,10 +49,10 @@ from tests.fakes.discord_models import (
     permissions_value,
     unknown,
 )
-from tests.fakes.discord_openapi import invalid_form_body, request_bodies
+from fakes.discord_openapi import invalid_form_body, request_bodies
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from fakes.discord import FakeDiscord
 
 _log = logging.getLogger(__name__)
 
@@ -181,7 +180,7 @@ class RestApi:
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
         path = request.path[len(API_PREFIX) :]
-        rec = RecordedRequest(request.method, path, dict(request.query), None, [], time.monotonic())
+        rec = RecordedRequest(request.method, path, dict(request.query))
         resource = request.match_info.route.resource
         rec.route = resource.canonical[len(API_PREFIX) :] if resource is not None else ""
         self._annotate(rec)

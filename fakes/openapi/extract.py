@@ -1,11 +1,14 @@
 """Cut Discord's OpenAPI description down to what the fake Discord serves; run by hand, not by the tests.
 
-    python tests/fakes/openapi/extract.py [--spec ../shared/reference/discord-openapi.json]
+    python fakes/openapi/extract.py --spec PATH/TO/openapi.json
+
+(Discord's full description, as published in github.com/discord/discord-api-spec.)
 
 Writes ``discord-requests.json`` and its ``LICENSE`` (Discord's, as the spec declares it) next to this file.
-The JSON keeps, for each operation in SERVED (the routes of tests/fakes/discord_rest.py), its
-``application/json`` request body and every schema that body refers to, transitively. Multipart bodies are the same schema plus ``files[N]`` parts, so their ``payload_json`` is checked
-against the JSON schema and the multipart variants are left out. Schemas are copied unchanged: the spec's own
+The JSON keeps, for each operation in SERVED (the routes of fakes/discord_rest.py), its
+``application/json`` request body and every schema that body refers to, transitively. Multipart bodies are the
+same schema plus ``files[N]`` parts, so their ``payload_json`` is checked against the JSON schema and the
+multipart variants are left out. Schemas are copied unchanged: the spec's own
 conventions (``oneOf`` read as ``anyOf``, digit strings for integers) are applied when the fake loads the file.
 Re-run it when a route is added to the fake or the spec is updated, and commit the result.
 """
@@ -19,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
-DEFAULT_SPEC = REPO.parent / "shared" / "reference" / "discord-openapi.json"
 OUTPUT = HERE / "discord-requests.json"
 REF_PREFIX = "#/components/schemas/"
 
@@ -103,7 +104,7 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
             todo.extend(refs(schemas[name]))
     return {
         "openapi": spec["openapi"],
-        "info": spec["info"] | {"x-extracted": "request bodies of the operations tests/fakes/discord.py serves"},
+        "info": spec["info"] | {"x-extracted": "request bodies of the operations fakes/discord.py serves"},
         "servers": spec.get("servers", []),
         "paths": paths,
         "components": {"schemas": {name: schemas[name] for name in sorted(wanted)}},
@@ -166,7 +167,7 @@ def compact(subset: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="Discord's full openapi.json")
+    parser.add_argument("--spec", type=Path, required=True, help="Discord's full openapi.json")
     args = parser.parse_args()
     spec = json.loads(args.spec.read_text(encoding="utf-8"))
     subset = extract(spec)
