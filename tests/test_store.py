@@ -623,6 +623,29 @@ async def test_postgres_retry_treats_own_insert_as_success(store: Store, monkeyp
         assert stored.message_id == SNOWFLAKE
 
 
+@POSTGRES_ONLY
+async def test_postgres_keeps_retrying_while_connections_keep_dying(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage kills the fresh connection too (an admin terminating sessions, a restarting server): the call is
+    tried again, a few times, and lands; past the last try the error reaches the caller."""
+    assert isinstance(store, PostgresStore)
+    job = make_job()
+    await store.create_job(job)
+    monkeypatch.setattr("services.store.postgres.RETRY_PAUSES", (0.0, 0.0, 0.0, 0.0))
+    flaky = _DropAfterExecute(store._pool)
+    flaky.drops_after = 0
+    monkeypatch.setattr(store, "_pool", flaky)
+    flaky.drops_before = 3  # the first try and the next two retries lose their connection
+    await store.update_job(job.id, owner=None, message_id=SNOWFLAKE)
+    assert flaky.drops_before == 0
+    stored = await store.get_job(job.id)
+    assert stored is not None and stored.message_id == SNOWFLAKE
+    flaky.drops_before = 5  # every try
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+        await store.update_job(job.id, owner=None, message_id=SNOWFLAKE + 1)
+
+
 async def test_the_jobs_table_has_exactly_the_fields_of_job(store):
     """The schema is declared once, by `Job`; the migrations must build the same columns."""
     from services.store.models import JOB_COLUMNS

@@ -1,12 +1,13 @@
-"""The PostgreSQL backend: an asyncpg pool, with one retry after a dropped connection.
+"""The PostgreSQL backend: an asyncpg pool, retried on a fresh connection after a dropped one.
 
 Retrying
 --------
 Every public operation is a single statement on a connection taken from the pool. If the connection
 turns out to be dead (ConnectionDoesNotExistError, InterfaceError, PostgresConnectionError, an admin or
 crash shutdown of the server, asyncpg's InternalClientError for a killed idle connection, OSError), that
-connection is discarded and the operation runs once more on a fresh one. This is safe
-for each of them, for these reasons:
+connection is discarded and the operation runs again on a fresh one (up to four more times, with short pauses,
+as long as connections keep dying). Each retry is told it is one, and must allow for any earlier try having
+committed. This is safe for each of them, for these reasons:
 
 * reads (get_job, job_by_message, active_jobs, get_*): no effect;
 * update_job, save_*/delete_*, set_meta, put_input_image: idempotent (plain UPDATE, upsert, DELETE of
@@ -135,6 +136,7 @@ _IMAGES_LOCK = "SELECT pg_advisory_xact_lock{}(hashtextextended('input_images', 
 _UNNEEDED = unneeded("= ANY($1::text[])")
 
 Operation = Callable[[Any, bool], Awaitable[T]]  # (connection, is_retry) -> result
+RETRY_PAUSES = (0.1, 0.2, 0.4, 0.8)  # between the tries of one store call while connections keep dying
 
 
 class PostgresStore(Store):
@@ -201,25 +203,31 @@ class PostgresStore(Store):
                     await conn.execute("SELECT pg_advisory_unlock($1::bigint)", MIGRATION_LOCK_KEY)
 
     async def _run(self, operation: Operation[T]) -> T:
-        """Run `operation` on a pooled connection; once more on a fresh one if the connection died."""
-        try:
-            async with self._pool.acquire() as conn:
-                try:
-                    return await operation(conn, False)
-                except CONNECTION_ERRORS as exc:
-                    if not isinstance(exc, TimeoutError):
-                        conn.terminate()  # never hand a broken connection back to the pool
+        """Run `operation` on a pooled connection; again on a fresh one, a few times, while connections die.
+
+        A restarting server or an admin killing sessions can drop the fresh connection too, so one retry is not
+        enough; the pauses between tries (0.1 s doubling, under 2 s in all) let a short outage pass."""
+        is_retry = False
+        for pause in (*RETRY_PAUSES, None):
+            try:
+                async with self._pool.acquire() as conn:
+                    try:
+                        return await operation(conn, is_retry)
+                    except CONNECTION_ERRORS as exc:
+                        if not isinstance(exc, TimeoutError):
+                            conn.terminate()  # never hand a broken connection back to the pool
+                        raise
+            except CONNECTION_ERRORS as exc:
+                # TimeoutError is an OSError, but a command that timed out is not retried (it would wait again).
+                if isinstance(exc, TimeoutError) or pause is None:
                     raise
-        except CONNECTION_ERRORS as exc:
-            # TimeoutError is an OSError, but a command that timed out is not retried (it would wait again).
-            if isinstance(exc, TimeoutError):
-                raise
-            log.warning("PostgreSQL connection lost (%s); retrying once", type(exc).__name__)
-            # When the server dropped one connection it usually dropped every idle one in the pool too: the retry
-            # must not be handed another of those.
-            await self._pool.expire_connections()
-        async with self._pool.acquire() as conn:
-            return await operation(conn, True)
+                log.warning("PostgreSQL connection lost (%s); retrying in %.1f s", type(exc).__name__, pause)
+                # When the server dropped one connection it usually dropped every idle one in the pool too: the
+                # retry must not be handed another of those.
+                await self._pool.expire_connections()
+                await asyncio.sleep(pause)
+                is_retry = True
+        raise AssertionError("unreachable")  # the last pass returns or raises
 
     async def _fetch_jobs(self, sql: str, *params: object) -> list[Job]:
         async def op(conn: Any, _retry: bool) -> list[Any]:
