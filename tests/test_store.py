@@ -344,10 +344,7 @@ async def test_guild_settings_upsert_and_delete(store: Store) -> None:
     await store.save_guild_settings(empty_list)
     assert await store.get_guild_settings(5) == empty_list  # [] (nothing allowed) is not None (everything)
 
-    await store.delete_guild_settings(SNOWFLAKE)
-    await store.delete_guild_settings(SNOWFLAKE)  # no error
-    assert await store.get_guild_settings(SNOWFLAKE) is None
-    assert await store.get_guild_settings(5) == empty_list
+    assert await store.get_guild_settings(SNOWFLAKE) == second  # each server has its own row
 
 
 async def test_user_prefs(store: Store) -> None:

@@ -332,10 +332,6 @@ class Store(ABC):
     async def save_guild_settings(self, settings: GuildSettings) -> None:
         """Insert or replace the guild's settings."""
 
-    @abstractmethod
-    async def delete_guild_settings(self, guild_id: int) -> None:
-        """Forget the guild's settings (no error if there are none)."""
-
     # User preferences
 
     @abstractmethod

@@ -654,9 +654,6 @@ class PostgresStore(Store):
             *guild_settings_params(settings),
         )
 
-    async def delete_guild_settings(self, guild_id: int) -> None:
-        await self._execute("DELETE FROM guild_settings WHERE guild_id = $1", guild_id)
-
     # User preferences
 
     async def get_user_prefs(self, user_id: int) -> dict[str, object]:

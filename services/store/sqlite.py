@@ -482,10 +482,6 @@ class SqliteStore(Store):
                 params,
             )
 
-    async def delete_guild_settings(self, guild_id: int) -> None:
-        async with self._lock:
-            await self._conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
-
     # User preferences
 
     async def get_user_prefs(self, user_id: int) -> dict[str, object]:
