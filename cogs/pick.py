@@ -8,7 +8,6 @@ they work after a restart like any result's.
 
 from __future__ import annotations
 
-import io
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from services.text import _
 from ui.attachments import image_refs
 from ui.reach import reply_fields
 from ui.render import result_embed
+from ui.uploads import upload_file
 from ui.views import Press, result_view
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class Pick(commands.Cog):
             now=time.time(),
         )
         await self.bot.store.create_job(job)  # first: the buttons below must find it
-        upload = discord.File(io.BytesIO(file.data), filename=f"flux-{job.id[:8]}-1.{file.extension}")
+        upload = upload_file(file, f"flux-{job.id[:8]}-1.{file.extension}")
         await interaction.edit_original_response(
             embeds=[result_embed(job, None, [], shown=1)],
             attachments=[upload],

@@ -26,9 +26,8 @@ import asyncio
 import contextlib
 import datetime
 import functools
-import io
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -47,6 +46,7 @@ from services.store.models import Job
 from services.text import Text, _, _n
 from ui.job_log import JobLog
 from ui.render import failure_text, progress_text, result_embed, stored_notes
+from ui.uploads import upload_files
 from ui.views import JobButtons, progress_view, result_view, retry_view
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Toke
 DELIVERY_ATTEMPTS = 4
 MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member
 
-# one file to upload: (image index, filename, data)
-_Upload = tuple[int, str, bytes]
+# one file to upload: (image index, filename, image)
+_Upload = tuple[int, str, ImageFile]
 
 
 class _ProgressGate:
@@ -438,23 +438,11 @@ def _pack(
             groups.append([])
             size = 0
         spoiler = "SPOILER_" if index in spoilered else ""
-        groups[-1].append((index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{image.extension}", image.data))
+        groups[-1].append((index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{image.extension}", image))
         size += image.size
     return groups
 
 
-@contextlib.contextmanager
-def _files(group: list[_Upload]) -> Iterator[list[discord.File]]:
-    """The files to upload; their buffers are freed as soon as the upload is over.
-
-    discord.File replaces `fp.close` with a bound method of `fp` itself, a reference cycle, so a BytesIO
-    given to it is freed only by the cyclic garbage collector, and aiohttp's upload copies the image into
-    the BytesIO (`getbuffer()` unshares it), so the copies would outlive their jobs. Closing each buffer
-    releases its bytes at once.
-    """
-    buffers = [io.BytesIO(data) for _, _, data in group]
-    try:
-        yield [discord.File(buffer, filename=name) for buffer, (_, name, _) in zip(buffers, group, strict=True)]
-    finally:
-        for buffer in buffers:
-            io.BytesIO.close(buffer)  # the class's close: discord.File may have stubbed out the instance's
+def _files(group: list[_Upload]) -> contextlib.AbstractContextManager[list[discord.File]]:
+    """The files to upload, read without copying the images (ui/uploads.py)."""
+    return upload_files([(name, image) for _, name, image in group])

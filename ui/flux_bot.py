@@ -224,6 +224,7 @@ class FluxBot(commands.AutoShardedBot):
             timeout=settings.download_timeout,
             trusted_urls=trusted,
             https_any_host=False,
+            spool=self.service.downloader.spool,  # one memory budget for every image in flight
         )
 
     async def command_fingerprint(self) -> str:

@@ -5,7 +5,6 @@ How a job keeps and sends them (a link or the stored bytes): services/jobs/input
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -60,7 +59,7 @@ Size = tuple[int, int]
 def dimensions(file: ImageFile) -> Size | None:
     """(width, height) read from the file's header (no decoding); None if Pillow cannot tell."""
     try:
-        with Image.open(io.BytesIO(file.data)) as image:
+        with file.open() as reader, Image.open(reader) as image:
             return image.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
