@@ -23,7 +23,7 @@ from ui.attachments import image_refs
 from ui.reach import reply_fields
 from ui.render import result_embed
 from ui.uploads import upload_file
-from ui.views import Press, result_view
+from ui.views import Press, result_view, stopped
 
 if TYPE_CHECKING:
     from ui.flux_bot import FluxBot
@@ -71,7 +71,7 @@ class Pick(commands.Cog):
         await interaction.edit_original_response(
             embeds=[result_embed(job, None, [], shown=1)],
             attachments=[upload],
-            view=result_view(job.id, 1, job.locale, self.bot.job_buttons.offered),
+            view=stopped(result_view(job.id, 1, job.locale, self.bot.job_buttons.offered)),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

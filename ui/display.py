@@ -47,13 +47,16 @@ from services.text import Text, _, _n
 from ui.job_log import JobLog
 from ui.render import failure_text, progress_text, result_embed, stored_notes
 from ui.uploads import upload_files
-from ui.views import JobButtons, progress_view, result_view, retry_view
+from ui.views import JobButtons, progress_view, result_view, retry_view, stopped
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 EDIT_INTERVAL = 1.5  # seconds between two progress edits of one job
+# A progress edit after a job's first one waits this long: when the result comes meanwhile it takes the edit's
+# place (under load, half the jobs' last progress line was replaced by the result within a second of arriving).
+MERGE_SECONDS = 1.0
 # Progress edits through the channel endpoints, per channel: Discord allows about 5 edits per 5 s in a
 # channel; one is left for the results, failures and other edits, which are counted but never held back.
 CHANNEL_EDITS = 4
@@ -122,16 +125,16 @@ class DiscordDisplay:
     def _entry(self, job: Job) -> _Live:
         live = self._live.get(job.id)
         if live is None:
+            view = progress_view(job.id, job.locale)  # the same Cancel button under every progress line
 
             async def send(text: str) -> None:
-                view = progress_view(job.id, job.locale)
                 await self._edit(job, slot=gate.slot, content=text, embeds=[], view=view)
 
             def via_token() -> bool:
                 return job.reply_by is not None or self._webhook(job.id) is not None
 
             gate = _ProgressGate(self.budget, job.channel_id, via_token)
-            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate), gate)
+            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate, settle=MERGE_SECONDS), gate)
             if job.guild_id is not None:
                 guild = self.client.get_guild(job.guild_id)
                 if guild is not None:
@@ -296,6 +299,8 @@ class DiscordDisplay:
         process has just recorded."""
         if not ended:
             await self.fence.check(job.id)
+        if isinstance(fields.get("view"), discord.ui.View):
+            stopped(fields["view"])  # not kept by discord.py once sent: see ui/views.py
         if job.reply_by is not None:
             await self._edit_by_token(job, **fields)
             return

@@ -136,6 +136,13 @@ class JobButton(
             await report_error(interaction, exc, where=f"Button {self.action}")
 
 
+def stopped(view: discord.ui.View) -> discord.ui.View:
+    """The view, stopped: sent as it is, but not kept by discord.py, which would otherwise hold the buttons of
+    every message sent with them for good (their presses reach `JobButton`, a dynamic item, either way)."""
+    view.stop()
+    return view
+
+
 def progress_view(job_id: str, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(button("cancel", Press(job_id), locale=locale))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from services.cometapi.files import Downloader, ImageFile
+from services.cometapi.image_size import HEAD_BYTES, header_size
 from services.errors import BadInput, DownloadError
 from services.rules.catalogue import shown
 from services.text import _, verbatim
@@ -58,6 +59,9 @@ Size = tuple[int, int]
 
 def dimensions(file: ImageFile) -> Size | None:
     """(width, height) read from the file's header (no decoding); None if Pillow cannot tell."""
+    size = header_size(file.head(HEAD_BYTES))
+    if size is not None:
+        return size
     try:
         with file.open() as reader, Image.open(reader) as image:
             return image.size
