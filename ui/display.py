@@ -292,6 +292,14 @@ class DiscordDisplay:
         return None
 
     async def _edit(self, job: Job, *, slot: Slot | None = None, ended: bool = False, **fields: Any) -> None:
+        try:
+            await self._edit_message(job, slot=slot, ended=ended, **fields)
+        except MessageGone:
+            # The job ends without a result or a failure shown (nothing can show them): nothing else forgets it.
+            self._live.pop(job.id, None)
+            raise
+
+    async def _edit_message(self, job: Job, *, slot: Slot | None, ended: bool, **fields: Any) -> None:
         """Edit the job's message. Through the channel endpoints it takes `slot` in the channel's budget (a
         progress edit's, taken in turn) or, for anything else, spends one at once.
 
