@@ -407,6 +407,7 @@ async def test_images_past_the_memory_budget_go_to_files_and_come_back_whole(
     assert all(path is not None and os.path.exists(path) for path in paths)
     del images, on_disk, image
     assert spool.budget.used == 0  # dropping the images gives their memory back...
+    await spool.idle()  # (files are removed in a worker thread)
     assert not any(path is not None and os.path.exists(path) for path in paths)  # ...and deletes their files
 
 

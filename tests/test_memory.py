@@ -38,6 +38,7 @@ async def test_images_past_the_memory_budget_are_posted_whole_from_temporary_fil
         assert job.status == "succeeded"
         assert spool.budget.spilled >= 2
         gc.collect()
+        await spool.idle()  # (files are removed in a worker thread)
         assert [name for name in os.listdir(tmp_path) if name.startswith("flux-image-")] == []
         assert spool.budget.used == 0
     prediction = world.comet.predictions[job.prediction_id]

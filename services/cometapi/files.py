@@ -260,7 +260,7 @@ class Downloader:
         writer: SpoolWriter = self.spool.writer()
         try:
             async for chunk in chunks:
-                writer.write(chunk)
+                await writer.write(chunk)
                 if writer.size > self._max:
                     break
         except BaseException:
@@ -269,7 +269,11 @@ class Downloader:
         if writer.size > self._max:
             writer.discard()
             raise DownloadError(self._too_large())
-        return writer.finish()
+        try:
+            return await writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
 
     def _too_large(self) -> str:
         return f"The image is larger than the {self._max / 1024 / 1024:.3g} MiB limit."  # 0.1, not 0.0999994
