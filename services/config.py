@@ -53,7 +53,7 @@ DAY_SECONDS = 86_400.0
 DEFAULT_INPUT_IMAGE_RETENTION_DAYS = 3
 DEFAULT_INPUT_IMAGE_STORE_MB = 1024
 DEFAULT_MAX_REQUEST_MB = 50
-DEFAULT_IMAGE_MEMORY_MB = 64  # images in flight held in memory (IMAGE_MEMORY_MB); the rest go to temporary files
+DEFAULT_IMAGE_MEMORY_MB = 32  # images in flight held in memory (IMAGE_MEMORY_MB); the rest go to temporary files
 # CometAPI's own examples name gpt-5-mini, which also sees images; which models are live is unverified.
 DEFAULT_CHAT_MODEL = "gpt-5-mini"
 DEFAULT_CHAT_PRICE_PER_1K = 0.002  # dollars; above gpt-5-mini's list price for most answers (its output is dearer)

@@ -186,7 +186,7 @@ def test_how_long_input_images_are_kept_and_the_largest_inline_request_are_setti
 
 
 def test_the_memory_for_images_in_flight_is_a_setting_handed_to_the_downloads():
-    assert load_settings(BASE).image_memory_bytes == 64 * 1024 * 1024
+    assert load_settings(BASE).image_memory_bytes == 32 * 1024 * 1024
     chosen = load_settings({**BASE, "IMAGE_MEMORY_MB": "0.5"})
     assert chosen.image_memory_bytes == 512 * 1024
     assert chosen.api().image_memory_bytes == 512 * 1024  # what the prediction service's downloads are built with

@@ -137,7 +137,7 @@ def encode_data_uri(image: ImageFile) -> str:
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024  # images held in memory before they go to temporary files
+DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024  # images held in memory before they go to temporary files
 MAX_REDIRECTS = 3
 EXPIRED = frozenset({404, 410})
 
