@@ -170,3 +170,15 @@ async def test_a_final_message_within_the_settle_time_takes_the_held_updates_pla
     await c.push("c")  # a later update is held and sent in turn: "b" never is
     await asyncio.wait_for(arrived.wait(), 5)
     assert sent == ["a", "c"]
+
+
+async def test_an_update_pushed_without_settling_goes_as_soon_as_the_interval_allows():
+    sent: list[str] = []
+
+    async def send(value: str) -> None:
+        sent.append(value)
+
+    c = Coalescer(send, interval=0.0, settle=10.0)
+    await c.push("queued #2")
+    await c.push("starting", settle=False)  # e.g. a job leaving the line: shown before it is sent to the API
+    assert sent == ["queued #2", "starting"]
