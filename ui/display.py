@@ -237,7 +237,7 @@ class DiscordDisplay:
         """The reply becomes the result, with the first files; NotDelivered if it can show none."""
 
         async def edit_result() -> None:
-            async with _files(first) as files:
+            with _files(first) as files:
                 # V1, E1... name images by their place in this message
                 view = result_view(job.id, len(first), job.locale, self.buttons.offered)
                 await self._edit(job, content=None, embeds=[embed], attachments=files, view=view)
@@ -384,12 +384,12 @@ class DiscordDisplay:
         await self.fence.check(job.id)
         mentions = discord.AllowedMentions.none()
         if job.reply_by is not None:  # a follow-up of the interaction, the one way to post more there
-            async with _files(group) as files:
+            with _files(group) as files:
                 followup = await self._token_webhook(job).send(files=files, allowed_mentions=mentions, wait=True)
             return followup.id
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         nonce = f"{job.id[:16]}-{group[0][0]}"
-        async with _files(group) as files:
+        with _files(group) as files:
             if job.message_id is None:
                 message = await channel.send(files=files, allowed_mentions=mentions, nonce=nonce)
             else:
@@ -460,6 +460,6 @@ def _pack(
     return groups
 
 
-def _files(group: list[_Upload]) -> contextlib.AbstractAsyncContextManager[list[discord.File]]:
+def _files(group: list[_Upload]) -> contextlib.AbstractContextManager[list[discord.File]]:
     """The files to upload, read without copying the images (ui/uploads.py)."""
     return upload_files([(name, image) for _, name, image in group])

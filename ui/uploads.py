@@ -4,15 +4,14 @@ discord.File wants a file object. A `BytesIO` over an image's bytes would be cop
 upload (its payload asks the buffer for a writable view, which unshares the bytes), and a whole image written at
 once is copied again into the socket's buffer. An image in memory is therefore given as an `ImageReader`, which
 aiohttp sends with `_ReaderPayload`: slices of a read-only view, 64 KiB at a time, waiting for the socket to drain.
-An image spilled to a temporary file is read back whole, in a worker thread, just before its upload.
+An image spilled to a temporary file is given by its path (aiohttp streams it from the disk).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import discord
@@ -84,23 +83,16 @@ def upload_file(image: ImageFile, filename: str) -> discord.File:
     return discord.File(ImageReader(image.data), filename=filename)
 
 
-def _read(image: ImageFile) -> bytes:
-    return image.data
-
-
-@contextlib.asynccontextmanager
-async def upload_files(group: Sequence[tuple[str, ImageFile]]) -> AsyncIterator[list[discord.File]]:
-    """Files to upload. An image in a temporary file is read whole in a worker thread just before (aiohttp would
-    read it 64 KiB at a time, each read a trip to a thread); what is read is dropped with the upload."""
-    files = []
-    for name, image in group:
-        data = image.data if image.path is None else await asyncio.to_thread(_read, image)
-        files.append(discord.File(ImageReader(data), filename=name))
+@contextlib.contextmanager
+def upload_files(group: Sequence[tuple[str, ImageFile]]) -> Iterator[list[discord.File]]:
+    """Files to upload, closed once the upload is over (a temporary file's handle)."""
+    files = [upload_file(image, name) for name, image in group]
     try:
         yield files
     finally:
         for file in files:
             file.close()
-            # discord.File put back `close` as an attribute of the reader, a bound method of itself: a cycle.
-            with contextlib.suppress(AttributeError):
-                del file.fp.close
+            if isinstance(file.fp, ImageReader):
+                # discord.File put back `close` as an attribute of the reader, a bound method of itself: a cycle.
+                with contextlib.suppress(AttributeError):
+                    del file.fp.close
