@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -23,6 +24,7 @@ from cli import generate
 from services.cometapi.keycheck import check_key
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
+from services.malloc import tune_malloc
 from services.metrics_server import check_port
 from services.store.preflight import open_checked
 from ui.flux_bot import FINGERPRINT_KEY, FluxBot
@@ -145,6 +147,9 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "sync":
             return asyncio.run(sync_commands(settings, args.guild, clear=args.clear))
+        tuned = tune_malloc(os.environ)  # before any thread starts (services/malloc.py)
+        if tuned:
+            logging.getLogger(__name__).info("Memory allocator: %s", ", ".join(tuned))
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN: refused by Discord; check it in the developer portal.", file=sys.stderr)

@@ -765,7 +765,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-kontext", action="store_true", help="leave out flux-kontext-pro (needs an upload)")
     parser.add_argument("--max-concurrent", type=int, default=600, help="bot MAX_CONCURRENT_PREDICTIONS (600)")
     parser.add_argument("--max-jobs-per-user", type=int, default=100, help="bot MAX_JOBS_PER_USER (default 100)")
-    parser.add_argument("--settle", type=float, default=30.0, help="give up after this long with no job ending")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="give up after this long with no job ending (soak: the wait at the end)")  # fmt: skip
     parser.add_argument("--limit", type=float, default=180.0, help="give up waiting for the jobs after this long")
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy the bot into this file (.svg flamegraph, .json speedscope, else raw)")  # fmt: skip
@@ -776,6 +777,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep the database and the three processes' logs here (default: a temp dir)")  # fmt: skip
     parser.add_argument("--dump", type=Path, default=None, help="write the raw records (large) to this file")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    soak = parser.add_argument_group("soak mode (bench/soak.py): a steady rate for a long time instead of a burst")
+    soak.add_argument("--duration", type=float, default=None, help="seconds of steady load (turns soak mode on)")
+    soak.add_argument("--rate", type=float, default=5.0, help="/imagine per second (default 5)")
+    soak.add_argument("--database-url", default=None,
+                      help="a PostgreSQL server (postgresql://...): the run makes its own database there and "
+                           "drops it after; default: a SQLite file")  # fmt: skip
+    soak.add_argument("--every", type=float, default=60.0, help="seconds between two rows of figures (default 60)")
+    soak.add_argument("--reroll-share", type=float, default=0.10, help="share of arrivals that also reroll (0.10)")
+    soak.add_argument("--vary-share", type=float, default=0.10, help="share that also vary an image (0.10)")
+    soak.add_argument("--cancel-share", type=float, default=0.05, help="share that also cancel a job (0.05)")
+    soak.add_argument("--csv", type=Path, default=None, help="write the rows to this CSV file as they come")
     args = parser.parse_args(argv)
     try:
         low, high = (int(part) * 1000 for part in args.image_kb.split("-"))
@@ -789,6 +801,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.duration is not None:
+        from bench import soak
+
+        soak.run(args)
+        return
     result = run(args)
     fig = figures(result)
     print(render(args, result, fig))

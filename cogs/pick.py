@@ -8,7 +8,6 @@ they work after a restart like any result's.
 
 from __future__ import annotations
 
-import io
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,8 @@ from services.text import _
 from ui.attachments import image_refs
 from ui.reach import reply_fields
 from ui.render import CardImage, result_card
-from ui.views import Press, result_rows
+from ui.uploads import upload_file
+from ui.views import Press, result_rows, stopped
 
 if TYPE_CHECKING:
     from ui.flux_bot import FluxBot
@@ -71,8 +71,8 @@ class Pick(commands.Cog):
         buttons = self.bot.job_buttons
         rows = result_rows(job.id, 1, job.locale, buttons.offered, buttons.icons)
         await interaction.edit_original_response(
-            attachments=[discord.File(io.BytesIO(file.data), filename=name)],
-            view=result_card(job, None, [], [CardImage(name)], rows),
+            attachments=[upload_file(file, name)],
+            view=stopped(result_card(job, None, [], [CardImage(name)], rows)),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

@@ -3,9 +3,10 @@
 
 Control routes (no auth):
   POST /_fake/slash                 fire one slash command (see ``slash``)
+  POST /_fake/click                 a user clicks a button of a message (see ``click``)
   POST /_fake/world                 add N guilds (with channels) and M users in one call (see ``world``)
   GET  /_fake/state                 live gateway sessions, synced commands, world size: "is the bot ready?"
-  GET  /_fake/messages[?history=1]  every message; with history=1 each edit with its arrival time
+  GET  /_fake/messages[?history=1]  every message; with history=1 each edit with its arrival time; ids=1,2: those
   GET  /_fake/interactions          every interaction: when it was dispatched, when its callback arrived
   GET  /_fake/interactions/ID       one interaction
   GET  /_fake/requests              every REST request (bodies included: large)
@@ -47,6 +48,7 @@ class _Control:
 
     def _routes(self, app: web.Application) -> None:
         app.router.add_post("/_fake/slash", self.slash)
+        app.router.add_post("/_fake/click", self.click)
         app.router.add_get("/_fake/messages", self.messages)
         app.router.add_get("/_fake/requests", self.requests)
         app.router.add_get("/_fake/interactions/{interaction_id}", self.interaction)
@@ -79,11 +81,26 @@ class _Control:
             return json_response({"error": f"{type(exc).__name__}: {exc}"}, 400)
         return json_response({"interaction_id": str(handle.id)})
 
+    async def click(self, request: web.Request) -> web.Response:
+        """{"message_id", "custom_id", "user_id"} -> {"interaction_id"}; 400 if the message has no such button."""
+        body = await request.json()
+        try:
+            handle = await self.fake.click_button(int(body["message_id"]), body["custom_id"], int(body["user_id"]))
+        except (LookupError, ValueError, TypeError) as exc:
+            return json_response({"error": f"{type(exc).__name__}: {exc}"}, 400)
+        return json_response({"interaction_id": str(handle.id)})
+
     async def messages(self, request: web.Request) -> web.Response:
         history = request.query.get("history", "") in ("1", "true")
+        wanted = {int(i) for i in request.query.get("ids", "").split(",") if i.strip().isdigit()}
         to_wall = _wall_offset()
         out = []
-        for m in sorted(self.fake.messages.values(), key=lambda m: m.id):
+        chosen = (
+            [self.fake.messages[i] for i in wanted if i in self.fake.messages]
+            if wanted
+            else self.fake.messages.values()
+        )
+        for m in sorted(chosen, key=lambda m: m.id):
             item: JSON = {
                 "id": str(m.id),
                 "channel_id": str(m.channel_id),

@@ -54,6 +54,7 @@ DAY_SECONDS = 86_400.0
 DEFAULT_INPUT_IMAGE_RETENTION_DAYS = 3
 DEFAULT_INPUT_IMAGE_STORE_MB = 1024
 DEFAULT_MAX_REQUEST_MB = 50
+DEFAULT_IMAGE_MEMORY_MB = 32  # images in flight held in memory (IMAGE_MEMORY_MB); the rest go to temporary files
 # CometAPI's own examples name gpt-5-mini, which also sees images; which models are live is unverified.
 DEFAULT_CHAT_MODEL = "gpt-5-mini"
 DEFAULT_CHAT_PRICE_PER_1K = 0.002  # dollars; above gpt-5-mini's list price for most answers (its output is dearer)
@@ -79,6 +80,8 @@ class Settings:
     user_cooldown: float = 10.0
     max_download_bytes: int = 25 * MIB
     download_timeout: float = 60.0
+    # The bytes of images in flight (downloads, fitting, uploads) held in memory; beyond them, temporary files.
+    image_memory_bytes: int = DEFAULT_IMAGE_MEMORY_MB * MIB
     max_input_image_bytes: int = 10 * MIB
     input_image_mode: str = "url"
     # Input images are kept this long after their last use (a reroll can send them again meanwhile), and at most
@@ -159,6 +162,7 @@ class Settings:
             sync_wait_seconds=self.sync_wait_seconds,
             max_download_bytes=self.max_download_bytes,
             download_timeout=self.download_timeout,
+            image_memory_bytes=self.image_memory_bytes,
             prediction_deadline=self.prediction_deadline,
         )
 
@@ -224,6 +228,9 @@ def load_settings(
         user_cooldown=env.number("USER_COOLDOWN", 10.0, minimum=0.0),
         max_download_bytes=int(env.number("MAX_DOWNLOAD_MB", 25.0, minimum=0.01, maximum=MAX_MB) * MIB),
         download_timeout=env.number("DOWNLOAD_TIMEOUT", 60.0, minimum=0.1),
+        image_memory_bytes=int(
+            env.number("IMAGE_MEMORY_MB", DEFAULT_IMAGE_MEMORY_MB, minimum=0.0, maximum=MAX_MB) * MIB
+        ),
         max_input_image_bytes=int(env.number("MAX_INPUT_IMAGE_MB", 10.0, minimum=0.01, maximum=MAX_MB) * MIB),
         input_image_mode=env.choice("INPUT_IMAGE_MODE", "url", INPUT_IMAGE_MODES),
         input_image_retention_seconds=env.number(

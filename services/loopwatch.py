@@ -23,6 +23,7 @@ class LoopWatch:
         self.longest = 0.0  # seconds
         self.longest_at: float | None = None  # wall-clock time (time.time()) when that stall ended
         self.stalls = 0  # stalls over warn_after
+        self._recent = 0.0  # the longest stall since `recent_lag` was last asked
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -41,6 +42,11 @@ class LoopWatch:
             self.longest * 1000, when, self.stalls, self.warn_after * 1000,
         )  # fmt: skip
 
+    def recent_lag(self) -> float:
+        """The longest stall (seconds) since the last call: what a scrape of the metrics reports."""
+        lag, self._recent = self._recent, 0.0
+        return lag
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(asyncio.CancelledError):
@@ -48,6 +54,7 @@ class LoopWatch:
                 before = loop.time()
                 await asyncio.sleep(self.interval)
                 stall = loop.time() - before - self.interval
+                self._recent = max(self._recent, stall)
                 if stall > self.longest:
                     self.longest, self.longest_at = stall, time.time()
                 if stall > self.warn_after:

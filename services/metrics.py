@@ -60,6 +60,18 @@ class Metrics:
         )
         self.queue_depth = Gauge("flux_queue_depth", "Jobs waiting for a prediction slot", registry=self.registry)
         self.in_flight = Gauge("flux_jobs_in_flight", "Jobs this process is working on", registry=self.registry)
+        self.tasks = Gauge("flux_asyncio_tasks", "Asyncio tasks alive in this process", registry=self.registry)
+        self.loop_lag = Gauge(
+            "flux_event_loop_lag_seconds", "The longest event-loop stall since the last scrape", registry=self.registry
+        )
+        self.image_memory = Gauge(
+            "flux_image_memory_bytes", "Bytes of images in flight held in memory (IMAGE_MEMORY_MB caps them)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.images_spilled = Gauge(
+            "flux_images_spilled", "Images kept in temporary files because the memory budget was full, since start",
+            registry=self.registry,
+        )  # fmt: skip
 
     def _model_label(self, model: str) -> str:
         """The model's label: its short name if it is in the catalogue, else `other`. Where unknown models are
@@ -94,9 +106,17 @@ class Metrics:
         queue_depth: Callable[[], int],
         in_flight: Callable[[], int],
         api_errors: Callable[[], Mapping[str, int]],
+        tasks: Callable[[], int] = lambda: 0,
+        loop_lag: Callable[[], float] = lambda: 0.0,
+        image_memory: Callable[[], int] = lambda: 0,
+        images_spilled: Callable[[], int] = lambda: 0,
     ) -> None:
         self.queue_depth.set_function(lambda: float(queue_depth()))
         self.in_flight.set_function(lambda: float(in_flight()))
+        self.tasks.set_function(lambda: float(tasks()))
+        self.loop_lag.set_function(loop_lag)
+        self.image_memory.set_function(lambda: float(image_memory()))
+        self.images_spilled.set_function(lambda: float(images_spilled()))
         self.registry.register(
             _CountsCollector("flux_cometapi_errors", "Failed CometAPI requests, by kind", "kind", api_errors)
         )

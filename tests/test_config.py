@@ -183,3 +183,14 @@ def test_how_long_input_images_are_kept_and_the_largest_inline_request_are_setti
     ):
         with pytest.raises(ConfigError, match=name):
             load_settings({**BASE, name: bad})
+
+
+def test_the_memory_for_images_in_flight_is_a_setting_handed_to_the_downloads():
+    assert load_settings(BASE).image_memory_bytes == 32 * 1024 * 1024
+    chosen = load_settings({**BASE, "IMAGE_MEMORY_MB": "0.5"})
+    assert chosen.image_memory_bytes == 512 * 1024
+    assert chosen.api().image_memory_bytes == 512 * 1024  # what the prediction service's downloads are built with
+    assert load_settings({**BASE, "IMAGE_MEMORY_MB": "0"}).image_memory_bytes == 0  # every image on disk
+    for bad in ("-1", "lots", "inf"):
+        with pytest.raises(ConfigError, match="IMAGE_MEMORY_MB"):
+            load_settings({**BASE, "IMAGE_MEMORY_MB": bad})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
+from services.cometapi.spool import ImageSpool
 from services.errors import DownloadError
 from services.secrets import Secret
 from tests.e2e import KEY  # the key of the `fake` fixture's API
@@ -366,3 +368,55 @@ async def test_endless_redirects_stop(fake: FakeCometAPI, downloader: Downloader
     with pytest.raises(DownloadError, match="redirects too many times"):
         await downloader.fetch(url)
     assert len(fake.requests_for("file")) == MAX_REDIRECTS + 1
+
+
+# -- the memory budget ------------------------------------------------------------------------------------
+
+
+async def test_images_past_the_memory_budget_go_to_files_and_come_back_whole(
+    fake: FakeCometAPI, session: aiohttp.ClientSession
+) -> None:
+    urls = await output_urls(fake, num_outputs=4, output_format="png")
+    sizes = [len(fake.file_bytes(url)) for url in urls]
+    spool = ImageSpool(memory_bytes=sizes[0] + sizes[1])  # room for about two of the four
+    downloader = make_downloader(session, fake.base_url, spool=spool)
+    images = [await downloader.fetch(url) for url in urls]  # one after the other: the first two fit
+    on_disk = [image for image in images if image.path is not None]
+    assert images[0].path is None
+    assert images[1].path is None
+    assert len(on_disk) == 2
+    assert spool.budget.used == sizes[0] + sizes[1] <= spool.budget.limit
+    assert spool.budget.spilled == 2
+    for image, url in zip(images, urls, strict=True):  # the same bytes, wherever they are kept
+        assert image.data == fake.file_bytes(url)
+        assert image.size == len(fake.file_bytes(url))
+        assert image.content_type == "image/png"
+        with image.open() as reader:
+            assert reader.read() == fake.file_bytes(url)
+    paths = [image.path for image in on_disk]
+    assert all(path is not None and os.path.exists(path) for path in paths)
+    del images, on_disk, image
+    assert spool.budget.used == 0  # dropping the images gives their memory back...
+    await spool.idle()  # (files are removed in a worker thread)
+    assert not any(path is not None and os.path.exists(path) for path in paths)  # ...and deletes their files
+
+
+@pytest.mark.parametrize("raw_host", ["chunked"], indirect=True)
+async def test_a_download_cut_off_at_the_cap_gives_its_memory_back(
+    session: aiohttp.ClientSession, raw_host: RawFileHost
+) -> None:
+    spool = ImageSpool(memory_bytes=8 * MIB)
+    downloader = make_downloader(session, raw_host.base_url, spool=spool)
+    with pytest.raises(DownloadError, match="larger than"):
+        await downloader.fetch(f"{raw_host.base_url}/out-0.png")
+    assert spool.budget.peak > MAX_BYTES // 2  # it was counted while it came in
+    assert spool.budget.used == 0
+
+
+async def test_a_budget_of_zero_keeps_every_image_on_disk(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
+    (url,) = await output_urls(fake)
+    downloader = make_downloader(session, fake.base_url, spool=ImageSpool(memory_bytes=0))
+    image = await downloader.fetch(url)
+    assert image.path is not None
+    assert image.data == fake.file_bytes(url)
+    assert sniff(image.head(16)) == (image.content_type, image.extension)

@@ -53,3 +53,19 @@ async def test_capacity_is_never_exceeded_and_cancel_frees_the_place():
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError):
         FairLimiter(0)
+
+
+async def test_the_places_in_line_are_the_order_the_slots_are_handed_out():
+    limiter = FairLimiter(1)
+    assert limiter.try_acquire()
+    users = [1, 1, 1, 2, 3, 3, 2, 4, 1, 3]
+    waiters = [(user, limiter.enqueue(user)) for user in users]
+    served: list[asyncio.Future[None]] = []
+    for _ in users:
+        places = {limiter.position(user, waiter) or 0: waiter for user, waiter in waiters if not waiter.done()}
+        assert sorted(places) == list(range(1, len(places) + 1))  # 1, 2, 3... with no gap and no tie
+        limiter.release()  # the slot goes to the next in line
+        (newly,) = [w for _, w in waiters if w.done() and w not in served]
+        assert newly is places[1]  # the one that was first in line
+        served.append(newly)
+    limiter.abandon(1, waiters[0][1])  # already served: gives its slot back

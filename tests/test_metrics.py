@@ -70,6 +70,10 @@ async def test_metrics_count_jobs_spend_latencies_errors_and_429s(world):
     assert found[("flux_discord_rate_limited_total", ())] >= 1
     assert found[("flux_queue_depth", ())] == 0
     assert ("flux_jobs_in_flight", ()) in found
+    assert found[("flux_asyncio_tasks", ())] >= 1  # at least the metrics server's own
+    assert found[("flux_event_loop_lag_seconds", ())] >= 0
+    assert found[("flux_image_memory_bytes", ())] == 0  # the delivered images were given back
+    assert found[("flux_images_spilled", ())] == 0  # two small images fit the default budget
 
 
 async def test_forty_member_chosen_model_names_make_no_series_beyond_other(world):

@@ -132,3 +132,53 @@ async def test_the_interval_runs_from_the_end_of_a_send():
         await two_sent.wait()
     (_, first_end), (second_start, _) = spans
     assert second_start - first_end >= 0.1, spans
+
+
+async def test_with_a_settle_time_an_update_after_the_first_send_is_held_and_then_sent():
+    sent: list[str] = []
+    arrived = asyncio.Event()
+
+    async def send(value: str) -> None:
+        sent.append(value)
+        if value == "b":
+            arrived.set()
+
+    c = Coalescer(send, interval=0.0, settle=0.2)
+    await c.push("a")
+    assert sent == ["a"]  # the first one goes at once, as before
+    held_at = time.monotonic()
+    await c.push("b")
+    assert sent == ["a"]  # the interval has passed, but the update waits out the settle time
+    await asyncio.wait_for(arrived.wait(), 5)
+    assert time.monotonic() - held_at >= 0.19
+    assert sent == ["a", "b"]
+
+
+async def test_a_final_message_within_the_settle_time_takes_the_held_updates_place():
+    sent: list[str] = []
+    arrived = asyncio.Event()
+
+    async def send(value: str) -> None:
+        sent.append(value)
+        if value == "c":
+            arrived.set()
+
+    c = Coalescer(send, interval=0.0, settle=0.2)
+    await c.push("a")
+    await c.push("b")  # held for the settle time...
+    c.discard()  # ...when the result replaces it
+    await c.push("c")  # a later update is held and sent in turn: "b" never is
+    await asyncio.wait_for(arrived.wait(), 5)
+    assert sent == ["a", "c"]
+
+
+async def test_an_update_pushed_without_settling_goes_as_soon_as_the_interval_allows():
+    sent: list[str] = []
+
+    async def send(value: str) -> None:
+        sent.append(value)
+
+    c = Coalescer(send, interval=0.0, settle=10.0)
+    await c.push("queued #2")
+    await c.push("starting", settle=False)  # e.g. a job leaving the line: shown before it is sent to the API
+    assert sent == ["queued #2", "starting"]

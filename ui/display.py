@@ -26,13 +26,13 @@ import asyncio
 import contextlib
 import datetime
 import functools
-import io
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import discord
+from discord.ui.view import BaseView
 
 from services.cometapi.files import ImageFile
 from services.delivery.edit_budget import EditBudget, Slot
@@ -46,13 +46,18 @@ from services.store.models import Job
 from services.text import Text, _, _n
 from ui.job_log import JobLog
 from ui.render import CardImage, failure_card, progress_card, progress_text, result_card, stored_notes
-from ui.views import JobButtons, progress_rows, result_rows, retry_rows
+from ui.uploads import upload_files
+from ui.views import JobButtons, progress_rows, result_rows, retry_rows, stopped
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 EDIT_INTERVAL = 1.5  # seconds between two progress edits of one job
+# A progress edit after a job's first one (once the job runs) waits this long: when the result comes meanwhile it
+# takes the edit's place (in a run of 300 jobs, half the jobs' last progress line was replaced by the result within
+# a second of arriving).
+MERGE_SECONDS = 1.0
 # Progress edits through the channel endpoints, per channel: Discord allows about 5 edits per 5 s in a
 # channel; one is left for the results, failures and other edits, which are counted but never held back.
 CHANNEL_EDITS = 4
@@ -67,8 +72,8 @@ DELIVERY_ATTEMPTS = 4
 MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member
 SPOILER = "SPOILER_"  # a file name's prefix that blurs it (also in the card's gallery)
 
-# one file to upload: (image index, filename, data)
-_Upload = tuple[int, str, bytes]
+# one file to upload: (image index, filename, image)
+_Upload = tuple[int, str, ImageFile | None]
 
 
 class _ProgressGate:
@@ -122,16 +127,16 @@ class DiscordDisplay:
     def _entry(self, job: Job) -> _Live:
         live = self._live.get(job.id)
         if live is None:
+            rows = progress_rows(job.id, job.locale)  # the same Cancel button under every progress line
 
             async def send(stage_line: str) -> None:
-                card = progress_card(job, stage_line, progress_rows(job.id, job.locale))
-                await self._edit(job, slot=gate.slot, view=card)
+                await self._edit(job, slot=gate.slot, view=progress_card(job, stage_line, rows))
 
             def via_token() -> bool:
                 return job.reply_by is not None or self._webhook(job.id) is not None
 
             gate = _ProgressGate(self.budget, job.channel_id, via_token)
-            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate), gate)
+            live = self._live[job.id] = _Live(Coalescer(send, EDIT_INTERVAL, gate, settle=MERGE_SECONDS), gate)
             if job.guild_id is not None:
                 guild = self.client.get_guild(job.guild_id)
                 if guild is not None:
@@ -140,7 +145,10 @@ class DiscordDisplay:
 
     async def progress(self, job: Job, progress: JobProgress) -> None:
         try:
-            await self._entry(job).coalescer.push(progress_text(job, progress))
+            # Only a line the result may soon replace waits to settle: "queued" and "starting" go at once, so a
+            # deleted reply is noticed before the job is sent to the API (and paid for).
+            settle = progress.stage not in ("queued", "starting")
+            await self._entry(job).coalescer.push(progress_text(job, progress), settle=settle)
         except discord.HTTPException as exc:
             # A progress line is not worth failing the job for; the final edit will try again.
             log.warning("Job %s: progress edit failed: %s", job.id, exc)
@@ -296,6 +304,14 @@ class DiscordDisplay:
         return None
 
     async def _edit(self, job: Job, *, slot: Slot | None = None, ended: bool = False, **fields: Any) -> None:
+        try:
+            await self._edit_message(job, slot=slot, ended=ended, **fields)
+        except MessageGone:
+            # The job ends without a result or a failure shown (nothing can show them): nothing else forgets it.
+            self._live.pop(job.id, None)
+            raise
+
+    async def _edit_message(self, job: Job, *, slot: Slot | None, ended: bool, **fields: Any) -> None:
         """Edit the job's message. Through the channel endpoints it takes `slot` in the channel's budget (a
         progress edit's, taken in turn) or, for anything else, spends one at once.
 
@@ -303,6 +319,8 @@ class DiscordDisplay:
         process has just recorded."""
         if not ended:
             await self.fence.check(job.id)
+        if isinstance(fields.get("view"), BaseView):
+            stopped(fields["view"])  # not kept by discord.py once sent: see ui/views.py
         if job.reply_by is not None:
             await self._edit_by_token(job, **fields)
             return
@@ -452,22 +470,10 @@ def _pack(
 def _upload(job: Job, index: int, image: ImageFile | None, spoilered: frozenset[int]) -> _Upload:
     """Image `index` of a job as a file to upload, named the same on every attempt (the card refers to the name)."""
     spoiler = SPOILER if index in spoilered else ""
-    extension, data = (image.extension, image.data) if image is not None else ("png", b"")
-    return index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{extension}", data
+    extension = image.extension if image is not None else "png"
+    return index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{extension}", image
 
 
-@contextlib.contextmanager
-def _files(group: list[_Upload]) -> Iterator[list[discord.File]]:
-    """The files to upload; their buffers are freed as soon as the upload is over.
-
-    discord.File replaces `fp.close` with a bound method of `fp` itself, a reference cycle, so a BytesIO
-    given to it is freed only by the cyclic garbage collector, and aiohttp's upload copies the image into
-    the BytesIO (`getbuffer()` unshares it), so the copies would outlive their jobs. Closing each buffer
-    releases its bytes at once.
-    """
-    buffers = [io.BytesIO(data) for _, _, data in group]
-    try:
-        yield [discord.File(buffer, filename=name) for buffer, (_, name, _) in zip(buffers, group, strict=True)]
-    finally:
-        for buffer in buffers:
-            io.BytesIO.close(buffer)  # the class's close: discord.File may have stubbed out the instance's
+def _files(group: list[_Upload]) -> contextlib.AbstractContextManager[list[discord.File]]:
+    """The files to upload, read without copying the images (ui/uploads.py)."""
+    return upload_files([(name, image) for _, name, image in group if image is not None])

@@ -228,6 +228,10 @@ class FluxBot(commands.AutoShardedBot):
             queue_depth=lambda: self.runner.limiter.waiting,
             in_flight=self.runner.in_flight,
             api_errors=lambda: self.service.client.errors,
+            tasks=lambda: len(asyncio.all_tasks()),
+            loop_lag=self.loopwatch.recent_lag,
+            image_memory=lambda: self.service.downloader.spool.budget.used,
+            images_spilled=lambda: self.service.downloader.spool.budget.spilled,
         )
         host = self.settings.metrics_host
         try:
@@ -259,6 +263,7 @@ class FluxBot(commands.AutoShardedBot):
             timeout=settings.download_timeout,
             trusted_urls=trusted,
             https_any_host=False,
+            spool=self.service.downloader.spool,  # one memory budget for every image in flight
         )
 
     async def command_fingerprint(self) -> str:

@@ -16,9 +16,10 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import discord
+from discord.ui.view import BaseView
 
 from services.locales import render
 from services.rules.variation_models import GRID_STRENGTH, Strength
@@ -139,6 +140,15 @@ class JobButton(
 
 
 Row = list[discord.ui.Button[Any]]  # one action row's buttons, left to right
+
+V = TypeVar("V", bound=BaseView)
+
+
+def stopped(view: V) -> V:
+    """The view, stopped: sent as it is, but not kept by discord.py, which would otherwise hold the buttons of
+    every message sent with them for good (their presses reach `JobButton`, a dynamic item, either way)."""
+    view.stop()
+    return view
 
 
 def progress_rows(job_id: str, locale: str | None = None) -> list[Row]:

@@ -18,5 +18,7 @@ class Connection:
     sync_wait_seconds: int = 0
     max_download_bytes: int = 25 * 1024 * 1024
     download_timeout: float = 60.0
+    # Bytes of images in flight held in memory, for the whole process; the rest go to temporary files.
+    image_memory_bytes: int = 32 * 1024 * 1024
     # The longest one prediction is waited for before it is cancelled.
     prediction_deadline: float = 600.0

@@ -4,7 +4,8 @@ Allowed: `data:` URIs, `https:` URLs (any host, or only trusted ones when `https
 plain `http:` only to the trusted hosts (the configured API base, for tests and proxies). Redirects are
 followed by hand so each hop passes the same check.
 
-Downloaded bytes are recognised by their signature (PNG, JPEG, GIF, WebP), never by a declared type.
+Downloaded bytes are recognised by their signature (PNG, JPEG, GIF, WebP), never by a declared type. They are
+collected by an `ImageSpool`: in memory under the process's budget, in a temporary file beyond it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
 from services.cometapi.client import RetryPolicy, Sleep
+from services.cometapi.spool import ImageSpool, SpoolWriter, Stored
 from services.errors import DownloadError
 
 # (content type, file extension) by leading bytes; the declared Content-Type is not trusted.
@@ -33,15 +36,67 @@ _SIGNATURES: tuple[tuple[bytes, int, tuple[str, str]], ...] = (
 )
 
 
-@dataclass(frozen=True)
 class ImageFile:
-    data: bytes
-    content_type: str
-    extension: str
+    """An image file: its bytes in memory, or in a temporary file (a download past the memory budget).
+
+    `data` reads a file's bytes each time it is asked for: the hot path (sizes, uploads) uses `head` and
+    `open` instead, which copy nothing.
+    """
+
+    __slots__ = ("_data", "_stored", "content_type", "extension", "size")
+
+    def __init__(self, data: bytes, content_type: str, extension: str) -> None:
+        self._data: bytes | None = data
+        self._stored: Stored | None = None
+        self.content_type = content_type
+        self.extension = extension
+        self.size = len(data)
+
+    @classmethod
+    def stored(cls, stored: Stored, content_type: str, extension: str) -> ImageFile:
+        image = cls(b"", content_type, extension)
+        image._data, image._stored, image.size = stored.data, stored, stored.size
+        return image
 
     @property
-    def size(self) -> int:
-        return len(self.data)
+    def path(self) -> str | None:
+        """The temporary file holding the bytes, when they are not in memory."""
+        return self._stored.path if self._stored is not None else None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is not None:
+            return self._data
+        assert self._stored is not None
+        assert self._stored.path is not None
+        with open(self._stored.path, "rb") as file:
+            return file.read()
+
+    def head(self, size: int) -> bytes:
+        if self._data is not None:
+            return self._data[:size]
+        with self.open() as file:
+            return file.read(size)
+
+    def open(self) -> BinaryIO:
+        """A reader of the bytes (shares them when in memory)."""
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        assert self._stored is not None
+        assert self._stored.path is not None
+        return open(self._stored.path, "rb")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ImageFile):
+            return NotImplemented
+        same_kind = (self.content_type, self.extension, self.size) == (other.content_type, other.extension, other.size)
+        return same_kind and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, which may live in a file
+
+    def __repr__(self) -> str:
+        where = f"file {self.path}" if self._data is None else "memory"
+        return f"ImageFile({self.content_type}, {self.size} bytes in {where})"
 
 
 def sniff(data: bytes) -> tuple[str, str] | None:
@@ -82,6 +137,7 @@ def encode_data_uri(image: ImageFile) -> str:
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024  # images held in memory before they go to temporary files
 MAX_REDIRECTS = 3
 EXPIRED = frozenset({404, 410})
 
@@ -104,8 +160,10 @@ class Downloader:
         https_any_host: bool = True,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
+        spool: ImageSpool | None = None,
     ) -> None:
         self._session = session
+        self.spool = spool or ImageSpool(DEFAULT_MEMORY_BYTES)
         self._max = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._trusted = {host_of(url) for url in trusted_urls}
@@ -151,14 +209,17 @@ class Downloader:
                 data = decode_data_uri(url, self._max)
             except ValueError as exc:
                 raise DownloadError(f"The image data is unusable: {exc}.") from None
-        else:
-            data = await self._fetch_with_retries(url)
-        try:
-            return as_image(data, "The downloaded file")
-        except ValueError as exc:
-            raise DownloadError(f"{exc}.") from None
+            try:
+                return as_image(data, "The downloaded file")
+            except ValueError as exc:
+                raise DownloadError(f"{exc}.") from None
+        stored = await self._fetch_with_retries(url)
+        kind = sniff(stored.data[:16] if stored.data is not None else _head(stored))
+        if kind is None:
+            raise DownloadError("The downloaded file is not a PNG, JPEG, GIF or WebP image.")
+        return ImageFile.stored(stored, *kind)
 
-    async def _fetch_with_retries(self, url: str) -> bytes:
+    async def _fetch_with_retries(self, url: str) -> Stored:
         for attempt in range(self._retry.attempts):
             try:
                 return await self._fetch_once(url)
@@ -171,7 +232,7 @@ class Downloader:
                 await self._sleep(self._retry.backoff(attempt))
         raise failure
 
-    async def _fetch_once(self, url: str) -> bytes:
+    async def _fetch_once(self, url: str) -> Stored:
         for _ in range(MAX_REDIRECTS + 1):
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
@@ -191,16 +252,37 @@ class Downloader:
                     raise DownloadError(f"The image host answered HTTP {response.status}.")
                 if response.content_length is not None and response.content_length > self._max:
                     raise DownloadError(self._too_large())
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    body += chunk
-                    if len(body) > self._max:
-                        raise DownloadError(self._too_large())
-                return bytes(body)
+                return await self._collect(response.content.iter_chunked(CHUNK))
         raise DownloadError("The image URL redirects too many times.")
+
+    async def _collect(self, chunks: AsyncIterator[bytes]) -> Stored:
+        """The body, chunk by chunk, into the spool (memory while its budget allows, else a file)."""
+        writer: SpoolWriter = self.spool.writer()
+        try:
+            async for chunk in chunks:
+                await writer.write(chunk)
+                if writer.size > self._max:
+                    break
+        except BaseException:
+            writer.discard()
+            raise
+        if writer.size > self._max:
+            writer.discard()
+            raise DownloadError(self._too_large())
+        try:
+            return await writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
 
     def _too_large(self) -> str:
         return f"The image is larger than the {self._max / 1024 / 1024:.3g} MiB limit."  # 0.1, not 0.0999994
+
+
+def _head(stored: Stored) -> bytes:
+    assert stored.path is not None
+    with open(stored.path, "rb") as file:
+        return file.read(16)
 
 
 class _Transient(Exception):

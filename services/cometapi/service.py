@@ -19,6 +19,7 @@ from services.cometapi.connection import Connection
 from services.cometapi.files import Downloader, ImageFile
 from services.cometapi.polling import DurationStats, Guard, OnUpdate, PollTuning, wait_for
 from services.cometapi.predictions import Prediction
+from services.cometapi.spool import ImageSpool
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class PredictionService:
                 timeout=api.download_timeout,
                 trusted_urls=[api.base_url],
                 retry=retry,
+                spool=ImageSpool(api.image_memory_bytes),
             )
             stats = DurationStats(dict(typical_seconds or {}), tuning)
             yield cls(client, downloader, deadline_seconds=api.prediction_deadline, stats=stats)

@@ -2,7 +2,9 @@
 The interval runs from the end of one send to the start of the next.
 
 Used for progress edits so that hundreds of jobs respect Discord's rate limits: an update that comes too
-soon after the last send is held, and replaced by any newer one, until the interval has passed. A `Gate`
+soon after the last send is held, and replaced by any newer one, until the interval has passed. With a `settle`
+time, every update after the first send is held at least that long: the final message (which `discard`s it)
+often comes within it, and then the update would have been shown for less than that anyway, so it is not sent. A `Gate`
 shared with other coalescers (a channel's edit budget) may hold it longer: the send waits for its turn, and
 whatever is newest when the turn comes is sent.
 """
@@ -55,9 +57,12 @@ OPEN = _Open()  # a gate that never holds anything back, and its permit
 
 
 class Coalescer(Generic[V]):
-    def __init__(self, send: Callable[[V], Awaitable[None]], interval: float, gate: Gate = OPEN) -> None:
+    def __init__(
+        self, send: Callable[[V], Awaitable[None]], interval: float, gate: Gate = OPEN, *, settle: float = 0.0
+    ) -> None:
         self._send = send
         self._interval = interval
+        self._settle = settle
         self._gate = gate
         self._last_value: V | None = None
         self._last_time = float("-inf")
@@ -67,13 +72,16 @@ class Coalescer(Generic[V]):
         self._lock = asyncio.Lock()
         self.sends = 0
 
-    async def push(self, value: V) -> None:
-        """Send `value` now if allowed, else hold it. Raises what a held send raised since the last call."""
+    async def push(self, value: V, *, settle: bool = True) -> None:
+        """Send `value` now if allowed, else hold it. Raises what a held send raised since the last call.
+        `settle=False`: not held for the settle time (an update no final message is about to replace)."""
         self._raise_pending_error()
         if value == self._last_value:
             self._pending = None
             return
         wait = self._last_time + self._interval - time.monotonic()
+        if self.sends and settle:
+            wait = max(wait, self._settle)
         if wait <= 0 and self._timer is None and not self._lock.locked():
             permit = self._gate.try_enter()
             if permit is not None:

@@ -20,6 +20,11 @@ class FairLimiter:
         self.in_use = 0
         # user -> their waiting futures, oldest first; the dict's order is the round-robin ring.
         self._waiting: OrderedDict[int, deque[asyncio.Future[None]]] = OrderedDict()
+        # Every waiter's place in line, worked out at once when asked after the line changed (each queued job asks
+        # now and then: one by one, each answer walked every user in line, a cost that grew with the line squared).
+        self._changes = 0
+        self._places: dict[asyncio.Future[None], int] = {}
+        self._places_at = -1
 
     @property
     def waiting(self) -> int:
@@ -27,18 +32,23 @@ class FairLimiter:
 
     def position(self, user: int, waiter: asyncio.Future[None]) -> int | None:
         """1-based place in line of `waiter`, or None once it is no longer waiting."""
-        queue = self._waiting.get(user)
-        if queue is None or waiter not in queue:
-            return None
-        rank = queue.index(waiter)  # served in round `rank` of the ring
-        ahead = 0
-        before = True
-        for other, other_queue in self._waiting.items():
-            if other == user:
-                before = False
-                continue
-            ahead += min(len(other_queue), rank + (1 if before else 0))
-        return ahead + rank + 1
+        if self._places_at != self._changes:
+            self._places, self._places_at = self._ranked(), self._changes
+        return self._places.get(waiter)
+
+    def _ranked(self) -> dict[asyncio.Future[None], int]:
+        """Places in the order the slots will be handed out: round by round, users in the ring's order."""
+        places: dict[asyncio.Future[None], int] = {}
+        queues = list(self._waiting.values())
+        depth = 0
+        while queues:
+            deeper = []
+            for queue in queues:
+                places[queue[depth]] = len(places) + 1
+                if len(queue) > depth + 1:
+                    deeper.append(queue)
+            queues, depth = deeper, depth + 1
+        return places
 
     def try_acquire(self) -> bool:
         if self.in_use < self.capacity and not self._waiting:
@@ -53,6 +63,7 @@ class FairLimiter:
             waiter.set_result(None)
         else:
             self._waiting.setdefault(user, deque()).append(waiter)
+            self._changes += 1
         return waiter
 
     def abandon(self, user: int, waiter: asyncio.Future[None]) -> None:
@@ -63,6 +74,7 @@ class FairLimiter:
             if not queue:
                 del self._waiting[user]
             waiter.cancel()
+            self._changes += 1
         elif waiter.done() and not waiter.cancelled():
             self.release()
 
@@ -75,6 +87,7 @@ class FairLimiter:
             del self._waiting[user]
             if queue:
                 self._waiting[user] = queue
+            self._changes += 1
             if not waiter.done():
                 self.in_use += 1
                 waiter.set_result(None)

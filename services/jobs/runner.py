@@ -440,6 +440,10 @@ class JobRunner:
             stage: Stage = "generating" if update.status == PROCESSING else "starting"
             if update.status not in (STARTING, PROCESSING):
                 stage = "generating"  # an unknown status: the API is working on it
+            if shown == {"stage": stage, "percent": update.progress.percent}:
+                # Nothing new but the elapsed time (a model without a percentage, polled again): the refresh
+                # below shows that every `refresh_seconds`; an edit per poll would cost a Discord call each.
+                return
             shown.update(stage=stage, percent=update.progress.percent)
             await self._show(job, stage, percent=update.progress.percent)
 
@@ -541,9 +545,10 @@ class JobRunner:
         shown: int | None = None
         shown_at = float("-inf")
         while not waiter.done():
-            position = self.limiter.position(job.user_id, waiter)
             since = time.monotonic() - shown_at
-            moved = position != shown and since >= self.queue_move_seconds
+            # The place in line costs a walk over every waiting user: it is looked up only when it could be shown.
+            position = self.limiter.position(job.user_id, waiter) if since >= self.queue_move_seconds else None
+            moved = position != shown
             if position is not None and (moved or since >= self.queue_refresh_seconds):
                 shown, shown_at = position, time.monotonic()
                 await self._show(job, "queued", position=position)

@@ -5,12 +5,12 @@ How a job keeps and sends them (a link or the stored bytes): services/jobs/input
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from services.cometapi.files import Downloader, ImageFile
+from services.cometapi.image_size import HEAD_BYTES, header_size
 from services.errors import BadInput, DownloadError
 from services.rules.catalogue import shown
 from services.text import _, verbatim
@@ -59,8 +59,11 @@ Size = tuple[int, int]
 
 def dimensions(file: ImageFile) -> Size | None:
     """(width, height) read from the file's header (no decoding); None if Pillow cannot tell."""
+    size = header_size(file.head(HEAD_BYTES))
+    if size is not None:
+        return size
     try:
-        with Image.open(io.BytesIO(file.data)) as image:
+        with file.open() as reader, Image.open(reader) as image:
             return image.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
