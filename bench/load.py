@@ -462,7 +462,21 @@ async def drive(
         )
 
 
-def run(args: argparse.Namespace) -> Run:
+@dataclass
+class Fakes:
+    """The two fakes, each its own process, and the folder the run works in."""
+
+    tmp: Path
+    comet_url: str
+    discord_port: int
+    comet: Any
+    discord: Any
+
+
+@contextlib.contextmanager
+def fakes_running(args: argparse.Namespace, prefix: str) -> Iterator[Fakes]:
+    """Start the fake CometAPI and the fake Discord in `args.workdir` (emptied of an old database) or a temporary
+    folder; stop them afterwards."""
     with contextlib.ExitStack() as stack:
         if args.workdir is not None:
             args.workdir.mkdir(parents=True, exist_ok=True)
@@ -470,7 +484,7 @@ def run(args: argparse.Namespace) -> Run:
                 (args.workdir / old).unlink(missing_ok=True)
             tmp = args.workdir
         else:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-load-")))
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
         comet_port, discord_port = free_port(), free_port()
         comet_cmd = [sys.executable, "-m", "fakes.cometapi", "--port", str(comet_port), "--key", KEY]
         comet_cmd += ["--speed", "1.0", "--seed", str(args.seed)]
@@ -479,14 +493,18 @@ def run(args: argparse.Namespace) -> Run:
             process(comet_cmd, tmp / "comet.log") as comet,
             process(discord_cmd, tmp / "discord.log") as discord,
         ):
-            fakes = {"comet": comet, "discord": discord}
-            try:
-                return asyncio.run(drive(args, tmp, f"http://127.0.0.1:{comet_port}", discord_port, fakes))
-            except BaseException:
-                for name in ("bot.log", "discord.log", "comet.log"):
-                    print(f"--- {name} (last lines) ---\n{read_log(tmp / name)[-3000:]}", file=sys.stderr)
-                raise
-    raise AssertionError("unreachable")
+            yield Fakes(tmp, f"http://127.0.0.1:{comet_port}", discord_port, comet, discord)
+
+
+def run(args: argparse.Namespace) -> Run:
+    with fakes_running(args, "bench-load-") as up:
+        try:
+            fakes = {"comet": up.comet, "discord": up.discord}
+            return asyncio.run(drive(args, up.tmp, up.comet_url, up.discord_port, fakes))
+        except BaseException:
+            for name in ("bot.log", "discord.log", "comet.log"):
+                print(f"--- {name} (last lines) ---\n{read_log(up.tmp / name)[-3000:]}", file=sys.stderr)
+            raise
 
 
 # -- figures -------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -32,14 +31,13 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from bench.load import (
-    KEY,
     MIX,
     RATIOS,
     STYLES,
     SUBJECTS,
-    TOKEN,
     Http,
     bot_env,
+    fakes_running,
     free_port,
     proc_usage,
     process,
@@ -405,24 +403,9 @@ def summary(args: argparse.Namespace, rows: list[Row], driver: Driver) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    with contextlib.ExitStack() as stack:
-        if args.workdir is not None:
-            args.workdir.mkdir(parents=True, exist_ok=True)
-            for old in ("bot.db", "bot.db-wal", "bot.db-shm"):
-                (args.workdir / old).unlink(missing_ok=True)
-            tmp = args.workdir
-        else:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-soak-")))
-        comet_port, discord_port = free_port(), free_port()
-        comet_cmd = [sys.executable, "-m", "fakes.cometapi", "--port", str(comet_port), "--key", KEY]
-        comet_cmd += ["--speed", "1.0", "--seed", str(args.seed)]
-        discord_cmd = [sys.executable, "-m", "fakes.discord", "--port", str(discord_port), "--token", TOKEN]
-        with (
-            process(comet_cmd, tmp / "comet.log") as comet,
-            process(discord_cmd, tmp / "discord.log") as discord,
-        ):
-            fakes = {"comet": comet.pid, "discord": discord.pid}
-            asyncio.run(drive(args, tmp, f"http://127.0.0.1:{comet_port}", discord_port, fakes))
+    with fakes_running(args, "bench-soak-") as up:
+        fakes = {"comet": up.comet.pid, "discord": up.discord.pid}
+        asyncio.run(drive(args, up.tmp, up.comet_url, up.discord_port, fakes))
 
 
 __all__ = ["run", "wait_bot_ready"]

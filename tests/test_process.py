@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-from pathlib import Path
 
 from fakes.cometapi import Outcome
-from tests.campaign import ROOT, bot_env, count_in_log
+from tests.campaign import start_bot
 from tests.e2e import KEY, TOKEN
-
-
-async def start_bot(world, tmp_path: Path, log: Path) -> asyncio.subprocess.Process:
-    """Start `python bot.py` and wait until it says it is logged in (its log is appended to `log`)."""
-    ready_before = count_in_log(log, "Logged in as")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bot.py"), cwd=tmp_path, env=bot_env(world, tmp_path),
-        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    async with asyncio.timeout(30):
-        while count_in_log(log, "Logged in as") == ready_before:
-            assert process.returncode is None, log.read_text()
-            await asyncio.sleep(0.05)
-    return process
 
 
 async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_path):

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from pathlib import Path
 
-from tests.e2e import KEY, TOKEN
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.campaign import ROOT, bot_env
 
 
 async def run_sync(world, tmp_path, *args: str) -> tuple[int, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "DISCORD_TOKEN": TOKEN,
-        "COMETAPI_KEY": KEY,
-        "COMETAPI_BASE_URL": world.comet.base_url,
-        "DISCORD_API_BASE_URL": world.discord.api_base_url,
-        "DISCORD_GATEWAY_URL": world.discord.gateway_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
-    }
+    env = bot_env(world, tmp_path)
+    del env["LOG_LEVEL"]  # what `sync` prints by default is what is checked
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "bot.py"), "sync", *args, cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
