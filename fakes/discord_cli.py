@@ -303,6 +303,7 @@ async def _serve(args: argparse.Namespace) -> None:
     from fakes.discord import FakeDiscord  # here: this module is imported by that one
 
     fake = FakeDiscord(host=args.host, port=args.port, shard_count=args.shards, token=args.token)
+    fake.check_bodies = not args.no_body_checks
     guild = fake.add_guild("Fake Guild")
     channel = fake.add_channel(guild, "general")
     alice = fake.add_user("alice")
@@ -335,6 +336,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--guilds", type=int, default=0, help="also create this many guilds (see /_fake/world)")
     parser.add_argument("--channels", type=int, default=1, help="channels in each of those guilds")
     parser.add_argument("--users", type=int, default=0, help="also create this many users, each in one guild")
+    parser.add_argument(
+        "--no-body-checks",
+        action="store_true",
+        help="accept request bodies unchecked against Discord's OpenAPI description (for load benchmarks)",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
