@@ -18,7 +18,8 @@ OWNER = "black-forest-labs"
 STATUSES = ("succeeded", "failed", "canceled", "aborted", "never")
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 OUTPUT_SHAPES = ("auto", "list", "string", "data_uri")
-LOGS_STYLES = ("tqdm", "tqdm_lf", "no_total", "plain", "empty")
+STAGE_LINES = ("Loading the model", "Preparing the inputs", "Running prediction", "Generating image...")
+LOGS_STYLES = ("tqdm", "tqdm_lf", "no_total", "plain", "stages", "empty")
 DEFAULT_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
 QUEUE_RANGE = (0.0, 0.5)
 
@@ -228,7 +229,9 @@ class Outcome:
     file_size: int | None = None  # bytes of each output file (default: the fake's image size)
     file_content_type: str | None = None  # Content-Type sent with the files
     not_image: bool = False  # the files are an HTML page
-    logs_style: str | None = None  # tqdm | tqdm_lf | no_total | plain | empty; None: per model
+    # tqdm | tqdm_lf | no_total | plain | stages (plain lines that change as it runs, never a percent) | empty;
+    # None: per model
+    logs_style: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -395,6 +398,9 @@ class FakePrediction:
             return ""
         done = self.final_status == "succeeded" and end is not None and e >= end
         text = f"Using seed: {self.seed}\n"
+        if style == "stages":  # a new plain line every quarter of the run, as some models log their steps
+            shown = STAGE_LINES[: 1 + min(3, int(4 * run / max(self.duration, 1e-9)))]
+            return text + "".join(f"{line}\n" for line in shown)
         if style == "plain":
             references = self.input.get("input_images")
             if isinstance(references, list) and references:  # FLUX.2 says what it was given

@@ -237,6 +237,21 @@ async def test_progress_edits_are_spaced_from_the_end_of_one_to_the_start_of_the
     assert job.status == "succeeded"
 
 
+async def test_polls_that_show_nothing_new_are_not_edits(world):
+    """A model without a percentage logs a new plain line now and then while it generates: each poll that sees one
+    is an update, but what the reply shows (Generating, and the elapsed time the refresh moves on) is the same,
+    so it is not an edit."""
+    guild, channel, alice = setup_guild(world, "alice")
+    # a new log line every 1.5 s: room for an edit after each
+    world.comet.queue_outcome(Outcome(duration=6.0, queue_time=0.0, logs_style="stages"))
+    async with world.bot() as bot:
+        bot.runner.refresh_seconds = 60.0  # no refresh within the job: any later "Generating" edit is a poll's
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-1.1-pro")
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
+    generating = [e.text for e in progress_edits(world, final.id) if "Generating" in e.text]
+    assert len(generating) == 1, generating
+
+
 async def test_no_percentage_is_invented_for_a_model_without_a_progress_bar(world):
     guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=2.0, queue_time=0.0))
