@@ -2,7 +2,7 @@
 
 Used by `python -m cli.screens` (the README's pictures) and `python -m cli.playground` (try it by hand). Only
 Discord and CometAPI are fakes (fakes); the bot, discord.py and the store (SQLite in a temporary folder) are
-the real ones, started through the tests' harness (tests/e2e.py).
+the real ones, started through the tests' harness (cli/harness.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.harness import KEY, TestBot, World
 from fakes.cometapi import FakeCometAPI
 from fakes.discord import FakeDiscord
 from fakes.discord_models import FakeChannel, FakeGuild, FakeUser
-from tests.e2e import KEY, TestBot, World
 
 
 @dataclass

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cli.harness import KEY, TOKEN, wait_status
 from fakes.discord import FakeDiscord, FakeUser, Fault, InteractionHandle
 from fakes.discord_models import make_fault
 from services.store.models import TERMINAL, Job
 from tests.card import card
-from tests.e2e import KEY, TOKEN, wait_status
 from tests.helpers import add_member, imagine
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository

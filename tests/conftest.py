@@ -120,8 +120,8 @@ def store_target(request: pytest.FixtureRequest, store: Store) -> StoreTarget:
 
 @pytest.fixture
 async def comet():
+    from cli.harness import KEY
     from fakes.cometapi import FakeCometAPI
-    from tests.e2e import KEY
 
     fake = FakeCometAPI(api_key=KEY, speed=0.02, seed=1, image_size=30_000)
     await fake.start()
@@ -131,9 +131,9 @@ async def comet():
 
 @pytest.fixture
 async def fake():
-    """A fake CometAPI on its own (key `tests.e2e.KEY`), for tests of the API client and of the fake itself."""
+    """A fake CometAPI on its own (key `cli.harness.KEY`), for tests of the API client and of the fake itself."""
+    from cli.harness import KEY
     from fakes.cometapi import FakeCometAPI
-    from tests.e2e import KEY
 
     async with FakeCometAPI(api_key=KEY, speed=0.02, seed=0, image_size=20_000) as server:
         yield server
@@ -167,7 +167,7 @@ def assert_no_spec_violations(fake: FakeDiscord) -> None:
 
 @pytest.fixture
 async def world(tmp_path, discord_fake, comet):
-    from tests.e2e import World
+    from cli.harness import World
 
     return World(discord_fake, comet, f"sqlite:///{tmp_path}/bot.db")
 
@@ -175,7 +175,7 @@ async def world(tmp_path, discord_fake, comet):
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world_any_store(request, tmp_path, discord_fake, comet):
     """A world whose bots use SQLite, then (second run) PostgreSQL in a schema of its own."""
-    from tests.e2e import World
+    from cli.harness import World
 
     async with store_location(request.param, tmp_path) as target:
         url = target.url if target.schema is None else f"{target.url}?search_path={target.schema}"

@@ -8,7 +8,7 @@ tests/test_layout.py checks it):
 - tests/conftest.py      the fixtures: `store` (SQLite, then PostgreSQL), `world` (the bot against both fakes),
                          `world_any_store`, `comet`, `discord_fake`, `fake` (a fake CometAPI on its own),
                          `refusing_discord`.
-- tests/e2e.py           the harness: `World` (starts bots), `TestBot`, `wait_status`, `TOKEN` and `KEY`.
+- cli/harness.py         the harness: `World` (starts bots), `TestBot`, `wait_status`, `TOKEN` and `KEY`.
 - tests/helpers.py       this file: scenes (`setup_guild`), user actions (`imagine`, `result_of`, ...), what the
                          bot answered (`private_reply`, `delivered`, ...), pictures (`png`) and jobs (`make_job`).
 - tests/campaign.py      the fault campaigns: jobs fired in bursts, what must hold after a fault, the bot as a real
@@ -30,13 +30,13 @@ from typing import Any
 
 from PIL import Image
 
+from cli.harness import World, option_map, wait_status
 from fakes.discord import FakeChannel, FakeGuild, FakeUser, InteractionHandle, StoredMessage
 from fakes.discord_interactions import find_component
 from services.limits import Limits, Refusal
 from services.store import Store
 from services.store.models import Job, JobStatus
 from tests.card import button_rows
-from tests.e2e import World, option_map, wait_status
 
 EPHEMERAL = 1 << 6  # the message flag of a reply only its user sees
 KONTEXT = "black-forest-labs/flux-kontext-pro"

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import Prediction
@@ -26,7 +27,6 @@ from services.rules.catalogue import built_in
 from services.rules.pricing import Pricing
 from services.store.job_extra import JobExtra
 from services.store.models import GuildSettings, JobStatus
-from tests.e2e import wait_status
 from tests.helpers import (
     EPHEMERAL,
     IMAGE_SLOTS,

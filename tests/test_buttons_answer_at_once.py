@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from cli.harness import World, wait_status
 from fakes.cometapi import Outcome
 from tests.conftest import postgres_test_url, store_location
-from tests.e2e import World, wait_status
 from tests.helpers import imagine, result_of, running_job_with_cancel_button, setup_guild
 
 

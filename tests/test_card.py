@@ -3,10 +3,10 @@ posted by older versions (an embed and rows of buttons) still work."""
 
 from __future__ import annotations
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_components import CONTAINER
 from tests.card import button_rows, card, posted_by_an_older_version
-from tests.e2e import wait_status
 from tests.helpers import custom_ids, delivered, imagine, result_of, setup_guild
 
 CANCEL_IDS = ":cancel:"

@@ -7,10 +7,10 @@ import re
 import time
 import uuid
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.delivery.edit_budget import EditBudget
 from services.store.models import Job, JobStatus
-from tests.e2e import wait_status
 from tests.helpers import add_member, imagine, setup_guild, started_job
 
 DISCORD_CHANNEL_EDITS = 5  # Discord's bucket for edits in one channel: about 5 per 5 s

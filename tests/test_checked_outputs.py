@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
+from cli.harness import wait_status
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import custom_ids, ephemeral_text, imagine, setup_guild
 
 SCHNELL = 3_000

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from cli.harness import KEY  # the key of the `fake` fixture's API
 from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.predictions import Prediction
@@ -29,7 +30,6 @@ from services.errors import (
 )
 from services.secrets import Secret
 from tests.campaign import until
-from tests.e2e import KEY  # the key of the `fake` fixture's API
 
 SCHNELL = "black-forest-labs/flux-schnell"
 INPUT: dict[str, object] = {"prompt": "a red fox in the snow", "num_outputs": 1}

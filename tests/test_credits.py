@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.config import load_settings
 from services.errors import ConfigError
 from services.jobs.credits import CreditLedger
 from services.limits import Limits
 from services.store.credits import CreditTerms, Grant
-from tests.e2e import wait_status
 from tests.helpers import EPHEMERAL, imagine, new_job, private_reply, setup_guild
 
 PACK_SKU = 1_100_000_000_000_001

@@ -16,13 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cli.harness import KEY  # the key of the `fake` fixture's API
 from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
 from services.cometapi.spool import ImageSpool
 from services.errors import DownloadError
 from services.secrets import Secret
-from tests.e2e import KEY  # the key of the `fake` fixture's API
 
 SCHNELL = "black-forest-labs/flux-schnell"
 MIB = 1024 * 1024

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from tests.card import button_rows, card, posted_by_an_older_version
-from tests.e2e import wait_status
 from tests.helpers import KONTEXT, delivered, imagine_with_image, open_and_submit, png, setup_guild
 
 

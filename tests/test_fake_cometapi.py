@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cli.harness import KEY  # the key of the `fake` fixture's API
 from fakes.cometapi import FakeCometAPI, Outcome
 from fakes.common import ManualClock
-from tests.e2e import KEY  # the key of the `fake` fixture's API
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BFL = "black-forest-labs"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
+from cli.harness import World
 from fakes.cometapi import Outcome
 from fakes.discord_models import make_fault
 from services.store import PostgresStore
@@ -41,7 +42,6 @@ from tests.campaign import (
     until,
 )
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
-from tests.e2e import World
 from tests.helpers import setup_guild
 
 # --- a real process ---------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import re
 import time
 import uuid
 
+from cli.harness import wait_status
 from services.store.models import Job, JobStatus
-from tests.e2e import wait_status
 from tests.helpers import EPHEMERAL, add_member, history, history_lines, private_reply, setup_guild
 
 SCHNELL = "black-forest-labs/flux-schnell"

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_interactions import find_component
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import EPHEMERAL, imagine, png, private_reply
 
 KONTEXT = "flux-kontext-pro"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import itertools
 import re
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_interactions import find_component
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import (
     EPHEMERAL,
     add_member,

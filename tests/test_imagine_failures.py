@@ -9,9 +9,9 @@ import sqlite3
 
 import pytest
 
+from cli.harness import KEY, wait_status
 from fakes.cometapi import Outcome
 from services.cometapi.client import RetryPolicy
-from tests.e2e import KEY, wait_status
 from tests.helpers import EPHEMERAL, assert_refused_privately, cancel_requests, imagine, png, private_reply, setup_guild
 
 KONTEXT = "flux-kontext-pro"

@@ -8,9 +8,9 @@ import re
 
 from PIL import Image
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import (
     EPHEMERAL,
     add_member,

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
+from cli.harness import wait_status
 from services.errors import BadInput
 from services.jobs.input_refs import LINK_MARGIN_SECONDS, api_input, reference
 from services.limits import Limits
@@ -30,7 +31,6 @@ from services.store.base import InputImagesGone, Store
 from services.store.job_extra import JobExtra
 from services.store.models import InputImage, Job, JobStatus
 from tests.conftest import postgres_test_url
-from tests.e2e import wait_status
 from tests.helpers import (
     EPHEMERAL,
     KONTEXT,

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cli.harness import wait_status
 from services.jobs.kinds.base import Kind
 from services.rules.options import RequestContext
 from services.text import verbatim
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import custom_ids, history, history_lines, result_of, setup_guild
 from ui.kind_words import WORDS, Words
 from ui.launch import ask_from

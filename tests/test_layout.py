@@ -120,8 +120,16 @@ def test_every_part_of_services_has_a_layer():
 
 
 def test_no_test_module_imports_another():
-    """Shared test code lives in tests/helpers.py, tests/campaign.py, tests/e2e.py and conftest.py, so a test
+    """Shared test code lives in tests/helpers.py, tests/campaign.py, cli/harness.py and conftest.py, so a test
     module can be read, moved or deleted alone."""
     for path in sorted((ROOT / "tests").glob("test_*.py")):
         others = sorted(m for m in imports_of(path) if m.startswith("tests.test_"))
         assert not others, f"{path.name} imports {others}: move what they share to tests/helpers.py"
+
+
+def test_nothing_outside_tests_imports_from_tests():
+    """The product, its tools and the fakes stand on their own: tests/ may be left out (the Docker image does)."""
+    outside = [*product_modules().values(), *(ROOT / "fakes").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    for path in sorted(outside):
+        found = sorted(m for m in imports_of(path) if m == "tests" or m.startswith("tests."))
+        assert not found, f"{path.relative_to(ROOT)} imports {found}"

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_models import make_fault
 from services.jobs.runner import Delivery
@@ -39,7 +40,6 @@ from tests.campaign import (
     until,
 )
 from tests.conftest import postgres_schema, postgres_test_url
-from tests.e2e import wait_status
 from tests.helpers import add_member, imagine, new_job, setup_guild, started_job
 
 LEASE = 30.0
@@ -254,13 +254,13 @@ class Shown:
 async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with_one_create():
     """Process A works on a job but stalls past its lease; B adopts it. When A renews, it finds the job taken
     over and stops its own work without ending the job; B polls the same prediction and delivers it."""
+    from cli.harness import KEY
     from fakes.cometapi import FakeCometAPI
     from services.cometapi.service import PredictionService
     from services.config import load_settings
     from services.jobs.leases import LeaseTerms
     from services.jobs.runner import JobRunner
     from tests.conftest import StoreTarget
-    from tests.e2e import KEY
 
     comet = FakeCometAPI(api_key=KEY, image_size=1000)
     await comet.start()

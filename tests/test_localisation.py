@@ -6,12 +6,12 @@ follows the server's (`guild_locale`). Commands carry their Indonesian descripti
 
 from __future__ import annotations
 
+from cli.harness import wait_status
 from fakes.discord_interactions import find_component
 from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import EPHEMERAL, make_job, private_reply, started_job
 from ui.render import progress_text
 

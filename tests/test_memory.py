@@ -7,8 +7,8 @@ from __future__ import annotations
 import gc
 import os
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
-from tests.e2e import wait_status
 
 
 def setup(world):

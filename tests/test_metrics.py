@@ -11,11 +11,11 @@ import socket
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli.harness import KEY, World
 from fakes.cometapi import Outcome
 from services.config import configure_logging
 from tests.campaign import run_bot, until
 from tests.conftest import connect_postgres_or_skip, postgres_schema, postgres_test_url
-from tests.e2e import KEY, World
 from tests.helpers import imagine, setup_guild
 
 

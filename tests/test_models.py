@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cli.harness import FAST_POLL
 from fakes.cometapi import Outcome
 from services.cometapi.polling import DurationStats
 from tests.card import card
-from tests.e2e import FAST_POLL
 from tests.helpers import (
     IMAGE_SLOTS,
     assert_refused_privately,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.jobs.input_refs import referenced
 from tests.card import button_rows
-from tests.e2e import wait_status
 from tests.helpers import (
     KONTEXT,
     decoded,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from cli.harness import KEY, TOKEN
 from fakes.cometapi import Outcome
 from tests.campaign import start_bot
-from tests.e2e import KEY, TOKEN
 
 
 async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_path):

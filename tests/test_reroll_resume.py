@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
-from tests.e2e import wait_status
 from tests.helpers import result_of, setup_guild
 
 

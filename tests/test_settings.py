@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.store.models import GuildSettings
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import EPHEMERAL, ephemeral_text, private_reply, result_of, setup_guild
 
 

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from cli.harness import KEY, TOKEN
 from fakes.cometapi import FakeCometAPI
 from services.errors import ConfigError
 from services.store.preflight import open_checked
 from tests.campaign import run_bot
 from tests.conftest import connect_postgres_or_skip, postgres_test_url
-from tests.e2e import KEY, TOKEN
 
 PASSWORD = "pw-that-must-never-be-printed"
 

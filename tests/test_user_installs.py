@@ -11,12 +11,12 @@ import logging
 import discord
 import pytest
 
+from cli.harness import KEY, TOKEN, wait_status
 from fakes.cometapi import Outcome
 from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
 from tests.card import button_rows
-from tests.e2e import KEY, TOKEN, wait_status
 from tests.helpers import EPHEMERAL, custom_ids, delivered, private_reply, started_job
 
 GUILD_INSTALL, USER_INSTALL = 0, 1

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
+from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
 from tests.campaign import inject_on_upload
 from tests.card import button_rows, card
-from tests.e2e import wait_status
 from tests.helpers import KONTEXT, delivered, link_to, png, private_reply, result_of, rows, setup_guild
 
 DEV = "black-forest-labs/flux-dev"

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cli.harness import KEY  # the key of the `fake` fixture's API
 from fakes.cometapi import FakeCometAPI, Outcome
 from fakes.common import ManualClock
 from services.cometapi.client import CometClient, RetryPolicy
@@ -38,7 +39,6 @@ from services.errors import (
 )
 from services.rules.catalogue import Request, built_in
 from services.secrets import Secret
-from tests.e2e import KEY  # the key of the `fake` fixture's API
 from tests.helpers import png
 
 SCHNELL = "black-forest-labs/flux-schnell"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from cli.harness import wait_status
 from tests.card import card
-from tests.e2e import wait_status
 from tests.helpers import EPHEMERAL, assert_refused_privately, custom_ids, imagine, png, private_reply, setup_guild
 
 # $1 per 1000 tokens: 1000 millionths of a dollar a token, so a chat's cost is easy to read.

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from cli.harness import KEY  # the key of the `fake` fixture's API
 from fakes.cometapi import FakeCometAPI
 from services.cometapi.client import CometClient, RetryPolicy
 from services.errors import ApiError, AuthError, Unavailable
 from services.secrets import Secret
-from tests.e2e import KEY  # the key of the `fake` fixture's API
 
 USER: list[dict[str, object]] = [{"role": "user", "content": "a fox"}]
 

@@ -1,4 +1,5 @@
-"""End-to-end harness: the real FluxBot, through the real discord.py, against the two fakes.
+"""The real FluxBot, through the real discord.py, against the two fakes: the harness of the end-to-end tests,
+the playground (cli/playground.py) and the README's pictures (cli/screens.py).
 
 Only Discord and CometAPI are fakes; the store is real (SQLite file or PostgreSQL), and so is everything else.
 """
