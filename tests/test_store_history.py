@@ -3,10 +3,9 @@ SQLite and PostgreSQL; migration 004 keeps every job and link of a database made
 
 from __future__ import annotations
 
+import functools
 import shutil
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,25 +14,12 @@ from services.store.base import MIGRATIONS_DIR, job_params
 from services.store.job_extra import JobExtra
 from services.store.models import JOB_COLUMNS
 from tests.conftest import store_location
+from tests.helpers import make_job
 
 T0 = 1_760_000_000.0
 
 
-def job(**overrides: Any) -> Job:
-    values: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
-        "kind": "imagine",
-        "user_id": 1,
-        "channel_id": 2,
-        "guild_id": 3,
-        "shard_id": 0,
-        "model": "black-forest-labs/flux-dev",
-        "input": {"prompt": "p", "seed": 1},
-        "status": "succeeded",
-        "created_at": T0,
-    }
-    values.update(overrides)
-    return Job(**values)
+job = functools.partial(make_job, status="succeeded", guild_id=3)  # a finished job in server 3
 
 
 async def test_recent_jobs_pages_newest_first_per_user_or_server(store: Store) -> None:
