@@ -14,7 +14,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -24,7 +23,7 @@ from fakes.cometapi import FakeCometAPI
 from services.errors import ConfigError
 from services.store.preflight import open_checked
 from tests.campaign import run_bot
-from tests.conftest import connect_postgres_or_skip, postgres_test_url
+from tests.conftest import cannot_test, connect_postgres_or_skip, postgres_test_url
 
 PASSWORD = "pw-that-must-never-be-printed"
 
@@ -147,13 +146,6 @@ async def test_sqlite_path_under_a_file(refusing_discord, tmp_path):
     code, out, err = await run_bot(refusing_discord, tmp_path, DATABASE_URL=url)
     assert_one_line(code, out, err, "DATABASE_URL", f"{tmp_path / 'data'} is a file, not a folder")
     assert refusing_discord.requests == []
-
-
-def cannot_test(reason: str) -> NoReturn:
-    """Skip locally; in CI (the project's machine, which has capsh and unshare) a skip would hide a gap: fail."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}. CI is set, so this fails instead of skipping.", pytrace=False)
-    pytest.skip(reason)
 
 
 @contextlib.contextmanager
