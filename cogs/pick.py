@@ -22,7 +22,7 @@ from services.text import _
 from ui.attachments import image_refs
 from ui.reach import reply_fields
 from ui.render import CardImage, result_card
-from ui.uploads import upload_file
+from ui.uploads import upload_files
 from ui.views import Press, result_rows, stopped
 
 if TYPE_CHECKING:
@@ -70,11 +70,12 @@ class Pick(commands.Cog):
         name = f"flux-{job.id[:8]}-1.{file.extension}"
         buttons = self.bot.job_buttons
         rows = result_rows(job.id, 1, job.locale, buttons.offered, buttons.icons)
-        await interaction.edit_original_response(
-            attachments=[upload_file(file, name)],
-            view=stopped(result_card(job, None, [], [CardImage(name)], rows)),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        with upload_files([(name, file)]) as files:  # closed, and the reader's cycle undone, as for every result
+            await interaction.edit_original_response(
+                attachments=files,
+                view=stopped(result_card(job, None, [], [CardImage(name)], rows)),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
 
 
 async def setup(bot: FluxBot) -> None:
