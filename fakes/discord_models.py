@@ -490,14 +490,23 @@ class StoredMessage:
     timestamp: str = field(default_factory=utc_iso)
     edited_timestamp: str | None = None
     edits: list[MessageEdit] = field(default_factory=list)
+    first_text: str = ""  # what a person read when the message was made, before any edit
     deleted: bool = False
     deleted_at: float | None = None
     # emoji key ("🔄" or "name:id") -> user ids in the order they reacted
     reactions: dict[str, list[int]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.first_text = self.text
+
     @property
     def ephemeral(self) -> bool:
         return bool(self.flags & FLAG_EPHEMERAL)
+
+    @property
+    def lines_shown(self) -> list[str]:
+        """What a person read, version by version: as made, then after each edit."""
+        return [self.first_text, *(edit.text for edit in self.edits)]
 
     @property
     def loading(self) -> bool:

@@ -9,13 +9,11 @@ created twice; and the bot still delivers a new /imagine afterwards.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import re
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from fakes.discord import FakeDiscord, FakeUser, Fault, InteractionHandle
 from fakes.discord_models import make_fault
 from services.store.models import TERMINAL, Job
 from tests.card import card
-from tests.helpers import add_member, imagine
+from tests.helpers import add_member, imagine, job_shown_in
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 
@@ -70,28 +68,12 @@ async def burst(world, guild, channel, count: int, tag: str, **options: Any) -> 
     return sent
 
 
-async def until(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "a condition") -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; returns that."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                value = predicate()
-                if inspect.isawaitable(value):
-                    value = await value
-                if value:
-                    return value
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
-
-
 async def job_of(bot, sent: Sent, timeout: float = 10.0) -> Job:
     """The stored job behind a reply (it is stored right after the "thinking…" reply exists)."""
     await sent.handle.wait_response(timeout=timeout)
     message_id = sent.handle.original_message_id
     assert message_id is not None
-    job: Job = await until(lambda: bot.store.job_by_message(message_id), timeout=timeout, what=f"{sent.prompt}'s job")
-    return job
+    return await job_shown_in(bot, message_id, timeout=timeout)
 
 
 async def ended(bot, sents: list[Sent], timeout: float = 30.0) -> dict[str, Job]:

@@ -19,13 +19,14 @@ tests/test_layout.py checks it):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import re
 import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from PIL import Image
@@ -190,11 +191,34 @@ async def stored_jobs_of(store: Store, user_id: int) -> int:
     return await store.count_jobs(user_id=user_id)
 
 
+async def until(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "a condition") -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy; returns that."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                value = predicate()
+                if inspect.isawaitable(value):
+                    value = await value
+                if value:
+                    return value
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+async def job_shown_in(bot, message_id: int, *, timeout: float = 10.0) -> Job:
+    """The stored job a message shows. A job answering its command with its first line is linked to that message
+    right after Discord made it, so a test that sees the message may have to wait a moment for the link."""
+    job: Job = await until(
+        lambda: bot.store.job_by_message(message_id), timeout=timeout, what=f"the job of message {message_id}"
+    )
+    return job
+
+
 async def started_job(world: World, bot, handle: InteractionHandle, timeout: float = 5.0):
     """The stored job behind a reply, once the reply shows progress; returns (job, message)."""
     msg = await handle.wait_original(lambda m: not m.loading and bool(m.text), timeout=timeout)
-    job = await bot.store.job_by_message(msg.id)
-    assert job is not None, msg.text
+    job = await job_shown_in(bot, msg.id, timeout=timeout)
     return job, msg
 
 
@@ -211,18 +235,20 @@ async def running_job_with_cancel_button(world: World, bot, handle: InteractionH
 
 async def delivered(world: World, bot, handle: InteractionHandle, *, timeout: float = 10.0):
     """The reply `handle` led to once it shows its images, and its job once succeeded: (message, job). Fails at
-    once, with what the bot said, if it refused (a follow-up) or the job failed (⚠️ or 🛑 in the reply)."""
+    once, with what the bot said, if it refused (privately) or the job failed (⚠️ or 🛑 in the reply)."""
 
     def outcome() -> StoredMessage | None:
         original = handle.original_message()
-        if original is not None and (original.attachments or "⚠️" in original.text or "🛑" in original.text):
+        refused = original is not None and original.ephemeral and original.text and not original.components_v2
+        shown = original is not None and (original.attachments or refused)
+        if original is not None and (shown or "⚠️" in original.text or "🛑" in original.text):
             return original
         refusals = [m for m in handle.followups() if m.text]
         return refusals[-1] if refusals else None
 
     final = await world.discord.wait_for(outcome, timeout=timeout, what=f"the outcome of {handle!r}")
     assert final.attachments, f"no images; the bot said: {final.text!r}"
-    job = await bot.store.job_by_message(final.id)
+    job = await job_shown_in(bot, final.id)
     assert job is not None
     return final, await wait_status(bot, job.id, "succeeded", timeout=timeout)
 

@@ -14,6 +14,7 @@ from tests.helpers import (
     add_member,
     admit_all,
     imagine,
+    job_shown_in,
     new_job,
     private_reply,
     result_of,
@@ -120,7 +121,7 @@ async def answers(world, bot, handles):
     outcomes = []
     for handle in handles:
         msg = await handle.wait_original(lambda m: (not m.loading and bool(m.text)) or m.deleted, timeout=10)
-        job = None if msg.deleted else await bot.store.job_by_message(msg.id)
+        job = None if msg.deleted or msg.ephemeral else await job_shown_in(bot, msg.id)
         if job is not None:
             outcomes.append(("job", job))
             continue
@@ -198,7 +199,7 @@ async def test_a_burst_of_reroll_reactions_makes_one_reroll(world):
             timeout=10,
             what="an answer to each reaction",
         )
-        jobs = [await bot.store.job_by_message(m.id) for m in replies]
+        jobs = [await bot.store.job_by_message(m.id) for m in replies]  # a reroll's is linked before it shows
     assert sum(job is not None for job in jobs) == 1
     refusals = [m.text for m, job in zip(replies, jobs, strict=True) if job is None]
     assert all("can't reroll this: Slow down" in text for text in refusals), refusals

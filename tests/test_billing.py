@@ -33,6 +33,7 @@ from tests.helpers import (
     admit_all,
     ephemeral_text,
     imagine,
+    job_shown_in,
     new_job,
     png,
     private_reply,
@@ -90,7 +91,7 @@ async def test_eight_large_flux2_references_are_booked_at_their_real_size(world)
             world, guild, channel, alice, prompt="a collage --res match", model="flux-2-pro", attachments=files, **slots
         )
         final = await first.wait_original(lambda m: bool(m.attachments), timeout=20)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
         assert job.cost_microusd == 555_000
         assert job.extra.input_sizes == ((2048, 2048),) * 8
         files, slots = references()
@@ -155,7 +156,7 @@ async def test_a_prediction_that_succeeded_counts_even_when_cancelled_while_its_
         )
         handle = await imagine(world, guild, channel, alice, prompt="a paid castle", model="flux-1.1-pro")
         msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
-        job = await bot.store.job_by_message(msg.id)
+        job = await job_shown_in(bot, msg.id)
         job = await wait_status(bot, job.id, "delivering")
         assert job.settled_microusd == 40_000  # settled as soon as the prediction succeeded
         custom_id = f"flux:cancel:{job.id}"
@@ -186,7 +187,7 @@ async def test_a_failed_prediction_counts_as_the_operator_says(world_any_store, 
     async with world.bot(**env) as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a castle", model="flux-1.1-pro")
         msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
-        job = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed")
+        job = await wait_status(bot, (await job_shown_in(bot, msg.id)).id, "failed")
         spent = await bot.store.spend_since(guild.id, 0)
     assert job.settled_microusd == counted
     assert sum(row.cost_microusd for row in spent) == counted
@@ -288,7 +289,7 @@ async def test_model_prices_reach_admission_settlement_and_the_usage_report(worl
     async with world.bot(MODEL_PRICES="flux-schnell=0.5") as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a dear fox", num_outputs=2)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
         text = await ephemeral_text(await world.discord.slash_command(guild, channel, admin, "imagine-settings usage"))
     assert (job.cost_microusd, job.settled_microusd) == (1_000_000, 1_000_000)
     assert text.startswith("**Today (24 h)**: 2 images, about $1.00")

@@ -21,6 +21,7 @@ from tests.helpers import (
     admit_all,
     ephemeral_text,
     imagine,
+    job_shown_in,
     new_job,
     private_reply,
     result_of,
@@ -172,7 +173,7 @@ async def test_an_admin_sets_budgets_and_an_image_over_it_is_refused_saying_what
         assert "Budget per user: $0.05 per day" in text
         handle = await imagine(world, guild, channel, member, prompt="a castle", model="flux-1.1-pro")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job.cost_microusd == CENTS_4
         creates = len(world.comet.creates())
         handle = await imagine(world, guild, channel, member, prompt="another castle", model="flux-1.1-pro")

@@ -9,7 +9,14 @@ import pytest
 from cli.harness import World, wait_status
 from fakes.cometapi import Outcome
 from tests.conftest import postgres_test_url, store_location
-from tests.helpers import imagine, result_of, running_job_with_cancel_button, setup_guild
+from tests.helpers import (
+    delivered,
+    imagine,
+    job_shown_in,
+    result_of,
+    running_job_with_cancel_button,
+    setup_guild,
+)
 
 
 @pytest.fixture
@@ -49,6 +56,29 @@ async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_
         assert canceled.status == "canceled"  # the Cancel was not lost
         assert world.comet.predictions[job.prediction_id].cancel_requested
         rerolled = await reroll.wait_original(lambda m: bool(m.attachments), timeout=15)
-        child = await bot.store.job_by_message(rerolled.id)
+        child = await job_shown_in(bot, rerolled.id)
         assert child is not None and child.parent_id == parent.id
+    assert world.discord.internal_errors == []
+
+
+async def test_imagine_says_thinking_in_time_while_admission_waits_then_shows_its_job(pg_world):
+    """/imagine answers with its job's first line when admission is quick; a locked jobs table makes it slow, so
+    "thinking…" answers in time instead, and the job is linked to that message once admitted."""
+    world, schema = pg_world
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.queue_outcome(Outcome(duration=0.3))
+    async with world.bot() as bot:
+        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
+        locked = locker.transaction()
+        await locked.start()
+        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        try:
+            handle = await imagine(world, guild, channel, alice, prompt="a patient cat")
+            await handle.wait_response(timeout=2.5)  # within Discord's 3 s, while the table stays locked
+            assert handle.response_type == 5
+        finally:
+            await locked.rollback()
+            await locker.close()
+        final, job = await delivered(world, bot, handle, timeout=15)
+    assert job.message_id == final.id == handle.original_message_id
     assert world.discord.internal_errors == []

@@ -7,7 +7,7 @@ from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_components import CONTAINER
 from tests.card import button_rows, card, posted_by_an_older_version
-from tests.helpers import custom_ids, delivered, imagine, result_of, setup_guild
+from tests.helpers import custom_ids, delivered, imagine, job_shown_in, result_of, setup_guild
 
 CANCEL_IDS = ":cancel:"
 
@@ -18,7 +18,7 @@ async def test_every_edit_of_a_jobs_message_is_the_same_card(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a fox in the snow", model="flux-dev", seed=5)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     edits = world.discord.edits_of(final.id)
     assert len(edits) >= 2, "progress, then the result"
     for edit in edits:
@@ -47,7 +47,7 @@ async def test_a_failed_job_is_a_card_whose_reroll_tries_again(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="an unlucky fox")
         failed = await handle.wait_original(lambda m: "⚠️" in m.text, timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(failed.id)).id, "failed")
+        job = await wait_status(bot, (await job_shown_in(bot, failed.id)).id, "failed")
         shown = card(failed)
         assert shown.prompt == "an unlucky fox" and "ran out of memory" in shown.texts[0]
         assert list(custom_ids(failed.components)) == [f"flux:reroll:{job.id}"]

@@ -11,7 +11,7 @@ from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.delivery.edit_budget import EditBudget
 from services.store.models import Job, JobStatus
-from tests.helpers import add_member, imagine, setup_guild, started_job
+from tests.helpers import add_member, imagine, job_shown_in, setup_guild, started_job
 
 DISCORD_CHANNEL_EDITS = 5  # Discord's bucket for edits in one channel: about 5 per 5 s
 DISCORD_WINDOW = 5.0
@@ -99,13 +99,13 @@ async def test_a_queued_line_is_edited_when_its_place_changes_not_every_few_seco
         bob_queued = await second.wait_original(lambda m: "#1 in line" in m.text)
         third = await imagine(world, guild, channel, carol, prompt="carol's cat")
         carol_queued = await third.wait_original(lambda m: "#2 in line" in m.text)
-        bob_job = await bot.store.job_by_message(bob_queued.id)
+        bob_job = await job_shown_in(bot, bob_queued.id)
         click = await world.discord.click_button(bob_queued.id, f"flux:cancel:{bob_job.id}", bob)
         await click.wait_response()
         await third.wait_original(lambda m: "#1 in line" in m.text, timeout=10)
-        carol_job = await bot.store.job_by_message(carol_queued.id)
+        carol_job = await job_shown_in(bot, carol_queued.id)
         carol_job = await wait_status(bot, carol_job.id, "succeeded", timeout=20)
-    queued = [e.text for e in world.discord.edits_of(carol_queued.id) if "in line" in e.text]
+    queued = [text for text in carol_queued.lines_shown if "in line" in text]
     # Queued for about 6 s: its place once, then its new place, and no refresh of the elapsed time between.
     assert [re.findall(r"#\d+ in line", text) for text in queued] == [["#2 in line"], ["#1 in line"]], queued
 
@@ -123,7 +123,7 @@ async def test_an_unchanged_place_in_line_is_still_refreshed_now_and_then(world)
         message = await second.wait_original(lambda m: "#1 in line" in m.text)
 
         def refreshed():
-            lines = [e.text for e in world.discord.edits_of(message.id) if "#1 in line" in e.text]
+            lines = [text for text in world.discord.messages[message.id].lines_shown if "#1 in line" in text]
             return lines if len(set(lines)) >= 2 else None
 
         lines = await world.discord.wait_for(refreshed, timeout=10, what="the elapsed time refreshed")

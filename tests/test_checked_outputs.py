@@ -8,7 +8,7 @@ import time
 
 from cli.harness import wait_status
 from tests.card import card
-from tests.helpers import custom_ids, ephemeral_text, imagine, setup_guild
+from tests.helpers import custom_ids, ephemeral_text, imagine, job_shown_in, setup_guild
 
 SCHNELL = 3_000
 
@@ -25,7 +25,7 @@ async def set_check(world, guild, channel, admin, mode: str, log_channel=None) -
 
 async def ended(bot, handle, predicate):
     final = await handle.wait_original(predicate, timeout=10)
-    job = await bot.store.job_by_message(final.id)
+    job = await job_shown_in(bot, final.id)
     assert job is not None
     return await wait_status(bot, job.id, "succeeded", "failed"), final
 

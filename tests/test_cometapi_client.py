@@ -29,7 +29,7 @@ from services.errors import (
     UncertainCreate,
 )
 from services.secrets import Secret
-from tests.campaign import until
+from tests.helpers import until
 
 SCHNELL = "black-forest-labs/flux-schnell"
 INPUT: dict[str, object] = {"prompt": "a red fox in the snow", "num_outputs": 1}

@@ -18,7 +18,7 @@ from services.errors import ConfigError
 from services.jobs.credits import CreditLedger
 from services.limits import Limits
 from services.store.credits import CreditTerms, Grant
-from tests.helpers import EPHEMERAL, imagine, new_job, private_reply, setup_guild
+from tests.helpers import EPHEMERAL, imagine, job_shown_in, new_job, private_reply, setup_guild
 
 PACK_SKU = 1_100_000_000_000_001
 SUB_SKU = 1_100_000_000_000_002
@@ -44,7 +44,7 @@ async def balance_of(bot, user_id: int, micros: int, timeout: float = 5.0) -> in
 
 async def made(world, bot, handle):
     final = await handle.wait_original(lambda m: bool(m.attachments), timeout=20)
-    return await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+    return await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
 
 
 def premium_buttons(message) -> list[dict[str, object]]:
@@ -70,7 +70,7 @@ async def test_a_purchase_becomes_credits_that_pay_for_exactly_the_images_made(w
         world.comet.queue_outcome(Outcome(status="aborted"))
         handle = await imagine(world, guild, channel, alice, prompt="an aborted castle", model=PRO)
         msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
-        aborted = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed")
+        aborted = await wait_status(bot, (await job_shown_in(bot, msg.id)).id, "failed")
         assert (aborted.paid_with, aborted.settled_microusd) == ("balance", 0)
         assert await bot.store.credit_balance(alice.id) == 60_000
         shown = await private_reply(world, await world.discord.slash_command(guild, channel, alice, "imagine-credits"))

@@ -7,7 +7,16 @@ import base64
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from tests.card import button_rows, card, posted_by_an_older_version
-from tests.helpers import KONTEXT, delivered, imagine_with_image, open_and_submit, png, setup_guild
+from tests.helpers import (
+    KONTEXT,
+    delivered,
+    imagine_with_image,
+    job_shown_in,
+    open_and_submit,
+    png,
+    private_reply,
+    setup_guild,
+)
 
 
 async def test_imagine_with_an_image_sends_its_url_and_kontext_defaults(world):
@@ -68,7 +77,7 @@ async def test_an_unreachable_attachment_is_refused_clearly(world):
             guild, channel, alice, "imagine", {"prompt": "x", "model": KONTEXT, "image": attachment["id"]},
             attachments=[attachment],
         )  # fmt: skip
-        [reply] = await handle.wait_followups(1)
+        reply = await private_reply(world, handle)
         assert reply.ephemeral
         assert "Could not use the attached image" in reply.text
     assert world.comet.creates() == []
@@ -80,7 +89,7 @@ async def test_an_input_image_the_api_cannot_fetch_shows_the_apis_error(world):
     async with world.bot() as bot:
         _, handle = await imagine_with_image(world, guild, channel, alice, png())
         message = await handle.wait_original(lambda m: "Could not download" in m.text, timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "failed")
+        job = await wait_status(bot, (await job_shown_in(bot, message.id)).id, "failed")
     assert "The model could not make this image" in message.text
     assert job.status == "failed"
 

@@ -26,10 +26,9 @@ from tests.campaign import (
     inject_on_upload,
     job_of,
     served_files,
-    until,
 )
 from tests.card import card
-from tests.helpers import imagine, setup_guild
+from tests.helpers import imagine, setup_guild, until
 
 WEBHOOK_EDIT = r"^/webhooks/\d+/[^/]+/messages/@original$"
 

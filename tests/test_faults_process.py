@@ -39,10 +39,9 @@ from tests.campaign import (
     served_files,
     start_bot,
     stop_bot,
-    until,
 )
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
-from tests.helpers import setup_guild
+from tests.helpers import setup_guild, until
 
 # --- a real process ---------------------------------------------------------------------------------------
 

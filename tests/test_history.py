@@ -9,7 +9,7 @@ import uuid
 
 from cli.harness import wait_status
 from services.store.models import Job, JobStatus
-from tests.helpers import EPHEMERAL, add_member, history, history_lines, private_reply, setup_guild
+from tests.helpers import EPHEMERAL, add_member, history, history_lines, job_shown_in, private_reply, setup_guild
 
 SCHNELL = "black-forest-labs/flux-schnell"
 T0 = time.time() - 3600
@@ -87,10 +87,10 @@ async def test_history_shows_real_jobs_of_every_kind_and_status(world):
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a red fox"})
         result = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        parent = await wait_status(bot, (await bot.store.job_by_message(result.id)).id, "succeeded")
+        parent = await wait_status(bot, (await job_shown_in(bot, result.id)).id, "succeeded")
         varied = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:subtle", alice)
         child_message = await varied.wait_original(lambda m: bool(m.attachments), timeout=10)
-        await wait_status(bot, (await bot.store.job_by_message(child_message.id)).id, "succeeded")
+        await wait_status(bot, (await job_shown_in(bot, child_message.id)).id, "succeeded")
         await stored_jobs(world, bot, guild, channel, alice, 1, prefix="broken", status=JobStatus.FAILED)
         shown = await history(world, guild, channel, alice)
     assert prompts(shown) == ["a red fox", "a red fox", "broken 0"]
@@ -179,7 +179,7 @@ async def test_a_job_made_with_a_private_reply_is_in_its_owners_history_only(wor
             handle = await d.slash_command(guild, channel, user, "imagine", {"prompt": prompt})
             final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
             assert final.ephemeral
-            made[prompt] = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+            made[prompt] = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
         await stored_jobs(world, bot, guild, channel, bob, 2, prefix="bob's public", start=time.time() - 600)
         server = await history(world, guild, channel, admin, scope="server")
         own = await history(world, guild, channel, alice)

@@ -28,7 +28,7 @@ from fakes.discord_interactions import find_component
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.store.models import GuildSettings
 from tests.card import card
-from tests.helpers import EPHEMERAL, imagine, png, private_reply
+from tests.helpers import EPHEMERAL, imagine, job_shown_in, png, private_reply
 
 KONTEXT = "flux-kontext-pro"
 ZERO_JOB = "0" * 32
@@ -181,7 +181,7 @@ async def finished_result(world, bot, s: Scene, user, prompt: str = "a red fox")
     """A succeeded /imagine job of `user` and its result message (with the Reroll button)."""
     handle = await imagine(world, s.guild, s.channel, user, prompt=prompt)
     final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-    job = await bot.store.job_by_message(final.id)
+    job = await job_shown_in(bot, final.id)
     assert job is not None
     job = await wait_status(bot, job.id, "succeeded")
     custom_id = f"flux:reroll:{job.id}"
@@ -231,7 +231,7 @@ async def test_control_and_invisible_characters_are_stripped_from_a_real_prompt(
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt=prompt)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         job = await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == ["a red fox in the snow"]
@@ -373,7 +373,7 @@ async def test_mentions_in_the_prompt_are_shown_but_ping_nobody(world):
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt=prompt)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [prompt]
@@ -410,7 +410,7 @@ async def test_markdown_in_the_prompt_is_neutralised_in_progress_and_embed(world
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt=f"# heading {MARKDOWN}")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
     assert created_prompts(world) == [f"# heading {MARKDOWN}"]  # the model gets the prompt as written
@@ -434,7 +434,7 @@ async def test_forged_cancel_of_someone_elses_job_is_refused_and_the_job_goes_on
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="alice's slow cat")
         await handle.wait_original(lambda m: not m.loading and bool(m.text))
-        job = await bot.store.job_by_message(handle.original_message_id)
+        job = await job_shown_in(bot, handle.original_message_id)
         assert job is not None
         job = await wait_status(bot, job.id, "running")
         planted = await plant(world, s.channel, f"flux:cancel:{job.id}")
@@ -466,7 +466,7 @@ async def test_reroll_of_someone_elses_result_is_allowed_and_is_theirs(world):
         parent, result = await finished_result(world, bot, s, s.alice, prompt="alice's fox")
         click = await world.discord.click_button(result.id, f"flux:reroll:{parent.id}", s.bob)
         second = await click.wait_original(lambda m: bool(m.attachments), timeout=10)
-        child = await bot.store.job_by_message(second.id)
+        child = await job_shown_in(bot, second.id)
         assert child is not None
         child = await wait_status(bot, child.id, "succeeded")
     assert child.user_id == s.bob.id
@@ -649,7 +649,7 @@ async def test_reroll_reaction_on_a_failed_jobs_reply_is_ignored(world):
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="something spicy")
         msg = await handle.wait_original(lambda m: "NSFW" in m.text, timeout=10)
-        job = await bot.store.job_by_message(msg.id)
+        job = await job_shown_in(bot, msg.id)
         assert job is not None
         await wait_status(bot, job.id, "failed")
         await assert_reaction_ignored(world, s.channel, msg.id, s.alice)
@@ -686,7 +686,7 @@ async def test_imagine_works_in_dms_and_costs_one_prediction(world):
         assert command is not None and command["dm_permission"] is not False
         handle = await world.discord.slash_command(None, None, s.alice, "imagine", {"prompt": "a fox in a dm"})
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         job = await wait_status(bot, job.id, "succeeded")
     assert job.guild_id is None

@@ -19,6 +19,7 @@ from tests.helpers import (
     custom_ids,
     has_component,
     imagine,
+    job_shown_in,
     png,
     prediction_outputs,
     private_reply,
@@ -30,7 +31,7 @@ from tests.helpers import (
 from ui.display import EDIT_INTERVAL
 
 
-async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
+async def test_imagine_answers_with_its_progress_card_and_delivers_the_files(world):
     guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.6))
     async with world.bot() as bot:
@@ -38,11 +39,15 @@ async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
             guild, channel, alice, "imagine", {"prompt": "a red fox", "num_outputs": 2, "seed": 42}
         )
         await handle.wait_response()
-        assert handle.response_type == 5  # deferred, "thinking…"
+        # Answered with the job's card itself (no "thinking…" to edit afterwards), in time.
+        assert handle.response_type == 4
         assert handle.response_delay < 3.0
+        first = handle.original_message()
+        assert first is not None and first.components_v2 and not first.ephemeral
+        assert "a red fox" in first.first_text
 
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         job = await wait_status(bot, job.id, "succeeded", "failed")
         assert job.status == "succeeded"
@@ -66,7 +71,7 @@ async def test_imagine_defers_shows_progress_and_delivers_the_files(world):
     assert [item.description for item in shown.gallery] == ["a red fox", "a red fox"]
     assert not any(item.spoiler for item in shown.gallery)
     assert prediction.gets >= 1
-    progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
+    progress = [text for text in final.lines_shown if text]
     assert any("Generating" in text or "Starting" in text for text in progress), progress
 
 
@@ -204,7 +209,7 @@ async def test_progress_shows_the_percentage_from_the_logs_at_a_calm_pace(world)
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-dev")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     edits = progress_edits(world, final.id)
     values = [int(m.group(1)) for e in edits if (m := PERCENT.search(e.text))]
     assert values, [e.text for e in edits]
@@ -225,7 +230,7 @@ async def test_progress_edits_are_spaced_from_the_end_of_one_to_the_start_of_the
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a slow fox", model="flux-dev")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     edits = [
         r for r in world.discord.requests_matching("PATCH", r"/messages/@original$") if r.interaction_id == handle.id
     ]
@@ -273,7 +278,7 @@ async def test_mentions_in_the_prompt_never_ping(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="@everyone look at <@&123> and @here")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     assert "@everyone" in card(final).prompt
     sent = [
         r
@@ -300,7 +305,7 @@ async def test_reroll_button_makes_a_new_job_with_a_new_seed(world):
             world, guild, channel, alice, prompt="a red fox", model="flux-dev", aspect_ratio="16:9", num_outputs=2
         )
         first = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        parent = await bot.store.job_by_message(first.id)
+        parent = await job_shown_in(bot, first.id)
         parent = await wait_status(bot, parent.id, "succeeded")
         custom_id = f"flux:reroll:{parent.id}"
         first = await world.discord.wait_for(
@@ -309,7 +314,7 @@ async def test_reroll_button_makes_a_new_job_with_a_new_seed(world):
 
         click = await world.discord.click_button(first.id, custom_id, alice)
         second = await click.wait_original(lambda m: bool(m.attachments), timeout=10)
-        child = await bot.store.job_by_message(second.id)
+        child = await job_shown_in(bot, second.id)
         assert child is not None and child.id != parent.id
         child = await wait_status(bot, child.id, "succeeded")
 
@@ -335,7 +340,7 @@ async def test_one_image_models_accept_num_outputs_1(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-1.1-pro", num_outputs=1)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     assert "num_outputs" not in job.input
     [create] = world.comet.creates()
     assert "num_outputs" not in create.json["input"]
@@ -351,7 +356,7 @@ async def test_kontext_edits_an_attached_image(world):
             world, guild, channel, alice, prompt="make it blue", model="flux-kontext-pro", image=picture
         )
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     [create] = world.comet.creates()
     assert create.json["input"]["input_image"] == picture["url"]
     assert job.input["input_image"] == picture["url"]
@@ -375,8 +380,8 @@ async def test_the_token_is_timed_from_the_interaction_not_from_when_the_job_sta
             created_ago=15 * 60 - 3,
         )  # fmt: skip
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
-    assert handle.response_type == 5  # the first answer came in time, with the token
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded", "failed")
+    assert handle.response_type == 4  # the first answer came in time, with the token
     assert (job.status, job.image_count) == ("succeeded", 1)
     refused = [r.route for r in world.discord.requests if r.status == 401]
     assert refused == [], f"the bot used a token it should have known was dead: {refused}"

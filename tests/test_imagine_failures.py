@@ -12,7 +12,16 @@ import pytest
 from cli.harness import KEY, wait_status
 from fakes.cometapi import Outcome
 from services.cometapi.client import RetryPolicy
-from tests.helpers import EPHEMERAL, assert_refused_privately, cancel_requests, imagine, png, private_reply, setup_guild
+from tests.helpers import (
+    EPHEMERAL,
+    assert_refused_privately,
+    cancel_requests,
+    imagine,
+    job_shown_in,
+    png,
+    private_reply,
+    setup_guild,
+)
 
 KONTEXT = "flux-kontext-pro"
 
@@ -88,13 +97,12 @@ async def test_bad_input_gets_a_private_answer_and_nothing_is_sent(world, option
 
 
 async def test_a_non_image_attachment_is_caught_after_the_download(world):
-    """The declared type says PNG; only the bytes tell, so the bot fetched it (deferring first) and then refused."""
+    """The declared type says PNG; only the bytes tell, so the bot fetched it and then refused."""
     guild, channel, alice = setup_guild(world, "alice")
     fake_png = world.discord.add_attachment("x.png", b"GIF? no. just text", "image/png")
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="make it blue", model=KONTEXT, image=fake_png)
         await assert_refused_privately(world, bot, handle, alice, "not a PNG")
-    assert handle.response_type == 5  # deferred: the download happened after acknowledging
     assert any("x.png" in path for path in world.discord.cdn_requests)
 
 
@@ -104,7 +112,7 @@ async def test_a_non_image_attachment_is_caught_after_the_download(world):
 async def failed_reply(world, bot, handle, *statuses, timeout=10.0):
     job = None
     msg = await handle.wait_original(lambda m: not m.loading and bool(m.text), timeout=timeout)
-    job = await bot.store.job_by_message(msg.id)
+    job = await job_shown_in(bot, msg.id)
     assert job is not None
     job = await wait_status(bot, job.id, "failed", "canceled", "succeeded", timeout=timeout)
     assert job.status in statuses, (job.status, job.error)
@@ -226,7 +234,7 @@ async def test_an_api_that_keeps_failing_after_a_restart_is_not_answering(world)
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a cat")
         message = await handle.wait_original(lambda m: not m.loading and bool(m.text))
-        job = await bot.store.job_by_message(message.id)
+        job = await job_shown_in(bot, message.id)
         job = await wait_status(bot, job.id, "running")
     gets_before = len(world.comet.requests_for("get"))
     # Retry-After: 0 so the retries are not spread over a minute (the client honours it)
@@ -292,7 +300,7 @@ async def test_a_job_that_crashes_gets_the_generic_text_and_a_logged_traceback(w
     async with world.bot() as bot:
         await imagine(world, guild, channel, alice, prompt="a cat")
         msg = await world.discord.wait_for_message(lambda m: "Something went wrong" in m.text, timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(msg.id)).id, "failed", "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, msg.id)).id, "failed", "succeeded")
     assert job.status == "failed"
     assert "a cat" in msg.text
     assert_short_human_text(msg.text)

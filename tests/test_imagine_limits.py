@@ -16,6 +16,7 @@ from tests.helpers import (
     add_member,
     delivered,
     imagine,
+    job_shown_in,
     prediction_outputs,
     private_reply,
     setup_guild,
@@ -34,7 +35,7 @@ async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(wo
         second = await imagine(world, guild, channel, bob, prompt="bob's owl")
         queued = await second.wait_original(lambda m: "in line" in m.text)
         assert re.search(r"Queued — #1 in line", queued.text), queued.text
-        second_job = await bot.store.job_by_message(queued.id)
+        second_job = await job_shown_in(bot, queued.id)
         assert second_job is not None and second_job.status == "queued"
         assert len(world.comet.creates()) == 1  # bob's waits for the one slot
 
@@ -48,8 +49,8 @@ async def test_a_second_user_sees_their_place_in_line_then_both_are_delivered(wo
     assert final_b.attachment_bytes() == [
         world.comet.file_bytes(u) for u in prediction_outputs(world, job_b.prediction_id)
     ]
-    edits_b = [e.text for e in world.discord.edits_of(final_b.id)]
-    assert "in line" in edits_b[0], edits_b  # the place in line came before anything else
+    shown_b = [line for line in final_b.lines_shown if line]
+    assert "in line" in shown_b[0], shown_b  # the place in line came before anything else
 
 
 async def test_queue_is_round_robin_between_users(world):
@@ -84,7 +85,7 @@ async def test_one_job_at_a_time_per_user_refuses_a_second_privately(world):
         assert re.search(r"already have 1 .*running", refusal.text), refusal.text
         await bot.interaction_handled(second.id)
         assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["one"]
-        assert (reply := second.original_message()) is None or reply.deleted
+        assert (reply := second.original_message()) is None or reply.deleted or reply.ephemeral
         assert (await bot.store.get_job(job.id)).status == "running"  # the first is untouched
 
 
@@ -99,11 +100,12 @@ async def test_cooldown_asks_to_slow_down(world):
         refusal = await private_reply(world, second)
         assert refusal.flags & EPHEMERAL
         assert "Slow down" in refusal.text
+        assert second.response_type == 4  # one private answer: no "thinking…" posted and taken back
         wait = re.search(r"in (\d+) s", refusal.text)
         assert wait is not None and 0 < int(wait.group(1)) <= 30, refusal.text
         await bot.interaction_handled(second.id)
         assert len(world.comet.creates()) == 1
-        assert (reply := second.original_message()) is None or reply.deleted
+        assert (reply := second.original_message()) is None or reply.deleted or reply.ephemeral
 
 
 # --- results over the upload limit -------------------------------------------------------------------------
@@ -205,7 +207,7 @@ async def test_a_job_whose_images_could_not_be_posted_is_not_a_success(world):
     async with world.bot() as bot:
         handle = await imagine(world, guild, channel, alice, prompt="a broken fox", attachment_size_limit=70_000)
         final = await handle.wait_original(lambda m: "None of the images could be posted" in m.text, timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded", "failed")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded", "failed")
         assert sum(row.images for row in await bot.store.spend_since(guild.id, 0)) == 0
     assert (job.status, job.image_count) == ("failed", 0)
     assert final.attachments == []
@@ -223,7 +225,7 @@ async def test_cancelling_a_queued_job_frees_its_place_and_creates_nothing(world
         await wait_status(bot, first_job.id, "running")
         second = await imagine(world, guild, channel, bob, prompt="bob's owl")
         queued = await second.wait_original(lambda m: "in line" in m.text)
-        bob_job = await bot.store.job_by_message(queued.id)
+        bob_job = await job_shown_in(bot, queued.id)
         click = await world.discord.click_button(queued.id, f"flux:cancel:{bob_job.id}", bob)
         await click.wait_response()
         bob_job = await wait_status(bot, bob_job.id, "canceled", "failed", "succeeded")

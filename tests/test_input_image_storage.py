@@ -37,6 +37,7 @@ from tests.helpers import (
     assert_refused_privately,
     delivered,
     imagine_with_image,
+    job_shown_in,
     private_reply,
     setup_guild,
 )
@@ -94,7 +95,7 @@ async def finished(bot, handle) -> Job:
     message = await handle.wait_original(lambda m: True, timeout=10)
     async with asyncio.timeout(10):
         while True:  # the job is stored just after the "thinking" reply
-            job = await bot.store.job_by_message(message.id)
+            job = await job_shown_in(bot, message.id)
             if job is not None:
                 break
             await asyncio.sleep(0.01)

@@ -11,7 +11,7 @@ from services.jobs.kinds.base import Kind
 from services.rules.options import RequestContext
 from services.text import verbatim
 from tests.card import card
-from tests.helpers import custom_ids, history, history_lines, result_of, setup_guild
+from tests.helpers import custom_ids, history, history_lines, job_shown_in, result_of, setup_guild
 from ui.kind_words import WORDS, Words
 from ui.launch import ask_from
 
@@ -53,7 +53,7 @@ async def test_a_made_up_kind_runs_end_to_end_with_its_button_and_words(world, m
         assert custom_id in list(custom_ids(result.components))
         click = await world.discord.click_button(result.id, custom_id, alice)
         final = await click.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
         listed = history_lines(await history(world, guild, channel, alice))
     assert (job.kind, job.model, job.parent_id) == ("sketch", SCHNELL, parent.id)
     sent = world.comet.creates()[-1].json["input"]

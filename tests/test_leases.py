@@ -37,10 +37,9 @@ from tests.campaign import (
     served_files,
     start_bot,
     stop_bot,
-    until,
 )
 from tests.conftest import postgres_schema, postgres_test_url
-from tests.helpers import add_member, imagine, new_job, setup_guild, started_job
+from tests.helpers import add_member, imagine, new_job, setup_guild, started_job, until
 
 LEASE = 30.0
 

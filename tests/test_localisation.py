@@ -12,7 +12,7 @@ from services.jobs.runner import JobProgress
 from services.locales import catalogues
 from services.text import _
 from tests.card import card
-from tests.helpers import EPHEMERAL, make_job, private_reply, started_job
+from tests.helpers import EPHEMERAL, job_shown_in, make_job, private_reply, started_job
 from ui.render import progress_text
 
 
@@ -107,7 +107,7 @@ async def test_a_job_message_is_in_the_servers_language_and_private_answers_in_t
         english = await world.discord.click_button(final.id, f"flux:edit:{job.id}", budi, locale="en-US")
         await english.wait_response()
     assert job.status == "succeeded" and job.locale == "id"
-    progress = [e.text for e in world.discord.edits_of(final.id) if e.text]
+    progress = [text for text in final.lines_shown if text]
     assert any(indonesian("Starting") in line or indonesian("Generating") in line for line in progress), progress
     assert card(final).facts[-1] == f"<@{budi.id}>"
     assert label(final, f"flux:reroll:{job.id}") == indonesian("Reroll")
@@ -121,7 +121,7 @@ async def test_an_english_server_keeps_english_job_messages_for_an_indonesian_us
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "kucing"}, locale="id")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
     assert job.locale == "en-US"
     assert label(final, f"flux:reroll:{job.id}") == "Reroll"
 
@@ -160,7 +160,7 @@ async def test_moderation_usage_and_the_job_log_speak_indonesian(world):
         negative = await private("imagine", {"prompt": "pantai --no orang"})
         handle = await world.discord.slash_command(guild, channel, budi, "imagine", {"prompt": "kucing"}, locale="id")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
         [line] = await world.discord.wait_for(
             lambda: world.discord.messages_in(log_channel) or None, timeout=5, what="the log line"
         )

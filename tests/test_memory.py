@@ -9,6 +9,7 @@ import os
 
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
+from tests.helpers import job_shown_in
 
 
 def setup(world):
@@ -32,7 +33,7 @@ async def test_images_past_the_memory_budget_are_posted_whole_from_temporary_fil
             guild, channel, alice, "imagine", {"prompt": "a red fox", "num_outputs": 4, "output_format": "png"}
         )
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         job = await wait_status(bot, job.id, "succeeded", "failed")
         assert job.status == "succeeded"
@@ -55,7 +56,7 @@ async def test_job_messages_leave_no_buttons_behind_in_discord_py(world):
     async with world.bot() as bot:
         handle = await d.slash_command(guild, channel, alice, "imagine", {"prompt": "a red fox", "num_outputs": 2})
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         assert job is not None
         await wait_status(bot, job.id, "succeeded")
         assert any("Cancel" in str(e.components) for e in d.edits_of(final.id))  # progress had the button

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from cli.harness import KEY, World
 from fakes.cometapi import Outcome
 from services.config import configure_logging
-from tests.campaign import run_bot, until
+from tests.campaign import run_bot
 from tests.conftest import connect_postgres_or_skip, postgres_schema, postgres_test_url
-from tests.helpers import imagine, setup_guild
+from tests.helpers import imagine, setup_guild, until
 
 
 def free_port() -> int:

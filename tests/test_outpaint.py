@@ -13,6 +13,7 @@ from tests.helpers import (
     KONTEXT,
     decoded,
     delivered,
+    job_shown_in,
     patterned_png,
     private_reply,
     result_of,
@@ -211,7 +212,7 @@ async def test_a_zoom_in_flight_at_a_restart_is_delivered_with_the_original_kept
         handle = await world.discord.click_button(result, f"flux:pan_down:{parent.id}", alice)
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 2, timeout=10)
         message = await handle.wait_original(lambda m: "Starting" in m.text or "Generating" in m.text)
-        job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "running")
+        job = await wait_status(bot, (await job_shown_in(bot, message.id)).id, "running")
     async with world.bot() as bot:  # a new process picks the job up by its prediction id
         job = await wait_status(bot, job.id, "succeeded", "failed")
     assert job.status == "succeeded" and len(world.comet.creates()) == 2

@@ -10,7 +10,7 @@ import pytest
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
-from tests.helpers import result_of, setup_guild
+from tests.helpers import job_shown_in, result_of, setup_guild
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def test_reaction_reroll_after_a_restart_replies_with_a_new_seed(world):
             lambda m: bool(m.attachments) and (m.message_reference or {}).get("message_id") == str(result.id),
             timeout=10,
         )
-        child = await bot.store.job_by_message(reply.id)
+        child = await job_shown_in(bot, reply.id)
         child = await wait_status(bot, child.id, "succeeded")
     assert child.kind == "reroll"
     assert child.parent_id == parent.id
@@ -75,7 +75,7 @@ async def test_the_repeat_reaction_rerolls_too(world):
         final = await world.discord.wait_for(
             lambda: m if (m := world.discord.message(replies[0].id)).attachments else None, timeout=10
         )
-        child = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        child = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     assert int(final.message_reference["message_id"]) == result.id
     assert (child.kind, child.parent_id, child.user_id) == ("reroll", parent.id, bob.id)
     assert child.input["prompt"] == parent.input["prompt"]
@@ -102,7 +102,7 @@ async def test_reroll_button_works_on_a_result_from_before_a_restart(world):
     async with world.bot() as bot:
         handle = await world.discord.click_button(result, f"flux:reroll:{parent.id}", bob)
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        child = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        child = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
     assert child.parent_id == parent.id
     assert child.input["num_outputs"] == 2
     assert len(final.attachments) == 2
@@ -115,7 +115,7 @@ async def test_a_job_in_flight_at_shutdown_resumes_with_the_same_prediction(worl
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "slow"})
         await world.discord.wait_for(lambda: len(world.comet.creates()) == 1, timeout=10)
         message = await handle.wait_original(lambda m: "Starting" in m.text or "Generating" in m.text)
-        job = await bot.store.job_by_message(message.id)
+        job = await job_shown_in(bot, message.id)
         job = await wait_status(bot, job.id, "running")
     # The bot stopped mid-job; a new process picks the job up by its prediction id.
     async with world.bot() as bot:
@@ -134,7 +134,7 @@ async def test_a_stop_while_the_create_is_in_the_air_records_it_and_resumes(worl
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
         message = await handle.wait_original(lambda m: "Starting" in m.text, timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(message.id)).id, "submitting")
+        job = await wait_status(bot, (await job_shown_in(bot, message.id)).id, "submitting")
         await world.comet.wait_for(world.comet.creates, what="the create")  # it is answered after 1 s
     # Shutdown waited for the create's answer, so the prediction id was recorded and the job resumes by polling.
     async with world.bot() as bot:

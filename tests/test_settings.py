@@ -10,7 +10,7 @@ from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.store.models import GuildSettings
 from tests.card import card
-from tests.helpers import EPHEMERAL, ephemeral_text, private_reply, result_of, setup_guild
+from tests.helpers import EPHEMERAL, ephemeral_text, job_shown_in, private_reply, result_of, setup_guild
 
 
 @pytest.fixture
@@ -104,9 +104,9 @@ async def test_models_not_allowed_are_refused_before_any_prediction(world):
         handle = await world.discord.slash_command(
             guild, channel, member, "imagine", {"prompt": "x", "model": "black-forest-labs/flux-1.1-pro"}
         )
-        refusal = await handle.wait_followups(1)
-        assert refusal[0].ephemeral
-        assert "does not allow" in refusal[0].text
+        refusal = await private_reply(world, handle)
+        assert refusal.ephemeral
+        assert "does not allow" in refusal.text
     assert world.comet.creates() == []
 
 
@@ -121,7 +121,7 @@ async def test_daily_quota_and_cooldown_from_server_limits(world):
         ).wait_response()
         await result_of(world, bot, guild, channel, member, num_outputs=2)
         handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one more"})
-        [refusal] = await handle.wait_followups(1)
+        refusal = await private_reply(world, handle)
         assert "2 of your 2 images" in refusal.text
         await (
             await world.discord.slash_command(
@@ -129,7 +129,7 @@ async def test_daily_quota_and_cooldown_from_server_limits(world):
             )
         ).wait_response()
         handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "again"})
-        [refusal] = await handle.wait_followups(1)
+        refusal = await private_reply(world, handle)
         assert "Slow down" in refusal.text
     assert len(world.comet.creates()) == 1
 
@@ -177,7 +177,7 @@ async def test_the_servers_jobs_in_flight_limit_replaces_the_bots(world):
         await set_limits(world, guild, channel, admin, jobs_in_flight=1)
         first = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "one"})
         message = await first.wait_original(lambda m: not m.loading and bool(m.text))
-        job = await bot.store.job_by_message(message.id)
+        job = await job_shown_in(bot, message.id)
         await wait_status(bot, job.id, "running")
 
         second = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "two"})
@@ -234,7 +234,7 @@ async def test_a_removed_model_saved_as_preference_and_server_default_falls_back
         await save_server(bot, guild, {"model": RETIRED})
         handle = await world.discord.slash_command(guild, channel, member, "imagine", {"prompt": "a lighthouse"})
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(final.id)).id, "succeeded")
+        job = await wait_status(bot, (await job_shown_in(bot, final.id)).id, "succeeded")
         assert job.model == "black-forest-labs/flux-schnell"
         assert job.input["aspect_ratio"] == "16:9"  # the rest of the preference still applies
         # Said once, though both the preference and the server default name the removed model.

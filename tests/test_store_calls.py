@@ -67,6 +67,7 @@ async def test_one_imagine_reads_the_servers_settings_once_and_its_store_calls_a
         job_calls = list(calls)  # before the bot closes (which releases its leases and closes the store)
     assert job_calls.count("get_guild_settings") == 1, job_calls
     assert job_calls.count("get_user_prefs") == 1, job_calls
-    # The settings, the preferences, the admission, four steps (claim, created, delivering, succeeded), and two
-    # sizes of stored input images that a job without any answers without the database: docs/architecture.md.
-    assert len(job_calls) <= 9, job_calls
+    # The settings, the preferences, the admission, the message its first line made, four steps (claim, created,
+    # delivering, succeeded), and two sizes of stored input images that a job without any answers without the
+    # database: docs/architecture.md.
+    assert len(job_calls) <= 10, job_calls

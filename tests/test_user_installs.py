@@ -17,7 +17,7 @@ from services.jobs import runner as runner_module
 from services.secrets import RedactingFilter
 from services.store.models import GuildSettings
 from tests.card import button_rows
-from tests.helpers import EPHEMERAL, custom_ids, delivered, private_reply, started_job
+from tests.helpers import EPHEMERAL, custom_ids, delivered, job_shown_in, private_reply, started_job
 
 GUILD_INSTALL, USER_INSTALL = 0, 1
 GUILD, BOT_DM, PRIVATE_CHANNEL = 0, 1, 2
@@ -141,7 +141,7 @@ async def test_a_job_that_cannot_finish_before_the_token_expires_says_so_in_time
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "a slow fox"})
         final = await handle.wait_original(lambda m: "15 minutes" in m.text, timeout=10)
-        job = await bot.store.job_by_message(final.id)
+        job = await job_shown_in(bot, final.id)
         job = await wait_status(bot, job.id, "failed", "canceled", "succeeded")
     assert job.status == "failed"
     assert not handle.token_expired and not final.ephemeral

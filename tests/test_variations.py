@@ -14,7 +14,7 @@ from fakes.cometapi import Outcome
 from services.store.models import Job, JobStatus
 from tests.campaign import inject_on_upload
 from tests.card import button_rows, card
-from tests.helpers import KONTEXT, delivered, link_to, png, private_reply, result_of, rows, setup_guild
+from tests.helpers import KONTEXT, delivered, job_shown_in, link_to, png, private_reply, result_of, rows, setup_guild
 
 DEV = "black-forest-labs/flux-dev"
 ULTRA = "black-forest-labs/flux-1.1-pro-ultra"
@@ -177,14 +177,14 @@ async def test_a_variation_is_cancelled_and_resumed_like_any_job(world):
         world.comet.queue_outcome(Outcome(duration=30))
         handle = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:subtle", bob)
         progress = await handle.wait_original(lambda m: bool(m.components), timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(progress.id)).id, "running")
+        job = await wait_status(bot, (await job_shown_in(bot, progress.id)).id, "running")
         await world.discord.click_button(progress, f"flux:cancel:{job.id}", bob)
         job = await wait_status(bot, job.id, "canceled")
         assert world.comet.predictions[job.prediction_id].cancel_requested
         world.comet.queue_outcome(Outcome(duration=2))
         handle = await world.discord.click_button(result, f"flux:vary:{parent.id}:1:strong", bob)
         progress = await handle.wait_original(lambda m: bool(m.components), timeout=10)
-        resumed = await wait_status(bot, (await bot.store.job_by_message(progress.id)).id, "running")
+        resumed = await wait_status(bot, (await job_shown_in(bot, progress.id)).id, "running")
     async with world.bot() as bot:  # stopped mid-job: the new process polls the same prediction
         resumed = await wait_status(bot, resumed.id, "succeeded")
     assert len(world.comet.creates()) == 3
@@ -289,14 +289,14 @@ async def test_a_failed_parent_offers_no_variation_or_edit(world):
     async with world.bot() as bot:
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "unlucky"})
         failed = await handle.wait_original(lambda m: "⚠️" in m.text, timeout=10)
-        await wait_status(bot, (await bot.store.job_by_message(failed.id)).id, "failed")
+        await wait_status(bot, (await job_shown_in(bot, failed.id)).id, "failed")
         assert [c for row in button_rows(failed) for c in row if ":reroll:" not in c["custom_id"]] == []
         # Images that could not be attached (no Attach Files): the job failed; only 🔄 Reroll is offered.
         refusal = {"message": "Missing Permissions", "code": 50013}
         inject_on_upload(world, r"^/webhooks/\d+/[^/]+/messages/@original$", 403, json=refusal)
         handle = await world.discord.slash_command(guild, channel, alice, "imagine", {"prompt": "no files"})
         shown = await handle.wait_original(lambda m: "Attach Files" in m.text, timeout=10)
-        job = await wait_status(bot, (await bot.store.job_by_message(shown.id)).id, "failed")
+        job = await wait_status(bot, (await job_shown_in(bot, shown.id)).id, "failed")
         assert rows(shown) == [[("Reroll", f"flux:reroll:{job.id}")]]
     assert len(world.comet.creates()) == 2
 

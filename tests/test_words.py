@@ -7,7 +7,16 @@ import time
 
 from cli.harness import wait_status
 from tests.card import card
-from tests.helpers import EPHEMERAL, assert_refused_privately, custom_ids, imagine, png, private_reply, setup_guild
+from tests.helpers import (
+    EPHEMERAL,
+    assert_refused_privately,
+    custom_ids,
+    imagine,
+    job_shown_in,
+    png,
+    private_reply,
+    setup_guild,
+)
 
 # $1 per 1000 tokens: 1000 millionths of a dollar a token, so a chat's cost is easy to read.
 PRICED = {"CHAT_PRICE_PER_1K_TOKENS": "1"}
@@ -21,7 +30,7 @@ async def spend(bot, guild_id: int) -> dict[str, int]:
 
 async def finished(bot, handle):
     final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-    job = await bot.store.job_by_message(final.id)
+    job = await job_shown_in(bot, final.id)
     assert job is not None
     return await wait_status(bot, job.id, "succeeded"), final
 

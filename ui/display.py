@@ -107,6 +107,11 @@ class _Live:
     interaction: discord.Interaction[Any] | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     notes: list[Text] = field(default_factory=list)
+    # The interaction the job's first line answers (nothing answered it yet), and how the message is then recorded.
+    unanswered: discord.Interaction[Any] | None = None
+    attach: Callable[[Job, int], Awaitable[object]] | None = None
+    answering: asyncio.Lock = field(default_factory=asyncio.Lock)
+    message_id: int | None = None  # the message the answer made (the runner's copy of the job predates it)
 
 
 class DiscordDisplay:
@@ -117,10 +122,22 @@ class DiscordDisplay:
         self._live: dict[str, _Live] = {}
         self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
 
-    def track(self, job: Job, interaction: discord.Interaction[Any] | None, notes: Sequence[Text] = ()) -> None:
+    def track(
+        self,
+        job: Job,
+        interaction: discord.Interaction[Any] | None,
+        notes: Sequence[Text] = (),
+        *,
+        attach: Callable[[Job, int], Awaitable[object]] | None = None,
+    ) -> None:
+        """Show `job`, made by `interaction` (None: by a reaction, its message posted already). With `attach`, the
+        interaction is not answered yet: the job's first line (or its end) answers it, one call instead of a
+        "thinking…" and an edit, and `attach` records the message that answer made."""
         live = self._entry(job)
         live.interaction = interaction
         live.notes = list(notes)
+        if attach is not None:
+            live.unanswered, live.attach = interaction, attach
         if interaction is not None:
             live.upload_limit = interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT
 
@@ -321,10 +338,15 @@ class DiscordDisplay:
             await self.fence.check(job.id)
         if isinstance(fields.get("view"), BaseView):
             stopped(fields["view"])  # not kept by discord.py once sent: see ui/views.py
+        live = self._live.get(job.id)
+        if live is not None and (live.unanswered is not None or live.answering.locked()):
+            async with live.answering:  # an edit waits for the answer that makes the message
+                if live.unanswered is not None:
+                    await self._answer(job, live, fields)
+                    return
         if job.reply_by is not None:
             await self._edit_by_token(job, **fields)
             return
-        live = self._live.get(job.id)
         interaction = self._webhook(job.id)
         if interaction is not None and live is not None:
             try:
@@ -339,12 +361,13 @@ class DiscordDisplay:
                 live.interaction = None  # Discord no longer takes the token: the channel endpoints from now on
             else:
                 return
-        if job.message_id is None:
+        message_id = job.message_id if job.message_id is not None else live.message_id if live is not None else None
+        if message_id is None:
             raise MessageGone()
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         spent = self.budget.spend(job.channel_id) if slot is None else None
         try:
-            await channel.get_partial_message(job.message_id).edit(
+            await channel.get_partial_message(message_id).edit(
                 allowed_mentions=discord.AllowedMentions.none(), **fields
             )
         except discord.NotFound as exc:
@@ -356,6 +379,28 @@ class DiscordDisplay:
         finally:
             if spent is not None:
                 spent.used()
+
+    async def _answer(self, job: Job, live: _Live, fields: dict[str, Any]) -> None:
+        """Answer the job's interaction with its message (`fields` as for an edit) and record the message."""
+        interaction, live.unanswered = live.unanswered, None
+        assert interaction is not None
+        assert live.attach is not None
+        if "attachments" in fields:  # the result as the very first answer: its files are new
+            fields = {**fields, "files": fields["attachments"]}
+            del fields["attachments"]
+        try:
+            response = await interaction.response.send_message(
+                allowed_mentions=discord.AllowedMentions.none(), **fields
+            )
+        except discord.HTTPException as exc:
+            # Nothing shows the job (Discord no longer takes the interaction): it ends before anything is paid.
+            log.warning("Job %s: could not answer its interaction: %s", job.id, exc)
+            raise MessageGone() from exc
+        message_id = response.message_id
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+        live.message_id = message_id
+        await live.attach(job, message_id)
 
     def _token_webhook(self, job: Job) -> discord.Webhook:
         """The interaction webhook of a job's token: its own live interaction's, or one built from the record."""

@@ -1,11 +1,15 @@
-"""The Discord side of admission: acknowledge at once, admit, then show and start the job.
+"""The Discord side of admission: acknowledge, admit, then show and start the job.
 
-Used the same way by /imagine, the Reroll button and the edit modal. A refusal (BadInput) is raised to the
-caller's error path, which answers privately in place of the public "thinking…".
+Used the same way by /imagine, the Reroll button and the edit modal. A command through the server's install of
+the app is admitted first and answered with the job's first line (one call to Discord, not a "thinking…" and an
+edit), unless admission takes longer than `ANSWER_SECONDS`: then "thinking…" goes first, as everywhere else (a
+user install, or a caller that acknowledged already). A refusal (BadInput) is raised to the caller's error path,
+which answers privately (in place of the public "thinking…" if there is one).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +29,9 @@ from ui.job_log import JobLog
 from ui.reach import PRIVATE, bot_is_member, reply_fields
 
 Interaction = discord.Interaction[Any]
+# How long admission may take before "thinking…" answers for it: Discord waits 3 s for an answer, and the job's first
+# line still has to be drawn and sent after admission.
+ANSWER_SECONDS = 1.0
 
 
 def age_restricted(channel: object) -> bool:
@@ -86,7 +93,9 @@ class Launcher:
 
     async def launch(self, interaction: Interaction, ask: Ask, *, message_id: int | None = None) -> Job:
         """Acknowledge (unless done already, giving `message_id`), admit and start `ask`."""
-        if message_id is None:
+        # Discord never makes an answer through the server's install private, so the job's first line can answer.
+        answer_later = message_id is None and interaction.is_guild_integration()
+        if message_id is None and not answer_later:
             message_id = await self.acknowledge(interaction)
         # Where the bot is not in the server (a user install), the server's settings don't apply.
         ask = replace(
@@ -95,9 +104,32 @@ class Launcher:
             **reply_fields(interaction),
         )
         await credit_interaction(self.credits, interaction)  # a purchase the gateway has not told us of yet
-        admitted = await self.admission.admit(ask, message_id=message_id)
-        self.start(admitted.job, interaction, log_channel_id=admitted.log_channel_id)
-        return admitted.job
+        if not answer_later:
+            admitted = await self.admission.admit(ask, message_id=message_id)
+            self.start(admitted.job, interaction, log_channel_id=admitted.log_channel_id)
+            return admitted.job
+        admitting = asyncio.ensure_future(self.admission.admit(ask))
+        try:
+            quick, _ = await asyncio.wait({admitting}, timeout=ANSWER_SECONDS)
+            if not quick:  # a slow store: "thinking…" answers in time, and the message is recorded after
+                message_id = await self.acknowledge(interaction)
+            admitted = await admitting
+        finally:
+            if not admitting.done():
+                admitting.cancel()
+        job, log_channel_id = admitted.job, admitted.log_channel_id
+        if message_id is not None:
+            job = await self.admission.attach_message(job, message_id)
+            self.start(job, interaction, log_channel_id=log_channel_id)
+            return job
+
+        async def attach(job: Job, message_id: int) -> None:
+            job = await self.admission.attach_message(job, message_id)
+            self._log(job, log_channel_id)  # once its entry can link to the message
+
+        self.display.track(job, interaction, attach=attach)
+        self.runner.start(job)
+        return job
 
     async def context(self, interaction: Interaction) -> RequestContext:
         """What shapes a request from this interaction besides its options (for autocompletes, as on admission)."""
@@ -106,5 +138,8 @@ class Launcher:
     def start(self, job: Job, interaction: Interaction | None, *, log_channel_id: int | None = None) -> None:
         self.display.track(job, interaction)
         self.runner.start(job)
+        self._log(job, log_channel_id)
+
+    def _log(self, job: Job, log_channel_id: int | None) -> None:
         if self.job_log is not None and log_channel_id is not None:
             self.job_log.record_soon(job, log_channel_id)
