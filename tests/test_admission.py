@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from services.limits import Limits, Refusal
 from services.store.models import JobStatus
@@ -118,7 +119,7 @@ async def test_a_refused_job_is_not_stored(store):
 async def answers(world, bot, handles):
     """For each handle: ("job", job) when it started a job, or ("refused", text) for a private refusal."""
 
-    outcomes = []
+    outcomes: list[tuple[str, Any]] = []
     for handle in handles:
         msg = await handle.wait_original(lambda m: (not m.loading and bool(m.text)) or m.deleted, timeout=10)
         job = None if msg.deleted or msg.ephemeral else await job_shown_in(bot, msg.id)

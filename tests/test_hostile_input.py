@@ -433,9 +433,8 @@ async def test_forged_cancel_of_someone_elses_job_is_refused_and_the_job_goes_on
     world.comet.queue_outcome(Outcome(status="never"))
     async with world.bot() as bot:
         handle = await imagine(world, s.guild, s.channel, s.alice, prompt="alice's slow cat")
-        await handle.wait_original(lambda m: not m.loading and bool(m.text))
-        job = await job_shown_in(bot, handle.original_message_id)
-        assert job is not None
+        shown = await handle.wait_original(lambda m: not m.loading and bool(m.text))
+        job = await job_shown_in(bot, shown.id)
         job = await wait_status(bot, job.id, "running")
         planted = await plant(world, s.channel, f"flux:cancel:{job.id}")
         guard = Unchanged(world, s.channel)

@@ -93,12 +93,7 @@ async def database_bytes(database_url: str) -> int:
 async def finished(bot, handle) -> Job:
     """The job a command or button started, once it has ended (succeeded, failed or canceled)."""
     message = await handle.wait_original(lambda m: True, timeout=10)
-    async with asyncio.timeout(10):
-        while True:  # the job is stored just after the "thinking" reply
-            job = await job_shown_in(bot, message.id)
-            if job is not None:
-                break
-            await asyncio.sleep(0.01)
+    job = await job_shown_in(bot, message.id)
     ended: Job = await wait_status(bot, job.id, "succeeded", "failed", "canceled")
     return ended
 
