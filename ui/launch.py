@@ -29,9 +29,9 @@ from ui.job_log import JobLog
 from ui.reach import PRIVATE, bot_is_member, reply_fields
 
 Interaction = discord.Interaction[Any]
-# How long admission may take before "thinking…" answers for it: Discord waits 3 s for an answer, and the job's first
-# line still has to be drawn and sent after admission.
-ANSWER_SECONDS = 1.0
+# How long admission may take before "thinking…" answers for it. Discord waits 3 s for an answer; a loop busy
+# enough to make admission slow (a burst) also delays the answer sent after it, by up to a second or more.
+ANSWER_SECONDS = 0.5
 
 
 def age_restricted(channel: object) -> bool:

@@ -155,7 +155,9 @@ class Admission:
             notes.append(note)
         spec, given = self._model_and_options(ask.kind, applied.given, context)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
-        kept, derived = await asyncio.to_thread(ask.kind.derive, kept)  # Pillow work, for an outpaint's canvas
+        # Pillow work (an outpaint's canvas) in a thread; without images there is none, and no wait for a worker
+        # that file work elsewhere may hold.
+        kept, derived = await asyncio.to_thread(ask.kind.derive, kept) if kept.images else ask.kind.derive(kept)
         resolved = ask.kind.sized(kept.sizes).build(prompt, given, kept.values, context)
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
         # And the text that is sent, as it is in the input: what is judged is what the API gets.

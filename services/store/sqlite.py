@@ -1,5 +1,9 @@
 """The SQLite backend: one aiosqlite connection, WAL journal, every operation serialised by a lock.
 
+Each statement sent through aiosqlite is a hop to its thread and back to the event loop, which under load waits
+for its turn in the loop; the admission's transaction (a dozen statements) runs as one function in that thread
+(`_in_thread`), so it holds the lock for one hop instead of a dozen.
+
 The connection runs in autocommit mode (`isolation_level=None`): a single statement is its own
 transaction, so a compare-and-set `UPDATE ... WHERE status IN (...) RETURNING ...` is atomic even
 against other processes using the same file, and migrations manage their own BEGIN/COMMIT.
@@ -11,10 +15,10 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -64,6 +68,8 @@ from services.store.credits import Credit, CreditUsage
 from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MEMORY = ":memory:"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -158,7 +164,7 @@ class SqliteStore(Store):
     async def create_job(self, job: Job) -> None:
         params = job_params(job)
         async with self._lock:
-            await self._insert(job, params)
+            await self._in_thread(lambda db: _insert(db, job, params))
 
     async def admit_job(
         self,
@@ -169,40 +175,42 @@ class SqliteStore(Store):
         images: Sequence[InputImage] = (),
         reused: Sequence[str] = (),
     ) -> Refusal | None:
-        params = job_params(job)
-        conn = self._conn
-        async with self._lock:
+        def admit(db: sqlite3.Connection) -> Refusal | None:
+            params = job_params(job)
             # BEGIN IMMEDIATE takes the write lock before counting, so another process admitting at the
             # same moment waits (busy_timeout) and then counts this job too.
-            await conn.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 in_guild = job.guild_id is not None
                 windows = {
                     scope: window_from_row(
-                        await self._row(window_query(scope, _numbered), window_params(scope, job, now))
+                        _first_row(db, window_query(scope, _numbered), window_params(scope, job, now))
                     )
                     for scope in counted_scopes(limits, in_guild=in_guild)
                 }
                 usage = Usage(
-                    seconds_since_last=_since(now, await self._value(_LAST_JOB, (job.user_id,))),
-                    jobs_in_flight=int(await self._value(_COUNT_ACTIVE, (job.user_id, *ACTIVE)) or 0),
+                    seconds_since_last=_since(now, _first_value(db, _LAST_JOB, (job.user_id,))),
+                    jobs_in_flight=int(_first_value(db, _COUNT_ACTIVE, (job.user_id, *ACTIVE)) or 0),
                     **windows,
                 )
                 refusal = judge(limits, usage, job.image_count, in_guild=in_guild, cost=job.cost_microusd)
                 if refusal is None and limits.pay_with_credits:
-                    paid_with, refusal = await self._payment(job, now)
+                    paid_with, refusal = _payment(db, job, now)
                     params = job_params(replace(job, paid_with=paid_with))
                 if refusal is None:
-                    await self._touch(reused, now)
+                    _touch(db, reused, now)
                     for image in images:
-                        await conn.execute(_PUT_IMAGE, _image_params(image, now))
-                    await self._insert(job, params)
-                await conn.execute("COMMIT")
+                        db.execute(_PUT_IMAGE, _image_params(image, now))
+                    _insert(db, job, params)
+                db.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-        return refusal
+            return refusal
+
+        async with self._lock:
+            return await self._in_thread(admit)
 
     async def get_job(self, job_id: str) -> Job | None:
         return await self._one_job(f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
@@ -291,10 +299,7 @@ class SqliteStore(Store):
 
     async def get_input_image(self, sha256: str) -> InputImage | None:
         async with self._lock:
-            cursor = await self._conn.execute(
-                "SELECT sha256, content_type, data FROM input_images WHERE sha256 = ?", (sha256,)
-            )
-            row = await cursor.fetchone()
+            row = await self._row("SELECT sha256, content_type, data FROM input_images WHERE sha256 = ?", (sha256,))
         return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
 
     async def input_image_sizes(self, sha256s: Sequence[str]) -> dict[str, int]:
@@ -343,15 +348,6 @@ class SqliteStore(Store):
         async with self._lock:
             rows = await self._conn.execute_fetchall(sql, (guild_id, float(since)))
         return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
-
-    async def _payment(self, job: Job, now: float) -> tuple[str | None, Refusal | None]:
-        """What pays for `job` with credits; the caller holds the write lock (BEGIN IMMEDIATE)."""
-        balance = int(await self._value(balance_query(_numbered), (job.user_id,)) or 0)
-        budget, drawn = None, 0
-        if job.guild_id is not None:
-            row = await self._row(subscription_query(_numbered), (job.guild_id, float(now), float(now - MONTH)))
-            budget, drawn = (None, 0) if row is None else (row[0], int(row[1] or 0))
-        return credit_payment(job, balance, None if budget is None else int(budget), drawn)
 
     # Credits
 
@@ -463,12 +459,11 @@ class SqliteStore(Store):
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
         async with self._lock:
-            cursor = await self._conn.execute(
+            row = await self._row(
                 "SELECT guild_id, defaults, allowed_models, limits, updated_at, moderation FROM guild_settings "
                 "WHERE guild_id = ?",
                 (guild_id,),
             )
-            row = await cursor.fetchone()
         return None if row is None else guild_settings_from_row(row)
 
     async def save_guild_settings(self, settings: GuildSettings) -> None:
@@ -536,34 +531,15 @@ class SqliteStore(Store):
             return job_from_row(row)
         return None
 
-    async def _insert(self, job: Job, params: Sequence[object]) -> None:
-        try:
-            await self._conn.execute(_INSERT_JOB, params)
-        except sqlite3.IntegrityError as exc:
-            message = str(exc)
-            if "UNIQUE" in message and "jobs.id" in message:
-                raise DuplicateJob(job.id) from exc
-            if "FOREIGN KEY" in message:
-                raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
-            raise StoreError(f"job {job.id!r} was refused: {message}") from exc
-
-    async def _touch(self, sha256s: Sequence[str], now: float) -> None:
-        """Mark stored input images used now; InputImagesGone if some are not stored. The caller holds the lock."""
-        wanted = list(dict.fromkeys(sha256s))
-        if not wanted:
-            return
-        rows = await self._conn.execute_fetchall(
-            f"UPDATE input_images SET used_at = ? WHERE sha256 IN ({', '.join('?' for _ in wanted)}) RETURNING sha256",  # noqa: S608
-            (float(now), *wanted),
-        )
-        found = {str(row[0]) for row in rows}
-        if missing := [sha256 for sha256 in wanted if sha256 not in found]:
-            raise InputImagesGone(missing)
+    async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` run on the database in aiosqlite's thread as one call (aiosqlite's own way to queue work); the
+        caller holds the lock."""
+        return await self._conn._execute(work, self._conn._conn)  # type: ignore[no-any-return, no-untyped-call]
 
     async def _row(self, sql: str, params: Sequence[object]) -> Any:
-        """The first row; the caller holds the lock."""
-        cursor = await self._conn.execute(sql, params)
-        return await cursor.fetchone()
+        """The first row (of a query for one: fetched with it, in one hop); the caller holds the lock."""
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def _value(self, sql: str, params: Sequence[object]) -> Any:
         """The first column of the first row; the caller holds the lock."""
@@ -573,6 +549,51 @@ class SqliteStore(Store):
     async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
         async with self._lock:
             return await self._value(sql, params)
+
+
+def _first_row(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> Any:
+    return db.execute(sql, params).fetchone()
+
+
+def _first_value(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> Any:
+    row = _first_row(db, sql, params)
+    return None if row is None else row[0]
+
+
+def _payment(db: sqlite3.Connection, job: Job, now: float) -> tuple[str | None, Refusal | None]:
+    """What pays for `job` with credits; the caller is in a write transaction (BEGIN IMMEDIATE)."""
+    balance = int(_first_value(db, balance_query(_numbered), (job.user_id,)) or 0)
+    budget, drawn = None, 0
+    if job.guild_id is not None:
+        row = _first_row(db, subscription_query(_numbered), (job.guild_id, float(now), float(now - MONTH)))
+        budget, drawn = (None, 0) if row is None else (row[0], int(row[1] or 0))
+    return credit_payment(job, balance, None if budget is None else int(budget), drawn)
+
+
+def _insert(db: sqlite3.Connection, job: Job, params: Sequence[object]) -> None:
+    try:
+        db.execute(_INSERT_JOB, params)
+    except sqlite3.IntegrityError as exc:
+        message = str(exc)
+        if "UNIQUE" in message and "jobs.id" in message:
+            raise DuplicateJob(job.id) from exc
+        if "FOREIGN KEY" in message:
+            raise StoreError(f"parent job {job.parent_id!r} does not exist") from exc
+        raise StoreError(f"job {job.id!r} was refused: {message}") from exc
+
+
+def _touch(db: sqlite3.Connection, sha256s: Sequence[str], now: float) -> None:
+    """Mark stored input images used now; InputImagesGone if some are not stored."""
+    wanted = list(dict.fromkeys(sha256s))
+    if not wanted:
+        return
+    rows = db.execute(
+        f"UPDATE input_images SET used_at = ? WHERE sha256 IN ({', '.join('?' for _ in wanted)}) RETURNING sha256",  # noqa: S608
+        (float(now), *wanted),
+    ).fetchall()
+    found = {str(row[0]) for row in rows}
+    if missing := [sha256 for sha256 in wanted if sha256 not in found]:
+        raise InputImagesGone(missing)
 
 
 def _lease_guard(owner: str | None) -> tuple[str, tuple[object, ...]]:
