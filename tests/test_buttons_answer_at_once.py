@@ -16,7 +16,9 @@ from tests.helpers import (
     result_of,
     running_job_with_cancel_button,
     setup_guild,
+    until,
 )
+from ui.launch import BUSY_ADMISSIONS
 
 
 @pytest.fixture
@@ -82,3 +84,34 @@ async def test_imagine_says_thinking_in_time_while_admission_waits_then_shows_it
         final, job = await delivered(world, bot, handle, timeout=15)
     assert job.message_id == final.id == handle.original_message_id
     assert world.discord.internal_errors == []
+
+
+async def test_imagine_says_thinking_first_while_many_commands_are_being_admitted(pg_world):
+    """In a burst (admission held up: here, by a locked jobs table) commands beyond the first few say "thinking…"
+    at once rather than wait to see whether their admission is quick; every job still runs once it is admitted."""
+    world, schema = pg_world
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.default_outcome = Outcome(duration=0.1)
+    async with world.bot(USER_COOLDOWN="0", MAX_JOBS_PER_USER="10") as bot:
+        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
+        locked = locker.transaction()
+        await locked.start()
+        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        try:
+            handles = []
+            for n in range(BUSY_ADMISSIONS + 2):
+                handles.append(await imagine(world, guild, channel, alice, prompt=f"cat {n}"))
+                if n < BUSY_ADMISSIONS:  # in admission (held up by the lock) before the next one comes
+                    await until(lambda n=n: bot.launcher.admitting == n + 1, what=f"{n + 1} commands in admission")
+            for handle in handles:
+                await handle.wait_response(timeout=2.5)
+        finally:
+            await locked.rollback()
+            await locker.close()
+        waited, at_once = handles[:BUSY_ADMISSIONS], handles[BUSY_ADMISSIONS:]
+        assert all(handle.response_type == 5 for handle in handles)
+        # The first ones waited ANSWER_SECONDS for their admission; the later ones did not wait at all.
+        assert max(h.response_delay for h in at_once) < min(h.response_delay for h in waited)
+        for handle in handles:
+            await delivered(world, bot, handle, timeout=15)
+    assert len(world.comet.creates()) == len(handles)

@@ -2,8 +2,8 @@
 
 Used the same way by /imagine, the Reroll button and the edit modal. A command through the server's install of
 the app is admitted first and answered with the job's first line (one call to Discord, not a "thinking…" and an
-edit), unless admission takes longer than `ANSWER_SECONDS`: then "thinking…" goes first, as everywhere else (a
-user install, or a caller that acknowledged already). A refusal (BadInput) is raised to the caller's error path,
+edit), unless admission takes longer than `ANSWER_SECONDS` or many commands are being admitted at once: then
+"thinking…" goes first, as everywhere else (a user install, or a caller that acknowledged already). A refusal (BadInput) is raised to the caller's error path,
 which answers privately (in place of the public "thinking…" if there is one).
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from services.jobs.admission import Admission
+from services.jobs.admission import Admission, Admitted
 from services.jobs.ask import Ask
 from services.jobs.credits import CreditLedger
 from services.jobs.kinds.base import Kind
@@ -32,6 +32,7 @@ Interaction = discord.Interaction[Any]
 # How long admission may take before "thinking…" answers for it. Discord waits 3 s for an answer; a loop busy
 # enough to make admission slow (a burst) also delays the answer sent after it, by up to a second or more.
 ANSWER_SECONDS = 0.5
+BUSY_ADMISSIONS = 4  # commands being admitted at once from which "thinking…" answers first
 
 
 def age_restricted(channel: object) -> bool:
@@ -78,6 +79,7 @@ class Launcher:
         self.display = display
         self.job_log = job_log
         self.credits = credits  # None: credits are off
+        self.admitting = 0  # commands between their arrival and their job's admission
 
     async def acknowledge(self, interaction: Interaction) -> int:
         """Answer within Discord's 3 s with a public "thinking…"; the id of the message that will show the job."""
@@ -93,8 +95,9 @@ class Launcher:
 
     async def launch(self, interaction: Interaction, ask: Ask, *, message_id: int | None = None) -> Job:
         """Acknowledge (unless done already, giving `message_id`), admit and start `ask`."""
-        # Discord never makes an answer through the server's install private, so the job's first line can answer.
-        answer_later = message_id is None and interaction.is_guild_integration()
+        # Discord never makes an answer through the server's install private, so the job's first line can answer;
+        # but while many commands are being admitted (a burst) "thinking…" goes first, the surest way to answer in time.
+        answer_later = message_id is None and interaction.is_guild_integration() and self.admitting < BUSY_ADMISSIONS
         if message_id is None and not answer_later:
             message_id = await self.acknowledge(interaction)
         # Where the bot is not in the server (a user install), the server's settings don't apply.
@@ -104,24 +107,38 @@ class Launcher:
             **reply_fields(interaction),
         )
         await credit_interaction(self.credits, interaction)  # a purchase the gateway has not told us of yet
-        if not answer_later:
-            admitted = await self.admission.admit(ask, message_id=message_id)
-            self.start(admitted.job, interaction, log_channel_id=admitted.log_channel_id)
-            return admitted.job
+        self.admitting += 1
+        try:
+            if answer_later:
+                admitted, message_id = await self._admit_quickly(interaction, ask)
+            else:
+                admitted = await self.admission.admit(ask, message_id=message_id)
+        finally:
+            self.admitting -= 1
+        job, log_channel_id = admitted.job, admitted.log_channel_id
+        if message_id is None:
+            self._answer_with_first_line(job, interaction, log_channel_id)
+            return job
+        if answer_later:
+            job = await self.admission.attach_message(job, message_id)
+        self.start(job, interaction, log_channel_id=log_channel_id)
+        return job
+
+    async def _admit_quickly(self, interaction: Interaction, ask: Ask) -> tuple[Admitted, int | None]:
+        """Admit `ask`; if that takes over `ANSWER_SECONDS`, "thinking…" answers meanwhile (its message id)."""
+        message_id = None
         admitting = asyncio.ensure_future(self.admission.admit(ask))
         try:
             quick, _ = await asyncio.wait({admitting}, timeout=ANSWER_SECONDS)
-            if not quick:  # a slow store: "thinking…" answers in time, and the message is recorded after
+            if not quick:
                 message_id = await self.acknowledge(interaction)
-            admitted = await admitting
+            return await admitting, message_id
         finally:
             if not admitting.done():
                 admitting.cancel()
-        job, log_channel_id = admitted.job, admitted.log_channel_id
-        if message_id is not None:
-            job = await self.admission.attach_message(job, message_id)
-            self.start(job, interaction, log_channel_id=log_channel_id)
-            return job
+
+    def _answer_with_first_line(self, job: Job, interaction: Interaction, log_channel_id: int | None) -> None:
+        """Start `job`, whose first line (or end) answers `interaction`, and record the message it makes."""
 
         async def attach(job: Job, message_id: int) -> None:
             job = await self.admission.attach_message(job, message_id)
@@ -129,7 +146,6 @@ class Launcher:
 
         self.display.track(job, interaction, attach=attach)
         self.runner.start(job)
-        return job
 
     async def context(self, interaction: Interaction) -> RequestContext:
         """What shapes a request from this interaction besides its options (for autocompletes, as on admission)."""
