@@ -3,8 +3,9 @@
 Used the same way by /imagine, the Reroll button and the edit modal. A command through the server's install of
 the app is admitted first and answered with the job's first line (one call to Discord, not a "thinking…" and an
 edit), unless admission takes longer than `ANSWER_SECONDS` or many commands are being admitted at once: then
-"thinking…" goes first, as everywhere else (a user install, or a caller that acknowledged already). A refusal (BadInput) is raised to the caller's error path,
-which answers privately (in place of the public "thinking…" if there is one).
+"thinking…" goes first, as everywhere else (a user install, or a caller that acknowledged already). A refusal
+(BadInput) is raised to the caller's error path, which answers privately (in place of the public "thinking…" if
+there is one).
 """
 
 from __future__ import annotations
