@@ -541,6 +541,8 @@ class Figures:
     ack_p50_ms: float
     ack_p99_ms: float
     ack_max_ms: float
+    answered_with_card: int
+    answered_thinking: int
     delivered: int
     failed: int
     lost: int
@@ -589,6 +591,7 @@ def figures(run: Run) -> Figures:
     problems: list[str] = []
 
     acks: list[float] = []
+    answered_with: Counter[int | None] = Counter()  # 4: the job's first line, 5: "thinking…"
     delays: dict[str, list[float]] = defaultdict(list)
     stages: dict[str, list[float]] = defaultdict(list)
     progress_windows, all_windows, gaps, edit_counts = [], [], [], []
@@ -600,6 +603,7 @@ def figures(run: Run) -> Figures:
         inter = by_interaction[f.interaction_id]
         if inter["response_delay"] is not None:
             acks.append(inter["response_delay"])
+        answered_with[inter["response_type"]] += 1
         message = messages.get(inter["original_message_id"] or "")
         history = message["history"] if message else []
         final = next((i for i, e in enumerate(history) if e["new_attachments"]), None)
@@ -664,6 +668,8 @@ def figures(run: Run) -> Figures:
         ack_p50_ms=pct(acks, 50) * 1000,
         ack_p99_ms=pct(acks, 99) * 1000,
         ack_max_ms=max(acks, default=float("nan")) * 1000,
+        answered_with_card=answered_with[4],
+        answered_thinking=answered_with[5],
         delivered=delivered,
         failed=failed,
         lost=lost,
@@ -733,6 +739,7 @@ def render(args: argparse.Namespace, run: Run, fig: Figures) -> str:
         "",
         f"{'interactions fired / acknowledged':<52}{fig.fired} / {fig.acknowledged}",
         f"{'ack latency p50 / p99 / max (ms)':<52}{fig.ack_p50_ms:.0f} / {fig.ack_p99_ms:.0f} / {fig.ack_max_ms:.0f}",
+        f"{'answered with the job card / with thinking…':<52}{fig.answered_with_card} / {fig.answered_thinking}",
         f"{'jobs delivered / failed / lost':<52}{fig.delivered} / {fig.failed} / {fig.lost}",
         f"{'delivery delay p50 / p99 / max (ms)':<52}"
         f"{fig.delivery_p50_ms:.0f} / {fig.delivery_p99_ms:.0f} / {fig.delivery_max_ms:.0f}",
