@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 Stage = Literal["queued", "starting", "generating", "downloading", "uploading"]
 QUEUE_REPORT_SECONDS = 1.5  # how often a queued job looks at its place in line (an edit only when it is due)
 QUEUE_MOVE_SECONDS = 5.0  # a new place in line is shown at most this often
+# ... and only once it moved by this share of the place shown (at least one place): "#412" then "#398" is an edit
+# for little news, while "#3" then "#2" is news.
+QUEUE_MOVE_SHARE = 0.2
 QUEUE_REFRESH_SECONDS = 15.0  # an unchanged place in line is shown again this often (the elapsed time moved on)
 REFRESH_SECONDS = 10.0
 SLOW_TRANSFER_SECONDS = 1.0  # a download taking longer than this is shown as a stage of its own
@@ -548,7 +551,7 @@ class JobRunner:
             since = time.monotonic() - shown_at
             # The place in line costs a walk over every waiting user: it is looked up only when it could be shown.
             position = self.limiter.position(job.user_id, waiter) if since >= self.queue_move_seconds else None
-            moved = position != shown
+            moved = position is not None and place_moved(position, shown)
             if position is not None and (moved or since >= self.queue_refresh_seconds):
                 shown, shown_at = position, time.monotonic()
                 await self._show(job, "queued", position=position)
@@ -621,6 +624,11 @@ class JobRunner:
             pass
         except Exception:
             log.exception("Job %s: could not show the failure", job.id)
+
+
+def place_moved(position: int, shown: int | None) -> bool:
+    """Whether a place in line moved enough from the one shown to be shown."""
+    return shown is None or abs(position - shown) >= max(1.0, shown * QUEUE_MOVE_SHARE)
 
 
 def _as_shown(ended: Job, job: Job) -> Job:
