@@ -148,7 +148,8 @@ class Admission:
         enhance = applied.given.pop(ENHANCE, None) is True
         prompt = ask.kind.prompt(applied.prompt)
         # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
-        check_prompt(clean_prompt(prompt), moderation, self.policy.blocked_words)
+        judged = clean_prompt(prompt)
+        check_prompt(judged, moderation, self.policy.blocked_words)
         notes = list(applied.notes)
         if enhance:
             prompt, note = await self._enhance(ask, context, prompt, moderation)
@@ -160,8 +161,11 @@ class Admission:
         kept, derived = await asyncio.to_thread(ask.kind.derive, kept) if kept.images else ask.kind.derive(kept)
         resolved = ask.kind.sized(kept.sizes).build(prompt, given, kept.values, context)
         model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
-        # And the text that is sent, as it is in the input: what is judged is what the API gets.
-        check_prompt(str(model_input.get("prompt", "")), moderation, self.policy.blocked_words)
+        # And the text that is sent, as it is in the input: what is judged is what the API gets (judged again only
+        # where it differs: an enhanced prompt, a model's own wording).
+        sent = str(model_input.get("prompt", ""))
+        if sent != judged:
+            check_prompt(sent, moderation, self.policy.blocked_words)
         reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
         job = self._job(ask, resolved, model_input, kept, [*notes, *resolved.notes], message_id, derived)
         check = checking(
