@@ -103,3 +103,12 @@ def test_phrases_that_read_alike_are_one_phrase_in_the_list():
     assert blocked_after(words, add=None, remove="taylor  swift") == ()
     with pytest.raises(BadInput, match="only punctuation"):
         blocked_after((), add="--", remove=None)
+
+
+def test_plain_ascii_folds_as_the_general_path_does() -> None:
+    """ASCII text takes a short path; a zero-width space (dropped) sends the same text down the general one."""
+    every_ascii = "".join(map(chr, range(128)))
+    samples = [every_ascii, "Taylor_Swift--NUDE!!", "  a\tb\nc\x00d\x7fe  ", "x-ray $100 | 50% off", ""]
+    for text in samples:
+        assert fold(text) == fold(text + "\u200b"), repr(text)
+        assert readings(text) == readings(text + "\u200b"), repr(text)

@@ -39,6 +39,9 @@ def readings(text: str) -> tuple[str, ...]:
 
 
 def _fold(text: str, *, capitals: bool) -> str:
+    if text.isascii():  # most prompts: no forms to normalise, no marks, no look-alikes, capitals read alike
+        kept = (" " if ch.isspace() or ch in _ASCII_PUNCTUATION else ch.lower() for ch in text if not invisible(ch))
+        return " ".join("".join(kept).split())
     decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
     out: list[str] = []
     on_latin = False  # whether the last letter kept is ASCII: its marks are dropped

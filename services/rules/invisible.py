@@ -18,11 +18,13 @@ KEPT_CONTROLS = "\n\t"
 def invisible(ch: str) -> bool:
     """Whether `ch` is dropped from a prompt: control and format characters (zero-width, bidi, soft hyphen, tag
     characters), other invisible separators and blank letters; new lines and tabs are kept."""
-    if ch in KEPT_CONTROLS:
+    if " " <= ch <= "~" or ch in KEPT_CONTROLS:  # printable ASCII, most of any prompt: nothing to look up
         return False
     return bool(_INVISIBLE.match(ch)) or ch in _BLANK_LETTERS or unicodedata.category(ch) in ("Cc", "Cf")
 
 
 def visible(text: str) -> str:
     """`text` without its invisible characters."""
+    if text.isascii() and text.isprintable():
+        return text
     return "".join(ch for ch in text if not invisible(ch))
