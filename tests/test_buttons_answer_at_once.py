@@ -115,3 +115,35 @@ async def test_imagine_says_thinking_first_while_many_commands_are_being_admitte
         for handle in handles:
             await delivered(world, bot, handle, timeout=15)
     assert len(world.comet.creates()) == len(handles)
+
+
+async def test_a_job_whose_thinking_answer_fails_is_withdrawn_unpaid(pg_world):
+    """Admission held up past ANSWER_SECONDS, then Discord refuses the "thinking…" (the interaction is gone): the
+    job admitted meanwhile is withdrawn, so it neither runs nor holds the member's place."""
+    world, schema = pg_world
+    guild, channel, alice = setup_guild(world, "alice")
+    callback = r"/interactions/\d+/[^/]+/callback"
+    world.discord.inject_error("POST", callback, 404, 10062, "Unknown interaction", times=None)
+    async with world.bot(MAX_JOBS_PER_USER="1") as bot:
+        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
+        locked = locker.transaction()
+        await locked.start()
+        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        try:
+            handle = await imagine(world, guild, channel, alice, prompt="a lost cat")
+            await world.discord.wait_for(
+                lambda: [r for r in world.discord.requests if r.route.endswith("/callback") and r.status] or None,
+                what="the refused thinking…",
+            )
+        finally:
+            await locked.rollback()
+            await locker.close()
+        [job] = await until(lambda: bot.store.recent_jobs(user_id=alice.id, limit=5), what="the admitted job")
+        job = await wait_status(bot, job.id, "canceled", "failed", "succeeded", "running", timeout=10)
+        assert job.status == "canceled"
+        world.discord.clear_faults()
+        # Its place is free: the next command runs.
+        again = await imagine(world, guild, channel, alice, prompt="a found cat")
+        await delivered(world, bot, again, timeout=15)
+    assert handle.response_type is None
+    assert [c.json["input"]["prompt"] for c in world.comet.creates()] == ["a found cat"]

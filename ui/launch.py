@@ -132,7 +132,14 @@ class Launcher:
         try:
             quick, _ = await asyncio.wait({admitting}, timeout=ANSWER_SECONDS)
             if not quick:
-                message_id = await self.acknowledge(interaction)
+                try:
+                    message_id = await self.acknowledge(interaction)
+                except Exception:
+                    # Nothing will show the job (the interaction is gone): once admitted, it is withdrawn unpaid.
+                    [admitted] = await asyncio.gather(admitting, return_exceptions=True)
+                    if isinstance(admitted, Admitted):
+                        await self.admission.withdraw(admitted.job, "its command could not be answered")
+                    raise
             return await admitting, message_id
         finally:
             if not admitting.done():
