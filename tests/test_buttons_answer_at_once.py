@@ -3,6 +3,9 @@ database must not turn a Cancel into "This interaction failed" (the fake Discord
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import asyncpg
 import pytest
 
@@ -86,6 +89,10 @@ async def test_imagine_says_thinking_in_time_while_admission_waits_then_shows_it
     assert world.discord.internal_errors == []
 
 
+def in_admission(bot: Any, count: int) -> Callable[[], bool]:
+    return lambda: bot.launcher.admitting == count
+
+
 async def test_imagine_says_thinking_first_while_many_commands_are_being_admitted(pg_world):
     """In a burst (admission held up: here, by a locked jobs table) commands beyond the first few say "thinking…"
     at once rather than wait to see whether their admission is quick; every job still runs once it is admitted."""
@@ -102,8 +109,7 @@ async def test_imagine_says_thinking_first_while_many_commands_are_being_admitte
             for n in range(BUSY_ADMISSIONS + 2):
                 handles.append(await imagine(world, guild, channel, alice, prompt=f"cat {n}"))
                 if n < BUSY_ADMISSIONS:  # in admission (held up by the lock) before the next one comes
-                    admitting = n + 1
-                    await until(lambda: bot.launcher.admitting == admitting, what=f"{admitting} commands in admission")
+                    await until(in_admission(bot, n + 1), what=f"{n + 1} commands in admission")
             for handle in handles:
                 await handle.wait_response(timeout=2.5)
         finally:
@@ -124,8 +130,6 @@ async def test_a_job_whose_thinking_answer_fails_is_withdrawn_unpaid(pg_world):
     job admitted meanwhile is withdrawn, so it neither runs nor holds the member's place."""
     world, schema = pg_world
     guild, channel, alice = setup_guild(world, "alice")
-    callback = r"/interactions/\d+/[^/]+/callback"
-    world.discord.inject_error("POST", callback, 404, 10062, "Unknown interaction", times=None)
     async with world.bot(MAX_JOBS_PER_USER="1") as bot:
         locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
         locked = locker.transaction()
@@ -133,6 +137,9 @@ async def test_a_job_whose_thinking_answer_fails_is_withdrawn_unpaid(pg_world):
         await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
         try:
             handle = await imagine(world, guild, channel, alice, prompt="a lost cat")
+            # Any answer to it comes after ANSWER_SECONDS at the earliest (its admission waits for the lock).
+            callback = rf"/interactions/{handle.id}/[^/]+/callback"
+            world.discord.inject_error("POST", callback, 404, 10062, "Unknown interaction", times=None)
             await world.discord.wait_for(
                 lambda: [r for r in world.discord.requests if r.route.endswith("/callback") and r.status] or None,
                 what="the refused thinking…",
@@ -143,7 +150,6 @@ async def test_a_job_whose_thinking_answer_fails_is_withdrawn_unpaid(pg_world):
         [job] = await until(lambda: bot.store.recent_jobs(user_id=alice.id, limit=5), what="the admitted job")
         job = await wait_status(bot, job.id, "canceled", "failed", "succeeded", "running", timeout=10)
         assert job.status == "canceled"
-        world.discord.clear_faults()
         # Its place is free: the next command runs.
         again = await imagine(world, guild, channel, alice, prompt="a found cat")
         await delivered(world, bot, again, timeout=15)
