@@ -369,7 +369,7 @@ def profiler(args: argparse.Namespace, pid: int) -> Iterator[None]:
         yield
         return
     fmt = "speedscope" if args.profile.suffix == ".json" else "flamegraph" if args.profile.suffix == ".svg" else "raw"
-    cmd = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", fmt, "-o", str(args.profile)]
+    cmd = ["py-spy", "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", fmt, "-o", str(args.profile)]
     spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # its errors (e.g. no ptrace permission) go to stderr
     try:
         yield
