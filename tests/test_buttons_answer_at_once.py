@@ -3,7 +3,8 @@ database must not turn a Cancel into "This interaction failed" (the fake Discord
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,19 @@ async def pg_world(tmp_path, discord_fake, comet):
         yield World(discord_fake, comet, f"{target.url}?search_path={target.schema}"), target.schema
 
 
+@contextlib.asynccontextmanager
+async def jobs_table_locked(schema: str) -> AsyncIterator[None]:
+    locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
+    locked = locker.transaction()
+    await locked.start()
+    await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await locked.rollback()
+        await locker.close()
+
+
 async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_locked(pg_world):
     world, schema = pg_world
     guild, channel, alice = setup_guild(world, "alice")
@@ -39,11 +53,7 @@ async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_
         slow = await imagine(world, guild, channel, alice, prompt="a very slow cat")
         job, progress, cancel_id = await running_job_with_cancel_button(world, bot, slow)
 
-        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
-        locked = locker.transaction()
-        await locked.start()
-        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # no one reads or writes jobs now
-        try:
+        async with jobs_table_locked(schema):  # no one reads or writes jobs meanwhile
             clicks = [
                 await world.discord.click_button(progress.id, cancel_id, alice),
                 await world.discord.click_button(result.id, f"flux:reroll:{parent.id}", alice),
@@ -51,9 +61,6 @@ async def test_cancel_reroll_and_edit_answer_within_3_s_while_the_jobs_table_is_
             ]
             for click in clicks:
                 await click.wait_response(timeout=2.5)  # within Discord's 3 s, while the table stays locked
-        finally:
-            await locked.rollback()
-            await locker.close()
 
         _, reroll, edit = clicks
         assert edit.modal is not None  # the edit asks what to change; the store is read once it is submitted
@@ -73,17 +80,10 @@ async def test_imagine_says_thinking_in_time_while_admission_waits_then_shows_it
     guild, channel, alice = setup_guild(world, "alice")
     world.comet.queue_outcome(Outcome(duration=0.3))
     async with world.bot() as bot:
-        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
-        locked = locker.transaction()
-        await locked.start()
-        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
-        try:
+        async with jobs_table_locked(schema):  # no one reads or writes jobs meanwhile
             handle = await imagine(world, guild, channel, alice, prompt="a patient cat")
             await handle.wait_response(timeout=2.5)  # within Discord's 3 s, while the table stays locked
             assert handle.response_type == 5
-        finally:
-            await locked.rollback()
-            await locker.close()
         final, job = await delivered(world, bot, handle, timeout=15)
     assert job.message_id == final.id == handle.original_message_id
     assert world.discord.internal_errors == []
@@ -100,11 +100,7 @@ async def test_imagine_says_thinking_first_while_many_commands_are_being_admitte
     guild, channel, alice = setup_guild(world, "alice")
     world.comet.default_outcome = Outcome(duration=0.1)
     async with world.bot(USER_COOLDOWN="0", MAX_JOBS_PER_USER="10") as bot:
-        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
-        locked = locker.transaction()
-        await locked.start()
-        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
-        try:
+        async with jobs_table_locked(schema):  # no one reads or writes jobs meanwhile
             handles = []
             for n in range(BUSY_ADMISSIONS + 2):
                 handles.append(await imagine(world, guild, channel, alice, prompt=f"cat {n}"))
@@ -112,9 +108,6 @@ async def test_imagine_says_thinking_first_while_many_commands_are_being_admitte
                     await until(in_admission(bot, n + 1), what=f"{n + 1} commands in admission")
             for handle in handles:
                 await handle.wait_response(timeout=2.5)
-        finally:
-            await locked.rollback()
-            await locker.close()
         assert all(handle.response_type == 5 for handle in handles)
         delays = [handle.response_delay or 0.0 for handle in handles]
         waited, at_once = delays[:BUSY_ADMISSIONS], delays[BUSY_ADMISSIONS:]
@@ -131,11 +124,7 @@ async def test_a_job_whose_thinking_answer_fails_is_withdrawn_unpaid(pg_world):
     world, schema = pg_world
     guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(MAX_JOBS_PER_USER="1") as bot:
-        locker = await asyncpg.connect(postgres_test_url(), server_settings={"search_path": schema})
-        locked = locker.transaction()
-        await locked.start()
-        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
-        try:
+        async with jobs_table_locked(schema):  # no one reads or writes jobs meanwhile
             handle = await imagine(world, guild, channel, alice, prompt="a lost cat")
             # Any answer to it comes after ANSWER_SECONDS at the earliest (its admission waits for the lock).
             callback = rf"/interactions/{handle.id}/[^/]+/callback"
@@ -144,9 +133,6 @@ async def test_a_job_whose_thinking_answer_fails_is_withdrawn_unpaid(pg_world):
                 lambda: [r for r in world.discord.requests if r.route.endswith("/callback") and r.status] or None,
                 what="the refused thinking…",
             )
-        finally:
-            await locked.rollback()
-            await locker.close()
         [job] = await until(lambda: bot.store.recent_jobs(user_id=alice.id, limit=5), what="the admitted job")
         job = await wait_status(bot, job.id, "canceled", "failed", "succeeded", "running", timeout=10)
         assert job.status == "canceled"
