@@ -369,7 +369,9 @@ def profiler(args: argparse.Namespace, pid: int) -> Iterator[None]:
         yield
         return
     fmt = "speedscope" if args.profile.suffix == ".json" else "flamegraph" if args.profile.suffix == ".svg" else "raw"
-    cmd = ["py-spy", "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", fmt, "-o", str(args.profile)]
+    # --nonblocking: sampled without pausing the bot, which under a burst made it miss interactions
+    cmd = ["py-spy", "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", fmt]
+    cmd += ["-o", str(args.profile)]
     spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # its errors (e.g. no ptrace permission) go to stderr
     try:
         yield
