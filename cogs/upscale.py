@@ -8,7 +8,6 @@ with the limits and budgets, one create, progress, Cancel, resume after a restar
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -17,7 +16,8 @@ from discord.ext import commands
 
 from services.errors import BadInput
 from services.jobs.kinds.upscale import upscale_ask
-from services.store.models import JobStatus
+from services.rules.input_images import ImageRef
+from services.store.models import Job, JobStatus
 from services.text import _
 from ui.attachments import image_at, image_refs
 from ui.launch import age_restricted
@@ -50,18 +50,8 @@ class Upscale(commands.Cog):
         message_id = await self.bot.launcher.acknowledge(interaction)  # before the store, which may be slow
         ours = self.bot.user is not None and message.author.id == self.bot.user.id
         parent = await self.bot.store.job_by_message(message.id) if ours else None
-        ask = upscale_ask(
-            parent if parent is not None and parent.status == JobStatus.SUCCEEDED else None,
-            image,
-            of_image=1,
-            creative=False,
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
-        )
-        ask = dataclasses.replace(ask, age_restricted=age_restricted(interaction.channel))
-        self.bot.admission.check_early(ask)
-        await self.bot.launcher.launch(interaction, ask, message_id=message_id)
+        parent = parent if parent is not None and parent.status == JobStatus.SUCCEEDED else None
+        await self._upscale(interaction, message_id, parent, image, of_image=1, creative=False)
 
     async def on_button(self, interaction: discord.Interaction[Any], press: Press) -> None:
         if press.image is None or press.strength is None:
@@ -75,16 +65,32 @@ class Upscale(commands.Cog):
             raise BadInput(_("That image is no longer in my records, so I can't upscale it."))
         if parent.status != JobStatus.SUCCEEDED:
             raise BadInput(_("That job did not finish, so it has no image to upscale."))
+        creative = press.strength == "strong"  # the button's "strong" is Creative (ui/views.py)
+        await self._upscale(
+            interaction, message_id, parent, images[press.image - 1], of_image=press.image, creative=creative
+        )
+
+    async def _upscale(
+        self,
+        interaction: discord.Interaction[Any],
+        message_id: int,
+        parent: Job | None,
+        image: ImageRef,
+        *,
+        of_image: int,
+        creative: bool,
+    ) -> None:
+        """Upscale `image` for the user of `interaction`, acknowledged already as `message_id`."""
         ask = upscale_ask(
             parent,
-            images[press.image - 1],
-            of_image=press.image,
-            creative=press.strength == "strong",  # the button's "strong" is Creative (ui/views.py)
+            image,
+            of_image=of_image,
+            creative=creative,
             user_id=interaction.user.id,
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
+            age_restricted=age_restricted(interaction.channel),
         )
-        ask = dataclasses.replace(ask, age_restricted=age_restricted(interaction.channel))
         self.bot.admission.check_early(ask)
         await self.bot.launcher.launch(interaction, ask, message_id=message_id)
 

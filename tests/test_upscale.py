@@ -10,7 +10,7 @@ import uuid
 from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION, instruction
 from services.store.models import Job, JobStatus
 from tests.card import card
-from tests.helpers import delivered, link_to, png, private_reply, result_of, rows, setup_guild
+from tests.helpers import delivered, ephemeral_text, link_to, png, private_reply, result_of, rows, setup_guild
 
 DEV = "black-forest-labs/flux-dev"
 SCHNELL = "black-forest-labs/flux-schnell"
@@ -244,3 +244,22 @@ async def test_upscale_with_flux_on_any_message_upscales_its_first_image_subtly(
     assert (body["width"], body["height"]) == (1280, 960)
     assert body["prompt"] == SUBTLE_INSTRUCTION
     assert card(message).gallery
+
+
+async def test_upscales_in_an_age_restricted_channel_are_not_checked_like_any_job_there(world):
+    """The server checks the images made outside age-restricted channels; an upscale made in one, by its button
+    or by the message menu, is a job of that channel too."""
+    guild, channel, admin, alice = setup_guild(world, "alice", admin=True)
+    adults = world.discord.add_channel(guild, "adults", nsfw=True)
+    async with world.bot() as bot:
+        text = await ephemeral_text(
+            await world.discord.slash_command(
+                guild, channel, admin, "imagine-settings moderation", {"check_images": "withhold"}
+            )
+        )
+        assert "Images made outside age-restricted channels: checked" in text
+        message, parent = await posted_result(world, bot, guild, adults, alice, (640, 480))
+        by_button, _ = await click(world, bot, message, f"flux:upscale:{parent.id}:1:subtle", alice)
+        by_menu = await delivered(world, bot, await world.discord.message_command(message, alice, "Upscale with FLUX"))
+    assert by_button.attachments and by_menu[0].attachments
+    assert world.comet.requests_for("moderation") == []

@@ -152,6 +152,7 @@ def upscale_ask(
     user_id: int,
     channel_id: int,
     guild_id: int | None,
+    age_restricted: bool = False,
 ) -> Ask:
     """An upscale of `image` (the parent's image number `of_image`, as the user saw it; no parent: any image), by
     `user_id`; the parent's output format and quality carry over where the upscaling model takes them."""
@@ -166,4 +167,5 @@ def upscale_ask(
         given=carried,
         images=[image],
         parent=parent,
+        age_restricted=age_restricted,
     )
