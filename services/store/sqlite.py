@@ -537,14 +537,12 @@ class SqliteStore(Store):
         return await self._conn._execute(work, self._conn._conn)  # type: ignore[no-any-return, no-untyped-call]
 
     async def _row(self, sql: str, params: Sequence[object]) -> Any:
-        """The first row (of a query for one: fetched with it, in one hop); the caller holds the lock."""
-        rows = await self._conn.execute_fetchall(sql, params)
-        return next(iter(rows), None)
+        """The first row, fetched with its statement in one hop; the caller holds the lock."""
+        return await self._in_thread(lambda db: _first_row(db, sql, params))
 
     async def _value(self, sql: str, params: Sequence[object]) -> Any:
         """The first column of the first row; the caller holds the lock."""
-        row = await self._row(sql, params)
-        return None if row is None else row[0]
+        return await self._in_thread(lambda db: _first_value(db, sql, params))
 
     async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
         async with self._lock:
