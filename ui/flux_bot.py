@@ -26,6 +26,7 @@ from services.jobs.retention import Retention, keep_pruning
 from services.jobs.runner import JobRunner
 from services.jobs.settlement import Settlement
 from services.loopwatch import LoopWatch
+from services.malloc import keep_releasing
 from services.metrics import Metrics
 from services.metrics_server import start_metrics_server
 from services.store import Store, open_store
@@ -179,6 +180,8 @@ class FluxBot(commands.AutoShardedBot):
         # Input images are kept as long as a reroll can use them (services/jobs/retention.py).
         retention = Retention(self.settings.input_image_retention_seconds, self.settings.input_image_store_bytes)
         self.image_keeper = asyncio.create_task(keep_pruning(self.store, retention), name="input-image-retention")
+        # The memory a burst freed goes back to the system (services/malloc.py).
+        self.memory_keeper = asyncio.create_task(keep_releasing(), name="release-free-memory")
         if self.credits is not None:  # purchases and refunds made while no process ran, and consumes to retry
             self.credit_keeper = asyncio.create_task(self._reconcile_credits(), name="credits-reconcile")
 
@@ -294,7 +297,7 @@ class FluxBot(commands.AutoShardedBot):
         log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
 
     async def close(self) -> None:
-        for name in ("resumer", "lease_keeper", "image_keeper", "credit_keeper"):
+        for name in ("resumer", "lease_keeper", "image_keeper", "credit_keeper", "memory_keeper"):
             keeper = getattr(self, name, None)
             if keeper is not None:
                 keeper.cancel()  # no adoptions (or deletions) while shutting down

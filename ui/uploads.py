@@ -2,9 +2,10 @@
 
 discord.File wants a file object. A `BytesIO` over an image's bytes would be copied whole by aiohttp before the
 upload (its payload asks the buffer for a writable view, which unshares the bytes), and a whole image written at
-once is copied again into the socket's buffer. An image in memory is therefore given as an `ImageReader`, which
-aiohttp sends with `_ReaderPayload`: slices of a read-only view, 64 KiB at a time, waiting for the socket to drain.
-An image spilled to a temporary file is given by its path (aiohttp streams it from the disk).
+once is copied again into the socket's buffer. An image in memory is therefore given as an `ImageReader` over
+its pieces (as a download arrived in them), which aiohttp sends with `_ReaderPayload`: a few hundred KiB at a
+time, waiting for the socket to drain. An image spilled to a temporary file is given by its path (aiohttp streams
+it from the disk).
 """
 
 from __future__ import annotations
@@ -12,22 +13,23 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import discord
 from aiohttp import payload
 
 from services.cometapi.files import ImageFile
 
-CHUNK = 64 * 1024
+CHUNK = 64 * 1024  # bytes per socket write (what the socket does not take at once is copied); small pieces are grouped
 
 
 class ImageReader(io.BufferedIOBase):
-    """A read-only, seekable file over bytes in memory that shares them (never copies them whole)."""
+    """A read-only, seekable file over pieces of bytes in memory that shares them (never copies them whole)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, parts: Sequence[bytes]) -> None:
         super().__init__()
-        self.view = memoryview(data)
+        self.parts = [memoryview(part) for part in parts if part]
+        self.size = sum(len(part) for part in self.parts)
         self._position = 0
 
     def readable(self) -> bool:
@@ -40,37 +42,72 @@ class ImageReader(io.BufferedIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self.view)}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
         self._position = max(0, base + offset)
         return self._position
 
+    def pieces(self, start: int, end: int) -> Iterator[memoryview]:
+        """Views of the bytes from `start` to `end`, piece by piece."""
+        offset = 0
+        for part in self.parts:
+            lo, hi = max(start - offset, 0), min(end - offset, len(part))
+            if lo < hi:
+                yield part[lo:hi]
+            offset += len(part)
+
     def read(self, size: int | None = -1) -> bytes:
-        end = len(self.view) if size is None or size < 0 else self._position + size
-        chunk = bytes(self.view[self._position : end])
+        end = self.size if size is None or size < 0 else min(self.size, self._position + size)
+        chunk = b"".join(self.pieces(self._position, end))
         self._position += len(chunk)
         return chunk
 
     def readinto(self, buffer: Any) -> int:
-        chunk = self.view[self._position : self._position + len(buffer)]
-        buffer[: len(chunk)] = chunk
-        self._position += len(chunk)
-        return len(chunk)
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        for piece in self.pieces(self._position, self._position + len(target)):
+            target[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        self._position += filled
+        return filled
 
 
-class _ReaderPayload(payload.BytesPayload):
-    """An `ImageReader` as a request body part, from its position on, in slices of its view."""
+class _ReaderPayload(payload.Payload):
+    """An `ImageReader` as a request body part, from its position on, in writes of about `CHUNK` bytes."""
+
+    _autoclose = True  # bytes in memory: nothing to close
 
     def __init__(self, value: ImageReader, *args: Any, **kwargs: Any) -> None:
-        super().__init__(value.view[value.tell() :], *args, **kwargs)
+        super().__init__(value, *args, **kwargs)
+        self._reader = value
+        self._start = value.tell()
+        self._length = max(0, value.size - self._start)
+        self._size = self._length
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._bytes()).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self._bytes()
+
+    def _bytes(self) -> bytes:
+        return b"".join(self._reader.pieces(self._start, self._start + self._length))
 
     async def write(self, writer: Any) -> None:
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-        view = cast(memoryview, self._value)
-        end = len(view) if content_length is None else min(len(view), content_length)
-        for start in range(0, end, CHUNK):
-            await writer.write(view[start : min(start + CHUNK, end)])
+        end = self._start + (self._length if content_length is None else min(self._length, content_length))
+        group: list[memoryview] = []
+        grouped = 0
+        for piece in self._reader.pieces(self._start, end):
+            for at in range(0, len(piece), CHUNK):
+                group.append(piece[at : at + CHUNK])
+                grouped += len(group[-1])
+                if grouped >= CHUNK:
+                    await writer.write(group[0] if len(group) == 1 else b"".join(group))
+                    group, grouped = [], 0
+        if group:
+            await writer.write(group[0] if len(group) == 1 else b"".join(group))
 
 
 payload.register_payload(_ReaderPayload, ImageReader, order=payload.Order.try_first)
@@ -78,9 +115,10 @@ payload.register_payload(_ReaderPayload, ImageReader, order=payload.Order.try_fi
 
 def upload_file(image: ImageFile, filename: str) -> discord.File:
     """The image as a file to attach: read from its temporary file, or shared from memory."""
-    if image.path is not None:
+    if image.parts is None:
+        assert image.path is not None
         return discord.File(image.path, filename=filename)
-    return discord.File(ImageReader(image.data), filename=filename)
+    return discord.File(ImageReader(image.parts), filename=filename)
 
 
 @contextlib.contextmanager

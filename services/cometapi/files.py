@@ -37,16 +37,17 @@ _SIGNATURES: tuple[tuple[bytes, int, tuple[str, str]], ...] = (
 
 
 class ImageFile:
-    """An image file: its bytes in memory, or in a temporary file (a download past the memory budget).
+    """An image file: its bytes in memory (one piece, or the pieces a download arrived in), or in a temporary
+    file (a download past the memory budget).
 
-    `data` reads a file's bytes each time it is asked for: the hot path (sizes, uploads) uses `head` and
-    `open` instead, which copy nothing.
+    `data` joins the pieces, or reads the file, each time it is asked for: the hot path (sizes, uploads) uses
+    `head`, `parts` and `open` instead, which copy nothing.
     """
 
-    __slots__ = ("_data", "_stored", "content_type", "extension", "size")
+    __slots__ = ("_parts", "_stored", "content_type", "extension", "size")
 
     def __init__(self, data: bytes, content_type: str, extension: str) -> None:
-        self._data: bytes | None = data
+        self._parts: tuple[bytes, ...] | None = (data,)
         self._stored: Stored | None = None
         self.content_type = content_type
         self.extension = extension
@@ -55,7 +56,7 @@ class ImageFile:
     @classmethod
     def stored(cls, stored: Stored, content_type: str, extension: str) -> ImageFile:
         image = cls(b"", content_type, extension)
-        image._data, image._stored, image.size = stored.data, stored, stored.size
+        image._parts, image._stored, image.size = stored.parts, stored, stored.size
         return image
 
     @property
@@ -64,24 +65,29 @@ class ImageFile:
         return self._stored.path if self._stored is not None else None
 
     @property
+    def parts(self) -> tuple[bytes, ...] | None:
+        """The bytes in memory, in pieces; None when they are in a file."""
+        return self._parts
+
+    @property
     def data(self) -> bytes:
-        if self._data is not None:
-            return self._data
+        if self._parts is not None:
+            return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         assert self._stored is not None
         assert self._stored.path is not None
         with open(self._stored.path, "rb") as file:
             return file.read()
 
     def head(self, size: int) -> bytes:
-        if self._data is not None:
-            return self._data[:size]
+        if self._parts is not None:
+            return _head_of(self._parts, size)
         with self.open() as file:
             return file.read(size)
 
     def open(self) -> BinaryIO:
-        """A reader of the bytes (shares them when in memory)."""
-        if self._data is not None:
-            return io.BytesIO(self._data)
+        """A reader of the bytes (shares them when they are in memory in one piece)."""
+        if self._parts is not None:
+            return io.BytesIO(self.data)
         assert self._stored is not None
         assert self._stored.path is not None
         return open(self._stored.path, "rb")
@@ -95,7 +101,7 @@ class ImageFile:
     __hash__ = None  # type: ignore[assignment]  # compared by content, which may live in a file
 
     def __repr__(self) -> str:
-        where = f"file {self.path}" if self._data is None else "memory"
+        where = f"file {self.path}" if self._parts is None else "memory"
         return f"ImageFile({self.content_type}, {self.size} bytes in {where})"
 
 
@@ -214,7 +220,7 @@ class Downloader:
             except ValueError as exc:
                 raise DownloadError(f"{exc}.") from None
         stored = await self._fetch_with_retries(url)
-        kind = sniff(stored.data[:16] if stored.data is not None else _head(stored))
+        kind = sniff(_head_of(stored.parts, 16) if stored.parts is not None else _head(stored))
         if kind is None:
             raise DownloadError("The downloaded file is not a PNG, JPEG, GIF or WebP image.")
         return ImageFile.stored(stored, *kind)
@@ -252,7 +258,7 @@ class Downloader:
                     raise DownloadError(f"The image host answered HTTP {response.status}.")
                 if response.content_length is not None and response.content_length > self._max:
                     raise DownloadError(self._too_large())
-                return await self._collect(response.content.iter_chunked(CHUNK))
+                return await self._collect(response.content.iter_any())
         raise DownloadError("The image URL redirects too many times.")
 
     async def _collect(self, chunks: AsyncIterator[bytes]) -> Stored:
@@ -277,6 +283,17 @@ class Downloader:
 
     def _too_large(self) -> str:
         return f"The image is larger than the {self._max / 1024 / 1024:.3g} MiB limit."  # 0.1, not 0.0999994
+
+
+def _head_of(parts: Sequence[bytes], size: int) -> bytes:
+    """The first `size` bytes of the pieces (joining only the pieces it takes)."""
+    taken, length = [], 0
+    for part in parts:
+        if length >= size:
+            break
+        taken.append(part)
+        length += len(part)
+    return (taken[0] if len(taken) == 1 else b"".join(taken))[:size]
 
 
 def _head(stored: Stored) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import io
 import os
 import tempfile
 import weakref
@@ -76,23 +75,27 @@ class ImageSpool:
 
 
 class Stored:
-    """One image's bytes: `data` in memory (counted in the budget), or `path`, a temporary file of `size` bytes."""
+    """One image's bytes: `parts` in memory (the pieces as they arrived, counted in the budget), or `path`, a
+    temporary file of `size` bytes."""
 
-    __slots__ = ("__weakref__", "data", "path", "size")
+    __slots__ = ("__weakref__", "parts", "path", "size")
 
-    def __init__(self, data: bytes | None, path: str | None, size: int) -> None:
-        self.data = data
+    def __init__(self, parts: tuple[bytes, ...] | None, path: str | None, size: int) -> None:
+        self.parts = parts
         self.path = path
         self.size = size
 
 
 class SpoolWriter:
     """Collects one file's bytes as they arrive: in memory while the budget allows, then in a temporary file
-    (written a few hundred KiB at a time, in a worker thread)."""
+    (written a few hundred KiB at a time, in a worker thread).
+
+    In memory the pieces are kept as they came off the connection, not copied into one buffer: each copy would
+    be written into fresh pages, which the kernel must first zero."""
 
     def __init__(self, spool: ImageSpool) -> None:
         self._spool = spool
-        self._buffer: io.BytesIO | None = io.BytesIO()  # written into, so its bytes are taken out without a copy
+        self._parts: list[bytes] | None = []
         self._pending: list[bytes] = []  # past the budget, not written yet
         self._pending_size = 0
         self._file: BinaryIO | None = None
@@ -103,16 +106,13 @@ class SpoolWriter:
 
     async def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self._buffer is not None:
+        if self._parts is not None:
             if self._spool.budget.try_take(len(chunk)):
                 self._taken += len(chunk)
-                self._buffer.write(chunk)
+                self._parts.append(chunk)
                 return
             # The budget is full: what was collected so far goes to a file, and the rest after it.
-            if self._buffer.tell():
-                self._pending.append(self._buffer.getvalue())
-                self._pending_size += len(self._pending[0])
-            self._buffer = None
+            self._pending, self._pending_size, self._parts = self._parts, self._taken, None
             self._spool.budget.give_back(self._taken)
             self._taken = 0
             self._spool.budget.spilled += 1
@@ -136,10 +136,9 @@ class SpoolWriter:
 
     async def finish(self) -> Stored:
         """The bytes collected; the budget is given back (or the file deleted) once the result is dropped."""
-        if self._buffer is not None:
-            data = self._buffer.getvalue()  # the buffer's own bytes object, not a copy
-            self._buffer = None
-            stored = Stored(data, None, self.size)
+        if self._parts is not None:
+            stored = Stored(tuple(self._parts), None, self.size)
+            self._parts = None
             weakref.finalize(stored, self._spool.budget.give_back, self._taken)
             self._taken = 0
             return stored
@@ -155,7 +154,7 @@ class SpoolWriter:
 
     def discard(self) -> None:
         """Drop what was collected (a failed, refused or cancelled download)."""
-        self._buffer = None
+        self._parts = None
         self._pending, self._pending_size = [], 0
         self._spool.budget.give_back(self._taken)
         self._taken = 0
