@@ -485,3 +485,16 @@ def test_encoded_input_images_are_data_uris() -> None:
 
     uri = encode_data_uri(as_image(png(), "test"))
     assert uri == png_data_uri()
+
+
+async def test_cookies_the_api_sets_are_not_kept_or_sent_back(fake: FakeCometAPI) -> None:
+    # By name, not by address: aiohttp's own jar keeps no cookies for an IP address anyway.
+    by_name = fake.base_url.replace("127.0.0.1", "localhost")
+    fake.queue_outcome(Outcome(queue_time=0.05, duration=0.3))
+    fake.inject("create", status=None, headers={"Set-Cookie": "session=abc; Path=/"})
+    async with open_service(fake, cometapi_base_url=by_name) as service:
+        prediction = await service.create(SCHNELL, {"prompt": "a fox"})
+        await service.wait(prediction, model=SCHNELL)
+    polls = fake.requests_for("get")
+    assert polls
+    assert [poll.headers.get("Cookie") for poll in polls] == [None] * len(polls)

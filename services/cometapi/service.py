@@ -57,7 +57,9 @@ class PredictionService:
         """`typical_seconds`: each model's usual duration (model id -> (low, high)), until it is learned.
         `sleep` is the API client's wait between retries (the CLI makes it end early on Ctrl-C)."""
         connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        # No cookie jar: the API authenticates by key, and nothing one host sets is sent on to another (an image
+        # host, a link in a prompt); nor is a jar filtered for every poll.
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
             client = CometClient(
                 session,
                 base_url=api.base_url,

@@ -25,6 +25,18 @@ from services.rules.lookalikes import latin
 _ASCII_PUNCTUATION = frozenset(string.punctuation)  # `_`, `-`, `$`, `|`...: separators between words
 
 
+def _ascii_table() -> dict[int, str | None]:
+    """What each ASCII character folds to: nothing (invisible), a space (a separator), or its small letter."""
+    table: dict[int, str | None] = {}
+    for code in range(128):
+        ch = chr(code)
+        table[code] = None if invisible(ch) else " " if ch.isspace() or ch in _ASCII_PUNCTUATION else ch.lower()
+    return table
+
+
+_ASCII_FOLD = _ascii_table()
+
+
 def fold(text: str) -> str:
     """`text` as compared with blocked phrases: words of folded letters, separated by single spaces.
 
@@ -40,8 +52,7 @@ def readings(text: str) -> tuple[str, ...]:
 
 def _fold(text: str, *, capitals: bool) -> str:
     if text.isascii():  # most prompts: no forms to normalise, no marks, no look-alikes, capitals read alike
-        kept = (" " if ch.isspace() or ch in _ASCII_PUNCTUATION else ch.lower() for ch in text if not invisible(ch))
-        return " ".join("".join(kept).split())
+        return " ".join(text.translate(_ASCII_FOLD).split())
     decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
     out: list[str] = []
     on_latin = False  # whether the last letter kept is ASCII: its marks are dropped
