@@ -117,6 +117,7 @@ class _Control:
                 "created_wall": m.created_at + to_wall,
             }
             if history:
+                item["first_text"] = m.first_text  # what the message showed when it was made
                 item["history"] = [_edit_summary(e, to_wall) for e in m.edits]
             out.append(item)
         return json_response(out)
@@ -272,6 +273,7 @@ def _edit_summary(edit: MessageEdit, to_wall: float) -> JSON:
         "wall": edit.at + to_wall,
         "route": edit.route,
         "content": edit.content,
+        "text": edit.text,  # what it showed after the edit, cards included
         "embeds": len(edit.embeds),
         "attachments": len(edit.attachments),
         "new_attachments": [{"filename": a.filename, "size": a.size} for a in edit.new_attachments],

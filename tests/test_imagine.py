@@ -11,6 +11,7 @@ import re
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_interactions import find_component
+from services.cometapi.polling import DurationStats
 from tests.card import card
 from tests.helpers import (
     EPHEMERAL,
@@ -255,6 +256,35 @@ async def test_polls_that_show_nothing_new_are_not_edits(world):
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
     generating = [e.text for e in progress_edits(world, final.id) if "Generating" in e.text]
     assert len(generating) == 1, generating
+
+
+def with_usual_times(bot) -> None:
+    """The models' usual durations as the catalogue gives them (the test bot otherwise expects every job within
+    0.5 s), at the test bot's polling speed."""
+    bot.service.stats = DurationStats(bot.settings.catalogue.typical_seconds(), bot.service.stats.tuning)
+
+
+async def test_a_generating_line_the_result_is_due_to_replace_is_not_sent(world):
+    """flux-schnell is usually done within 2.5 s: its "Generating" line waits for the result, due by then, which
+    takes its place (one edit fewer); the reply goes from "Starting" to the images."""
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.queue_outcome(Outcome(duration=2.0, queue_time=0.0))
+    async with world.bot() as bot:
+        with_usual_times(bot)
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-schnell")
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
+    assert [line for line in final.lines_shown if "Generating" in line] == [], final.lines_shown
+    assert any("Starting" in line for line in final.lines_shown), final.lines_shown
+
+
+async def test_a_job_past_its_models_usual_time_shows_it_is_generating(world):
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.queue_outcome(Outcome(duration=6.0, queue_time=0.0))
+    async with world.bot() as bot:
+        with_usual_times(bot)
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-schnell")
+        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
+    assert [line for line in final.lines_shown if "Generating" in line], final.lines_shown
 
 
 async def test_no_percentage_is_invented_for_a_model_without_a_progress_bar(world):

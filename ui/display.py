@@ -58,6 +58,9 @@ EDIT_INTERVAL = 1.5  # seconds between two progress edits of one job
 # takes the edit's place (in a run of 300 jobs, half the jobs' last progress line was replaced by the result within
 # a second of arriving).
 MERGE_SECONDS = 1.0
+# A generating line of a job whose model is usually done within this long waits until then (and MERGE_SECONDS
+# more): the result, due by then, takes its place. "Generating" would show for a second or two at most.
+DUE_SOON_SECONDS = 3.0
 # Progress edits through the channel endpoints, per channel: Discord allows about 5 edits per 5 s in a
 # channel; one is left for the results, failures and other edits, which are counted but never held back.
 CHANNEL_EDITS = 4
@@ -165,7 +168,9 @@ class DiscordDisplay:
             # Only a line the result may soon replace waits to settle: "queued" and "starting" go at once, so a
             # deleted reply is noticed before the job is sent to the API (and paid for).
             settle = progress.stage not in ("queued", "starting")
-            await self._entry(job).coalescer.push(progress_text(job, progress), settle=settle)
+            due = progress.due_in
+            settle_for = due + MERGE_SECONDS if due is not None and due <= DUE_SOON_SECONDS else None
+            await self._entry(job).coalescer.push(progress_text(job, progress), settle=settle, settle_for=settle_for)
         except discord.HTTPException as exc:
             # A progress line is not worth failing the job for; the final edit will try again.
             log.warning("Job %s: progress edit failed: %s", job.id, exc)

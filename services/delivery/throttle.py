@@ -72,16 +72,17 @@ class Coalescer(Generic[V]):
         self._lock = asyncio.Lock()
         self.sends = 0
 
-    async def push(self, value: V, *, settle: bool = True) -> None:
+    async def push(self, value: V, *, settle: bool = True, settle_for: float | None = None) -> None:
         """Send `value` now if allowed, else hold it. Raises what a held send raised since the last call.
-        `settle=False`: not held for the settle time (an update no final message is about to replace)."""
+        `settle=False`: not held for the settle time (an update no final message is about to replace);
+        `settle_for`: held that long instead (a final message is due later than usual)."""
         self._raise_pending_error()
         if value == self._last_value:
             self._pending = None
             return
         wait = self._last_time + self._interval - time.monotonic()
         if self.sends and settle:
-            wait = max(wait, self._settle)
+            wait = max(wait, self._settle if settle_for is None else settle_for)
         if wait <= 0 and self._timer is None and not self._lock.locked():
             permit = self._gate.try_enter()
             if permit is not None:

@@ -81,6 +81,8 @@ class JobProgress:
     # and whether its prediction has run longer than that (not counting the wait in our own queue).
     usual: tuple[float, float] | None = None
     overdue: bool = False
+    # While generating: seconds until the model's usual time (the high end) is up, when its result is due.
+    due_in: float | None = None
 
 
 @dataclass(frozen=True)
@@ -566,9 +568,12 @@ class JobRunner:
         # 30 s FLUX.2 run does not look stuck; never an invented percentage.
         await self.fence.check(job.id)
         now = time.time()
-        usual = self.service.stats.window(job.model) if stage == "generating" and percent is None else None
-        overdue = usual is not None and now - (job.submitted_at or job.created_at) > usual[1]
-        progress = JobProgress(stage, now - job.created_at, position, percent, usual, overdue)
+        window = self.service.stats.window(job.model) if stage == "generating" else None
+        ran = now - (job.submitted_at or job.created_at)
+        usual = window if percent is None else None
+        overdue = usual is not None and ran > usual[1]
+        due_in = max(0.0, window[1] - ran) if window is not None else None
+        progress = JobProgress(stage, now - job.created_at, position, percent, usual, overdue, due_in)
         await self.display.progress(job, progress)
 
     async def _end(
