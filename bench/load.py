@@ -561,6 +561,7 @@ class Figures:
     discord_calls_by_route: dict[str, float]  # per job
     discord_429: int
     edits_per_job_mean: float
+    edits_per_job_by_shown: dict[str, float]  # what each edit showed: the result, "Generating", "Starting"...
     progress_edits_max_in_window: int
     all_edits_max_in_window: int
     jobs_over_one_progress_edit_per_window: int
@@ -582,6 +583,16 @@ class Figures:
 
 
 STALL = re.compile(r"Event loop: longest stall ([\d.]+) ms")
+# The stage line of a progress card (its last line), by the words of the English one.
+STAGE_WORDS = (("in line", "place in line"), ("starting", "starting"), ("generating", "generating"))
+
+
+def shown_by(edit: dict[str, Any], *, result: bool) -> str:
+    """What one edit of a job's message showed."""
+    if result:
+        return "result"
+    stage = str(edit.get("text", "")).rsplit("\n", 1)[-1].lower()
+    return next((name for words, name in STAGE_WORDS if words in stage), "other")
 
 
 def figures(run: Run) -> Figures:
@@ -597,6 +608,7 @@ def figures(run: Run) -> Figures:
     delays: dict[str, list[float]] = defaultdict(list)
     stages: dict[str, list[float]] = defaultdict(list)
     progress_windows, all_windows, gaps, edit_counts = [], [], [], []
+    shown: Counter[str] = Counter()
     delivered = failed = lost = over = 0
     for f in run.fired:
         if f.interaction_id is None:
@@ -633,6 +645,7 @@ def figures(run: Run) -> Figures:
                     stages["download_to_edit"].append(history[final]["wall"] - min(files))
         progress = [e["wall"] for e in history[: final if final is not None else len(history)]]
         edit_counts.append(len(history))
+        shown.update(shown_by(edit, result=i == final) for i, edit in enumerate(history))
         worst = max_in_window(progress, EDIT_WINDOW)
         progress_windows.append(worst)
         over += worst > 1
@@ -688,6 +701,7 @@ def figures(run: Run) -> Figures:
         discord_calls_by_route={route: count / n for route, count in stats["by_route"].items()},
         discord_429=stats["rate_limited"],
         edits_per_job_mean=statistics.fmean(edit_counts) if edit_counts else float("nan"),
+        edits_per_job_by_shown={what: count / n for what, count in shown.most_common()},
         progress_edits_max_in_window=max(progress_windows, default=0),
         all_edits_max_in_window=max(all_windows, default=0),
         jobs_over_one_progress_edit_per_window=over,
@@ -756,6 +770,8 @@ def render(args: argparse.Namespace, run: Run, fig: Figures) -> str:
         *(f"    {count:6.2f}  {route}" for route, count in routes),
         f"{'Discord 429s received':<52}{fig.discord_429}",
         f"{'message edits per job, mean':<52}{fig.edits_per_job_mean:.2f}",
+        f"{'  by what they showed':<52}"
+        + ", ".join(f"{what} {per_job:.2f}" for what, per_job in fig.edits_per_job_by_shown.items()),
         f"{'max progress edits of one job in any 1.5 s':<52}{fig.progress_edits_max_in_window} "
         f"({fig.jobs_over_one_progress_edit_per_window} job(s) over 1; min gap {fig.min_progress_edit_gap_ms:.0f} ms)",
         f"{'max edits incl. the final one in any 1.5 s':<52}{fig.all_edits_max_in_window}",
