@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 import re
 
+import pytest
+
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from fakes.discord_interactions import find_component
@@ -264,27 +266,19 @@ def with_usual_times(bot) -> None:
     bot.service.stats = DurationStats(bot.settings.catalogue.typical_seconds(), bot.service.stats.tuning)
 
 
-async def test_a_generating_line_the_result_is_due_to_replace_is_not_sent(world):
+@pytest.mark.parametrize(("duration", "shows_generating"), [(2.0, False), (6.0, True)])
+async def test_a_generating_line_waits_for_a_result_that_is_due(world, duration, shows_generating):
     """flux-schnell is usually done within 2.5 s: its "Generating" line waits for the result, due by then, which
-    takes its place (one edit fewer); the reply goes from "Starting" to the images."""
+    takes its place (one edit fewer), so the reply goes from "Starting" to the images. A job past its model's
+    usual time shows it is generating."""
     guild, channel, alice = setup_guild(world, "alice")
-    world.comet.queue_outcome(Outcome(duration=2.0, queue_time=0.0))
-    async with world.bot() as bot:
-        with_usual_times(bot)
-        handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-schnell")
-        final = await handle.wait_original(lambda m: bool(m.attachments), timeout=10)
-    assert [line for line in final.lines_shown if "Generating" in line] == [], final.lines_shown
-    assert any("Starting" in line for line in final.lines_shown), final.lines_shown
-
-
-async def test_a_job_past_its_models_usual_time_shows_it_is_generating(world):
-    guild, channel, alice = setup_guild(world, "alice")
-    world.comet.queue_outcome(Outcome(duration=6.0, queue_time=0.0))
+    world.comet.queue_outcome(Outcome(duration=duration, queue_time=0.0))
     async with world.bot() as bot:
         with_usual_times(bot)
         handle = await imagine(world, guild, channel, alice, prompt="a fox", model="flux-schnell")
         final = await handle.wait_original(lambda m: bool(m.attachments), timeout=15)
-    assert [line for line in final.lines_shown if "Generating" in line], final.lines_shown
+    assert any("Generating" in line for line in final.lines_shown) == shows_generating, final.lines_shown
+    assert any("Starting" in line for line in final.lines_shown), final.lines_shown
 
 
 async def test_no_percentage_is_invented_for_a_model_without_a_progress_bar(world):
