@@ -7,8 +7,8 @@ SQLite one, the thread pool) gets heaps of its own. Measured under a burst of 2,
 
 So the thresholds are fixed:
 - blocks under 1 MiB (the 256 KiB socket reads, the body chunks parsed out of them) come from the heaps, and
-  freed ones are kept there for the next job. Mapping each such block afresh and unmapping it when freed cost a
-  quarter of the bot's CPU in the benchmark: the kernel zeroes every page of a new mapping on first touch;
+  freed ones are kept there for the next job. Mapped afresh and unmapped when freed, they cost about a seventh
+  of the bot's CPU at 10 commands a second (page faults: the kernel zeroes each page of a new mapping);
 - larger blocks (whole images) are mapped on their own and unmapped as soon as they are freed;
 - the heaps are not trimmed on every free; `release_free_memory` hands their free pages back, every few seconds
   (`keep_releasing`), so RSS comes back down after a burst.
