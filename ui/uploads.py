@@ -3,8 +3,8 @@
 discord.File wants a file object. A `BytesIO` over an image's bytes would be copied whole by aiohttp before the
 upload (its payload asks the buffer for a writable view, which unshares the bytes), and a whole image written at
 once is copied again into the socket's buffer. An image in memory is therefore given as an `ImageReader` over
-its pieces (as a download arrived in them), which aiohttp sends with `_ReaderPayload`: a few hundred KiB at a
-time, waiting for the socket to drain. An image spilled to a temporary file is given by its path (aiohttp streams
+its pieces (as a download arrived in them), which aiohttp sends with `_ReaderPayload`: 64 KiB at a time, waiting
+for the socket to drain. An image spilled to a temporary file is given by its path (aiohttp streams
 it from the disk).
 """
 
@@ -84,7 +84,7 @@ class _ReaderPayload(payload.Payload):
         self._size = self._length
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return bytes(self._bytes()).decode(encoding, errors)
+        return self._bytes().decode(encoding, errors)
 
     async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
         return self._bytes()
@@ -97,17 +97,21 @@ class _ReaderPayload(payload.Payload):
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
         end = self._start + (self._length if content_length is None else min(self._length, content_length))
-        group: list[memoryview] = []
+        group: list[memoryview] = []  # small pieces gathered into one write (a single one is sent as it is)
         grouped = 0
         for piece in self._reader.pieces(self._start, end):
             for at in range(0, len(piece), CHUNK):
                 group.append(piece[at : at + CHUNK])
                 grouped += len(group[-1])
                 if grouped >= CHUNK:
-                    await writer.write(group[0] if len(group) == 1 else b"".join(group))
+                    await writer.write(_one_write(group))
                     group, grouped = [], 0
         if group:
-            await writer.write(group[0] if len(group) == 1 else b"".join(group))
+            await writer.write(_one_write(group))
+
+
+def _one_write(group: list[memoryview]) -> bytes | memoryview:
+    return group[0] if len(group) == 1 else b"".join(group)
 
 
 payload.register_payload(_ReaderPayload, ImageReader, order=payload.Order.try_first)
