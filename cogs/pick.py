@@ -20,6 +20,7 @@ from services.rules.input_images import prepare
 from services.store.models import JobStatus
 from services.text import _
 from ui.attachments import image_refs
+from ui.display import SPOILER
 from ui.reach import reply_fields
 from ui.render import CardImage, result_card
 from ui.uploads import upload_files
@@ -67,13 +68,15 @@ class Pick(commands.Cog):
             now=time.time(),
         )
         await self.bot.store.create_job(job)  # first: the buttons below must find it
-        name = f"flux-{job.id[:8]}-1.{file.extension}"
+        # An image the server's check put behind a spoiler stays behind one: posting it alone is no new check.
+        spoiler = SPOILER if image.filename.startswith(SPOILER) else ""
+        name = f"{spoiler}flux-{job.id[:8]}-1.{file.extension}"
         buttons = self.bot.job_buttons
         rows = result_rows(job.id, 1, job.locale, buttons.offered, buttons.icons)
         with upload_files([(name, file)]) as files:  # closed, and the reader's cycle undone, as for every result
             await interaction.edit_original_response(
                 attachments=files,
-                view=stopped(result_card(job, None, [], [CardImage(name)], rows)),
+                view=stopped(result_card(job, None, [], [CardImage(name, spoiler=bool(spoiler))], rows)),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
 

@@ -21,9 +21,9 @@ from services.rules.moderation import BlockedPrompt
 from services.store.models import Job, JobStatus
 from services.text import _
 from ui.launch import age_restricted
-from ui.render import STAGE_TEXT
+from ui.render import STAGE_TEXT, progress_card
 from ui.replies import reply_ephemeral
-from ui.views import Press
+from ui.views import Press, progress_rows, stopped
 
 if TYPE_CHECKING:
     from ui.flux_bot import FluxBot
@@ -107,8 +107,10 @@ class Reroll(commands.Cog):
             return
         job = admitted.job
         icon, queued = STAGE_TEXT["queued"]
+        # The reply is a card from the start: Discord adds the layout flag to no message that has plain content.
+        first = progress_card(job, f"{icon} {render(queued, job.locale)}", progress_rows(job.id, job.locale))
         try:
-            message = await result.reply(f"{icon} {render(queued, job.locale)}", allowed_mentions=mentions)
+            message = await result.reply(view=stopped(first), allowed_mentions=mentions)
         except discord.HTTPException:
             await self.bot.admission.withdraw(job, "its message could not be posted")
             raise

@@ -208,6 +208,7 @@ def load_settings(
         raise ConfigError("MODEL_PRICES", str(exc)) from None
     if not allow_unknown_models:
         _check_priced_models(model_prices, catalogue)
+    _check_unknown_models_priced_per_image(model_prices, catalogue)
     default_model = env.model("DEFAULT_MODEL", DEFAULT_MODEL, catalogue, allow_unknown=allow_unknown_models)
     chosen = env.optional("DEFAULT_MODEL") is not None
     _check_defaults_take_a_seed(default_model, models_file, catalogue, chosen=chosen)
@@ -507,6 +508,17 @@ def _check_priced_models(prices: Mapping[str, Price], catalogue: Catalogue) -> N
             f"{name!r} is not a model in the catalogue{hint}; models: {catalogue.names()} "
             "(or set ALLOW_UNKNOWN_MODELS=true to price another owner/name model)",
         )
+
+
+def _check_unknown_models_priced_per_image(prices: Mapping[str, Price], catalogue: Catalogue) -> None:
+    """A model the catalogue lacks has no known image sizes, so a price per megapixel could not be booked."""
+    for model_id, price in prices.items():
+        if model_id not in catalogue and (price.rates.per_input_mp or price.rates.per_output_mp):
+            raise ConfigError(
+                "MODEL_PRICES",
+                f"{model_id}: in_mp and out_mp need the model's image sizes, which only models in the catalogue "
+                "have; price it by run and image, or add it to MODELS_FILE",
+            )
 
 
 def _check_defaults_take_a_seed(

@@ -35,6 +35,11 @@ def test_defaults_and_secret_not_in_repr():
         ({**BASE, "SHARD_COUNT": "2", "SHARD_IDS": "0,2"}, "SHARD_IDS"),
         ({**BASE, "ALLOW_UNKNOWN_MODELS": "maybe"}, "ALLOW_UNKNOWN_MODELS"),
         ({**BASE, "COMETAPI_KEY": "two words"}, "COMETAPI_KEY"),
+        # A model without known image sizes can't be booked per megapixel (it would cost nothing).
+        (
+            {**BASE, "ALLOW_UNKNOWN_MODELS": "true", "MODEL_PRICES": "someone/their-model=in_mp:0.06,out_mp:0.06"},
+            "MODEL_PRICES",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env, variable):

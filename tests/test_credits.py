@@ -81,6 +81,49 @@ async def test_a_purchase_becomes_credits_that_pay_for_exactly_the_images_made(w
     assert len(bought.consumes) == 1
 
 
+REFUSED_422 = {
+    "status": 422,
+    "json": {"title": "Input validation failed", "detail": "input.prompt: flagged", "status": 422},
+    "content_type": "application/problem+json",
+}
+
+
+@pytest.mark.parametrize(
+    ("fault", "env", "counted"),
+    [
+        (REFUSED_422, {}, 0),
+        ({"status": 402}, {}, 0),  # the bot's API account is out of credit
+        ({"status": 400, "json": {"error": {"message": "bad", "code": "invalid_request"}}}, {}, 0),
+        ({"status": 429, "headers": {"Retry-After": "0"}, "times": 1000}, {}, 0),  # outlasted the retries
+        ({"status": 524, "side_effects": True}, {}, 40_000),  # the gateway gave up; the prediction was made
+        ({"status": 502}, {}, 40_000),  # nothing was made, but nothing says so: it may have been
+        ({"status": None, "delay": 3.0}, {"COMETAPI_READ_TIMEOUT": "0.5"}, 40_000),  # sent, no answer in time
+        ({"drop": True}, {}, 40_000),  # made, then the connection was reset
+    ],
+    ids=["422", "402", "400-invalid-request", "429-outlasted", "524", "502", "timeout-after-sending", "reset"],
+)
+async def test_a_create_the_api_refused_costs_nothing_and_one_that_may_have_reached_it_costs_its_booking(
+    world, fault, env, counted
+):
+    """The create fails: the job ends with no prediction id. One the API refused outright made nothing, so neither
+    the budgets nor the member's credits count it; one that may have reached the API is never sent again and counts
+    what it was booked at."""
+    guild, channel, alice = setup_guild(world, "alice")
+    async with world.bot(**PACKS, **env) as bot:
+        world.discord.buy(alice, PACK_SKU)
+        await balance_of(bot, alice.id, 100_000)
+        world.comet.inject("create", **fault)
+        handle = await imagine(world, guild, channel, alice, prompt="a castle that fails to start", model=PRO)
+        msg = await handle.wait_original(lambda m: not m.loading and bool(m.text))
+        job = await wait_status(bot, (await job_shown_in(bot, msg.id)).id, "failed")
+        spent = await bot.store.spend_since(guild.id, 0)
+        balance = await bot.store.credit_balance(alice.id)
+    assert (job.prediction_id, job.paid_with, job.cost_microusd) == (None, "balance", 40_000)
+    assert job.settled_microusd == counted
+    assert sum(row.cost_microusd for row in spent) == counted
+    assert balance == 100_000 - counted
+
+
 async def test_a_job_refused_for_lack_of_credit_creates_no_prediction_and_offers_the_pack(world):
     guild, channel, alice = setup_guild(world, "alice")
     async with world.bot(**PACKS) as bot:
@@ -135,6 +178,19 @@ async def test_a_subscription_pays_while_it_runs_and_its_renewal_is_followed(sto
     await ledger.updated(replace(ended, deleted=True))
     again = replace(new_job(11, guild_id=3), cost_microusd=10_000)
     assert (await store.admit_job(again, limits, now=again.created_at)).limit == "credits"
+
+
+async def test_a_subscription_renewed_or_cancelled_while_no_process_ran_is_followed_at_start_up(store):
+    terms = CreditTerms(subscription_sku=SUB_SKU, subscription_micros=50_000)
+    ledger = CreditLedger(terms, store, consume=_consumed_ok)
+    limits = Limits(cooldown_seconds=0, jobs_in_flight=50, pay_with_credits=True)
+    job = replace(new_job(10, guild_id=3), cost_microusd=10_000)
+    running = Grant(id=80, sku_id=SUB_SKU, user_id=1, guild_id=3)
+    await ledger.received(running)
+    await ledger.reconcile([replace(running, ends_at=job.created_at - 1)])  # cancelled while the bot was down
+    assert (await store.admit_job(job, limits, now=job.created_at)).limit == "credits"
+    await ledger.reconcile([replace(running, ends_at=job.created_at + 86400)])  # renewed while it was down
+    assert await store.admit_job(job, limits, now=job.created_at) is None
 
 
 # --- one entitlement, many deliveries ---------------------------------------------------------------------------

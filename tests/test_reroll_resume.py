@@ -41,6 +41,11 @@ async def test_reaction_reroll_after_a_restart_replies_with_a_new_seed(world):
     assert len(world.comet.creates()) == 2
     # The reaction was acknowledged with ⏳ (added, then taken away once the job was posted).
     assert world.discord.requests_matching("PUT", r"/reactions/(⏳|%E2%8F%B3)/@me")
+    # The reply was a card from the start (Discord refuses to make a message with plain content a card later),
+    # with its Cancel button while in line.
+    [made] = [r.json for r in world.discord.requests_matching("POST", rf"/channels/{channel.id}/messages$")]
+    assert made["flags"] & 1 << 15 and not made.get("content"), made
+    assert "⏳" in reply.lines_shown[0] and "flux:cancel:" in str(made["components"]), reply.lines_shown
 
 
 async def test_reactions_that_are_not_rerolls_are_ignored(world):

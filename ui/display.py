@@ -349,6 +349,11 @@ class DiscordDisplay:
                 if live.unanswered is not None:
                     await self._answer(job, live, fields)
                     return
+        view = fields.get("view")
+        if isinstance(view, BaseView) and view.has_components_v2():
+            # A message made before it was a card (an older version's, with plain text) can become one only by
+            # an edit that clears the text; for a card already, clearing nothing changes nothing.
+            fields = {"content": None, "embeds": [], **fields}
         if job.reply_by is not None:
             await self._edit_by_token(job, **fields)
             return

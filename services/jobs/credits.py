@@ -106,6 +106,8 @@ class CreditLedger:
                 await self.store.mark_consumed(grant.id, now=self.clock())  # consumed, its answer lost
             elif grant.deleted:
                 await self.taken_back(grant)
+            elif (credit := self.credit_of(grant)) is not None and credit.kind == SUBSCRIPTION:
+                await self.updated(grant)  # credited if new; else its end as it is now (renewed or cancelled meanwhile)
             else:
                 await self.received(grant)
         await self.consume_pending()
