@@ -3,9 +3,11 @@ fold (test_folding.py) and the end-to-end tests of every path that sends a promp
 
 from __future__ import annotations
 
-BLOCKED = ("nude", "taylor swift", "ass")
+# Chinese, Japanese and Thai put no spaces between words: their phrases must be found inside a sentence.
+BLOCKED = ("nude", "taylor swift", "ass", "裸体", "ヌード", "นู้ด")
 
-# name -> a prompt that reads as one of BLOCKED once sent (each is drawn by FLUX as the blocked word would be).
+# name -> a prompt that reads as one of BLOCKED once sent (each is drawn by FLUX as the blocked word would be;
+# in the scripts written without spaces, the phrase is simply part of the sentence).
 VARIANTS = {
     "zero-width space": "a nu\u200bde portrait",
     "soft hyphen": "a nu\u00adde portrait",
@@ -29,6 +31,10 @@ VARIANTS = {
     "narrow no-break space": "taylor\u202fswift on stage",
     "parameter in between": "taylor --ar 16:9 swift on stage",
     "run together": "TaylorSwift on stage",
+    "chinese in a sentence": "一个裸体女人",  # "a nude woman"
+    "japanese before a particle": "ヌードの女性",  # "a nude woman"
+    "japanese after a particle": "女性のヌード写真",  # "a woman's nude photo"
+    "thai in a sentence": "ภาพนู้ดผู้หญิง",  # "a nude picture of a woman"
 }
 
 # Prompts that look or sound close but hold none of BLOCKED as a word, in several scripts: all must pass.
@@ -38,6 +44,8 @@ ALLOWED = {
     "swiftly": "Taylor swiftly crossed the street",
     "russian": "Кот сидит на окне, акварель",
     "japanese": "窓辺に座る猫、水彩画",
+    "chinese": "一只猫坐在窗边，水彩画",
+    "thai": "แมวนั่งริมหน้าต่าง ภาพสีน้ำ",
     "indonesian": "Seekor kucing duduk di jendela, cat air",
     "accents": "un café naïve à Paris",
 }

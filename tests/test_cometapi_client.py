@@ -457,3 +457,33 @@ async def test_typed_errors_are_api_errors(fake: FakeCometAPI, client: CometClie
         await client.create(SCHNELL, INPUT)
     assert type(caught.value) is ApiError
     assert len(fake.creates()) == 1
+
+
+def _key_across_the_cut(limit: int) -> str:
+    """A detail that echoes the key so that it starts 12 characters before the detail is shortened to `limit`."""
+    return "x" * (limit - 12) + KEY + " and more after it"
+
+
+@pytest.mark.parametrize(
+    ("shape", "limit"),
+    [("error object", 300), ("error string", 300), ("detail", 300), ("text", 200), ("html title", 80)],
+)
+async def test_a_key_echoed_across_the_cut_is_still_redacted(
+    fake: FakeCometAPI, client: CometClient, shape: str, limit: int
+) -> None:
+    echoed = _key_across_the_cut(limit)
+    if shape == "error object":
+        fake.inject("create", status=400, json={"error": {"message": echoed, "code": "invalid_request"}})
+    elif shape == "error string":
+        fake.inject("create", status=400, json={"error": echoed})
+    elif shape == "detail":
+        fake.inject("create", status=400, json={"detail": echoed, "title": "Invalid input"})
+    elif shape == "text":
+        fake.inject("create", status=400, text=echoed)
+    else:
+        fake.inject("create", status=400, text=f"<html><title>{echoed}</title></html>", content_type="text/html")
+    with pytest.raises(Rejected, match="HTTP 400") as caught:
+        await client.create(SCHNELL, INPUT)
+    shown = str(caught.value)
+    assert "[redacted]" in shown  # redacted whole, then shortened
+    assert KEY[:8] not in shown and "more after" not in shown

@@ -78,6 +78,16 @@ def test_whole_words_only():
     assert blocked_phrase("an 🍆 here", ("🍆",)) == "🍆"
 
 
+def test_an_edge_in_a_script_without_spaces_matches_inside_a_sentence():
+    assert blocked_phrase("一个裸体女人", ("裸体",)) == "裸体"
+    assert blocked_phrase("女性のヌード写真", ("ヌード",)) == "ヌード"
+    assert blocked_phrase("ภาพนู้ดผู้หญิง", ("นู้ด",)) == "นู้ด"
+    assert blocked_phrase("多くの人々が", ("人々",)) == "人々"  # 々 repeats the ideograph before it
+    # Edge by edge: a Latin edge is still a whole word's, the Japanese one is not.
+    assert blocked_phrase("有名な AV女優たち", ("AV女優",)) == "AV女優"
+    assert blocked_phrase("有名な DAV女優たち", ("AV女優",)) is None
+
+
 def test_the_phrase_is_folded_too():
     # Whatever spelling the admin typed, it blocks every spelling that reads alike.
     assert blocked_phrase("taylor swift", ("Taylor-Swift",)) == "Taylor-Swift"

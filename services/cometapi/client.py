@@ -231,8 +231,7 @@ def _should_retry(status: int, failure: ApiError, repeatable: bool) -> bool:
 
 
 def _error_for(status: int, raw: bytes, content_type: str, retry_after: float | None, key: Secret) -> ApiError:
-    detail, code = _detail(raw, content_type)
-    detail = redact(detail, [key.reveal()])
+    detail, code = _detail(raw, content_type, key)
     if status in (401, 403):
         return AuthError(f"The API refused the key (HTTP {status}): {detail}", status=status)
     if status == 402:
@@ -248,27 +247,34 @@ def _error_for(status: int, raw: bytes, content_type: str, retry_after: float | 
     return ApiError(f"The API answered HTTP {status}: {detail}", status=status)
 
 
-def _detail(raw: bytes, content_type: str) -> tuple[str, str | None]:
-    """The human part of an error body: Replicate's problem+json, CometAPI's {"error": {...}}, or text."""
+def _detail(raw: bytes, content_type: str, key: Secret) -> tuple[str, str | None]:
+    """The human part of an error body: Replicate's problem+json, CometAPI's {"error": {...}}, or text.
+
+    The key is redacted before the detail is shortened, so a key the API echoed across the cut cannot leave
+    its first characters behind."""
+
+    def shown(value: str, limit: int) -> str:
+        return redact(value, [key.reveal()])[:limit]
+
     text = raw.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
     except ValueError:
         if "html" in content_type or text.lstrip().lower().startswith(("<!doctype", "<html")):
             title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-            return (f"an HTML page ({title[1].strip()[:80]})" if title else "an HTML page instead of JSON"), None
-        return (text[:200] or "no details"), None
+            return (f"an HTML page ({shown(title[1].strip(), 80)})" if title else "an HTML page instead of JSON"), None
+        return (shown(text, 200) or "no details"), None
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict):
             code = error.get("code")
-            return str(error.get("message") or error)[:300], code if isinstance(code, str) else None
+            return shown(str(error.get("message") or error), 300), code if isinstance(code, str) else None
         if isinstance(error, str):
-            return error[:300], None
+            return shown(error, 300), None
         detail = data.get("detail") or data.get("title") or data.get("message")
         if detail:
-            return str(detail)[:300], None
-    return text[:200], None
+            return shown(str(detail), 300), None
+    return shown(text, 200), None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -5,8 +5,10 @@ Judged on admission, before anything is sent to the API:
 * a prompt containing a blocked word or phrase is refused: the server's own list, and the operator's
   (`BLOCKED_WORDS_FILE`), which applies everywhere, DMs and user installs included. Both are judged on the
   prompt as it is sent, folded as a reader reads it (services/rules/folding.py: case, look-alike letters,
-  invisible characters, punctuation between words), as whole words. The server's phrase is named to the
-  member privately; where others see the refusal (a 🔄 reaction's reply) and for the operator's list, it is not;
+  invisible characters, punctuation between words), as whole words (where a phrase begins or ends in a script
+  written without spaces, Chinese, Japanese or Thai, that edge matches inside a sentence). The server's phrase is
+  named to the member privately; where others see the refusal (a 🔄 reaction's reply) and for the operator's list,
+  it is not;
 * `safety_tolerance` above the API's default (2) and `disable_safety_checker` are permissive settings: they
   are allowed only in age-restricted (NSFW) channels, and only as far as the server allows
   (`max_safety_tolerance`; turning the checker off needs a server that allows more than the default);
@@ -16,6 +18,7 @@ Judged on admission, before anything is sent to the API:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,7 +94,8 @@ class BlockedPrompt(BadInput):
 
 
 def blocked_phrase(prompt: str, phrases: Iterable[str]) -> str | None:
-    """The first blocked word or phrase found in `prompt` as a whole word (not inside another word), or None."""
+    """The first blocked word or phrase found in `prompt` as a whole word (not inside another word, but for an edge
+    in a script written without spaces), or None."""
     texts = readings(prompt)
     for phrase in phrases:
         found = _pattern(phrase)
@@ -108,7 +112,21 @@ def _pattern(phrase: str) -> tuple[str, re.Pattern[str]] | None:
     if not words:
         return None
     # Words may also be run together (`taylorswift`): the cleaned prompt loses the invisible spaces between them.
-    return words[0], re.compile(r"(?<!\w)" + " ?".join(re.escape(word) for word in words) + r"(?!\w)")
+    body = " ?".join(re.escape(word) for word in words)
+    # A whole word stands apart from other letters, except at an edge in a script written without spaces
+    # between words (`裸体` in `一个裸体女人`): there it cannot, so that edge matches inside a sentence.
+    before = "" if _unspaced(words[0][0]) else r"(?<!\w)"
+    after = "" if _unspaced(words[-1][-1]) else r"(?!\w)"
+    return words[0], re.compile(before + body + after)
+
+
+# Han (CJK ideographs, and `々`), Hiragana, Katakana (`ー` included), Thai, Lao, Khmer and Myanmar, by the start of
+# each character's Unicode name: the scripts written without spaces between words.
+_UNSPACED = ("CJK ", "IDEOGRAPHIC ", "HIRAGANA ", "KATAKANA", "THAI ", "LAO ", "KHMER ", "MYANMAR ")
+
+
+def _unspaced(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith(_UNSPACED)
 
 
 def check_prompt(prompt: str, moderation: Moderation, operator: Iterable[str] = ()) -> None:
