@@ -20,10 +20,11 @@ from services.errors import BadInput
 from services.imaging.outpaint import MAX_ZOOM, MIN_ZOOM, Direction
 from services.jobs.kinds.base import Kind
 from services.jobs.kinds.outpaint import MakeSquare, Pan, ZoomOut
+from services.jobs.kinds.upscale import subject
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ImageRef
 from services.store.models import Job, JobStatus
-from services.text import _
+from services.text import _, clip
 from ui.attachments import image_at, image_refs
 from ui.errors import report_error
 from ui.i18n import tr
@@ -38,6 +39,7 @@ ZOOMS = {"zoom_double": 2.0, "zoom_half": 1.5}  # Zoom Out 2x and 1.5x
 PANS: dict[str, Direction] = {"pan_left": "left", "pan_right": "right", "pan_up": "up", "pan_down": "down"}
 CUSTOM_ZOOM, MAKE_SQUARE = "zoom_custom", "make_square"
 ACTIONS = (*ZOOMS, CUSTOM_ZOOM, MAKE_SQUARE, *PANS)
+ANCESTORS = 20  # how many jobs back the subject of a result is looked for
 
 
 def chosen_image(interaction: Interaction, press: Press) -> tuple[ImageRef, int]:
@@ -59,6 +61,20 @@ async def parent_job(bot: FluxBot, job_id: str) -> Job:
     return parent
 
 
+async def shown_in(bot: FluxBot, job: Job) -> str:
+    """What `job`'s image shows, in the user's words (`subject`): from its prompt or, where that names nothing (a
+    subtle upscale, a region's change), from the nearest job it came from that does; "" if none does."""
+    for _hop in range(ANCESTORS):
+        shown = subject(str(job.input.get("prompt", "")))
+        if shown or job.parent_id is None:
+            return shown
+        parent = await bot.store.get_job(job.parent_id)
+        if parent is None:
+            break
+        job = parent
+    return ""
+
+
 async def start(
     bot: FluxBot,
     interaction: Interaction,
@@ -68,11 +84,14 @@ async def start(
     prompt: str | None = None,
     more: Sequence[ImageRef] = (),
 ) -> None:
-    """Acknowledge, then admit and run `kind` on `image` (and `more`: a mask), with the parent's prompt unless a
-    new one is given."""
+    """Acknowledge, then admit and run `kind` on `image` (and `more`: a mask), with the subject of the parent's image
+    (not its prompt: that may be an instruction of ours around it) unless a new prompt is given."""
     message_id = await bot.launcher.acknowledge(interaction)  # before the store, which may be slow
     parent = await parent_job(bot, press.job_id)
-    typed = prompt if prompt and prompt.strip() else str(parent.input.get("prompt", ""))
+    if prompt and prompt.strip():
+        typed = prompt
+    else:  # cut to leave room for the kind's instruction (its length around a one-letter prompt, less that letter)
+        typed = clip(await shown_in(bot, parent), MAX_PROMPT_CHARS - (len(kind.prompt("x")) - 1))
     ask = ask_from(interaction, kind, typed, images=[image, *more], parent=parent)
     bot.admission.check_early(ask)
     await bot.launcher.launch(interaction, ask, message_id=message_id)

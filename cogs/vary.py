@@ -18,6 +18,7 @@ from services.jobs.kinds.variation import variation_ask
 from services.store.models import JobStatus
 from services.text import _
 from ui.attachments import image_at, image_refs
+from ui.launch import age_restricted
 from ui.views import Press
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Vary(commands.Cog):
             user_id=interaction.user.id,
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
+            age_restricted=age_restricted(interaction.channel),
         )
         self.bot.admission.check_early(ask)
         await self.bot.launcher.launch(interaction, ask, message_id=message_id)

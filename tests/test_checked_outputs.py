@@ -63,6 +63,22 @@ async def test_a_flagged_image_is_posted_as_a_spoiler_logged_and_still_counted(w
     assert "image 1 posted as a spoiler (sexual)" in logged[0].text
 
 
+async def test_a_flagged_image_posted_alone_stays_behind_its_spoiler(world):
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
+    world.comet.words.queue_flag({"sexual": True})  # the first image's check
+    async with world.bot() as bot:
+        await set_check(world, guild, channel, admin, "spoiler")
+        handle = await imagine(world, guild, channel, member, prompt="a lighthouse", num_outputs=2)
+        job, final = await ended(bot, handle, lambda m: len(m.attachments) == 2)
+        picked = []
+        for n in (1, 2):  # U1 (flagged), U2 (not): no API call, so no new check either
+            pressed = await world.discord.click_button(final, f"flux:pick:{job.id}:{n}", member)
+            picked.append(await pressed.wait_original(lambda m: bool(m.attachments), timeout=10))
+    assert [m.attachments[0].filename.startswith("SPOILER_") for m in picked] == [True, False]
+    assert [[item.spoiler for item in card(m).gallery] for m in picked] == [[True], [False]]
+    assert len(world.comet.requests_for("moderation")) == 2  # the two images of the result, once each
+
+
 async def test_a_flagged_image_is_withheld_where_the_server_says_and_its_cost_counts(world):
     guild, channel, admin, member = setup_guild(world, "member", admin=True)
     world.comet.words.queue_flag({"violence": True})
@@ -102,6 +118,20 @@ async def test_age_restricted_channels_and_servers_that_did_not_ask_are_not_chec
             bot, await imagine(world, guild, adult, member, prompt="a lighthouse"), lambda m: bool(m.attachments)
         )
         assert not final.attachments[0].filename.startswith("SPOILER_")
+    assert world.comet.requests_for("moderation") == []
+
+
+async def test_a_variation_in_an_age_restricted_channel_is_not_checked(world):
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
+    adult = world.discord.add_channel(guild, "adults", nsfw=True)
+    async with world.bot() as bot:
+        await set_check(world, guild, channel, admin, "withhold")
+        job, final = await ended(
+            bot, await imagine(world, guild, adult, member, prompt="a lighthouse"), lambda m: bool(m.attachments)
+        )
+        pressed = await world.discord.click_button(final, f"flux:vary:{job.id}:1:strong", member)
+        varied = await pressed.wait_original(lambda m: bool(m.attachments) or "not shown" in (m.text or ""), timeout=10)
+    assert len(varied.attachments) == 1
     assert world.comet.requests_for("moderation") == []
 
 

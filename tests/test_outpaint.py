@@ -8,6 +8,10 @@ import base64
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from services.jobs.input_refs import referenced
+from services.jobs.kinds.outpaint import FILL_INSTRUCTION, ZoomOut
+from services.jobs.kinds.region import Region
+from services.jobs.kinds.upscale import SUBTLE_INSTRUCTION, instruction, subject
+from services.rules.catalogue import MAX_PROMPT_CHARS
 from tests.card import button_rows
 from tests.helpers import (
     KONTEXT,
@@ -250,3 +254,79 @@ async def test_on_flux_2_the_canvas_goes_in_input_images_shaped_and_sized_by_it(
     assert canvas.size == (96, 72)
     assert job.extra.input_sizes == ((96, 72),)  # what FLUX.2 is priced by
     assert_original_kept(message, original, (16, 12))
+
+
+def sent_prompt(world):
+    """The prompt of the newest create the API got."""
+    return world.comet.creates()[-1].json["input"]["prompt"]
+
+
+async def test_zooming_a_zoom_wraps_the_original_subject_in_one_instruction(world):
+    """The second zoom (and a pan after it) asks with what the user asked for, not the zoom's own instruction."""
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice, prompt="a lighthouse")
+        zoomed, first = await click(world, bot, result, "zoom_double", parent, alice)
+        again, second = await click(world, bot, zoomed, "zoom_double", first, alice)
+        second_sent = sent_prompt(world)
+        pan_message, panned = await click(world, bot, again, "pan_left", second, alice)
+        pan_sent = sent_prompt(world)
+        vary = await world.discord.click_button(pan_message, f"flux:vary:{panned.id}:1:strong", alice)
+        _, varied = await delivered(world, bot, vary)
+    expected = FILL_INSTRUCTION + "a lighthouse"
+    assert first.input["prompt"] == expected
+    assert second_sent == second.input["prompt"] == expected
+    assert pan_sent == panned.input["prompt"] == expected
+    assert pan_sent.count("Outpaint:") == 1
+    assert (varied.kind, varied.input["prompt"]) == ("variation", "a lighthouse")  # the subject alone
+
+
+async def test_zooming_a_region_or_a_subtle_upscale_names_the_subject_they_came_from(world):
+    """Neither a region's change nor a subtle upscale says what the picture shows: the job they came from does."""
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice, prompt="a lighthouse")
+        form = await world.discord.click_button(result, f"flux:vary_region:{parent.id}", alice)
+        await form.wait_response()
+        values = {"cells": ["5"], "instruction": "a red sailing boat"}
+        varied, region = await delivered(world, bot, await world.discord.submit_modal(form, values, user_id=alice.id))
+        zoomed, zoom = await click(world, bot, varied, "zoom_half", region, alice)
+        zoom_sent = sent_prompt(world)
+        upscaled, upscale = await delivered(
+            world, bot, await world.discord.click_button(zoomed, f"flux:upscale:{zoom.id}:1:subtle", alice)
+        )
+        _, square = await click(world, bot, show_wide(world, upscaled), "make_square", upscale, alice)
+        square_sent = sent_prompt(world)
+    assert "make this change: a red sailing boat" in region.input["prompt"]
+    assert zoom_sent == zoom.input["prompt"] == FILL_INSTRUCTION + "a lighthouse"
+    assert upscale.input["prompt"] == SUBTLE_INSTRUCTION
+    assert square_sent == square.input["prompt"] == FILL_INSTRUCTION + "a lighthouse"
+
+
+def show_wide(world, message):
+    show_instead(world, message, patterned_png((64, 32)))
+    return message
+
+
+async def test_a_zoom_of_a_long_prompt_cuts_it_to_fit_rather_than_refusing_it(world):
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    long = ("a lighthouse on a cliff above a stormy sea, " * 50)[:1990].strip()
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice, prompt=long)
+        _, job = await click(world, bot, result, "zoom_double", parent, alice)
+    sent = sent_prompt(world)
+    assert job.input["prompt"] == sent
+    assert parent.input["prompt"] == long
+    assert len(sent) == MAX_PROMPT_CHARS and sent.startswith(FILL_INSTRUCTION + long[:100]) and sent.endswith("…")
+
+
+def test_the_subject_of_a_prompt_drops_every_instruction_of_ours_however_deep():
+    zoom, region = ZoomOut(1), Region((5,), 1)
+    assert subject("a lighthouse") == "a lighthouse"
+    assert subject(zoom.prompt(zoom.prompt(zoom.prompt("a lighthouse")))) == "a lighthouse"  # as stored before
+    assert subject(instruction(zoom.prompt("a lighthouse"), creative=True)) == "a lighthouse"
+    assert subject(zoom.prompt(instruction("a lighthouse", creative=True))) == "a lighthouse"
+    for nothing in (zoom.prompt(""), region.prompt("a boat"), zoom.prompt(region.prompt("a boat")), SUBTLE_INSTRUCTION):
+        assert subject(nothing) == "", nothing
+    assert subject(zoom.prompt(instruction(SUBTLE_INSTRUCTION, creative=True))) == ""
+    assert subject("make this change: more light") == "make this change: more light"  # the user's own words

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from services.jobs.kinds.outpaint import NO_SCENE
 from services.jobs.kinds.upscale import CREATIVE_INSTRUCTION, SUBTLE_INSTRUCTION, instruction
 from services.store.models import Job, JobStatus
 from tests.card import card
@@ -263,3 +264,22 @@ async def test_upscales_in_an_age_restricted_channel_are_not_checked_like_any_jo
         by_menu = await delivered(world, bot, await world.discord.message_command(message, alice, "Upscale with FLUX"))
     assert by_button.attachments and by_menu[0].attachments
     assert world.comet.requests_for("moderation") == []
+
+
+async def test_a_variation_or_upscale_of_an_upscale_asks_with_the_subject_not_the_upscales_instruction(world):
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        message, parent = await posted_result(world, bot, guild, channel, alice, (640, 480), "a harbour at night")
+        creative_message, creative = await click(world, bot, message, f"flux:upscale:{parent.id}:1:strong", alice)
+        subtle_message, subtle = await click(world, bot, message, f"flux:upscale:{parent.id}:1:subtle", alice)
+        varied_message, varied = await click(world, bot, creative_message, f"flux:vary:{creative.id}:1:strong", alice)
+        vary_sent = world.comet.creates()[-1].json["input"]["prompt"]
+        _, again = await click(world, bot, varied_message, f"flux:upscale:{varied.id}:1:strong", alice)
+        again_sent = world.comet.creates()[-1].json["input"]["prompt"]
+        _, unnamed = await click(world, bot, subtle_message, f"flux:vary:{subtle.id}:1:subtle", alice)
+    assert creative.input["prompt"] == CREATIVE_INSTRUCTION + "a harbour at night"
+    assert (varied.kind, varied.parent_id) == ("variation", creative.id)
+    assert vary_sent == varied.input["prompt"] == "a harbour at night"
+    assert again_sent == again.input["prompt"] == CREATIVE_INSTRUCTION + "a harbour at night"
+    # A subtle upscale names nothing: its variation says so in a few neutral words, not "reproduce ... exactly".
+    assert unnamed.input["prompt"] == NO_SCENE

@@ -38,6 +38,7 @@ FILL_INSTRUCTION = (
     "matching its light, colours, perspective and style, with no visible seam or frame. "
     "Keep the existing picture unchanged. The scene: "
 )
+NO_SCENE = "as in the picture"  # the scene named when no prompt names one
 
 
 def editing_options(spec: ModelSpec | None, given: Mapping[str, object]) -> dict[str, object]:
@@ -83,7 +84,7 @@ class Outpaint(RedrawnImage):
         raise NotImplementedError
 
     def prompt(self, typed: str) -> str:
-        return FILL_INSTRUCTION + (typed.strip() or "as in the picture")
+        return FILL_INSTRUCTION + (typed.strip() or NO_SCENE)
 
     def derive(self, kept: KeptImages) -> tuple[KeptImages, dict[str, Any]]:
         original = kept.images[0]

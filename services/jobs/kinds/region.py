@@ -10,6 +10,7 @@ the job like an input image but never sent: the model gets the picture alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,11 +28,23 @@ CELLS = range(1, GRID * GRID + 1)
 # The part of the picture each cell is, in the model's instruction (English: the instruction is the model's).
 ROWS = ("top", "middle", "bottom")
 COLUMNS = ("left", "centre", "right")
+WHERE = "In the {cells} part of the picture (of a 3x3 grid), "
+CHANGE = "make this change: "
+KEEP = ". Keep everything else in the picture exactly as it is, with the same framing, style and light."
+_WHERE = re.compile(re.escape(WHERE).replace(re.escape("{cells}"), "[a-z ,]+"))
 
 
 def cell_words(cell: int) -> str:
     row, col = divmod(cell - 1, GRID)
     return "centre" if (row, col) == (1, 1) else f"{ROWS[row]} {COLUMNS[col]}"
+
+
+def names_a_change(prompt: str) -> bool:
+    """Whether `prompt` is a region's instruction, which names a change to a part of the picture (what the user
+    typed), not what the picture shows."""
+    text = prompt.strip()
+    where, found, _rest = text.partition(CHANGE)
+    return bool(found) and text.endswith(KEEP) and (not where or _WHERE.fullmatch(where) is not None)
 
 
 def check_cells(cells: Sequence[int]) -> tuple[int, ...]:
@@ -50,15 +63,8 @@ class Region(RedrawnImage):
     masked: bool = False  # the second image is a mask: its white is the region (the cells, if any, name it)
 
     def prompt(self, typed: str) -> str:
-        where = (
-            f"In the {', '.join(map(cell_words, self.cells))} part of the picture (of a 3x3 grid), "
-            if self.cells
-            else ""
-        )
-        return (
-            f"{where}make this change: {typed.strip()}. "
-            "Keep everything else in the picture exactly as it is, with the same framing, style and light."
-        )
+        where = WHERE.format(cells=", ".join(map(cell_words, self.cells))) if self.cells else ""
+        return f"{where}{CHANGE}{typed.strip()}{KEEP}"
 
     def images(self, images: Sequence[ImageRef], spec: ModelSpec | None) -> list[ImageRef]:
         if not self.masked:

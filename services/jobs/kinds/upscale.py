@@ -19,6 +19,8 @@ from typing import Any
 from services.errors import BadInput
 from services.jobs.ask import Ask
 from services.jobs.kinds.base import Kind
+from services.jobs.kinds.outpaint import FILL_INSTRUCTION, NO_SCENE
+from services.jobs.kinds.region import names_a_change
 from services.rules.catalogue import MAX_PROMPT_CHARS, IntRange, ModelSpec
 from services.rules.input_images import ImageRef, Size
 from services.rules.options import ModelNeed, RequestContext, Resolved, resolve
@@ -39,6 +41,7 @@ CREATIVE_INSTRUCTION = (
     "Upscale the reference image to a higher resolution and enrich it: sharpen it and add fine, believable detail "
     "and texture. Keep the composition, subjects, colours and style. The image shows: "
 )
+CREATIVE_UNNAMED = CREATIVE_INSTRUCTION.removesuffix(" The image shows: ")  # of an image no prompt names
 
 
 def side_limits(spec: ModelSpec) -> tuple[int, int, int] | None:
@@ -125,21 +128,33 @@ class Upscale(Kind):
         return {"of_image": self.of_image, "strength": "creative" if self.creative else "subtle"}
 
 
-def subject(parent_prompt: str) -> str:
-    """What the parent's image shows, in words: its prompt, or what an upscale's instruction said it shows."""
-    text = " ".join(parent_prompt.split())
-    if text.startswith(CREATIVE_INSTRUCTION):
-        return text[len(CREATIVE_INSTRUCTION) :]
-    return "" if text == SUBTLE_INSTRUCTION else text
+# The instructions this bot wraps around what the user asked for (which follows them), and those that name
+# nothing the picture shows.
+WRAPPERS = (CREATIVE_INSTRUCTION, FILL_INSTRUCTION)
+UNNAMED = (SUBTLE_INSTRUCTION, CREATIVE_UNNAMED, NO_SCENE)
+
+
+def subject(prompt: str) -> str:
+    """What a job's image shows, in the user's words: its prompt without the instructions this bot wraps around
+    them (an upscale's, a zoom's, a pan's, Make Square's), however many levels deep; "" where it names nothing the
+    picture shows (a subtle upscale, a region's change, an outpaint of an unnamed scene). A job that works on its
+    parent's image asks with this, not the parent's prompt, so the instructions do not pile up."""
+    text = prompt.strip()
+    while not (text in UNNAMED or names_a_change(text)):
+        wrapper = next((wrapper for wrapper in WRAPPERS if text.startswith(wrapper)), None)
+        if wrapper is None:
+            return text
+        text = text.removeprefix(wrapper).strip()
+    return ""
 
 
 def instruction(parent_prompt: str, *, creative: bool) -> str:
     """What the model is asked to do with the image (an upscale of an upscale names the original subject)."""
-    shows = subject(parent_prompt)
+    shows = " ".join(subject(parent_prompt).split())
     if not creative:
         return SUBTLE_INSTRUCTION
     if not shows:
-        return CREATIVE_INSTRUCTION.removesuffix(" The image shows: ")
+        return CREATIVE_UNNAMED
     return CREATIVE_INSTRUCTION + clip(shows, MAX_PROMPT_CHARS - len(CREATIVE_INSTRUCTION))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from services.errors import BadInput
 from services.jobs.ask import Ask
 from services.jobs.kinds.base import Kind
+from services.jobs.kinds.outpaint import NO_SCENE
+from services.jobs.kinds.upscale import subject
 from services.rules.catalogue import ModelSpec
 from services.rules.input_images import ImageRef
 from services.rules.options import OPTION_NAMES, VARIATION_MODEL_SETTING, ModelNeed, RequestContext, Resolved, resolve
@@ -73,15 +75,18 @@ def variation_ask(
     user_id: int,
     channel_id: int,
     guild_id: int | None,
+    age_restricted: bool,
 ) -> Ask:
-    """A variation of `image` (the parent's image number `of_image`, as the user saw it), by `user_id`."""
+    """A variation of `image` (the parent's image number `of_image`, as the user saw it), by `user_id` in
+    `channel_id` (age-restricted or not: the server's image check skips those channels)."""
     carried = {name: parent.input[name] for name in OPTION_NAMES if name in parent.input}
     return Ask(
         kind=Variation(strength, of_image),
         user_id=user_id,
         channel_id=channel_id,
         guild_id=guild_id,
-        prompt=str(parent.input.get("prompt", "")),
+        age_restricted=age_restricted,
+        prompt=subject(str(parent.input.get("prompt", ""))) or NO_SCENE,  # the parent's, without our instructions
         given=carried,
         images=[image],
         parent=parent,
