@@ -22,6 +22,7 @@ from ui.attachments import image_refs
 from ui.errors import report_error
 from ui.i18n import tr
 from ui.launch import age_restricted
+from ui.render import shown_prompt
 from ui.views import Press
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class RemixModal(discord.ui.Modal):
         self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
             label=tr(interaction, PROMPT),
             style=discord.TextStyle.paragraph,
-            default=str(parent.input.get("prompt", ""))[:MAX_PROMPT_CHARS],
+            default=shown_prompt(parent)[:MAX_PROMPT_CHARS],
             max_length=MAX_PROMPT_CHARS,
             custom_id="prompt",
         )

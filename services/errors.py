@@ -104,7 +104,14 @@ class TooLate(ServiceError):
 
 
 class DownloadError(ServiceError):
-    """An image could not be fetched: expired, too large, not an image, or a URL we refuse."""
+    """An image could not be fetched: expired, too large, not an image, or a URL we refuse.
+
+    `text` is what the user reads, from the catalogue; str() is English and adds what only the log needs (the
+    HTTP status, the exception)."""
+
+    def __init__(self, message: Text | str, *, logged: str | None = None) -> None:
+        self.text = as_text(message)
+        super().__init__(f"{self.text} ({logged})" if logged else str(self.text))
 
 
 class LeaseLost(Exception):

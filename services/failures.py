@@ -85,8 +85,7 @@ def describe(error: BaseException) -> Text:
     if isinstance(error, ApiError):  # an answer the client has no rule for
         return _("The image service could not take this request. Try again in a minute.")
     if isinstance(error, DownloadError):
-        detail = verbatim(_short(_without_status(str(error))))
-        return _("The finished image could not be fetched: {detail}", detail=detail)
+        return _("The finished image could not be fetched: {detail}", detail=error.text)
     return _("Something went wrong on the bot's side. It has been logged.")
 
 

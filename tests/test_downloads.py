@@ -22,6 +22,7 @@ from services.cometapi.client import CometClient, RetryPolicy
 from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
 from services.cometapi.spool import ImageSpool
 from services.errors import DownloadError
+from services.locales import render
 from services.secrets import Secret
 
 SCHNELL = "black-forest-labs/flux-schnell"
@@ -175,9 +176,12 @@ async def test_fetch_all_raises_the_first_failure(fake: FakeCometAPI, downloader
 @pytest.mark.parametrize("status", [404, 410])
 async def test_an_expired_file_is_gone(fake: FakeCometAPI, downloader: Downloader, status: int) -> None:
     (url,) = await output_urls(fake, Outcome(file_status=status))
-    with pytest.raises(DownloadError, match=f"gone \\(HTTP {status}\\)"):
+    with pytest.raises(DownloadError, match=f"gone;.*\\(HTTP {status}\\)") as info:
         await downloader.fetch(url)
     assert len(fake.requests_for("file")) == 1  # not retried
+    # What a user reads comes from the catalogue, in their language, without the status (the log has it).
+    assert info.value.text.msgid.startswith("The image file is gone") and "HTTP" not in render(info.value.text, "en")
+    assert render(info.value.text, "id") != render(info.value.text, "en")
 
 
 async def test_a_file_host_5xx_is_retried(fake: FakeCometAPI, downloader: Downloader) -> None:

@@ -12,7 +12,7 @@ from services.jobs.kinds.outpaint import FILL_INSTRUCTION, ZoomOut
 from services.jobs.kinds.region import Region
 from services.jobs.kinds.upscale import SUBTLE_INSTRUCTION, instruction, subject
 from services.rules.catalogue import MAX_PROMPT_CHARS
-from tests.card import button_rows
+from tests.card import button_rows, card
 from tests.helpers import (
     KONTEXT,
     decoded,
@@ -279,6 +279,8 @@ async def test_zooming_a_zoom_wraps_the_original_subject_in_one_instruction(worl
     assert pan_sent == panned.input["prompt"] == expected
     assert pan_sent.count("Outpaint:") == 1
     assert (varied.kind, varied.input["prompt"]) == ("variation", "a lighthouse")  # the subject alone
+    # People read what they asked for, not the instruction the model was given.
+    assert card(again).prompt == "a lighthouse", card(again).prompt
 
 
 async def test_zooming_a_region_or_a_subtle_upscale_names_the_subject_they_came_from(world):

@@ -10,7 +10,7 @@ from services.locales import render
 from services.store.models import Job, JobStatus
 from services.text import Text, _, _n, verbatim
 from ui.kind_words import words
-from ui.render import message_link, quote, short_model
+from ui.render import message_link, quote, short_model, shown_prompt
 
 PROMPT_CUT = 60
 # L10N: a job's state in the /imagine-history list, after an emoji
@@ -28,7 +28,7 @@ STATUS: dict[str, tuple[str, Text]] = {
 def history_line(job: Job, *, gone: bool, show_user: bool, locale: str | None = None) -> str:
     """`✅ done · **a lighthouse…** · flux-dev · 🪄 variation · 3 minutes ago · [open](…)`, in `locale`."""
     icon, status = STATUS.get(job.status, ("", verbatim(str(job.status))))
-    parts = [f"{icon} {render(status, locale)}", f"**{quote(str(job.input.get('prompt', '')), PROMPT_CUT)}**"]
+    parts = [f"{icon} {render(status, locale)}", f"**{quote(shown_prompt(job), PROMPT_CUT)}**"]
     parts.append(short_model(job.model))
     said = words(job.kind)
     if said.history is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import discord
 
+from services.jobs.kinds.upscale import subject
 from services.jobs.runner import JobProgress
 from services.locales import render
 from services.store.models import Job
@@ -130,9 +131,16 @@ def facts_line(job: Job, seconds: float | None = None) -> str:
     return " · ".join(parts)
 
 
+def shown_prompt(job: Job) -> str:
+    """The job's prompt as people read it: what was asked for, without the instruction this bot wrapped around it
+    for the model (a zoom's, an upscale's); the whole prompt where it names nothing else (a subtle upscale)."""
+    prompt = str(job.input.get("prompt", ""))
+    return subject(prompt) or prompt
+
+
 def heading(job: Job, seconds: float | None = None) -> str:
     """The prompt in bold, the facts line, and the origin line of a job that came from another."""
-    prompt = quote(str(job.input.get("prompt", "")), PROMPT_SHOWN)
+    prompt = quote(shown_prompt(job), PROMPT_SHOWN)
     lines = [f"**{prompt}**", f"-# {facts_line(job, seconds)}"]
     origin = origin_line(job)
     if origin:
@@ -152,7 +160,7 @@ def job_card(
     container: discord.ui.Container[discord.ui.LayoutView] = discord.ui.Container(accent_colour=CARD_COLOUR)
     container.add_item(discord.ui.TextDisplay(heading_text))
     if images:
-        alt = clip(" ".join(str(job.input.get("prompt", "")).split()), ALT_TEXT) or None
+        alt = clip(" ".join(shown_prompt(job).split()), ALT_TEXT) or None
         gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
         for image in images:
             gallery.add_item(media=f"attachment://{image.filename}", description=alt, spoiler=image.spoiler)

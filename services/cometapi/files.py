@@ -25,6 +25,7 @@ import aiohttp
 from services.cometapi.client import RetryPolicy, Sleep
 from services.cometapi.spool import ImageSpool, SpoolWriter, Stored
 from services.errors import DownloadError
+from services.text import Text, _
 
 # (content type, file extension) by leading bytes; the declared Content-Type is not trusted.
 _SIGNATURES: tuple[tuple[bytes, int, tuple[str, str]], ...] = (
@@ -146,6 +147,8 @@ CHUNK = 64 * 1024
 DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024  # images held in memory before they go to temporary files
 MAX_REDIRECTS = 3
 EXPIRED = frozenset({404, 410})
+NOT_AN_IMAGE = _("The downloaded file is not a PNG, JPEG, GIF or WebP image.")
+HOST_ERROR = _("The image host answered with an error.")
 
 
 def host_of(url: str) -> str:
@@ -190,12 +193,13 @@ class Downloader:
                 return
             trusted = host_of(url) in self._trusted
         except ValueError:  # a malformed host or port: urlsplit and SplitResult.port raise ValueError
-            raise DownloadError("Refusing to fetch a malformed URL.") from None
+            raise DownloadError(_("Refusing to fetch a malformed URL.")) from None
         if scheme == "https" and (self._https_any_host or trusted):
             return
         if scheme == "http" and trusted:
             return
-        raise DownloadError(f"Refusing to fetch {scheme or 'a relative'}: URL from {parts.hostname!r}.")
+        refused = _("Refusing to fetch a link from {host}.", host=repr(parts.hostname))
+        raise DownloadError(refused, logged=f"{scheme or 'relative'} URL")
 
     async def fetch_all(self, urls: Sequence[str]) -> list[ImageFile]:
         """All of them at once; the first failure cancels the rest and is raised as it is."""
@@ -214,15 +218,15 @@ class Downloader:
             try:
                 data = decode_data_uri(url, self._max)
             except ValueError as exc:
-                raise DownloadError(f"The image data is unusable: {exc}.") from None
+                raise DownloadError(_("The image data is unusable."), logged=str(exc)) from None
             try:
                 return as_image(data, "The downloaded file")
-            except ValueError as exc:
-                raise DownloadError(f"{exc}.") from None
+            except ValueError:
+                raise DownloadError(NOT_AN_IMAGE) from None
         stored = await self._fetch_with_retries(url)
         kind = sniff(_head_of(stored.parts, 16) if stored.parts is not None else _head(stored))
         if kind is None:
-            raise DownloadError("The downloaded file is not a PNG, JPEG, GIF or WebP image.")
+            raise DownloadError(NOT_AN_IMAGE)
         return ImageFile.stored(stored, *kind)
 
     async def _fetch_with_retries(self, url: str) -> Stored:
@@ -230,36 +234,35 @@ class Downloader:
             try:
                 return await self._fetch_once(url)
             except (TimeoutError, aiohttp.ClientError) as exc:
-                failure = DownloadError(f"Downloading the image failed ({type(exc).__name__ or 'timeout'}).")
+                failure = DownloadError(_("Downloading the image failed."), logged=type(exc).__name__ or "timeout")
             except _Transient as exc:
-                failure = DownloadError(str(exc))
+                failure = DownloadError(HOST_ERROR, logged=str(exc))
             if attempt + 1 < self._retry.attempts:
                 log.info("%s; retrying", failure)
                 await self._sleep(self._retry.backoff(attempt))
         raise failure
 
     async def _fetch_once(self, url: str) -> Stored:
-        for _ in range(MAX_REDIRECTS + 1):
+        for _redirect in range(MAX_REDIRECTS + 1):
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     try:
                         url = urljoin(url, response.headers["Location"])
                     except ValueError:
-                        raise DownloadError("The image URL redirects to a malformed URL.") from None
+                        raise DownloadError(_("The image URL redirects to a malformed URL.")) from None
                     self.check_url(url)
                     continue
                 if response.status in EXPIRED:
-                    raise DownloadError(
-                        f"The image file is gone (HTTP {response.status}); the API deletes outputs after an hour."
-                    )
+                    gone = _("The image file is gone; the API deletes its images an hour after making them.")
+                    raise DownloadError(gone, logged=f"HTTP {response.status}")
                 if response.status >= 500:
-                    raise _Transient(f"The image host answered HTTP {response.status}.")
+                    raise _Transient(f"HTTP {response.status}")
                 if response.status != 200:
-                    raise DownloadError(f"The image host answered HTTP {response.status}.")
+                    raise DownloadError(HOST_ERROR, logged=f"HTTP {response.status}")
                 if response.content_length is not None and response.content_length > self._max:
                     raise DownloadError(self._too_large())
                 return await self._collect(response.content.iter_any())
-        raise DownloadError("The image URL redirects too many times.")
+        raise DownloadError(_("The image URL redirects too many times."))
 
     async def _collect(self, chunks: AsyncIterator[bytes]) -> Stored:
         """The body, chunk by chunk, into the spool (memory while its budget allows, else a file)."""
@@ -281,8 +284,9 @@ class Downloader:
             writer.discard()
             raise
 
-    def _too_large(self) -> str:
-        return f"The image is larger than the {self._max / 1024 / 1024:.3g} MiB limit."  # 0.1, not 0.0999994
+    def _too_large(self) -> Text:
+        # 0.1, not 0.0999994
+        return _("The image is larger than the {limit} MiB limit.", limit=f"{self._max / 1024 / 1024:.3g}")
 
 
 def _head_of(parts: Sequence[bytes], size: int) -> bytes:

@@ -13,7 +13,7 @@ from services.cometapi.files import Downloader, ImageFile
 from services.cometapi.image_size import HEAD_BYTES, header_size
 from services.errors import BadInput, DownloadError
 from services.rules.catalogue import shown
-from services.text import _, verbatim
+from services.text import _
 
 ACCEPTED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
@@ -51,7 +51,7 @@ async def prepare(refs: list[ImageRef], downloader: Downloader) -> list[ImageFil
     try:
         return await downloader.fetch_all([ref.url for ref in refs])
     except DownloadError as exc:
-        raise BadInput(_("Could not use the attached image: {detail}", detail=verbatim(str(exc)))) from None
+        raise BadInput(_("Could not use the attached image: {detail}", detail=exc.text)) from None
 
 
 Size = tuple[int, int]
