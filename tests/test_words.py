@@ -3,7 +3,11 @@ through the real bot against the fake Discord and the fake CometAPI's chat route
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
+
+import pytest
 
 from cli.harness import wait_status
 from tests.card import card
@@ -115,6 +119,140 @@ async def test_a_budget_too_small_for_the_chat_refuses_before_any_chat(world):
         # Without ✨ the image alone fits.
         handle = await imagine(world, guild, channel, alice, prompt="a fox")
         await finished(bot, handle)
+
+
+# --- ✨ Enhance pays for no chat when the image could not be made anyway ----------------------------------------
+
+KNOWN_ANSWER = "a red fox in a misty birch forest at dawn, soft light"
+
+
+async def save_server(bot, guild, allowed: list[str] | None, limits: dict[str, float | int] | None = None) -> None:
+    from services.store.models import GuildSettings
+
+    await bot.store.save_guild_settings(GuildSettings(guild.id, {}, allowed, limits or {}, time.time()))
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["aspect ratio", "model not allowed", "image to a text-only model", "safety_tolerance over the cap"],
+)
+async def test_enhance_of_a_request_the_image_model_refuses_sends_no_chat(world, case):
+    """What refuses the image job (its options, model, input images, safety rules) is judged before the paid chat."""
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.words.queue_reply(KNOWN_ANSWER, usage=(100, 50))  # were the chat sent, it would answer
+    async with world.bot(**PRICED) as bot:
+        options: dict[str, Any] = {"prompt": "a fox", "enhance": True}
+        attachments = []
+        if case == "aspect ratio":
+            options["prompt"], expected = "a fox --ar 7:3", ["7:3"]
+        elif case == "model not allowed":
+            await save_server(bot, guild, ["black-forest-labs/flux-dev"])
+            expected = ["does not allow flux-schnell"]
+        elif case == "image to a text-only model":
+            attachments = [world.discord.add_attachment("photo.png", png(grey=40), "image/png")]
+            options["image"], expected = attachments[0]["id"], ["from text only"]
+        else:
+            options.update(model="flux-1.1-pro", safety_tolerance=5)
+            expected = ["safety_tolerance up to 2"]
+        handle = await imagine(world, guild, channel, alice, attachments=attachments, **options)
+        await assert_refused_privately(world, bot, handle, alice, *expected)
+        assert world.comet.requests_for("chat") == []
+        assert await spend(bot, guild.id) == {}
+
+
+@pytest.mark.parametrize("limit", ["daily images", "server's daily images", "budget"])
+async def test_enhance_at_a_limit_the_image_would_break_sends_no_chat(world_any_store, limit):
+    """The image job's limits (quotas, the server's too, and budgets) are judged before the chat, as the job would
+    be: a member at a limit pays for no chat, however often they ask."""
+    world = world_any_store
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.words.queue_reply(KNOWN_ANSWER, usage=(100, 50))
+    settings = {
+        "daily images": {"USER_DAILY_IMAGES": "1", "USER_COOLDOWN": "0"},
+        "server's daily images": {"USER_COOLDOWN": "0"},
+        # The chat alone (about $0.4 booked) fits, the image alone ($0.70) too, both together do not.
+        "budget": {"USER_DAILY_BUDGET_USD": "1", "MODEL_PRICES": "flux-schnell=0.7", "USER_COOLDOWN": "0"},
+    }[limit]
+    expected = {
+        "daily images": "used 1 of the 1 images",
+        "server's daily images": "used 1 of your 1 images",
+        "budget": r"\$1\.00 per day",
+    }[limit]
+    async with world.bot(**settings, **PRICED) as bot:
+        if limit == "server's daily images":
+            await save_server(bot, guild, None, {"images_per_user_per_day": 1})
+        if limit != "budget":
+            await finished(bot, await imagine(world, guild, channel, alice, prompt="a hare"))
+        before = await spend(bot, guild.id)
+        for _ in range(3):
+            handle = await imagine(world, guild, channel, alice, prompt="a fox", enhance=True)
+            msg = await private_reply(world, handle)
+            await bot.interaction_handled(handle.id)
+            assert msg.flags & EPHEMERAL
+            assert re.search(expected, msg.text), msg.text
+        assert world.comet.requests_for("chat") == []
+        assert await spend(bot, guild.id) == before  # nothing booked
+        assert len(world.comet.creates()) == (0 if limit == "budget" else 1)
+        if limit == "budget":  # the image alone still fits
+            await finished(bot, await imagine(world, guild, channel, alice, prompt="a fox"))
+
+
+async def images_by_model(bot, guild_id: int) -> dict[str, int]:
+    return {row.model: row.images for row in await bot.store.spend_since(guild_id, time.time() - 3600)}
+
+
+@pytest.mark.parametrize("chat", ["answered", "failed", "blocked"])
+async def test_enhance_within_the_last_image_of_the_quota_makes_it(world_any_store, tmp_path, chat):
+    """The chat is judged with the image it is for, but holds that image only while it runs: at the last image of
+    the quota the enhanced image is made (or, refused for its rewritten prompt, the image is left for another)."""
+    world = world_any_store
+    blocked = tmp_path / "blocked.txt"
+    blocked.write_text("gore\n")
+    guild, channel, alice = setup_guild(world, "alice")
+    if chat == "failed":
+        world.comet.inject("chat", status=500)
+    else:
+        world.comet.words.queue_reply(KNOWN_ANSWER if chat == "answered" else "a fox in gore", usage=(100, 50))
+    limits = {"USER_DAILY_IMAGES": "1", "USER_COOLDOWN": "0", "BLOCKED_WORDS_FILE": str(blocked)}
+    async with world.bot(**limits, **PRICED) as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", enhance=True)
+        if chat == "blocked":
+            await assert_refused_privately(world, bot, handle, alice, "enhanced prompt")
+            await finished(bot, await imagine(world, guild, channel, alice, prompt="a fox"))  # the image is free
+        else:
+            job, _ = await finished(bot, handle)
+            assert job.image_count == 1
+        assert await images_by_model(bot, guild.id) == {"gpt-5-mini": 0, "black-forest-labs/flux-schnell": 1}
+        [create] = world.comet.creates()
+        assert create.json["input"]["prompt"] == (KNOWN_ANSWER if chat == "answered" else "a fox")
+        # The quota is used: another ✨ request is refused before its chat.
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", enhance=True)
+        assert "used 1 of the 1 images" in (await private_reply(world, handle)).text
+        await bot.interaction_handled(handle.id)
+        assert len(world.comet.requests_for("chat")) == 1
+
+
+async def test_a_chat_interrupted_by_a_fault_gives_the_image_it_held_back(world):
+    """A chat that ends in an unexpected error may be paid (it counts at its bound), but the image held for the job
+    is given back: at the last image of the quota, the next request is made."""
+    from services.jobs.words import ENHANCE_MAX_TOKENS, enhance_messages
+
+    guild, channel, alice = setup_guild(world, "alice")
+
+    class Broken:
+        async def chat(self, model: str, messages: list[dict[str, object]], *, max_tokens: int) -> object:
+            raise RuntimeError("the connection broke in an unexpected way")
+
+    async with world.bot(USER_DAILY_IMAGES="1", USER_COOLDOWN="0", **PRICED) as bot:
+        bot.admission.chat = Broken()
+        handle = await imagine(world, guild, channel, alice, prompt="a fox", enhance=True)
+        assert "went wrong" in (await private_reply(world, handle)).text
+        await bot.interaction_handled(handle.id)
+        [row] = await bot.store.spend_since(guild.id, time.time() - 3600)
+        assert (row.model, row.images) == ("gpt-5-mini", 0)
+        bound = bot.admission.policy.chat_price.bound(enhance_messages("a fox"), ENHANCE_MAX_TOKENS)
+        assert row.cost_microusd == bound  # the chat's bound, without the image's cost
+        await finished(bot, await imagine(world, guild, channel, alice, prompt="a fox"))
 
 
 # --- /describe --------------------------------------------------------------------------------------------------

@@ -19,10 +19,15 @@ it (the member, a parent job for rerolls and variations, or the bot: /blend's de
 judged earlier too, so a refusal costs nothing: in `check_early` against the operator's list, and in `admit`
 against both lists before any attachment is fetched.
 
-✨ Enhance (`enhance` given, or `--enhance` in the prompt) rewrites the judged prompt with a chat model before
-the model's input is built (services/jobs/words.py): the chat's cost is booked first, through the same atomic
-check of the limits, as a row of its own; the rewritten prompt is judged like a typed one (a refusal then costs
-the chat, which was made, and no image); if the chat fails, the typed prompt is used and a note says so.
+✨ Enhance (`enhance` given, or `--enhance` in the prompt) rewrites the judged prompt with a chat model
+(services/jobs/words.py), but only once everything that can refuse the job from what is known has been judged
+(the model and its options, the input images, the moderation rules, the typed prompt): a request that would be
+refused pays for no chat. The chat's cost is then booked, through the same atomic check of the limits, as a row
+of its own that also carries the images and cost of the job built from the typed prompt, so it is judged as that
+job will be (a member at a quota, in a cooldown or short of budget pays for no chat); the row gives those back
+once the chat is over. The job's input is built again with the rewritten prompt, which is judged like a typed
+one (a refusal then costs the chat, which was made, and no image), and the job is admitted, judged again, as any
+other; if the chat fails, the typed prompt is used and a note says so.
 `describe` is /describe's chat: an image in, four prompts out, booked the same way.
 """
 
@@ -144,29 +149,42 @@ class Admission:
         """The stored job, status queued; BadInput (LimitReached for limits) if it may not run."""
         context = await self.context(ask.guild_id if ask.server_settings else None, ask.user_id)
         moderation = Moderation.of(context.guild)
+        limits = self.limits(context)
         applied = apply(ask.prompt, ask.given, context.catalogue)
         enhance = applied.given.pop(ENHANCE, None) is True
-        prompt = ask.kind.prompt(applied.prompt)
+        typed = ask.kind.prompt(applied.prompt)
         # The text to be sent, judged before the attachments are fetched: a refusal costs nothing.
-        judged = clean_prompt(prompt)
+        judged = clean_prompt(typed)
         check_prompt(judged, moderation, self.policy.blocked_words)
         notes = list(applied.notes)
-        if enhance:
-            prompt, note = await self._enhance(ask, context, prompt, moderation)
-            notes.append(note)
         spec, given = self._model_and_options(ask.kind, applied.given, context)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
         # Pillow work (an outpaint's canvas) in a thread; without images there is none, and no wait for a worker
         # that file work elsewhere may hold.
         kept, derived = await asyncio.to_thread(ask.kind.derive, kept) if kept.images else ask.kind.derive(kept)
-        resolved = ask.kind.sized(kept.sizes).build(prompt, given, kept.values, context)
-        model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
-        # And the text that is sent, as it is in the input: what is judged is what the API gets (judged again only
-        # where it differs: an enhanced prompt, a model's own wording).
-        sent = str(model_input.get("prompt", ""))
-        if sent != judged:
-            check_prompt(sent, moderation, self.policy.blocked_words)
+        kind = ask.kind.sized(kept.sizes)
+
+        def assembled(prompt: str) -> tuple[Resolved, dict[str, object]]:
+            """The model's input for `prompt`, held to the moderation rules, and its text judged as it is sent
+            (again only where it differs from the typed text judged above: an enhanced prompt, a model's wording)."""
+            resolved = kind.build(prompt, given, kept.values, context)
+            model_input = apply_safety(resolved.input, given, moderation, age_restricted=ask.age_restricted)
+            sent = str(model_input.get("prompt", ""))
+            if sent != judged:
+                check_prompt(sent, moderation, self.policy.blocked_words)
+            return resolved, model_input
+
+        resolved, model_input = assembled(typed)
         reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
+        if enhance:
+            # Everything that can refuse the job from what is known has been judged; the chat is booked with the
+            # job's images and cost, so it is not paid for when the image could not be made anyway.
+            planned = self._job(ask, resolved, model_input, kept, notes, message_id, derived)
+            prompt, note = await self._enhance(ask, limits, typed, moderation, planned)
+            notes.append(note)
+            if prompt != typed:
+                resolved, model_input = assembled(prompt)
+                reused = await self._check_stored_images(model_input, kept, reuse=ask.reused is not None)
         job = self._job(ask, resolved, model_input, kept, [*notes, *resolved.notes], message_id, derived)
         check = checking(
             moderation.check_images, age_restricted=ask.age_restricted, log_channel_id=moderation.log_channel_id
@@ -174,9 +192,7 @@ class Admission:
         if check:  # its images are checked before they are shown (services/jobs/checks.py)
             job = replace(job, extra=replace(job.extra, more={**job.extra.more, **check}))
         try:
-            refusal = await self.store.admit_job(
-                job, self.limits(context), now=job.created_at, images=kept.images, reused=reused
-            )
+            refusal = await self.store.admit_job(job, limits, now=job.created_at, images=kept.images, reused=reused)
         except InputImagesGone:  # deleted since they were looked at, just now
             raise BadInput(self.gone()) from None
         if refusal is not None:
@@ -185,19 +201,32 @@ class Admission:
             self.on_admitted(job)
         return Admitted(job, moderation.log_channel_id)
 
-    async def _enhance(self, ask: Ask, context: RequestContext, typed: str, moderation: Moderation) -> tuple[str, Text]:
-        """The prompt to use instead of `typed`, and the note the result shows; `typed` itself when the chat fails."""
+    async def _enhance(
+        self, ask: Ask, limits: Limits, typed: str, moderation: Moderation, planned: Job
+    ) -> tuple[str, Text]:
+        """The prompt to use instead of `typed`, and the note the result shows; `typed` itself when the chat fails.
+
+        The chat is booked with the images and cost of `planned` (the job as built from `typed`), so it is judged
+        by the limits as the image job will be and is refused before it is paid for when the job would be; its row
+        gives them back once the chat is over, and the job is then admitted (judged again) on its own."""
         if self.chat is None:
             return typed, _("✨ Prompt help is not available on this bot; the prompt was used as typed.")
         messages = enhance_messages(clean_prompt(typed))
         model = self.policy.chat_model
-        row = await self._book_words(ask, context, ENHANCE, model, messages, ENHANCE_MAX_TOKENS, {"prompt": typed})
+        row = await self._book_words(
+            ask, limits, ENHANCE, model, messages, ENHANCE_MAX_TOKENS, {"prompt": typed}, holding=planned
+        )
         try:
             answer = await self.chat.chat(model, messages, max_tokens=ENHANCE_MAX_TOKENS)
         except ApiError as exc:
             log.warning("enhance: the chat with %s failed: %s", model, exc)
             await self._settle_words(row, 0)  # no answer: not billed as far as anyone can tell
             return typed, _("✨ The prompt could not be enhanced ({reason}); it was used as typed.", reason=_why(exc))
+        except BaseException:
+            # Interrupted (or worse) while the chat ran: it may be paid, so it counts at its bound as before; the
+            # images held for the job are given back.
+            await self._settle_words(row, self.policy.chat_price.bound(messages, ENHANCE_MAX_TOKENS))
+            raise
         await self._settle_words(row, self.policy.chat_price.of(answer.tokens))
         rewritten = clean_prompt(enhanced_prompt(answer.content))
         if not rewritten:
@@ -236,7 +265,9 @@ class Admission:
         messages = describe_messages(data_url)
         model = self.policy.describe_model
         record: dict[str, object] = {"image_sha256": image.sha256}
-        row = await self._book_words(ask, context, "describe", model, messages, DESCRIBE_MAX_TOKENS, record)
+        row = await self._book_words(
+            ask, self.limits(context), "describe", model, messages, DESCRIBE_MAX_TOKENS, record
+        )
         try:
             answer = await self.chat.chat(model, messages, max_tokens=DESCRIBE_MAX_TOKENS)
         except ApiError as exc:
@@ -254,16 +285,22 @@ class Admission:
     async def _book_words(
         self,
         ask: Ask,
-        context: RequestContext,
+        limits: Limits,
         kind: str,
         model: str,
         messages: list[dict[str, object]],
         max_tokens: int,
         record: dict[str, object],
+        *,
+        holding: Job | None = None,
     ) -> Job:
         """A row for one chat, booked at its upper bound within the limits (LimitReached if not), before it is
-        sent. Stored as succeeded: there is nothing to run or resume, and its cost counts from now on."""
+        sent. Stored as succeeded: there is nothing to run or resume, and its cost counts from now on.
+
+        `holding`: the job the chat is for. The row is then judged with that job's images and cost on top of its
+        own, as the job will be, and holds them until `_settle_words` gives them back."""
         now = time.time()
+        bound = self.policy.chat_price.bound(messages, max_tokens)
         row = Job(
             id=uuid.uuid4().hex,
             kind=kind,
@@ -276,21 +313,25 @@ class Admission:
             status=JobStatus.SUCCEEDED,
             created_at=now,
             completed_at=now,
-            cost_microusd=self.policy.chat_price.bound(messages, max_tokens),
+            image_count=holding.image_count if holding else 0,
+            cost_microusd=bound + (holding.cost_microusd if holding else 0),
             locale=ask.locale,
             extra=JobExtra(private=True),
         )
-        refusal = await self.store.admit_job(row, self.limits(context), now=now)
+        refusal = await self.store.admit_job(row, limits, now=now)
         if refusal is not None:
             raise self._refused(refusal)
         return row
 
     async def _settle_words(self, row: Job, cost: int, *, extra: JobExtra | None = None) -> None:
+        """The chat's cost; the images a row held for the job it was for are given back."""
+        fields: dict[str, object] = {"settled_microusd": cost}
+        if row.image_count:
+            fields["image_count"] = 0
+        if extra is not None:
+            fields["extra"] = extra
         # A chat's row ended when it was made (it holds no lease): no owner to write on.
-        if extra is None:
-            await self.store.update_job(row.id, owner=None, settled_microusd=cost)
-        else:
-            await self.store.update_job(row.id, owner=None, settled_microusd=cost, extra=extra)
+        await self.store.update_job(row.id, owner=None, **fields)
 
     def _refused(self, refusal: Refusal) -> LimitReached:
         """The refusal to raise; one for lack of credits offers a credit pack (Discord's premium button)."""
