@@ -39,9 +39,10 @@ class Cancel(commands.Cog):
         if not job.active:
             await reply_ephemeral(interaction, _("This job has already finished."))
             return
-        if not await self.bot.runner.cancel(job.id):
-            # Not running in this process (another shard's, or from before a restart): stop it here.
-            await self.bot.runner.cancel_elsewhere(job)
+        # Not running in this process (another shard's, or from before a restart): stopped here, unless its
+        # process reached delivery meanwhile.
+        if not await self.bot.runner.cancel(job.id) and not await self.bot.runner.cancel_elsewhere(job):
+            await reply_ephemeral(interaction, _("Too late to cancel: the image is done and being posted."))
 
 
 async def setup(bot: FluxBot) -> None:

@@ -19,7 +19,20 @@ from fakes.cometapi import Outcome
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import Prediction
 from services.config import load_settings
-from services.errors import Canceled, ConfigError, GenerationFailed
+from services.errors import (
+    ApiError,
+    AuthError,
+    BillingError,
+    Canceled,
+    ConfigError,
+    GenerationFailed,
+    RateLimited,
+    Rejected,
+    ServiceError,
+    TooLate,
+    Unavailable,
+    UncertainCreate,
+)
 from services.jobs.settlement import Settlement
 from services.limits import Limits
 from services.rules import usage
@@ -140,6 +153,40 @@ def test_how_an_ended_prediction_counts():
     assert counting.ended(never_sent, Canceled()) == 0
     interrupted = replace(never_sent, status=JobStatus.SUBMITTING)  # the create may have reached the API
     assert free.ended(interrupted, failed) == 40_000
+
+
+def test_a_create_counts_its_booking_only_when_it_may_have_reached_the_api():
+    """A job that ends in "submitting" with no prediction id: its create was sent, and failed. The API refused it
+    outright or it never left (nothing was made): it counts nothing. It may have reached the API (no answer, a 5xx, an
+    answer naming no prediction, a restart while creating, or a fault after the create): it counts its booking."""
+    sent = replace(new_job(1), cost_microusd=40_000, status=JobStatus.SUBMITTING)
+    counting, free = Settlement(Pricing(built_in())), Settlement(Pricing(built_in()), count_failed=False)
+    refusals = [
+        Rejected("The API rejected the request (HTTP 422): input.prompt: flagged", status=422),
+        Rejected("The API rejected the request (HTTP 400): bad aspect_ratio", status=400),
+        Rejected("The API rejected the request (HTTP 500): invalid", status=500),  # code invalid_request
+        AuthError("The API refused the key (HTTP 401)", status=401),
+        BillingError("The API account is out of credit (HTTP 402)", status=402),
+        RateLimited("The API is rate limiting requests", retry_after=None),  # outlasted the retries
+        Unavailable("Could not connect to the API (ClientConnectorError)."),  # never left
+        ApiError("The API answered HTTP 409: conflict", status=409),
+    ]
+    for refusal in refusals:
+        assert counting.ended(sent, refusal) == 0, refusal
+        assert free.ended(sent, refusal) == 0, refusal
+    maybe_made = [
+        UncertainCreate("The API answered HTTP 524 to the request to start the generation", status=524),
+        UncertainCreate("The request to start the generation timed out after it was sent."),
+        ServiceError("interrupted while starting"),
+        TooLate("not done before the interaction token expires"),
+        Canceled(),
+        ConnectionError("the store went away after the create"),
+    ]
+    for error in maybe_made:
+        assert counting.ended(sent, error) == 40_000, error
+        assert free.ended(sent, error) == 40_000, error
+    queued = replace(sent, status=JobStatus.QUEUED)  # never sent at all
+    assert counting.ended(queued, UncertainCreate("x")) == 0
 
 
 async def test_a_prediction_that_succeeded_counts_even_when_cancelled_while_its_images_download(world):

@@ -46,7 +46,7 @@ from services.jobs.fairqueue import FairLimiter
 from services.jobs.input_refs import api_input
 from services.jobs.leases import LeaseFence, LeaseTerms
 from services.jobs.restore import restored
-from services.jobs.settlement import Settlement
+from services.jobs.settlement import Settlement, refused
 from services.metrics import Metrics
 from services.store.base import Store
 from services.store.models import ACTIVE, Job, JobStatus
@@ -69,6 +69,8 @@ INTERRUPTED = _(
 # A job that must reach its user through an interaction (Job.reply_by) stops waiting this long before the
 # token expires, leaving time to post the images, or to say it was stopped.
 REPLY_MARGIN = 60.0
+# A job in one of these may be cancelled by a process not running it; once delivering, its prediction succeeded.
+BEFORE_DELIVERY = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,9 @@ class JobRunner:
         self._cancel_requested: set[str] = set()
         self._taken_over: set[str] = set()  # jobs whose task `renew` stopped: another process holds their lease
         self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
+        # Jobs stopped (a Cancel, their reply deadline) while their create was in the air, which the API then refused:
+        # nothing was made, so they end counting nothing, though they end on something else than the refusal.
+        self._refused: dict[str, BaseException] = {}
         self.counts: Counter[str] = Counter()
         # Seconds without news after which the progress line is refreshed anyway.
         self.refresh_seconds = REFRESH_SECONDS
@@ -163,6 +168,7 @@ class JobRunner:
     def _stopped(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
         self._taken_over.discard(job_id)
+        self._refused.pop(job_id, None)
         self.fence.forget(job_id)
 
     def running(self, job_id: str) -> bool:
@@ -259,26 +265,42 @@ class JobRunner:
         await asyncio.gather(task, return_exceptions=True)
         return True
 
-    async def cancel_elsewhere(self, job: Job) -> None:
-        """Cancel a job this process is not running (another process's, or one not resumed yet)."""
-        if job.prediction_id:
-            try:
-                await self.service.cancel(job.prediction_id)
-            except ServiceError as exc:
-                log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
-        settled = self.settlement.ended(job, Canceled())
-        ended = await self.store.transition(
-            job.id,
-            ACTIVE,
-            JobStatus.CANCELED,
-            owner=None,  # a user's cancel, whoever holds the lease
-            error="Canceled",
-            completed_at=time.time(),
-            image_count=0,
-            **({} if settled is None else {"settled_microusd": settled}),
-        )
-        if ended is not None:
-            await self.display.failed(_as_shown(ended, job), describe(Canceled()), canceled=True)
+    async def cancel_elsewhere(self, job: Job) -> bool:
+        """Cancel a job this process is not running (another process's, or one not resumed yet), before delivery;
+        whether it was cancelled (not: it ended, or reached delivery, meanwhile).
+
+        `job` may be out of date: its process may have moved it on since it was read, or while its prediction's
+        cancel was in the air. So each step works on the job as stored, and its end is a compare-and-set on the
+        status it was settled from; a job that reached delivery meanwhile is left to its process (its prediction
+        succeeded: it is paid for at what it settled, and its images are posted, not thrown away).
+        """
+        canceled: set[str] = set()
+        current: Job | None = job
+        while current is not None and current.status in BEFORE_DELIVERY:
+            if current.prediction_id and current.prediction_id not in canceled:
+                canceled.add(current.prediction_id)
+                try:
+                    await self.service.cancel(current.prediction_id)
+                except ServiceError as exc:
+                    log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
+                current = await self.store.get_job(job.id)  # read again: its process went on meanwhile
+                continue
+            settled = self.settlement.ended(current, Canceled())
+            ended = await self.store.transition(
+                job.id,
+                [current.status],  # only as settled: a job its process moved on meanwhile is read again
+                JobStatus.CANCELED,
+                owner=None,  # a user's cancel, whoever holds the lease
+                error="Canceled",
+                completed_at=time.time(),
+                image_count=0,
+                **({} if settled is None else {"settled_microusd": settled}),
+            )
+            if ended is not None:
+                await self.display.failed(_as_shown(ended, job), describe(Canceled()), canceled=True)
+                return True
+            current = await self.store.get_job(job.id)
+        return False
 
     async def shutdown(self, grace: float = 10.0) -> None:
         """Stop local work, leaving every job resumable in the store.
@@ -423,6 +445,9 @@ class JobRunner:
             return await asyncio.shield(inner)
         except asyncio.CancelledError:
             await asyncio.gather(inner, return_exceptions=True)
+            failure = None if inner.cancelled() else inner.exception()
+            if failure is not None and refused(failure):
+                self._refused[job.id] = failure  # what the job's end settles on (it ends on this cancel)
             raise
         finally:
             del self._creating[job.id]
@@ -602,7 +627,8 @@ class JobRunner:
                     await self.service.cancel(prediction_id)
                 except ServiceError as exc:
                     log.warning("Job %s: could not cancel prediction: %s", job.id, exc)
-            settled = self.settlement.ended(current, error) if current is not None else None
+            basis = self._refused.pop(job.id, error)  # a create refused while the job was being stopped: no cost
+            settled = self.settlement.ended(current, basis) if current is not None else None
             ended = await self.store.transition(
                 job.id,
                 ACTIVE,

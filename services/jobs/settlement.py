@@ -7,8 +7,10 @@ Admission books an upper bound (services/rules/pricing.py); this replaces it wit
 * one that was `aborted` is not billed (the API says so) and counts nothing;
 * one that failed, was cancelled or timed out counts its booked cost unless the operator says such predictions
   are free (COUNT_FAILED_PREDICTIONS=false): the price table is silent on whether CometAPI bills them;
-* a job that ended before its prediction was created counts nothing, except one interrupted while creating it
-  (it may have reached the API): that one counts its booked cost.
+* a job that ended before its prediction was created counts nothing, except one whose create may have reached the
+  API (interrupted while creating it, or an `UncertainCreate`): that one counts its booked cost. A create the API
+  refused outright (400-404, 422, 402, a 429 that outlasted the retries) or that never left (no connection was
+  made) made no prediction: it counts nothing (`refused`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from services.cometapi.files import ImageFile
 from services.cometapi.predictions import ABORTED, SUCCEEDED, Prediction
+from services.errors import ApiError, UncertainCreate
 from services.rules.input_images import dimensions
 from services.rules.pricing import Pricing
 from services.store.models import Job, JobStatus
@@ -47,10 +50,24 @@ class Settlement:
         if job.settled_microusd is not None:
             return None  # its prediction succeeded: it counts in full
         if job.prediction_id is None:
-            return job.cost_microusd if job.status == JobStatus.SUBMITTING else 0
+            # Nothing was made, unless its create was in the air and may have reached the API.
+            if job.status != JobStatus.SUBMITTING or refused(error):
+                return 0
+            return job.cost_microusd
         outcome = getattr(error, "outcome", None)
         if outcome == ABORTED:
             return 0
         if outcome == SUCCEEDED or self.count_failed:
             return job.cost_microusd
         return 0
+
+
+def refused(error: BaseException) -> bool:
+    """Whether `error`, ending a job whose create was sent, says no prediction was made.
+
+    The API client raises an `ApiError` for a create only when the API answered it with a refusal (400-404,
+    422, 402, a 429 that outlasted the retries, another 4xx or a redirect, a 500 whose code says
+    invalid_request) or no connection was ever made; a create that may have reached it raises `UncertainCreate`.
+    Anything else (an interruption, a crash, a store that failed after the create) may have made one.
+    """
+    return isinstance(error, ApiError) and not isinstance(error, UncertainCreate)
