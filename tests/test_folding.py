@@ -86,6 +86,11 @@ def test_an_edge_in_a_script_without_spaces_matches_inside_a_sentence():
     # Edge by edge: a Latin edge is still a whole word's, the Japanese one is not.
     assert blocked_phrase("有名な AV女優たち", ("AV女優",)) == "AV女優"
     assert blocked_phrase("有名な DAV女優たち", ("AV女優",)) is None
+    # And a Latin word ends where such a script begins: the letters next to it are no part of it.
+    assert blocked_phrase("有名なAV女優たち", ("AV女優",)) == "AV女優"
+    assert blocked_phrase("nudeの女性", ("nude",)) == "nude"
+    assert blocked_phrase("女性のnude写真", ("nude",)) == "nude"
+    assert blocked_phrase("classの写真", ("ass",)) is None  # still inside a Latin word
 
 
 def test_the_phrase_is_folded_too():

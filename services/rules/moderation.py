@@ -18,7 +18,6 @@ Judged on admission, before anything is sent to the API:
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -113,20 +112,21 @@ def _pattern(phrase: str) -> tuple[str, re.Pattern[str]] | None:
         return None
     # Words may also be run together (`taylorswift`): the cleaned prompt loses the invisible spaces between them.
     body = " ?".join(re.escape(word) for word in words)
-    # A whole word stands apart from other letters, except at an edge in a script written without spaces
-    # between words (`裸体` in `一个裸体女人`): there it cannot, so that edge matches inside a sentence.
-    before = "" if _unspaced(words[0][0]) else r"(?<!\w)"
-    after = "" if _unspaced(words[-1][-1]) else r"(?!\w)"
+    # A whole word stands apart from other letters, except in a script written without spaces between words:
+    # an edge in one matches inside a sentence (`裸体` in `一个裸体女人`), and a letter of one next to a word of
+    # another script is no part of that word (`nude` in `nudeの女性`).
+    before = "" if _UNSPACED.match(words[0][0]) else rf"(?<![^\W{_UNSPACED_LETTERS}])"
+    after = "" if _UNSPACED.match(words[-1][-1]) else rf"(?![^\W{_UNSPACED_LETTERS}])"
     return words[0], re.compile(before + body + after)
 
 
-# Han (CJK ideographs, and `々`), Hiragana, Katakana (`ー` included), Thai, Lao, Khmer and Myanmar, by the start of
-# each character's Unicode name: the scripts written without spaces between words.
-_UNSPACED = ("CJK ", "IDEOGRAPHIC ", "HIRAGANA ", "KATAKANA", "THAI ", "LAO ", "KHMER ", "MYANMAR ")
-
-
-def _unspaced(ch: str) -> bool:
-    return unicodedata.name(ch, "").startswith(_UNSPACED)
+# The scripts written without spaces between words: Thai, Lao, Myanmar, Khmer; `々`, Hiragana, Katakana (`ー`
+# included), the CJK ideographs (and their extensions and compatibility forms) and half-width Katakana.
+_UNSPACED_LETTERS = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u19e0-\u19ff\u3005\u3040-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+_UNSPACED = re.compile(f"[{_UNSPACED_LETTERS}]")
 
 
 def check_prompt(prompt: str, moderation: Moderation, operator: Iterable[str] = ()) -> None:
