@@ -8,6 +8,7 @@ the fake itself. Tests drive it from Python; a benchmark or a person drives it o
     await fake.start()                      # fake.base_url == "http://127.0.0.1:PORT"; the API base
     fake.queue_outcome(Outcome(status="failed", error="NSFW content detected"), times=1)
     fake.inject("get", status=503, headers={"Retry-After": "1"})
+    fake.inject("cancel", status=None, gate=gate)   # held in the air until gate.set(), then answered normally
     fake.requests, fake.creates(), fake.predictions[pred_id].done_at_wall, fake.file_bytes(url)
     await fake.wait_for(fake.creates)       # re-checked at every request until it returns something truthy
     fake.check_input_images = True          # fetch/decode input images like the API; see cometapi_inputs.py
@@ -187,17 +188,23 @@ class FakeCometAPI:
         times: int = 1,
         side_effects: bool = False,
         body: bytes | None = None,
+        gate: asyncio.Event | None = None,
     ) -> Fault:
         """Override the next ``times`` answers on ``route`` (create, get, cancel, file).
 
         status=None answers normally (after ``delay``, with ``headers`` added). ``drop`` closes the
         connection without an answer after the real handler ran (so a dropped create DID create).
         ``side_effects`` runs the real handler before sending the injected status. ``body``: these raw bytes.
+        ``gate``: each request it takes is recorded, then held in the air, not yet handled, until the test sets
+        the event (``await fake.wait_for(lambda: fake.requests_for(route))`` tells it arrived); then it is
+        handled and answered as above. A test acts while the request is in the air, with no sleep.
         """
         if route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, not {route!r}")
         if times < 1:
             raise ValueError("times must be at least 1")
+        if gate is not None and not isinstance(gate, asyncio.Event):
+            raise TypeError("gate must be an asyncio.Event (set from Python; not over HTTP)")
         fault = Fault(
             status=status,
             json=json,
@@ -209,6 +216,7 @@ class FakeCometAPI:
             body=body,
             drop=drop,
             side_effects=side_effects,
+            gate=gate,
         )
         self._faults[route].append(fault)
         return fault
@@ -267,6 +275,17 @@ class FakeCometAPI:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), seconds)
 
+    async def _wait_gate(self, gate: asyncio.Event) -> None:
+        """Hold a request until the test opens its gate (or the fake closes: it is not held past its life)."""
+        opened = asyncio.ensure_future(gate.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({opened, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (opened, closing):
+                waiter.cancel()
+            await asyncio.gather(opened, closing, return_exceptions=True)
+
     @web.middleware
     async def _record_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -320,6 +339,8 @@ class FakeCometAPI:
             inj = self._take_fault(self._faults[route])
             if inj is None:
                 return await act(request)({})
+            if inj.gate is not None:
+                await self._wait_gate(inj.gate)
             answer = act(request) if (inj.drop or inj.status is None or inj.side_effects) else None
             await self._sleep(inj.delay)
             if inj.drop:

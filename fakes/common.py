@@ -54,6 +54,9 @@ class Fault:
     drop: bool = False  # close the connection without an answer, after the real handler ran
     side_effects: bool = False  # run the real handler (e.g. create the prediction) before the injected answer
     hold: float = 0.0  # status None: seconds the answer is held AFTER the request took effect (the fake Discord)
+    # The fake CometAPI: the request is recorded, then held in the air (not yet handled) until the test sets this;
+    # then it is answered as the rest of the fault says (status None: normally; a status: that error).
+    gate: asyncio.Event | None = None
 
     @property
     def used_up(self) -> bool:

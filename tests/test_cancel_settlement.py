@@ -1,17 +1,26 @@
 """What a cancelled job counts when its cancel races the work on it, each race driven step by step (no sleeps):
 a Cancel from a process not running the job, while the process that runs it moves it on (its prediction's cancel
 in the air while the prediction succeeds, or the job read before its create); and a job cancelled while its create
-is in the air, which the API then refuses. Both stores."""
+is in the air, which the API then refuses. Both stores.
+
+The runners use the real prediction service against the fake CometAPI; a request is held "in the air" there by a
+gated fault (`fake.inject(..., gate=...)`) while the test takes the other side's step.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from services.errors import RateLimited
+from cli.harness import KEY
+from fakes.cometapi import FakeCometAPI, Outcome
+from services.cometapi.client import RetryPolicy
+from services.cometapi.service import PredictionService
+from services.config import load_settings
 from services.jobs.leases import LeaseTerms
 from services.jobs.runner import Delivery, JobRunner
 from services.jobs.settlement import Settlement
@@ -24,6 +33,7 @@ from tests.helpers import new_job, until
 BOOKED = 40_000  # what admission booked
 SETTLED = 6_000  # what the prediction settled at once it succeeded (fewer or smaller images than booked)
 LEASE = 30.0
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)  # a create refused with 429 is tried 3 times
 
 
 class Shown:
@@ -42,38 +52,23 @@ class Shown:
         self.failures.append((job.id, canceled))
 
 
-class Service:
-    """Stands in for the prediction service: each call is a step the test drives."""
-
-    def __init__(self) -> None:
-        self.canceled: list[str] = []
-        self.while_canceling: Callable[[], Awaitable[None]] | None = None  # what happens while a cancel is in the air
-        self.creating = asyncio.Event()  # a create was sent
-        self.answer = asyncio.Event()  # ... and may be answered
-
-    async def cancel(self, prediction_id: str) -> None:
-        self.canceled.append(prediction_id)
-        if self.while_canceling is not None:
-            await self.while_canceling()
-
-    async def create(self, model: str, model_input: dict[str, object]) -> Any:
-        self.creating.set()
-        await self.answer.wait()
-        raise RateLimited("The API is rate limiting requests: slow down", retry_after=None)
-
-
-def runner_of(store: Store, owner: str) -> tuple[JobRunner, Service, Shown]:
-    service, shown = Service(), Shown()
-    service_: Any = service
-    runner = JobRunner(
-        service_,
-        store,
-        shown,
-        max_concurrent=1,
-        lease=LeaseTerms(LEASE, owner),
-        settlement=Settlement(Pricing(built_in())),
-    )
-    return runner, service, shown
+@asynccontextmanager
+async def runner_of(store: Store, fake: FakeCometAPI, owner: str) -> AsyncIterator[tuple[JobRunner, Shown]]:
+    """The runner of process `owner`, with the real prediction service on the fake CometAPI."""
+    settings = load_settings({"COMETAPI_KEY": KEY, "COMETAPI_BASE_URL": fake.base_url}, require_discord=False)
+    async with PredictionService.open(
+        settings.api(), retry=FAST, typical_seconds=settings.catalogue.typical_seconds()
+    ) as service:
+        shown = Shown()
+        runner = JobRunner(
+            service,
+            store,
+            shown,
+            max_concurrent=1,
+            lease=LeaseTerms(LEASE, owner),
+            settlement=Settlement(Pricing(built_in())),
+        )
+        yield runner, shown
 
 
 async def stored(store: Store, job: Job) -> Job:
@@ -88,19 +83,43 @@ async def a_job(store: Store, *, owner: str, **fields: Any) -> Job:
     return await stored(store, job)
 
 
+async def its_prediction(runner: JobRunner, fake: FakeCometAPI, job: Job, outcome: Outcome) -> str:
+    """The prediction the job's own process created at the (fake) API, ending as `outcome`; its id."""
+    fake.queue_outcome(outcome)
+    made = await runner.service.create(job.model, dict(job.input))
+    return made.id
+
+
+def cancels(fake: FakeCometAPI) -> list[str]:
+    """The predictions the fake CometAPI was asked to cancel, in order."""
+    return [request.path.split("/")[-2] for request in fake.requests_for("cancel")]
+
+
 # --- a Cancel from a process not running the job ------------------------------------------------------------
 
 
-async def test_a_cancel_from_elsewhere_leaves_a_job_its_process_moved_to_delivery_and_its_settlement(store):
+async def test_a_cancel_from_elsewhere_leaves_a_job_its_process_moved_to_delivery_and_its_settlement(store, fake):
     """The Cancel's process reads the job running and asks the API to cancel its prediction; meanwhile the job's own
     process finds the prediction succeeded and settles it (delivering, at its real cost). The cancel's end must not
     overwrite that with the booked cost, nor end a job whose images are being posted."""
-    job = await a_job(store, owner="A", prediction_id="p1")
-    job = await store.transition(job.id, [JobStatus.QUEUED], JobStatus.RUNNING, owner="A", submitted_at=time.time())
-    assert job is not None and job.status == JobStatus.RUNNING
-    elsewhere, service, shown = runner_of(store, "B")
-
-    async def succeeded_meanwhile() -> None:  # what A's `_delivering` writes
+    async with runner_of(store, fake, "B") as (elsewhere, shown):
+        job = await a_job(store, owner="A")
+        prediction_id = await its_prediction(elsewhere, fake, job, Outcome(queue_time=0.0, duration=0.0))
+        running = await store.transition(
+            job.id,
+            [JobStatus.QUEUED],
+            JobStatus.RUNNING,
+            owner="A",
+            submitted_at=time.time(),
+            prediction_id=prediction_id,
+        )
+        assert running is not None and running.status == JobStatus.RUNNING
+        gate = asyncio.Event()
+        fake.inject("cancel", status=None, gate=gate)  # the cancel stays in the air until the gate opens
+        canceling = asyncio.create_task(elsewhere.cancel_elsewhere(running))
+        await fake.wait_for(lambda: fake.requests_for("cancel"), what="the prediction's cancel in the air")
+        # Meanwhile A finds the prediction succeeded and settles it: what its `_delivering` writes.
+        assert (await elsewhere.service.get(prediction_id)).status == "succeeded"
         moved = await store.transition(
             job.id,
             [JobStatus.RUNNING],
@@ -110,11 +129,11 @@ async def test_a_cancel_from_elsewhere_leaves_a_job_its_process_moved_to_deliver
             settled_microusd=SETTLED,
         )
         assert moved is not None
-
-    service.while_canceling = succeeded_meanwhile
-    await elsewhere.cancel_elsewhere(job)
+        gate.set()
+        assert await canceling is False  # it came too late: the job reached delivery meanwhile
     after = await stored(store, job)
-    assert service.canceled == ["p1"]
+    assert cancels(fake) == [prediction_id]
+    assert fake.predictions[prediction_id].status == "succeeded"  # the cancel found it done
     assert (after.status, after.settled_microusd, after.counted_microusd) == (JobStatus.DELIVERING, SETTLED, SETTLED)
     assert shown.failures == []  # nothing said it was cancelled
     # A finishes its delivery as if no Cancel came.
@@ -122,31 +141,42 @@ async def test_a_cancel_from_elsewhere_leaves_a_job_its_process_moved_to_deliver
     assert done is not None and done.settled_microusd == SETTLED
 
 
-async def test_a_cancel_from_elsewhere_settles_the_job_as_stored_not_as_it_was_read(store):
+async def test_a_cancel_from_elsewhere_settles_the_job_as_stored_not_as_it_was_read(store, fake):
     """The Cancel read the job queued; by the time it acts, the job's process has created its prediction. The cancel
     stops that prediction and counts the job as a cancelled prediction (its booking), not as a job never sent."""
-    job = await a_job(store, owner="A")
-    read = job  # what the Cancel button's handler read
-    running = await store.transition(
-        job.id, [JobStatus.QUEUED], JobStatus.RUNNING, owner="A", submitted_at=time.time(), prediction_id="p2"
-    )
-    assert running is not None
-    elsewhere, service, shown = runner_of(store, "B")
-    await elsewhere.cancel_elsewhere(read)
+    async with runner_of(store, fake, "B") as (elsewhere, shown):
+        job = await a_job(store, owner="A")
+        read = job  # what the Cancel button's handler read
+        prediction_id = await its_prediction(elsewhere, fake, job, Outcome(status="never"))
+        running = await store.transition(
+            job.id,
+            [JobStatus.QUEUED],
+            JobStatus.RUNNING,
+            owner="A",
+            submitted_at=time.time(),
+            prediction_id=prediction_id,
+        )
+        assert running is not None
+        assert await elsewhere.cancel_elsewhere(read) is True
     after = await stored(store, job)
-    assert service.canceled == ["p2"]
+    assert cancels(fake) == [prediction_id]
+    assert fake.predictions[prediction_id].status == "canceled"
     assert (after.status, after.settled_microusd) == (JobStatus.CANCELED, BOOKED)
     assert shown.failures == [(job.id, True)]
 
 
-async def test_a_cancel_from_elsewhere_of_a_running_job_stops_it_and_counts_its_booking(store):
-    job = await a_job(store, owner="A", prediction_id="p3")
-    job = await store.transition(job.id, [JobStatus.QUEUED], JobStatus.RUNNING, owner="A")
-    assert job is not None
-    elsewhere, service, shown = runner_of(store, "B")
-    await elsewhere.cancel_elsewhere(job)
+async def test_a_cancel_from_elsewhere_of_a_running_job_stops_it_and_counts_its_booking(store, fake):
+    async with runner_of(store, fake, "B") as (elsewhere, shown):
+        job = await a_job(store, owner="A")
+        prediction_id = await its_prediction(elsewhere, fake, job, Outcome(status="never"))
+        running = await store.transition(
+            job.id, [JobStatus.QUEUED], JobStatus.RUNNING, owner="A", prediction_id=prediction_id
+        )
+        assert running is not None
+        assert await elsewhere.cancel_elsewhere(running) is True
     after = await stored(store, job)
-    assert service.canceled == ["p3"]
+    assert cancels(fake) == [prediction_id]
+    assert fake.predictions[prediction_id].status == "canceled"
     assert (after.status, after.settled_microusd, after.image_count) == (JobStatus.CANCELED, BOOKED, 0)
     assert shown.failures == [(job.id, True)]
 
@@ -154,19 +184,25 @@ async def test_a_cancel_from_elsewhere_of_a_running_job_stops_it_and_counts_its_
 # --- a Cancel while the create is in the air ------------------------------------------------------------------
 
 
-async def test_a_job_cancelled_while_its_create_is_refused_costs_nothing(store):
+async def test_a_job_cancelled_while_its_create_is_refused_costs_nothing(store, fake):
     """A Cancel comes while the create is in the air (it is never abandoned half-way: it is let finish); the API
     then refuses it (a 429 that outlasted the retries). No prediction was made: the job ends cancelled at no cost."""
-    runner, service, shown = runner_of(store, "A")
-    job = await a_job(store, owner="A")
-    task = runner.start(job)
-    await service.creating.wait()
-    stopping = asyncio.create_task(runner.cancel(job.id))
-    await until(task.cancelling, what="the cancel delivered to the job's task")
-    service.answer.set()
-    assert await stopping
-    await asyncio.gather(task, return_exceptions=True)
+    gate = asyncio.Event()
+    fake.inject("create", status=429, gate=gate)  # the first attempt stays in the air until the gate opens
+    fake.inject("create", status=429, times=FAST.attempts - 1)  # ... and every retry is refused too
+    async with runner_of(store, fake, "A") as (runner, shown):
+        job = await a_job(store, owner="A")
+        task = runner.start(job)
+        await fake.wait_for(fake.creates, what="the create in the air")
+        stopping = asyncio.create_task(runner.cancel(job.id))
+        await until(task.cancelling, what="the cancel delivered to the job's task")
+        gate.set()
+        assert await stopping
+        await asyncio.gather(task, return_exceptions=True)
     after = await stored(store, job)
+    # Every attempt was refused (each took one of the injected 429s), to the last retry: nothing was made.
+    assert len(fake.creates()) == FAST.attempts and fake.pending_faults() == []
+    assert fake.predictions == {} and cancels(fake) == []
     assert (after.status, after.prediction_id, after.settled_microusd) == (JobStatus.CANCELED, None, 0)
     assert after.counted_microusd == 0
     assert shown.failures == [(job.id, True)]

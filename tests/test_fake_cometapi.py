@@ -519,6 +519,42 @@ async def test_delay_makes_clients_time_out(fake: FakeCometAPI, session: aiohttp
     assert time.monotonic() - started >= 0.2
 
 
+async def test_gate_holds_a_request_in_the_air_until_it_opens(
+    fake: FakeCometAPI, session: aiohttp.ClientSession
+) -> None:
+    fake.queue_outcome(Outcome(status="never"))
+    p = await create(session, fake)
+
+    async def post(url: str, body: Any = None) -> int:
+        async with session.post(url, json=body, headers=AUTH) as r:
+            await r.read()
+            return r.status
+
+    # status None: recorded, held (not yet handled), then handled and answered normally once the gate opens
+    gate = asyncio.Event()
+    fake.inject("cancel", status=None, gate=gate)
+    cancel = asyncio.create_task(post(get_url(fake, p["id"]) + "/cancel"))
+    [held] = await fake.wait_for(lambda: fake.requests_for("cancel"), what="the cancel at the gate")
+    assert held.path.endswith(f"/{p['id']}/cancel")
+    assert not cancel.done() and not fake.predictions[p["id"]].cancel_requested  # not handled yet
+    assert (await get(session, fake, p["id"]))["status"] != "canceled"  # other requests go on meanwhile
+    gate.set()
+    assert await cancel == 200
+    assert fake.predictions[p["id"]].status == "canceled"
+    # a status: that error once the gate opens, and nothing done
+    gate = asyncio.Event()
+    fake.inject("create", status=429, gate=gate)
+    refused = asyncio.create_task(post(create_url(fake), {"input": {"prompt": "x"}}))
+    await fake.wait_for(lambda: len(fake.creates()) == 2, what="the second create at the gate")
+    assert not refused.done() and fake.pending_faults() == []  # the fault took it (and is used up)
+    gate.set()
+    assert await refused == 429
+    assert list(fake.predictions) == [p["id"]]
+    # a gate is set from Python only
+    async with session.post(f"{fake.base_url}/_fake/inject", json={"route": "get", "gate": True}) as r:
+        assert r.status == 400
+
+
 async def test_inject_on_files(fake: FakeCometAPI, session: aiohttp.ClientSession) -> None:
     fake.queue_outcome(Outcome(duration=0.02))
     p = await create(session, fake)
