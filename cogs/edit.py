@@ -101,7 +101,8 @@ class EditModal(discord.ui.Modal):
         if text == "all":
             return self.images, False, None
         numbers = text.replace(",", " ").split()
-        if not all(n.isdigit() and 1 <= int(n) <= len(self.images) for n in numbers):
+        # isdecimal, not isdigit: "²" is a digit that int() refuses
+        if not all(n.isdecimal() and 1 <= int(n) <= len(self.images) for n in numbers):
             raise BadInput(
                 _("Pick an image number from 1 to {count} (several like 1,3, or all).", count=len(self.images))
             )

@@ -104,6 +104,18 @@ async def test_a_failed_chat_runs_the_typed_prompt_and_says_so(world):
     assert spent == {"gpt-5-mini": 0, "black-forest-labs/flux-schnell": SCHNELL}
 
 
+@pytest.mark.parametrize("answer", ["", '""', "Prompt: \u200b"])
+async def test_an_empty_chat_answer_runs_the_typed_prompt_and_says_so(world, answer):
+    guild, channel, alice = setup_guild(world, "alice")
+    world.comet.words.queue_reply(answer, usage=(40, 10))
+    async with world.bot(**PRICED) as bot:
+        handle = await imagine(world, guild, channel, alice, prompt="a lighthouse", enhance=True)
+        _, final = await finished(bot, handle)
+    [create] = world.comet.creates()
+    assert create.json["input"]["prompt"] == "a lighthouse"
+    assert "an empty answer" in "\n".join(card(final).notes)
+
+
 async def test_a_budget_too_small_for_the_chat_refuses_before_any_chat(world):
     guild, channel, alice = setup_guild(world, "alice")
     # The chat is booked at its upper bound (its prompt and 300 answer tokens: over $0.30 at $1 per 1000).

@@ -62,6 +62,7 @@ from services.jobs.words import (
 from services.limits import Limits, Refusal
 from services.rules.catalogue import ModelSpec, check_option, clean_prompt
 from services.rules.input_images import ImageRef, precheck, prepare
+from services.rules.invisible import visible
 from services.rules.moderation import BlockedPrompt, Moderation, apply_safety, check_prompt
 from services.rules.options import RequestContext, Resolved, chosen_model
 from services.rules.prompt_params import apply
@@ -228,9 +229,10 @@ class Admission:
             await self._settle_words(row, self.policy.chat_price.bound(messages, ENHANCE_MAX_TOKENS))
             raise
         await self._settle_words(row, self.policy.chat_price.of(answer.tokens))
-        rewritten = clean_prompt(enhanced_prompt(answer.content))
-        if not rewritten:
+        rewritten = visible(enhanced_prompt(answer.content)).strip()
+        if not rewritten:  # the chat's fault, not the member's: not "the prompt is empty"
             return typed, _("✨ The prompt could not be enhanced (an empty answer); it was used as typed.")
+        rewritten = clean_prompt(rewritten)
         try:
             check_prompt(rewritten, moderation, self.policy.blocked_words)
         except BlockedPrompt as exc:  # the chat wrote it, not the member: say so, and name nothing
