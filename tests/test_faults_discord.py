@@ -134,6 +134,37 @@ async def test_a_token_refused_mid_job_moves_the_job_to_the_channel(world, refus
         await assert_still_serving(world, bot, guild, channel)
 
 
+@pytest.mark.parametrize("memory_mb", ["32", "0"], ids=["in memory", "in temporary files"])
+async def test_a_token_refused_on_the_result_upload_posts_it_through_the_channel(world, memory_mb):
+    """The token refused by the result's own upload (401 Invalid Webhook Token): the result goes through the
+    channel endpoint with its files made again (discord.py closed the first ones; an image spilled past
+    IMAGE_MEMORY_MB for good), each image once, and the job succeeds."""
+    guild, channel, _ = setup_guild(world, "alice")
+    async with world.bot(IMAGE_MEMORY_MB=memory_mb) as bot:
+        [sent] = await burst(world, guild, channel, 1, "spent", num_outputs=2)
+        refusal = {"message": "Invalid Webhook Token", "code": 50027}
+        upload = inject_on_upload(world, original_of(sent), 401, json=refusal)
+        jobs = await ended(bot, [sent])
+        [job] = jobs.values()
+        await assert_delivered(world, sent, job)
+        assert job.image_count == 2
+        spilled = bot.service.downloader.spool.budget.spilled
+        assert spilled == 2 if memory_mb == "0" else spilled == 0
+        [refused] = answered(world, upload)
+        assert refused.status == 401 and len(refused.files) == 2
+        uploads = [r for r in world.discord.requests if r.files and r.at > refused.at]
+        [again] = uploads  # one upload after the refusal, through the channel, with both images
+        assert again.method == "PATCH" and again.path.startswith(f"/channels/{channel.id}/messages/"), again.path
+        assert again.status == 200 and len(again.files) == 2
+        message_id = sent.handle.original_message_id
+        [result] = [e for e in world.discord.edits_of(message_id) if e.new_attachments]
+        assert result.route.startswith(f"PATCH /channels/{channel.id}/messages/"), result.route
+        assert len(result.new_attachments) == 2
+        assert [m.id for m in world.discord.messages_in(channel.id) if m.attachments] == [message_id]
+        await assert_nothing_lost(world, bot, jobs)
+        await assert_still_serving(world, bot, guild, channel)
+
+
 # --- the reply deleted ---------------------------------------------------------------------------------------
 
 

@@ -79,6 +79,12 @@ SPOILER = "SPOILER_"  # a file name's prefix that blurs it (also in the card's g
 _Upload = tuple[int, str, ImageFile | None]
 
 
+class _FilesSpent(Exception):
+    """The interaction token was refused for an edit that uploaded files: discord.py closed them after that request
+    (an image spilled to a temporary file for good), so the edit is made again with new files, and it goes through
+    the channel endpoints (the token is no longer used)."""
+
+
 class _ProgressGate:
     """When a job's progress edit may go: at once through the webhook, else on its turn in the channel's budget."""
 
@@ -269,10 +275,16 @@ class DiscordDisplay:
     async def _edit_result(self, job: Job, seconds: float | None, notes: list[Text], first: list[_Upload]) -> None:
         """The reply becomes the result, with the first files; NotDelivered if it can show none."""
 
-        async def edit_result() -> None:
+        async def send_result() -> None:
             with _files(first) as files:
                 card = self._result_card(job, seconds, notes, first)
                 await self._edit(job, attachments=files, view=card)
+
+        async def edit_result() -> None:
+            try:
+                await send_result()
+            except _FilesSpent:
+                await send_result()  # through the channel endpoints now, with files made again
 
         try:
             await self._retrying(edit_result)
@@ -338,7 +350,8 @@ class DiscordDisplay:
         progress edit's, taken in turn) or, for anything else, spends one at once.
 
         Only while this process holds the job's lease (else LeaseLost), unless `ended`: the job's end, which this
-        process has just recorded."""
+        process has just recorded. An edit uploading files whose token Discord refuses raises _FilesSpent instead
+        of going on through the channel: its files are closed, the caller makes them again."""
         if not ended:
             await self.fence.check(job.id)
         if isinstance(fields.get("view"), BaseView):
@@ -369,6 +382,8 @@ class DiscordDisplay:
                         raise MessageGone() from exc
                     raise
                 live.interaction = None  # Discord no longer takes the token: the channel endpoints from now on
+                if _uploads(fields):
+                    raise _FilesSpent() from exc  # the same files can't be sent again: they are made anew
             else:
                 return
         message_id = job.message_id if job.message_id is not None else live.message_id if live is not None else None
@@ -484,6 +499,12 @@ def _token_fresh(interaction: discord.Interaction[Any]) -> bool:
 def _token_gone(exc: discord.HTTPException) -> bool:
     """Discord refused the interaction token itself (expired or unknown), whatever the clock said."""
     return exc.status == 401 or exc.code in TOKEN_CODES
+
+
+def _uploads(fields: dict[str, Any]) -> bool:
+    """Whether an edit's fields upload files (which discord.py closes once their request is over)."""
+    items = [*(fields.get("attachments") or []), *(fields.get("files") or []), fields.get("file")]
+    return any(isinstance(item, discord.File) for item in items)
 
 
 def _missing_permission(permissions: discord.Permissions | None, *, thread: bool) -> str | None:
