@@ -80,12 +80,25 @@ async def run_bot(settings: Settings) -> None:
         log.warning("%s", warning)
     store = await open_checked(settings.database_url)  # before login: a bad DATABASE_URL is a start-up mistake
     async with FluxBot(settings, store=store) as bot:
+        connection: asyncio.Future[None] | None = None
+
+        def closed(_: asyncio.Future[None]) -> None:
+            # discord.py keeps retrying a gateway it never reached, closed or not: once closed, stop waiting for it.
+            if connection is not None:
+                connection.cancel()
+
+        def stop() -> None:
+            asyncio.ensure_future(bot.close()).add_done_callback(closed)
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+                loop.add_signal_handler(sig, stop)
         await log_in(bot, settings)
-        await bot.connect()
+        connection = asyncio.ensure_future(bot.connect())
+        await asyncio.wait({connection})
+        if not connection.cancelled():
+            connection.result()  # what ended the connection, if it failed
 
 
 async def sync_commands(settings: Settings, guild_id: int | None, *, clear: bool = False) -> int:

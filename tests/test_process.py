@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 from cli.harness import KEY, TOKEN
 from fakes.cometapi import Outcome
-from tests.campaign import start_bot
+from tests.campaign import ROOT, bot_env, count_in_log, start_bot
 
 
 async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_path):
@@ -45,3 +46,25 @@ async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_
     assert KEY not in text
     assert TOKEN not in text
     assert "Traceback" not in text
+
+
+async def test_sigterm_stops_a_bot_that_cannot_reach_the_gateway(world, tmp_path):
+    """Logged in, but the gateway is out of reach: discord.py would retry it for ever, closed or not."""
+    log = tmp_path / "bot.log"
+    env = {**bot_env(world, tmp_path), "DISCORD_GATEWAY_URL": "ws://127.0.0.1:1/gateway"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bot.py"), cwd=tmp_path, env=env,
+        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            while count_in_log(log, "Retrying") == 0:  # discord.py: "Failed to connect ... Retrying..."
+                assert process.returncode is None, log.read_text()
+                await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0, log.read_text()[-3000:]
