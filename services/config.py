@@ -393,7 +393,11 @@ class _Reader:
         raw = self.optional(name)
         if raw is None:
             return None
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+            _ = parts.port  # raises for a port that is not a number from 0 to 65535
+        except ValueError as exc:
+            raise ConfigError(name, f"is not a usable URL ({exc}), got {raw!r}") from None
         if parts.scheme not in schemes or not parts.hostname:
             raise ConfigError(name, f"must be a {' or '.join(schemes)} URL with a host, got {raw!r}")
         return raw.rstrip("/")
@@ -401,7 +405,10 @@ class _Reader:
     def database_url(self, name: str, default: str) -> str:
         """The form only; whether the database can be opened is checked at start-up (store.preflight)."""
         raw = self.optional(name) or default
-        scheme = urlsplit(raw).scheme
+        try:
+            scheme = urlsplit(raw).scheme
+        except ValueError:  # an unclosed [ (an IPv6 host): not echoed, as below
+            raise ConfigError(name, UNUSABLE_POSTGRESQL_URL) from None
         if scheme not in ("sqlite", "postgres", "postgresql"):
             raise ConfigError(name, f"must start with sqlite:/// or postgresql://, got scheme {scheme!r}")
         if scheme == "sqlite":
@@ -409,6 +416,12 @@ class _Reader:
                 sqlite_path(raw)
             except ValueError as exc:
                 raise ConfigError(name, f"{exc}, got {raw!r}") from None
+            return raw
+        try:
+            _ = urlsplit(raw).port
+        except ValueError:
+            # Not echoed: the URL holds the password, which may be what broke it (an unencoded / # ? or @).
+            raise ConfigError(name, UNUSABLE_POSTGRESQL_URL) from None
         return raw
 
     def catalogue(self, name: str) -> Catalogue:
@@ -508,6 +521,12 @@ def _check_priced_models(prices: Mapping[str, Price], catalogue: Catalogue) -> N
             f"{name!r} is not a model in the catalogue{hint}; models: {catalogue.names()} "
             "(or set ALLOW_UNKNOWN_MODELS=true to price another owner/name model)",
         )
+
+
+UNUSABLE_POSTGRESQL_URL = (
+    "is not a usable PostgreSQL URL: give a port from 1 to 65535, and URL-encode / # ? @ : in the user name and "
+    "password (%2F %23 %3F %40 %3A)"
+)
 
 
 def _check_unknown_models_priced_per_image(prices: Mapping[str, Price], catalogue: Catalogue) -> None:

@@ -35,6 +35,12 @@ def test_defaults_and_secret_not_in_repr():
         ({**BASE, "SHARD_COUNT": "2", "SHARD_IDS": "0,2"}, "SHARD_IDS"),
         ({**BASE, "ALLOW_UNKNOWN_MODELS": "maybe"}, "ALLOW_UNKNOWN_MODELS"),
         ({**BASE, "COMETAPI_KEY": "two words"}, "COMETAPI_KEY"),
+        ({**BASE, "COMETAPI_BASE_URL": "http://127.0.0.1:99999"}, "COMETAPI_BASE_URL"),
+        ({**BASE, "COMETAPI_BASE_URL": "http://127.0.0.1:abc"}, "COMETAPI_BASE_URL"),
+        ({**BASE, "COMETAPI_BASE_URL": "http://[bad"}, "COMETAPI_BASE_URL"),
+        ({**BASE, "DISCORD_GATEWAY_URL": "ws://127.0.0.1:99999/gateway"}, "DISCORD_GATEWAY_URL"),
+        ({**BASE, "DATABASE_URL": "postgresql://bot:pw@127.0.0.1:99999/bot"}, "DATABASE_URL"),
+        ({**BASE, "DATABASE_URL": "postgresql://bot:pw@[::1/bot"}, "DATABASE_URL"),
         # A model without known image sizes can't be booked per megapixel (it would cost nothing).
         (
             {**BASE, "ALLOW_UNKNOWN_MODELS": "true", "MODEL_PRICES": "someone/their-model=in_mp:0.06,out_mp:0.06"},
@@ -199,3 +205,12 @@ def test_the_memory_for_images_in_flight_is_a_setting_handed_to_the_downloads():
     for bad in ("-1", "lots", "inf"):
         with pytest.raises(ConfigError, match="IMAGE_MEMORY_MB"):
             load_settings({**BASE, "IMAGE_MEMORY_MB": bad})
+
+
+@pytest.mark.parametrize("password", ["Secr3t/Pass", "Secr3t#Pass", "Secr3t?Pass"])
+def test_a_password_that_breaks_the_database_url_is_not_shown(password):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "DATABASE_URL": f"postgresql://bot:{password}@127.0.0.1:5999/bot"})
+    assert info.value.variable == "DATABASE_URL"
+    assert "Secr3t" not in str(info.value) and "Pass" not in str(info.value)
+    assert "URL-encode" in str(info.value)

@@ -34,8 +34,8 @@ async def open_checked(database_url: str) -> Store:
             _check_writable(path)
     try:
         store = await open_store(database_url)
-    except (OSError, TimeoutError, ValueError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
-            MigrationError) as exc:  # fmt: skip
+    except (OSError, TimeoutError, ValueError, OverflowError, sqlite3.Error, asyncpg.PostgresError,
+            asyncpg.InterfaceError, MigrationError) as exc:  # fmt: skip
         problem = _sqlite_problem(database_url, exc) if sqlite else _postgres_problem(database_url, exc)
         raise ConfigError(VARIABLE, _redact(problem, database_url)) from None
     return store
