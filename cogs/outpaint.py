@@ -2,9 +2,10 @@
 
 Each is a button offered under every result (`job_buttons.handle(..., offer=True)`); the job id is in its custom
 id, so it works after a restart. The image is taken from the clicked message (fresh links, the image the user
-saw). Custom asks a factor (1.0 to 2.0) and, optionally, a new prompt in a modal, refused privately and at no cost
-when the factor is not one; the others start at once. Each then runs like any job: admission with the limits, one
-create, live progress, Cancel, resume; posted as a new reply linked to its parent.
+saw). Custom asks a factor (more than 1.0, at most 2.0) and, optionally, a new prompt in a modal, refused privately
+and at no cost when the factor is not one or would add nothing to the image; the others start at once. Each then
+runs like any job: admission with the limits, one create, live progress, Cancel, resume; posted as a new reply
+linked to its parent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import discord
 from discord.ext import commands
 
 from services.errors import BadInput
-from services.imaging.outpaint import MAX_ZOOM, MIN_ZOOM, Direction
+from services.imaging.outpaint import MAX_ZOOM, MIN_ZOOM, ZOOM_RANGE, Direction, Size, zoom
 from services.jobs.kinds.base import Kind
 from services.jobs.kinds.outpaint import MakeSquare, Pan, ZoomOut
 from services.jobs.kinds.upscale import subject
@@ -98,26 +99,37 @@ async def start(
 
 
 def zoom_factor(text: str) -> float:
-    """The factor typed in the Custom Zoom form; BadInput unless it is a number from 1.0 to 2.0."""
+    """The factor typed in the Custom Zoom form; BadInput unless it is a number more than 1.0 and at most 2.0."""
     try:
         factor = float(text.strip().replace(",", ".").removesuffix("x").removesuffix("X"))
     except ValueError:
         factor = math.nan
-    if not MIN_ZOOM <= factor <= MAX_ZOOM:  # NaN fails this too
-        raise BadInput(_("The zoom must be a number from 1.0 to 2.0, like 1.5."))
+    if not MIN_ZOOM < factor <= MAX_ZOOM:  # NaN fails this too
+        raise BadInput(ZOOM_RANGE)
     return factor
+
+
+def shown_size(interaction: Interaction, image: ImageRef) -> Size | None:
+    """The size the clicked message gives for `image` (Discord's, from the attachment), None where it gives none."""
+    attachments = interaction.message.attachments if interaction.message else []
+    shown = next((a for a in attachments if a.url == image.url), None)
+    if shown is None or shown.width is None or shown.height is None:
+        return None
+    return shown.width, shown.height
 
 
 # L10N: the title of the Custom Zoom form, at most 45 characters
 CUSTOM_ZOOM_TITLE = _("Custom Zoom")
 # L10N: a label of the Custom Zoom form, at most 45 characters
-FACTOR_LABEL = _("Zoom out by (1.0 to 2.0)")
+FACTOR_LABEL = _("Zoom out by (more than 1.0, up to 2.0)")
 # L10N: a label of the Custom Zoom form, at most 45 characters
 NEW_PROMPT_LABEL = _("Prompt (blank: the same as before)")
 
 
 class ZoomModal(discord.ui.Modal):
-    def __init__(self, bot: FluxBot, press: Press, image: tuple[ImageRef, int], interaction: Interaction) -> None:
+    def __init__(
+        self, bot: FluxBot, press: Press, image: tuple[ImageRef, int], interaction: Interaction, size: Size | None
+    ) -> None:
         super().__init__(timeout=900, title=tr(interaction, CUSTOM_ZOOM_TITLE))
         self.factor: discord.ui.TextInput[ZoomModal] = discord.ui.TextInput(
             label=tr(interaction, FACTOR_LABEL), default="1.5", max_length=8, custom_id="factor"
@@ -131,10 +143,12 @@ class ZoomModal(discord.ui.Modal):
         )
         self.add_item(self.factor)
         self.add_item(self.prompt)
-        self.bot, self.press, self.image = bot, press, image
+        self.bot, self.press, self.image, self.size = bot, press, image, size
 
     async def on_submit(self, interaction: Interaction) -> None:
         factor = zoom_factor(self.factor.value)  # refused privately before anything is acknowledged or stored
+        if self.size is not None:
+            zoom(self.size, factor)  # one that adds nothing to the image shown, too (judged again on its real size)
         image, number = self.image
         await start(self.bot, interaction, self.press, ZoomOut(number, factor), image, self.prompt.value)
 
@@ -175,13 +189,13 @@ class Outpaint(commands.Cog):
 
     async def on_custom_zoom(self, interaction: Interaction, press: Press) -> None:
         image = chosen_image(interaction, press)  # refused now, before the modal, if it is not there
-        await interaction.response.send_modal(ZoomModal(self.bot, press, image, interaction))
+        size = shown_size(interaction, image[0])
+        await interaction.response.send_modal(ZoomModal(self.bot, press, image, interaction, size))
 
     async def on_make_square(self, interaction: Interaction, press: Press) -> None:
         image, number = chosen_image(interaction, press)
-        attachments = interaction.message.attachments if interaction.message else []
-        shown = next((a for a in attachments if a.url == image.url), None)
-        if shown is not None and shown.width is not None and shown.width == shown.height:
+        size = shown_size(interaction, image)
+        if size is not None and size[0] == size[1]:
             raise BadInput(_("That image is already square."))  # known from the message: refused before any work
         await start(self.bot, interaction, press, MakeSquare(number), image)
 

@@ -9,8 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.rules.options import OPTION_NAMES
-from services.rules.server_settings import shown_value, validated_defaults
-from services.text import _
+from services.rules.server_settings import shown_value, unusable_defaults, validated_defaults
+from services.text import _, joined
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
 
@@ -35,7 +35,8 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
             return
         names = [name for name in ("model", *OPTION_NAMES) if name in prefs]
         lines = [f"**{name}**: `{shown_value(self.catalogue, name, prefs[name])}`" for name in names]
-        await reply_ephemeral(interaction, _("Your defaults:\n{lines}", lines="\n".join(lines)))
+        mine = _("Your defaults:\n{lines}", lines="\n".join(lines))
+        await reply_ephemeral(interaction, joined([mine, *unusable_defaults(self.catalogue, prefs)]))
 
     @app_commands.command(name="set", description="Save your own defaults for /imagine", extras=SAVES)
     # The same words as /imagine-settings set, so each option is described (not "…") and already translated.

@@ -28,6 +28,7 @@ from services.rules.server_settings import (
     limits_after,
     model_list,
     shown_value,
+    unusable_defaults,
     validated_defaults,
 )
 from services.rules.variation_models import can_vary
@@ -92,6 +93,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
                     used=used.rsplit("/", maxsplit=1)[-1],
                 )
             )
+        shown += unusable_defaults(self.catalogue, guild.defaults if guild else {})
         shown.append(_("**Allowed models**: {models}", models=model_list(allowed_models(context))))
         shown.append(_("**✏️ Edits use**: {model}", model=_model_or_reason(EDITORS, context)))
         shown.append(_("**🪄 Variations use**: {model}", model=_model_or_reason(VARIERS, context)))

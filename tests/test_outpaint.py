@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
+from fakes.discord_interactions import find_component
+from services.errors import BadInput
+from services.imaging.outpaint import Placement, zoom
 from services.jobs.input_refs import referenced
 from services.jobs.kinds.outpaint import FILL_INSTRUCTION, ZoomOut
 from services.jobs.kinds.region import Region
@@ -146,10 +151,51 @@ async def test_custom_zoom_refuses_a_factor_outside_1_to_2_privately_at_no_cost(
             submitted = await world.discord.submit_modal(click, {"factor": factor}, user_id=alice.id)
             reply = await private_reply(world, submitted)
             await bot.interaction_handled(submitted.id)
-            assert reply.ephemeral and "from 1.0 to 2.0" in reply.text, factor
+            assert reply.ephemeral and "more than 1.0 and at most 2.0" in reply.text, factor
         jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
     assert len(world.comet.creates()) == 1
     assert jobs == [parent]
+
+
+async def test_a_custom_zoom_that_adds_no_border_is_refused_privately_at_no_cost(world):
+    """A factor of 1.0 (or one so close to it that the canvas, in whole pixels, is the image's own size) would pay
+    the model to give back the original: refused like Make Square of a square image; 1.1 still zooms."""
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        original = show_instead(world, result, patterned_png((80, 40)))
+        refusals = {}
+        for factor in ("1.0", "1", "1.005"):  # 1.005: 80.4 x 40.2, no whole pixel added
+            click = await open_custom_zoom(world, result, parent, alice)
+            label = find_component(click.modal["components"], "factor")
+            assert "more than 1.0" in str(label) and "(1.0 to 2.0)" not in str(label)  # the form's stated range
+            submitted = await world.discord.submit_modal(click, {"factor": factor}, user_id=alice.id)
+            refusals[factor] = await private_reply(world, submitted)
+            await bot.interaction_handled(submitted.id)
+        jobs = await bot.store.recent_jobs(user_id=alice.id, limit=10)
+        creates = len(world.comet.creates())
+        click = await open_custom_zoom(world, result, parent, alice)
+        message, job = await delivered(
+            world, bot, await world.discord.submit_modal(click, {"factor": "1.1"}, user_id=alice.id)
+        )
+    for factor, reply in refusals.items():
+        assert reply.ephemeral, factor
+    assert "more than 1.0 and at most 2.0" in refusals["1.0"].text and "more than 1.0" in refusals["1"].text
+    assert "too small to add anything" in refusals["1.005"].text, refusals["1.005"].text
+    assert creates == 1 and jobs == [parent]  # nothing stored, nothing sent
+    assert job.kind == "zoom" and len(world.comet.creates()) == 2
+    assert decoded(message.attachments[0].data).size == (88, 44)
+    assert_original_kept(message, original, (4, 2))
+
+
+def test_a_zoom_refuses_a_canvas_with_no_border_in_whole_pixels():
+    for factor in (1.0, 0.9999):
+        with pytest.raises(BadInput, match=r"more than 1\.0"):
+            zoom((100, 60), factor)
+    with pytest.raises(BadInput, match="too small to add anything"):
+        zoom((100, 60), 1.004)  # 100.4 x 60.24
+    assert zoom((1000, 60), 1.004) == Placement((1004, 60), 2, 0, (1000, 60))  # a border on two sides is one
+    assert zoom((100, 60), 1.01) == Placement((101, 61), 0, 0, (100, 60))
 
 
 async def test_refusals_cost_nothing(world):

@@ -47,13 +47,13 @@ def opened(data: bytes) -> Image.Image:
 
 @pytest.mark.parametrize(
     ("factor", "canvas_size", "corner"),
-    [(2.0, (200, 120), (50, 30)), (1.5, (150, 90), (25, 15)), (1.0, (100, 60), (0, 0)), (1.25, (125, 75), (12, 7))],
+    [(2.0, (200, 120), (50, 30)), (1.5, (150, 90), (25, 15)), (1.02, (102, 61), (1, 0)), (1.25, (125, 75), (12, 7))],
 )
 def test_zoom_centres_the_original_on_a_canvas_factor_times_its_size(factor, canvas_size, corner):
     assert zoom((100, 60), factor) == Placement(canvas_size, corner[0], corner[1], (100, 60))
 
 
-@pytest.mark.parametrize("factor", [0.99, 2.01, float("nan"), float("inf")])
+@pytest.mark.parametrize("factor", [0.99, 1.0, 2.01, float("nan"), float("inf")])
 def test_zoom_outside_1_to_2_is_refused(factor):
     with pytest.raises(BadInput):
         zoom((100, 60), factor)

@@ -124,6 +124,47 @@ async def test_an_upscale_stays_within_the_models_largest_size_and_says_so(world
     assert note in card(shown).notes
 
 
+async def test_an_upscale_that_would_not_be_larger_or_would_be_stretched_is_refused_privately_at_no_cost(world):
+    """An upscale of an upscale at the model's largest size would be drawn at that size again (and a larger photo
+    smaller); an image too long and thin for the model's sides would come out stretched: both refused, nothing
+    stored or sent."""
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        largest, largest_job = await posted_result(world, bot, guild, channel, alice, (2048, 2048))
+        photo, photo_job = await posted_result(world, bot, guild, channel, alice, (3000, 2000))
+        thin, thin_job = await posted_result(world, bot, guild, channel, alice, (3000, 64))
+        strip, strip_job = await posted_result(world, bot, guild, channel, alice, (1000, 60))
+        jobs = await job_count(bot, guild)
+        replies = {}
+        for name, message, job in (
+            ("largest", largest, largest_job),
+            ("photo", photo, photo_job),
+            ("thin", thin, thin_job),
+            ("strip", strip, strip_job),
+        ):
+            handle = await world.discord.click_button(message, f"flux:upscale:{job.id}:1:subtle", alice)
+            replies[name] = await private_reply(world, handle)
+            await bot.interaction_handled(handle.id)
+        assert await job_count(bot, guild) == jobs
+    assert world.comet.creates() == []
+    assert all(reply.ephemeral for reply in replies.values())
+    assert "That image (2048×2048) is already as large as flux-2-pro makes" in replies["largest"].text
+    assert "That image (3000×2000) is already as large as flux-2-pro makes" in replies["photo"].text
+    for name in ("thin", "strip"):  # 3000x64 was sent as 2048x256, 1000x60 as 2000x256
+        assert "too long and thin to upscale" in replies[name].text, replies[name].text
+
+
+async def test_a_small_upscale_is_brought_up_to_the_models_smallest_side_keeping_its_shape(world):
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        message, parent = await posted_result(world, bot, guild, channel, alice, (100, 50))
+        shown, _ = await click(world, bot, message, f"flux:upscale:{parent.id}:1:subtle", alice)
+    body = world.comet.creates()[-1].json["input"]
+    assert (body["width"], body["height"]) == (512, 256)  # not 256x256: the shape kept
+    note = "Twice the size would be 200×100; flux-2-pro draws at least 256 a side, so it is 512×256."
+    assert note in card(shown).notes
+
+
 async def test_remix_keeps_the_settings_and_sends_the_changed_prompt(world):
     guild, channel, _, alice, bob = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:

@@ -27,7 +27,7 @@ Size = tuple[int, int]
 Direction = Literal["left", "right", "up", "down"]
 DIRECTIONS: tuple[Direction, ...] = ("left", "right", "up", "down")
 FILL = (128, 128, 128)  # the new area, as the instruction describes it ("the flat grey border")
-MIN_ZOOM, MAX_ZOOM = 1.0, 2.0
+MIN_ZOOM, MAX_ZOOM = 1.0, 2.0  # a zoom is more than MIN_ZOOM (1.0 adds nothing) and at most MAX_ZOOM
 # The canvas sent to the model: its larger side and its pixels at most these (FLUX.2 takes up to 2048 a side
 # and prices each input megapixel; Kontext works at about 1 MP whatever it gets).
 SENT_MAX_SIDE = 2048
@@ -58,12 +58,18 @@ class Placement:
         return cls((cw, ch), x, y, (w, h))
 
 
+ZOOM_RANGE = _("The zoom must be a number more than 1.0 and at most 2.0, like 1.5.")
+
+
 def zoom(size: Size, factor: float) -> Placement:
-    """The original centred on a canvas `factor` times its size (1.0-2.0)."""
-    if not MIN_ZOOM <= factor <= MAX_ZOOM or math.isnan(factor):
-        raise BadInput(_("The zoom must be a number from 1.0 to 2.0, like 1.5."))
+    """The original centred on a canvas `factor` times its size (more than 1.0, at most 2.0); BadInput where the
+    canvas, in whole pixels, would add no border (the model would be paid to give back the original)."""
+    if not MIN_ZOOM < factor <= MAX_ZOOM:  # NaN fails this too
+        raise BadInput(ZOOM_RANGE)
     w, h = size
     cw, ch = max(w, round(w * factor)), max(h, round(h * factor))
+    if (cw, ch) == (w, h):
+        raise BadInput(_("That zoom is too small to add anything around this image; try a larger one, like 1.5."))
     return _placed((cw, ch), (cw - w) // 2, (ch - h) // 2, size)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.errors import BadInput
-from services.rules.catalogue import MATCH_INPUT, MAX_SEED, Catalogue, ModelSpec, OneOf, Request
+from services.rules.catalogue import MATCH_INPUT, MAX_SEED, Catalogue, IntRange, ModelSpec, OneOf, Request
 from services.store.models import GuildSettings
 from services.text import Text, _, joined, verbatim
 
@@ -143,8 +143,8 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
     if spec is None:
         return value, None
     param = spec.params.get(name)
-    if param is None:
-        return None, None
+    if param is None or partners(spec, name, value):
+        return None, None  # partners: e.g. aspect_ratio custom, saved by an older version, needs a width and height
     if isinstance(param, OneOf) and str(value) not in param.values:
         if name == "output_format" and value == "webp" and "png" in param.values:
             return "png", _("{model} does not write webp, so png was used.", model=spec.name)
@@ -152,6 +152,18 @@ def _fit(spec: ModelSpec | None, name: str, value: object) -> tuple[object | Non
     if name == "num_outputs" and isinstance(value, int) and value > spec.max_outputs:
         return spec.max_outputs, None
     return value, None
+
+
+def partners(spec: ModelSpec, name: str, value: object) -> tuple[str, ...]:
+    """The options `spec` takes only together with `name` = `value` (width and height, for aspect_ratio custom).
+
+    A saved default with partners is never used: neither the defaults, /imagine, /blend nor `--` parameters give them.
+    """
+    return tuple(
+        other
+        for other, param in spec.params.items()
+        if isinstance(param, IntRange) and param.only_with == (name, str(value))
+    )
 
 
 EDIT_MODEL_SETTING = "edit_model"  # in a server's defaults, set with /imagine-settings set

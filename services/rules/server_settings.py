@@ -14,7 +14,7 @@ from services.errors import BadInput
 from services.limits import BUDGET_SETTINGS, Limits
 from services.money import dollars
 from services.rules.catalogue import Catalogue, ModelSpec, check_option
-from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_MODEL_SETTING
+from services.rules.options import EDIT_MODEL_SETTING, OPTION_NAMES, VARIATION_MODEL_SETTING, partners
 from services.rules.variation_models import MECHANISMS, can_vary
 from services.store.models import GuildSettings
 from services.text import Text, _, verbatim
@@ -54,7 +54,11 @@ def empty(guild_id: int) -> GuildSettings:
 def validated_defaults(
     catalogue: Catalogue, current: Mapping[str, object], changes: Mapping[str, object], *, default_model: str
 ) -> dict[str, object]:
-    """`current` updated with `changes`, each value checked against the model it will apply to."""
+    """`current` updated with `changes`, each value checked against the model it will apply to.
+
+    A default that every plain /imagine would be refused for is refused now: a model that needs an input image,
+    and a value that needs options no default can give (aspect_ratio custom, which needs width and height).
+    """
     merged = {**current, **{k: v for k, v in changes.items() if v is not None}}
     if "model" in changes and changes["model"] is not None:
         spec = catalogue.resolve(str(changes["model"]))
@@ -69,9 +73,61 @@ def validated_defaults(
     for name in OPTION_NAMES:
         if name in merged:
             value = check_option(spec, name, merged[name]) if spec else merged[name]
-            if value is not None:
-                checked[name] = value
+            if value is None:
+                continue
+            needed = partners_needed(catalogue, name, value)
+            if needed and changes.get(name) is not None:  # one saved by an older version is skipped when used
+                raise BadInput(
+                    _(
+                        "{option} {value} cannot be a default: it needs {needed} as well, which a default cannot "
+                        "give. Choose another {option}.",
+                        option=name,
+                        value=value,
+                        needed=needed,
+                    )
+                )
+            checked[name] = value
+    if "model" in changes and changes["model"] is not None and spec is not None and spec.images == "required":
+        # after the options, so a value the model refuses (Kontext and webp) is named as it always was
+        drawers = ", ".join(other.name for other in catalogue.values() if other.images != "required")
+        raise BadInput(
+            _(
+                "{model} edits an image and cannot make one from a prompt alone, so it cannot be a default "
+                "model. Choose one of: {models}.",
+                model=spec.name,
+                models=drawers,
+            )
+        )
     return checked
+
+
+def partners_needed(catalogue: Catalogue, name: str, value: object) -> str:
+    """The options some model takes only together with `name` = `value` ("width, height" for aspect_ratio
+    custom), which no default gives: such a default is never used. Empty for any other value."""
+    for spec in catalogue.values():
+        if needed := partners(spec, name, value):
+            return ", ".join(needed)
+    return ""
+
+
+def unusable_defaults(catalogue: Catalogue, defaults: Mapping[str, object]) -> list[Text]:
+    """A warning for each saved default that /imagine skips, since it needs options no default gives (saved by
+    an older version, which allowed them), for /imagine-settings show and /imagine-prefs show."""
+    warnings: list[Text] = []
+    for name in OPTION_NAMES:
+        value = defaults.get(name)
+        needed = partners_needed(catalogue, name, value) if value is not None else ""
+        if needed:
+            warnings.append(
+                _(
+                    "⚠️ The default {option} {value} needs {needed} as well, which a default cannot give, so "
+                    "/imagine leaves it out.",
+                    option=name,
+                    value=value,
+                    needed=needed,
+                )
+            )
+    return warnings
 
 
 def _editing_model(catalogue: Catalogue, name: str) -> str:

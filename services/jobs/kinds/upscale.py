@@ -69,13 +69,17 @@ UPSCALERS = ModelNeed(
 )
 
 
-def doubled(size: Size, low: int, high: int, step: int) -> Size:
-    """Twice `size`, scaled down (keeping its shape) to fit `high` a side, in the model's steps."""
-    width, height = size[0] * 2, size[1] * 2
-    scale = min(1.0, high / max(width, height))
+def doubled(size: Size, low: int, high: int, step: int) -> Size | None:
+    """Twice `size`, scaled (keeping its shape) to fit from `low` to `high` a side, in the model's steps: down where
+    it is over `high`, up where it is under `low`; None where no size keeps its shape (too long and thin)."""
+    width, height = size
+    if max(width, height) * low > high * min(width, height):  # in whole numbers: no float decides the edge
+        return None
+    scale = max(min(2.0, high / max(width, height)), low / min(width, height))
+    least = -(-low // step) * step  # `low` in the model's steps
 
-    def fit(side: int) -> int:
-        return max(low, min(high, int(side * scale) // step * step))
+    def fit(side: int) -> int:  # floored to a step; brought back to `least` where the floor (or a float) went under
+        return max(least, min(high, int(side * scale) // step * step))
 
     return fit(width), fit(height)
 
@@ -112,16 +116,40 @@ class Upscale(Kind):
             raise BadInput(_("{model} cannot upscale an image.", model=model.rsplit("/", 1)[-1]))
         if self.source is None:
             raise BadInput(_("I can't tell the size of that image, so I can't upscale it."))
-        width, height = doubled(self.source, *limits)
+        # Refused before anything is stored or paid: a size that would not be larger, or not the image's shape.
+        source = f"{self.source[0]}×{self.source[1]}"
+        fitted = doubled(self.source, *limits)
+        if fitted is None:
+            raise BadInput(
+                _(
+                    "That image ({size}) is too long and thin to upscale: {model} draws from {least} to {most} pixels "
+                    "a side, so it would come out stretched.",
+                    size=source, model=spec.name, least=limits[0], most=limits[1],
+                )
+            )  # fmt: skip
+        width, height = fitted
+        if width <= self.source[0] or height <= self.source[1]:
+            raise BadInput(
+                _(
+                    "That image ({size}) is already as large as {model} makes: it draws at most {most} a side.",
+                    size=source, model=spec.name, most=limits[1],
+                )
+            )  # fmt: skip
         shaped = {**given, "aspect_ratio": CUSTOM, "width": width, "height": height}
         resolved = resolve(prompt, shaped, references, context)
         twice = (self.source[0] * 2, self.source[1] * 2)
         if (width, height) == twice:
             return resolved
-        note = _(
-            "Twice the size would be {twice}; {model} draws at most {most} a side, so it is {size}.",
-            twice=f"{twice[0]}×{twice[1]}", model=spec.name, most=limits[1], size=f"{width}×{height}",
-        )  # fmt: skip
+        if width > twice[0] or height > twice[1]:  # brought up to the model's smallest side
+            note = _(
+                "Twice the size would be {twice}; {model} draws at least {least} a side, so it is {size}.",
+                twice=f"{twice[0]}×{twice[1]}", model=spec.name, least=limits[0], size=f"{width}×{height}",
+            )  # fmt: skip
+        else:
+            note = _(
+                "Twice the size would be {twice}; {model} draws at most {most} a side, so it is {size}.",
+                twice=f"{twice[0]}×{twice[1]}", model=spec.name, most=limits[1], size=f"{width}×{height}",
+            )  # fmt: skip
         return replace(resolved, notes=(*resolved.notes, note))
 
     def extra(self) -> dict[str, Any]:
