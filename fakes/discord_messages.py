@@ -260,13 +260,15 @@ class MessageStore:
             # only SUPPRESS_EMBEDS can be changed by an edit, and V2 set; ephemeral stays what it was
             flags = (flags & ~FLAG_SUPPRESS_EMBEDS) | (asked & (FLAG_SUPPRESS_EMBEDS | FLAG_COMPONENTS_V2))
         v2 = bool(flags & FLAG_COMPONENTS_V2)
-        if v2 and not msg.flags & FLAG_COMPONENTS_V2 and (content or embeds):
-            # Made a layout message by this edit, it must clear what it showed the old way (content: null, ...).
-            raise invalid_form(
-                "content",
-                "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
-                "The 'content' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
-            )
+        if v2 and not msg.flags & FLAG_COMPONENTS_V2:
+            # Made a layout message by this edit, it must clear what it showed the old way (content: null, ...);
+            # legacy fields the edit itself sends are refused by the layout check below.
+            given = {"content": "content" in body, "embeds": "embeds" in body or "embed" in body}
+            kept = [name for name, old in (("content", msg.content), ("embeds", msg.embeds)) if old and not given[name]]
+            if kept:
+                raise invalid_form(
+                    kept[0], _LEGACY_FIELD, f"The '{kept[0]}' field cannot be used when using IS_COMPONENTS_V2"
+                )
         if v2:  # the legacy fields go: only components show
             content, embeds = "", []
         self._check_layout(route, v2, body, components, attachments, [a for a in attachments if a.id not in old_ids])

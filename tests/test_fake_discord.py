@@ -890,11 +890,18 @@ REFUSED = {
     ),
     "unknown callback type": ("POST", "callback", {"type": 42}, "type", "UNION_TYPE_CHOICES"),
     "content with the V2 flag": ("POST", "channel", v2({"content": "x"}, card()), "content", LEGACY),
-    "embeds with the V2 flag": ("PATCH", "original", v2({"embeds": [{"title": "t"}]}, card()), "embeds", LEGACY),
+    # (an edit that makes the answer, "pong", a card clears its content: see the test after this table)
+    "embeds with the V2 flag": (
+        "PATCH",
+        "original",
+        v2({"content": None, "embeds": [{"title": "t"}]}, card()),
+        "embeds",
+        LEGACY,
+    ),
     "a gallery showing a file the message lacks": (
         "PATCH",
         "original",
-        v2({}, card(gallery("attachment://nowhere.png"))),
+        v2({"content": None}, card(gallery("attachment://nowhere.png"))),
         "components",
         "UNFURLED_MEDIA_ITEM_ATTACHMENT_NOT_FOUND",
     ),
@@ -930,12 +937,27 @@ REFUSED = {
 }
 
 
+async def test_a_plain_message_becomes_a_card_only_by_an_edit_that_clears_its_content(
+    fake: FakeDiscord, world: World, bot: Harness
+) -> None:
+    _, webhook = await answered_ping(fake, world)  # answered with plain content
+    status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", v2({}, card()))
+    assert (status, answer["errors"]["content"]["_errors"][0]["code"]) == (400, LEGACY), answer
+    status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", v2({"content": None}, card()))
+    assert status == 200, answer
+    assert fake.message(int(answer["id"])).components_v2
+    fake.spec_violations.clear()  # the refusal above was asked for
+
+
 async def test_a_v2_card_showing_its_files_passes_and_keeps_its_flag(
     fake: FakeDiscord, world: World, bot: Harness
 ) -> None:
     _, webhook = await answered_ping(fake, world)
     rows = [{"type": 1, "components": buttons(5)}] * 5
-    body = v2({"attachments": [{"id": 0, "filename": "out.png"}]}, card(gallery("attachment://out.png"), *rows))
+    body = v2(
+        {"content": None, "attachments": [{"id": 0, "filename": "out.png"}]},
+        card(gallery("attachment://out.png"), *rows),
+    )
     status, answer = await send_raw(fake, "PATCH", webhook + "/messages/@original", body, files={"out.png": IMAGE})
     assert status == 200, answer
     message = fake.message(int(answer["id"]))
