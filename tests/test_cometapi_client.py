@@ -123,6 +123,18 @@ async def test_sync_wait_sends_prefer_and_gets_a_finished_prediction(
     assert created.status == "succeeded" and created.output
 
 
+async def test_a_sync_create_held_longer_than_the_read_timeout_is_waited_for(
+    fake: FakeCometAPI, session: aiohttp.ClientSession
+) -> None:
+    """Sync mode holds the create until the prediction ends (here 0.6 s): more than the read timeout (0.2 s), within
+    the wait asked for (2 s). Timing out would leave a paid prediction that nobody hears of."""
+    fake.queue_outcome(Outcome(duration=0.6))
+    client = make_client(session, fake.base_url, read_timeout=0.2, sync_wait=2)
+    created = await client.create(SCHNELL, INPUT)
+    assert created.status == "succeeded" and created.output
+    assert len(fake.creates()) == 1
+
+
 async def test_cancel_stops_a_running_prediction(fake: FakeCometAPI, client: CometClient) -> None:
     fake.queue_outcome(Outcome(status="never"))
     created = await client.create(SCHNELL, INPUT)
@@ -371,6 +383,43 @@ async def test_a_rate_limited_create_gives_up_with_rate_limited(
         await client.create(SCHNELL, INPUT)
     assert len(fake.creates()) == 3
     assert fake.predictions == {}
+
+
+async def test_a_create_s_guard_is_asked_before_it_is_sent_again_and_stops_it(
+    fake: FakeCometAPI, client: CometClient
+) -> None:
+    """The guard (a job runner's Cancel, deadline and lease) is asked before a refused create is sent again, and
+    while it waits to be: raising, it stops the create, with the refusal as its cause (nothing was made)."""
+    fake.inject("create", status=429, headers={"Retry-After": "5"})
+    asked: list[float] = []
+    stop = asyncio.Event()
+
+    async def guard() -> None:
+        asked.append(time.monotonic())
+        if stop.is_set():
+            raise LookupError("stopped by its job")
+
+    creating = asyncio.create_task(client.create(SCHNELL, INPUT, guard=guard))
+    await until(lambda: asked, what="the guard asked during the Retry-After")
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(LookupError) as stopped:
+        await creating
+    assert time.monotonic() - started < 2  # asked now and then: not held up by the 5 s wait
+    assert isinstance(stopped.value.__cause__, RateLimited)
+    assert len(fake.creates()) == 1 and fake.predictions == {}
+
+
+async def test_a_create_whose_guard_lets_it_go_is_sent_again(fake: FakeCometAPI, client: CometClient) -> None:
+    fake.inject("create", status=429)
+    asked: list[bool] = []
+
+    async def guard() -> None:
+        asked.append(True)
+
+    created = await client.create(SCHNELL, INPUT, guard=guard)
+    assert asked  # before the retry
+    assert len(fake.creates()) == 2 and list(fake.predictions) == [created.id]
 
 
 async def test_a_create_is_retried_while_nothing_listens_and_creates_once(session: aiohttp.ClientSession) -> None:

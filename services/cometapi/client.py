@@ -9,6 +9,11 @@ connections, 429 and 500/502/503/504/524. A create is retried only when the conn
 the request was sent, or on 429; anything that may have reached the server is never repeated, because a
 second create is a second charge. A chat completion is paid for like a create, so it follows the same rule;
 a moderation is retried like a GET.
+
+A create may be given a `guard`, awaited before each attempt after the first (and now and then while waiting for
+it): the job runner's lease fence and its Cancel and deadline. A guard that raises stops the create instead of
+sending it again; its error is raised with the refusal that made the retry necessary as its cause (a 429, or a
+connection never made): nothing was created.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 524})
 USER_AGENT = "flux-discord-bot/0.1 (+https://github.com/; aiohttp)"
 Sleep = Callable[[float], Awaitable[None]]
+# Awaited before a request is sent again (and, for a create, now and then while waiting to): raises to stop instead.
+Guard = Callable[[], Awaitable[None]]
+GUARD_EVERY = 0.5  # seconds between two looks of a guard while a retry waits (a Retry-After may be minutes)
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,13 @@ class CometClient:
         self._timeout = aiohttp.ClientTimeout(
             total=connect_timeout + read_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        # A create in sync mode is held up to `sync_wait` seconds before its answer: its read waits that much longer
+        # (timing out first would leave a paid prediction that the job never hears of).
+        self._create_timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + read_timeout + sync_wait,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout + sync_wait,
+        )
         self._retry = retry or RetryPolicy()
         self._sync_wait = sync_wait
         self._sleep = sleep
@@ -89,12 +104,14 @@ class CometClient:
         # server_error, rejected, auth, billing, other.
         self.errors: Counter[str] = Counter()
 
-    async def create(self, model: str, model_input: Mapping[str, object]) -> Prediction:
+    async def create(self, model: str, model_input: Mapping[str, object], *, guard: Guard | None = None) -> Prediction:
+        """Create a prediction. `guard` is awaited before each retry (see the module's doc): raising, it stops the
+        create, which certainly made nothing then."""
         owner, _, name = model.partition("/")
         headers = {"Prefer": f"wait={self._sync_wait}"} if self._sync_wait else {}
         data = await self._send(
             "POST", f"/models/{owner}/{name}/predictions", "create", body={"input": dict(model_input)},
-            headers=headers, repeatable=False,
+            headers=headers, repeatable=False, guard=guard, limits=self._create_timeout,
         )  # fmt: skip
         try:
             return Prediction.from_api(data)
@@ -140,6 +157,8 @@ class CometClient:
         repeatable: bool = True,
         deadline: float | None = None,
         root: str = "/replicate/v1",
+        guard: Guard | None = None,
+        limits: aiohttp.ClientTimeout | None = None,
     ) -> object:
         url = self._root + root + path
         request_headers = {
@@ -155,7 +174,12 @@ class CometClient:
             started = time.monotonic()
             try:
                 async with self._session.request(
-                    method, url, json=body, headers=request_headers, timeout=self._timeout, allow_redirects=False
+                    method,
+                    url,
+                    json=body,
+                    headers=request_headers,
+                    timeout=limits or self._timeout,
+                    allow_redirects=False,
                 ) as response:
                     status, raw = response.status, await response.read()
                     retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -208,8 +232,36 @@ class CometClient:
             if deadline is not None and time.monotonic() + wait > deadline:
                 raise failure
             log.info("%s %s: %s; retrying in %.1f s", method, path, failure, wait)
-            await self._sleep(wait)
+            await self._pause(wait, guard, failure)
         raise AssertionError("unreachable: the loop always returns or raises")
+
+    async def _pause(self, seconds: float, guard: Guard | None, failure: ApiError) -> None:
+        """The wait before another attempt (after `failure`, which says nothing is in the air). With a guard, it is
+        asked now and then meanwhile, and once more at the end: its error, raised with `failure` as the cause, stops
+        the request (a Cancel is not held up by a Retry-After of a minute)."""
+        if guard is None:
+            await self._sleep(seconds)
+            return
+        waiting = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            while True:
+                await _asked(guard, failure)
+                done, _ = await asyncio.wait({waiting}, timeout=GUARD_EVERY)
+                if done:
+                    break
+            waiting.result()  # a sleep that raises to stop (the CLI's, on Ctrl-C) stops here too
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+                await asyncio.wait({waiting})
+        await _asked(guard, failure)
+
+
+async def _asked(guard: Guard, failure: ApiError) -> None:
+    try:
+        await guard()
+    except Exception as stop:
+        raise stop from failure
 
 
 def _error_kind(failure: ApiError) -> str:

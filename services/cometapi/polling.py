@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from services.cometapi.client import CometClient
+from services.cometapi.client import CometClient, Guard
 from services.cometapi.predictions import ABORTED, CANCELED, FAILED, SUCCEEDED, Prediction, Progress, parse_progress
 from services.errors import (
     ApiError,
@@ -110,8 +110,8 @@ class Update:
 
 
 OnUpdate = Callable[[Update], Awaitable[None]]
-# Awaited before each request about the prediction; raises to stop the wait (a job runner's lease fence).
-Guard = Callable[[], Awaitable[None]]
+# `Guard` (client.py): awaited before each request about the prediction; raises to stop the wait (a job runner's
+# lease fence).
 Clock = Callable[[], float]
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services.cometapi.client import CometClient, RetryPolicy, Sleep
+from services.cometapi.client import CometClient, Guard, RetryPolicy, Sleep
 from services.cometapi.connection import Connection
 from services.cometapi.files import Downloader, ImageFile
-from services.cometapi.polling import DurationStats, Guard, OnUpdate, PollTuning, wait_for
+from services.cometapi.polling import DurationStats, OnUpdate, PollTuning, wait_for
 from services.cometapi.predictions import Prediction
 from services.cometapi.spool import ImageSpool
 
@@ -81,8 +81,10 @@ class PredictionService:
             stats = DurationStats(dict(typical_seconds or {}), tuning)
             yield cls(client, downloader, deadline_seconds=api.prediction_deadline, stats=stats)
 
-    async def create(self, model: str, model_input: dict[str, object]) -> Prediction:
-        return await self.client.create(model, model_input)
+    async def create(self, model: str, model_input: dict[str, object], *, guard: Guard | None = None) -> Prediction:
+        """Create a prediction; `guard` is awaited before each retry of the create (a 429, a connection never made)
+        and stops it by raising: then nothing was created (client.py)."""
+        return await self.client.create(model, model_input, guard=guard)
 
     async def wait(
         self,

@@ -18,6 +18,11 @@ poll, download and display of a job first checks `self.fence` (it holds the job'
 lease ago), and each store write of a job names this process as the lease's owner, so a process paused past
 its lease never acts on a job another process adopted meanwhile.
 
+A job's end, a create in the air and the record of a delivered job's success run to their end whatever cancels the
+job's task meanwhile (a Cancel pressed twice; a shutdown, within its grace). Once its images are shown a job is
+never shown as failed: a result Discord refuses for a while (5xx, 429) is posted again later, the job waiting in
+"delivering", and a success the store does not take is left "delivering", to be resumed.
+
 How a job is shown (Discord messages) is the `JobDisplay` given by the caller; this module knows nothing
 of Discord.
 """
@@ -30,9 +35,9 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from services.cometapi.files import ImageFile
 from services.cometapi.polling import Update
@@ -54,6 +59,7 @@ from services.text import Text, _
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Stage = Literal["queued", "starting", "generating", "downloading", "uploading"]
 QUEUE_REPORT_SECONDS = 1.5  # how often a queued job looks at its place in line (an edit only when it is due)
 QUEUE_MOVE_SECONDS = 5.0  # a new place in line is shown at most this often
@@ -71,6 +77,17 @@ INTERRUPTED = _(
 REPLY_MARGIN = 60.0
 # A job in one of these may be cancelled by a process not running it; once delivering, its prediction succeeded.
 BEFORE_DELIVERY = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
+# A result Discord refuses for now (5xx, 429) after the display's own retries is posted again later: first after
+# this many seconds, then twice as long each time up to DELIVERY_RETRY_MAX, while the outputs last (OUTPUTS_SECONDS
+# after the prediction ended: a restart meanwhile fetches them again) and, for a job reached only through its
+# interaction, while its token does.
+DELIVERY_RETRY_SECONDS = 15.0
+DELIVERY_RETRY_MAX = 300.0
+OUTPUTS_SECONDS = 3600.0
+# A delivered job's success is written this many times (waiting RECORD_RETRY_SECONDS, then twice as long...) before
+# the job is left "delivering", to be resumed: its images are shown, so a failed write never turns it into a failure.
+RECORD_ATTEMPTS = 4
+RECORD_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,10 @@ class MessageGone(Exception):
 
 class NotDelivered(Exception):
     """Raised by a display that could not post any image and has already told the user why."""
+
+
+class NotRecorded(Exception):
+    """The images are posted but the store did not take the job's success: it is left "delivering", to be resumed."""
 
 
 class JobDisplay(Protocol):
@@ -148,14 +169,21 @@ class JobRunner:
         self._cancel_requested: set[str] = set()
         self._taken_over: set[str] = set()  # jobs whose task `renew` stopped: another process holds their lease
         self._creating: dict[str, asyncio.Future[tuple[Job, Prediction]]] = {}
-        # Jobs stopped (a Cancel, their reply deadline) while their create was in the air, which the API then refused:
-        # nothing was made, so they end counting nothing, though they end on something else than the refusal.
+        # The work that runs to its end whatever cancels its job's task (a job's end, the record of its success);
+        # only `shutdown` cuts it off, after its grace.
+        self._finishing: set[asyncio.Future[Any]] = set()
+        # Jobs stopped (a Cancel, their reply deadline) while their create was in the air, which the API then refused,
+        # or whose create was stopped instead of sent again: nothing was made, so they end counting nothing, though
+        # they end on something else than the refusal.
         self._refused: dict[str, BaseException] = {}
         self.counts: Counter[str] = Counter()
         # Seconds without news after which the progress line is refreshed anyway.
         self.refresh_seconds = REFRESH_SECONDS
         self.queue_move_seconds = QUEUE_MOVE_SECONDS
         self.queue_refresh_seconds = QUEUE_REFRESH_SECONDS
+        self.delivery_retry_seconds = DELIVERY_RETRY_SECONDS
+        self.delivery_retry_max = DELIVERY_RETRY_MAX
+        self.record_retry_seconds = RECORD_RETRY_SECONDS
 
     def start(self, job: Job) -> asyncio.Task[None]:
         """Run a stored job in the background."""
@@ -167,6 +195,7 @@ class JobRunner:
 
     def _stopped(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
+        self._cancel_requested.discard(job_id)
         self._taken_over.discard(job_id)
         self._refused.pop(job_id, None)
         self.fence.forget(job_id)
@@ -260,9 +289,13 @@ class JobRunner:
         task = self._tasks.get(job_id)
         if task is None:
             return False
-        self._cancel_requested.add(job_id)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        if job_id not in self._cancel_requested:
+            self._cancel_requested.add(job_id)
+            task.cancel()
+        # else a second Cancel (pressed twice, or by a moderator too): the first one is being carried out, and
+        # cancelling again would land in it. Both wait for the job's end (`wait`: this caller's cancel never
+        # reaches the job's task, as `gather`'s would).
+        await asyncio.wait({task})
         return True
 
     async def cancel_elsewhere(self, job: Job) -> bool:
@@ -313,7 +346,15 @@ class JobRunner:
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # A job's end under way (a Cancel's: its prediction's cancel, its record) is let finish within the
+            # grace; after it, cut off (the job stays as it stands, resumed at the next start). A create is never
+            # cut off: its job waits for it, then stops.
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            if late:
+                for work in list(self._finishing):
+                    work.cancel()
+                await asyncio.wait(late)
         try:
             # Handed over at once: another live process (or this one's restart) need not wait for them to run out.
             await self.store.release_leases(self.lease.owner)
@@ -339,10 +380,13 @@ class JobRunner:
             # as it stands, to be resumed).
             if job.id not in self._cancel_requested:
                 raise  # (a job `renew` found taken over has said so already)
-            self._cancel_requested.discard(job.id)
             await self._end(job, Canceled(), stop_prediction=True)
         except (Superseded, LeaseLost):
             self._taken(job.id)
+        except NotRecorded:
+            # Its images are shown: never a failure. Left "delivering" on this process's lease, which runs out: it
+            # is resumed (adopted, or at the next start), and its message edited again with the same images.
+            log.exception("Job %s: left delivering, to be resumed", job.id)
         except MessageGone:
             log.info("Job %s: its message was deleted; cancelling", job.id)
             await self._end(job, Canceled(), stop_prediction=True, show=False)
@@ -409,16 +453,29 @@ class JobRunner:
         """Create the prediction for `model_input` (`job.input` as sent) and record its id, even if cancelled.
 
         A create interrupted half-way would be paid for and then lost; so the create and the recording of
-        its id run to the end, and the cancellation is raised after (the job then has a prediction id to
-        cancel, or to resume after a shutdown). The id is recorded even when the lease was lost meanwhile.
+        its id run to the end, however many times the job's task is cancelled meanwhile (a Cancel pressed twice),
+        and the cancellation is raised after (the job then has a prediction id to cancel, or to resume after a
+        shutdown). The id is recorded even when the lease was lost meanwhile.
+
+        A create the API refused (429) or that never left (no connection) is sent again only while nothing says
+        stop (`_may_send_again`): not after a Cancel, past the job's reply deadline, or without the lease (another
+        process may have adopted the job, and failed it as interrupted).
         """
+        stopped: list[BaseException] = []  # what stopped the create before a retry: nothing was made
+
+        async def may_send_again() -> None:
+            try:
+                await self._may_send_again(job)
+            except Exception as exc:
+                stopped.append(exc)
+                raise
 
         async def create_and_record() -> tuple[Job, Prediction]:
             # Not sent without the lease: the job stays "submitting" with nothing sent, which whoever holds
             # it fails as interrupted; never a second create.
             await self.fence.check(job.id)
             self.counts["create"] += 1
-            prediction = await self.service.create(job.model, model_input)
+            prediction = await self.service.create(job.model, model_input, guard=may_send_again)
             running = await self.store.transition(
                 job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, owner=self.lease.owner, prediction_id=prediction.id
             )
@@ -442,15 +499,26 @@ class JobRunner:
         inner = asyncio.ensure_future(create_and_record())
         self._creating[job.id] = inner
         try:
-            return await asyncio.shield(inner)
-        except asyncio.CancelledError:
-            await asyncio.gather(inner, return_exceptions=True)
-            failure = None if inner.cancelled() else inner.exception()
-            if failure is not None and refused(failure):
-                self._refused[job.id] = failure  # what the job's end settles on (it ends on this cancel)
-            raise
+            interrupted = await _outlast_cancels(inner)
         finally:
             del self._creating[job.id]
+        failure = None if inner.cancelled() else inner.exception()
+        if failure is not None and failure in stopped:
+            # Stopped instead of sent again: the last attempt was refused, or never left (the stop's cause).
+            self._refused[job.id] = failure.__cause__ or failure  # what the job's end settles on: nothing made
+        elif interrupted and failure is not None and refused(failure):
+            self._refused[job.id] = failure  # what the job's end settles on (it ends on this cancel)
+        if interrupted:
+            raise asyncio.CancelledError()
+        return inner.result()
+
+    async def _may_send_again(self, job: Job) -> None:
+        """Raise if the job's create, refused or never sent, must not be sent again: Canceled, TooLate, LeaseLost."""
+        if job.id in self._cancel_requested:
+            raise Canceled()
+        if job.reply_by is not None and time.time() >= job.reply_by - REPLY_MARGIN:
+            raise TooLate("not done before the interaction token expires")
+        await self.fence.check(job.id)
 
     async def _wait_existing(self, job: Job) -> tuple[Job, Prediction]:
         assert job.prediction_id is not None
@@ -547,18 +615,90 @@ class JobRunner:
             await self.display.failed(job, withheld_text(checked), canceled=False)
             raise NotDelivered("every image was withheld by the server's image check")
         posted = PostedImages(self.store, job, owner=self.lease.owner)
-        shown = await self.display.deliver(job, Delivery(images, prediction, seconds, posted, checked))
+        shown = await self._post(job, Delivery(images, prediction, seconds, posted, checked))
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
             raise ServiceError("None of the images could be posted.")
-        done = await self.store.transition(
-            job.id,
-            [JobStatus.DELIVERING],
-            JobStatus.SUCCEEDED,
-            owner=self.lease.owner,
-            delivered_at=time.time(),
-            image_count=shown,
-            settled_microusd=settled,
-        )
+        # From here on the images are shown: whatever comes (a store that fails, a Cancel, a shutdown), the job is
+        # never shown as failed or cancelled over them.
+        try:
+            await self._finish(self._succeeded(job, shown, settled))
+        except asyncio.CancelledError:
+            self._cancel_requested.discard(job.id)  # a Cancel now comes too late: the job ends as recorded
+            raise
+
+    async def _post(self, job: Job, delivery: Delivery) -> int:
+        """Show the result. Discord failing for a while (5xx, 429: an outage of minutes) outlasts the display's own
+        retries: the job stays "delivering" and its result is posted again later, spaced out more and more, while
+        its outputs last (the images in hand; a restart fetches them again) and, where only the interaction reaches
+        its user, its token. Each attempt edits the same message and posts only what was not posted yet."""
+        until = (job.completed_at or time.time()) + OUTPUTS_SECONDS
+        if job.reply_by is not None:
+            until = min(until, job.reply_by)
+        retries = 0
+        while True:
+            try:
+                return await self.display.deliver(job, delivery)
+            except Exception as exc:
+                if not _discord_unavailable(exc):
+                    raise
+                wait = min(self.delivery_retry_max, self.delivery_retry_seconds * 2**retries)
+                if time.time() + wait >= until:
+                    raise
+                retries += 1
+                log.warning(
+                    "Job %s: Discord did not take the result (%s: %s); posting it again in %.0f s",
+                    job.id,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+            await asyncio.sleep(wait)
+            await self.fence.check(job.id)
+            job = await self._as_stored(job)
+
+    async def _as_stored(self, job: Job) -> Job:
+        """The job as stored, still delivering on this process's lease (its message may have been recorded since
+        this copy was read: the first line answered the command); this copy when the store cannot say."""
+        try:
+            current = await self.store.get_job(job.id)
+        except Exception as exc:
+            log.warning("Job %s: could not read it again (%s: %s)", job.id, type(exc).__name__, exc)
+            return job
+        if current is None or current.status != JobStatus.DELIVERING or current.lease_owner != self.lease.owner:
+            raise Superseded()
+        return current
+
+    async def _succeeded(self, job: Job, shown: int, settled: int) -> None:
+        """Record the success of a job whose images are shown, trying again a few times; NotRecorded after."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                done = await self.store.transition(
+                    job.id,
+                    [JobStatus.DELIVERING],
+                    JobStatus.SUCCEEDED,
+                    owner=self.lease.owner,
+                    delivered_at=time.time(),
+                    image_count=shown,
+                    settled_microusd=settled,
+                )
+                if done is None and attempt:
+                    # The write that failed may have been made (its answer lost): then it is done.
+                    current = await self.store.get_job(job.id)
+                    if current is not None and current.status == JobStatus.SUCCEEDED:
+                        done = current
+                break
+            except Exception as exc:
+                if attempt + 1 == RECORD_ATTEMPTS:
+                    raise NotRecorded(
+                        f"its images are posted, but its success could not be recorded ({type(exc).__name__}: {exc})"
+                    ) from exc
+                log.warning(
+                    "Job %s: its images are posted; recording its success failed (%s: %s), trying again",
+                    job.id,
+                    type(exc).__name__,
+                    exc,
+                )
+            await asyncio.sleep(self.record_retry_seconds * 2**attempt)
         if done is None:
             raise Superseded()  # another process ended it meanwhile (it took the job over)
         self.counts["delivered"] += 1
@@ -601,6 +741,21 @@ class JobRunner:
         progress = JobProgress(stage, now - job.created_at, position, percent, usual, overdue, due_in)
         await self.display.progress(job, progress)
 
+    async def _finish(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` to its end even if the job's task is cancelled meanwhile, once or more (a second Cancel, a
+        shutdown, a renewal that found the job taken over), then raise the cancellation. Cut off half-way, a job's
+        end would leave it active with no task (its prediction's cancel aborted), and a delivered job's record would
+        turn into a failure shown over its images. Only `shutdown` cuts it off, after its grace."""
+        future = asyncio.ensure_future(work)
+        self._finishing.add(future)
+        future.add_done_callback(self._finishing.discard)
+        if await _outlast_cancels(future):
+            failure = None if future.cancelled() else future.exception()
+            if failure is not None:  # (the cancellation is what the task ends on)
+                log.warning("Work of a stopped job failed: %s: %s", type(failure).__name__, failure)
+            raise asyncio.CancelledError()
+        return future.result()
+
     async def _end(
         self,
         job: Job,
@@ -609,6 +764,13 @@ class JobRunner:
         message: Text | None = None,
         show: bool = True,
         stop_prediction: bool = False,
+    ) -> None:
+        """End the job on `error`: its prediction stopped (`stop_prediction`), its end recorded and shown. Runs to
+        its end whatever cancels the job's task meanwhile (`_finish`)."""
+        await self._finish(self._record_end(job, error, message=message, show=show, stop_prediction=stop_prediction))
+
+    async def _record_end(
+        self, job: Job, error: BaseException, *, message: Text | None, show: bool, stop_prediction: bool
     ) -> None:
         canceled = isinstance(error, Canceled)
         status = JobStatus.CANCELED if canceled else JobStatus.FAILED
@@ -655,6 +817,25 @@ class JobRunner:
             pass
         except Exception:
             log.exception("Job %s: could not show the failure", job.id)
+
+
+async def _outlast_cancels(inner: asyncio.Future[Any]) -> bool:
+    """Wait for `inner` to end, however many times the waiting task is cancelled meanwhile (a cancel never reaches
+    `inner`, as it would through `gather` or a bare `await`); whether it was cancelled."""
+    interrupted = False
+    while not inner.done():
+        try:
+            await asyncio.wait({inner})
+        except asyncio.CancelledError:
+            interrupted = True
+    return interrupted
+
+
+def _discord_unavailable(exc: BaseException) -> bool:
+    """Whether a display's error says Discord fails for now: an HTTP 5xx or 429 that outlasted the display's retries
+    (discord.py's HTTPException carries `status`; this module knows nothing of Discord)."""
+    status = getattr(exc, "status", None)
+    return not isinstance(exc, ServiceError) and isinstance(status, int) and (status == 429 or 500 <= status < 600)
 
 
 def place_moved(position: int, shown: int | None) -> bool:
