@@ -20,7 +20,7 @@ from discord.ext import commands
 from services.errors import BadInput
 from services.imaging.outpaint import MAX_ZOOM, MIN_ZOOM, ZOOM_RANGE, Direction, Size, zoom
 from services.jobs.kinds.base import Kind
-from services.jobs.kinds.outpaint import MakeSquare, Pan, ZoomOut
+from services.jobs.kinds.outpaint import FILL_INSTRUCTION, MakeSquare, Pan, ZoomOut
 from services.jobs.kinds.upscale import subject
 from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ImageRef
@@ -138,7 +138,7 @@ class ZoomModal(discord.ui.Modal):
             label=tr(interaction, NEW_PROMPT_LABEL),
             style=discord.TextStyle.paragraph,
             required=False,
-            max_length=MAX_PROMPT_CHARS,
+            max_length=MAX_PROMPT_CHARS - len(FILL_INSTRUCTION),  # the model's instruction goes around it
             custom_id="prompt",
         )
         self.add_item(self.factor)

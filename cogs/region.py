@@ -23,6 +23,9 @@ from ui.i18n import tr
 from ui.launch import image_ref
 from ui.views import Press
 
+# What the box takes: the prompt's limit, less the model's instruction around it at its longest (every cell named).
+INSTRUCTION_CHARS = MAX_PROMPT_CHARS - len(Region(cells=tuple(CELLS)).prompt(""))
+
 if TYPE_CHECKING:
     from ui.flux_bot import FluxBot
 
@@ -71,7 +74,7 @@ class RegionModal(discord.ui.Modal):
         self.instruction: discord.ui.TextInput[RegionModal] = discord.ui.TextInput(
             style=discord.TextStyle.paragraph,
             placeholder=tr(interaction, REGION_EXAMPLE),
-            max_length=MAX_PROMPT_CHARS,
+            max_length=INSTRUCTION_CHARS,
             custom_id="instruction",
         )
         self.add_item(discord.ui.Label(text=tr(interaction, WHICH_PARTS), component=self.cells))

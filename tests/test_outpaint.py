@@ -129,6 +129,39 @@ async def open_custom_zoom(world, result, parent, user):
     return click
 
 
+def text_input(modal, custom_id: str) -> dict:
+    """The modal's text input of that custom id, wherever it sits (a row or a label)."""
+    found = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("custom_id") == custom_id:
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(modal)
+    [field] = found
+    return field
+
+
+async def test_custom_zoom_takes_the_longest_prompt_its_form_allows(world):
+    """The form's limit leaves room for the instruction the model is given around the prompt: a prompt as long as
+    the form takes is not refused as too long."""
+    guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
+    async with world.bot() as bot:
+        result, parent = await result_of(world, bot, guild, channel, alice)
+        show_instead(world, result, patterned_png((80, 40)))
+        click = await open_custom_zoom(world, result, parent, alice)
+        longest = "a" * text_input(click.modal, "prompt")["max_length"]
+        submitted = await world.discord.submit_modal(click, {"factor": "1.25", "prompt": longest}, user_id=alice.id)
+        _, job = await delivered(world, bot, submitted)
+    assert job.input["prompt"].endswith(longest) and len(job.input["prompt"]) <= MAX_PROMPT_CHARS
+
+
 async def test_custom_zoom_takes_a_factor_and_a_new_prompt(world):
     guild, channel, _, alice, _ = setup_guild(world, "alice", "bob", admin=True)
     async with world.bot() as bot:
