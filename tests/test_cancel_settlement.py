@@ -90,6 +90,15 @@ async def a_job(store: Store, *, owner: str, **fields: Any) -> Job:
     return await stored(store, job)
 
 
+async def running_in_a(store: Store, job: Job, prediction_id: str) -> Job:
+    """The job as process A leaves it once its create came back: running, with the prediction's id."""
+    running = await store.transition(
+        job.id, [JobStatus.QUEUED], JobStatus.RUNNING, owner="A", submitted_at=time.time(), prediction_id=prediction_id
+    )
+    assert running is not None and running.status == JobStatus.RUNNING
+    return running
+
+
 async def its_prediction(runner: JobRunner, fake: FakeCometAPI, job: Job, outcome: Outcome) -> str:
     """The prediction the job's own process created at the (fake) API, ending as `outcome`; its id."""
     fake.queue_outcome(outcome)
@@ -112,15 +121,7 @@ async def test_a_cancel_from_elsewhere_leaves_a_job_its_process_moved_to_deliver
     async with runner_of(store, fake, "B") as (elsewhere, shown):
         job = await a_job(store, owner="A")
         prediction_id = await its_prediction(elsewhere, fake, job, Outcome(queue_time=0.0, duration=0.0))
-        running = await store.transition(
-            job.id,
-            [JobStatus.QUEUED],
-            JobStatus.RUNNING,
-            owner="A",
-            submitted_at=time.time(),
-            prediction_id=prediction_id,
-        )
-        assert running is not None and running.status == JobStatus.RUNNING
+        running = await running_in_a(store, job, prediction_id)
         gate = asyncio.Event()
         fake.inject("cancel", status=None, gate=gate)  # the cancel stays in the air until the gate opens
         canceling = asyncio.create_task(elsewhere.cancel_elsewhere(running))
@@ -155,15 +156,7 @@ async def test_a_cancel_from_elsewhere_settles_the_job_as_stored_not_as_it_was_r
         job = await a_job(store, owner="A")
         read = job  # what the Cancel button's handler read
         prediction_id = await its_prediction(elsewhere, fake, job, Outcome(status="never"))
-        running = await store.transition(
-            job.id,
-            [JobStatus.QUEUED],
-            JobStatus.RUNNING,
-            owner="A",
-            submitted_at=time.time(),
-            prediction_id=prediction_id,
-        )
-        assert running is not None
+        await running_in_a(store, job, prediction_id)
         assert await elsewhere.cancel_elsewhere(read) is True
     after = await stored(store, job)
     assert cancels(fake) == [prediction_id]
@@ -176,10 +169,7 @@ async def test_a_cancel_from_elsewhere_of_a_running_job_stops_it_and_counts_its_
     async with runner_of(store, fake, "B") as (elsewhere, shown):
         job = await a_job(store, owner="A")
         prediction_id = await its_prediction(elsewhere, fake, job, Outcome(status="never"))
-        running = await store.transition(
-            job.id, [JobStatus.QUEUED], JobStatus.RUNNING, owner="A", prediction_id=prediction_id
-        )
-        assert running is not None
+        running = await running_in_a(store, job, prediction_id)
         assert await elsewhere.cancel_elsewhere(running) is True
     after = await stored(store, job)
     assert cancels(fake) == [prediction_id]
