@@ -129,9 +129,9 @@ async def open_custom_zoom(world, result, parent, user):
     return click
 
 
-def text_input(modal, custom_id: str) -> dict:
+def text_input(modal, custom_id: str) -> dict[str, object]:
     """The modal's text input of that custom id, wherever it sits (a row or a label)."""
-    found = []
+    found: list[dict[str, object]] = []
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
@@ -156,7 +156,7 @@ async def test_custom_zoom_takes_the_longest_prompt_its_form_allows(world):
         result, parent = await result_of(world, bot, guild, channel, alice)
         show_instead(world, result, patterned_png((80, 40)))
         click = await open_custom_zoom(world, result, parent, alice)
-        longest = "a" * text_input(click.modal, "prompt")["max_length"]
+        longest = "a" * int(str(text_input(click.modal, "prompt")["max_length"]))
         submitted = await world.discord.submit_modal(click, {"factor": "1.25", "prompt": longest}, user_id=alice.id)
         _, job = await delivered(world, bot, submitted)
     assert job.input["prompt"].endswith(longest) and len(job.input["prompt"]) <= MAX_PROMPT_CHARS
