@@ -423,6 +423,7 @@ async def pause_and_wake(world, tmp_path: Path, guild, channel, place: Place, wh
                 sent.extend(paused.sent)
                 await until(paused.at_stage, timeout=20, what=f"process A {what}")
                 a.send_signal(signal.SIGSTOP)
+                stopped_at = time.monotonic()
                 [owner_a] = {j.lease_owner for j in (await jobs()).values()}
                 assert owner_a is not None and len(await jobs()) == len(sent)
 
@@ -433,6 +434,9 @@ async def pause_and_wake(world, tmp_path: Path, guild, channel, place: Place, wh
                 ended = await until(all_ended, timeout=60, what="B adopting and ending A's jobs")
                 if paused.shown is not None:
                     await until(paused.shown, what="B showing how the jobs ended")
+                # The case is a pause longer than a lease: B may be done sooner (a lease runs out up to a renewal
+                # after A's last one), so A stays paused at least that long, whatever the machine's speed.
+                await asyncio.sleep(max(0.0, stopped_at + float(env["JOB_LEASE_SECONDS"]) + 1.0 - time.monotonic()))
                 woke = time.monotonic()
                 a.send_signal(signal.SIGCONT)
 
