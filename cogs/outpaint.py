@@ -20,9 +20,8 @@ from discord.ext import commands
 from services.errors import BadInput
 from services.imaging.outpaint import MAX_ZOOM, MIN_ZOOM, ZOOM_RANGE, Direction, Size, zoom
 from services.jobs.kinds.base import Kind
-from services.jobs.kinds.outpaint import FILL_INSTRUCTION, MakeSquare, Pan, ZoomOut
+from services.jobs.kinds.outpaint import MakeSquare, Pan, ZoomOut
 from services.jobs.kinds.upscale import subject
-from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ImageRef
 from services.store.models import Job, JobStatus
 from services.text import _, clip
@@ -89,10 +88,8 @@ async def start(
     (not its prompt: that may be an instruction of ours around it) unless a new prompt is given."""
     message_id = await bot.launcher.acknowledge(interaction)  # before the store, which may be slow
     parent = await parent_job(bot, press.job_id)
-    if prompt and prompt.strip():
-        typed = prompt
-    else:  # cut to leave room for the kind's instruction (its length around a one-letter prompt, less that letter)
-        typed = clip(await shown_in(bot, parent), MAX_PROMPT_CHARS - (len(kind.prompt("x")) - 1))
+    # The parent's subject is cut to leave room for the kind's instruction around it.
+    typed = prompt if prompt and prompt.strip() else clip(await shown_in(bot, parent), kind.prompt_room())
     ask = ask_from(interaction, kind, typed, images=[image, *more], parent=parent)
     bot.admission.check_early(ask)
     await bot.launcher.launch(interaction, ask, message_id=message_id)
@@ -138,7 +135,7 @@ class ZoomModal(discord.ui.Modal):
             label=tr(interaction, NEW_PROMPT_LABEL),
             style=discord.TextStyle.paragraph,
             required=False,
-            max_length=MAX_PROMPT_CHARS - len(FILL_INSTRUCTION),  # the model's instruction goes around it
+            max_length=ZoomOut(image[1], MAX_ZOOM).prompt_room(),  # the model's instruction goes around it
             custom_id="prompt",
         )
         self.add_item(self.factor)

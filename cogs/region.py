@@ -15,7 +15,6 @@ from discord.ext import commands
 
 from cogs.outpaint import chosen_image, start
 from services.jobs.kinds.region import CELLS, Region, check_cells
-from services.rules.catalogue import MAX_PROMPT_CHARS
 from services.rules.input_images import ImageRef
 from services.text import Text, _
 from ui.errors import report_error
@@ -24,7 +23,7 @@ from ui.launch import image_ref
 from ui.views import Press
 
 # What the box takes: the prompt's limit, less the model's instruction around it at its longest (every cell named).
-INSTRUCTION_CHARS = MAX_PROMPT_CHARS - len(Region(cells=tuple(CELLS)).prompt(""))
+INSTRUCTION_CHARS = Region(cells=tuple(CELLS)).prompt_room()
 
 if TYPE_CHECKING:
     from ui.flux_bot import FluxBot

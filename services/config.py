@@ -406,9 +406,10 @@ class _Reader:
         """The form only; whether the database can be opened is checked at start-up (store.preflight)."""
         raw = self.optional(name) or default
         try:
-            scheme = urlsplit(raw).scheme
+            parts = urlsplit(raw)
         except ValueError:  # an unclosed [ (an IPv6 host): not echoed, as below
             raise ConfigError(name, UNUSABLE_POSTGRESQL_URL) from None
+        scheme = parts.scheme
         if scheme not in ("sqlite", "postgres", "postgresql"):
             raise ConfigError(name, f"must start with sqlite:/// or postgresql://, got scheme {scheme!r}")
         if scheme == "sqlite":
@@ -418,7 +419,7 @@ class _Reader:
                 raise ConfigError(name, f"{exc}, got {raw!r}") from None
             return raw
         try:
-            _ = urlsplit(raw).port
+            _ = parts.port
         except ValueError:
             # Not echoed: the URL holds the password, which may be what broke it (an unencoded / # ? or @).
             raise ConfigError(name, UNUSABLE_POSTGRESQL_URL) from None

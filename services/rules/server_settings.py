@@ -60,7 +60,8 @@ def validated_defaults(
     and a value that needs options no default can give (aspect_ratio custom, which needs width and height).
     """
     merged = {**current, **{k: v for k, v in changes.items() if v is not None}}
-    if "model" in changes and changes["model"] is not None:
+    model_given = changes.get("model") is not None
+    if model_given:
         spec = catalogue.resolve(str(changes["model"]))
         assert spec is not None
         merged["model"] = spec.id
@@ -87,7 +88,7 @@ def validated_defaults(
                     )
                 )
             checked[name] = value
-    if "model" in changes and changes["model"] is not None and spec is not None and spec.images == "required":
+    if model_given and spec is not None and spec.images == "required":
         # after the options, so a value the model refuses (Kontext and webp) is named as it always was
         drawers = ", ".join(other.name for other in catalogue.values() if other.images != "required")
         raise BadInput(

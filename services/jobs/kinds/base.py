@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from services.jobs.input_refs import KeptImages
-from services.rules.catalogue import ModelSpec
+from services.rules.catalogue import MAX_PROMPT_CHARS, ModelSpec
 from services.rules.input_images import ImageRef
 from services.rules.options import RequestContext, Resolved, resolve
 
@@ -31,6 +31,11 @@ class Kind:
     def prompt(self, typed: str) -> str:
         """The prompt to send for what was typed (after its parameters were taken out)."""
         return typed
+
+    def prompt_room(self) -> int:
+        """The most a typed prompt may be: the prompt's limit, less the instruction this kind wraps around it
+        (measured around a one-letter prompt, since an empty one may be sent as a placeholder)."""
+        return MAX_PROMPT_CHARS - (len(self.prompt("x")) - 1)
 
     def model(self, context: RequestContext) -> str | None:
         """The model when the request names none; None: the usual (the user's, the server's, the bot's)."""
