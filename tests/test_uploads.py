@@ -3,8 +3,12 @@ whole image is made on the way, and the bytes that arrive are the bytes that cam
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
+import math
 import random
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from services.cometapi.files import ImageFile
 from services.cometapi.spool import ImageSpool, Stored
-from ui.uploads import CHUNK, ImageReader, upload_file
+from ui.uploads import CHUNK, READ_BLOCK, ImageReader, SpilledReader, upload_file, upload_files
 
 KIB = 1024
 
@@ -88,3 +92,63 @@ async def test_an_upload_sends_the_pieces_from_the_readers_position_in_few_write
             image_writes = [size for size in sizes if size >= 16 * KIB]
             assert len(image_writes) <= len(whole) // CHUNK + 2  # grouped, not one write per 16 KiB piece
             assert max(image_writes) < 2 * CHUNK  # and never the whole image at once
+
+
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor, counting the work sent to its threads."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.trips = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        self.trips += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_spilled_image_is_uploaded_from_its_file_in_few_trips_to_a_thread_and_then_closed():
+    received: list[bytes] = []
+
+    async def upload(request: web.Request) -> web.Response:
+        # Read in memory (request.post() would write the file to disk through the same threads).
+        part = await (await request.multipart()).next()
+        assert isinstance(part, aiohttp.BodyPartReader)
+        received.append(bytes(await part.read()))
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 1024 * KIB)
+    app.router.add_post("/upload", upload)
+    spool = ImageSpool(memory_bytes=0)  # every image goes to a file
+    writer = spool.writer()
+    arrived = pieces([16 * KIB] * 64 + [3, 700 * KIB + 7])
+    whole = b"".join(arrived)
+    for piece in arrived:
+        await writer.write(piece)
+    image = ImageFile.stored(await writer.finish(), "image/png", "png")
+    assert image.parts is None and image.path is not None
+    sizes: list[int] = []
+    trace = aiohttp.TraceConfig()
+
+    async def chunk_sent(_s: object, _c: object, params: aiohttp.TraceRequestChunkSentParams) -> None:
+        sizes.append(len(params.chunk))
+
+    trace.on_request_chunk_sent.append(chunk_sent)
+    executor = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    async with TestServer(app) as server, aiohttp.ClientSession(trace_configs=[trace]) as session:
+        for start in (0, 300_001):
+            with upload_files([("a.png", image)]) as files:
+                reader = files[0].fp
+                assert isinstance(reader, SpilledReader)
+                reader.seek(start)
+                form = aiohttp.FormData()
+                form.add_field("file", reader, filename="a.png", content_type="image/png")
+                sizes.clear()
+                executor.trips = 0
+                async with session.post(server.make_url("/upload"), data=form) as response:
+                    assert response.status == 200
+            assert reader.closed
+            assert received[-1] == whole[start:]
+            # One read per READ_BLOCK (aiohttp's own file payload makes one per 64 KiB, and one more to close).
+            assert executor.trips <= math.ceil((len(whole) - start) / READ_BLOCK)
+            assert max(sizes) <= CHUNK  # written a socket's worth at a time, never a whole block at once

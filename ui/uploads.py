@@ -4,14 +4,17 @@ discord.File wants a file object. A `BytesIO` over an image's bytes would be cop
 upload (its payload asks the buffer for a writable view, which unshares the bytes), and a whole image written at
 once is copied again into the socket's buffer. An image in memory is therefore given as an `ImageReader` over
 its pieces (as a download arrived in them), which aiohttp sends with `_ReaderPayload`: 64 KiB at a time, waiting
-for the socket to drain. An image spilled to a temporary file is given by its path (aiohttp streams
-it from the disk).
+for the socket to drain. An image spilled to a temporary file is given as a `SpilledReader`, sent by
+`_SpilledPayload`: aiohttp's own file payload goes to a worker thread for every 64 KiB it reads, and each of those
+trips costs more CPU than the read itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,6 +24,7 @@ from aiohttp import payload
 from services.cometapi.files import ImageFile
 
 CHUNK = 64 * 1024  # bytes per socket write (what the socket does not take at once is copied); small pieces are grouped
+READ_BLOCK = 256 * 1024  # bytes of a spilled image read per trip to a worker thread
 
 
 class ImageReader(io.BufferedIOBase):
@@ -117,11 +121,57 @@ def _one_write(group: list[memoryview]) -> bytes | memoryview:
 payload.register_payload(_ReaderPayload, ImageReader, order=payload.Order.try_first)
 
 
+class SpilledReader(io.BufferedReader):
+    """A spilled image's temporary file, opened for reading; `upload_files` closes it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+
+
+class _SpilledPayload(payload.Payload):
+    """A `SpilledReader` as a request body part, from its position on: `READ_BLOCK` bytes per worker-thread read
+    (a file on a busy disk may make a read wait), sent in writes of `CHUNK` bytes."""
+
+    _autoclose = True  # not closed here: discord.py sends the same file again when it retries a request
+
+    def __init__(self, value: SpilledReader, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        self._fd = value.fileno()
+        self._start = value.tell()
+        self._length = max(0, os.fstat(self._fd).st_size - self._start)
+        self._size = self._length
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return os.pread(self._fd, self._length, self._start).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return await asyncio.to_thread(os.pread, self._fd, self._length, self._start)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        left = self._length if content_length is None else min(self._length, content_length)
+        position = self._start
+        while left > 0:
+            block = await asyncio.to_thread(os.pread, self._fd, min(READ_BLOCK, left), position)
+            if not block:
+                return  # the file is shorter than it was: the request's length check reports it
+            view = memoryview(block)
+            for at in range(0, len(view), CHUNK):
+                await writer.write(view[at : at + CHUNK])
+            position += len(block)
+            left -= len(block)
+
+
+payload.register_payload(_SpilledPayload, SpilledReader, order=payload.Order.try_first)
+
+
 def upload_file(image: ImageFile, filename: str) -> discord.File:
     """The image as a file to attach: read from its temporary file, or shared from memory."""
     if image.parts is None:
         assert image.path is not None
-        return discord.File(image.path, filename=filename)
+        return discord.File(SpilledReader(image.path), filename=filename)
     return discord.File(ImageReader(image.parts), filename=filename)
 
 
@@ -134,7 +184,7 @@ def upload_files(group: Sequence[tuple[str, ImageFile]]) -> Iterator[list[discor
     finally:
         for file in files:
             file.close()
-            if isinstance(file.fp, ImageReader):
-                # discord.File put back `close` as an attribute of the reader, a bound method of itself: a cycle.
-                with contextlib.suppress(AttributeError):
-                    del file.fp.close
+            # discord.File put back `close` as an attribute of the reader, a bound method of itself: a cycle.
+            with contextlib.suppress(AttributeError):
+                del file.fp.close
+            file.fp.close()  # discord.py closes only the files it opened itself (a spilled image's file)

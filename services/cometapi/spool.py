@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import tempfile
 import weakref
@@ -53,6 +52,7 @@ class ImageSpool:
         self.budget = MemoryBudget(memory_bytes)
         self.directory = directory  # None: the system's temporary folder
         self._file_work: set[asyncio.Future[None]] = set()
+        self._doomed: list[str] = []  # files to remove on the next trip to a worker thread
 
     def writer(self) -> SpoolWriter:
         return SpoolWriter(self)
@@ -67,6 +67,21 @@ class ImageSpool:
         future = loop.run_in_executor(None, work)
         self._file_work.add(future)
         future.add_done_callback(self._file_work.discard)
+
+    def remove(self, path: str) -> None:
+        """Remove a file in a worker thread; files dropped together (a burst's) share one trip there."""
+        self._doomed.append(path)
+        if len(self._doomed) == 1:
+            self.in_thread(self._remove_doomed)
+
+    def _remove_doomed(self) -> None:
+        """(In a worker thread; two such trips may overlap.)"""
+        while True:
+            try:
+                path = self._doomed.pop()
+            except IndexError:
+                return
+            _remove(path)
 
     async def idle(self) -> None:
         """Until the file work under way is over (files removed after their images were dropped, for instance)."""
@@ -121,18 +136,20 @@ class SpoolWriter:
         if self._pending_size >= FLUSH_BYTES:
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, last: bool = False) -> None:
         pieces, self._pending, self._pending_size = self._pending, [], 0
         # Shielded: a cancelled download leaves the thread to finish its write before `discard` removes the file.
-        self._flushing = asyncio.ensure_future(asyncio.to_thread(self._write_out, pieces))
+        self._flushing = asyncio.ensure_future(asyncio.to_thread(self._write_out, pieces, last=last))
         await asyncio.shield(self._flushing)
 
-    def _write_out(self, pieces: list[bytes]) -> None:
+    def _write_out(self, pieces: list[bytes], *, last: bool = False) -> None:
         """(In a worker thread.)"""
         if self._file is None:
             fd, self._path = tempfile.mkstemp(prefix="flux-image-", dir=self._spool.directory)
             self._file = os.fdopen(fd, "wb")
         self._file.writelines(pieces)
+        if last:
+            self._file.close()
 
     async def finish(self) -> Stored:
         """The bytes collected; the budget is given back (or the file deleted) once the result is dropped."""
@@ -142,14 +159,11 @@ class SpoolWriter:
             weakref.finalize(stored, self._spool.budget.give_back, self._taken)
             self._taken = 0
             return stored
-        await self._flush()
-        file = self._file
-        assert file is not None
-        await asyncio.to_thread(file.close)
+        await self._flush(last=True)  # the file is closed in the same trip to the worker thread
         path, self._file, self._path = self._path, None, None
         assert path is not None
         stored = Stored(None, path, self.size)
-        weakref.finalize(stored, self._spool.in_thread, functools.partial(_remove, path))
+        weakref.finalize(stored, self._spool.remove, path)
         return stored
 
     def discard(self) -> None:
