@@ -19,7 +19,7 @@ import pytest
 from cli.harness import KEY  # the key of the `fake` fixture's API
 from fakes.cometapi import FakeCometAPI, Outcome
 from services.cometapi.client import CometClient, RetryPolicy
-from services.cometapi.files import MAX_REDIRECTS, Downloader, sniff
+from services.cometapi.files import DOWNLOADS_AT_ONCE, MAX_REDIRECTS, Downloader, sniff
 from services.cometapi.spool import ImageSpool
 from services.errors import DownloadError
 from services.locales import render
@@ -164,6 +164,24 @@ async def test_fetch_all_downloads_every_file_at_once(fake: FakeCometAPI, downlo
     assert sorted(r.path for r in files) == sorted(url.removeprefix(fake.base_url) for url in urls)
     # Each answer was held for `hold` seconds: the last request arrived while the first was still held.
     assert max(r.at for r in files) - min(r.at for r in files) < hold
+
+
+async def test_downloads_past_the_limit_wait_for_one_to_end(
+    fake: FakeCometAPI, downloader: Downloader, request_log: RequestLog
+) -> None:
+    """Each download under way holds socket buffers outside the memory budget: a burst's wait their turn."""
+    urls = await output_urls(fake, num_outputs=4, output_format="png")
+    wanted = urls * (DOWNLOADS_AT_ONCE // len(urls) + 2)  # a few more than may run at once
+    gate = asyncio.Event()
+    fake.inject("file", status=None, gate=gate, times=len(wanted))
+    fetching = asyncio.gather(*(downloader.fetch(url) for url in wanted))
+    await fake.wait_for(lambda: len(fake.requests_for("file")) >= DOWNLOADS_AT_ONCE)
+    # Every download was asked for before the first request reached the fake; only the first few were started.
+    assert len(request_log.urls) == DOWNLOADS_AT_ONCE
+    gate.set()
+    images = await fetching
+    assert [image.data for image in images] == [fake.file_bytes(url) for url in wanted]
+    assert len(request_log.urls) == len(wanted)
 
 
 async def test_fetch_all_raises_the_first_failure(fake: FakeCometAPI, downloader: Downloader) -> None:

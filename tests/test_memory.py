@@ -10,6 +10,7 @@ import os
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
 from tests.helpers import job_shown_in
+from ui.display import UPLOADS_AT_ONCE
 
 
 def setup(world):
@@ -73,3 +74,27 @@ def custom_ids(components):
         if comp.get("custom_id"):
             yield comp["custom_id"]
         yield from custom_ids(comp.get("components") or [])
+
+
+async def test_results_past_the_upload_limit_wait_for_one_to_be_posted(world):
+    """Each upload under way holds socket buffers outside the images' budget: a burst's results take turns."""
+    d = world.discord
+    guild = d.add_guild("art club")
+    channel = d.add_channel(guild, "images")
+    members = [d.add_user(f"member {n}") for n in range(UPLOADS_AT_ONCE + 8)]
+    for member in members:
+        d.add_member(guild, member)
+    world.comet.queue_outcome(Outcome(duration=0.05), times=len(members))
+    d.inject("PATCH", r"/webhooks/", None, delay=2.0, times=None)  # every edit is answered 2 s after it arrives
+    async with world.bot():
+        handles = []
+        for n, member in enumerate(members):
+            handle = await d.slash_command(guild, channel, member, "imagine", {"prompt": f"a red fox, take {n}"})
+            await handle.wait_original(lambda m: True, timeout=10)  # answered with the job's card, not "thinking…"
+            handles.append(handle)
+        for handle in handles:
+            await handle.wait_original(lambda m: bool(m.attachments), timeout=60)
+    uploads = [r for r in d.requests if r.files]
+    assert len(uploads) == len(members)
+    in_the_air = [sum(1 for other in uploads if other.at <= r.at < (other.answered_at or 0)) for r in uploads]
+    assert max(in_the_air) == UPLOADS_AT_ONCE  # as many as allowed at once, and never more

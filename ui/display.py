@@ -27,7 +27,7 @@ import contextlib
 import datetime
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -72,6 +72,7 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_FILES = 10
 TOKEN_CODES = frozenset({10015, 50027})  # Unknown Webhook, Invalid Webhook Token: the token expired
 DELIVERY_ATTEMPTS = 4
+UPLOADS_AT_ONCE = 16  # results being uploaded at once (a burst's others wait their turn)
 MAX_FOLLOWUPS = 5  # Discord's limit per interaction where the bot is not a member
 SPOILER = "SPOILER_"  # a file name's prefix that blurs it (also in the card's gallery)
 
@@ -130,6 +131,7 @@ class DiscordDisplay:
         self.buttons = buttons or JobButtons()  # what the cogs registered (the buttons a result offers)
         self._live: dict[str, _Live] = {}
         self.budget: EditBudget[int] = EditBudget(CHANNEL_EDITS, CHANNEL_WINDOW)
+        self._uploading = asyncio.Semaphore(UPLOADS_AT_ONCE)
 
     def track(
         self,
@@ -276,7 +278,7 @@ class DiscordDisplay:
         """The reply becomes the result, with the first files; NotDelivered if it can show none."""
 
         async def send_result() -> None:
-            with _files(first) as files:
+            async with self._files(first) as files:
                 card = self._result_card(job, seconds, notes, first)
                 await self._edit(job, attachments=files, view=card)
 
@@ -462,12 +464,12 @@ class DiscordDisplay:
         await self.fence.check(job.id)
         mentions = discord.AllowedMentions.none()
         if job.reply_by is not None:  # a follow-up of the interaction, the one way to post more there
-            with _files(group) as files:
+            async with self._files(group) as files:
                 followup = await self._token_webhook(job).send(files=files, allowed_mentions=mentions, wait=True)
             return followup.id
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         nonce = f"{job.id[:16]}-{group[0][0]}"
-        with _files(group) as files:
+        async with self._files(group) as files:
             if job.message_id is None:
                 message = await channel.send(files=files, allowed_mentions=mentions, nonce=nonce)
             else:
@@ -476,6 +478,14 @@ class DiscordDisplay:
                 )
                 message = await channel.send(files=files, reference=reference, allowed_mentions=mentions, nonce=nonce)
         return message.id
+
+    @contextlib.asynccontextmanager
+    async def _files(self, group: list[_Upload]) -> AsyncIterator[list[discord.File]]:
+        """The files to upload (read without copying the images: ui/uploads.py), once fewer than UPLOADS_AT_ONCE
+        others are under way: each holds socket buffers outside the images' memory budget."""
+        async with self._uploading:
+            with upload_files([(name, image) for _, name, image in group if image is not None]) as files:
+                yield files
 
     @staticmethod
     async def _retrying(action: Callable[[], Awaitable[T]]) -> T:
@@ -548,8 +558,3 @@ def _upload(job: Job, index: int, image: ImageFile | None, spoilered: frozenset[
     spoiler = SPOILER if index in spoilered else ""
     extension = image.extension if image is not None else "png"
     return index, f"{spoiler}flux-{job.id[:8]}-{index + 1}.{extension}", image
-
-
-def _files(group: list[_Upload]) -> contextlib.AbstractContextManager[list[discord.File]]:
-    """The files to upload, read without copying the images (ui/uploads.py)."""
-    return upload_files([(name, image) for _, name, image in group if image is not None])

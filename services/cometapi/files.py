@@ -146,6 +146,9 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024  # images held in memory before they go to temporary files
 MAX_REDIRECTS = 3
+# Downloads under way at once. Each holds socket reads and a file's pending writes (up to about 1 MiB) outside the
+# memory budget, so in a burst their number, not only the budget, bounds the memory images take.
+DOWNLOADS_AT_ONCE = 32
 EXPIRED = frozenset({404, 410})
 NOT_AN_IMAGE = _("The downloaded file is not a PNG, JPEG, GIF or WebP image.")
 HOST_ERROR = _("The image host answered with an error.")
@@ -179,6 +182,7 @@ class Downloader:
         self._https_any_host = https_any_host
         self._retry = retry or RetryPolicy(attempts=3, max_delay=4.0)
         self._sleep = sleep
+        self._downloading = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -243,6 +247,10 @@ class Downloader:
         raise failure
 
     async def _fetch_once(self, url: str) -> Stored:
+        async with self._downloading:
+            return await self._fetch_gated(url)
+
+    async def _fetch_gated(self, url: str) -> Stored:
         for _redirect in range(MAX_REDIRECTS + 1):
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:

@@ -616,6 +616,7 @@ class JobRunner:
             raise NotDelivered("every image was withheld by the server's image check")
         posted = PostedImages(self.store, job, owner=self.lease.owner)
         shown = await self._post(job, Delivery(images, prediction, seconds, posted, checked))
+        del images, fetch, fetched  # posted: their bytes go back to the memory budget now, not after the records
         if shown == 0:  # a job the user got no image from is no success (and counts against no quota)
             raise ServiceError("None of the images could be posted.")
         # From here on the images are shown: whatever comes (a store that fails, a Cancel, a shutdown), the job is

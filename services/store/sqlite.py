@@ -1,8 +1,8 @@
-"""The SQLite backend: one aiosqlite connection, WAL journal, every operation serialised by a lock.
+"""The SQLite backend: one aiosqlite connection, WAL journal, every operation run in turn in its thread.
 
-Each statement sent through aiosqlite is a hop to its thread and back to the event loop, which under load waits
-for its turn in the loop; the admission's transaction (a dozen statements) runs as one function in that thread
-(`_in_thread`), so it holds the lock for one hop instead of a dozen.
+Each operation is one function run in aiosqlite's thread (`_in_thread`), its statements and the fetching of its
+rows together: the admission's transaction (a dozen statements) is one call, not a dozen trips there and back.
+Operations asked for at the same moment share a trip (services/store/sqlite_calls.py).
 
 The connection runs in autocommit mode (`isolation_level=None`): a single statement is its own
 transaction, so a compare-and-set `UPDATE ... WHERE status IN (...) RETURNING ...` is atomic even
@@ -11,7 +11,6 @@ against other processes using the same file, and migrations manage their own BEG
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import time
@@ -66,6 +65,7 @@ from services.store.base import (
 )
 from services.store.credits import Credit, CreditUsage
 from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job
+from services.store.sqlite_calls import SerialCalls
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class SqliteStore(Store):
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
-        self._lock = asyncio.Lock()
+        self._calls = SerialCalls(conn)
         self._closed = False
 
     @classmethod
@@ -131,40 +131,38 @@ class SqliteStore(Store):
         return store
 
     async def _migrate(self, migrations: Sequence[Migration]) -> None:
-        conn = self._conn
-        async with self._lock:
-            await conn.execute(SCHEMA_MIGRATIONS_DDL)
-            applied = {int(row[0]) for row in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
+        def migrate(db: sqlite3.Connection) -> None:
+            db.execute(SCHEMA_MIGRATIONS_DDL)
+            applied = {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations").fetchall()}
             for migration in pending(migrations, applied):
                 # BEGIN IMMEDIATE takes the write lock now, so another process migrating the same file
                 # waits here (busy_timeout) and then sees the version already applied.
-                await conn.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")
                 try:
-                    cursor = await conn.execute(
-                        "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-                    )
-                    if await cursor.fetchone() is None:
+                    done = _first_row(db, "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,))
+                    if done is None:
                         for statement in split_statements(migration.sql):
-                            await conn.execute(statement)
-                        await conn.execute(
+                            db.execute(statement)
+                        db.execute(
                             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                             (migration.version, migration.name, time.time()),
                         )
                         log.info("Applied migration %s", migration.name)
-                    await conn.execute("COMMIT")
+                    db.execute("COMMIT")
                 except BaseException as exc:
-                    if conn.in_transaction:
-                        await conn.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     if isinstance(exc, sqlite3.Error):
                         raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
                     raise
+
+        await self._in_thread(migrate)
 
     # Jobs
 
     async def create_job(self, job: Job) -> None:
         params = job_params(job)
-        async with self._lock:
-            await self._in_thread(lambda db: _insert(db, job, params))
+        await self._in_thread(lambda db: _insert(db, job, params))
 
     async def admit_job(
         self,
@@ -209,8 +207,7 @@ class SqliteStore(Store):
                 raise
             return refusal
 
-        async with self._lock:
-            return await self._in_thread(admit)
+        return await self._in_thread(admit)
 
     async def get_job(self, job_id: str) -> Job | None:
         return await self._one_job(f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
@@ -233,15 +230,14 @@ class SqliteStore(Store):
         check_paging(limit, offset)
         where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
         sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # noqa: S608
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, [*params, limit, offset])
+        rows = await self._rows(sql, [*params, limit, offset])
         return [job_from_row(row) for row in rows]
 
     async def count_jobs(
         self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
     ) -> int:
         where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
-        return int(await self._scalar(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
+        return int(await self._value(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
         self, job_id: str, from_statuses: Sequence[str], to_status: str, *, owner: str | None, **fields: object
@@ -263,19 +259,17 @@ class SqliteStore(Store):
             return False
         assignments = ", ".join(f"{name} = ?" for name in columns)
         leased, lease_params = _lease_guard(owner)
-        async with self._lock:
-            cursor = await self._conn.execute(
-                f"UPDATE jobs SET {assignments} WHERE id = ?{leased}",  # noqa: S608 (whitelisted columns)
-                (*columns.values(), job_id, *lease_params),
-            )
-        return bool(cursor.rowcount)
+        changed = await self._changed(
+            f"UPDATE jobs SET {assignments} WHERE id = ?{leased}",  # noqa: S608 (whitelisted columns)
+            (*columns.values(), job_id, *lease_params),
+        )
+        return bool(changed)
 
     async def record_prediction(self, job_id: str, prediction_id: str) -> bool:
-        async with self._lock:
-            cursor = await self._conn.execute(
-                "UPDATE jobs SET prediction_id = ? WHERE id = ? AND prediction_id IS NULL", (prediction_id, job_id)
-            )
-        return bool(cursor.rowcount)
+        changed = await self._changed(
+            "UPDATE jobs SET prediction_id = ? WHERE id = ? AND prediction_id IS NULL", (prediction_id, job_id)
+        )
+        return bool(changed)
 
     async def active_jobs(self, shard_ids: Sequence[int] | None) -> list[Job]:
         sql = f"SELECT {JOB_SELECT} FROM jobs WHERE status IN ({_ACTIVE_IN})"  # noqa: S608
@@ -287,19 +281,16 @@ class SqliteStore(Store):
             sql += f" AND shard_id IN ({', '.join('?' for _ in shards)})"
             params.extend(shards)
         sql += " ORDER BY created_at, rowid"
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, params)
+        rows = await self._rows(sql, params)
         return [job_from_row(row) for row in rows]
 
     # Input images
 
     async def put_input_image(self, image: InputImage) -> None:
-        async with self._lock:
-            await self._conn.execute(_PUT_IMAGE, _image_params(image, time.time()))
+        await self._changed(_PUT_IMAGE, _image_params(image, time.time()))
 
     async def get_input_image(self, sha256: str) -> InputImage | None:
-        async with self._lock:
-            row = await self._row("SELECT sha256, content_type, data FROM input_images WHERE sha256 = ?", (sha256,))
+        row = await self._row("SELECT sha256, content_type, data FROM input_images WHERE sha256 = ?", (sha256,))
         return None if row is None else InputImage(row["sha256"], row["content_type"], bytes(row["data"]))
 
     async def input_image_sizes(self, sha256s: Sequence[str]) -> dict[str, int]:
@@ -307,37 +298,38 @@ class SqliteStore(Store):
         if not wanted:
             return {}
         sql = f"SELECT sha256, size_bytes FROM input_images WHERE sha256 IN ({', '.join('?' for _ in wanted)})"  # noqa: S608
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, wanted)
+        rows = await self._rows(sql, wanted)
         return {str(row[0]): int(row[1]) for row in rows}
 
     async def prune_input_images(self, *, unused_since: float, max_bytes: int | None) -> Pruned:
-        conn = self._conn
-        async with self._lock:
+        def prune(db: sqlite3.Connection) -> list[int]:
             # The write lock first: an admission storing or reusing images waits, and is counted after.
-            await conn.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                expired = await conn.execute_fetchall(
+                expired = db.execute(
                     f"DELETE FROM input_images WHERE used_at < ? AND {_UNNEEDED} RETURNING size_bytes",  # noqa: S608
                     (float(unused_since), *ACTIVE),
-                )
+                ).fetchall()
                 freed = [int(row[0]) for row in expired]
-                total = int(await self._value("SELECT COALESCE(SUM(size_bytes), 0) FROM input_images", ()) or 0)
+                total = int(_first_value(db, "SELECT COALESCE(SUM(size_bytes), 0) FROM input_images", ()) or 0)
                 if max_bytes is not None and total > max_bytes:
-                    rows = await conn.execute_fetchall(
+                    rows = db.execute(
                         f"SELECT sha256, size_bytes FROM input_images WHERE {_UNNEEDED} ORDER BY used_at, sha256",  # noqa: S608
                         ACTIVE,
-                    )
+                    ).fetchall()
                     for sha256 in beyond_cap(list(rows), total, max_bytes):
-                        cursor = await conn.execute(
+                        deleted = db.execute(
                             "DELETE FROM input_images WHERE sha256 = ? RETURNING size_bytes", (sha256,)
-                        )
-                        freed += [int(row[0]) for row in await cursor.fetchall()]
-                await conn.execute("COMMIT")
+                        ).fetchall()
+                        freed += [int(row[0]) for row in deleted]
+                db.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
+            return freed
+
+        freed = await self._in_thread(prune)
         return Pruned(len(freed), sum(freed))
 
     async def spend_since(self, guild_id: int, since: float) -> list[SpendRow]:
@@ -345,55 +337,49 @@ class SqliteStore(Store):
             f"SELECT user_id, model, COALESCE(SUM({COUNTED_IMAGES}), 0), COALESCE(SUM({COUNTED_COST}), 0) "  # noqa: S608
             "FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY user_id, model"
         )
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, (guild_id, float(since)))
+        rows = await self._rows(sql, (guild_id, float(since)))
         return [SpendRow(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     # Credits
 
     async def credit_entitlement(self, credit: Credit, *, now: float) -> bool:
-        async with self._lock:
-            cursor = await self._conn.execute(
-                f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
-                "ON CONFLICT (entitlement_id) DO NOTHING",
-                credit_params(credit, now),
-            )
-        return bool(cursor.rowcount)
+        changed = await self._changed(
+            f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+            "ON CONFLICT (entitlement_id) DO NOTHING",
+            credit_params(credit, now),
+        )
+        return bool(changed)
 
     async def take_back(self, credit: Credit, *, now: float) -> bool:
-        async with self._lock:
-            cursor = await self._conn.execute(
-                f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
-                "ON CONFLICT (entitlement_id) DO UPDATE SET revoked_at = excluded.revoked_at "
-                "WHERE credit_entitlements.revoked_at IS NULL",
-                credit_params(credit, now, revoked_at=float(now)),
-            )
-        return bool(cursor.rowcount)
+        changed = await self._changed(
+            f"INSERT INTO credit_entitlements ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+            "ON CONFLICT (entitlement_id) DO UPDATE SET revoked_at = excluded.revoked_at "
+            "WHERE credit_entitlements.revoked_at IS NULL",
+            credit_params(credit, now, revoked_at=float(now)),
+        )
+        return bool(changed)
 
     async def mark_consumed(self, entitlement_id: int, *, now: float) -> None:
-        async with self._lock:
-            await self._conn.execute(
-                "UPDATE credit_entitlements SET consumed_at = ? WHERE entitlement_id = ? AND consumed_at IS NULL",
-                (float(now), entitlement_id),
-            )
+        await self._changed(
+            "UPDATE credit_entitlements SET consumed_at = ? WHERE entitlement_id = ? AND consumed_at IS NULL",
+            (float(now), entitlement_id),
+        )
 
     async def unconsumed_packs(self) -> list[int]:
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(
-                "SELECT entitlement_id FROM credit_entitlements WHERE kind = 'pack' AND consumed_at IS NULL "
-                "AND revoked_at IS NULL ORDER BY credited_at"
-            )
+        rows = await self._rows(
+            "SELECT entitlement_id FROM credit_entitlements WHERE kind = 'pack' AND consumed_at IS NULL "
+            "AND revoked_at IS NULL ORDER BY credited_at"
+        )
         return [int(row[0]) for row in rows]
 
     async def renew_subscription(self, entitlement_id: int, ends_at: float | None) -> None:
-        async with self._lock:
-            await self._conn.execute(
-                "UPDATE credit_entitlements SET ends_at = ? WHERE entitlement_id = ? AND kind = 'subscription'",
-                (ends_at, entitlement_id),
-            )
+        await self._changed(
+            "UPDATE credit_entitlements SET ends_at = ? WHERE entitlement_id = ? AND kind = 'subscription'",
+            (ends_at, entitlement_id),
+        )
 
     async def credit_balance(self, user_id: int) -> int:
-        return int(await self._scalar(balance_query(_numbered), (user_id,)) or 0)
+        return int(await self._value(balance_query(_numbered), (user_id,)) or 0)
 
     async def paid_jobs(self, user_id: int, *, limit: int) -> list[Job]:
         check_paging(limit, 0)
@@ -401,13 +387,11 @@ class SqliteStore(Store):
             f"SELECT {JOB_SELECT} FROM jobs WHERE user_id = ? AND paid_with = 'balance' "  # noqa: S608
             "ORDER BY created_at DESC, rowid DESC LIMIT ?"
         )
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, (user_id, limit))
+        rows = await self._rows(sql, (user_id, limit))
         return [job_from_row(row) for row in rows]
 
     async def credit_usage(self, guild_id: int, since: float) -> CreditUsage:
-        async with self._lock:
-            row = await self._row(credit_usage_query(_numbered), (guild_id, float(since)))
+        row = await self._row(credit_usage_query(_numbered), (guild_id, float(since)))
         return usage_from_row(row)
 
     # Leases
@@ -434,8 +418,7 @@ class SqliteStore(Store):
             f"AND status IN ({_ACTIVE_IN}) AND (lease_expires_at IS NULL OR lease_expires_at < ? OR lease_owner = ?) "
             "RETURNING id"
         )
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, (owner, float(until), *ids, *ACTIVE, float(now), owner))
+        rows = await self._rows(sql, (owner, float(until), *ids, *ACTIVE, float(now), owner))
         return {str(row[0]) for row in rows}
 
     async def expired_leases(self, now: float, *, limit: int = 100) -> list[Job]:
@@ -443,75 +426,67 @@ class SqliteStore(Store):
             f"SELECT {JOB_SELECT} FROM jobs WHERE status IN ({_ACTIVE_IN}) AND lease_expires_at < ? "  # noqa: S608
             "ORDER BY created_at, rowid LIMIT ?"
         )
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, (*ACTIVE, float(now), int(limit)))
+        rows = await self._rows(sql, (*ACTIVE, float(now), int(limit)))
         return [job_from_row(row) for row in rows]
 
     async def release_leases(self, owner: str) -> int:
-        async with self._lock:
-            cursor = await self._conn.execute(
-                f"UPDATE jobs SET lease_expires_at = 0 WHERE lease_owner = ? AND status IN ({_ACTIVE_IN})",  # noqa: S608
-                (owner, *ACTIVE),
-            )
-        return int(cursor.rowcount or 0)
+        return await self._changed(
+            f"UPDATE jobs SET lease_expires_at = 0 WHERE lease_owner = ? AND status IN ({_ACTIVE_IN})",  # noqa: S608
+            (owner, *ACTIVE),
+        )
 
     # Guild settings
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings | None:
-        async with self._lock:
-            row = await self._row(
-                "SELECT guild_id, defaults, allowed_models, limits, updated_at, moderation FROM guild_settings "
-                "WHERE guild_id = ?",
-                (guild_id,),
-            )
+        row = await self._row(
+            "SELECT guild_id, defaults, allowed_models, limits, updated_at, moderation FROM guild_settings "
+            "WHERE guild_id = ?",
+            (guild_id,),
+        )
         return None if row is None else guild_settings_from_row(row)
 
     async def save_guild_settings(self, settings: GuildSettings) -> None:
         params = guild_settings_params(settings)
-        async with self._lock:
-            await self._conn.execute(
-                "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at, moderation) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET defaults = excluded.defaults, "
-                "allowed_models = excluded.allowed_models, limits = excluded.limits, updated_at = excluded.updated_at, "
-                "moderation = excluded.moderation",
-                params,
-            )
+        await self._changed(
+            "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at, moderation) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET defaults = excluded.defaults, "
+            "allowed_models = excluded.allowed_models, limits = excluded.limits, updated_at = excluded.updated_at, "
+            "moderation = excluded.moderation",
+            params,
+        )
 
     # User preferences
 
     async def get_user_prefs(self, user_id: int) -> dict[str, object]:
-        value = await self._scalar("SELECT prefs FROM user_prefs WHERE user_id = ?", (user_id,))
+        value = await self._value("SELECT prefs FROM user_prefs WHERE user_id = ?", (user_id,))
         return {} if value is None else load_json_object(value)
 
     async def save_user_prefs(self, user_id: int, prefs: Mapping[str, object]) -> None:
         text = dump_json(prefs)
-        async with self._lock:
-            await self._conn.execute(
-                "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET prefs = excluded.prefs, updated_at = excluded.updated_at",
-                (user_id, text, time.time()),
-            )
+        await self._changed(
+            "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET prefs = excluded.prefs, updated_at = excluded.updated_at",
+            (user_id, text, time.time()),
+        )
 
     async def delete_user_prefs(self, user_id: int) -> None:
-        async with self._lock:
-            await self._conn.execute("DELETE FROM user_prefs WHERE user_id = ?", (user_id,))
+        await self._changed("DELETE FROM user_prefs WHERE user_id = ?", (user_id,))
 
     # Metadata
 
     async def get_meta(self, key: str) -> str | None:
-        value = await self._scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        value = await self._value("SELECT value FROM meta WHERE key = ?", (key,))
         return None if value is None else str(value)
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self._lock:
-            await self._conn.execute(
-                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, time.time()),
-            )
+        await self._changed(
+            "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, value, time.time()),
+        )
 
     async def schema_version(self) -> int:
-        return int(await self._scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", ()) or 0)
+        return int(await self._value("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", ()) or 0)
 
     # Lifetime
 
@@ -519,34 +494,34 @@ class SqliteStore(Store):
         if self._closed:
             return
         self._closed = True
-        async with self._lock:
-            await self._conn.close()
+        await self._calls.idle()
+        await self._conn.close()
 
     # Internals
 
     async def _one_job(self, sql: str, params: Sequence[object]) -> Job | None:
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, params)
-        for row in rows:
+        for row in await self._rows(sql, params):
             return job_from_row(row)
         return None
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` run on the database in aiosqlite's thread as one call (aiosqlite's own way to queue work); the
-        caller holds the lock."""
-        return await self._conn._execute(work, self._conn._conn)  # type: ignore[no-any-return, no-untyped-call]
+        """`work` run on the database in aiosqlite's thread as one call, after those asked for before it."""
+        return await self._calls.call(work)
+
+    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        return await self._in_thread(lambda db: db.execute(sql, params).fetchall())
+
+    async def _changed(self, sql: str, params: Sequence[object] = ()) -> int:
+        """How many rows the statement changed."""
+        return await self._in_thread(lambda db: db.execute(sql, params).rowcount)
 
     async def _row(self, sql: str, params: Sequence[object]) -> Any:
-        """The first row, fetched with its statement in one hop; the caller holds the lock."""
+        """The first row, fetched with its statement in one call."""
         return await self._in_thread(lambda db: _first_row(db, sql, params))
 
     async def _value(self, sql: str, params: Sequence[object]) -> Any:
-        """The first column of the first row; the caller holds the lock."""
+        """The first column of the first row."""
         return await self._in_thread(lambda db: _first_value(db, sql, params))
-
-    async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
-        async with self._lock:
-            return await self._value(sql, params)
 
 
 def _first_row(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> Any:
