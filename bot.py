@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from cli import generate
 from services.cometapi.keycheck import check_key
 from services.config import Settings, configure_logging, load_settings
 from services.errors import ConfigError
+from services.gc_tuning import freeze_startup_objects, tune_collector
 from services.malloc import tune_malloc
 from services.metrics_server import check_port
 from services.store.preflight import open_checked
@@ -95,6 +97,12 @@ async def run_bot(settings: Settings) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop)
         await log_in(bot, settings)
+        frozen = freeze_startup_objects()  # services/gc_tuning.py
+        log.info(
+            "Garbage collector: a young collection every %d allocations; %d start-up objects left out",
+            gc.get_threshold()[0],
+            frozen,
+        )
         connection = asyncio.ensure_future(bot.connect())
         await asyncio.wait({connection})
         if not connection.cancelled():
@@ -160,6 +168,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "sync":
             return asyncio.run(sync_commands(settings, args.guild, clear=args.clear))
+        tune_collector()
         tuned = tune_malloc(os.environ)  # before any thread starts (services/malloc.py)
         if tuned:
             logging.getLogger(__name__).info("Memory allocator: %s", ", ".join(tuned))

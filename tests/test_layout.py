@@ -89,7 +89,7 @@ def test_no_comment_points_outside_the_repository():
 # The layers of services/, bottom first. A module may import from its own layer and the ones below, never from
 # one above: the core can be read (and changed) from the bottom up.
 SERVICE_LAYERS = (
-    ("text", "secrets", "errors", "money", "locales", "loopwatch", "malloc"),
+    ("text", "secrets", "errors", "money", "locales", "loopwatch", "malloc", "gc_tuning"),
     ("limits", "failures"),
     ("store", "cometapi"),
     ("rules",),

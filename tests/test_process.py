@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 
 from cli.harness import KEY, TOKEN
 from fakes.cometapi import Outcome
+from services.gc_tuning import YOUNG_THRESHOLD
 from tests.campaign import ROOT, bot_env, count_in_log, start_bot
 
 
@@ -43,6 +45,8 @@ async def test_killed_mid_job_and_restarted_finishes_with_one_create(world, tmp_
     assert final.attachment_bytes() == served
     text = log.read_text()
     assert "Resumed 1 unfinished job" in text
+    collector = re.findall(r"Garbage collector: a young collection every (\d+) allocations; (\d+) start-up", text)
+    assert collector and all(int(every) == YOUNG_THRESHOLD and int(frozen) > 0 for every, frozen in collector)
     assert KEY not in text
     assert TOKEN not in text
     assert "Traceback" not in text

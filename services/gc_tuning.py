@@ -1,0 +1,29 @@
+"""Python's cycle collector, set for a process that makes many short-lived objects for every job.
+
+By default a young collection runs every 700 net allocations, and every tenth one moves survivors towards the
+oldest generation, whose collections walk the whole heap (the modules, discord.py's caches, every job in
+flight). Under a burst of 2,000 /imagine that took about a seventh of the bot's CPU, and each full pass held the
+event loop for about 100 ms. Nearly everything a job makes is freed by reference counting as soon as it is
+dropped, so:
+- a young collection runs every `YOUNG_THRESHOLD` net allocations;
+- what exists once the bot has started (modules, the catalogue, the cogs) is left out of every later collection.
+"""
+
+from __future__ import annotations
+
+import gc
+
+YOUNG_THRESHOLD = 10_000
+
+
+def tune_collector() -> None:
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+
+
+def freeze_startup_objects() -> int:
+    """Once started: what exists now stays, so later collections need not walk it (garbage goes first).
+    Returns how many objects are left out of collections."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

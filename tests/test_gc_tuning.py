@@ -1,0 +1,74 @@
+"""The cycle collector's settings: young collections far apart, and start-up objects left out of collections.
+Each check runs in a child process, whose collector it changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from services.gc_tuning import YOUNG_THRESHOLD
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_child(code: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_young_collections_wait_for_many_more_allocations():
+    seen = run_child(
+        """
+        import gc, json
+        from services.gc_tuning import tune_collector
+
+        def collections_while_making(count):
+            runs = []
+            gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase == "start" else None)
+            gc.collect()
+            kept = [[] for _ in range(count)]  # containers the collector tracks
+            gc.callbacks.clear()
+            return len(runs) - 1  # less the explicit one
+
+        before = collections_while_making(5000)
+        older = gc.get_threshold()[1:]
+        tune_collector()
+        print(json.dumps({"default": before, "tuned": collections_while_making(5000),
+                          "threshold": gc.get_threshold(), "older": older}))
+        """
+    )
+    default, older = seen["default"], seen["older"]
+    assert isinstance(default, int) and default >= 5  # about one every 700 allocations
+    assert seen["tuned"] == 0
+    assert isinstance(older, list) and seen["threshold"] == [YOUNG_THRESHOLD, *older]
+
+
+def test_start_up_objects_are_left_out_once_the_garbage_is_gone():
+    seen = run_child(
+        """
+        import gc, json, weakref
+        from services.gc_tuning import freeze_startup_objects
+
+        class Node:
+            pass
+
+        garbage = Node()
+        garbage.me = garbage  # a cycle: only the collector frees it
+        gone = weakref.ref(garbage)
+        del garbage
+        kept = [Node() for _ in range(100)]
+        frozen = freeze_startup_objects()
+        walked = len(gc.get_objects())  # what a collection would look at
+        print(json.dumps({"garbage_freed": gone() is None, "frozen": frozen, "walked": walked,
+                          "kept_walked": any(any(n is o for o in gc.get_objects()) for n in kept[:1])}))
+        """
+    )
+    assert seen["garbage_freed"] is True
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 1000  # the modules imported so far, and more
+    assert seen["kept_walked"] is False
