@@ -20,6 +20,8 @@ Work = Callable[[sqlite3.Connection], Any]
 
 
 class SerialCalls:
+    """The queue of calls on one aiosqlite connection; at most one trip to its thread is under way."""
+
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self._queued: list[tuple[Work, asyncio.Future[Any]]] = []
@@ -49,14 +51,22 @@ class SerialCalls:
                     continue
                 outcomes = await self._conn._execute(_run_all, self._conn._conn, [work for work, _ in batch])  # type: ignore[no-untyped-call]
                 for (_, future), (failed, value) in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        future.set_exception(value) if failed else future.set_result(value)
+                    if future.done():
+                        continue
+                    if failed:
+                        future.set_exception(value)
+                    else:
+                        future.set_result(value)
                 batch = []
         except BaseException as exc:
             # The connection is closed, or the loop is going away: nobody waiting is left hanging.
             for _, future in [*batch, *self._queued]:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()
             self._queued = []
             if not isinstance(exc, Exception):
                 raise
