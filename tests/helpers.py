@@ -21,12 +21,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import json
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -384,3 +389,18 @@ async def admit_all(stores: Sequence[Store], jobs: Sequence[Job], limits: Limits
     )
     admitted = [job for job, refusal in zip(jobs, results, strict=True) if refusal is None]
     return admitted, [r for r in results if r is not None]
+
+
+def run_child(code: str) -> dict[str, object]:
+    """Run `code` in a child Python at the repository's root (for settings that change the whole process, such as
+    its allocator or its collector); its last line of output is JSON, returned as a dict."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.splitlines()[-1]))

@@ -3,23 +3,8 @@ Each check runs in a child process, whose collector it changes."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 from services.gc_tuning import YOUNG_THRESHOLD
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_child(code: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.splitlines()[-1]))
+from tests.helpers import run_child
 
 
 def test_young_collections_wait_for_many_more_allocations():

@@ -3,29 +3,16 @@ operator's own settings win. Each check runs in a child process, whose allocator
 
 from __future__ import annotations
 
-import json
 import platform
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from services.malloc import MMAP_THRESHOLD
+from tests.helpers import run_child
 
-REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
-
-
-def run_child(code: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
 def test_set_on_glibc_unless_the_environment_says_otherwise():
