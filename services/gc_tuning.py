@@ -6,7 +6,8 @@ flight). Under a burst of 2,000 /imagine that took about a seventh of the bot's 
 event loop for about 100 ms. Nearly everything a job makes is freed by reference counting as soon as it is
 dropped, so:
 - a young collection runs every `YOUNG_THRESHOLD` net allocations;
-- what exists once the bot has started (modules, the catalogue, the cogs) is left out of every later collection.
+- what exists once the bot has started (modules, the catalogue, the cogs) is left out of every later collection,
+  and the full collections that follow are paced by what was made since (not by the frozen start-up heap).
 """
 
 from __future__ import annotations
@@ -26,4 +27,8 @@ def freeze_startup_objects() -> int:
     Returns how many objects are left out of collections."""
     gc.collect()
     gc.freeze()
+    # A full collection waits until a quarter as many objects as the last one kept have reached the oldest
+    # generation. The last one kept the whole start-up heap, which is now frozen: without this (cheap) pass over
+    # what is left, the next full collection would wait for tens of thousands of survivors, and RSS would creep.
+    gc.collect()
     return gc.get_freeze_count()

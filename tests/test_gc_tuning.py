@@ -57,3 +57,26 @@ def test_start_up_objects_are_left_out_once_the_garbage_is_gone():
     assert seen["garbage_freed"] is True
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 1000  # the modules imported so far, and more
     assert seen["kept_walked"] is False
+
+
+def test_full_collections_are_paced_by_what_was_made_after_start_up():
+    # A start-up heap of 300,000 objects, frozen; then 60,000 objects that live on (jobs in flight). A full
+    # collection waits for a quarter as many survivors as the last one kept: 75,000 if that still counted the
+    # frozen heap, so none would run here.
+    seen = run_child(
+        """
+        import gc, json
+        from services.gc_tuning import freeze_startup_objects
+
+        start_up = [[] for _ in range(300_000)]
+        gc.set_threshold(300, 10, 10)  # scaled down with the heap, so the test stays quick
+        freeze_startup_objects()
+        full = []
+        gc.callbacks.append(lambda phase, info: full.append(1) if phase == "start" and info["generation"] == 2 else None)
+        kept = [[] for _ in range(60_000)]
+        gc.callbacks.clear()
+        print(json.dumps({"full_collections": len(full)}))
+        """
+    )
+    full = seen["full_collections"]
+    assert isinstance(full, int) and full >= 1
