@@ -181,17 +181,26 @@ async def test_a_cancel_from_elsewhere_of_a_running_job_stops_it_and_counts_its_
 # --- a Cancel while the create is in the air ------------------------------------------------------------------
 
 
+async def cancelled_during_its_create(
+    runner: JobRunner, store: Store, fake: FakeCometAPI
+) -> tuple[Job, asyncio.Task[None], asyncio.Task[bool]]:
+    """A job started whose create the fake holds in the air (the caller's gate), and a Cancel pressed and delivered
+    to the job's task meanwhile: the job, its task and the press (to await once the gate opens)."""
+    job = await a_job(store, owner="A")
+    task = runner.start(job)
+    await fake.wait_for(fake.creates, what="the create in the air")
+    press = asyncio.create_task(runner.cancel(job.id))
+    await until(task.cancelling, what="the cancel delivered to the job's task")
+    return job, task, press
+
+
 async def test_a_job_cancelled_while_its_create_is_refused_costs_nothing(store, fake):
     """A Cancel comes while the create is in the air (it is never abandoned half-way: it is let finish); the API
     then refuses it (422, not retried). No prediction was made: the job ends cancelled at no cost."""
     gate = asyncio.Event()
     fake.inject("create", status=422, gate=gate)  # the create stays in the air until the gate opens
     async with runner_of(store, fake, "A") as (runner, shown):
-        job = await a_job(store, owner="A")
-        task = runner.start(job)
-        await fake.wait_for(fake.creates, what="the create in the air")
-        stopping = asyncio.create_task(runner.cancel(job.id))
-        await until(task.cancelling, what="the cancel delivered to the job's task")
+        job, task, stopping = await cancelled_during_its_create(runner, store, fake)
         gate.set()
         assert await stopping
         await asyncio.gather(task, return_exceptions=True)
@@ -249,11 +258,7 @@ async def test_cancel_pressed_twice_while_the_create_is_in_the_air_records_and_s
     gate = asyncio.Event()
     fake.inject("create", status=None, gate=gate)  # the create stays in the air until the gate opens
     async with runner_of(store, fake, "A") as (runner, shown):
-        job = await a_job(store, owner="A")
-        task = runner.start(job)
-        await fake.wait_for(fake.creates, what="the create in the air")
-        first = asyncio.create_task(runner.cancel(job.id))
-        await until(task.cancelling, what="the first cancel delivered to the job's task")
+        job, task, first = await cancelled_during_its_create(runner, store, fake)
         second = await a_second_press(runner, job)
         gate.set()
         assert await first and await second
