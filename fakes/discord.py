@@ -558,11 +558,15 @@ class FakeDiscord(InteractionActions):
         times: int | None = 1,
         delay: float = 0.0,
         hold: float = 0.0,
+        drop: bool = False,
     ) -> Fault:
         """Make the next ``times`` requests matching ``method`` ("*" for any) and ``path_regex`` (searched in
         the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay, and/or
-        ``hold`` the answer that long after the request took effect (its RecordedRequest is marked ``held``)."""
-        fault = make_fault(method, path_regex, status, json=json, headers=headers, times=times, delay=delay, hold=hold)
+        ``hold`` the answer that long after the request took effect (its RecordedRequest is marked ``held``), or
+        ``drop`` the connection without an answer once the request took effect (the client cannot tell it did)."""
+        fault = make_fault(
+            method, path_regex, status, json=json, headers=headers, times=times, delay=delay, hold=hold, drop=drop
+        )
         self.faults.append(fault)
         return fault
 

@@ -627,6 +627,7 @@ def make_fault(
     times: int | None = 1,
     delay: float = 0.0,
     hold: float = 0.0,
+    drop: bool = False,
 ) -> Fault:
     """A fault with Discord's body and headers for ``status`` unless given (429: retry_after from the body)."""
     if json is None and status is not None:
@@ -658,4 +659,5 @@ def make_fault(
         method=method.upper(),
         path_regex=re.compile(path_regex),
         hold=hold,
+        drop=drop,
     )

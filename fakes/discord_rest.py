@@ -205,6 +205,8 @@ class RestApi:
                     rec.held = True
                     self.fake._changed()
                     await asyncio.sleep(fault.hold)
+                if fault is not None and fault.drop and request.transport is not None:
+                    request.transport.close()  # the answer never reaches the client
         except DiscordHTTPError as exc:
             resp = json_response(exc.body(), exc.status)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):

@@ -158,23 +158,37 @@ async def assert_still_serving(world, bot, guild, channel, tag: str = "afterward
 
 @dataclass
 class UploadFault(Fault):
-    """A fault for requests that upload files only (the result), not the progress edits to the same path."""
+    """A fault for requests that upload files only (the result), not the progress edits to the same path; with
+    `uploads` False, for those progress edits only."""
 
     fake: Any = None
+    uploads: bool = True
 
     def matches(self, method: str, path: str) -> bool:
         if not super().matches(method, path):
             return False
         # The request being answered was recorded (with its files) just before the fake looks for a fault.
         pending = [r for r in self.fake.requests if r.method == method and r.path == path and not r.status]
-        return bool(pending and pending[-1].files)
+        return bool(pending) and bool(pending[-1].files) == self.uploads
 
 
-def inject_on_upload(world, path_regex: str, status: int, *, json: Any = None, times: int | None = 1) -> Fault:
+def inject_on_upload(
+    world, path_regex: str, status: int | None, *, json: Any = None, times: int | None = 1, drop: bool = False
+) -> Fault:
+    """A fault for the uploads (the result) to `path_regex`; status None and `drop`: the connection is cut once the
+    upload took effect."""
     d = world.discord
-    base = make_fault("PATCH", path_regex, status, json=json, times=times)
+    base = make_fault("PATCH", path_regex, status, json=json, times=times, drop=drop)
     fault = UploadFault(**vars(base), fake=d)
     d.faults.append(fault)
+    return fault
+
+
+def inject_on_progress(world, path_regex: str, *, times: int | None = 1) -> Fault:
+    """The connection cut at the progress edits (no files) to `path_regex`, once each took effect."""
+    base = make_fault("PATCH", path_regex, None, times=times, drop=True)
+    fault = UploadFault(**vars(base), fake=world.discord, uploads=False)
+    world.discord.faults.append(fault)
     return fault
 
 

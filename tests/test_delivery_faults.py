@@ -51,6 +51,43 @@ async def test_a_result_discord_refuses_for_a_while_is_posted_once_discord_takes
         await assert_nothing_lost(world, bot, {sent.prompt: job})
 
 
+async def test_a_result_whose_connection_is_cut_at_every_upload_for_a_while_is_posted_again(world):
+    """The connection to Discord is cut at each upload of the result (after Discord took it: the bot cannot tell),
+    more times than the display tries it. discord.py does not retry a cut connection on Linux: the job used to
+    crash with its paid images lost. It waits in "delivering" and posts the result again, on the same message."""
+    guild, channel, _ = setup_guild(world, "alice")
+    async with world.bot() as bot:
+        bot.runner.delivery_retry_seconds = 0.5
+        [sent] = await burst(world, guild, channel, 1, "cut")
+        path = (
+            rf"^(/webhooks/\d+/{re.escape(sent.handle.token)}/messages/@original|/channels/{channel.id}/messages/\d+)$"
+        )
+        cuts = inject_on_upload(world, path, None, times=DELIVERY_ATTEMPTS + 1, drop=True)
+        [job] = (await ended(bot, [sent], timeout=60)).values()
+        await assert_delivered(world, sent, job)
+        assert cuts.hits == DELIVERY_ATTEMPTS + 1
+        assert not ever_shown_failed(world, sent)
+        assert len(world.comet.predictions) == 1
+        await assert_nothing_lost(world, bot, {sent.prompt: job})
+
+
+async def test_a_result_whose_connection_is_cut_twice_is_posted_by_the_display_s_own_tries(world):
+    """Two cuts are ridden out at once by the display's own tries (no wait in "delivering": that is set past the
+    outputs' life here, so only the display's tries can deliver the result)."""
+    guild, channel, _ = setup_guild(world, "alice")
+    async with world.bot() as bot:
+        bot.runner.delivery_retry_seconds = bot.runner.delivery_retry_max = 7200.0
+        [sent] = await burst(world, guild, channel, 1, "two cuts")
+        path = (
+            rf"^(/webhooks/\d+/{re.escape(sent.handle.token)}/messages/@original|/channels/{channel.id}/messages/\d+)$"
+        )
+        cuts = inject_on_upload(world, path, None, times=2, drop=True)
+        [job] = (await ended(bot, [sent], timeout=60)).values()
+        await assert_delivered(world, sent, job)
+        assert cuts.hits == 2
+        assert not ever_shown_failed(world, sent)
+
+
 async def test_a_store_error_recording_a_delivered_job_leaves_its_images_shown_and_the_job_succeeded(
     world_any_store, monkeypatch
 ):

@@ -23,6 +23,7 @@ from tests.campaign import (
     burst,
     creates_by_prompt,
     ended,
+    inject_on_progress,
     inject_on_upload,
     job_of,
     served_files,
@@ -102,6 +103,21 @@ async def test_server_errors_on_edits_are_retried(world):
         assert_waited_after(world, upload, 1.0)
         await assert_nothing_lost(world, bot, jobs)
         await assert_still_serving(world, bot, guild, channel)
+
+
+async def test_a_connection_cut_at_a_progress_edit_does_not_end_the_job(world):
+    """The connection is cut at a job's progress edits (discord.py does not retry that on Linux): the job goes on
+    and is delivered (it used to crash, and its prediction was stopped)."""
+    guild, channel, _ = setup_guild(world, "alice")
+    world.comet.default_outcome = Outcome(duration=5.0)  # long enough for several progress edits
+    async with world.bot() as bot:
+        [sent] = await burst(world, guild, channel, 1, "cut progress")
+        cuts = inject_on_progress(world, original_of(sent), times=2)
+        await until(lambda: cuts.used_up, what="two progress edits cut", timeout=30)
+        jobs = await ended(bot, [sent])
+        await assert_delivered(world, sent, jobs[sent.prompt])
+        assert len(world.comet.predictions) == 1
+        await assert_nothing_lost(world, bot, jobs)
 
 
 # --- the interaction token refused -----------------------------------------------------------------------

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import discord
 from discord.ui.view import BaseView
 
@@ -179,9 +180,9 @@ class DiscordDisplay:
             due = progress.due_in
             settle_for = due + MERGE_SECONDS if due is not None and due <= DUE_SOON_SECONDS else None
             await self._entry(job).coalescer.push(progress_text(job, progress), settle=settle, settle_for=settle_for)
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, aiohttp.ClientConnectionError, TimeoutError) as exc:
             # A progress line is not worth failing the job for; the final edit will try again.
-            log.warning("Job %s: progress edit failed: %s", job.id, exc)
+            log.warning("Job %s: progress edit failed: %s", job.id, str(exc) or type(exc).__name__)
 
     async def deliver(self, job: Job, delivery: Delivery) -> int:
         live = self._entry(job)
@@ -489,7 +490,9 @@ class DiscordDisplay:
 
     @staticmethod
     async def _retrying(action: Callable[[], Awaitable[T]]) -> T:
-        """Discord's 5xx and 429s are retried by discord.py a few times; a result is worth a few more, spaced out."""
+        """Discord's 5xx and 429s are retried by discord.py a few times; a result is worth a few more, spaced out.
+        So is a connection cut or timed out, which discord.py does not retry on Linux (only BSD's and Windows'
+        connection resets)."""
         for attempt in range(DELIVERY_ATTEMPTS):
             try:
                 return await action()
@@ -498,7 +501,11 @@ class DiscordDisplay:
                 transient = isinstance(exc, discord.DiscordServerError) or exc.status == 429
                 if not transient or attempt + 1 == DELIVERY_ATTEMPTS:
                     raise
-                await asyncio.sleep(2**attempt)
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                if attempt + 1 == DELIVERY_ATTEMPTS:
+                    raise
+                log.info("Discord's connection failed (%s); trying again", type(exc).__name__)
+            await asyncio.sleep(2**attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 

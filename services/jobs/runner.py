@@ -39,6 +39,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
+import aiohttp
+
 from services.cometapi.files import ImageFile
 from services.cometapi.polling import Update
 from services.cometapi.predictions import PROCESSING, STARTING, Prediction
@@ -833,10 +835,15 @@ async def _outlast_cancels(inner: asyncio.Future[Any]) -> bool:
 
 
 def _discord_unavailable(exc: BaseException) -> bool:
-    """Whether a display's error says Discord fails for now: an HTTP 5xx or 429 that outlasted the display's retries
-    (discord.py's HTTPException carries `status`; this module knows nothing of Discord)."""
+    """Whether a display's error says Discord fails for now: an HTTP 5xx or 429, a connection cut or timed out,
+    that outlasted the display's retries (discord.py's HTTPException carries `status`; this module knows nothing of
+    Discord). The image service's own errors are ServiceErrors, never these."""
+    if isinstance(exc, ServiceError):
+        return False
+    if isinstance(exc, aiohttp.ClientConnectionError | TimeoutError):
+        return True
     status = getattr(exc, "status", None)
-    return not isinstance(exc, ServiceError) and isinstance(status, int) and (status == 429 or 500 <= status < 600)
+    return isinstance(status, int) and (status == 429 or 500 <= status < 600)
 
 
 def place_moved(position: int, shown: int | None) -> bool:
