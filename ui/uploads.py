@@ -6,13 +6,15 @@ once is copied again into the socket's buffer. An image in memory is therefore g
 its pieces (as a download arrived in them), which aiohttp sends with `_ReaderPayload`: 64 KiB at a time, waiting
 for the socket to drain. An image spilled to a temporary file is given as a `SpilledReader`, sent by
 `_SpilledPayload`: aiohttp's own file payload goes to a worker thread for every 64 KiB it reads, and each of those
-trips costs more CPU than the read itself.
+trips costs more CPU than the read itself. A spilled image was written moments before, so its bytes are usually
+still in the page cache: those are copied on the event loop (a read that cannot wait), the rest in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import os
 from collections.abc import Iterator, Sequence
@@ -24,7 +26,28 @@ from aiohttp import payload
 from services.cometapi.files import ImageFile
 
 CHUNK = 64 * 1024  # bytes per socket write (what the socket does not take at once is copied); small pieces are grouped
-READ_BLOCK = 256 * 1024  # bytes of a spilled image read per trip to a worker thread
+READ_BLOCK = 256 * 1024  # bytes of a spilled image read at a time (per trip to a worker thread, where one is needed)
+# Linux's RWF_NOWAIT: a read that takes only what the page cache holds, instead of waiting for the disk.
+_read_cached: bool = hasattr(os, "RWF_NOWAIT")
+
+
+async def read_block(fd: int, size: int, position: int) -> memoryview | bytes:
+    """Up to `size` bytes of the file from `position` (empty only at its end): what the page cache holds at once,
+    else from a worker thread, as a read from the disk may wait."""
+    global _read_cached
+    if _read_cached:
+        buffer = bytearray(size)
+        try:
+            got = os.preadv(fd, [buffer], position, os.RWF_NOWAIT)
+        except BlockingIOError:
+            got = 0  # not in the page cache
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            _read_cached, got = False, 0  # a file system (or kernel) without such reads
+        if got:
+            return memoryview(buffer)[:got]
+    return await asyncio.to_thread(os.pread, fd, size, position)
 
 
 class ImageReader(io.BufferedIOBase):
@@ -129,8 +152,8 @@ class SpilledReader(io.BufferedReader):
 
 
 class _SpilledPayload(payload.Payload):
-    """A `SpilledReader` as a request body part, from its position on: `READ_BLOCK` bytes per worker-thread read
-    (a file on a busy disk may make a read wait), sent in writes of `CHUNK` bytes."""
+    """A `SpilledReader` as a request body part, from its position on: read `READ_BLOCK` bytes at a time
+    (`read_block`), sent in writes of `CHUNK` bytes."""
 
     _autoclose = True  # not closed here: discord.py sends the same file again when it retries a request
 
@@ -154,7 +177,7 @@ class _SpilledPayload(payload.Payload):
         left = self._length if content_length is None else min(self._length, content_length)
         position = self._start
         while left > 0:
-            block = await asyncio.to_thread(os.pread, self._fd, min(READ_BLOCK, left), position)
+            block = await read_block(self._fd, min(READ_BLOCK, left), position)
             if not block:
                 return  # the file is shorter than it was: the request's length check reports it
             view = memoryview(block)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from services.cometapi.predictions import Prediction
 from services.cometapi.words import ChatAnswer, Checked, chat_answer, checked
@@ -202,7 +203,7 @@ class CometClient:
                 log.debug("%s %s -> %s in %.0f ms", method, path, status, (time.monotonic() - started) * 1000)
                 if 200 <= status < 300:
                     try:
-                        return json.loads(raw)
+                        return orjson.loads(raw)
                     except ValueError:
                         self.errors["unreadable"] += 1
                         if not repeatable:
