@@ -19,7 +19,7 @@ from services.jobs.kinds.edit import EDITORS
 from services.jobs.kinds.variation import VARIERS
 from services.rules import moderation as mod
 from services.rules import usage
-from services.rules.options import ModelNeed, RequestContext, allowed_models, model_choice
+from services.rules.options import ModelNeed, RequestContext, allowed_models, model_choice, only_edits, usable
 from services.rules.server_settings import (
     allowed_after,
     describe_limits,
@@ -84,8 +84,16 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             for row in rows
         ]
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
-        used, stale = model_choice(None, dataclasses.replace(context, user_prefs={}))
-        if stale:  # hidden or removed by the operator, or no longer allowed here: /imagine passes it over
+        used, stale = model_choice(None, dataclasses.replace(context, user_prefs={}), images=0)
+        if stale and usable(stale, context) and only_edits(stale, context):  # saved by an older version
+            shown.append(
+                _(
+                    "⚠️ The default model {model} only edits images, so /imagine without an image uses {used}.",
+                    model=stale.rsplit("/", maxsplit=1)[-1],
+                    used=used.rsplit("/", maxsplit=1)[-1],
+                )
+            )
+        elif stale:  # hidden or removed by the operator, or no longer allowed here: /imagine passes it over
             shown.append(
                 _(
                     "⚠️ The default model {model} is no longer available, so /imagine uses {used}.",

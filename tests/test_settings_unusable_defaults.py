@@ -9,7 +9,7 @@ import time
 import pytest
 
 from services.store.models import GuildSettings
-from tests.helpers import blend, delivered, ephemeral_text, result_of, setup_guild
+from tests.helpers import KONTEXT, blend, delivered, ephemeral_text, imagine_with_image, png, result_of, setup_guild
 
 FLUX2_DEV = "black-forest-labs/flux-2-dev"
 NEEDS_PARTNERS = "aspect_ratio custom cannot be a default: it needs width, height as well"
@@ -136,3 +136,35 @@ async def test_a_stored_custom_preference_from_an_older_version_no_longer_breaks
         mine = await ephemeral_text(await world.discord.slash_command(guild, channel, member, "imagine-prefs show"))
     assert "**aspect_ratio**: `custom`" in mine
     assert "⚠️ The default aspect_ratio custom needs width, height as well" in mine
+
+
+@pytest.mark.parametrize("saved_as", ["server default", "personal default"])
+async def test_a_stored_editing_model_from_an_older_version_no_longer_breaks_imagine_without_an_image(world, saved_as):
+    """A Kontext model saved as the default model by an older version: /imagine without an image used to be refused
+    for everyone ("attach one with `image`"). It is made by the built-in model, with a note saying why; with an
+    image, the saved model still edits it."""
+    guild, channel, admin, member = setup_guild(world, "member", admin=True)
+    async with world.bot() as bot:
+        built_in = bot.settings.default_model
+        if saved_as == "server default":  # written straight to the store, as an older version accepted it
+            await bot.store.save_guild_settings(
+                GuildSettings(guild.id, {"model": KONTEXT, "output_format": "png"}, None, {}, time.time())
+            )
+        else:
+            await bot.store.save_user_prefs(member.id, {"model": KONTEXT, "output_format": "png"})
+        reply, job = await result_of(world, bot, guild, channel, member)
+        assert job.model == built_in and job.input["output_format"] == "png"
+        short = built_in.rsplit("/", 1)[-1]
+        assert f"The saved model flux-kontext-pro only edits images, so {short} made this one from the prompt." in (
+            reply.text
+        ), reply.text
+        _, handle = await imagine_with_image(world, guild, channel, member, png(), model=None)
+        _, job = await delivered(world, bot, handle)
+        assert job.model == KONTEXT
+        if saved_as == "server default":
+            shown = await ephemeral_text(
+                await world.discord.slash_command(guild, channel, admin, "imagine-settings show")
+            )
+            assert (
+                f"⚠️ The default model flux-kontext-pro only edits images, so /imagine without an image uses {short}."
+            ) in shown, shown

@@ -158,7 +158,8 @@ class Admission:
         judged = clean_prompt(typed)
         check_prompt(judged, moderation, self.policy.blocked_words)
         notes = list(applied.notes)
-        spec, given = self._model_and_options(ask.kind, applied.given, context)
+        images = len(ask.reused.images) if ask.reused is not None else len(ask.images)
+        spec, given = self._model_and_options(ask.kind, applied.given, context, images=images)
         kept = ask.reused or await self._fetch(ask.kind.images(ask.images, spec))
         # Pillow work (an outpaint's canvas) in a thread; without images there is none, and no wait for a worker
         # that file work elsewhere may hold.
@@ -342,13 +343,14 @@ class Admission:
         return LimitReached(refusal)
 
     def _model_and_options(
-        self, kind: Kind, asked: Mapping[str, object], context: RequestContext
+        self, kind: Kind, asked: Mapping[str, object], context: RequestContext, *, images: int
     ) -> tuple[ModelSpec | None, dict[str, object]]:
-        """The model's spec (None for an allowed unknown model) and the options to send, as the kind wants them."""
+        """The model's spec (None for an allowed unknown model) and the options to send, as the kind wants them,
+        for a request with `images` input images."""
         given = {name: value for name, value in asked.items() if value is not None}
         if "model" not in given and (model := kind.model(context)) is not None:
             given["model"] = model
-        chosen = chosen_model(given.get("model"), context)
+        chosen = chosen_model(given.get("model"), context, images=images)
         spec = context.catalogue.resolve(chosen, allow_unknown=context.allow_unknown_models)
         return spec, kind.options(spec, given)
 

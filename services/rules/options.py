@@ -47,14 +47,15 @@ def allowed_models(context: RequestContext) -> list[ModelSpec]:
     return [spec for spec in context.catalogue.values() if allowed is None or spec.id in allowed]
 
 
-def chosen_model(given_model: object, context: RequestContext) -> str:
+def chosen_model(given_model: object, context: RequestContext, *, images: int | None = None) -> str:
     """The model a request will use: given > the user's preference > the server's default > built-in."""
-    return model_choice(given_model, context)[0]
+    return model_choice(given_model, context, images=images)[0]
 
 
-def model_choice(given_model: object, context: RequestContext) -> tuple[str, str | None]:
+def model_choice(given_model: object, context: RequestContext, *, images: int | None = None) -> tuple[str, str | None]:
     """The model a request will use, and the saved model (a preference or the server's default) passed over
-    because the operator has since hidden or removed it or the server no longer allows it, if any.
+    because the operator has since hidden or removed it or the server no longer allows it, if any; or, for a
+    request with no input image (`images` 0), because it only edits images (older versions let one be saved).
 
     A stale saved model must not break /imagine for everyone, so it is skipped rather than refused; a model
     named in the command itself is still refused with a reason.
@@ -66,7 +67,7 @@ def model_choice(given_model: object, context: RequestContext) -> tuple[str, str
     for candidate in (context.user_prefs.get("model"), guild_defaults.get("model")):
         if not candidate:
             continue
-        if usable(str(candidate), context):
+        if usable(str(candidate), context) and not (images == 0 and only_edits(str(candidate), context)):
             return str(candidate), stale
         stale = stale or str(candidate)
     return context.default_model, stale
@@ -82,13 +83,22 @@ def usable(model: str, context: RequestContext) -> bool:
     return allowed is None or (spec.id if spec else model) in allowed
 
 
-def stale_note(stale: str, used: str) -> Text:
-    """Says once, in the result's note or the refusal, that a saved model was passed over."""
-    return _(
-        "The saved model {model} is not available here, so {used} was used.",
-        model=stale.rsplit("/", maxsplit=1)[-1],
-        used=used.rsplit("/", maxsplit=1)[-1],
-    )
+def only_edits(model: str, context: RequestContext) -> bool:
+    """Whether `model` (a usable one) needs an input image: it cannot make one from a prompt alone."""
+    spec = context.catalogue.resolve(model, allow_unknown=context.allow_unknown_models)
+    return spec is not None and spec.images == "required"
+
+
+def stale_note(stale: str, used: str, context: RequestContext) -> Text:
+    """Says once, in the result's note or the refusal, that a saved model was passed over, and why."""
+    model, used = stale.rsplit("/", maxsplit=1)[-1], used.rsplit("/", maxsplit=1)[-1]
+    if usable(stale, context) and only_edits(stale, context):
+        return _(
+            "The saved model {model} only edits images, so {used} made this one from the prompt.",
+            model=model,
+            used=used,
+        )
+    return _("The saved model {model} is not available here, so {used} was used.", model=model, used=used)
 
 
 def resolve(
@@ -102,10 +112,10 @@ def resolve(
     """Validate and merge; raises BadInput with a message for the user."""
     guild_defaults = context.guild.defaults if context.guild else {}
     layers = [given, context.user_prefs, guild_defaults]
-    model_name, stale = model_choice(given.get("model"), context)
+    model_name, stale = model_choice(given.get("model"), context, images=len(image_urls))
     spec = context.catalogue.resolve(model_name, allow_unknown=context.allow_unknown_models)
     model_id = spec.id if spec else model_name
-    notes: list[Text] = [stale_note(stale, model_id)] if stale else []
+    notes: list[Text] = [stale_note(stale, model_id, context)] if stale else []
     if context.guild and context.guild.allowed_models is not None and model_id not in context.guild.allowed_models:
         names = ", ".join(m.name for m in allowed_models(context))
         allowed = verbatim(names) if names else _("none")
