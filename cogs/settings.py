@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -32,6 +33,8 @@ from services.rules.server_settings import (
     validated_defaults,
 )
 from services.rules.variation_models import can_vary
+from services.store.base import StoreError
+from services.store.models import GuildSettings
 from services.text import Text, _, joined, verbatim
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 Interaction = discord.Interaction[Any]
 SAVES = {"saves": True}  # the error path says "Not saved" when these commands refuse something
+SAVE_ATTEMPTS = 5  # reads and saves of a change to the settings, while other changes keep coming in between
 # L10N: where a setting's value comes from, in /imagine-settings show
 SOURCES = {"server": _("server"), "built-in": _("built-in")}
 
@@ -63,11 +67,19 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
             raise app_commands.MissingPermissions(["manage_guild"])
         return True
 
-    async def _load(self, guild_id: int) -> Any:
-        return await self.bot.store.get_guild_settings(guild_id) or empty(guild_id)
-
-    async def _save(self, settings: Any, **changes: Any) -> None:
-        await self.bot.store.save_guild_settings(dataclasses.replace(settings, updated_at=time.time(), **changes))
+    async def _change(self, guild_id: int, change: Callable[[GuildSettings], dict[str, Any]]) -> GuildSettings:
+        """Save the fields `change` computes from the stored settings (it may refuse with BadInput). Saved only
+        over the settings it was computed from, else computed again from the newer ones: two admins changing
+        settings at once (in one process or two) both keep their change. Returns the settings saved."""
+        for _attempt in range(SAVE_ATTEMPTS):
+            stored = await self.bot.store.get_guild_settings(guild_id)
+            current = stored or empty(guild_id)
+            # Later than the stored time even on a clock that stepped back: it tells this save from that one.
+            updated_at = max(time.time(), current.updated_at + 0.001)
+            changed = dataclasses.replace(current, updated_at=updated_at, **change(current))
+            if await self.bot.store.replace_guild_settings(changed, over=stored):
+                return changed
+        raise StoreError(f"the settings of server {guild_id} kept changing while being saved")
 
     @app_commands.command(name="show", description="This server's settings and where each comes from")
     async def show(self, interaction: Interaction) -> None:
@@ -135,11 +147,14 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         if not options:
             await reply_ephemeral(interaction, _("Nothing to change: give at least one option."))
             return
-        current = await self._load(interaction.guild_id)
-        defaults = validated_defaults(
-            self.catalogue, current.defaults, options, default_model=self.bot.settings.default_model
+        default_model = self.bot.settings.default_model
+        saved = await self._change(
+            interaction.guild_id,
+            lambda current: {
+                "defaults": validated_defaults(self.catalogue, current.defaults, options, default_model=default_model)
+            },
         )
-        await self._save(current, defaults=defaults)
+        defaults = saved.defaults
         changed = ", ".join(f"{k} → `{shown_value(self.catalogue, k, defaults.get(k, v))}`" for k, v in options.items())
         await reply_ephemeral(interaction, _("Server defaults updated: {changes}.", changes=changed))
 
@@ -158,8 +173,7 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
     @app_commands.command(name="reset", description="Back to the built-in defaults")
     async def reset(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
-        current = await self._load(interaction.guild_id)
-        await self._save(current, defaults={})
+        await self._change(interaction.guild_id, lambda _current: {"defaults": {}})
         await reply_ephemeral(interaction, _("Server defaults reset to the built-in ones."))
 
     @app_commands.command(name="models", description="Which models members may use", extras=SAVES)
@@ -176,18 +190,22 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         only_standard: bool = False,
     ) -> None:
         assert interaction.guild_id is not None
-        current = await self._load(interaction.guild_id)
         if allow or deny or everything or only_standard:
-            allowed = allowed_after(
-                self.catalogue,
-                current.allowed_models,
-                allow=allow,
-                deny=deny,
-                everything=everything,
-                only_standard=only_standard,
+            current = await self._change(
+                interaction.guild_id,
+                lambda current: {
+                    "allowed_models": allowed_after(
+                        self.catalogue,
+                        current.allowed_models,
+                        allow=allow,
+                        deny=deny,
+                        everything=everything,
+                        only_standard=only_standard,
+                    )
+                },
             )
-            await self._save(current, allowed_models=allowed)
-            current = dataclasses.replace(current, allowed_models=allowed)
+        else:
+            current = await self.bot.store.get_guild_settings(interaction.guild_id) or empty(interaction.guild_id)
         specs = [
             spec
             for spec in self.catalogue.values()
@@ -221,13 +239,11 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         images_per_guild_per_day: app_commands.Range[int, 0, 1000000] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        current = await self._load(interaction.guild_id)
         changes = {
             "cooldown_seconds": cooldown_seconds, "jobs_in_flight": jobs_in_flight,
             "images_per_user_per_day": images_per_user_per_day, "images_per_guild_per_day": images_per_guild_per_day,
         }  # fmt: skip
-        limits = limits_after(current.limits, changes)
-        await self._save(current, limits=limits)
+        await self._change(interaction.guild_id, lambda current: {"limits": limits_after(current.limits, changes)})
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         limits_now = describe_limits(self.bot.admission.limits(context))
         await reply_ephemeral(interaction, joined([_("Limits now:"), *limits_now]))
@@ -250,12 +266,11 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         usd_per_guild_per_month: app_commands.Range[float, 0, 1_000_000] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        current = await self._load(interaction.guild_id)
         changes = {
             "usd_per_user_per_day": usd_per_user_per_day, "usd_per_user_per_month": usd_per_user_per_month,
             "usd_per_guild_per_day": usd_per_guild_per_day, "usd_per_guild_per_month": usd_per_guild_per_month,
         }  # fmt: skip
-        await self._save(current, limits=limits_after(current.limits, changes))
+        await self._change(interaction.guild_id, lambda current: {"limits": limits_after(current.limits, changes)})
         context = await self.bot.admission.context(interaction.guild_id, interaction.user.id)
         limits_now = describe_limits(self.bot.admission.limits(context))[-2:]
         await reply_ephemeral(interaction, joined([_("Budgets now:"), *limits_now]))
@@ -296,11 +311,10 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         check_images: Literal["off", "spoiler", "withhold"] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        current = await self._load(interaction.guild_id)
-        rules = mod.Moderation.of(current)
-        changed = block or unblock or max_safety_tolerance is not None or log_channel or stop_logging or check_images
-        if changed:
-            rules = dataclasses.replace(
+
+        def changed_rules(current: GuildSettings) -> mod.Moderation:
+            rules = mod.Moderation.of(current)
+            return dataclasses.replace(
                 rules,
                 blocked=mod.blocked_after(rules.blocked, add=block, remove=unblock),
                 max_safety_tolerance=rules.max_safety_tolerance
@@ -309,7 +323,15 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
                 log_channel_id=None if stop_logging else (log_channel.id if log_channel else rules.log_channel_id),
                 check_images=check_images or rules.check_images,
             )
-            await self._save(current, moderation=rules.stored())
+
+        changed = block or unblock or max_safety_tolerance is not None or log_channel or stop_logging or check_images
+        if changed:
+            saved = await self._change(
+                interaction.guild_id, lambda current: {"moderation": changed_rules(current).stored()}
+            )
+            rules = mod.Moderation.of(saved)
+        else:
+            rules = mod.Moderation.of(await self.bot.store.get_guild_settings(interaction.guild_id))
         await reply_ephemeral(interaction, joined([_("Moderation:"), *mod.describe(rules)]))
 
 

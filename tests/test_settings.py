@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -291,3 +292,32 @@ async def test_settings_and_preferences_name_models_by_their_short_names(world):
     assert "**variation_model**: `flux-dev` (server)" in shown
     assert saved.endswith("model → `flux-2-pro`")
     assert "**model**: `flux-2-pro`" in mine
+
+
+async def test_two_settings_changes_at_once_both_keep_their_change(world, monkeypatch):
+    """Two admins change different settings at the same moment: both changes are kept. Each used to save the whole
+    row as it had read it, so the second save undid the first (a blocked word silently unblocked)."""
+    guild, channel, admin, _ = setup_guild(world, "member", admin=True)
+    async with world.bot() as bot:
+        read = bot.store.get_guild_settings
+        first_reads: list[object] = []
+        both_read = asyncio.Barrier(2)
+
+        async def read_together(guild_id: int) -> GuildSettings | None:
+            """The first two reads (one per command) return together, before either command saves."""
+            settings: GuildSettings | None = await read(guild_id)
+            first_reads.append(settings)
+            if len(first_reads) <= 2:
+                await both_read.wait()
+            return settings
+
+        monkeypatch.setattr(bot.store, "get_guild_settings", read_together)
+        d = world.discord
+        block = await d.slash_command(guild, channel, admin, "imagine-settings moderation", {"block": "kraken"})
+        limits = await d.slash_command(guild, channel, admin, "imagine-settings limits", {"cooldown_seconds": 42})
+        said = await asyncio.gather(ephemeral_text(block), ephemeral_text(limits))
+        stored = await read(guild.id)
+    assert "kraken" in said[0] and "42" in said[1], said
+    assert stored is not None
+    assert stored.limits.get("cooldown_seconds") == 42
+    assert "kraken" in stored.moderation.get("blocked_words", []), stored.moderation

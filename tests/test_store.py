@@ -347,6 +347,24 @@ async def test_guild_settings_upsert_and_delete(store: Store) -> None:
     assert await store.get_guild_settings(SNOWFLAKE) == second  # each server has its own row
 
 
+async def test_guild_settings_are_replaced_only_over_what_was_read(store: Store) -> None:
+    """The save of a change is refused (nothing written) when another save came in after its read."""
+    first = GuildSettings(
+        guild_id=SNOWFLAKE, defaults={"num_outputs": 2}, allowed_models=None, limits={}, updated_at=T0
+    )
+    assert await store.replace_guild_settings(first, over=None) is True  # none stored yet
+    again = replace(first, defaults={"num_outputs": 3}, updated_at=T0 + 0.001)
+    assert await store.replace_guild_settings(again, over=None) is False  # someone stored some meanwhile
+    second = replace(first, limits={"jobs_in_flight": 4}, updated_at=T0 + 1.1234567)
+    assert await store.replace_guild_settings(second, over=first) is True
+    late = replace(first, defaults={}, updated_at=T0 + 2)  # computed from `first`, read before `second` was saved
+    assert await store.replace_guild_settings(late, over=first) is False
+    assert await store.get_guild_settings(SNOWFLAKE) == second
+    third = replace(second, defaults={}, updated_at=T0 + 3)
+    assert await store.replace_guild_settings(third, over=await store.get_guild_settings(SNOWFLAKE)) is True
+    assert await store.get_guild_settings(SNOWFLAKE) == third
+
+
 async def test_user_prefs(store: Store) -> None:
     assert await store.get_user_prefs(SNOWFLAKE) == {}
     await store.save_user_prefs(SNOWFLAKE, {"model": "black-forest-labs/flux-dev", "output_quality": 90})

@@ -332,6 +332,11 @@ class Store(ABC):
     async def save_guild_settings(self, settings: GuildSettings) -> None:
         """Insert or replace the guild's settings."""
 
+    @abstractmethod
+    async def replace_guild_settings(self, settings: GuildSettings, *, over: GuildSettings | None) -> bool:
+        """Save `settings` only if the stored ones are still `over` as it was read (None: none stored yet); False,
+        saving nothing, when another change came in between (read them again and redo the change)."""
+
     # User preferences
 
     @abstractmethod

@@ -654,6 +654,23 @@ class PostgresStore(Store):
             *guild_settings_params(settings),
         )
 
+    async def replace_guild_settings(self, settings: GuildSettings, *, over: GuildSettings | None) -> bool:
+        params = guild_settings_params(settings)
+        if over is None:
+            saved = await self._fetch_value(
+                "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at, moderation) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (guild_id) DO NOTHING RETURNING guild_id",
+                *params,
+            )
+        else:
+            saved = await self._fetch_value(
+                "UPDATE guild_settings SET defaults = $2, allowed_models = $3, limits = $4, updated_at = $5, "
+                "moderation = $6 WHERE guild_id = $1 AND updated_at = $7 RETURNING guild_id",
+                *params,
+                float(over.updated_at),
+            )
+        return saved is not None
+
     # User preferences
 
     async def get_user_prefs(self, user_id: int) -> dict[str, object]:

@@ -455,6 +455,26 @@ class SqliteStore(Store):
             params,
         )
 
+    async def replace_guild_settings(self, settings: GuildSettings, *, over: GuildSettings | None) -> bool:
+        guild_id, *fields = guild_settings_params(settings)
+        if over is None:
+            return (
+                await self._changed(
+                    "INSERT INTO guild_settings (guild_id, defaults, allowed_models, limits, updated_at, moderation) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO NOTHING",
+                    (guild_id, *fields),
+                )
+                == 1
+            )
+        return (
+            await self._changed(
+                "UPDATE guild_settings SET defaults = ?, allowed_models = ?, limits = ?, updated_at = ?, "
+                "moderation = ? WHERE guild_id = ? AND updated_at = ?",
+                (*fields, guild_id, float(over.updated_at)),
+            )
+            == 1
+        )
+
     # User preferences
 
     async def get_user_prefs(self, user_id: int) -> dict[str, object]:
