@@ -27,6 +27,7 @@ from services.store import (
 )
 from services.store.base import MIGRATIONS_DIR, dialect_script, load_migrations
 from services.store.job_extra import JobExtra
+from services.store.models import Job, JobStatus
 from services.store.sqlite import split_statements
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.helpers import T0, make_job
@@ -363,6 +364,34 @@ async def test_guild_settings_are_replaced_only_over_what_was_read(store: Store)
     third = replace(second, defaults={}, updated_at=T0 + 3)
     assert await store.replace_guild_settings(third, over=await store.get_guild_settings(SNOWFLAKE)) is True
     assert await store.get_guild_settings(SNOWFLAKE) == third
+
+
+async def test_stale_chat_bookings_give_back_what_they_held_and_nothing_else(store: Store) -> None:
+    def chat(n: int, kind: str = "enhance", **fields: object) -> Job:
+        given: dict[str, Any] = {"created_at": T0, **fields}
+        return make_job(
+            id=f"{n:032x}", kind=kind, user_id=7, channel_id=1, guild_id=2, model="gpt-5-mini",
+            status=JobStatus.SUCCEEDED, **given,
+        )  # fmt: skip
+
+    rows = [
+        chat(1, input={"prompt": "a", "bound_microusd": 900}, image_count=2, cost_microusd=6_900),  # cut off
+        chat(2, input={"prompt": "b"}, image_count=1, cost_microusd=3_500),  # by an older version: no bound kept
+        chat(3, input={"prompt": "c", "bound_microusd": 900}, image_count=0, cost_microusd=6_900, settled_microusd=40),
+        chat(4, kind="describe", input={}, image_count=0, cost_microusd=800),  # held nothing
+        chat(5, input={"prompt": "e", "bound_microusd": 900}, image_count=1, cost_microusd=3_900, created_at=T0 + 60),
+    ]
+    for row in rows:
+        await store.create_job(row)
+    assert await store.release_stale_chats(booked_before=T0 + 30) == 2
+    after = {n: await store.get_job(f"{n:032x}") for n in range(1, 6)}
+    assert {n: (job.image_count, job.settled_microusd) for n, job in after.items() if job} == {
+        1: (0, 900),
+        2: (0, 3_500),
+        3: (0, 40),
+        4: (0, None),
+        5: (1, None),  # booked after the cut: still under way
+    }
 
 
 async def test_user_prefs(store: Store) -> None:

@@ -20,6 +20,7 @@ from tests.helpers import (
     png,
     private_reply,
     setup_guild,
+    until,
 )
 
 # $1 per 1000 tokens: 1000 millionths of a dollar a token, so a chat's cost is easy to read.
@@ -265,6 +266,42 @@ async def test_a_chat_interrupted_by_a_fault_gives_the_image_it_held_back(world)
         bound = bot.admission.policy.chat_price.bound(enhance_messages("a fox"), ENHANCE_MAX_TOKENS)
         assert row.cost_microusd == bound  # the chat's bound, without the image's cost
         await finished(bot, await imagine(world, guild, channel, alice, prompt="a fox"))
+
+
+async def test_a_chat_its_process_left_booked_gives_back_the_image_it_held_at_the_next_housekeeping(world_any_store):
+    """A process that stops during a ✨ chat (a crash, a kill) never settles its booking, which held the job's image
+    and cost: the member's quota stayed used for the day. The housekeeping pass gives the image back once the chat
+    is long past its time, and the chat counts at its own bound."""
+    import asyncio
+
+    from services.jobs.retention import STALE_CHAT_SECONDS, Retention, prune
+    from services.jobs.words import ENHANCE_MAX_TOKENS, enhance_messages
+
+    world = world_any_store
+    guild, channel, alice = setup_guild(world, "alice")
+    never = asyncio.Event()
+
+    class Stopped:
+        """The chat of a process that stopped: it never answers."""
+
+        async def chat(self, model: str, messages: list[dict[str, object]], *, max_tokens: int) -> object:
+            await never.wait()
+            raise AssertionError("unreachable")
+
+    async with world.bot(USER_DAILY_IMAGES="1", USER_COOLDOWN="0", **PRICED) as bot:
+        bot.admission.chat = Stopped()
+        stuck = await imagine(world, guild, channel, alice, prompt="a fox", enhance=True)
+        booked = await until(lambda: images_by_model(bot, guild.id), what="the chat booked")
+        assert booked == {"gpt-5-mini": 1}  # it holds the job's image: the quota is used
+        retention = Retention(seconds=3600, max_bytes=None)
+        await prune(bot.store, retention)  # a chat under way is left alone
+        assert await images_by_model(bot, guild.id) == {"gpt-5-mini": 1}
+        await prune(bot.store, retention, now=time.time() + STALE_CHAT_SECONDS + 1)
+        [row] = await bot.store.spend_since(guild.id, time.time() - 3600)
+        bound = bot.admission.policy.chat_price.bound(enhance_messages("a fox"), ENHANCE_MAX_TOKENS)
+        assert (row.model, row.images, row.cost_microusd) == ("gpt-5-mini", 0, bound)
+        await finished(bot, await imagine(world, guild, channel, alice, prompt="a fox"))  # the quota's image is free
+        assert stuck.original_message() is None  # the stuck request never answered (its "process" stopped)
 
 
 # --- /describe --------------------------------------------------------------------------------------------------

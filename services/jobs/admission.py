@@ -304,6 +304,8 @@ class Admission:
         own, as the job will be, and holds them until `_settle_words` gives them back."""
         now = time.time()
         bound = self.policy.chat_price.bound(messages, max_tokens)
+        if holding is not None:  # what the chat alone counts as, should its process stop before it is settled
+            record = {**record, "bound_microusd": bound}
         row = Job(
             id=uuid.uuid4().hex,
             kind=kind,

@@ -333,6 +333,12 @@ class Store(ABC):
         """Insert or replace the guild's settings."""
 
     @abstractmethod
+    async def release_stale_chats(self, *, booked_before: float) -> int:
+        """✨ Enhance chats booked before `booked_before` that still hold the images and cost of the job they were for
+        (their process stopped during the chat): those are given back, and the chat counts at its own bound (it may
+        have been paid). Returns how many."""
+
+    @abstractmethod
     async def replace_guild_settings(self, settings: GuildSettings, *, over: GuildSettings | None) -> bool:
         """Save `settings` only if the stored ones are still `over` as it was read (None: none stored yet); False,
         saving nothing, when another change came in between (read them again and redo the change)."""

@@ -654,6 +654,16 @@ class PostgresStore(Store):
             *guild_settings_params(settings),
         )
 
+    async def release_stale_chats(self, *, booked_before: float) -> int:
+        released = await self._fetch_value(
+            "WITH released AS (UPDATE jobs SET image_count = 0, "
+            "settled_microusd = COALESCE((input::jsonb ->> 'bound_microusd')::bigint, cost_microusd) "
+            "WHERE kind = 'enhance' AND settled_microusd IS NULL AND image_count > 0 AND created_at < $1 "
+            "RETURNING 1) SELECT COUNT(*) FROM released",
+            float(booked_before),
+        )
+        return int(released or 0)
+
     async def replace_guild_settings(self, settings: GuildSettings, *, over: GuildSettings | None) -> bool:
         params = guild_settings_params(settings)
         if over is None:

@@ -455,6 +455,14 @@ class SqliteStore(Store):
             params,
         )
 
+    async def release_stale_chats(self, *, booked_before: float) -> int:
+        return await self._changed(
+            "UPDATE jobs SET image_count = 0, "
+            "settled_microusd = COALESCE(CAST(json_extract(input, '$.bound_microusd') AS INTEGER), cost_microusd) "
+            "WHERE kind = 'enhance' AND settled_microusd IS NULL AND image_count > 0 AND created_at < ?",
+            (float(booked_before),),
+        )
+
     async def replace_guild_settings(self, settings: GuildSettings, *, over: GuildSettings | None) -> bool:
         guild_id, *fields = guild_settings_params(settings)
         if over is None:
