@@ -7,14 +7,20 @@ event loop for about 100 ms. Nearly everything a job makes is freed by reference
 dropped, so:
 - a young collection runs every `YOUNG_THRESHOLD` net allocations;
 - what exists once the bot has started (modules, the catalogue, the cogs) is left out of every later collection,
-  and the full collections that follow are paced by what was made since (not by the frozen start-up heap).
+  and the full collections that follow are paced by what was made since (not by the frozen start-up heap);
+- at a steady pace the young generation fills slowly (what is freed by reference counting does not count), so the
+  cyclic garbage of jobs (an interaction, its response, the bytes they hold) would wait minutes for a collection:
+  `keep_collecting` collects the two younger generations every few seconds. Over 30 minutes at 5 commands a second
+  RSS then stays flat; without it, 10,000 garbage objects at a time were held and RSS crept up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 YOUNG_THRESHOLD = 10_000
+COLLECT_EVERY_SECONDS = 5.0
 
 
 def tune_collector() -> None:
@@ -32,3 +38,11 @@ def freeze_startup_objects() -> int:
     # what is left, the next full collection would wait for tens of thousands of survivors, and RSS would creep.
     gc.collect()
     return gc.get_freeze_count()
+
+
+async def keep_collecting(every: float = COLLECT_EVERY_SECONDS) -> None:
+    """Collect the young and middle generations every `every` seconds, for as long as the bot runs (a few
+    milliseconds each: they hold only what was made since); full collections follow by Python's own rule."""
+    while True:
+        await asyncio.sleep(every)
+        gc.collect(1)

@@ -80,3 +80,46 @@ def test_full_collections_are_paced_by_what_was_made_after_start_up():
     )
     full = seen["full_collections"]
     assert isinstance(full, int) and full >= 1
+
+
+def test_garbage_made_at_a_slow_pace_is_collected_within_seconds():
+    # With young collections 10,000 allocations apart, a bot at a steady pace held its jobs' cyclic garbage for
+    # minutes. `keep_collecting` collects it on a timer: a cycle made in an idle loop, far from the allocation
+    # rule's next collection, is freed by it (waited for, with a deadline far past the period).
+    seen = run_child(
+        """
+        import asyncio, gc, json, weakref
+        from services.gc_tuning import YOUNG_THRESHOLD, keep_collecting, tune_collector
+
+        class Node:
+            pass
+
+        async def main():
+            tune_collector()
+            gc.collect()
+            gone = asyncio.Event()
+            node = Node()
+            node.me = node  # a cycle: only the collector frees it
+            weakref.finalize(node, gone.set)
+            del node
+            waiting = {"freed_at_once": gone.is_set(), "far_from_the_rule": gc.get_count()[0] < YOUNG_THRESHOLD // 2}
+            task = asyncio.create_task(keep_collecting(every=0.05))
+            try:
+                await asyncio.wait_for(gone.wait(), 10.0)
+                waiting["freed_by_the_timer"] = True
+            except TimeoutError:
+                waiting["freed_by_the_timer"] = False
+            task.cancel()
+            return waiting
+
+        print(json.dumps(asyncio.run(main())))
+        """
+    )
+    assert seen == {"freed_at_once": False, "far_from_the_rule": True, "freed_by_the_timer": True}
+
+
+async def test_the_bot_keeps_collecting_while_it_runs_and_stops_when_it_closes(world):
+    async with world.bot() as bot:
+        keeper = bot.garbage_keeper
+        assert keeper.get_coro().__qualname__ == "keep_collecting" and not keeper.done()
+    assert keeper.cancelled()

@@ -19,6 +19,7 @@ from services.cometapi.files import Downloader
 from services.cometapi.service import PredictionService
 from services.config import Settings
 from services.errors import ConfigError
+from services.gc_tuning import keep_collecting
 from services.jobs.admission import Admission
 from services.jobs.credits import CreditLedger
 from services.jobs.leases import LeaseFence, LeaseTerms
@@ -182,6 +183,8 @@ class FluxBot(commands.AutoShardedBot):
         self.image_keeper = asyncio.create_task(keep_pruning(self.store, retention), name="input-image-retention")
         # The memory a burst freed goes back to the system (services/malloc.py).
         self.memory_keeper = asyncio.create_task(keep_releasing(), name="release-free-memory")
+        # Jobs' cyclic garbage is collected within seconds at any pace (services/gc_tuning.py).
+        self.garbage_keeper = asyncio.create_task(keep_collecting(), name="collect-garbage")
         if self.credits is not None:  # purchases and refunds made while no process ran, and consumes to retry
             self.credit_keeper = asyncio.create_task(self._reconcile_credits(), name="credits-reconcile")
 
@@ -297,7 +300,7 @@ class FluxBot(commands.AutoShardedBot):
         log.info("Logged in as %s; %d guild(s), shards %s", self.user, len(self.guilds), self.shard_ids or "auto")
 
     async def close(self) -> None:
-        for name in ("resumer", "lease_keeper", "image_keeper", "credit_keeper", "memory_keeper"):
+        for name in ("resumer", "lease_keeper", "image_keeper", "credit_keeper", "memory_keeper", "garbage_keeper"):
             keeper = getattr(self, name, None)
             if keeper is not None:
                 keeper.cancel()  # no adoptions (or deletions) while shutting down
