@@ -10,8 +10,8 @@ dropped, so:
   and the full collections that follow are paced by what was made since (not by the frozen start-up heap);
 - at a steady pace the young generation fills slowly (what is freed by reference counting does not count), so the
   cyclic garbage of jobs (an interaction, its response, the bytes they hold) would wait minutes for a collection:
-  `keep_collecting` collects the two younger generations every few seconds. Over 30 minutes at 5 commands a second
-  RSS then stays flat; without it, 10,000 garbage objects at a time were held and RSS crept up.
+  `keep_collecting` collects the two younger generations every few seconds (without it, a soak at 5 commands a
+  second held about 10,000 garbage objects at a time, and RSS crept up: docs/benchmarks.md).
 """
 
 from __future__ import annotations
