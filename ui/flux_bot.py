@@ -183,7 +183,7 @@ class FluxBot(commands.AutoShardedBot):
         self.image_keeper = asyncio.create_task(keep_pruning(self.store, retention), name="input-image-retention")
         # The memory a burst freed goes back to the system (services/malloc.py).
         self.memory_keeper = asyncio.create_task(keep_releasing(), name="release-free-memory")
-        # Jobs' cyclic garbage is collected within seconds at any pace (services/gc_tuning.py).
+        # Jobs' cyclic garbage is collected within half a minute at any pace (services/gc_tuning.py).
         self.garbage_keeper = asyncio.create_task(keep_collecting(), name="collect-garbage")
         if self.credits is not None:  # purchases and refunds made while no process ran, and consumes to retry
             self.credit_keeper = asyncio.create_task(self._reconcile_credits(), name="credits-reconcile")
