@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aiohttp
 import discord
 from discord.ui.view import BaseView
 
@@ -42,7 +41,7 @@ from services.delivery.throttle import OPEN, Coalescer, Permit
 from services.failures import worth_retrying
 from services.jobs.checks import WITHHOLD, check_notes
 from services.jobs.leases import LeaseFence
-from services.jobs.runner import Delivery, JobProgress, MessageGone, NotDelivered
+from services.jobs.runner import CONNECTION_FAULTS, Delivery, JobProgress, MessageGone, NotDelivered
 from services.store.models import Job
 from services.text import Text, _, _n
 from ui.job_log import JobLog
@@ -180,7 +179,7 @@ class DiscordDisplay:
             due = progress.due_in
             settle_for = due + MERGE_SECONDS if due is not None and due <= DUE_SOON_SECONDS else None
             await self._entry(job).coalescer.push(progress_text(job, progress), settle=settle, settle_for=settle_for)
-        except (discord.HTTPException, aiohttp.ClientConnectionError, TimeoutError) as exc:
+        except (discord.HTTPException, *CONNECTION_FAULTS) as exc:
             # A progress line is not worth failing the job for; the final edit will try again.
             log.warning("Job %s: progress edit failed: %s", job.id, str(exc) or type(exc).__name__)
 
@@ -501,7 +500,7 @@ class DiscordDisplay:
                 transient = isinstance(exc, discord.DiscordServerError) or exc.status == 429
                 if not transient or attempt + 1 == DELIVERY_ATTEMPTS:
                     raise
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            except CONNECTION_FAULTS as exc:
                 if attempt + 1 == DELIVERY_ATTEMPTS:
                     raise
                 log.info("Discord's connection failed (%s); trying again", type(exc).__name__)

@@ -834,13 +834,17 @@ async def _outlast_cancels(inner: asyncio.Future[Any]) -> bool:
     return interrupted
 
 
+# A connection cut or timed out: discord.py retries neither on Linux (only BSD's and Windows' resets).
+CONNECTION_FAULTS = (aiohttp.ClientConnectionError, TimeoutError)
+
+
 def _discord_unavailable(exc: BaseException) -> bool:
     """Whether a display's error says Discord fails for now: an HTTP 5xx or 429, a connection cut or timed out,
     that outlasted the display's retries (discord.py's HTTPException carries `status`; this module knows nothing of
     Discord). The image service's own errors are ServiceErrors, never these."""
     if isinstance(exc, ServiceError):
         return False
-    if isinstance(exc, aiohttp.ClientConnectionError | TimeoutError):
+    if isinstance(exc, CONNECTION_FAULTS):
         return True
     status = getattr(exc, "status", None)
     return isinstance(status, int) and (status == 429 or 500 <= status < 600)
