@@ -4,7 +4,9 @@ A fixed interval wastes requests while an image cannot possibly be ready yet. In
 create-to-done times are learned (seeded with typical figures from the catalogue), and a prediction is
  - not polled before the fastest usual time (the window's low end; a first poll is never later than
    `max_interval`, so a stage change still shows),
- - polled every `fine_interval` inside the usual window,
+ - polled inside the usual window every `fine_interval`, or every `patience` share of the time it has run
+   when that is longer (a finished image then waits about as long, relative to its making, on a 2 s model as
+   on a 30 s one, and a slow model is not polled 50 times),
  - polled less and less often past its high end, up to `max_interval`,
  - and when the logs give a tqdm rate, polled when the steps left should be done.
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PollTuning:
     fine_interval: float = 0.4
+    patience: float = 0.1  # inside the window, polls are at least this share of the time run so far apart
     min_interval: float = 0.1
     max_interval: float = 5.0
     tail_growth: float = 1.5
@@ -89,7 +92,7 @@ class PollPlan:
         elif elapsed < self.low:
             delay = self.low - elapsed
         elif elapsed <= self.high:
-            delay = t.fine_interval
+            delay = max(t.fine_interval, t.patience * elapsed)
         else:
             delay = t.fine_interval * t.tail_growth**self._tail_polls
             self._tail_polls += 1
