@@ -321,3 +321,30 @@ async def test_two_settings_changes_at_once_both_keep_their_change(world, monkey
     assert stored is not None
     assert stored.limits.get("cooldown_seconds") == 42
     assert "kraken" in stored.moderation.get("blocked_words", []), stored.moderation
+
+
+async def test_two_preference_changes_at_once_both_keep_their_change(world, monkeypatch):
+    """One person sets two of their defaults from two devices at the same moment: both are kept. Each command used
+    to save the whole row as it had read it, so the second save undid the first."""
+    guild, channel, alice = setup_guild(world, "alice")
+    async with world.bot() as bot:
+        read = bot.store.get_user_prefs
+        first_reads: list[object] = []
+        both_read = asyncio.Barrier(2)
+
+        async def read_together(user_id: int) -> dict[str, object]:
+            """The first two reads (one per command) return together, before either command saves."""
+            prefs: dict[str, object] = await read(user_id)
+            first_reads.append(prefs)
+            if len(first_reads) <= 2:
+                await both_read.wait()
+            return prefs
+
+        monkeypatch.setattr(bot.store, "get_user_prefs", read_together)
+        d = world.discord
+        shape = await d.slash_command(guild, channel, alice, "imagine-prefs set", {"aspect_ratio": "16:9"})
+        quality = await d.slash_command(guild, channel, alice, "imagine-prefs set", {"output_quality": 70})
+        said = await asyncio.gather(ephemeral_text(shape), ephemeral_text(quality))
+        stored = await read(alice.id)
+    assert "16:9" in said[0] and "70" in said[1], said
+    assert stored.get("aspect_ratio") == "16:9" and stored.get("output_quality") == 70, stored

@@ -394,6 +394,21 @@ async def test_stale_chat_bookings_give_back_what_they_held_and_nothing_else(sto
     }
 
 
+async def test_user_prefs_are_replaced_only_over_what_was_read(store: Store) -> None:
+    first = {"aspect_ratio": "16:9"}
+    assert await store.replace_user_prefs(SNOWFLAKE, first, over={}) is True  # none stored yet
+    assert await store.replace_user_prefs(SNOWFLAKE, {"output_quality": 70}, over={}) is False  # stored meanwhile
+    second = {"aspect_ratio": "16:9", "output_quality": 70}
+    assert await store.replace_user_prefs(SNOWFLAKE, second, over=first) is True
+    assert await store.replace_user_prefs(SNOWFLAKE, {"aspect_ratio": "1:1"}, over=first) is False  # read before
+    assert await store.get_user_prefs(SNOWFLAKE) == second
+    await store.delete_user_prefs(SNOWFLAKE)
+    assert await store.replace_user_prefs(SNOWFLAKE, {"num_outputs": 2}, over=second) is False  # cleared meanwhile
+    await store.save_user_prefs(SNOWFLAKE, {})  # an empty row reads as none stored
+    assert await store.replace_user_prefs(SNOWFLAKE, {"num_outputs": 2}, over={}) is True
+    assert await store.get_user_prefs(SNOWFLAKE) == {"num_outputs": 2}
+
+
 async def test_user_prefs(store: Store) -> None:
     assert await store.get_user_prefs(SNOWFLAKE) == {}
     await store.save_user_prefs(SNOWFLAKE, {"model": "black-forest-labs/flux-dev", "output_quality": 90})

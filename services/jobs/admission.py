@@ -132,13 +132,16 @@ class Admission:
             catalogue.check_images(spec, len(ask.images))
 
     async def context(self, guild_id: int | None, user_id: int) -> RequestContext:
-        guild = await self.store.get_guild_settings(guild_id) if guild_id else None
+        # Asked together: on SQLite one trip to the database thread, on PostgreSQL two connections at once.
+        guild, user_prefs = await asyncio.gather(
+            self.store.get_guild_settings(guild_id) if guild_id else _none(), self.store.get_user_prefs(user_id)
+        )
         return RequestContext(
             default_model=self.policy.default_model,
             catalogue=self.policy.catalogue,
             allow_unknown_models=self.policy.allow_unknown_models,
             guild=guild,
-            user_prefs=await self.store.get_user_prefs(user_id),
+            user_prefs=user_prefs,
         )
 
     def limits(self, context: RequestContext) -> Limits:
@@ -456,3 +459,7 @@ def _extra(ask: Ask, kept: KeptImages, notes: Sequence[Text], derived: Mapping[s
         **ask.kind.extra(),
         **derived,
     )
+
+
+async def _none() -> None:
+    return None

@@ -354,6 +354,13 @@ class Store(ABC):
         """Insert or replace the user's preferences."""
 
     @abstractmethod
+    async def replace_user_prefs(
+        self, user_id: int, prefs: Mapping[str, object], *, over: Mapping[str, object]
+    ) -> bool:
+        """Save `prefs` only if the stored ones are still `over` as it was read (empty: none stored); False, saving
+        nothing, when another change came in between (read them again and redo the change)."""
+
+    @abstractmethod
     async def delete_user_prefs(self, user_id: int) -> None:
         """Forget the user's preferences (no error if there are none)."""
 

@@ -696,6 +696,20 @@ class PostgresStore(Store):
             time.time(),
         )
 
+    async def replace_user_prefs(
+        self, user_id: int, prefs: Mapping[str, object], *, over: Mapping[str, object]
+    ) -> bool:
+        text, now = dump_json(prefs), time.time()
+        if not over:  # no row, or an empty one
+            sql = (
+                "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES ($1, $2, $3) ON CONFLICT (user_id) "
+                "DO UPDATE SET prefs = EXCLUDED.prefs, updated_at = EXCLUDED.updated_at WHERE user_prefs.prefs = '{}' "
+                "RETURNING user_id"
+            )
+            return await self._fetch_value(sql, user_id, text, now) is not None
+        sql = "UPDATE user_prefs SET prefs = $2, updated_at = $3 WHERE user_id = $1 AND prefs = $4 RETURNING user_id"
+        return await self._fetch_value(sql, user_id, text, now, dump_json(over)) is not None
+
     async def delete_user_prefs(self, user_id: int) -> None:
         await self._execute("DELETE FROM user_prefs WHERE user_id = $1", user_id)
 

@@ -497,6 +497,19 @@ class SqliteStore(Store):
             (user_id, text, time.time()),
         )
 
+    async def replace_user_prefs(
+        self, user_id: int, prefs: Mapping[str, object], *, over: Mapping[str, object]
+    ) -> bool:
+        text, now = dump_json(prefs), time.time()
+        if not over:  # no row, or an empty one
+            sql = (
+                "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES (?, ?, ?) ON CONFLICT (user_id) "
+                "DO UPDATE SET prefs = excluded.prefs, updated_at = excluded.updated_at WHERE user_prefs.prefs = '{}'"
+            )
+            return await self._changed(sql, (user_id, text, now)) == 1
+        sql = "UPDATE user_prefs SET prefs = ?, updated_at = ? WHERE user_id = ? AND prefs = ?"
+        return await self._changed(sql, (text, now, user_id, dump_json(over))) == 1
+
     async def delete_user_prefs(self, user_id: int) -> None:
         await self._changed("DELETE FROM user_prefs WHERE user_id = ?", (user_id,))
 
