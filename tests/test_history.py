@@ -64,21 +64,54 @@ async def test_my_history_is_paged_newest_first_with_status_model_time_and_link(
     assert f"<t:{int(job.created_at)}:R>" in newest
     assert f"[open](https://discord.com/channels/{guild.id}/{channel.id}/{job.message_id})" in newest
     assert first.embeds[0]["footer"]["text"] == "Page 1 of 2 · 10 jobs, newest first"
+    # Each button turns from the job at its end of the page.
     assert pager(first) == [
-        ("◀ Newer", "flux-history:mine:newer:0", True),
-        ("Older ▶", "flux-history:mine:older:1", False),
+        ("◀ Newer", f"flux-history:mine:newer:0:{mine[9].created_at!r}:{mine[9].id}", True),
+        ("Older ▶", f"flux-history:mine:older:1:{mine[2].created_at!r}:{mine[2].id}", False),
     ]
     # The page buttons keep working in a new process.
     async with world.bot():
-        second = await turn(world, first, alice, "flux-history:mine:older:1")
+        second = await turn(world, first, alice, pager(first)[1][1])
         assert prompts(second) == ["alice 1", "alice 0"]
         assert second.embeds[0]["footer"]["text"].startswith("Page 2 of 2")
-        assert pager(second) == [
-            ("◀ Newer", "flux-history:mine:newer:0", False),
-            ("Older ▶", "flux-history:mine:older:1", True),
-        ]
-        back = await turn(world, second, alice, "flux-history:mine:newer:0")
-        assert prompts(back)[0] == "alice 9"
+        assert [(label, disabled) for label, _, disabled in pager(second)] == [("◀ Newer", False), ("Older ▶", True)]
+        back = await turn(world, second, alice, pager(second)[0][1])
+        assert prompts(back) == [f"alice {n}" for n in range(9, 1, -1)]
+
+
+async def test_jobs_made_while_turning_pages_shift_nothing(world):
+    """Pages turn from the job at the page's end: the jobs made meanwhile neither repeat a line on the next page
+    nor hide one, and turning back shows the page seen, then the new jobs on a page of their own."""
+    guild, channel = setup_guild(world)
+    alice = add_member(world, guild, "alice")
+    async with world.bot() as bot:
+        await stored_jobs(world, bot, guild, channel, alice, 12, prefix="old")
+        first = await history(world, guild, channel, alice)
+        assert prompts(first) == [f"old {n}" for n in range(11, 3, -1)]
+        await stored_jobs(world, bot, guild, channel, alice, 3, prefix="new", start=T0 + 3600)
+        second = await turn(world, first, alice, pager(first)[1][1])
+        assert prompts(second) == ["old 3", "old 2", "old 1", "old 0"]
+        assert second.embeds[0]["footer"]["text"] == "Page 3 of 3 · 15 jobs, newest first"
+        back = await turn(world, second, alice, pager(second)[0][1])
+        assert prompts(back) == [f"old {n}" for n in range(11, 3, -1)]
+        assert back.embeds[0]["footer"]["text"].startswith("Page 2 of 3")
+        newest = await turn(world, back, alice, pager(back)[0][1])
+        assert prompts(newest) == ["new 2", "new 1", "new 0"]
+        assert newest.embeds[0]["footer"]["text"].startswith("Page 1 of 3")
+        assert pager(newest)[0][2] is True  # nothing newer
+
+
+async def test_a_page_button_of_an_older_version_turns_by_its_number(world):
+    guild, channel = setup_guild(world)
+    alice = add_member(world, guild, "alice")
+    async with world.bot() as bot:
+        await stored_jobs(world, bot, guild, channel, alice, 10, prefix="alice")
+        first = await history(world, guild, channel, alice)
+        for row in world.discord.message(first.id).components:  # as posted before the buttons carried a job
+            for button in row["components"]:
+                button["custom_id"] = ":".join(button["custom_id"].split(":")[:4])
+        second = await turn(world, first, alice, "flux-history:mine:older:1")
+        assert prompts(second) == ["alice 1", "alice 0"]
 
 
 async def test_history_shows_real_jobs_of_every_kind_and_status(world):
@@ -199,8 +232,8 @@ async def test_history_buttons_are_checked_again_when_pressed(world):
         await stored_jobs(world, bot, guild, channel, alice, 10, prefix="alice")
         server = await history(world, guild, channel, admin, scope="server")
         own = await history(world, guild, channel, alice)
-        older = "flux-history:server:older:1"
-        assert ("Older ▶", older, False) in pager(server)
+        older = pager(server)[1][1]
+        assert older.startswith("flux-history:server:older:1:")
         # A forged button: the page's custom id on a public message of the bot's, pressed by a member without
         # Manage Server, then by one with it (the server's history would be shown to the whole channel).
         planted = await world.discord.post_message(
@@ -213,7 +246,7 @@ async def test_history_buttons_are_checked_again_when_pressed(world):
         assert world.discord.edits_of(planted.id) == []
         assert world.discord.message(planted.id).text == "look"
         # Someone else's page (as a forged interaction could reach it): neither bob's history nor alice's shown.
-        mine_older = "flux-history:mine:older:1"
+        mine_older = pager(own)[1][1]
         for page, presser in ((own, bob), (server, bob), (own, admin)):
             custom_id = mine_older if page is own else older
             before = len(world.discord.edits_of(page.id))

@@ -27,7 +27,7 @@ from services.store import (
 )
 from services.store.base import MIGRATIONS_DIR, dialect_script, load_migrations
 from services.store.job_extra import JobExtra
-from services.store.models import Job, JobStatus
+from services.store.models import Job, JobStatus, PageMark
 from services.store.sqlite import split_statements
 from tests.conftest import StoreTarget, connect_postgres_or_skip, postgres_schema, postgres_test_url
 from tests.helpers import T0, make_job
@@ -392,6 +392,30 @@ async def test_stale_chat_bookings_give_back_what_they_held_and_nothing_else(sto
         4: (0, None),
         5: (1, None),  # booked after the cut: still under way
     }
+
+
+async def test_history_pages_turn_from_a_mark_in_the_order_of_time_then_id(store: Store) -> None:
+    """Marks page by (created_at, id), newest first, jobs made at the same instant included once each."""
+    times = [T0, T0 + 1, T0 + 1, T0 + 1, T0 + 2, T0 + 3]  # three made at the same instant
+    jobs = [make_job(id=f"{n:032x}", user_id=7, created_at=at) for n, at in enumerate(times)]
+    for n in (3, 0, 5, 1, 4, 2):  # stored in another order than their ids'
+        await store.create_job(jobs[n])
+    order = [job.id for job in await store.recent_jobs(user_id=7, limit=10)]
+    assert order == [f"{n:032x}" for n in (5, 4, 3, 2, 1, 0)]
+    seen, mark = [], None
+    while True:  # two at a time from the newest: every job once, in that order
+        page = await store.recent_jobs(user_id=7, limit=2, older_than=mark)
+        if not page:
+            break
+        seen += [job.id for job in page]
+        mark = PageMark(page[-1].created_at, page[-1].id)
+    assert seen == order
+    middle = PageMark(T0 + 1, f"{2:032x}")
+    assert [job.id for job in await store.recent_jobs(user_id=7, limit=2, newer_than=middle)] == order[1:3]
+    assert [job.id for job in await store.recent_jobs(user_id=7, limit=9, older_than=middle)] == order[4:]
+    assert await store.count_jobs(user_id=7, newer_than=middle) == 3
+    with pytest.raises(ValueError):
+        await store.recent_jobs(user_id=7, limit=2, older_than=middle, newer_than=middle)
 
 
 async def test_user_prefs_are_replaced_only_over_what_was_read(store: Store) -> None:

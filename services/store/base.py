@@ -49,6 +49,7 @@ from services.store.models import (
     InputImage,
     Job,
     JobStatus,
+    PageMark,
 )
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,11 @@ class Store(ABC):
         shown_to: int | None = None,
         limit: int,
         offset: int = 0,
+        older_than: PageMark | None = None,
+        newer_than: PageMark | None = None,
     ) -> list[Job]:
-        """The jobs of one user and/or one server, newest first: `limit` of them after the first `offset`.
+        """The jobs of one user and/or one server, newest first: `limit` of them after the first `offset`; with
+        `older_than`, the `limit` just older than that mark; with `newer_than`, the `limit` just newer.
 
         At least one of `user_id` and `guild_id` must be given (ValueError otherwise). With `shown_to`, only
         what that user may see: their own jobs, and the others' whose reply was not private (PRIVATE_REPLY).
@@ -200,9 +204,14 @@ class Store(ABC):
 
     @abstractmethod
     async def count_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        newer_than: PageMark | None = None,
     ) -> int:
-        """How many jobs `recent_jobs` pages through for the same filter."""
+        """How many jobs `recent_jobs` pages through for the same filter (newer than the mark, with one)."""
 
     @abstractmethod
     async def transition(
@@ -531,11 +540,14 @@ def history_filter(
     *,
     shown_to: int | None = None,
     not_private: str,
+    older_than: PageMark | None = None,
+    newer_than: PageMark | None = None,
 ) -> tuple[str, list[object]]:
     """The WHERE condition and parameters of a history query; `placeholder(n)` spells the n-th (1-based).
 
     `not_private` is the backend's condition that a job's `extra` does not say PRIVATE_REPLY: with `shown_to`,
-    only that user's own jobs may be private ones.
+    only that user's own jobs may be private ones. `older_than`/`newer_than`: only the jobs after/before that
+    mark in the history's order (created_at, then id, both descending).
     """
     conditions: list[str] = []
     params: list[object] = []
@@ -549,6 +561,10 @@ def history_filter(
         params.append(shown_to)
         conditions.append(f"(user_id = {placeholder(len(params))} OR {not_private})")
     conditions.append(f"kind NOT IN ({WORDS_IN})")  # a chat's cost row shows nothing
+    for mark, side in ((older_than, "<"), (newer_than, ">")):
+        if mark is not None:
+            params += [mark.created_at, mark.job_id]
+            conditions.append(f"(created_at, id) {side} ({placeholder(len(params) - 1)}, {placeholder(len(params))})")
     return " AND ".join(conditions), params
 
 
@@ -665,9 +681,14 @@ def credit_payment(job: Job, balance: int, budget: int | None, drawn: int) -> tu
     return paid_with, None
 
 
-def check_paging(limit: int, offset: int) -> None:
-    if limit < 1 or offset < 0:
-        raise ValueError(f"bad page: limit {limit}, offset {offset}")
+def check_paging(
+    limit: int, offset: int, older_than: PageMark | None = None, newer_than: PageMark | None = None
+) -> str:
+    """The order of a history page's query: newest first, or oldest first for the page newer than a mark (its rows
+    are then given back reversed)."""
+    if limit < 1 or offset < 0 or (older_than is not None and newer_than is not None):
+        raise ValueError(f"bad page: limit {limit}, offset {offset}, marks {older_than}, {newer_than}")
+    return "ASC" if newer_than is not None else "DESC"
 
 
 # Deleted when a job ends: the interaction token is a secret, and once the job has shown its end (before the

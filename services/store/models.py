@@ -143,3 +143,12 @@ class InputImage:
     @classmethod
     def of(cls, data: bytes, content_type: str) -> InputImage:
         return cls(hashlib.sha256(data).hexdigest(), content_type, data)
+
+
+@dataclass(frozen=True)
+class PageMark:
+    """A job a history page was turned from, by its place in the order (newest first): the next page holds the
+    jobs just older or just newer than it, however many were made since, and whether or not it still exists."""
+
+    created_at: float
+    job_id: str

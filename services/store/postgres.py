@@ -86,7 +86,7 @@ from services.store.base import (
     window_query,
 )
 from services.store.credits import Credit, CreditUsage
-from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job, PageMark
 
 log = logging.getLogger(__name__)
 
@@ -341,25 +341,34 @@ class PostgresStore(Store):
         shown_to: int | None = None,
         limit: int,
         offset: int = 0,
+        older_than: PageMark | None = None,
+        newer_than: PageMark | None = None,
     ) -> list[Job]:
-        check_paging(limit, offset)
+        order = check_paging(limit, offset, older_than, newer_than)
         where, params = history_filter(
-            user_id, guild_id, lambda n: f"${n}", shown_to=shown_to, not_private=_NOT_PRIVATE
-        )
+            user_id, guild_id, lambda n: f"${n}", shown_to=shown_to, not_private=_NOT_PRIVATE,
+            older_than=older_than, newer_than=newer_than,
+        )  # fmt: skip
         n = len(params)
-        return await self._fetch_jobs(
-            f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC "  # noqa: S608
+        jobs = await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at {order}, id {order} "  # noqa: S608
             f"LIMIT ${n + 1} OFFSET ${n + 2}",
             *params,
             limit,
             offset,
         )
+        return jobs[::-1] if order == "ASC" else jobs
 
     async def count_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        newer_than: PageMark | None = None,
     ) -> int:
         where, params = history_filter(
-            user_id, guild_id, lambda n: f"${n}", shown_to=shown_to, not_private=_NOT_PRIVATE
+            user_id, guild_id, lambda n: f"${n}", shown_to=shown_to, not_private=_NOT_PRIVATE, newer_than=newer_than
         )
         return int(await self._fetch_value(f"SELECT COUNT(*) FROM jobs WHERE {where}", *params) or 0)  # noqa: S608
 

@@ -64,7 +64,7 @@ from services.store.base import (
     window_query,
 )
 from services.store.credits import Credit, CreditUsage
-from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job
+from services.store.models import ACTIVE, JOB_COLUMNS, PRIVATE_REPLY, GuildSettings, InputImage, Job, PageMark
 from services.store.sqlite_calls import SerialCalls
 
 log = logging.getLogger(__name__)
@@ -226,17 +226,29 @@ class SqliteStore(Store):
         shown_to: int | None = None,
         limit: int,
         offset: int = 0,
+        older_than: PageMark | None = None,
+        newer_than: PageMark | None = None,
     ) -> list[Job]:
-        check_paging(limit, offset)
-        where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
-        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # noqa: S608
-        rows = await self._rows(sql, [*params, limit, offset])
-        return [job_from_row(row) for row in rows]
+        order = check_paging(limit, offset, older_than, newer_than)
+        where, params = history_filter(
+            user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE,
+            older_than=older_than, newer_than=newer_than,
+        )  # fmt: skip
+        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE {where} ORDER BY created_at {order}, id {order} LIMIT ? OFFSET ?"  # noqa: S608
+        jobs = [job_from_row(row) for row in await self._rows(sql, [*params, limit, offset])]
+        return jobs[::-1] if order == "ASC" else jobs
 
     async def count_jobs(
-        self, *, user_id: int | None = None, guild_id: int | None = None, shown_to: int | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        shown_to: int | None = None,
+        newer_than: PageMark | None = None,
     ) -> int:
-        where, params = history_filter(user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE)
+        where, params = history_filter(
+            user_id, guild_id, lambda _: "?", shown_to=shown_to, not_private=_NOT_PRIVATE, newer_than=newer_than
+        )
         return int(await self._value(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) or 0)  # noqa: S608
 
     async def transition(
