@@ -571,6 +571,8 @@ class Figures:
     cpu_seconds: float
     cpu_ms_per_job: float
     cpu_system_ms_per_job: float
+    requests_per_job: float  # the bot's HTTP requests: to CometAPI (creates, polls, files, cancels) and to Discord
+    cpu_ms_per_request: float  # less noisy than per job: a busier machine makes jobs end later, with more edits
     rss_before_mb: float
     peak_rss_mb: float
     rss_peak_at_s: float  # when the sampled RSS was highest, seconds after the burst began
@@ -679,6 +681,7 @@ def figures(run: Run) -> Figures:
     for line in run.bot_log.splitlines():
         if " ERROR " in line or "Traceback" in line:
             problems.append(f"bot log: {line[:200]}")
+    requests = sum(run.comet_requests.values()) + stats["requests"]
     return Figures(
         jobs=len(run.jobs),
         fired=n,
@@ -712,6 +715,8 @@ def figures(run: Run) -> Figures:
         cpu_seconds=run.usage_after.cpu_seconds - run.usage_before.cpu_seconds,
         cpu_ms_per_job=(run.usage_after.cpu_seconds - run.usage_before.cpu_seconds) / n * 1000,
         cpu_system_ms_per_job=(run.usage_after.system_seconds - run.usage_before.system_seconds) / n * 1000,
+        requests_per_job=requests / n,
+        cpu_ms_per_request=(run.usage_after.cpu_seconds - run.usage_before.cpu_seconds) / max(1, requests) * 1000,
         rss_before_mb=run.usage_before.rss_mb,
         peak_rss_mb=run.usage_after.hwm_mb,
         rss_peak_at_s=max(run.rss_samples, key=lambda s: s[1], default=(float("nan"), 0.0))[0],
@@ -781,6 +786,8 @@ def render(args: argparse.Namespace, run: Run, fig: Figures) -> str:
         f"{'max edits incl. the final one in any 1.5 s':<52}{fig.all_edits_max_in_window}",
         f"{'bot CPU: total s / ms per job (of it in the kernel)':<52}"
         f"{fig.cpu_seconds:.1f} / {fig.cpu_ms_per_job:.1f} ({fig.cpu_system_ms_per_job:.1f})",
+        f"{'bot HTTP requests per job / CPU ms per request':<52}"
+        f"{fig.requests_per_job:.2f} / {fig.cpu_ms_per_request:.2f}",
         f"{'bot RSS before / peak (VmHWM) / at the end MB':<52}"
         f"{fig.rss_before_mb:.0f} / {fig.peak_rss_mb:.0f} / {fig.rss_end_mb:.0f} "
         f"(sampled peak {fig.rss_peak_at_s:.1f} s after the burst began)",
