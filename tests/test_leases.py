@@ -296,7 +296,12 @@ async def test_a_process_that_lost_its_lease_stops_and_the_adopter_finishes_with
                     assert task.cancelled()  # stopped by the renewal, while the prediction still ran
                     assert not a.running(job.id)
                     await until(lambda: shown_b.delivered, what="B's delivery")
-                    done = await store_b.get_job(job.id)
+
+                    async def ended() -> Job | None:  # recorded just after the images are shown
+                        current = await store_b.get_job(job.id)
+                        return current if current is not None and current.status in TERMINAL else None
+
+                    done = await until(ended, what="the job's end recorded by B")
                     await b.shutdown()
                     await a.shutdown()
             finally:
