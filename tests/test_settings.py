@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
 from cli.harness import wait_status
 from fakes.cometapi import Outcome
+from services.store.base import Store
 from services.store.models import GuildSettings
 from tests.card import card
 from tests.helpers import EPHEMERAL, ephemeral_text, job_shown_in, private_reply, result_of, setup_guild
@@ -294,24 +296,31 @@ async def test_settings_and_preferences_name_models_by_their_short_names(world):
     assert "**model**: `flux-2-pro`" in mine
 
 
+def first_two_reads_together(monkeypatch: pytest.MonkeyPatch, store: Store, method: str) -> Any:
+    """Hold the first two calls of the store's `method` (one per command) until both have read, so that both
+    commands read before either saves. Returns the method as it was."""
+    read = getattr(store, method)
+    both_read = asyncio.Barrier(2)
+    calls = 0
+
+    async def held(*args: Any) -> Any:
+        nonlocal calls
+        value = await read(*args)
+        calls += 1
+        if calls <= 2:
+            await both_read.wait()
+        return value
+
+    monkeypatch.setattr(store, method, held)
+    return read
+
+
 async def test_two_settings_changes_at_once_both_keep_their_change(world, monkeypatch):
     """Two admins change different settings at the same moment: both changes are kept. Each used to save the whole
     row as it had read it, so the second save undid the first (a blocked word silently unblocked)."""
     guild, channel, admin, _ = setup_guild(world, "member", admin=True)
     async with world.bot() as bot:
-        read = bot.store.get_guild_settings
-        first_reads: list[object] = []
-        both_read = asyncio.Barrier(2)
-
-        async def read_together(guild_id: int) -> GuildSettings | None:
-            """The first two reads (one per command) return together, before either command saves."""
-            settings: GuildSettings | None = await read(guild_id)
-            first_reads.append(settings)
-            if len(first_reads) <= 2:
-                await both_read.wait()
-            return settings
-
-        monkeypatch.setattr(bot.store, "get_guild_settings", read_together)
+        read = first_two_reads_together(monkeypatch, bot.store, "get_guild_settings")
         d = world.discord
         block = await d.slash_command(guild, channel, admin, "imagine-settings moderation", {"block": "kraken"})
         limits = await d.slash_command(guild, channel, admin, "imagine-settings limits", {"cooldown_seconds": 42})
@@ -328,19 +337,7 @@ async def test_two_preference_changes_at_once_both_keep_their_change(world, monk
     to save the whole row as it had read it, so the second save undid the first."""
     guild, channel, alice = setup_guild(world, "alice")
     async with world.bot() as bot:
-        read = bot.store.get_user_prefs
-        first_reads: list[object] = []
-        both_read = asyncio.Barrier(2)
-
-        async def read_together(user_id: int) -> dict[str, object]:
-            """The first two reads (one per command) return together, before either command saves."""
-            prefs: dict[str, object] = await read(user_id)
-            first_reads.append(prefs)
-            if len(first_reads) <= 2:
-                await both_read.wait()
-            return prefs
-
-        monkeypatch.setattr(bot.store, "get_user_prefs", read_together)
+        read = first_two_reads_together(monkeypatch, bot.store, "get_user_prefs")
         d = world.discord
         shape = await d.slash_command(guild, channel, alice, "imagine-prefs set", {"aspect_ratio": "16:9"})
         quality = await d.slash_command(guild, channel, alice, "imagine-prefs set", {"output_quality": 70})
