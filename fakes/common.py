@@ -54,6 +54,7 @@ class Fault:
     drop: bool = False  # close the connection without an answer, after the real handler ran
     side_effects: bool = False  # run the real handler (e.g. create the prediction) before the injected answer
     hold: float = 0.0  # status None: seconds the answer is held AFTER the request took effect (the fake Discord)
+    with_files: bool | None = None  # the fake Discord: only requests that upload files (True), or none (False)
     # The fake CometAPI: the request is recorded, then held in the air (not yet handled) until the test sets this;
     # then it is answered as the rest of the fault says (status None: normally; a status: that error).
     gate: asyncio.Event | None = None
@@ -62,8 +63,10 @@ class Fault:
     def used_up(self) -> bool:
         return self.times is not None and self.hits >= self.times
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, *, files: bool = False) -> bool:
         if self.used_up or self.method not in ("*", method):
+            return False
+        if self.with_files is not None and self.with_files != files:
             return False
         return self.path_regex is None or self.path_regex.search(path) is not None
 

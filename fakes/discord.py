@@ -559,14 +559,17 @@ class FakeDiscord(InteractionActions):
         delay: float = 0.0,
         hold: float = 0.0,
         drop: bool = False,
+        with_files: bool | None = None,
     ) -> Fault:
         """Make the next ``times`` requests matching ``method`` ("*" for any) and ``path_regex`` (searched in
         the path after /api/v10) fail with ``status`` after ``delay`` seconds. status=None: only delay, and/or
         ``hold`` the answer that long after the request took effect (its RecordedRequest is marked ``held``), or
-        ``drop`` the connection without an answer once the request took effect (the client cannot tell it did)."""
+        ``drop`` the connection without an answer once the request took effect (the client cannot tell it did).
+        ``with_files``: only the requests that upload files (True), or only the others (False)."""
         fault = make_fault(
-            method, path_regex, status, json=json, headers=headers, times=times, delay=delay, hold=hold, drop=drop
-        )
+            method, path_regex, status, json=json, headers=headers, times=times, delay=delay, hold=hold, drop=drop,
+            with_files=with_files,
+        )  # fmt: skip
         self.faults.append(fault)
         return fault
 
@@ -596,9 +599,9 @@ class FakeDiscord(InteractionActions):
     def clear_faults(self) -> None:
         self.faults.clear()
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, *, files: bool = False) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(method, path):
+            if fault.matches(method, path, files=files):
                 fault.hits += 1
                 return fault
         return None

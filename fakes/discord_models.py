@@ -628,6 +628,7 @@ def make_fault(
     delay: float = 0.0,
     hold: float = 0.0,
     drop: bool = False,
+    with_files: bool | None = None,
 ) -> Fault:
     """A fault with Discord's body and headers for ``status`` unless given (429: retry_after from the body)."""
     if json is None and status is not None:
@@ -660,4 +661,5 @@ def make_fault(
         path_regex=re.compile(path_regex),
         hold=hold,
         drop=drop,
+        with_files=with_files,
     )

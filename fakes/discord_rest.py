@@ -191,7 +191,7 @@ class RestApi:
             request[REC] = rec
             if self.fake.check_bodies:
                 self._check_body(rec)
-            fault = self.fake._take_fault(request.method, path)
+            fault = self.fake._take_fault(request.method, path, files=bool(rec.files))
             rec.fault = fault
             if fault is not None and fault.delay:
                 await asyncio.sleep(fault.delay)

@@ -20,7 +20,6 @@ from typing import Any
 
 from cli.harness import KEY, TOKEN, wait_status
 from fakes.discord import FakeDiscord, FakeUser, Fault, InteractionHandle
-from fakes.discord_models import make_fault
 from services.store.models import TERMINAL, Job
 from tests.card import card
 from tests.helpers import add_member, imagine, job_shown_in
@@ -156,40 +155,19 @@ async def assert_still_serving(world, bot, guild, channel, tag: str = "afterward
     assert creates_by_prompt(world)[sent.prompt] == 1
 
 
-@dataclass
-class UploadFault(Fault):
-    """A fault for requests that upload files only (the result), not the progress edits to the same path; with
-    `uploads` False, for those progress edits only."""
-
-    fake: Any = None
-    uploads: bool = True
-
-    def matches(self, method: str, path: str) -> bool:
-        if not super().matches(method, path):
-            return False
-        # The request being answered was recorded (with its files) just before the fake looks for a fault.
-        pending = [r for r in self.fake.requests if r.method == method and r.path == path and not r.status]
-        return bool(pending) and bool(pending[-1].files) == self.uploads
-
-
 def inject_on_upload(
     world, path_regex: str, status: int | None, *, json: Any = None, times: int | None = 1, drop: bool = False
 ) -> Fault:
-    """A fault for the uploads (the result) to `path_regex`; status None and `drop`: the connection is cut once the
-    upload took effect."""
-    d = world.discord
-    base = make_fault("PATCH", path_regex, status, json=json, times=times, drop=drop)
-    fault = UploadFault(**vars(base), fake=d)
-    d.faults.append(fault)
-    return fault
+    """A fault for the uploads (the result) to `path_regex`, not the progress edits to the same path; status None
+    and `drop`: the connection is cut once the upload took effect."""
+    d: FakeDiscord = world.discord
+    return d.inject("PATCH", path_regex, status, json=json, times=times, drop=drop, with_files=True)
 
 
 def inject_on_progress(world, path_regex: str, *, times: int | None = 1) -> Fault:
     """The connection cut at the progress edits (no files) to `path_regex`, once each took effect."""
-    base = make_fault("PATCH", path_regex, None, times=times, drop=True)
-    fault = UploadFault(**vars(base), fake=world.discord, uploads=False)
-    world.discord.faults.append(fault)
-    return fault
+    d: FakeDiscord = world.discord
+    return d.inject("PATCH", path_regex, None, times=times, drop=True, with_files=False)
 
 
 @dataclass
@@ -199,8 +177,8 @@ class NthRequest(Fault):
     n: int = 1
     fake: Any = None
 
-    def matches(self, method: str, path: str) -> bool:
-        if not super().matches(method, path):
+    def matches(self, method: str, path: str, *, files: bool = False) -> bool:
+        if not super().matches(method, path, files=files):
             return False
         # The request being answered was recorded just before the fake looks for a fault.
         return len([r for r in self.fake.requests if (r.method, r.path) == (method, path)]) == self.n

@@ -1051,3 +1051,17 @@ async def test_a_held_answer_comes_after_the_request_took_effect(fake: FakeDisco
     assert fake.message(held.message_id or 0).content == "made, answer held"
     assert not sending.done()
     assert (await bot.wait(sending)).id == held.message_id
+
+
+async def test_a_fault_for_uploads_takes_only_the_requests_that_upload_files(
+    fake: FakeDiscord, world: World, bot: Harness
+) -> None:
+    channel = bot.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    fault = fake.inject("POST", rf"^/channels/{world.channel.id}/messages$", 403, with_files=True, times=None)
+    await bot.wait(channel.send("no file"))
+    assert fault.hits == 0
+    with pytest.raises(discord.Forbidden):
+        await bot.wait(channel.send("a file", file=discord.File(io.BytesIO(b"GIF89a"), "a.gif")))
+    assert fault.hits == 1
+    assert [m.content for m in fake.messages_in(world.channel)] == ["no file"]

@@ -86,14 +86,18 @@ async def test_results_past_the_upload_limit_wait_for_one_to_be_posted(world):
     for member in members:
         d.add_member(guild, member)
     world.comet.queue_outcome(Outcome(duration=0.05), times=len(members))
-    d.inject("PATCH", r"/webhooks/", None, delay=2.0, times=None)  # every edit is answered 2 s after it arrives
+    # Every result is ready at the same moment, however slow the machine: the downloads are held until all have
+    # been asked for. Then each upload is answered 2 s after it arrives.
+    downloads = asyncio.Event()
+    world.comet.inject("file", status=None, gate=downloads, times=len(members))
+    d.inject("PATCH", r"/webhooks/", None, delay=2.0, times=None, with_files=True)
     async with world.bot():
-        # All at once, so that every result is ready within the 2 s an upload stays in the air, however slow the
-        # machine (one after the other, a busy machine spread them over more than that).
         handles = await asyncio.gather(
             *(d.slash_command(guild, channel, member, "imagine", {"prompt": f"a red fox, take {n}"})
               for n, member in enumerate(members))
         )  # fmt: skip
+        await world.comet.wait_for(lambda: len(world.comet.requests_for("file")) >= len(members), timeout=30)
+        downloads.set()
         for handle in handles:
             await handle.wait_original(lambda m: bool(m.attachments), timeout=60)
     uploads = [r for r in d.requests if r.files]
