@@ -8,10 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.settings import SAVE_ATTEMPTS
 from services.rules.options import OPTION_NAMES
 from services.rules.server_settings import shown_value, unusable_defaults, validated_defaults
-from services.store.base import StoreError
+from services.store.saving import save_over_what_was_read
 from services.text import _, joined
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
@@ -69,13 +68,13 @@ class Prefs(commands.GroupCog, group_name="imagine-prefs", group_description="Yo
     async def _change(self, user_id: int, options: dict[str, Any]) -> dict[str, object]:
         """Save `options` over the stored preferences (it may refuse with BadInput), only over the ones they were
         checked against: two of one person's commands at once (from two devices) both keep their change."""
-        store = self.bot.store
-        for _attempt in range(SAVE_ATTEMPTS):
-            current = await store.get_user_prefs(user_id)
-            prefs = validated_defaults(self.catalogue, current, options, default_model=self.bot.settings.default_model)
-            if await store.replace_user_prefs(user_id, prefs, over=current):
-                return prefs
-        raise StoreError(f"the preferences of user {user_id} kept changing while being saved")
+        store, default_model = self.bot.store, self.bot.settings.default_model
+        return await save_over_what_was_read(
+            lambda: store.get_user_prefs(user_id),
+            lambda current: validated_defaults(self.catalogue, current, options, default_model=default_model),
+            lambda prefs, current: store.replace_user_prefs(user_id, prefs, over=current),
+            what=f"the preferences of user {user_id}",
+        )
 
     @set_prefs.autocomplete("model")
     async def _model(self, interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:

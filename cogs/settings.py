@@ -33,8 +33,8 @@ from services.rules.server_settings import (
     validated_defaults,
 )
 from services.rules.variation_models import can_vary
-from services.store.base import StoreError
 from services.store.models import GuildSettings
+from services.store.saving import save_over_what_was_read
 from services.text import Text, _, joined, verbatim
 from ui.choices import given, model_choices
 from ui.replies import reply_ephemeral
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 Interaction = discord.Interaction[Any]
 SAVES = {"saves": True}  # the error path says "Not saved" when these commands refuse something
-SAVE_ATTEMPTS = 5  # reads and saves of a change to the settings, while other changes keep coming in between
 # L10N: where a setting's value comes from, in /imagine-settings show
 SOURCES = {"server": _("server"), "built-in": _("built-in")}
 
@@ -71,15 +70,20 @@ class Admin(commands.GroupCog, group_name="imagine-settings", group_description=
         """Save the fields `change` computes from the stored settings (it may refuse with BadInput). Saved only
         over the settings it was computed from, else computed again from the newer ones: two admins changing
         settings at once (in one process or two) both keep their change. Returns the settings saved."""
-        for _attempt in range(SAVE_ATTEMPTS):
-            stored = await self.bot.store.get_guild_settings(guild_id)
+        store = self.bot.store
+
+        def changed(stored: GuildSettings | None) -> GuildSettings:
             current = stored or empty(guild_id)
             # Later than the stored time even on a clock that stepped back: it tells this save from that one.
             updated_at = max(time.time(), current.updated_at + 0.001)
-            changed = dataclasses.replace(current, updated_at=updated_at, **change(current))
-            if await self.bot.store.replace_guild_settings(changed, over=stored):
-                return changed
-        raise StoreError(f"the settings of server {guild_id} kept changing while being saved")
+            return dataclasses.replace(current, updated_at=updated_at, **change(current))
+
+        return await save_over_what_was_read(
+            lambda: store.get_guild_settings(guild_id),
+            changed,
+            lambda settings, stored: store.replace_guild_settings(settings, over=stored),
+            what=f"the settings of server {guild_id}",
+        )
 
     @app_commands.command(name="show", description="This server's settings and where each comes from")
     async def show(self, interaction: Interaction) -> None:
