@@ -1,7 +1,7 @@
-"""A result in the way of which Discord or the store gets once its prediction succeeded (a paid image is never lost):
-Discord refusing the upload for longer than the display's own retries (the job waits in "delivering" and posts it
-later), and the store failing to record the success of a job whose images are shown (they stay shown: the job
-succeeds, or is left "delivering" and resumed).
+"""What was paid for, in the way of which Discord or the store gets (a paid image is never lost): Discord refusing the
+upload for longer than the display's own retries (the job waits in "delivering" and posts it later), the store failing
+to record the success of a job whose images are shown (they stay shown: the job succeeds, or is left "delivering" and
+resumed), and the store failing to record a prediction just created (it is recorded on a later try, or cancelled).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from cli.harness import wait_status
+from fakes.cometapi import Outcome
 from services.store.models import JobStatus
 from tests.campaign import Sent, assert_delivered, assert_nothing_lost, burst, ended, inject_on_upload, job_of
 from tests.helpers import setup_guild, until
@@ -146,3 +147,54 @@ async def test_a_delivered_job_whose_success_the_store_never_takes_is_resumed_no
             sent.handle.original_message_id
         ]
         await assert_nothing_lost(world, bot, {sent.prompt: done})
+
+
+def failing_to_record_predictions(bot, monkeypatch, times: int | None) -> list[str]:
+    """The store refuses the write that records a created prediction (the job's move to "running"), `times` times
+    (None: always), as with a database out of reach; the ids of the jobs refused, once per refusal."""
+    transition = bot.store.transition
+    refused: list[str] = []
+
+    async def failing(job_id: str, from_: Any, to: str, **fields: Any) -> Any:
+        if to == JobStatus.RUNNING and (times is None or len(refused) < times):
+            refused.append(job_id)
+            raise ConnectionResetError("the connection to the database was lost")
+        return await transition(job_id, from_, to, **fields)
+
+    monkeypatch.setattr(bot.store, "transition", failing)
+    return refused
+
+
+async def test_a_prediction_the_store_takes_only_on_a_later_try_is_followed_and_delivered(world_any_store, monkeypatch):
+    """The write of a created prediction's id fails twice (the database was away for a moment): it is written again,
+    and the job, paid for, is delivered from that one prediction (it used to fail, its prediction left running)."""
+    world = world_any_store
+    guild, channel, _ = setup_guild(world, "alice")
+    async with world.bot() as bot:
+        bot.runner.record_retry_seconds = 0.05
+        refused = failing_to_record_predictions(bot, monkeypatch, times=2)
+        [sent] = await burst(world, guild, channel, 1, "blip")
+        [job] = (await ended(bot, [sent])).values()
+        assert refused == [job.id, job.id]
+        await assert_delivered(world, sent, job)
+        assert not ever_shown_failed(world, sent)
+        await assert_nothing_lost(world, bot, {sent.prompt: job})
+
+
+async def test_a_prediction_the_store_never_takes_is_cancelled_and_the_job_fails(world, monkeypatch):
+    """The store never takes a created prediction's id: nothing could follow or resume the prediction, so it is
+    cancelled (not left running, paid and unseen), and the job fails where the user sees it."""
+    guild, channel, _ = setup_guild(world, "alice")
+    async with world.bot() as bot:
+        bot.runner.record_retry_seconds = 0.05
+        refused = failing_to_record_predictions(bot, monkeypatch, times=None)
+        world.comet.queue_outcome(Outcome(duration=30.0))  # still running when given up: its cancel stops it
+        [sent] = await burst(world, guild, channel, 1, "down")
+        [job] = (await ended(bot, [sent])).values()
+        assert job.status == JobStatus.FAILED
+        assert len(refused) > 1  # tried again before giving up
+        [prediction_id] = world.comet.predictions  # one create
+        [cancel] = await world.comet.wait_for(lambda: world.comet.requests_for("cancel"), what="the cancel")
+        assert cancel.path.split("/")[-2] == prediction_id
+        assert world.comet.predictions[prediction_id].status == "canceled"
+        await sent.handle.wait_original(lambda m: "⚠️" in m.text)

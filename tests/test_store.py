@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -641,6 +642,10 @@ class _DropAfterExecute:
         self.pool = pool
         self.drops_after = 1
         self.drops_before = 0
+        self.down_until = 0.0  # monotonic time until which every `execute` loses its connection first
+        # As asyncpg does with a connection it saw the server close: given back to the pool at once, its proxy
+        # then refuses every call, `terminate` included.
+        self.released_on_loss = False
 
     def acquire(self) -> Any:
         outer = self
@@ -666,6 +671,8 @@ class _Conn:
         self.owner = owner
 
     async def execute(self, *args: Any) -> Any:
+        if time.monotonic() < self.owner.down_until:
+            raise asyncpg.ConnectionDoesNotExistError("simulated: the server is restarting")
         if self.owner.drops_before:
             self.owner.drops_before -= 1
             raise asyncpg.ConnectionDoesNotExistError("simulated: connection lost before the write")
@@ -674,6 +681,11 @@ class _Conn:
             self.owner.drops_after -= 1
             raise asyncpg.ConnectionDoesNotExistError("simulated: connection lost after the write")
         return result
+
+    def terminate(self) -> None:
+        if self.owner.released_on_loss:
+            raise asyncpg.InterfaceError("cannot call Connection.terminate(): connection has been released")
+        self.conn.terminate()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.conn, name)
@@ -725,8 +737,28 @@ async def test_postgres_keeps_retrying_while_connections_keep_dying(
     stored = await store.get_job(job.id)
     assert stored is not None and stored.message_id == SNOWFLAKE
     flaky.drops_before = 5  # every try
+    flaky.released_on_loss = True  # the caller is told of the lost connection, not of the pool's refusal after it
     with pytest.raises(asyncpg.ConnectionDoesNotExistError):
         await store.update_job(job.id, owner=None, message_id=SNOWFLAKE + 1)
+
+
+@POSTGRES_ONLY
+async def test_postgres_rides_out_a_few_seconds_of_lost_connections(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart of PostgreSQL, or an admin killing sessions for a few seconds: every try meanwhile loses its
+    connection, and the call lands once it is over (calls that gave up after 1.5 s failed jobs already paid for)."""
+    assert isinstance(store, PostgresStore)
+    job = make_job()
+    await store.create_job(job)
+    flaky = _DropAfterExecute(store._pool)
+    flaky.drops_after = 0
+    monkeypatch.setattr(store, "_pool", flaky)
+    flaky.down_until = time.monotonic() + 3.0
+    await store.update_job(job.id, owner=None, message_id=SNOWFLAKE)
+    assert time.monotonic() >= flaky.down_until
+    stored = await store.get_job(job.id)
+    assert stored is not None and stored.message_id == SNOWFLAKE
 
 
 async def test_the_jobs_table_has_exactly_the_fields_of_job(store):

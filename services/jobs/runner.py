@@ -35,7 +35,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -86,8 +86,9 @@ BEFORE_DELIVERY = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 DELIVERY_RETRY_SECONDS = 15.0
 DELIVERY_RETRY_MAX = 300.0
 OUTPUTS_SECONDS = 3600.0
-# A delivered job's success is written this many times (waiting RECORD_RETRY_SECONDS, then twice as long...) before
-# the job is left "delivering", to be resumed: its images are shown, so a failed write never turns it into a failure.
+# What was paid for (a created prediction's id, a delivered job's success) is written this many times (waiting
+# RECORD_RETRY_SECONDS, then twice as long...) while the store fails. Then a delivered job is left "delivering", to be
+# resumed (its images are shown: a failed write never turns it into a failure); a prediction is cancelled.
 RECORD_ATTEMPTS = 4
 RECORD_RETRY_SECONDS = 0.5
 
@@ -478,9 +479,29 @@ class JobRunner:
             await self.fence.check(job.id)
             self.counts["create"] += 1
             prediction = await self.service.create(job.model, model_input, guard=may_send_again)
-            running = await self.store.transition(
-                job.id, [JobStatus.SUBMITTING], JobStatus.RUNNING, owner=self.lease.owner, prediction_id=prediction.id
-            )
+
+            def recorded(current: Job) -> bool:
+                return current.status == JobStatus.RUNNING and current.prediction_id == prediction.id
+
+            try:
+                running = await self._record(
+                    job.id,
+                    lambda: self.store.transition(
+                        job.id,
+                        [JobStatus.SUBMITTING],
+                        JobStatus.RUNNING,
+                        owner=self.lease.owner,
+                        prediction_id=prediction.id,
+                    ),
+                    landed=recorded,
+                    what=f"its prediction {prediction.id}",
+                )
+            except Exception:
+                # Made, but the store never took its id: nothing could follow it or resume it, so stop paying for it.
+                log.warning("Job %s: prediction %s could not be recorded; cancelling it", job.id, prediction.id)
+                with contextlib.suppress(ServiceError):
+                    await self.service.cancel(prediction.id)
+                raise
             if running is None:
                 # Another process took the job over while the create was in the air (this one was paused past
                 # its lease) and failed it as interrupted, or a user cancelled it. The create still happened: keep
@@ -673,9 +694,10 @@ class JobRunner:
 
     async def _succeeded(self, job: Job, shown: int, settled: int) -> None:
         """Record the success of a job whose images are shown, trying again a few times; NotRecorded after."""
-        for attempt in range(RECORD_ATTEMPTS):
-            try:
-                done = await self.store.transition(
+        try:
+            done = await self._record(
+                job.id,
+                lambda: self.store.transition(
                     job.id,
                     [JobStatus.DELIVERING],
                     JobStatus.SUCCEEDED,
@@ -683,31 +705,41 @@ class JobRunner:
                     delivered_at=time.time(),
                     image_count=shown,
                     settled_microusd=settled,
-                )
-                if done is None and attempt:
-                    # The write that failed may have been made (its answer lost): then it is done.
-                    current = await self.store.get_job(job.id)
-                    if current is not None and current.status == JobStatus.SUCCEEDED:
-                        done = current
-                break
-            except Exception as exc:
-                if attempt + 1 == RECORD_ATTEMPTS:
-                    raise NotRecorded(
-                        f"its images are posted, but its success could not be recorded ({type(exc).__name__}: {exc})"
-                    ) from exc
-                log.warning(
-                    "Job %s: its images are posted; recording its success failed (%s: %s), trying again",
-                    job.id,
-                    type(exc).__name__,
-                    exc,
-                )
-            await asyncio.sleep(self.record_retry_seconds * 2**attempt)
+                ),
+                landed=lambda current: current.status == JobStatus.SUCCEEDED,
+                what="its success (its images are posted)",
+            )
+        except Exception as exc:
+            raise NotRecorded(
+                f"its images are posted, but its success could not be recorded ({type(exc).__name__}: {exc})"
+            ) from exc
         if done is None:
             raise Superseded()  # another process ended it meanwhile (it took the job over)
         self.counts["delivered"] += 1
         self.metrics.job_ended(JobStatus.SUCCEEDED, job.model)
         if done.delivered_at is not None and done.completed_at is not None:
             self.metrics.delivered(job.model, done.delivered_at - done.completed_at)
+
+    async def _record(
+        self, job_id: str, write: Callable[[], Awaitable[Job | None]], *, landed: Callable[[Job], bool], what: str
+    ) -> Job | None:
+        """`write`, a transition that records what was paid for, tried RECORD_ATTEMPTS times while the store fails
+        (waiting RECORD_RETRY_SECONDS, then twice as long...); the last failure is raised. None: the job is no longer
+        as the write expects (another process took it over), unless a try whose answer was lost made it (`landed`)."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                done = await write()
+                if done is None and attempt:
+                    current = await self.store.get_job(job_id)
+                    done = current if current is not None and landed(current) else None
+            except Exception as exc:
+                if attempt + 1 == RECORD_ATTEMPTS:
+                    raise
+                log.warning("Job %s: recording %s failed (%s: %s), trying again", job_id, what, type(exc).__name__, exc)
+                await asyncio.sleep(self.record_retry_seconds * 2**attempt)
+            else:
+                return done
+        raise AssertionError("unreachable")  # the last try returns or raises
 
     async def _wait_for_slot(self, job: Job, waiter: asyncio.Future[None]) -> None:
         """Wait in line, showing the place in line when it changes, and now and then the elapsed time.

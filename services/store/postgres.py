@@ -33,6 +33,7 @@ stops start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -136,7 +137,10 @@ _IMAGES_LOCK = "SELECT pg_advisory_xact_lock{}(hashtextextended('input_images', 
 _UNNEEDED = unneeded("= ANY($1::text[])")
 
 Operation = Callable[[Any, bool], Awaitable[T]]  # (connection, is_retry) -> result
-RETRY_PAUSES = (0.1, 0.2, 0.4, 0.8)  # between the tries of one store call while connections keep dying
+# Between the tries of one store call while connections keep dying: 0.1 s doubling up to 1 s, about 10 s in all, so a
+# restart of PostgreSQL or a few seconds of killed sessions pass (a paid job is not failed for them), and a server
+# that stays away is reported within seconds.
+RETRY_PAUSES = (0.1, 0.2, 0.4, 0.8, *(1.0,) * 8)
 
 
 class PostgresStore(Store):
@@ -206,7 +210,7 @@ class PostgresStore(Store):
         """Run `operation` on a pooled connection; again on a fresh one, a few times, while connections die.
 
         A restarting server or an admin killing sessions can drop the fresh connection too, so one retry is not
-        enough; the pauses between tries (0.1 s doubling, under 2 s in all) let a short outage pass."""
+        enough; the pauses between tries (`RETRY_PAUSES`) let a short outage pass."""
         is_retry = False
         for pause in (*RETRY_PAUSES, None):
             try:
@@ -215,7 +219,7 @@ class PostgresStore(Store):
                         return await operation(conn, is_retry)
                     except CONNECTION_ERRORS as exc:
                         if not isinstance(exc, TimeoutError):
-                            conn.terminate()  # never hand a broken connection back to the pool
+                            _terminate(conn)
                         raise
             except CONNECTION_ERRORS as exc:
                 # TimeoutError is an OSError, but a command that timed out is not retried (it would wait again).
@@ -784,3 +788,10 @@ async def _payment(conn: Any, job: Job, now: float) -> tuple[str | None, Refusal
         row = await conn.fetchrow(_SUBSCRIPTION, job.guild_id, float(now), float(now - MONTH))
         budget, drawn = (None, 0) if row is None else (row[0], int(row[1] or 0))
     return credit_payment(job, balance, None if budget is None else int(budget), drawn)
+
+
+def _terminate(conn: Any) -> None:
+    """Close a pooled connection that failed, so it is never handed out again. asyncpg has already given it back
+    to the pool when it saw the server close it (the call then raises InterfaceError): nothing is left to do."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
