@@ -301,7 +301,10 @@ async def test_a_chat_its_process_left_booked_gives_back_the_image_it_held_at_th
         bound = bot.admission.policy.chat_price.bound(enhance_messages("a fox"), ENHANCE_MAX_TOKENS)
         assert (row.model, row.images, row.cost_microusd) == ("gpt-5-mini", 0, bound)
         await finished(bot, await imagine(world, guild, channel, alice, prompt="a fox"))  # the quota's image is free
-        assert stuck.original_message() is None  # the stuck request never answered (its "process" stopped)
+        # The stuck request went no further than "thinking…" (its "process" stopped in the chat); a busy machine
+        # may have shown that much while it was admitted.
+        shown = stuck.original_message()
+        assert shown is None or not (shown.edits or shown.attachments or shown.text), shown
 
 
 # --- /describe --------------------------------------------------------------------------------------------------
