@@ -1001,6 +1001,29 @@ async def test_bodies_discord_would_refuse_get_50035_and_fail_the_test(
     fake.spec_violations.clear()  # refused on purpose: let this test's own teardown pass
 
 
+FORMS = {
+    "an integer": ({"content": "x", "flags": 4}, []),
+    "an integer as a string of digits": ({"content": "x", "flags": "4"}, []),
+    "an integer as words": ({"content": "x", "flags": "four"}, ["BASE_TYPE_CONVERT"]),
+    "a snowflake as an integer": ({"content": "x", "message_reference": {"message_id": 123}}, []),
+    "a negative snowflake": ({"content": "x", "message_reference": {"message_id": -1}}, ["NUMBER_TYPE_MIN"]),
+    "a snowflake of letters": ({"content": "x", "message_reference": {"message_id": "abc"}}, ["STRING_TYPE_REGEX"]),
+}
+
+
+@pytest.mark.parametrize(("body", "codes"), FORMS.values(), ids=FORMS.keys())
+def test_integers_and_snowflakes_are_checked_in_either_form_by_both_validators(body: JSON, codes: list[str]) -> None:
+    """Discord reads integers from strings of digits and snowflakes from integers: the quick check that lets most
+    bodies through (jsonschema-rs, which has no custom types) agrees with jsonschema's, which says why."""
+    bodies = request_bodies()
+    path = "/channels/1/messages"
+    operation = bodies.operation("POST", path)
+    assert operation is not None and operation.quick is not None and operation.validator is not None
+    assert [v.code for v in bodies.check("POST", path, body)] == codes
+    assert operation.quick.is_valid(body) == (not codes)
+    assert operation.validator.is_valid(body) == (not codes)
+
+
 async def test_every_route_of_the_fake_is_in_the_extracted_description() -> None:
     """extract.py lists the fake's routes by hand: a route added to the fake must be added there too."""
     app = web.Application()
