@@ -446,12 +446,15 @@ async def pause_and_wake(world, tmp_path: Path, guild, channel, place: Place, wh
                 a.send_signal(signal.SIGCONT)
 
                 # A wakes with work in hand for each job (a poll, a place in line, a download, a post, a create in
-                # the air); it finds each taken over and says so once it has stopped.
+                # the air); it finds each taken over and says so once it has stopped. Its lease renewal, which may
+                # have been under way when it was paused, says within a renewal that it was paused past its leases.
                 def stopped_each() -> bool:
                     text = log_a.read_text()
-                    return all(f"Job {j.id}: another process took it over" in text for j in ended.values())
+                    return "renewed no lease for" in text and all(
+                        f"Job {j.id}: another process took it over" in text for j in ended.values()
+                    )
 
-                await until(stopped_each, timeout=30, what="A stopping its work on every job")
+                await until(stopped_each, timeout=30, what="A noticing its pause and stopping its work on every job")
             finally:
                 for process in (a, b):
                     if process.returncode is None:
@@ -495,8 +498,7 @@ async def test_a_process_paused_past_its_lease_never_acts_again_on_the_jobs_anot
             assert len(result) == 1  # one upload, B's; nothing edited after it
             assert d.edits_of(s.handle.original_message_id)[-1] is result[0]
         assert len([m for m in d.messages_in(channel) if m.attachments]) == len(sent)  # one message with images each
-    assert "renewed no lease for" in log_a.read_text()  # A noticed it had been paused past its leases
-    assert_clean_log(log_a)
+    assert_clean_log(log_a)  # (pause_and_wake waited for A to say it was paused past its leases)
     assert_clean_log(log_b)
 
 

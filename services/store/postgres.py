@@ -99,7 +99,7 @@ MIGRATION_TIMEOUT = 600.0
 COMMAND_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 10.0
 
-# The errors after which a connection is assumed dead and a safe operation is retried once.
+# The errors after which a connection is assumed dead and the operation is tried again (`RETRY_PAUSES`).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
