@@ -89,6 +89,23 @@ async def test_a_result_whose_connection_is_cut_twice_is_posted_by_the_display_s
         assert not ever_shown_failed(world, sent)
 
 
+def refusing_transitions(bot, monkeypatch, to: str, times: int | None) -> list[str]:
+    """The store refuses the writes that move a job to `to` (a delivered job's success, a created prediction's move to
+    "running"), `times` times (None: always), as with a database out of reach; the ids of the jobs refused, once per
+    refusal."""
+    transition = bot.store.transition
+    refused: list[str] = []
+
+    async def failing(job_id: str, from_: Any, to_: str, **fields: Any) -> Any:
+        if to_ == to and (times is None or len(refused) < times):
+            refused.append(job_id)
+            raise ConnectionResetError("the connection to the database was lost")
+        return await transition(job_id, from_, to_, **fields)
+
+    monkeypatch.setattr(bot.store, "transition", failing)
+    return refused
+
+
 async def test_a_store_error_recording_a_delivered_job_leaves_its_images_shown_and_the_job_succeeded(
     world_any_store, monkeypatch
 ):
@@ -97,16 +114,7 @@ async def test_a_store_error_recording_a_delivered_job_leaves_its_images_shown_a
     world = world_any_store
     guild, channel, _ = setup_guild(world, "alice")
     async with world.bot() as bot:
-        transition = bot.store.transition
-        refused: list[str] = []
-
-        async def once_failing(job_id: str, from_: Any, to: str, **fields: Any) -> Any:
-            if to == JobStatus.SUCCEEDED and not refused:
-                refused.append(job_id)
-                raise ConnectionResetError("the connection to the database was lost")
-            return await transition(job_id, from_, to, **fields)
-
-        monkeypatch.setattr(bot.store, "transition", once_failing)
+        refused = refusing_transitions(bot, monkeypatch, JobStatus.SUCCEEDED, times=1)
         [sent] = await burst(world, guild, channel, 1, "blip")
         [job] = (await ended(bot, [sent])).values()
         assert refused == [job.id]
@@ -122,16 +130,7 @@ async def test_a_delivered_job_whose_success_the_store_never_takes_is_resumed_no
     guild, channel, _ = setup_guild(world, "alice")
     async with world.bot() as bot:
         bot.runner.record_retry_seconds = 0.05
-        transition = bot.store.transition
-        refused: list[str] = []
-
-        async def failing(job_id: str, from_: Any, to: str, **fields: Any) -> Any:
-            if to == JobStatus.SUCCEEDED:
-                refused.append(job_id)
-                raise ConnectionResetError("the connection to the database was lost")
-            return await transition(job_id, from_, to, **fields)
-
-        monkeypatch.setattr(bot.store, "transition", failing)
+        refused = refusing_transitions(bot, monkeypatch, JobStatus.SUCCEEDED, times=None)
         [sent] = await burst(world, guild, channel, 1, "down")
         job = await job_of(bot, sent)
         await until(lambda: refused and not bot.runner.running(job.id), what="the job's task to stop")
@@ -149,22 +148,6 @@ async def test_a_delivered_job_whose_success_the_store_never_takes_is_resumed_no
         await assert_nothing_lost(world, bot, {sent.prompt: done})
 
 
-def failing_to_record_predictions(bot, monkeypatch, times: int | None) -> list[str]:
-    """The store refuses the write that records a created prediction (the job's move to "running"), `times` times
-    (None: always), as with a database out of reach; the ids of the jobs refused, once per refusal."""
-    transition = bot.store.transition
-    refused: list[str] = []
-
-    async def failing(job_id: str, from_: Any, to: str, **fields: Any) -> Any:
-        if to == JobStatus.RUNNING and (times is None or len(refused) < times):
-            refused.append(job_id)
-            raise ConnectionResetError("the connection to the database was lost")
-        return await transition(job_id, from_, to, **fields)
-
-    monkeypatch.setattr(bot.store, "transition", failing)
-    return refused
-
-
 async def test_a_prediction_the_store_takes_only_on_a_later_try_is_followed_and_delivered(world_any_store, monkeypatch):
     """The write of a created prediction's id fails twice (the database was away for a moment): it is written again,
     and the job, paid for, is delivered from that one prediction (it used to fail, its prediction left running)."""
@@ -172,7 +155,7 @@ async def test_a_prediction_the_store_takes_only_on_a_later_try_is_followed_and_
     guild, channel, _ = setup_guild(world, "alice")
     async with world.bot() as bot:
         bot.runner.record_retry_seconds = 0.05
-        refused = failing_to_record_predictions(bot, monkeypatch, times=2)
+        refused = refusing_transitions(bot, monkeypatch, JobStatus.RUNNING, times=2)
         [sent] = await burst(world, guild, channel, 1, "blip")
         [job] = (await ended(bot, [sent])).values()
         assert refused == [job.id, job.id]
@@ -187,7 +170,7 @@ async def test_a_prediction_the_store_never_takes_is_cancelled_and_the_job_fails
     guild, channel, _ = setup_guild(world, "alice")
     async with world.bot() as bot:
         bot.runner.record_retry_seconds = 0.05
-        refused = failing_to_record_predictions(bot, monkeypatch, times=None)
+        refused = refusing_transitions(bot, monkeypatch, JobStatus.RUNNING, times=None)
         world.comet.queue_outcome(Outcome(duration=30.0))  # still running when given up: its cancel stops it
         [sent] = await burst(world, guild, channel, 1, "down")
         [job] = (await ended(bot, [sent])).values()
