@@ -290,6 +290,9 @@ async def test_an_accepted_cometapi_key_goes_on_to_discord(refusing_discord, tmp
     assert [(r.method, r.route) for r in comet.requests] == [("GET", "get")]
     assert comet.predictions == {}
     assert "COMETAPI_KEY" not in out
+    # A start with nothing wrong warns of nothing (discord.py's warnings about voice libraries the bot never uses
+    # included): an operator's first warning is about their set-up.
+    assert [line for line in out.splitlines() if " WARNING " in line] == []
 
 
 async def test_an_unreachable_cometapi_is_a_warning_not_an_exit(refusing_discord, tmp_path):

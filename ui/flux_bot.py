@@ -105,6 +105,8 @@ class FluxBot(commands.AutoShardedBot):
         self.metrics = Metrics(settings.catalogue)
         self.lease = LeaseTerms(settings.lease_seconds)
         quiet_reconnects()
+        # The bot has no voice: discord.py's warnings that its voice libraries are missing would only alarm.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
