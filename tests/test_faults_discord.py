@@ -186,7 +186,9 @@ async def test_a_token_refused_on_the_result_upload_posts_it_through_the_channel
 
 async def test_replies_deleted_mid_job_cancel_those_jobs_only(world):
     guild, channel, _ = setup_guild(world, "alice")
-    world.comet.queue_outcome(Outcome(duration=2.0), times=2)  # the first two run while the others wait
+    # The first two run while the others wait, long enough that a deleted reply is seen (at an edit) while its
+    # prediction still runs, however busy the machine.
+    world.comet.queue_outcome(Outcome(duration=6.0), times=2)
     world.comet.default_outcome = Outcome(duration=0.3)
     async with world.bot(MAX_CONCURRENT_PREDICTIONS="2") as bot:
         sent = await burst(world, guild, channel, 5, "deleted")
